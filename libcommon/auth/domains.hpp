@@ -1,0 +1,31 @@
+// The local mail domains ([global] domains): the set of domains this server
+// delivers for. Case-insensitive; a trailing dot is ignored.
+// Trust: the list is admin-written; queried with untrusted domains.
+// Standards: RFC 5321 §2.4 (domains are case-insensitive).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace yubin::config {
+class Config;
+}
+
+namespace yubin::auth {
+
+class LocalDomains {
+ public:
+  LocalDomains() = default;
+  explicit LocalDomains(const std::vector<std::string>& domains);
+  static LocalDomains fromConfig(const config::Config& cfg);
+
+  bool contains(std::string_view domain) const;
+  // Lower-case, sorted, without duplicates.
+  const std::vector<std::string>& list() const { return domains_; }
+
+ private:
+  std::vector<std::string> domains_;
+};
+
+}  // namespace yubin::auth
