@@ -1,0 +1,126 @@
+// The on-disk formats of the queue, version 1: the message file (header,
+// envelope, message bytes) and the per-recipient state file. Byte-for-byte
+// description in docs/queue.md. Encoders are used by the writer; the
+// parsers are strict (unknown version, bad lengths, truncation, trailing
+// bytes, out-of-range values, control characters are all errors) and are
+// pure functions over bytes so the fuzz target can drive them directly.
+// Trust: files are written by mtad only, but the parsers treat them as
+// possibly corrupt (bit rot, a crash of a buggy older version, an admin's
+// editor). Every parse error carries errnum EBADMSG, which tells the caller
+// "quarantine this file" apart from an I/O error ("try again later").
+// Standards: the envelope carries RFC 5321 paths, RFC 3461 DSN parameters
+// (NOTIFY, ORCPT, RET, ENVID), RFC 6152 BODY and RFC 6531 SMTPUTF8.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+
+namespace yubin::queue {
+
+// Limits the parser enforces (and the writer refuses to exceed).
+inline constexpr size_t kMaxFieldSize = 4096;
+inline constexpr size_t kMaxRecipients = 100000;
+inline constexpr size_t kMaxEnvelopeSize = 16u << 20;
+
+// RFC 3461 RET.
+enum class Ret : uint8_t { Unspecified, Full, Headers };
+// RFC 6152 / RFC 3030 BODY.
+enum class BodyType : uint8_t { Unspecified, SevenBit, EightBitMime, BinaryMime };
+
+// RFC 3461 NOTIFY as a bit set; 0 means the client gave no NOTIFY, Never
+// excludes the others.
+inline constexpr uint8_t kNotifyNever = 1;
+inline constexpr uint8_t kNotifySuccess = 2;
+inline constexpr uint8_t kNotifyFailure = 4;
+inline constexpr uint8_t kNotifyDelay = 8;
+
+struct Recipient {
+  std::string address;  // forward-path without the angle brackets
+  uint8_t notify = 0;   // kNotify* bits
+  std::string orcpt;    // ORCPT parameter as received ("rfc822;<xtext>"), or empty
+
+  bool operator==(const Recipient&) const = default;
+};
+
+// Everything the queue keeps about a message besides its bytes. Text fields
+// must not contain control characters (0x00-0x1f, 0x7f) and are at most
+// kMaxFieldSize bytes; UTF-8 is fine (SMTPUTF8).
+struct Envelope {
+  std::string sender;       // reverse-path without angle brackets; empty for <>
+  bool nullSender = false;  // MAIL FROM:<>; must agree with sender.empty()
+  std::vector<Recipient> recipients;  // at least one
+  Ret ret = Ret::Unspecified;
+  std::string envid;  // ENVID as received (xtext), or empty
+  BodyType body = BodyType::Unspecified;
+  bool smtputf8 = false;
+  int64_t arrivalTime = 0;    // seconds since the epoch, >= 0
+  std::string clientAddress;  // e.g. "192.0.2.7" or "2001:db8::7"; empty for local
+  std::string heloName;       // as given in HELO/EHLO
+  std::string authUser;       // SASL authorisation identity, empty if none
+  // Bytes of message data. Set by the reader from the file header; ignored
+  // by the writer (it counts what is appended).
+  uint64_t size = 0;
+
+  bool operator==(const Envelope&) const = default;
+};
+
+// The fixed-size first line: "yubin-queue 1 <10-digit envelope length>
+// <20-digit message length>\n". Its last field is written as 'x' characters
+// and patched in place on commit.
+inline constexpr size_t kHeaderSize = 46;
+
+struct Header {
+  uint64_t envelopeSize = 0;
+  uint64_t messageSize = 0;
+  // Offset of the first message byte in the file.
+  uint64_t messageOffset() const { return kHeaderSize + envelopeSize; }
+};
+
+// Checks an envelope against the rules above. errnum EINVAL.
+Status validateEnvelope(const Envelope& env);
+
+// The header with the message length still unknown ('x' placeholders).
+std::string encodeHeaderPlaceholder(uint64_t envelopeSize);
+// The 20 digits that replace the placeholder, and where they go.
+std::string encodeMessageSize(uint64_t messageSize);
+inline constexpr uint64_t kMessageSizeOffset = kHeaderSize - 21;
+std::string encodeEnvelope(const Envelope& env);
+
+Result<Header> parseHeader(std::string_view bytes);  // exactly kHeaderSize bytes
+Result<Envelope> parseEnvelope(std::string_view bytes);
+// A whole file image: header, envelope, and checks that the message bytes
+// fill the rest exactly. Sets Envelope::size. Used by tests and the fuzzer.
+Result<Envelope> parseImage(std::string_view file);
+
+// Per-recipient delivery state, kept in state/<id> beside the message.
+enum class RcptStatus : uint8_t { Pending, Delivered, Deferred, Bounced, Held };
+const char* rcptStatusName(RcptStatus s);
+
+struct RcptState {
+  RcptStatus status = RcptStatus::Pending;
+  uint32_t attempts = 0;
+  int64_t lastAttempt = 0;  // seconds since the epoch; 0 = never tried
+  int64_t nextAttempt = 0;  // for Deferred: not before this time; 0 = now
+  // Last reply from the remote side (for Deferred and Bounced, also kept for
+  // Delivered). Stored on one line: encodeState replaces control characters
+  // by spaces and cuts it to kMaxFieldSize bytes.
+  std::string reply;
+
+  bool operator==(const RcptState&) const = default;
+};
+
+// One entry per envelope recipient, same order. A message without a state
+// file has every recipient Pending.
+struct MessageState {
+  std::vector<RcptState> rcpts;
+  bool operator==(const MessageState&) const = default;
+};
+
+std::string encodeState(const MessageState& state);
+Result<MessageState> parseState(std::string_view bytes);
+
+}  // namespace yubin::queue

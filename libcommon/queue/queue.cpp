@@ -1,0 +1,602 @@
+// The mail queue: writer, group committer, recovery, reader, state files;
+// see queue.hpp and docs/queue.md.
+#include "queue/queue.hpp"
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "base/fs.hpp"
+#include "base/log.hpp"
+
+namespace yubin::queue {
+namespace {
+
+// State files hold one record group per recipient; even kMaxRecipients
+// recipients with long replies stay well below this.
+constexpr size_t kMaxStateSize = 64u << 20;
+
+Error withContext(const std::string& what, const Error& e) { return Error{what + ": " + e.message, e.errnum}; }
+
+Status writeAllFs(Fs& fs, int fd, std::string_view data) {
+  while (!data.empty()) {
+    auto n = fs.write(fd, data.data(), data.size());
+    if (!n) return n.error();
+    if (*n == 0) return Error{"write: wrote nothing", EIO};
+    data.remove_prefix(std::min(*n, data.size()));
+  }
+  return {};
+}
+
+bool isTempStateName(const std::string& name) { return name.find(".tmp.") != std::string::npos; }
+
+}  // namespace
+
+const char* areaName(Area a) {
+  switch (a) {
+    case Area::Tmp: return "tmp";
+    case Area::Queue: return "queue";
+    case Area::Hold: return "hold";
+    case Area::Corrupt: return "corrupt";
+    case Area::State: return "state";
+  }
+  return "queue";
+}
+
+std::string areaPath(const std::string& spoolDir, Area a) { return spoolDir + "/" + areaName(a); }
+
+std::string filePath(const std::string& spoolDir, Area a, const QueueId& id) {
+  return areaPath(spoolDir, a) + "/" + id.str();
+}
+
+Result<std::string> readSpoolFile(Fs& fs, const std::string& path, size_t maxSize) {
+  auto fd = fs.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
+  if (!fd) {
+    if (fd.error().errnum == ELOOP) return Error{path + ": is a symbolic link", EBADMSG};
+    return fd.error();
+  }
+  struct stat st;
+  if (::fstat(fd->get(), &st) != 0) return errnoError("fstat " + path);
+  if (!S_ISREG(st.st_mode)) return Error{path + ": not a regular file", EBADMSG};
+  if (static_cast<uint64_t>(st.st_size) > maxSize) return Error{path + ": file too large", EBADMSG};
+  std::string out(static_cast<size_t>(st.st_size), '\0');
+  auto n = fs.pread(fd->get(), out.data(), out.size(), 0);
+  if (!n) return withContext(path, n.error());
+  out.resize(*n);
+  return out;
+}
+
+// ---------------------------------------------------------------- reading
+
+Result<QueueFile> QueueFile::open(const std::string& path, Fs& fs) {
+  auto fd = fs.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
+  if (!fd) {
+    if (fd.error().errnum == ELOOP) return Error{path + ": is a symbolic link", EBADMSG};
+    return fd.error();
+  }
+  struct stat st;
+  if (::fstat(fd->get(), &st) != 0) return errnoError("fstat " + path);
+  if (!S_ISREG(st.st_mode)) return Error{path + ": not a regular file", EBADMSG};
+  uint64_t fileSize = static_cast<uint64_t>(st.st_size);
+
+  std::string head(std::min<uint64_t>(fileSize, kHeaderSize), '\0');
+  auto n = fs.pread(fd->get(), head.data(), head.size(), 0);
+  if (!n) return withContext(path, n.error());
+  head.resize(*n);
+  auto header = parseHeader(head);
+  if (!header) return withContext(path, header.error());
+  if (fileSize - kHeaderSize < header->envelopeSize)
+    return Error{path + ": corrupt queue file: truncated envelope", EBADMSG};
+  std::string envBytes(static_cast<size_t>(header->envelopeSize), '\0');
+  n = fs.pread(fd->get(), envBytes.data(), envBytes.size(), kHeaderSize);
+  if (!n) return withContext(path, n.error());
+  if (*n != envBytes.size()) return Error{path + ": corrupt queue file: truncated envelope", EBADMSG};
+  auto env = parseEnvelope(envBytes);
+  if (!env) return withContext(path, env.error());
+  uint64_t rest = fileSize - header->messageOffset();
+  if (rest < header->messageSize) return Error{path + ": corrupt queue file: truncated message", EBADMSG};
+  if (rest > header->messageSize)
+    return Error{path + ": corrupt queue file: trailing bytes after the message", EBADMSG};
+  env->size = header->messageSize;
+  return QueueFile(std::move(*fd), &fs, std::move(*env), header->messageOffset());
+}
+
+Result<std::string> QueueFile::read(uint64_t offset, size_t n) const {
+  if (offset >= size()) return std::string();
+  n = static_cast<size_t>(std::min<uint64_t>(n, size() - offset));
+  std::string out(n, '\0');
+  auto got = fs_->pread(fd_.get(), out.data(), n, messageOffset_ + offset);
+  if (!got) return got.error();
+  if (*got != n) return Error{"corrupt queue file: message shrank while open", EBADMSG};
+  return out;
+}
+
+Result<std::string_view> QueueFile::Reader::next() {
+  if (offset_ >= file_->size()) return std::string_view();
+  auto chunk = file_->read(offset_, chunkSize_);
+  if (!chunk) return chunk.error();
+  buf_ = std::move(*chunk);
+  offset_ += buf_.size();
+  return std::string_view(buf_);
+}
+
+Result<MessageState> readState(Fs& fs, const std::string& spoolDir, const QueueId& id,
+                               size_t recipientCount) {
+  std::string path = filePath(spoolDir, Area::State, id);
+  auto bytes = readSpoolFile(fs, path, kMaxStateSize);
+  if (!bytes) {
+    if (bytes.error().errnum == ENOENT) {
+      MessageState fresh;
+      fresh.rcpts.resize(recipientCount);
+      return fresh;
+    }
+    return bytes.error();
+  }
+  auto st = parseState(*bytes);
+  if (!st) return withContext(path, st.error());
+  if (st->rcpts.size() != recipientCount)
+    return Error{path + ": corrupt state file: recipient count disagrees with the message", EBADMSG};
+  return st;
+}
+
+// ---------------------------------------------------------------- writing
+
+PendingMessage& PendingMessage::operator=(PendingMessage&& o) noexcept {
+  if (this != &o) {
+    abort();
+    queue_ = o.queue_;
+    id_ = std::move(o.id_);
+    fd_ = std::move(o.fd_);
+    buf_ = std::move(o.buf_);
+    bufferSize_ = o.bufferSize_;
+    size_ = o.size_;
+    error_ = std::move(o.error_);
+  }
+  return *this;
+}
+
+PendingMessage::~PendingMessage() { abort(); }
+
+void PendingMessage::abort() {
+  if (!fd_.valid()) return;
+  fd_.reset();
+  std::string tmp = queue_->path(Area::Tmp, *id_);
+  if (auto st = queue_->fs().unlink(tmp); !st && st.error().errnum != ENOENT)
+    YLOG_WARN("queue cannot remove aborted message id=%s error=\"%s\"", id_->str().c_str(),
+              st.error().message.c_str());
+}
+
+void PendingMessage::setError(Error e) {
+  if (!error_) error_ = std::move(e);
+}
+
+Status PendingMessage::flush() {
+  if (error_) return *error_;
+  if (buf_.empty()) return {};
+  auto st = writeAllFs(queue_->fs(), fd_.get(), buf_);
+  buf_.clear();
+  if (!st) {
+    setError(withContext("write " + queue_->path(Area::Tmp, *id_), st.error()));
+    return *error_;
+  }
+  return {};
+}
+
+Status PendingMessage::append(std::string_view data) {
+  if (!active()) return Error{"append to a message that is not open", EINVAL};
+  if (error_) return *error_;
+  size_ += data.size();
+  if (buf_.size() + data.size() <= bufferSize_) {
+    buf_.append(data);
+    return {};
+  }
+  if (auto st = flush(); !st) return st;
+  if (data.size() < bufferSize_) {
+    buf_.append(data);
+    return {};
+  }
+  if (auto st = writeAllFs(queue_->fs(), fd_.get(), data); !st) {
+    setError(withContext("write " + queue_->path(Area::Tmp, *id_), st.error()));
+    return *error_;
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------- committer
+
+struct CommitJob {
+  CommitTicket ticket = 0;
+  PendingMessage msg;
+  std::optional<Result<QueueId>> result;
+};
+
+class Committer {
+ public:
+  explicit Committer(Queue& q) : q_(q) {}
+  ~Committer();
+  Status start(event_base* base);
+  CommitTicket submit(PendingMessage&& msg, CommitCallback cb);
+  void cancel(CommitTicket t) { callbacks_.erase(t); }
+
+  // Makes a batch durable: per file write the rest, patch the size, fsync;
+  // then the renames; then one fsync of queue/. Fills every job's result.
+  static void runBatch(Queue& q, const std::vector<CommitJob*>& jobs);
+
+ private:
+  void workerMain();
+  static void onWake(evutil_socket_t fd, short what, void* arg);
+  void deliver();
+
+  Queue& q_;
+  UniqueFd wakeFd_;
+  CPtr<struct event, event_free> wakeEvent_;
+  std::thread worker_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<CommitJob>> jobs_;  // guarded by mu_
+  std::vector<std::unique_ptr<CommitJob>> done_;  // guarded by mu_
+  bool stopping_ = false;                         // guarded by mu_
+
+  // Loop thread only.
+  std::unordered_map<CommitTicket, CommitCallback> callbacks_;
+  CommitTicket nextTicket_ = 1;
+};
+
+void Committer::runBatch(Queue& q, const std::vector<CommitJob*>& jobs) {
+  Fs& fs = q.fs();
+  auto fail = [&](CommitJob* job, const Error& e) {
+    if (job->msg.id_) {
+      YLOG_ERROR("queue commit failed id=%s error=\"%s\"", job->msg.id_->str().c_str(), e.message.c_str());
+    }
+    job->msg.abort();  // closes and unlinks tmp/<id>
+    job->result = e;
+  };
+
+  // 1. Finish and fsync each file.
+  for (CommitJob* job : jobs) {
+    PendingMessage& m = job->msg;
+    if (!m.active()) {
+      job->result = Error{"commit of a message that is not open", EINVAL};
+      continue;
+    }
+    if (auto st = m.flush(); !st) {
+      fail(job, st.error());
+      continue;
+    }
+    std::string digits = encodeMessageSize(m.size_);
+    if (auto st = fs.pwrite(m.fd_.get(), digits.data(), digits.size(), kMessageSizeOffset); !st) {
+      fail(job, withContext("write header of " + m.id_->str(), st.error()));
+      continue;
+    }
+    if (auto st = fs.fsync(m.fd_.get()); !st) {
+      fail(job, withContext("fsync " + m.id_->str(), st.error()));
+      continue;
+    }
+  }
+  // 2. Rename into queue/: from here on the file is "ready".
+  std::vector<CommitJob*> renamed;
+  for (CommitJob* job : jobs) {
+    if (job->result) continue;
+    PendingMessage& m = job->msg;
+    if (auto st = fs.rename(q.path(Area::Tmp, *m.id_), q.path(Area::Queue, *m.id_)); !st) {
+      fail(job, st.error());
+      continue;
+    }
+    m.fd_.reset();  // committed: no longer ours to abort
+    renamed.push_back(job);
+  }
+  if (renamed.empty()) return;
+  // 3. One directory fsync makes every rename of the batch durable.
+  if (auto st = fs.fsyncDir(q.dir(Area::Queue)); !st) {
+    // The files are complete but may vanish in a crash. The clients will be
+    // told 4xx and retry, so remove them rather than deliver twice.
+    for (CommitJob* job : renamed) {
+      const QueueId& id = *job->msg.id_;
+      YLOG_ERROR("queue commit failed id=%s error=\"%s\"", id.str().c_str(), st.error().message.c_str());
+      if (auto u = fs.unlink(q.path(Area::Queue, id)); !u)
+        YLOG_ERROR("queue cannot remove unsynced message id=%s error=\"%s\"", id.str().c_str(),
+                   u.error().message.c_str());
+      job->result = withContext("fsync " + q.dir(Area::Queue), st.error());
+    }
+    return;
+  }
+  for (CommitJob* job : renamed) job->result = *job->msg.id_;
+}
+
+Status Committer::start(event_base* base) {
+  int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) return errnoError("eventfd");
+  wakeFd_.reset(fd);
+  wakeEvent_.reset(event_new(base, fd, EV_READ | EV_PERSIST, &Committer::onWake, this));
+  if (!wakeEvent_ || event_add(wakeEvent_.get(), nullptr) != 0) return Error{"event_add for the queue committer failed", 0};
+  worker_ = std::thread([this] { workerMain(); });
+  return {};
+}
+
+Committer::~Committer() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (worker_.joinable()) worker_.join();
+}
+
+CommitTicket Committer::submit(PendingMessage&& msg, CommitCallback cb) {
+  auto job = std::make_unique<CommitJob>();
+  job->ticket = nextTicket_++;
+  job->msg = std::move(msg);
+  CommitTicket t = job->ticket;
+  callbacks_.emplace(t, std::move(cb));
+  {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+  return t;
+}
+
+void Committer::workerMain() {
+  for (;;) {
+    std::vector<std::unique_ptr<CommitJob>> batch;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping, and nothing left to make durable
+      // Everything that arrived while the previous batch was being synced
+      // shares this batch's directory fsync.
+      while (!jobs_.empty() && batch.size() < q_.opts_.maxBatch) {
+        batch.push_back(std::move(jobs_.front()));
+        jobs_.pop_front();
+      }
+    }
+    std::vector<CommitJob*> ptrs;
+    for (auto& j : batch) ptrs.push_back(j.get());
+    runBatch(q_, ptrs);
+    {
+      std::lock_guard lock(mu_);
+      for (auto& j : batch) done_.push_back(std::move(j));
+    }
+    uint64_t one = 1;
+    // Cannot fail short of a counter overflow; a lost wakeup would only
+    // delay callbacks until the next one.
+    [[maybe_unused]] ssize_t w = ::write(wakeFd_.get(), &one, sizeof one);
+  }
+}
+
+void Committer::onWake(evutil_socket_t, short, void* arg) { static_cast<Committer*>(arg)->deliver(); }
+
+void Committer::deliver() {
+  uint64_t count;
+  [[maybe_unused]] ssize_t r = ::read(wakeFd_.get(), &count, sizeof count);
+  std::vector<std::unique_ptr<CommitJob>> done;
+  {
+    std::lock_guard lock(mu_);
+    done.swap(done_);
+  }
+  for (auto& job : done) {
+    auto it = callbacks_.find(job->ticket);
+    if (it == callbacks_.end()) continue;  // cancelled
+    CommitCallback cb = std::move(it->second);
+    callbacks_.erase(it);
+    cb(std::move(*job->result));
+  }
+}
+
+// ---------------------------------------------------------------- the queue
+
+Queue::Queue(QueueOptions opts) : opts_(std::move(opts)), ids_(opts_.pid) {}
+
+Queue::~Queue() { committer_.reset(); }
+
+Result<std::unique_ptr<Queue>> Queue::open(QueueOptions options) {
+  if (options.spoolDir.empty()) return Error{"queue: spool_dir is empty", EINVAL};
+  while (options.spoolDir.size() > 1 && options.spoolDir.back() == '/') options.spoolDir.pop_back();
+  if (!options.fs) options.fs = &realFs();
+  if (options.pid == 0) options.pid = static_cast<uint32_t>(::getpid());
+  if (options.writeBuffer == 0) options.writeBuffer = 64 * 1024;
+  if (options.maxBatch == 0) options.maxBatch = 1;
+  std::unique_ptr<Queue> q(new Queue(std::move(options)));
+  if (auto st = makeDirs(q->spoolDir(), 0700); !st) return st.error();
+  for (Area a : {Area::Tmp, Area::Queue, Area::Hold, Area::Corrupt, Area::State})
+    if (auto st = makeDirs(q->dir(a), 0700); !st) return st.error();
+  // A freshly made queue/ must itself be durable before anything committed
+  // into it can be.
+  if (auto st = q->fs().fsyncDir(q->spoolDir()); !st) return st.error();
+  if (auto st = q->recover(); !st) return st.error();
+  return q;
+}
+
+Status Queue::recover() {
+  Fs& fs = this->fs();
+  // tmp/: never committed, so no client got a 2xx for any of these.
+  auto tmp = fs.listDir(dir(Area::Tmp));
+  if (!tmp) return tmp.error();
+  for (const std::string& name : *tmp) {
+    if (auto st = fs.unlink(dir(Area::Tmp) + "/" + name); !st)
+      YLOG_WARN("queue cannot remove leftover file=tmp/%s error=\"%s\"", name.c_str(), st.error().message.c_str());
+  }
+  if (!tmp->empty()) YLOG_NOTICE("queue removed uncommitted leftovers count=%zu", tmp->size());
+
+  std::set<std::string> messages;
+  for (Area a : {Area::Queue, Area::Hold}) {
+    auto names = fs.listDir(dir(a));
+    if (!names) return names.error();
+    for (const std::string& name : *names) {
+      if (QueueId::valid(name)) {
+        messages.insert(name);
+        continue;
+      }
+      std::string from = dir(a) + "/" + name;
+      std::string to = dir(Area::Corrupt) + "/" + name;
+      auto st = fs.rename(from, to);
+      YLOG_WARN("queue file with a foreign name moved aside file=%s/%s ok=%s", areaName(a), name.c_str(),
+                st ? "yes" : st.error().message.c_str());
+    }
+  }
+  auto states = fs.listDir(dir(Area::State));
+  if (!states) return states.error();
+  for (const std::string& name : *states) {
+    std::string path = dir(Area::State) + "/" + name;
+    if (QueueId::valid(name)) {
+      if (messages.count(name)) continue;
+      // The message was removed and the crash came before its state file
+      // went (remove() deletes the message first).
+      YLOG_INFO("queue removing orphan state file id=%s", name.c_str());
+      (void)fs.unlink(path);
+    } else if (isTempStateName(name)) {
+      (void)fs.unlink(path);  // an atomicWrite interrupted by a crash
+    } else {
+      (void)fs.rename(path, dir(Area::Corrupt) + "/" + name);
+      YLOG_WARN("queue state file with a foreign name moved aside file=state/%s", name.c_str());
+    }
+  }
+  return {};
+}
+
+Status Queue::attachLoop(event_base* base) {
+  if (committer_) fatal("Queue::attachLoop called twice");
+  auto c = std::make_unique<Committer>(*this);
+  if (auto st = c->start(base); !st) return st;
+  committer_ = std::move(c);
+  return {};
+}
+
+Result<PendingMessage> Queue::begin(const Envelope& env) {
+  if (auto st = validateEnvelope(env); !st) return st.error();
+  std::string envBytes = encodeEnvelope(env);
+  if (envBytes.size() > kMaxEnvelopeSize) return Error{"invalid envelope: too large", EINVAL};
+  for (int attempt = 0;; ++attempt) {
+    QueueId id = ids_.next();
+    std::string tmp = path(Area::Tmp, id);
+    auto fd = fs().open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+    if (!fd) {
+      // Another writer with the same pid bits in the same microsecond.
+      if (fd.error().errnum == EEXIST && attempt < 8) continue;
+      return fd.error();
+    }
+    PendingMessage m;
+    m.queue_ = this;
+    m.id_ = id;
+    m.fd_ = std::move(*fd);
+    m.bufferSize_ = opts_.writeBuffer;
+    m.buf_.reserve(std::max(opts_.writeBuffer, kHeaderSize + envBytes.size()));
+    m.buf_ = encodeHeaderPlaceholder(envBytes.size());
+    m.buf_ += envBytes;
+    return m;
+  }
+}
+
+CommitTicket Queue::commit(PendingMessage&& msg, CommitCallback callback) {
+  if (!committer_) fatal("Queue::commit without attachLoop");
+  return committer_->submit(std::move(msg), std::move(callback));
+}
+
+void Queue::cancelCallback(CommitTicket ticket) {
+  if (committer_) committer_->cancel(ticket);
+}
+
+Result<QueueId> Queue::commitNow(PendingMessage&& msg) {
+  CommitJob job;
+  job.msg = std::move(msg);
+  Committer::runBatch(*this, {&job});
+  return std::move(*job.result);
+}
+
+Result<std::vector<QueueId>> Queue::scan(Area area) const {
+  auto names = fs().listDir(dir(area));
+  if (!names) return names.error();
+  std::vector<QueueId> ids;
+  for (const std::string& n : *names)
+    if (auto id = QueueId::parse(n)) ids.push_back(std::move(*id));
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+Result<QueueFile> Queue::openMessage(const QueueId& id, Area area) const {
+  return QueueFile::open(path(area, id), fs());
+}
+
+Result<QueueFile> Queue::load(const QueueId& id, Area area) {
+  auto f = openMessage(id, area);
+  if (!f && f.error().errnum == EBADMSG) {
+    YLOG_WARN("queue file is corrupt id=%s error=\"%s\"", id.str().c_str(), f.error().message.c_str());
+    if (auto st = quarantine(id); !st)
+      YLOG_ERROR("queue cannot quarantine id=%s error=\"%s\"", id.str().c_str(), st.error().message.c_str());
+  }
+  return f;
+}
+
+Status Queue::quarantine(const QueueId& id) {
+  Fs& fs = this->fs();
+  std::string target = path(Area::Corrupt, id);
+  Status moved = Error{"no such message " + id.str(), ENOENT};
+  for (Area a : {Area::Queue, Area::Hold}) {
+    moved = fs.rename(path(a, id), target);
+    if (moved.ok() || moved.error().errnum != ENOENT) break;
+  }
+  if (!moved && moved.error().errnum == EEXIST) {
+    // Quarantined before under the same name: keep both.
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    target += "." + std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(now).count());
+    for (Area a : {Area::Queue, Area::Hold}) {
+      moved = fs.rename(path(a, id), target);
+      if (moved.ok() || moved.error().errnum != ENOENT) break;
+    }
+  }
+  if (!moved) return moved;
+  if (auto st = fs.rename(path(Area::State, id), target + ".state"); !st && st.error().errnum != ENOENT)
+    YLOG_WARN("queue cannot quarantine state file id=%s error=\"%s\"", id.str().c_str(), st.error().message.c_str());
+  YLOG_WARN("queue file quarantined id=%s file=%s", id.str().c_str(), target.c_str());
+  return fs.fsyncDir(dir(Area::Corrupt));
+}
+
+Result<MessageState> Queue::loadState(const QueueId& id, size_t recipientCount) const {
+  return readState(fs(), spoolDir(), id, recipientCount);
+}
+
+Status Queue::saveState(const QueueId& id, const MessageState& state) {
+  std::string bytes = encodeState(state);
+  if (bytes.size() > kMaxStateSize) return Error{"state of " + id.str() + " too large", EFBIG};
+  return atomicWrite(path(Area::State, id), bytes, 0600);
+}
+
+Status Queue::remove(const QueueId& id) {
+  Fs& fs = this->fs();
+  Status removed = Error{"no such message " + id.str(), ENOENT};
+  for (Area a : {Area::Queue, Area::Hold}) {
+    removed = fs.unlink(path(a, id));
+    if (removed) {
+      // The message must be gone for good before its state goes, or a crash
+      // could leave it with no state and deliver it again to everyone.
+      if (auto st = fs.fsyncDir(dir(a)); !st) return st;
+      break;
+    }
+    if (removed.error().errnum != ENOENT) return removed;
+  }
+  // Also done when the message was already gone (a crash inside remove()).
+  if (auto st = fs.unlink(path(Area::State, id)); !st && st.error().errnum != ENOENT) return st;
+  return removed;
+}
+
+Status Queue::moveBetween(const QueueId& id, Area from, Area to) {
+  if (auto st = fs().rename(path(from, id), path(to, id)); !st) return st;
+  if (auto st = fs().fsyncDir(dir(to)); !st) return st;
+  return fs().fsyncDir(dir(from));
+}
+
+Status Queue::hold(const QueueId& id) { return moveBetween(id, Area::Queue, Area::Hold); }
+Status Queue::release(const QueueId& id) { return moveBetween(id, Area::Hold, Area::Queue); }
+
+}  // namespace yubin::queue

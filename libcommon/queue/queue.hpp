@@ -1,0 +1,237 @@
+// The mail queue: mtad's durable store (layout in docs/queue.md).
+//
+// Owns: the spool folders (tmp/, queue/, hold/, corrupt/, state/), writing
+// messages (Queue::begin -> PendingMessage::append -> Queue::commit), the
+// group committer that makes them durable, startup recovery, reading
+// messages back (QueueFile), the per-recipient state files and removal.
+//
+// The guarantee: a commit callback reports success only after the message
+// file has been fsync'd, renamed from tmp/ into queue/, and queue/ has been
+// fsync'd. Only then may mtad answer 250 to the end of DATA. Several
+// sessions that commit at the same moment share one directory fsync (group
+// commit) without weakening that guarantee for any of them.
+//
+// Threads: a Queue is used from one thread (the event loop thread) except
+// for its committer's worker thread, which only touches the jobs handed to
+// it and the Fs. Callbacks run on the loop thread, never inside commit().
+//
+// Trust: runs as yubin-mta. Files in the spool are written by mtad only, but
+// the reader treats them as possibly corrupt: a file that does not parse is
+// moved to corrupt/ (quarantine), never retried in a loop, never a crash.
+#pragma once
+
+#include <event2/event.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+#include "base/unique_fd.hpp"
+#include "queue/format.hpp"
+#include "queue/fs.hpp"
+#include "queue/queue_id.hpp"
+
+namespace yubin::queue {
+
+// The folders under spool_dir. A message's queue state is the folder it is in;
+// changing state is a rename.
+enum class Area { Tmp, Queue, Hold, Corrupt, State };
+const char* areaName(Area a);  // "tmp", "queue", "hold", "corrupt", "state"
+std::string areaPath(const std::string& spoolDir, Area a);
+std::string filePath(const std::string& spoolDir, Area a, const QueueId& id);
+
+// Reads a small file without following a symlink or blocking on a FIFO, and
+// only if it is a regular file (errnum EBADMSG otherwise). ENOENT is passed
+// through. Safe for the admin CLI reading a spool owned by another user.
+Result<std::string> readSpoolFile(Fs& fs, const std::string& path, size_t maxSize);
+
+// A committed message opened for reading: the parsed envelope and access to
+// the message bytes by offset, without loading them into memory.
+class QueueFile {
+ public:
+  // Parses strictly. A format problem is an Error with errnum EBADMSG (the
+  // caller quarantines); anything else (ENOENT, EIO, EMFILE) is an I/O error.
+  static Result<QueueFile> open(const std::string& path, Fs& fs = realFs());
+
+  const Envelope& envelope() const { return envelope_; }
+  // Bytes of message data (also envelope().size).
+  uint64_t size() const { return envelope_.size; }
+  // Where the message data starts in the file (for sendfile and the like).
+  uint64_t messageOffset() const { return messageOffset_; }
+  int fd() const { return fd_.get(); }
+
+  // Up to n bytes of message data from offset (relative to the message
+  // start); fewer only at the end. A file that shrank is EBADMSG.
+  Result<std::string> read(uint64_t offset, size_t n) const;
+  // Whole message: for tests and small messages only.
+  Result<std::string> readAll() const { return read(0, static_cast<size_t>(size())); }
+
+  // Walks the message data in chunks of at most chunkSize bytes.
+  class Reader {
+   public:
+    // The next chunk; an empty view at the end. The view stays valid until
+    // the next call.
+    Result<std::string_view> next();
+
+   private:
+    friend class QueueFile;
+    Reader(const QueueFile* file, size_t chunkSize) : file_(file), chunkSize_(chunkSize) {}
+    const QueueFile* file_;
+    size_t chunkSize_;
+    uint64_t offset_ = 0;
+    std::string buf_;
+  };
+  Reader reader(size_t chunkSize = 65536) const { return Reader(this, chunkSize); }
+
+ private:
+  QueueFile(UniqueFd fd, Fs* fs, Envelope env, uint64_t messageOffset)
+      : fd_(std::move(fd)), fs_(fs), envelope_(std::move(env)), messageOffset_(messageOffset) {}
+  UniqueFd fd_;
+  Fs* fs_;
+  Envelope envelope_;
+  uint64_t messageOffset_;
+};
+
+// Reads state/<id> of a message with recipientCount recipients. A missing
+// file means "every recipient pending". A file that does not parse or whose
+// count disagrees is EBADMSG. Read-only: used by the queue and by yubinctl.
+Result<MessageState> readState(Fs& fs, const std::string& spoolDir, const QueueId& id,
+                               size_t recipientCount);
+
+class Queue;
+
+// A message being written to tmp/<id>. Move-only. Destroying it without a
+// commit aborts it (the tmp file is removed).
+class PendingMessage {
+ public:
+  PendingMessage() = default;
+  PendingMessage(PendingMessage&&) noexcept = default;
+  PendingMessage& operator=(PendingMessage&& o) noexcept;
+  PendingMessage(const PendingMessage&) = delete;
+  PendingMessage& operator=(const PendingMessage&) = delete;
+  ~PendingMessage();
+
+  // False once committed, aborted or moved from.
+  bool active() const { return fd_.valid(); }
+  const QueueId& id() const { return *id_; }
+  // Message bytes appended so far.
+  uint64_t size() const { return size_; }
+
+  // Appends message bytes (CRLF line endings as received, Received: header
+  // included). Buffered; a write error (ENOSPC, EIO) is returned here or at
+  // commit, and sticks: every later append and the commit report it too.
+  Status append(std::string_view data);
+  // Removes the tmp file. Idempotent.
+  void abort();
+
+ private:
+  friend class Queue;
+  friend class Committer;
+  Status flush();
+  void setError(Error e);
+
+  Queue* queue_ = nullptr;
+  std::optional<QueueId> id_;
+  UniqueFd fd_;
+  std::string buf_;
+  size_t bufferSize_ = 0;
+  uint64_t size_ = 0;
+  std::optional<Error> error_;
+};
+
+struct QueueOptions {
+  std::string spoolDir;
+  Fs* fs = nullptr;         // null: realFs()
+  uint32_t pid = 0;         // for queue IDs; 0: getpid()
+  size_t writeBuffer = 64 * 1024;
+  size_t maxBatch = 256;    // commits made durable by one directory fsync, at most
+};
+
+using CommitCallback = std::function<void(Result<QueueId>)>;
+using CommitTicket = uint64_t;
+
+class Committer;
+
+class Queue {
+ public:
+  // Creates the folders (mode 0700) if needed, then recovers: removes
+  // leftovers in tmp/ (never committed: their sessions got no 2xx), moves
+  // files with names that are not queue IDs out of queue/ and hold/ into
+  // corrupt/, and removes state files whose message is gone (see
+  // docs/queue.md, "Crash windows").
+  static Result<std::unique_ptr<Queue>> open(QueueOptions options);
+  // Stops the committer: queued commits are still made durable, but their
+  // callbacks are dropped. Destroy the Queue before the event_base.
+  ~Queue();
+  Queue(const Queue&) = delete;
+  Queue& operator=(const Queue&) = delete;
+
+  const std::string& spoolDir() const { return opts_.spoolDir; }
+  Fs& fs() const { return *opts_.fs; }
+
+  // Starts the group committer, reporting completions on base's thread
+  // (an eventfd registered on base). Call once, before commit().
+  Status attachLoop(event_base* base);
+
+  // Creates tmp/<new id> (O_EXCL) and stages the header and envelope.
+  // The envelope is validated (EINVAL); env.size is ignored.
+  Result<PendingMessage> begin(const Envelope& env);
+
+  // Hands the message to the committer. callback runs later on the loop
+  // thread with the ID once the message is durable in queue/, or with an
+  // Error (then nothing of it remains in tmp/ or queue/). Never runs inside
+  // commit(). The message may be one whose append failed: the callback then
+  // gets that error. Requires attachLoop().
+  CommitTicket commit(PendingMessage&& msg, CommitCallback callback);
+  // The callback of this commit will not run (the session went away); the
+  // commit itself goes on. Unknown or finished tickets are ignored.
+  void cancelCallback(CommitTicket ticket);
+  // The same work done on the calling thread, for tools and tests.
+  Result<QueueId> commitNow(PendingMessage&& msg);
+
+  // Committed message IDs in an area (Queue or Hold), oldest first.
+  // Names that are not IDs are skipped.
+  Result<std::vector<QueueId>> scan(Area area = Area::Queue) const;
+
+  // Opens queue/<id> (or hold/<id>). Pure read: see load() for quarantine.
+  Result<QueueFile> openMessage(const QueueId& id, Area area = Area::Queue) const;
+  // openMessage, and if the file is corrupt (EBADMSG) it is quarantined
+  // before the error is returned, so it is never tried again.
+  Result<QueueFile> load(const QueueId& id, Area area = Area::Queue);
+  // Moves the message (from queue/ or hold/) and its state file into
+  // corrupt/ (<id> and <id>.state).
+  Status quarantine(const QueueId& id);
+
+  // Per-recipient state, see readState. saveState replaces state/<id> with
+  // atomicWrite (durable when it returns).
+  Result<MessageState> loadState(const QueueId& id, size_t recipientCount) const;
+  Status saveState(const QueueId& id, const MessageState& state);
+
+  // Deletes the message (from queue/ or hold/) and then its state file.
+  // Order and crash windows: docs/queue.md.
+  Status remove(const QueueId& id);
+  // Admin hold: queue/<id> -> hold/<id> and back. The state file stays.
+  Status hold(const QueueId& id);
+  Status release(const QueueId& id);
+
+ private:
+  friend class PendingMessage;
+  friend class Committer;
+  explicit Queue(QueueOptions opts);
+  Status recover();
+  Status moveBetween(const QueueId& id, Area from, Area to);
+  std::string path(Area a, const QueueId& id) const { return filePath(opts_.spoolDir, a, id); }
+  std::string dir(Area a) const { return areaPath(opts_.spoolDir, a); }
+
+  QueueOptions opts_;
+  IdGenerator ids_;
+  std::unique_ptr<Committer> committer_;
+};
+
+}  // namespace yubin::queue

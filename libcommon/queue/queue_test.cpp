@@ -1,0 +1,598 @@
+// Unit tests for the queue: write + commit + scan + read back, group commit
+// on an event loop, injected ENOSPC/EIO at every step, restart recovery,
+// quarantine of corrupt files, state files, remove, hold and release.
+#include <catch2/catch.hpp>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <random>
+
+#include "base/fs.hpp"
+#include "base/unique_fd.hpp"
+#include "queue/queue.hpp"
+#include "queue/test_util.hpp"
+
+using namespace yubin;
+using namespace yubin::queue;
+using namespace yubin::queue::testing;
+
+namespace {
+
+Envelope envelope(const std::string& sender = "alice@example.org", int rcpts = 1) {
+  Envelope env;
+  env.sender = sender;
+  env.nullSender = sender.empty();
+  for (int i = 0; i < rcpts; ++i) env.recipients.push_back({"rcpt" + std::to_string(i) + "@example.net", 0, ""});
+  env.arrivalTime = 1700000000;
+  env.clientAddress = "192.0.2.7";
+  env.heloName = "client.example";
+  return env;
+}
+
+std::unique_ptr<Queue> openQueue(const std::string& dir, Fs* fs = nullptr, size_t writeBuffer = 0) {
+  QueueOptions o;
+  o.spoolDir = dir;
+  o.fs = fs;
+  if (writeBuffer) o.writeBuffer = writeBuffer;
+  auto q = Queue::open(o);
+  REQUIRE(q.ok());
+  return std::move(*q);
+}
+
+std::string randomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+std::string slurp(const std::string& path) {
+  auto r = readFile(path, 1u << 30);
+  REQUIRE(r.ok());
+  return *r;
+}
+
+void writeRaw(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// Runs base until done() or a generous deadline (a failure, not a sleep).
+void runUntil(event_base* base, const std::function<bool()>& done) {
+  bool timedOut = false;
+  auto onTimeout = [](evutil_socket_t, short, void* arg) { *static_cast<bool*>(arg) = true; };
+  CPtr<struct event, event_free> timer(evtimer_new(base, onTimeout, &timedOut));
+  timeval tv{60, 0};
+  evtimer_add(timer.get(), &tv);
+  while (!done() && !timedOut) event_base_loop(base, EVLOOP_ONCE);
+  REQUIRE_FALSE(timedOut);
+}
+
+using EventBasePtr = CPtr<event_base, event_base_free>;
+
+}  // namespace
+
+TEST_CASE("write, commitNow, scan and read back byte for byte") {
+  TempDir tmp;
+  auto q = openQueue(tmp.path(), nullptr, 4096);
+  for (const char* d : {"tmp", "queue", "hold", "corrupt", "state"}) {
+    struct stat st;
+    REQUIRE(::stat((tmp.path() + "/" + d).c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0700);
+  }
+
+  std::string big = randomBytes(1 << 20, 1);
+  std::string crlf;
+  for (int i = 0; i < 1000; ++i) crlf += "Line " + std::to_string(i) + " \xe2\x82\xac\r\n";
+  std::vector<std::string> bodies = {"", "x", crlf, big};
+  std::vector<QueueId> ids;
+  for (const std::string& body : bodies) {
+    auto m = q->begin(envelope());
+    REQUIRE(m.ok());
+    // Stream it in uneven pieces, some larger than the write buffer.
+    size_t pos = 0, step = 1;
+    while (pos < body.size()) {
+      size_t n = std::min(step, body.size() - pos);
+      REQUIRE(m->append(std::string_view(body).substr(pos, n)).ok());
+      pos += n;
+      step = step * 3 + 1;
+    }
+    CHECK(m->size() == body.size());
+    auto id = q->commitNow(std::move(*m));
+    REQUIRE(id.ok());
+    ids.push_back(*id);
+  }
+  CHECK(listNames(tmp.path() + "/tmp").empty());
+  auto scanned = q->scan();
+  REQUIRE(scanned.ok());
+  CHECK(*scanned == ids);  // oldest first
+
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    auto f = q->openMessage(ids[i]);
+    REQUIRE(f.ok());
+    CHECK(f->size() == bodies[i].size());
+    Envelope expect = envelope();
+    expect.size = bodies[i].size();
+    CHECK(f->envelope() == expect);
+    auto all = f->readAll();
+    REQUIRE(all.ok());
+    CHECK(*all == bodies[i]);
+    // Chunked, as a delivery agent would stream it.
+    std::string joined;
+    auto r = f->reader(10000);
+    for (;;) {
+      auto chunk = r.next();
+      REQUIRE(chunk.ok());
+      if (chunk->empty()) break;
+      CHECK(chunk->size() <= 10000);
+      joined += *chunk;
+    }
+    CHECK(joined == bodies[i]);
+    // By offset.
+    if (bodies[i].size() > 100) {
+      auto part = f->read(50, 30);
+      REQUIRE(part.ok());
+      CHECK(*part == bodies[i].substr(50, 30));
+      auto tail = f->read(bodies[i].size() - 5, 100);
+      REQUIRE(tail.ok());
+      CHECK(*tail == bodies[i].substr(bodies[i].size() - 5));
+    }
+    CHECK(f->read(bodies[i].size(), 10)->empty());
+    // The file on disk is exactly header + envelope + message.
+    std::string onDisk = slurp(tmp.path() + "/queue/" + ids[i].str());
+    CHECK(onDisk.size() == f->messageOffset() + bodies[i].size());
+    CHECK(onDisk.substr(f->messageOffset()) == bodies[i]);
+    struct stat st;
+    REQUIRE(::stat((tmp.path() + "/queue/" + ids[i].str()).c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+  }
+}
+
+TEST_CASE("abort and destruction remove the tmp file; begin validates") {
+  TempDir tmp;
+  auto q = openQueue(tmp.path());
+  {
+    auto m = q->begin(envelope());
+    REQUIRE(m.ok());
+    REQUIRE(m->append("data").ok());
+    CHECK(listNames(tmp.path() + "/tmp") == std::vector<std::string>{m->id().str()});
+    m->abort();
+    CHECK_FALSE(m->active());
+    CHECK(listNames(tmp.path() + "/tmp").empty());
+    CHECK_FALSE(m->append("more").ok());
+    m->abort();  // idempotent
+  }
+  {
+    auto m = q->begin(envelope());
+    REQUIRE(m.ok());
+    CHECK(listNames(tmp.path() + "/tmp").size() == 1);
+  }
+  CHECK(listNames(tmp.path() + "/tmp").empty());
+  {
+    // Moving over an active message aborts the old one.
+    auto a = q->begin(envelope());
+    auto b = q->begin(envelope());
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    CHECK(listNames(tmp.path() + "/tmp").size() == 2);
+    *a = std::move(*b);
+    CHECK(listNames(tmp.path() + "/tmp").size() == 1);
+  }
+  Envelope bad = envelope();
+  bad.recipients.clear();
+  auto m = q->begin(bad);
+  REQUIRE_FALSE(m.ok());
+  CHECK(m.error().errnum == EINVAL);
+  CHECK(listNames(tmp.path() + "/tmp").empty());
+  CHECK(listNames(tmp.path() + "/queue").empty());
+}
+
+TEST_CASE("short writes are completed") {
+  TempDir tmp;
+  FaultFs fs;
+  fs.setMaxWrite(7);
+  auto q = openQueue(tmp.path(), &fs, 100);
+  std::string body = randomBytes(5000, 2);
+  auto m = q->begin(envelope());
+  REQUIRE(m.ok());
+  REQUIRE(m->append(body.substr(0, 2000)).ok());
+  REQUIRE(m->append(body.substr(2000)).ok());
+  auto id = q->commitNow(std::move(*m));
+  REQUIRE(id.ok());
+  CHECK(*q->openMessage(*id)->readAll() == body);
+}
+
+TEST_CASE("group commit: concurrent commits on one event_base share directory fsyncs") {
+  TempDir tmp;
+  FaultFs fs;
+  EventBasePtr base(event_base_new());
+  auto q = openQueue(tmp.path(), &fs);
+  REQUIRE(q->attachLoop(base.get()).ok());
+
+  const int n = 200;
+  // Hold the first file fsync so the other commits pile up behind it, as
+  // they do under load when fsync takes milliseconds.
+  fs.closeGate();
+  int dirFsyncsBefore = fs.calls(Op::FsyncDir);
+  std::map<std::string, std::string> expected;  // id -> body
+  std::vector<std::string> committed;
+  int done = 0;
+  for (int i = 0; i < n; ++i) {
+    auto m = q->begin(envelope("s" + std::to_string(i) + "@example.org"));
+    REQUIRE(m.ok());
+    std::string body = "Message " + std::to_string(i) + "\r\n" + randomBytes(static_cast<size_t>(i) * 37, static_cast<uint32_t>(i));
+    REQUIRE(m->append(body).ok());
+    expected[m->id().str()] = body;
+    q->commit(std::move(*m), [&](Result<QueueId> r) {
+      REQUIRE(r.ok());
+      // The guarantee: when the callback runs, the file is in queue/.
+      CHECK(::access((tmp.path() + "/queue/" + r->str()).c_str(), F_OK) == 0);
+      committed.push_back(r->str());
+      ++done;
+    });
+  }
+  CHECK(done == 0);  // never inside commit()
+  fs.openGate();
+  runUntil(base.get(), [&] { return done == n; });
+
+  int dirFsyncs = fs.calls(Op::FsyncDir) - dirFsyncsBefore;
+  INFO("directory fsyncs: " << dirFsyncs << " for " << n << " messages");
+  CHECK(dirFsyncs >= 1);
+  CHECK(dirFsyncs < n);
+  CHECK(dirFsyncs <= 3);  // the held one, then the rest in one or two batches (maxBatch 256)
+  CHECK(fs.calls(Op::Fsync) == n);
+
+  auto ids = q->scan();
+  REQUIRE(ids.ok());
+  REQUIRE(ids->size() == static_cast<size_t>(n));
+  for (const QueueId& id : *ids) {
+    auto f = q->openMessage(id);
+    REQUIRE(f.ok());
+    CHECK(*f->readAll() == expected[id.str()]);
+  }
+  CHECK(listNames(tmp.path() + "/tmp").empty());
+  q.reset();  // before the event_base
+}
+
+TEST_CASE("group commit: sessions that commit again from their callbacks") {
+  TempDir tmp;
+  FaultFs fs;
+  EventBasePtr base(event_base_new());
+  auto q = openQueue(tmp.path(), &fs);
+  REQUIRE(q->attachLoop(base.get()).ok());
+  const int sessions = 8, perSession = 25;
+  int done = 0;
+  std::function<void(int, int)> next = [&](int s, int k) {
+    if (k == perSession) return;
+    auto m = q->begin(envelope());
+    REQUIRE(m.ok());
+    REQUIRE(m->append("session " + std::to_string(s) + " message " + std::to_string(k) + "\r\n").ok());
+    q->commit(std::move(*m), [&, s, k](Result<QueueId> r) {
+      REQUIRE(r.ok());
+      ++done;
+      next(s, k + 1);
+    });
+  };
+  for (int s = 0; s < sessions; ++s) next(s, 0);
+  runUntil(base.get(), [&] { return done == sessions * perSession; });
+  CHECK(q->scan()->size() == static_cast<size_t>(sessions * perSession));
+  CHECK(fs.calls(Op::FsyncDir) <= sessions * perSession + 1);
+  q.reset();
+}
+
+TEST_CASE("a cancelled callback does not run, the commit still happens") {
+  TempDir tmp;
+  EventBasePtr base(event_base_new());
+  auto q = openQueue(tmp.path());
+  REQUIRE(q->attachLoop(base.get()).ok());
+  bool cancelledRan = false;
+  int done = 0;
+  auto a = q->begin(envelope());
+  auto b = q->begin(envelope());
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CommitTicket t = q->commit(std::move(*a), [&](Result<QueueId>) { cancelledRan = true; });
+  q->commit(std::move(*b), [&](Result<QueueId> r) {
+    CHECK(r.ok());
+    ++done;
+  });
+  q->cancelCallback(t);
+  q->cancelCallback(12345);  // unknown: ignored
+  runUntil(base.get(), [&] { return done == 1; });
+  // Callbacks come back in batch order, so a's result was delivered (and
+  // dropped) no later than b's.
+  CHECK_FALSE(cancelledRan);
+  CHECK(q->scan()->size() == 2);
+  q.reset();
+}
+
+TEST_CASE("injected errors at each step: error callback, nothing left in queue/ or tmp/") {
+  struct Case {
+    const char* name;
+    Op op;
+    int nth;
+    size_t bodySize;  // > write buffer: the error shows at append
+    bool failsAtAppend;
+  };
+  auto c = GENERATE(Case{"write at commit", Op::Write, 1, 10, false},
+                    Case{"write at append", Op::Write, 1, 300000, true},
+                    Case{"second write at append", Op::Write, 2, 300000, true},
+                    Case{"header patch", Op::Pwrite, 1, 10, false},
+                    Case{"file fsync", Op::Fsync, 1, 10, false},
+                    Case{"rename", Op::Rename, 1, 10, false},
+                    Case{"directory fsync", Op::FsyncDir, 1, 10, false});
+  auto err = GENERATE(ENOSPC, EIO);
+  bool async = GENERATE(false, true);
+  CAPTURE(c.name, err, async);
+
+  TempDir tmp;
+  FaultFs fs;
+  EventBasePtr base(event_base_new());
+  auto q = openQueue(tmp.path(), &fs);
+  if (async) REQUIRE(q->attachLoop(base.get()).ok());
+  auto m = q->begin(envelope());
+  REQUIRE(m.ok());
+  fs.failAt(c.op, c.nth, err);
+  std::string body(c.bodySize, 'a');
+  // Append in two halves so "second write" is reached.
+  auto st1 = m->append(std::string_view(body).substr(0, body.size() / 2));
+  auto st2 = m->append(std::string_view(body).substr(body.size() / 2));
+  if (c.failsAtAppend) {
+    CHECK_FALSE((st1.ok() && st2.ok()));
+    // The error sticks.
+    CHECK_FALSE(m->append("more").ok());
+  } else {
+    CHECK(st1.ok());
+    CHECK(st2.ok());
+  }
+  std::optional<Result<QueueId>> result;
+  if (async) {
+    q->commit(std::move(*m), [&](Result<QueueId> r) { result = std::move(r); });
+    runUntil(base.get(), [&] { return result.has_value(); });
+  } else {
+    result = q->commitNow(std::move(*m));
+  }
+  REQUIRE_FALSE(result->ok());
+  CHECK(result->error().errnum == err);
+  CHECK(listNames(tmp.path() + "/queue").empty());
+  CHECK(listNames(tmp.path() + "/tmp").empty());
+
+  // The queue still works once the disk does.
+  fs.clearFaults();
+  auto m2 = q->begin(envelope());
+  REQUIRE(m2.ok());
+  REQUIRE(m2->append("ok\r\n").ok());
+  REQUIRE(q->commitNow(std::move(*m2)).ok());
+  CHECK(listNames(tmp.path() + "/queue").size() == 1);
+  q.reset();
+}
+
+TEST_CASE("a failed directory fsync fails the whole batch and removes its files") {
+  TempDir tmp;
+  FaultFs fs;
+  EventBasePtr base(event_base_new());
+  auto q = openQueue(tmp.path(), &fs);
+  REQUIRE(q->attachLoop(base.get()).ok());
+  fs.closeGate();
+  fs.failAt(Op::FsyncDir, 2, EIO);  // the second batch
+  int ok = 0, failed = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto m = q->begin(envelope());
+    REQUIRE(m.ok());
+    q->commit(std::move(*m), [&](Result<QueueId> r) { r.ok() ? ++ok : ++failed; });
+  }
+  fs.openGate();
+  runUntil(base.get(), [&] { return ok + failed == 10; });
+  CHECK(failed >= 1);
+  CHECK(q->scan()->size() == static_cast<size_t>(ok));
+  CHECK(listNames(tmp.path() + "/tmp").empty());
+  q.reset();
+}
+
+TEST_CASE("an ID collision never overwrites a committed message") {
+  TempDir tmp;
+  auto q = openQueue(tmp.path());
+  auto m = q->begin(envelope());
+  REQUIRE(m.ok());
+  std::string id = m->id().str();
+  writeRaw(tmp.path() + "/queue/" + id, "precious");
+  auto r = q->commitNow(std::move(*m));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().errnum == EEXIST);
+  CHECK(slurp(tmp.path() + "/queue/" + id) == "precious");
+  CHECK(listNames(tmp.path() + "/tmp").empty());
+}
+
+TEST_CASE("restart recovery: tmp leftovers go, committed messages stay") {
+  TempDir tmp;
+  std::vector<QueueId> committed;
+  {
+    auto q = openQueue(tmp.path());
+    for (int i = 0; i < 3; ++i) {
+      auto m = q->begin(envelope());
+      REQUIRE(m.ok());
+      REQUIRE(m->append("msg " + std::to_string(i)).ok());
+      committed.push_back(*q->commitNow(std::move(*m)));
+    }
+    REQUIRE(q->saveState(committed[0], MessageState{{RcptState{RcptStatus::Deferred, 1, 5, 6, "451 later"}}}).ok());
+    // A crash mid-write: the file stays in tmp/ (simulate by writing it).
+    writeRaw(tmp.path() + "/tmp/0000000000000001", "yubin-queue 1 half");
+    writeRaw(tmp.path() + "/tmp/garbage", "x");
+    // A crash between the removal of a message and of its state.
+    writeRaw(tmp.path() + "/state/0000000000000002", "yubin-state 1\nrcpts 1:0\n");
+    // A crash inside atomicWrite.
+    writeRaw(tmp.path() + "/state/" + committed[1].str() + ".tmp.123.456", "half");
+    // Something that is not ours.
+    writeRaw(tmp.path() + "/queue/README", "?");
+  }
+  auto q = openQueue(tmp.path());
+  CHECK(listNames(tmp.path() + "/tmp").empty());
+  CHECK(listNames(tmp.path() + "/state") == std::vector<std::string>{committed[0].str()});
+  CHECK(listNames(tmp.path() + "/queue").size() == 3);
+  CHECK(listNames(tmp.path() + "/corrupt") == std::vector<std::string>{"README"});
+  CHECK(*q->scan() == committed);
+  auto st = q->loadState(committed[0], 1);
+  REQUIRE(st.ok());
+  CHECK(st->rcpts[0].reply == "451 later");
+  CHECK(*q->openMessage(committed[2])->readAll() == "msg 2");
+}
+
+TEST_CASE("corrupt files are quarantined, never crash, never come back") {
+  TempDir tmp;
+  auto q = openQueue(tmp.path());
+  auto m = q->begin(envelope());
+  REQUIRE(m.ok());
+  REQUIRE(m->append("Subject: x\r\n\r\nbody\r\n").ok());
+  QueueId good = *q->commitNow(std::move(*m));
+  std::string valid = slurp(tmp.path() + "/queue/" + good.str());
+
+  std::vector<std::pair<std::string, std::string>> damaged = {
+      {"empty", ""},
+      {"truncated in header", valid.substr(0, 20)},
+      {"truncated in envelope", valid.substr(0, 80)},
+      {"truncated in message", valid.substr(0, valid.size() - 3)},
+      {"bad magic", "X" + valid.substr(1)},
+      {"wrong version", valid.substr(0, 12) + "7" + valid.substr(13)},
+      {"trailing bytes", valid + "junk"},
+      {"absurd envelope length", valid.substr(0, 14) + "9999999999" + valid.substr(24)},
+      {"absurd message length", valid.substr(0, 25) + "09999999999999999999" + valid.substr(45)},
+      {"uncommitted header", valid.substr(0, 25) + std::string(20, 'x') + valid.substr(45)},
+      {"random bytes", randomBytes(300, 9)},
+  };
+  IdGenerator gen(77);
+  for (auto& [name, bytes] : damaged) {
+    CAPTURE(name);
+    QueueId id = gen.next();
+    writeRaw(tmp.path() + "/queue/" + id.str(), bytes);
+    REQUIRE(q->saveState(id, MessageState{{RcptState{}}}).ok());
+    auto f = q->load(id);
+    REQUIRE_FALSE(f.ok());
+    CHECK(f.error().errnum == EBADMSG);
+    CHECK(::access((tmp.path() + "/queue/" + id.str()).c_str(), F_OK) != 0);
+    CHECK(slurp(tmp.path() + "/corrupt/" + id.str()) == bytes);
+    CHECK(::access((tmp.path() + "/corrupt/" + id.str() + ".state").c_str(), F_OK) == 0);
+    CHECK(::access((tmp.path() + "/state/" + id.str()).c_str(), F_OK) != 0);
+  }
+  CHECK(*q->scan() == std::vector<QueueId>{good});
+
+  // A symlink and a FIFO are not followed or waited on.
+  QueueId link = gen.next(), fifo = gen.next();
+  REQUIRE(::symlink("/etc/passwd", (tmp.path() + "/queue/" + link.str()).c_str()) == 0);
+  REQUIRE(::mkfifo((tmp.path() + "/queue/" + fifo.str()).c_str(), 0600) == 0);
+  for (const QueueId& id : {link, fifo}) {
+    auto f = q->load(id);
+    REQUIRE_FALSE(f.ok());
+    CHECK(f.error().errnum == EBADMSG);
+  }
+  CHECK(*q->scan() == std::vector<QueueId>{good});
+  CHECK(q->load(good).ok());
+
+  // A missing message is an I/O error, not corruption: nothing is moved.
+  auto missing = q->load(gen.next());
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().errnum == ENOENT);
+
+  // Quarantining the same ID twice keeps both copies.
+  QueueId twice = gen.next();
+  writeRaw(tmp.path() + "/queue/" + twice.str(), "one");
+  REQUIRE(q->quarantine(twice).ok());
+  writeRaw(tmp.path() + "/queue/" + twice.str(), "two");
+  REQUIRE(q->quarantine(twice).ok());
+  int copies = 0;
+  for (const std::string& n : listNames(tmp.path() + "/corrupt"))
+    if (n.rfind(twice.str(), 0) == 0) ++copies;
+  CHECK(copies == 2);
+}
+
+TEST_CASE("an I/O error while reading is not corruption") {
+  TempDir tmp;
+  FaultFs fs;
+  auto q = openQueue(tmp.path(), &fs);
+  auto m = q->begin(envelope());
+  REQUIRE(m.ok());
+  QueueId id = *q->commitNow(std::move(*m));
+  fs.failAt(Op::Pread, 1, EIO);
+  auto f = q->load(id);
+  REQUIRE_FALSE(f.ok());
+  CHECK(f.error().errnum == EIO);
+  CHECK(*q->scan() == std::vector<QueueId>{id});  // still there for a retry
+}
+
+TEST_CASE("per-recipient state: save, load, missing, corrupt") {
+  TempDir tmp;
+  auto q = openQueue(tmp.path());
+  auto m = q->begin(envelope("a@example.org", 3));
+  REQUIRE(m.ok());
+  QueueId id = *q->commitNow(std::move(*m));
+
+  auto fresh = q->loadState(id, 3);
+  REQUIRE(fresh.ok());
+  CHECK(fresh->rcpts.size() == 3);
+  for (const RcptState& r : fresh->rcpts) CHECK(r == RcptState{});
+
+  MessageState st;
+  st.rcpts = {{RcptStatus::Delivered, 1, 100, 0, "250 ok"},
+              {RcptStatus::Deferred, 2, 200, 900, "421 busy"},
+              {RcptStatus::Bounced, 1, 300, 0, "550 5.1.1 unknown"}};
+  REQUIRE(q->saveState(id, st).ok());
+  auto back = q->loadState(id, 3);
+  REQUIRE(back.ok());
+  CHECK(*back == st);
+  st.rcpts[1] = {RcptStatus::Delivered, 3, 1000, 0, "250 finally"};
+  REQUIRE(q->saveState(id, st).ok());
+  CHECK(*q->loadState(id, 3) == st);
+  CHECK(listNames(tmp.path() + "/state") == std::vector<std::string>{id.str()});
+
+  auto mismatch = q->loadState(id, 2);
+  REQUIRE_FALSE(mismatch.ok());
+  CHECK(mismatch.error().errnum == EBADMSG);
+  writeRaw(tmp.path() + "/state/" + id.str(), "yubin-state 1\nrcpts 1:3\n");
+  auto bad = q->loadState(id, 3);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().errnum == EBADMSG);
+}
+
+TEST_CASE("remove deletes message then state; hold and release move between folders") {
+  TempDir tmp;
+  FaultFs fs;
+  auto q = openQueue(tmp.path(), &fs);
+  auto m = q->begin(envelope());
+  REQUIRE(m.ok());
+  QueueId id = *q->commitNow(std::move(*m));
+  REQUIRE(q->saveState(id, MessageState{{RcptState{RcptStatus::Held, 0, 0, 0, ""}}}).ok());
+
+  REQUIRE(q->hold(id).ok());
+  CHECK(q->scan()->empty());
+  CHECK(*q->scan(Area::Hold) == std::vector<QueueId>{id});
+  CHECK(q->openMessage(id, Area::Hold).ok());
+  CHECK_FALSE(q->hold(id).ok());
+  REQUIRE(q->release(id).ok());
+  CHECK(*q->scan() == std::vector<QueueId>{id});
+
+  // If the message cannot be removed, its state stays too.
+  fs.failAt(Op::Unlink, 1, EIO);
+  CHECK_FALSE(q->remove(id).ok());
+  CHECK(listNames(tmp.path() + "/state").size() == 1);
+  CHECK(listNames(tmp.path() + "/queue").size() == 1);
+  // Nor when the removal cannot be made durable.
+  fs.failAt(Op::FsyncDir, 1, EIO);
+  CHECK_FALSE(q->remove(id).ok());
+  CHECK(listNames(tmp.path() + "/state").size() == 1);
+
+  // Finishing the job after that crash-like failure: the state goes.
+  auto again = q->remove(id);
+  CHECK(again.error().errnum == ENOENT);
+  CHECK(listNames(tmp.path() + "/state").empty());
+
+  // The normal case, from hold/.
+  auto m2 = q->begin(envelope());
+  REQUIRE(m2.ok());
+  QueueId id2 = *q->commitNow(std::move(*m2));
+  REQUIRE(q->saveState(id2, MessageState{{RcptState{}}}).ok());
+  REQUIRE(q->hold(id2).ok());
+  REQUIRE(q->remove(id2).ok());
+  CHECK(listNames(tmp.path() + "/hold").empty());
+  CHECK(listNames(tmp.path() + "/state").empty());
+}

@@ -1,0 +1,151 @@
+// Test-only helpers for the queue tests: a temporary spool folder and an Fs
+// that counts calls, injects errors (ENOSPC, EIO...) at a chosen call and
+// can hold file fsyncs at a gate so a batch builds up deterministically.
+#pragma once
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "queue/fs.hpp"
+
+namespace yubin::queue::testing {
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/yubin-queue-test-XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+enum class Op { Open, Write, Pwrite, Pread, Fsync, Rename, Unlink, FsyncDir, ListDir };
+
+class FaultFs : public RealFs {
+ public:
+  // The nth call (1-based, counted from now) of op fails with err; with
+  // sticky, that call and every later one fail.
+  void failAt(Op op, int nth, int err, bool sticky = false) {
+    std::lock_guard l(mu_);
+    faults_[op] = Fault{calls_[op] + nth, err, sticky};
+  }
+  void clearFaults() {
+    std::lock_guard l(mu_);
+    faults_.clear();
+  }
+  int calls(Op op) {
+    std::lock_guard l(mu_);
+    return calls_[op];
+  }
+  // Each write(2) writes at most this many bytes (0: no limit).
+  void setMaxWrite(size_t n) {
+    std::lock_guard l(mu_);
+    maxWrite_ = n;
+  }
+  // While closed, file fsyncs wait.
+  void closeGate() {
+    std::lock_guard l(mu_);
+    gateClosed_ = true;
+  }
+  void openGate() {
+    {
+      std::lock_guard l(mu_);
+      gateClosed_ = false;
+    }
+    cv_.notify_all();
+  }
+
+  Result<UniqueFd> open(const std::string& p, int f, mode_t m) override {
+    if (auto e = hit(Op::Open)) return *e;
+    return RealFs::open(p, f, m);
+  }
+  Result<size_t> write(int fd, const char* d, size_t n) override {
+    if (auto e = hit(Op::Write)) return *e;
+    size_t cap;
+    {
+      std::lock_guard l(mu_);
+      cap = maxWrite_;
+    }
+    return RealFs::write(fd, d, cap && n > cap ? cap : n);
+  }
+  Status pwrite(int fd, const char* d, size_t n, uint64_t off) override {
+    if (auto e = hit(Op::Pwrite)) return *e;
+    return RealFs::pwrite(fd, d, n, off);
+  }
+  Result<size_t> pread(int fd, char* d, size_t n, uint64_t off) override {
+    if (auto e = hit(Op::Pread)) return *e;
+    return RealFs::pread(fd, d, n, off);
+  }
+  Status fsync(int fd) override {
+    {
+      std::unique_lock l(mu_);
+      cv_.wait(l, [&] { return !gateClosed_; });
+    }
+    if (auto e = hit(Op::Fsync)) return *e;
+    return RealFs::fsync(fd);
+  }
+  Status rename(const std::string& a, const std::string& b) override {
+    if (auto e = hit(Op::Rename)) return *e;
+    return RealFs::rename(a, b);
+  }
+  Status unlink(const std::string& p) override {
+    if (auto e = hit(Op::Unlink)) return *e;
+    return RealFs::unlink(p);
+  }
+  Status fsyncDir(const std::string& d) override {
+    if (auto e = hit(Op::FsyncDir)) return *e;
+    return RealFs::fsyncDir(d);
+  }
+  Result<std::vector<std::string>> listDir(const std::string& d) override {
+    if (auto e = hit(Op::ListDir)) return *e;
+    return RealFs::listDir(d);
+  }
+
+ private:
+  struct Fault {
+    int at;
+    int err;
+    bool sticky;
+  };
+  std::optional<Error> hit(Op op) {
+    std::lock_guard l(mu_);
+    int n = ++calls_[op];
+    auto it = faults_.find(op);
+    if (it == faults_.end()) return std::nullopt;
+    if (n == it->second.at || (it->second.sticky && n > it->second.at))
+      return Error{"injected: " + std::string(std::strerror(it->second.err)), it->second.err};
+    return std::nullopt;
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<Op, int> calls_;
+  std::map<Op, Fault> faults_;
+  size_t maxWrite_ = 0;
+  bool gateClosed_ = false;
+};
+
+// Names in a folder (empty if it does not exist).
+inline std::vector<std::string> listNames(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto& e : std::filesystem::directory_iterator(dir, ec)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace yubin::queue::testing
