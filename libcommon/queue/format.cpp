@@ -60,8 +60,9 @@ class RecordReader {
   explicit RecordReader(std::string_view in) : in_(in) {}
 
   // Reads the next record, which must have this key. On failure sets an
-  // error message and returns false.
-  bool get(std::string_view key, std::string_view& value) {
+  // error message and returns false. Unless binary, control characters in
+  // the value are an error.
+  bool get(std::string_view key, std::string_view& value, bool binary = false) {
     if (in_.size() < key.size() + 1 || in_.substr(0, key.size()) != key || in_[key.size()] != ' ')
       return fail("expected field '" + std::string(key) + "'");
     in_.remove_prefix(key.size() + 1);
@@ -76,7 +77,7 @@ class RecordReader {
     value = in_.substr(0, len);
     if (in_[len] != '\n') return fail("no newline after field '" + std::string(key) + "'");
     in_.remove_prefix(len + 1);
-    if (!isText(value)) return fail("control character in field '" + std::string(key) + "'");
+    if (!binary && !isText(value)) return fail("control character in field '" + std::string(key) + "'");
     return true;
   }
 
@@ -117,12 +118,12 @@ const char* retName(Ret r) {
   return "";
 }
 
-const char* bodyName(BodyType b) {
+const char* bodyName(Body b) {
   switch (b) {
-    case BodyType::Unspecified: return "";
-    case BodyType::SevenBit: return "7BIT";
-    case BodyType::EightBitMime: return "8BITMIME";
-    case BodyType::BinaryMime: return "BINARYMIME";
+    case Body::Unspecified: return "";
+    case Body::SevenBit: return "7BIT";
+    case Body::EightBitMime: return "8BITMIME";
+    case Body::BinaryMime: return "BINARYMIME";
   }
   return "";
 }
@@ -138,14 +139,16 @@ Status validateEnvelope(const Envelope& env) {
   auto bad = [](const std::string& what) { return Error{"invalid envelope: " + what, EINVAL}; };
   auto text = [](const std::string& s) { return s.size() <= kMaxFieldSize && isText(s); };
   if (env.nullSender != env.sender.empty()) return bad("null-sender flag disagrees with the sender");
-  if (!text(env.sender) || !text(env.envid) || !text(env.clientAddress) || !text(env.heloName) ||
-      !text(env.authUser))
+  if (!text(env.sender) || !text(env.clientAddress) || !text(env.heloName) || !text(env.authUser))
     return bad("field too long or with a control character");
+  if (env.envid.size() > kMaxFieldSize) return bad("ENVID too long");
   if (env.recipients.empty()) return bad("no recipients");
   if (env.recipients.size() > kMaxRecipients) return bad("too many recipients");
   if (env.arrivalTime < 0 || static_cast<uint64_t>(env.arrivalTime) > kMaxTime) return bad("arrival time out of range");
   for (const Recipient& r : env.recipients) {
-    if (r.address.empty() || !text(r.address) || !text(r.orcpt)) return bad("bad recipient");
+    if (r.address.empty() || !text(r.address) || !text(r.orcptType) || r.orcpt.size() > kMaxFieldSize)
+      return bad("bad recipient");
+    if (r.orcptType.empty() && !r.orcpt.empty()) return bad("ORCPT without its address type");
     if (!notifyValid(r.notify)) return bad("bad NOTIFY");
   }
   return {};
@@ -180,6 +183,7 @@ std::string encodeEnvelope(const Envelope& env) {
   for (const Recipient& r : env.recipients) {
     w.put("to", r.address);
     w.putNumber("notify", r.notify);
+    w.put("otype", r.orcptType);
     w.put("orcpt", r.orcpt);
   }
   return w.take();
@@ -235,14 +239,14 @@ Result<Envelope> parseEnvelope(std::string_view bytes) {
     else if (s == "HDRS") env.ret = Ret::Headers;
     else ok = r.fail("bad RET");
   }
-  ok = ok && r.get("envid", s);
+  ok = ok && r.get("envid", s, true);
   if (ok) env.envid = s;
   ok = ok && r.get("body", s);
   if (ok) {
-    if (s.empty()) env.body = BodyType::Unspecified;
-    else if (s == "7BIT") env.body = BodyType::SevenBit;
-    else if (s == "8BITMIME") env.body = BodyType::EightBitMime;
-    else if (s == "BINARYMIME") env.body = BodyType::BinaryMime;
+    if (s.empty()) env.body = Body::Unspecified;
+    else if (s == "7BIT") env.body = Body::SevenBit;
+    else if (s == "8BITMIME") env.body = Body::EightBitMime;
+    else if (s == "BINARYMIME") env.body = Body::BinaryMime;
     else ok = r.fail("bad BODY");
   }
   ok = ok && r.getFlag("utf8", env.smtputf8);
@@ -262,7 +266,9 @@ Result<Envelope> parseEnvelope(std::string_view bytes) {
     uint64_t notify = 0;
     ok = ok && r.getNumber("notify", notify, 15);
     rc.notify = static_cast<uint8_t>(notify);
-    ok = ok && r.get("orcpt", s);
+    ok = ok && r.get("otype", s);
+    if (ok) rc.orcptType = s;
+    ok = ok && r.get("orcpt", s, true);
     if (ok) rc.orcpt = s;
     if (ok) env.recipients.push_back(std::move(rc));
   }

@@ -29,33 +29,38 @@ inline constexpr size_t kMaxEnvelopeSize = 16u << 20;
 // RFC 3461 RET.
 enum class Ret : uint8_t { Unspecified, Full, Headers };
 // RFC 6152 / RFC 3030 BODY.
-enum class BodyType : uint8_t { Unspecified, SevenBit, EightBitMime, BinaryMime };
+enum class Body : uint8_t { Unspecified, SevenBit, EightBitMime, BinaryMime };
 
 // RFC 3461 NOTIFY as a bit set; 0 means the client gave no NOTIFY, Never
-// excludes the others.
+// excludes the others. Ret, Body and these bits have the same values as
+// their namesakes in mail/address.hpp, so the SMTP layer converts with a
+// static_cast (the queue does not depend on the mail library).
 inline constexpr uint8_t kNotifyNever = 1;
 inline constexpr uint8_t kNotifySuccess = 2;
 inline constexpr uint8_t kNotifyFailure = 4;
 inline constexpr uint8_t kNotifyDelay = 8;
 
 struct Recipient {
-  std::string address;  // forward-path without the angle brackets
-  uint8_t notify = 0;   // kNotify* bits
-  std::string orcpt;    // ORCPT parameter as received ("rfc822;<xtext>"), or empty
+  std::string address;    // forward-path without the angle brackets
+  uint8_t notify = 0;     // kNotify* bits
+  std::string orcptType;  // ORCPT address type ("rfc822", "utf-8"), empty if no ORCPT
+  std::string orcpt;      // ORCPT address, xtext-decoded (any bytes)
 
   bool operator==(const Recipient&) const = default;
 };
 
-// Everything the queue keeps about a message besides its bytes. Text fields
-// must not contain control characters (0x00-0x1f, 0x7f) and are at most
-// kMaxFieldSize bytes; UTF-8 is fine (SMTPUTF8).
+// Everything the queue keeps about a message besides its bytes. Every field
+// is at most kMaxFieldSize bytes. Text fields must not contain control
+// characters (0x00-0x1f, 0x7f); UTF-8 is fine (SMTPUTF8). envid and orcpt
+// are xtext-decoded values and may hold any byte: whoever displays them
+// escapes them.
 struct Envelope {
   std::string sender;       // reverse-path without angle brackets; empty for <>
   bool nullSender = false;  // MAIL FROM:<>; must agree with sender.empty()
   std::vector<Recipient> recipients;  // at least one
   Ret ret = Ret::Unspecified;
-  std::string envid;  // ENVID as received (xtext), or empty
-  BodyType body = BodyType::Unspecified;
+  std::string envid;  // ENVID, xtext-decoded (any bytes), or empty
+  Body body = Body::Unspecified;
   bool smtputf8 = false;
   int64_t arrivalTime = 0;    // seconds since the epoch, >= 0
   std::string clientAddress;  // e.g. "192.0.2.7" or "2001:db8::7"; empty for local

@@ -17,10 +17,10 @@ namespace {
 Envelope exampleEnvelope() {
   Envelope env;
   env.sender = "alice@example.org";
-  env.recipients = {{"bob@example.net", kNotifySuccess | kNotifyFailure, "rfc822;bob@example.net"}};
+  env.recipients = {{"bob@example.net", kNotifySuccess | kNotifyFailure, "rfc822", "bob@example.net"}};
   env.ret = Ret::Headers;
   env.envid = "QQ314159";
-  env.body = BodyType::EightBitMime;
+  env.body = Body::EightBitMime;
   env.arrivalTime = 1700000000;
   env.clientAddress = "192.0.2.7";
   env.heloName = "mail.example.org";
@@ -42,9 +42,10 @@ const std::string kExampleEnvelope =
     "rcpts 1:1\n"
     "to 15:bob@example.net\n"
     "notify 1:6\n"
-    "orcpt 22:rfc822;bob@example.net\n";
+    "otype 6:rfc822\n"
+    "orcpt 15:bob@example.net\n";
 const std::string kExampleMessage = "Subject: hi\r\n\r\nhello\r\n";
-const std::string kExampleFile = "yubin-queue 1 0000000234 00000000000000000022\n" + kExampleEnvelope + kExampleMessage;
+const std::string kExampleFile = "yubin-queue 1 0000000242 00000000000000000022\n" + kExampleEnvelope + kExampleMessage;
 
 std::string image(const Envelope& env, const std::string& msg) {
   std::string e = encodeEnvelope(env);
@@ -58,8 +59,8 @@ std::string image(const Envelope& env, const std::string& msg) {
 TEST_CASE("the example in docs/queue.md is exactly what the encoder writes") {
   Envelope env = exampleEnvelope();
   CHECK(encodeEnvelope(env) == kExampleEnvelope);
-  CHECK(kExampleEnvelope.size() == 234);
-  CHECK(encodeHeaderPlaceholder(234) == "yubin-queue 1 0000000234 xxxxxxxxxxxxxxxxxxxx\n");
+  CHECK(kExampleEnvelope.size() == 242);
+  CHECK(encodeHeaderPlaceholder(242) == "yubin-queue 1 0000000242 xxxxxxxxxxxxxxxxxxxx\n");
   CHECK(image(env, kExampleMessage) == kExampleFile);
   auto parsed = parseImage(kExampleFile);
   REQUIRE(parsed.ok());
@@ -70,24 +71,28 @@ TEST_CASE("the example in docs/queue.md is exactly what the encoder writes") {
 TEST_CASE("envelopes round-trip") {
   Envelope minimal;
   minimal.nullSender = true;
-  minimal.recipients = {{"postmaster", 0, ""}};
+  minimal.recipients = {{"postmaster", 0, "", ""}};
 
   Envelope full = exampleEnvelope();
   full.ret = Ret::Full;
-  full.body = BodyType::BinaryMime;
+  full.body = Body::BinaryMime;
   full.smtputf8 = true;
   full.sender = "j\xc3\xbcrgen@b\xc3\xbc" "cher.example";  // UTF-8 (SMTPUTF8)
   full.authUser = "alice";
   full.clientAddress = "2001:db8::7";
   full.arrivalTime = int64_t{1} << 40;
   for (int i = 0; i < 50; ++i)
-    full.recipients.push_back({"r" + std::to_string(i) + "@example.com", static_cast<uint8_t>(i % 2 ? kNotifyNever : kNotifyDelay), ""});
-  full.recipients.push_back({"\"quoted local\"@example.com", kNotifySuccess | kNotifyFailure | kNotifyDelay, "rfc822;x+2By@example.com"});
+    full.recipients.push_back({"r" + std::to_string(i) + "@example.com", static_cast<uint8_t>(i % 2 ? kNotifyNever : kNotifyDelay), "", ""});
+  full.recipients.push_back({"\"quoted local\"@example.com", kNotifySuccess | kNotifyFailure | kNotifyDelay, "rfc822", "x+y@example.com"});
+  // ENVID and ORCPT are xtext-decoded and may hold any byte.
+  full.envid = std::string("id\0\r\n\x7f\xff", 7);
+  full.recipients.push_back({"utf8@example.com", 0, "utf-8", std::string("\x01\n", 2)});
 
   Envelope sevenBit = exampleEnvelope();
-  sevenBit.body = BodyType::SevenBit;
+  sevenBit.body = Body::SevenBit;
   sevenBit.ret = Ret::Unspecified;
   sevenBit.recipients[0].orcpt = std::string(kMaxFieldSize, 'o');
+  sevenBit.recipients.push_back({"type-only@example.com", 0, "rfc822", ""});
 
   auto env = GENERATE_COPY(minimal, full, sevenBit);
   for (std::string msg : {std::string(), std::string("x"), std::string("a\r\nb\r\n.\r\n")}) {
@@ -113,11 +118,14 @@ TEST_CASE("the writer refuses envelopes the reader would refuse") {
   add("empty recipient", [](Envelope& e) { e.recipients[0].address.clear(); });
   add("CRLF in sender", [](Envelope& e) { e.sender = "a\r\nb"; });
   add("NUL in helo", [](Envelope& e) { e.heloName = std::string("a\0b", 3); });
-  add("DEL in envid", [](Envelope& e) { e.envid = "a\x7f"; });
+  add("DEL in client address", [](Envelope& e) { e.clientAddress = "a\x7f"; });
   add("tab in auth", [](Envelope& e) { e.authUser = "a\tb"; });
   add("field too long", [](Envelope& e) { e.clientAddress = std::string(kMaxFieldSize + 1, 'a'); });
   add("NEVER with others", [](Envelope& e) { e.recipients[0].notify = kNotifyNever | kNotifyDelay; });
   add("notify out of range", [](Envelope& e) { e.recipients[0].notify = 16; });
+  add("ORCPT without type", [](Envelope& e) { e.recipients[0].orcptType.clear(); });
+  add("control character in ORCPT type", [](Envelope& e) { e.recipients[0].orcptType = "rfc\n822"; });
+  add("ENVID too long", [](Envelope& e) { e.envid = std::string(kMaxFieldSize + 1, 'e'); });
   add("negative time", [](Envelope& e) { e.arrivalTime = -1; });
   for (auto& [name, env] : cases) {
     CAPTURE(name);
@@ -165,10 +173,10 @@ TEST_CASE("damaged files are rejected with a reason") {
       {"absurd envelope length", with(14, 10, "9999999999"), "envelope length out of range"},
       {"absurd message length", with(25, 20, "09999999999999999999"), "bad message length"},
       {"message length beyond 2^64", with(25, 20, "99999999999999999999"), "bad message length"},
-      {"sign in length", with(14, 10, "-000000234"), "bad envelope length"},
+      {"sign in length", with(14, 10, "-000000242"), "bad envelope length"},
       {"header without newline", with(45, 1, " "), "bad header layout"},
-      {"envelope length too small", with(14, 10, "0000000233"), ""},
-      {"envelope length too large", with(14, 10, "0000000235"), ""},
+      {"envelope length too small", with(14, 10, "0000000241"), ""},
+      {"envelope length too large", with(14, 10, "0000000243"), ""},
       {"field out of order", with(env0, 18, "from 10:1700000000"), "expected field 'time'"},
       {"leading zero in field length", with(env0, 7, "time 010"), "bad length"},
       {"field length overflows", with(env0, 7, "time 99999999999999999999"), "bad length"},

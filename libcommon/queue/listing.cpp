@@ -185,7 +185,7 @@ std::string renderMailq(const std::vector<QueueEntry>& entries, int64_t now) {
   snprintf(line, sizeof line, "%-17s %10s %-19s %6s  %s\n", "-Queue ID-", "--Size--", "----Arrival Time---",
            "-Age-", "-Sender/Recipient-------");
   o += line;
-  const std::string indent(58, ' ');
+  const std::string indent(57, ' ');  // under the sender column
   uint64_t total = 0;
   for (const QueueEntry& e : entries) {
     // Like mailq: '!' marks a held message, '#' a corrupt one.
