@@ -86,6 +86,10 @@ std::string_view maildirBase(std::string_view fileName) {
   return fileName.substr(0, fileName.find(':'));
 }
 
+std::string_view maildirId(std::string_view fileName) {
+  return fileName.substr(0, fileName.find_first_of(",:"));
+}
+
 std::optional<uint64_t> maildirSizeFromName(std::string_view fileName) {
   std::string_view base = maildirBase(fileName);
   size_t comma = base.find(',');

@@ -52,6 +52,9 @@ std::string maildirUniqueName(const MaildirNameParts& parts, uint64_t size);
 
 // The base part of a file name: everything before the ":" info.
 std::string_view maildirBase(std::string_view fileName);
+// The stable id of a message: the name before any ',' field or ':' info
+// (Dovecot's "base name"; fields such as ,W= may be added later).
+std::string_view maildirId(std::string_view fileName);
 // The S=<size> field of the base part, if present and well-formed.
 std::optional<uint64_t> maildirSizeFromName(std::string_view fileName);
 // The flags after ":2,", or "" (no info, or an info of another version).

@@ -65,9 +65,21 @@ class FaultyFs : public Fs {
   int linkFailures = 0;
   int linkErr = EIO;
   int renameErr = 0;  // nonzero: every rename fails with it
+  // open: paths ending in openFailSuffix fail with openErr.
+  std::string openFailSuffix;
+  int openErr = EACCES;
   int fsyncCalls = 0;
   int linkCalls = 0;
 
+  int open(const char* path, int flags, mode_t mode) override {
+    std::string p = path;
+    if (!openFailSuffix.empty() && p.size() >= openFailSuffix.size() &&
+        p.compare(p.size() - openFailSuffix.size(), openFailSuffix.size(), openFailSuffix) == 0) {
+      errno = openErr;
+      return -1;
+    }
+    return Fs::open(path, flags, mode);
+  }
   ssize_t write(int fd, const void* buf, size_t n) override {
     if (writeBudget >= 0) {
       if (writeBudget == 0) {
