@@ -220,7 +220,7 @@ const char* typeWord(config::Type t) {
     case config::Type::Duration: return "duration";
     case config::Type::List: return "list";
     case config::Type::Listen: return "listen";
-    case config::Type::UnixListen: return "unix-listen";
+    case config::Type::UnixListen: return "unixlisten";
     case config::Type::Mode: return "mode";
     case config::Type::Choice: return "choice";
   }
@@ -244,11 +244,7 @@ std::string findMaster() {
 }
 
 int cmdStart(Context& ctx) {
-  bool foreground = false;
-  for (const auto& a : ctx.args) {
-    if (a == "-f") foreground = true;
-    else return usageError("start: unknown argument '" + a + "'");
-  }
+  if (!ctx.args.empty()) return usageError("start takes no argument");
   auto cfg = loadConfig(ctx);
   if (!cfg) return fail(cfg.error().message);
   if (auto st = askStatus(*cfg, 5s))
@@ -265,13 +261,6 @@ int cmdStart(Context& ctx) {
     if (auto s = makeDirs(dirName(pidFile), 0755); !s) return s;
     return atomicWrite(pidFile, std::to_string(pid) + "\n", 0644);
   };
-
-  if (foreground) {
-    if (auto s = writePid(::getpid()); !s) return fail(s.error().message);
-    ::execl(master.c_str(), master.c_str(), "-f", "-c", configPath.c_str(),
-            static_cast<char*>(nullptr));
-    return fail("exec " + master + ": " + std::strerror(errno));
-  }
 
   // Double fork: the master is in a session of its own and not a session
   // leader, so it can never get a controlling terminal. Its stderr is a
@@ -389,11 +378,14 @@ int cmdStatus(Context& ctx) {
 
 int cmdCheck(Context& ctx) {
   if (ctx.args.size() == 1 && ctx.args[0] == "--keys") {
-    // The schema, for the man page check: section, key, type, default.
+    // The schema, for the man page check (tests/integration/test_docs.py),
+    // one key a line: section, key, type, default ("(required)" when there
+    // is none), description, choices; separated by tabs.
     for (const auto& k : config::schema())
-      std::printf("%.*s\t%.*s\t%s\t%s\n", int(k.section.size()), k.section.data(),
+      std::printf("%.*s\t%.*s\t%s\t%s\t%.*s\t%.*s\n", int(k.section.size()), k.section.data(),
                   int(k.key.size()), k.key.data(), typeWord(k.type),
-                  k.defaultValue ? k.defaultValue : "(required)");
+                  k.defaultValue ? k.defaultValue : "(required)", int(k.doc.size()),
+                  k.doc.data(), int(k.choices.size()), k.choices.data());
     return kOk;
   }
   if (!ctx.args.empty()) return usageError("check: unknown argument '" + ctx.args[0] + "'");
@@ -424,39 +416,43 @@ int cmdUser(Context& ctx) {
 }
 #endif
 
+// The grammar. yubinctl(8) lists the same command lines (checked by
+// tests/integration/test_docs.py): placeholders in capitals, summaries as
+// sentences.
 const Command kCommands[] = {
-    {"start", "start [-f]",
-     "start yubin-master and its daemons (-f: in the foreground, logging to stderr)", cmdStart},
-    {"stop", "stop", "stop the daemons, then yubin-master", cmdStop},
-    {"reload", "reload", "make yubin-master and the daemons read the config again", cmdReload},
-    {"status", "status [--json]", "show each daemon: state, pid, uptime, restarts, sessions",
+    {"start", "start", "Start yubin-master, which starts the daemons.", cmdStart},
+    {"stop", "stop", "Stop the daemons, then yubin-master.", cmdStop},
+    {"reload", "reload", "Make yubin-master and the daemons read the config again.", cmdReload},
+    {"status", "status [--json]", "Show each daemon: state, pid, uptime, restarts, sessions.",
      cmdStatus},
-    {"check", "check", "check the config file; prints file:line: error", cmdCheck},
-    {"version", "version", "print the version, and the running master's", cmdVersion},
+    {"check", "check", "Check the config file; errors are printed as file:line: message.",
+     cmdCheck},
+    {"version", "version", "Print the version, and the running master's.", cmdVersion},
 #ifdef YUBIN_HAVE_USER_CMD
-    {"user", "user add address [--mailbox path] [--format maildir|mbox] [--quota bytes,messages]",
-     "add a user; the password is read from stdin", cmdUser},
-    {"user", "user del address", "remove a user (the mailbox stays)", cmdUser},
-    {"user", "user passwd address", "change a user's password", cmdUser},
-    {"user", "user list [--json]", "list the users", cmdUser},
+    {"user",
+     "user add ADDRESS [--mailbox PATH] [--format maildir|mbox] [--quota BYTES,MESSAGES]",
+     "Add a user; the password is read from the standard input.", cmdUser},
+    {"user", "user del ADDRESS", "Remove a user (the mailbox stays).", cmdUser},
+    {"user", "user passwd ADDRESS", "Change the password of a user.", cmdUser},
+    {"user", "user list [--json]", "List the users.", cmdUser},
 #endif
 };
 
 void printHelp() {
   std::printf(
       "usage: yubinctl [-c file] command [argument ...]\n"
-      "       yubinctl --help\n"
+      "   or: yubinctl --help\n"
       "\n"
       "Options:\n"
-      "  -c file   config file (default %s)\n"
-      "  --help    this text\n"
+      "  -c file   Config file (default %s).\n"
+      "  --help    Print this text.\n"
       "\n"
       "Commands:\n",
       YUBIN_SYSCONFDIR "/yubin.conf");
   for (const auto& c : kCommands) std::printf("  %s\n      %s\n", c.synopsis, c.summary);
   std::printf(
       "\nExit status: 0 success, 1 failure, 2 usage error.\n"
-      "yubin-master is looked for in $YUBIN_MASTER, next to yubinctl, then in %s.\n",
+      "The master program is looked for in $YUBIN_MASTER, next to yubinctl, then in %s.\n",
       YUBIN_SBINDIR);
 }
 
