@@ -1,0 +1,138 @@
+// DATA and BDAT content decoders. See data.hpp.
+#include "smtp/data.hpp"
+
+namespace yubin::smtp {
+
+namespace {
+
+// The length of the run of bytes from `i` holding neither CR nor LF.
+size_t plainRun(std::string_view in, size_t i) {
+  size_t j = i;
+  while (j < in.size() && in[j] != '\r' && in[j] != '\n') ++j;
+  return j - i;
+}
+
+}  // namespace
+
+void DotDecoder::bareLineEnd(std::string& out) {
+  bare_ = true;
+  out += "\r\n";
+  state_ = State::SoftLineStart;
+}
+
+size_t DotDecoder::decode(std::string_view in, std::string& out) {
+  size_t i = 0;
+  while (i < in.size() && state_ != State::Done) {
+    const char c = in[i];
+    switch (state_) {
+      case State::Middle: {
+        size_t run = plainRun(in, i);
+        out.append(in.data() + i, run);
+        i += run;
+        if (i == in.size()) break;
+        if (in[i] == '\r') {
+          state_ = State::Cr;
+        } else {
+          bareLineEnd(out);
+        }
+        ++i;
+        break;
+      }
+      case State::LineStart:
+      case State::SoftLineStart:
+        ++i;
+        if (c == '.') {
+          state_ = state_ == State::LineStart ? State::Dot : State::SoftDot;
+        } else if (c == '\r') {
+          state_ = State::Cr;
+        } else if (c == '\n') {
+          bareLineEnd(out);
+        } else {
+          out.push_back(c);
+          state_ = State::Middle;
+        }
+        break;
+      case State::Dot:
+        ++i;
+        if (c == '\r') {
+          state_ = State::DotCr;
+        } else if (c == '\n') {
+          out.push_back('.');
+          bareLineEnd(out);
+        } else {
+          out.push_back(c);  // the stuffing dot is dropped
+          state_ = State::Middle;
+        }
+        break;
+      case State::SoftDot:
+        // Only "..": a dot after a converted line ending is content unless
+        // the client stuffed it.
+        out.push_back('.');
+        state_ = State::Middle;
+        if (c == '.') ++i;  // otherwise the byte is read again in Middle
+        break;
+      case State::DotCr:
+        if (c == '\n') {
+          ++i;
+          state_ = State::Done;
+        } else {
+          out.push_back('.');
+          bareLineEnd(out);  // and read the byte again at the soft line start
+        }
+        break;
+      case State::Cr:
+        if (c == '\n') {
+          ++i;
+          out += "\r\n";
+          state_ = State::LineStart;
+        } else {
+          bareLineEnd(out);  // and read the byte again
+        }
+        break;
+      case State::Done:
+        break;
+    }
+  }
+  return i;
+}
+
+void ChunkDecoder::decode(std::string_view in, std::string& out) {
+  if (binary_) {
+    out.append(in);
+    return;
+  }
+  size_t i = 0;
+  while (i < in.size()) {
+    const char c = in[i];
+    if (pendingCr_) {
+      pendingCr_ = false;
+      out += "\r\n";
+      if (c == '\n') {
+        ++i;
+        continue;
+      }
+      bare_ = true;  // and read c again
+    }
+    if (c == '\r') {
+      pendingCr_ = true;
+      ++i;
+    } else if (c == '\n') {
+      bare_ = true;
+      out += "\r\n";
+      ++i;
+    } else {
+      size_t run = plainRun(in, i);
+      out.append(in.data() + i, run);
+      i += run;
+    }
+  }
+}
+
+void ChunkDecoder::finish(std::string& out) {
+  if (!pendingCr_) return;
+  pendingCr_ = false;
+  bare_ = true;
+  out += "\r\n";
+}
+
+}  // namespace yubin::smtp
