@@ -177,6 +177,7 @@ class Supervisor {
   void onChildExit(pid_t pid, int status);
   void reapChildren();
   void closeChannel(Child& c);
+  void channelLost(Child& c);
   void onChannelReadable(Child& c);
   static void channelCb(evutil_socket_t, short, void* arg);
   static void restartCb(evutil_socket_t, short, void* arg);
@@ -456,6 +457,8 @@ void Supervisor::onChildExit(pid_t pid, int status) {
     if (ch->pid == pid) c = ch.get();
   if (!c) return;  // not ours (cannot happen: we start no other process)
   closeChannel(*c);
+  bool wasPending = statusActive_ && c->asked && !c->answered;
+  c->asked = false;
   std::string cause = describeExit(status);
   if (stopping_ || c->removed) {
     YLOG_INFO("daemon stopped name=%s pid=%d cause=\"%s\"", c->name.c_str(), int(pid),
@@ -468,18 +471,23 @@ void Supervisor::onChildExit(pid_t pid, int status) {
       // Its section is gone: forget it, and free its ports for a later reload.
       std::erase_if(children_, [&](auto& p) { return p.get() == c; });
     }
-    return;
+  } else {
+    scheduleRestart(*c, "pid " + std::to_string(pid) + " " + cause);
   }
-  scheduleRestart(*c, "pid " + std::to_string(pid) + " " + cause);
-  if (statusActive_ && c->asked && !c->answered) {
-    c->asked = false;
-    finishStatusRound();  // finishes only if nobody else is pending
-  }
+  if (wasPending) finishStatusRound();
 }
 
 void Supervisor::closeChannel(Child& c) {
   c.channelEv.reset();
   c.channel.reset();
+}
+
+void Supervisor::channelLost(Child& c) {
+  closeChannel(c);
+  if (statusActive_ && c.asked && !c.answered) {
+    c.asked = false;  // it will not answer: do not wait for it
+    finishStatusRound();
+  }
 }
 
 void Supervisor::channelCb(evutil_socket_t, short, void* arg) {
@@ -494,7 +502,7 @@ void Supervisor::onChannelReadable(Child& c) {
   if (n <= 0) {
     // The daemon closed its end (it is exiting, or does not take status
     // requests); SIGCHLD tells the rest.
-    closeChannel(c);
+    channelLost(c);
     return;
   }
   c.reader.feed(std::string_view(buf, static_cast<size_t>(n)));
@@ -503,7 +511,7 @@ void Supervisor::onChannelReadable(Child& c) {
     if (!m) {
       YLOG_WARN("protocol error on the status channel; closing it name=%s pid=%d error=\"%s\"",
                 c.name.c_str(), int(c.pid), m.error().message.c_str());
-      closeChannel(c);
+      channelLost(c);
       return;
     }
     if (!*m) break;
@@ -511,7 +519,7 @@ void Supervisor::onChannelReadable(Child& c) {
     if (!ds) {
       YLOG_WARN("unexpected message on the status channel; closing it name=%s type=%s",
                 c.name.c_str(), ipc::typeName(static_cast<uint16_t>(ipc::typeOf(**m))));
-      closeChannel(c);
+      channelLost(c);
       return;
     }
     if (statusActive_ && c.asked && ds->serial == statusSerial_) {
