@@ -149,7 +149,7 @@ std::string formatDuration(uint64_t s) {
   return buf;
 }
 
-std::string jsonString(std::string_view s) {
+std::string jsonQuote(std::string_view s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
@@ -174,12 +174,12 @@ std::string jsonString(std::string_view s) {
 std::string statusJson(const ipc::StatusReply& r) {
   std::string out = "{\"master\":{\"pid\":" + std::to_string(r.masterPid) +
                     ",\"uptime\":" + std::to_string(r.masterUptimeSeconds) +
-                    ",\"version\":" + jsonString(r.version) + "},\"daemons\":[";
+                    ",\"version\":" + jsonQuote(r.version) + "},\"daemons\":[";
   bool first = true;
   for (const auto& d : r.daemons) {
     if (!first) out += ",";
     first = false;
-    out += "{\"name\":" + jsonString(d.name) + ",\"state\":" + jsonString(ipc::stateName(d.state)) +
+    out += "{\"name\":" + jsonQuote(d.name) + ",\"state\":" + jsonQuote(ipc::stateName(d.state)) +
            ",\"pid\":" + (d.pid ? std::to_string(d.pid) : "null") +
            ",\"uptime\":" + std::to_string(d.uptimeSeconds) +
            ",\"restarts\":" + std::to_string(d.restarts) +
