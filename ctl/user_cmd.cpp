@@ -226,8 +226,10 @@ struct Context {
   int list(const std::vector<std::string>& a) {
     bool json = false;
     for (const auto& w : a) {
-      if (w == "--json") json = true;
-      else return usage("user list takes only --json");
+      if (w == "--json")
+        json = true;
+      else
+        return usage("user list takes only --json");
     }
     auto table = loadUsers(settings);
     if (!table) return fail(table.error().message);
@@ -261,11 +263,21 @@ std::string jsonString(std::string_view s) {
   for (char ch : s) {
     auto c = static_cast<unsigned char>(ch);
     switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           out += "\\u00";

@@ -6,7 +6,7 @@
 namespace yubin::auth {
 namespace {
 
-constexpr size_t kMaxLocal = 64;   // RFC 5321 §4.5.3.1.1
+constexpr size_t kMaxLocal = 64;  // RFC 5321 §4.5.3.1.1
 constexpr size_t kMaxDomain = 253;
 
 bool isAlnum(unsigned char c) {
@@ -18,9 +18,24 @@ bool isUserAtext(unsigned char c) {
   if (c >= 0x80) return true;
   if (isAlnum(c)) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '=': case '?': case '^': case '_': case '`': case '{': case '|':
-    case '}': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '=':
+    case '?':
+    case '^':
+    case '_':
+    case '`':
+    case '{':
+    case '|':
+    case '}':
+    case '~':
       return true;
     default:
       return false;
@@ -54,6 +69,7 @@ bool isValidDomain(std::string_view domain) {
 bool isValidUserLocalPart(std::string_view local) {
   if (local.empty() || local.size() > kMaxLocal) return false;
   if (local.front() == '.' || local.back() == '.') return false;
+  if (local.front() == '#') return false;  // the line would read as a comment
   char prev = 0;
   for (char ch : local) {
     auto c = static_cast<unsigned char>(ch);
@@ -73,8 +89,18 @@ bool isValidTargetLocalPart(std::string_view local) {
     auto c = static_cast<unsigned char>(ch);
     if (c < 0x21 || c == 0x7f) return false;
     switch (ch) {
-      case '@': case ',': case ':': case ';': case '<': case '>': case '(': case ')':
-      case '[': case ']': case '\\': case '"':
+      case '@':
+      case ',':
+      case ':':
+      case ';':
+      case '<':
+      case '>':
+      case '(':
+      case ')':
+      case '[':
+      case ']':
+      case '\\':
+      case '"':
         return false;
       default:
         break;

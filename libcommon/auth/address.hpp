@@ -28,8 +28,9 @@ bool isValidDomain(std::string_view domain);
 
 // Local part of a virtual user (the users file): a dot-atom of RFC 5322 atext
 // (bytes >= 0x80 also allowed for SMTPUTF8) WITHOUT '/', since the default
-// mailbox path is built from it; no leading, trailing or doubled dot; at
-// most 64 bytes.
+// mailbox path is built from it; no leading, trailing or doubled dot; no
+// leading '#' (the users-file line would read as a comment); at most 64
+// bytes.
 bool isValidUserLocalPart(std::string_view local);
 
 // Local part of an alias target (may be remote): any byte from 0x21 to 0x7e

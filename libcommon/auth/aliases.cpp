@@ -10,9 +10,7 @@
 namespace yubin::auth {
 namespace {
 
-std::string domainOf(std::string_view key) {
-  return std::string(key.substr(key.rfind('@') + 1));
-}
+std::string domainOf(std::string_view key) { return std::string(key.substr(key.rfind('@') + 1)); }
 
 bool hasControl(std::string_view s) {
   for (char ch : s) {
@@ -133,7 +131,8 @@ Result<AliasTable> parseAliases(std::string_view text, const std::string& filena
     } else {
       auto parts = splitAddress(key);
       if (!parts || !isValidTargetLocalPart(parts->local) || !isValidDomain(parts->domain))
-        return fail("bad alias address '" + std::string(key) + "': expected local@domain or @domain");
+        return fail("bad alias address '" + std::string(key) +
+                    "': expected local@domain or @domain");
       domain = parts->domain;
       e.key = addressKey(parts->local, parts->domain);
     }
@@ -162,9 +161,8 @@ Result<AliasTable> parseAliases(std::string_view text, const std::string& filena
 
 AliasDb::AliasDb(AliasDbSettings settings)
     : settings_(std::move(settings)),
-      file_(settings_.path, "aliases file",
-            [this](std::string_view text, const std::string& path) {
-              return parseAliases(text, path, settings_.domains);
-            }) {}
+      file_(settings_.path, "aliases file", [this](std::string_view text, const std::string& path) {
+        return parseAliases(text, path, settings_.domains);
+      }) {}
 
 }  // namespace yubin::auth

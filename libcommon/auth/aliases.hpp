@@ -71,8 +71,7 @@ class AliasTable {
   std::vector<std::string> reverse(std::string_view address, const IsUserFn& isUser) const;
 
  private:
-  friend Result<AliasTable> parseAliases(std::string_view, const std::string&,
-                                         const LocalDomains&);
+  friend Result<AliasTable> parseAliases(std::string_view, const std::string&, const LocalDomains&);
   Result<std::vector<std::string>> expandEntry(const AliasEntry& e, const IsUserFn& isUser) const;
 
   std::vector<AliasEntry> entries_;

@@ -1,12 +1,11 @@
 // Unit tests for the aliases file: parsing (good, bad lines with file:line,
 // truncated and random input) and expansion (recursion, self-reference,
 // loops, depth limit, dedupe, catch-alls, precedence) and reverse lookups.
-#include <catch2/catch.hpp>
+#include "auth/aliases.hpp"
 
+#include <catch2/catch.hpp>
 #include <random>
 #include <set>
-
-#include "auth/aliases.hpp"
 
 using namespace yubin;
 using namespace yubin::auth;
@@ -91,8 +90,8 @@ TEST_CASE("expansion is recursive, deduplicated and in first-seen order") {
 TEST_CASE("catch-all: used only when neither an alias nor a user matches") {
   AliasTable t = parse(kFile);
   CHECK(expand(t, "anything@example.net") == V{"dan@example.net"});
-  CHECK(expand(t, "dan@example.net") == V{"dan@example.net"});     // user wins
-  CHECK(expand(t, "list@example.net").size() == 4);                // alias wins
+  CHECK(expand(t, "dan@example.net") == V{"dan@example.net"});            // user wins
+  CHECK(expand(t, "list@example.net").size() == 4);                       // alias wins
   CHECK(expand(t, "anything@example.org") == V{"anything@example.org"});  // no catch-all there
   // An alias wins over a user of the same address.
   AliasTable t2 = parse("bob@example.org: carol@example.org\n");
@@ -156,8 +155,9 @@ TEST_CASE("reverse lookup lists the aliases that reach an address") {
   CHECK(t.reverse("Eve@example.org", kIsUser).empty());
   CHECK(t.reverse("garbage", kIsUser).empty());
   // Aliases whose expansion fails are skipped.
-  AliasTable loop = parse("a@example.org: b@example.org, bob@example.org\nb@example.org: a@example.org\n"
-                          "c@example.org: bob@example.org\n");
+  AliasTable loop = parse(
+      "a@example.org: b@example.org, bob@example.org\nb@example.org: a@example.org\n"
+      "c@example.org: bob@example.org\n");
   CHECK(loop.reverse("bob@example.org", kIsUser) == V{"c@example.org"});
 }
 
@@ -168,22 +168,32 @@ TEST_CASE("every kind of bad alias line is refused with file:line") {
       {"info@example.org: , ,", "alias 'info@example.org' has no targets"},
       {"info: bob@example.org", "bad alias address 'info': expected local@domain or @domain"},
       {": bob@example.org", "bad alias address '': expected local@domain or @domain"},
-      {"in fo@example.org: bob@example.org", "bad alias address 'in fo@example.org': expected local@domain or @domain"},
-      {"info@exa mple.org: bob@example.org", "bad alias address 'info@exa mple.org': expected local@domain or @domain"},
+      {"in fo@example.org: bob@example.org",
+       "bad alias address 'in fo@example.org': expected local@domain or @domain"},
+      {"info@exa mple.org: bob@example.org",
+       "bad alias address 'info@exa mple.org': expected local@domain or @domain"},
       {"@: bob@example.org", "bad domain in catch-all '@'"},
       {"@bad_domain: bob@example.org", "bad domain in catch-all '@bad_domain'"},
-      {"info@example.com: bob@example.org", "domain 'example.com' of alias 'info@example.com' is not in [global] domains"},
-      {"@example.com: bob@example.org", "domain 'example.com' of alias '@example.com' is not in [global] domains"},
+      {"info@example.com: bob@example.org",
+       "domain 'example.com' of alias 'info@example.com' is not in [global] domains"},
+      {"@example.com: bob@example.org",
+       "domain 'example.com' of alias '@example.com' is not in [global] domains"},
       {"info@example.org: bob", "bad target 'bob': expected local@domain"},
       {"info@example.org: @example.org", "bad target '@example.org': expected local@domain"},
       {"info@example.org: bob@", "bad target 'bob@': expected local@domain"},
-      {"info@example.org: b<o>b@example.org", "bad target 'b<o>b@example.org': expected local@domain"},
-      {"info@example.org: |/usr/bin/prog", "target '|/usr/bin/prog': pipes, files, includes and quoted names are not supported"},
-      {"info@example.org: /var/mail/x", "target '/var/mail/x': pipes, files, includes and quoted names are not supported"},
-      {"info@example.org: :include:/etc/list", "target ':include:/etc/list': pipes, files, includes and quoted names are not supported"},
-      {"info@example.org: \"a b\"@example.org", "target '\"a': pipes, files, includes and quoted names are not supported"},
+      {"info@example.org: b<o>b@example.org",
+       "bad target 'b<o>b@example.org': expected local@domain"},
+      {"info@example.org: |/usr/bin/prog",
+       "target '|/usr/bin/prog': pipes, files, includes and quoted names are not supported"},
+      {"info@example.org: /var/mail/x",
+       "target '/var/mail/x': pipes, files, includes and quoted names are not supported"},
+      {"info@example.org: :include:/etc/list",
+       "target ':include:/etc/list': pipes, files, includes and quoted names are not supported"},
+      {"info@example.org: \"a b\"@example.org",
+       "target '\"a': pipes, files, includes and quoted names are not supported"},
       {"info@example.org: bob@example.org\x01", "control character in line"},
-      {"Info@EXAMPLE.org: carol@example.org", "duplicate alias 'Info@example.org' (first on line 2)"},
+      {"Info@EXAMPLE.org: carol@example.org",
+       "duplicate alias 'Info@example.org' (first on line 2)"},
   }));
   CAPTURE(line);
   std::string text = "# x\nInfo@example.org: bob@example.org\n\n" + line + "\n";

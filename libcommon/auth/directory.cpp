@@ -91,9 +91,7 @@ Resolution Directory::resolve(std::string_view address) {
   return r;
 }
 
-std::optional<User> Directory::findUser(std::string_view address) {
-  return users_.find(address);
-}
+std::optional<User> Directory::findUser(std::string_view address) { return users_.find(address); }
 
 bool Directory::verifyPassword(std::string_view address, std::string_view password) {
   auto users = users_.table();

@@ -1,11 +1,12 @@
 // Unit tests for the Directory facade: local domains, resolve (users,
 // aliases, remote, unknown, loops, unavailable files), password checks for
 // good/bad/unknown/disabled users, SCRAM key lookups and addressesOf.
-#include <catch2/catch.hpp>
+#include "auth/directory.hpp"
 
 #include <sys/stat.h>
 
-#include "auth/directory.hpp"
+#include <catch2/catch.hpp>
+
 #include "auth/password.hpp"
 #include "auth/test_util.hpp"
 #include "base/fs.hpp"
@@ -29,11 +30,16 @@ struct Fixture {
   Fixture() {
     std::string scram = formatScramField(*scramDeriveKeys("bobpw", "bobsalt", 4096));
     REQUIRE(atomicWrite(users,
-                        "bob@example.org:" + hashOf("bobpw") + ":" + scram + "::maildir:\n"
-                        "carol@example.org:" + hashOf("carolpw") + "::carol.mbox:mbox\n"
-                        "nologin@example.org:*:::maildir\n"
-                        "dan@example.net:" + hashOf("danpw") + ":::maildir\n",
-                        0640).ok());
+                        "bob@example.org:" + hashOf("bobpw") + ":" + scram +
+                            "::maildir:\n"
+                            "carol@example.org:" +
+                            hashOf("carolpw") +
+                            "::carol.mbox:mbox\n"
+                            "nologin@example.org:*:::maildir\n"
+                            "dan@example.net:" +
+                            hashOf("danpw") + ":::maildir\n",
+                        0640)
+                .ok());
     REQUIRE(atomicWrite(aliases,
                         "info@example.org: bob@example.org, carol@example.org\n"
                         "fwd@example.org: someone@remote.example, bob@example.org\n"
@@ -41,14 +47,16 @@ struct Fixture {
                         "loop@example.org: loop2@example.org\n"
                         "loop2@example.org: loop@example.org\n"
                         "@example.net: dan@example.net\n",
-                        0640).ok());
+                        0640)
+                .ok());
   }
 
   DirectorySettings settings() const {
-    auto cfg = config::Config::parse("version = 1\n[global]\ndomains = Example.org, example.NET\n"
-                                     "users_file = " + users + "\naliases_file = " + aliases +
-                                     "\nmail_root = /var/mail/yubin\n",
-                                     "test.conf");
+    auto cfg = config::Config::parse(
+        "version = 1\n[global]\ndomains = Example.org, example.NET\n"
+        "users_file = " +
+            users + "\naliases_file = " + aliases + "\nmail_root = /var/mail/yubin\n",
+        "test.conf");
     REQUIRE(cfg.ok());
     return DirectorySettings::fromConfig(*cfg);
   }

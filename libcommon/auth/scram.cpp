@@ -58,9 +58,12 @@ std::optional<std::string> decodeSaslName(std::string_view s) {
     char c = s[i];
     if (c == '\0' || c == ',') return std::nullopt;
     if (c == '=') {
-      if (s.substr(i, 3) == "=2C") out.push_back(',');
-      else if (s.substr(i, 3) == "=3D") out.push_back('=');
-      else return std::nullopt;
+      if (s.substr(i, 3) == "=2C")
+        out.push_back(',');
+      else if (s.substr(i, 3) == "=3D")
+        out.push_back('=');
+      else
+        return std::nullopt;
       i += 2;
       continue;
     }
@@ -233,8 +236,11 @@ std::string scramAuthMessage(std::string_view clientFirstBare, std::string_view 
                              std::string_view clientFinalWithoutProof) {
   std::string m;
   m.reserve(clientFirstBare.size() + serverFirst.size() + clientFinalWithoutProof.size() + 2);
-  m.append(clientFirstBare).append(",").append(serverFirst).append(",").append(
-      clientFinalWithoutProof);
+  m.append(clientFirstBare)
+      .append(",")
+      .append(serverFirst)
+      .append(",")
+      .append(clientFinalWithoutProof);
   return m;
 }
 

@@ -46,12 +46,12 @@ Result<ScramKeys> parseScramField(std::string_view field);
 // --- Messages (RFC 5802 §7) ---
 
 struct ScramClientFirst {
-  char cbindFlag = 'n';    // 'n' or 'y' ('p' is refused by the parser)
-  std::string authzid;     // decoded ("=2C" -> ',', "=3D" -> '='), may be empty
-  std::string username;    // decoded
+  char cbindFlag = 'n';  // 'n' or 'y' ('p' is refused by the parser)
+  std::string authzid;   // decoded ("=2C" -> ',', "=3D" -> '='), may be empty
+  std::string username;  // decoded
   std::string clientNonce;
-  std::string gs2Header;   // e.g. "n,," — the client must echo it in c=
-  std::string bare;        // client-first-message-bare, for the AuthMessage
+  std::string gs2Header;  // e.g. "n,," — the client must echo it in c=
+  std::string bare;       // client-first-message-bare, for the AuthMessage
 };
 Result<ScramClientFirst> parseScramClientFirst(std::string_view message);
 
@@ -64,8 +64,8 @@ std::string scramServerFirst(const ScramClientFirst& first, std::string_view ser
 struct ScramClientFinal {
   std::string channelBinding;  // decoded c= value
   std::string nonce;
-  std::string proof;           // decoded p= value
-  std::string withoutProof;    // client-final-message-without-proof
+  std::string proof;         // decoded p= value
+  std::string withoutProof;  // client-final-message-without-proof
 };
 Result<ScramClientFinal> parseScramClientFinal(std::string_view message);
 

@@ -1,11 +1,11 @@
 // Unit tests for the SCRAM-SHA-256 primitives: the RFC 7677 §3 test vector,
 // the stored-keys field, message parsing (good, bad, hostile) and the whole
 // server check.
-#include <catch2/catch.hpp>
+#include "auth/scram.hpp"
 
+#include <catch2/catch.hpp>
 #include <random>
 
-#include "auth/scram.hpp"
 #include "base/strings.hpp"
 
 using namespace yubin;
@@ -49,8 +49,7 @@ TEST_CASE("RFC 7677 test vector: the server accepts the proof and signs") {
   auto fin = parseScramClientFinal(kClientFinal);
   REQUIRE(fin.ok());
   CHECK(fin->channelBinding == "n,,");
-  CHECK(fin->withoutProof ==
-        "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
+  CHECK(fin->withoutProof == "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
 
   auto serverFinal = scramServerFinal(keys, *first, serverFirst, *fin);
   REQUIRE(serverFinal.ok());
@@ -95,8 +94,8 @@ TEST_CASE("a wrong password, a changed nonce or a changed channel binding is ref
   // A flipped proof bit.
   std::string proof = fin->proof;
   proof[5] = static_cast<char>(proof[5] ^ 1);
-  CHECK_FALSE(scramVerifyProof(
-      keys, scramAuthMessage(first->bare, kServerFirst, fin->withoutProof), proof));
+  CHECK_FALSE(scramVerifyProof(keys, scramAuthMessage(first->bare, kServerFirst, fin->withoutProof),
+                               proof));
   CHECK_FALSE(scramVerifyProof(keys, "x", "short"));
 }
 
@@ -143,11 +142,12 @@ TEST_CASE("the users-file SCRAM field round-trips and bad fields are refused") {
       {"4095,c2FsdA==," + key + "," + key, "SCRAM iteration count must be 4096 to 10000000"},
       {"x,c2FsdA==," + key + "," + key, "SCRAM iteration count must be 4096 to 10000000"},
       {"99999999999,c2FsdA==," + key + "," + key, "SCRAM iteration count must be 4096 to 10000000"},
-      {"4096,,"+ key + "," + key, "SCRAM salt is not valid base64"},
+      {"4096,," + key + "," + key, "SCRAM salt is not valid base64"},
       {"4096,c2Fsd!==," + key + "," + key, "SCRAM salt is not valid base64"},
       {"4096,c2FsdA==,c2FsdA==," + key, "SCRAM stored key is not 32 bytes of base64"},
       {"4096,c2FsdA==," + key + ",", "SCRAM server key is not 32 bytes of base64"},
-      {"4096,c2FsdA==," + key + "," + key + ",x", "SCRAM field must be iterations,salt,storedkey,serverkey"},
+      {"4096,c2FsdA==," + key + "," + key + ",x",
+       "SCRAM field must be iterations,salt,storedkey,serverkey"},
   }));
   CAPTURE(text);
   auto r = parseScramField(text);

@@ -2,10 +2,11 @@
 // del, list and list --json against a temporary config, with the password on
 // a stringstream; checks that no plaintext password reaches the file and
 // that the stored hash and SCRAM keys verify.
-#include <catch2/catch.hpp>
+#include "ctl/user_cmd.hpp"
 
 #include <sys/stat.h>
 
+#include <catch2/catch.hpp>
 #include <sstream>
 
 #include "auth/directory.hpp"
@@ -13,7 +14,6 @@
 #include "auth/test_util.hpp"
 #include "auth/users.hpp"
 #include "config/config.hpp"
-#include "ctl/user_cmd.hpp"
 
 using namespace yubin;
 using yubin::auth::testing::TempDir;
@@ -61,8 +61,8 @@ TEST_CASE("user add, passwd, list, del") {
   Run r = f.run({"add", "Bob@EXAMPLE.org"}, "s3cret pass\n");
   CHECK(r.err.empty());
   CHECK(r.rc == 0);
-  CHECK(r.out == "added Bob@example.org (maildir " + f.dir.file("mail") +
-                     "/example.org/Bob/Maildir)\n");
+  CHECK(r.out ==
+        "added Bob@example.org (maildir " + f.dir.file("mail") + "/example.org/Bob/Maildir)\n");
   std::string text = testing::readText(f.users);
   CHECK(text.rfind("# managed by yubinctl\n\n# keep me\nBob@example.org:$argon2id$", 0) == 0);
   CHECK(text.find("s3cret") == std::string::npos);
@@ -82,8 +82,8 @@ TEST_CASE("user add, passwd, list, del") {
     CHECK(keys->serverKey == u->scram->serverKey);
   }
 
-  r = f.run({"user", "add", "carol@example.org", "--format=mbox", "--quota", "1M,100",
-             "--mailbox", "boxes/carol"},
+  r = f.run({"user", "add", "carol@example.org", "--format=mbox", "--quota", "1M,100", "--mailbox",
+             "boxes/carol"},
             "pw2\r\n");
   CHECK(r.rc == 0);
   CHECK(r.out == "added carol@example.org (mbox " + f.dir.file("mail") + "/boxes/carol)\n");
@@ -92,17 +92,21 @@ TEST_CASE("user add, passwd, list, del") {
   CHECK(r.rc == 0);
   CHECK(r.out == "Bob@example.org\tmaildir\t" + f.dir.file("mail") +
                      "/example.org/Bob/Maildir\tunlimited\n"
-                     "carol@example.org\tmbox\t" + f.dir.file("mail") + "/boxes/carol\t1048576,100\n");
+                     "carol@example.org\tmbox\t" +
+                     f.dir.file("mail") + "/boxes/carol\t1048576,100\n");
 
   r = f.run({"list", "--json"});
   CHECK(r.rc == 0);
-  CHECK(r.out == "[\n"
-                 "  {\"address\": \"Bob@example.org\", \"format\": \"maildir\", \"mailbox\": \"" +
-                     f.dir.file("mail") + "/example.org/Bob/Maildir\", \"quota_bytes\": 0, "
-                     "\"quota_messages\": 0, \"login\": true, \"scram\": true},\n"
-                     "  {\"address\": \"carol@example.org\", \"format\": \"mbox\", \"mailbox\": \"" +
-                     f.dir.file("mail") + "/boxes/carol\", \"quota_bytes\": 1048576, "
-                     "\"quota_messages\": 100, \"login\": true, \"scram\": true}\n]\n");
+  CHECK(r.out ==
+        "[\n"
+        "  {\"address\": \"Bob@example.org\", \"format\": \"maildir\", \"mailbox\": \"" +
+            f.dir.file("mail") +
+            "/example.org/Bob/Maildir\", \"quota_bytes\": 0, "
+            "\"quota_messages\": 0, \"login\": true, \"scram\": true},\n"
+            "  {\"address\": \"carol@example.org\", \"format\": \"mbox\", \"mailbox\": \"" +
+            f.dir.file("mail") +
+            "/boxes/carol\", \"quota_bytes\": 1048576, "
+            "\"quota_messages\": 100, \"login\": true, \"scram\": true}\n]\n");
   CHECK(r.out.find("argon2") == std::string::npos);
 
   r = f.run({"passwd", "Bob@example.org"}, "n3w\n");
@@ -157,23 +161,34 @@ TEST_CASE("user command errors: exit 1 with a message") {
   Fixture f;
   REQUIRE(f.run({"add", "bob@example.org"}, "pw\n").rc == 0);
   auto [args, input, error] = GENERATE(table<std::vector<std::string>, std::string, std::string>({
-      {{"add", "bob@example.org"}, "pw\n",
+      {{"add", "bob@example.org"},
+       "pw\n",
        "yubinctl user add: user bob@example.org already exists (USERS:1)\n"},
-      {{"add", "bob@EXAMPLE.ORG"}, "pw\n",
+      {{"add", "bob@EXAMPLE.ORG"},
+       "pw\n",
        "yubinctl user add: user bob@example.org already exists (USERS:1)\n"},
-      {{"add", "eve@example.com"}, "pw\n",
-       "yubinctl user add: domain 'example.com' is not a local domain ([global] domains in test.conf)\n"},
+      {{"add", "eve@example.com"},
+       "pw\n",
+       "yubinctl user add: domain 'example.com' is not a local domain ([global] domains in "
+       "test.conf)\n"},
       {{"add", "eve"}, "pw\n", "yubinctl user add: bad address 'eve': expected local@domain\n"},
-      {{"add", "e/ve@example.org"}, "pw\n", "yubinctl user add: bad local part in 'e/ve@example.org'\n"},
+      {{"add", "e/ve@example.org"},
+       "pw\n",
+       "yubinctl user add: bad local part in 'e/ve@example.org'\n"},
       {{"add", "eve@example.org"}, "", "yubinctl user add: no password on standard input\n"},
       {{"add", "eve@example.org"}, "\n", "yubinctl user add: empty password refused\n"},
-      {{"add", "eve@example.org", "--mailbox", "../x"}, "pw\n",
+      {{"add", "eve@example.org", "--mailbox", "../x"},
+       "pw\n",
        "yubinctl user add: mailbox path for 'eve@example.org' has a '..' component\n"},
-      {{"add", "eve@example.org", "--quota", "lots"}, "pw\n",
-       "yubinctl user add: quota bytes: bad size 'lots': expected a number with optional k, M or G\n"},
+      {{"add", "eve@example.org", "--quota", "lots"},
+       "pw\n",
+       "yubinctl user add: quota bytes: bad size 'lots': expected a number with optional k, M or "
+       "G\n"},
       {{"del", "eve@example.org"}, "", "yubinctl user del: no such user: eve@example.org\n"},
       {{"del", "Bob@example.org"}, "", "yubinctl user del: no such user: Bob@example.org\n"},
-      {{"passwd", "eve@example.org"}, "pw\n", "yubinctl user passwd: no such user: eve@example.org\n"},
+      {{"passwd", "eve@example.org"},
+       "pw\n",
+       "yubinctl user passwd: no such user: eve@example.org\n"},
       {{"passwd", "bob@example.org"}, "", "yubinctl user passwd: no password on standard input\n"},
       {{"passwd", "bob@example.org"}, "\n", "yubinctl user passwd: empty password refused\n"},
   }));
@@ -218,8 +233,9 @@ TEST_CASE("a broken users file is reported, not edited") {
            {"list"}, {"add", "bob@example.org"}, {"del", "bob@example.org"}}) {
     Run r = f.run(args, "pw\n");
     CHECK(r.rc == 1);
-    CHECK(r.err == "yubinctl user " + args[0] + ": " + f.users +
-                       ":2: expected 6 fields address:password-hash:scram:mailbox:format:quota, found 1\n");
+    CHECK(r.err ==
+          "yubinctl user " + args[0] + ": " + f.users +
+              ":2: expected 6 fields address:password-hash:scram:mailbox:format:quota, found 1\n");
   }
   CHECK(testing::readText(f.users) == "# x\nnot a user line\n");
 }

@@ -25,9 +25,7 @@ std::vector<std::string_view> splitColon(std::string_view s) {
   }
 }
 
-bool hasBlank(std::string_view s) {
-  return s.find_first_of(" \t") != std::string_view::npos;
-}
+bool hasBlank(std::string_view s) { return s.find_first_of(" \t") != std::string_view::npos; }
 
 // Bytes below 0x20 (other than tab) and DEL have no place in a users line.
 bool hasControl(std::string_view s) {
@@ -49,8 +47,8 @@ bool hasDotDot(std::string_view path) {
   return false;
 }
 
-const char* kFieldNames[] = {"address", "password hash", "SCRAM keys", "mailbox", "format",
-                             "quota"};
+const char* kFieldNames[] = {"address", "password hash", "SCRAM keys",
+                             "mailbox", "format",        "quota"};
 
 }  // namespace
 
@@ -102,7 +100,8 @@ Result<User> parseUserLine(std::string_view line, const UserDbSettings& settings
     return Error{"expected 6 fields address:password-hash:scram:mailbox:format:quota, found " +
                  std::to_string(fields.size())};
   for (size_t i = 0; i < fields.size(); ++i)
-    if (hasBlank(fields[i])) return Error{std::string("blank inside the ") + kFieldNames[i] + " field"};
+    if (hasBlank(fields[i]))
+      return Error{std::string("blank inside the ") + kFieldNames[i] + " field"};
 
   User u;
   std::string_view address = fields[0];
@@ -110,8 +109,7 @@ Result<User> parseUserLine(std::string_view line, const UserDbSettings& settings
   if (!parts) return Error{"bad address '" + std::string(address) + "': expected local@domain"};
   if (!isValidUserLocalPart(parts->local))
     return Error{"bad local part in '" + std::string(address) + "'"};
-  if (!isValidDomain(parts->domain))
-    return Error{"bad domain in '" + std::string(address) + "'"};
+  if (!isValidDomain(parts->domain)) return Error{"bad domain in '" + std::string(address) + "'"};
   if (!settings.domains.contains(parts->domain))
     return Error{"domain '" + parts->domain + "' of '" + std::string(address) +
                  "' is not in [global] domains"};
@@ -122,7 +120,8 @@ Result<User> parseUserLine(std::string_view line, const UserDbSettings& settings
 
   // Never echo the hash or the keys in an error: they are secrets.
   if (fields[1] != "*" && !isPasswordHash(fields[1]))
-    return Error{"bad password hash" + who + ": expected a crypto_pwhash_str (Argon2) string or '*'"};
+    return Error{"bad password hash" + who +
+                 ": expected a crypto_pwhash_str (Argon2) string or '*'"};
   u.passwordHash = std::string(fields[1]);
 
   if (!fields[2].empty()) {
@@ -136,7 +135,8 @@ Result<User> parseUserLine(std::string_view line, const UserDbSettings& settings
   } else if (auto f = parseMailboxFormat(fields[4])) {
     u.format = *f;
   } else {
-    return Error{"bad format '" + std::string(fields[4]) + "'" + who + ": expected maildir or mbox"};
+    return Error{"bad format '" + std::string(fields[4]) + "'" + who +
+                 ": expected maildir or mbox"};
   }
 
   std::string_view mailbox = fields[3];
@@ -208,10 +208,9 @@ Result<UserTable> parseUsers(std::string_view text, const std::string& filename,
 
 UserDb::UserDb(UserDbSettings settings)
     : settings_(std::move(settings)),
-      file_(settings_.path, "users file",
-            [this](std::string_view text, const std::string& path) {
-              return parseUsers(text, path, settings_);
-            }) {}
+      file_(settings_.path, "users file", [this](std::string_view text, const std::string& path) {
+        return parseUsers(text, path, settings_);
+      }) {}
 
 std::optional<User> UserDb::find(std::string_view address) {
   auto t = table();

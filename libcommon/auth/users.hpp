@@ -67,10 +67,10 @@ struct User {
   std::string domain;        // lower-case
   std::string passwordHash;  // Argon2 string, or "*" (password login disabled)
   std::optional<ScramKeys> scram;
-  std::string mailbox;       // absolute path
+  std::string mailbox;  // absolute path
   MailboxFormat format = MailboxFormat::Maildir;
   Quota quota;
-  int line = 0;              // line in the users file
+  int line = 0;  // line in the users file
   bool canLogin() const { return passwordHash != "*"; }
 };
 
@@ -91,8 +91,7 @@ class UserTable {
   const std::string& dummyHash() const { return dummyHash_; }
 
  private:
-  friend Result<UserTable> parseUsers(std::string_view, const std::string&,
-                                      const UserDbSettings&);
+  friend Result<UserTable> parseUsers(std::string_view, const std::string&, const UserDbSettings&);
   std::vector<User> users_;
   std::unordered_map<std::string, size_t> index_;
   std::string dummyHash_;

@@ -22,7 +22,7 @@ struct NewUser {
   std::string address;
   std::string mailbox;  // users-file field text: "" = default, relative or absolute
   MailboxFormat format = MailboxFormat::Maildir;
-  std::string quota;    // users-file field text: "" = unlimited, else BYTES[,MESSAGES]
+  std::string quota;  // users-file field text: "" = unlimited, else BYTES[,MESSAGES]
 };
 
 struct Credentials {

@@ -1,15 +1,15 @@
 // Unit tests for the users file: parsing (good lines, every kind of bad line
 // with file:line, truncated and random input), lookup case rules, UserDb
 // reloads, password hashes, and the text edits yubinctl uses.
-#include <catch2/catch.hpp>
+#include "auth/users.hpp"
 
 #include <sys/stat.h>
 
+#include <catch2/catch.hpp>
 #include <random>
 
 #include "auth/password.hpp"
 #include "auth/test_util.hpp"
-#include "auth/users.hpp"
 #include "auth/users_edit.hpp"
 #include "base/fs.hpp"
 
@@ -41,12 +41,19 @@ const std::string& scramField() {
 std::string goodFile() {
   return "# virtual users\n"
          "\n"
-         "bob@example.org:" + hash() + ":" + scramField() + "::maildir:10M,1000\n"
+         "bob@example.org:" +
+         hash() + ":" + scramField() +
+         "::maildir:10M,1000\n"
          "   # indented comment\n"
-         "Alice@Example.NET:" + hash() + "::alice/mail.mbox:mbox\n"
+         "Alice@Example.NET:" +
+         hash() +
+         "::alice/mail.mbox:mbox\n"
          "  carol@example.org:*:::mbox:,50  \r\n"
-         "dave@example.org:" + hash() + "::/srv/mail/dave::0,0\n"
-         "Postmaster@example.org:" + hash() + ":::maildir:\n";
+         "dave@example.org:" +
+         hash() +
+         "::/srv/mail/dave::0,0\n"
+         "Postmaster@example.org:" +
+         hash() + ":::maildir:\n";
 }
 
 std::string errorOf(const std::string& text) {
@@ -137,9 +144,12 @@ TEST_CASE("every kind of bad line is refused with file:line") {
   const std::string h = hash();
   const std::string ok = "ok@example.org:" + h + ":::maildir:\n";
   auto [line, error] = GENERATE_COPY(table<std::string, std::string>({
-      {"bob@example.org", "expected 6 fields address:password-hash:scram:mailbox:format:quota, found 1"},
-      {"bob@example.org:" + h + "::", "expected 6 fields address:password-hash:scram:mailbox:format:quota, found 4"},
-      {"bob@example.org:" + h + ":::maildir:1:x", "expected 6 fields address:password-hash:scram:mailbox:format:quota, found 7"},
+      {"bob@example.org",
+       "expected 6 fields address:password-hash:scram:mailbox:format:quota, found 1"},
+      {"bob@example.org:" + h + "::",
+       "expected 6 fields address:password-hash:scram:mailbox:format:quota, found 4"},
+      {"bob@example.org:" + h + ":::maildir:1:x",
+       "expected 6 fields address:password-hash:scram:mailbox:format:quota, found 7"},
       {"bob:" + h + ":::maildir", "bad address 'bob': expected local@domain"},
       {"@example.org:" + h + ":::maildir", "bad address '@example.org': expected local@domain"},
       {"bob@:" + h + ":::maildir", "bad address 'bob@': expected local@domain"},
@@ -151,25 +161,44 @@ TEST_CASE("every kind of bad line is refused with file:line") {
       {"bob@exa_mple.org:" + h + ":::maildir", "bad domain in 'bob@exa_mple.org'"},
       {"bob@example..org:" + h + ":::maildir", "bad domain in 'bob@example..org'"},
       {"bob@-example.org:" + h + ":::maildir", "bad domain in 'bob@-example.org'"},
-      {"bob@example.com:" + h + ":::maildir", "domain 'example.com' of 'bob@example.com' is not in [global] domains"},
-      {"bob@example.org:secret:::maildir", "bad password hash for 'bob@example.org': expected a crypto_pwhash_str (Argon2) string or '*'"},
-      {"bob@example.org::::maildir", "bad password hash for 'bob@example.org': expected a crypto_pwhash_str (Argon2) string or '*'"},
-      {"bob@example.org:$argon2id$v=19$m=8,t=1,p=1$xx$yy:::maildir", "bad password hash for 'bob@example.org': expected a crypto_pwhash_str (Argon2) string or '*'"},
-      {"bob@example.org:" + h + ":4096,abc:::maildir", "bad SCRAM field for 'bob@example.org': SCRAM field must be iterations,salt,storedkey,serverkey"},
-      {"bob@example.org:" + h + "::../x:maildir", "mailbox path for 'bob@example.org' has a '..' component"},
-      {"bob@example.org:" + h + "::/srv/../etc:maildir", "mailbox path for 'bob@example.org' has a '..' component"},
-      {"bob@example.org:" + h + "::a/..:maildir", "mailbox path for 'bob@example.org' has a '..' component"},
-      {"bob@example.org:" + h + ":::Maildir", "bad format 'Maildir' for 'bob@example.org': expected maildir or mbox"},
-      {"bob@example.org:" + h + ":::mh", "bad format 'mh' for 'bob@example.org': expected maildir or mbox"},
-      {"bob@example.org:" + h + ":::maildir:10X", "bad quota for 'bob@example.org': quota bytes: bad size '10X': expected a number with optional k, M or G"},
-      {"bob@example.org:" + h + ":::maildir:1,x", "bad quota for 'bob@example.org': quota messages 'x': expected a number"},
-      {"bob@example.org:" + h + ":::maildir:1,2,3", "bad quota for 'bob@example.org': quota must be BYTES[,MESSAGES]"},
+      {"bob@example.com:" + h + ":::maildir",
+       "domain 'example.com' of 'bob@example.com' is not in [global] domains"},
+      {"bob@example.org:secret:::maildir",
+       "bad password hash for 'bob@example.org': expected a crypto_pwhash_str (Argon2) string or "
+       "'*'"},
+      {"bob@example.org::::maildir",
+       "bad password hash for 'bob@example.org': expected a crypto_pwhash_str (Argon2) string or "
+       "'*'"},
+      {"bob@example.org:$argon2id$v=19$m=8,t=1,p=1$xx$yy:::maildir",
+       "bad password hash for 'bob@example.org': expected a crypto_pwhash_str (Argon2) string or "
+       "'*'"},
+      {"bob@example.org:" + h + ":4096,abc:::maildir",
+       "bad SCRAM field for 'bob@example.org': SCRAM field must be "
+       "iterations,salt,storedkey,serverkey"},
+      {"bob@example.org:" + h + "::../x:maildir",
+       "mailbox path for 'bob@example.org' has a '..' component"},
+      {"bob@example.org:" + h + "::/srv/../etc:maildir",
+       "mailbox path for 'bob@example.org' has a '..' component"},
+      {"bob@example.org:" + h + "::a/..:maildir",
+       "mailbox path for 'bob@example.org' has a '..' component"},
+      {"bob@example.org:" + h + ":::Maildir",
+       "bad format 'Maildir' for 'bob@example.org': expected maildir or mbox"},
+      {"bob@example.org:" + h + ":::mh",
+       "bad format 'mh' for 'bob@example.org': expected maildir or mbox"},
+      {"bob@example.org:" + h + ":::maildir:10X",
+       "bad quota for 'bob@example.org': quota bytes: bad size '10X': expected a number with "
+       "optional k, M or G"},
+      {"bob@example.org:" + h + ":::maildir:1,x",
+       "bad quota for 'bob@example.org': quota messages 'x': expected a number"},
+      {"bob@example.org:" + h + ":::maildir:1,2,3",
+       "bad quota for 'bob@example.org': quota must be BYTES[,MESSAGES]"},
       {"bob@example.org:" + h + "::my box:maildir", "blank inside the mailbox field"},
       {"bob@example.org :" + h + ":::maildir", "blank inside the address field"},
       {"bob@example.org:" + h + ":::maildir:1\t,2", "blank inside the quota field"},
       {std::string("bob@example.org:") + h + ":::maildir\x01", "control character in line"},
       {std::string("bob@exam\0ple.org:", 17) + h + ":::maildir", "control character in line"},
-      {"ok@EXAMPLE.org:" + h + ":::maildir", "duplicate address 'ok@example.org' (first on line 2)"},
+      {"ok@EXAMPLE.org:" + h + ":::maildir",
+       "duplicate address 'ok@example.org' (first on line 2)"},
   }));
   CAPTURE(line);
   std::string text = "# header\n" + ok + "\n" + line + "\n" + ok;
@@ -292,7 +321,8 @@ TEST_CASE("a failed reload keeps the previous data") {
   CHECK(db.find("bob@example.org"));  // still the old data
   Status s = db.reload();
   REQUIRE_FALSE(s.ok());
-  CHECK(s.error().message == path + ":2: expected 6 fields address:password-hash:scram:mailbox:format:quota, found 1");
+  CHECK(s.error().message ==
+        path + ":2: expected 6 fields address:password-hash:scram:mailbox:format:quota, found 1");
   CHECK(db.find("bob@example.org"));
 
   // Fixed: the new version is picked up.
@@ -330,7 +360,9 @@ TEST_CASE("text edits keep comments and other lines byte for byte") {
       "# users\r\n"
       "#   keep   this\n"
       "\n"
-      "bob@example.org:" + hash() + ":::maildir:5M\n"
+      "bob@example.org:" +
+      hash() +
+      ":::maildir:5M\n"
       "  # indented\n"
       "carol@example.org:*::carol:mbox:,7";  // no final newline
 
@@ -342,15 +374,17 @@ TEST_CASE("text edits keep comments and other lines byte for byte") {
   REQUIRE(added.ok());
   CHECK(*added == text + "\n" + *line + "\n");
 
-  auto dup = usersTextAdd(*added, "users", s,
-                          *makeUserLine({"bob@Example.ORG", "", MailboxFormat::Maildir, ""}, cred, s));
+  auto dup =
+      usersTextAdd(*added, "users", s,
+                   *makeUserLine({"bob@Example.ORG", "", MailboxFormat::Maildir, ""}, cred, s));
   REQUIRE_FALSE(dup.ok());
   CHECK(dup.error().message == "user bob@example.org already exists (users:4)");
 
   auto deleted = usersTextDelete(*added, "users", s, "bob@EXAMPLE.org");
   REQUIRE(deleted.ok());
   CHECK(*deleted ==
-        "# users\r\n#   keep   this\n\n  # indented\ncarol@example.org:*::carol:mbox:,7\n" + *line + "\n");
+        "# users\r\n#   keep   this\n\n  # indented\ncarol@example.org:*::carol:mbox:,7\n" + *line +
+            "\n");
   auto missing = usersTextDelete(*deleted, "users", s, "bob@example.org");
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().message == "no such user: bob@example.org");
@@ -367,7 +401,8 @@ TEST_CASE("text edits keep comments and other lines byte for byte") {
   // A broken file is not edited.
   auto broken = usersTextAdd(text + "\njunk\n", "users", s, *line);
   REQUIRE_FALSE(broken.ok());
-  CHECK(broken.error().message == "users:7: expected 6 fields address:password-hash:scram:mailbox:format:quota, found 1");
+  CHECK(broken.error().message ==
+        "users:7: expected 6 fields address:password-hash:scram:mailbox:format:quota, found 1");
 
   // Fields that would not read back are refused.
   auto bad = makeUserLine({"x@example.org", "../x", MailboxFormat::Maildir, ""}, cred, s);
@@ -376,6 +411,10 @@ TEST_CASE("text edits keep comments and other lines byte for byte") {
   CHECK_FALSE(makeUserLine({"x@example.org", "a:b", MailboxFormat::Maildir, ""}, cred, s).ok());
   CHECK_FALSE(makeUserLine({"x@example.org", "", MailboxFormat::Maildir, "1\n2"}, cred, s).ok());
   CHECK_FALSE(makeUserLine({"x@other.org", "", MailboxFormat::Maildir, ""}, cred, s).ok());
+  // A name that would read back as a comment.
+  auto hashName = makeUserLine({"#x@example.org", "", MailboxFormat::Maildir, ""}, cred, s);
+  REQUIRE_FALSE(hashName.ok());
+  CHECK(hashName.error().message == "bad local part in '#x@example.org'");
 }
 
 TEST_CASE("file edits create the file 0640 and rewrite it atomically") {
