@@ -1,0 +1,31 @@
+// libFuzzer target for the queue file and state file parsers (format.hpp).
+// Built only with -Dfuzz=true (clang); corpus in tests/fuzz/corpus/queuefile.
+// Trust: the input stands for a damaged spool file; the parsers must reject
+// it with an error, never crash, hang or allocate beyond the input's size.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "queue/format.hpp"
+
+using namespace yubin::queue;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view in(reinterpret_cast<const char*>(data), size);
+  if (auto env = parseImage(in)) {
+    // Whatever parses must survive a round trip unchanged: the writer and
+    // the reader agree on every accepted file.
+    std::string e = encodeEnvelope(*env);
+    std::string file = encodeHeaderPlaceholder(e.size());
+    file.replace(kMessageSizeOffset, 20, encodeMessageSize(env->size));
+    file += e;
+    file += in.substr(in.size() - env->size);
+    if (file != in) abort();
+  }
+  if (auto st = parseState(in)) {
+    if (encodeState(*st) != in) abort();
+  }
+  if (in.size() <= kMaxEnvelopeSize) (void)parseEnvelope(in);
+  return 0;
+}
