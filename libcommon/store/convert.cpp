@@ -77,11 +77,20 @@ MaildirPlacement maildirFlagsFromMbox(std::string_view status, std::string_view 
   if (status.find('R') != std::string_view::npos) p.flags += 'S';
   for (char c : xstatus) {
     switch (c) {
-      case 'A': p.flags += 'R'; break;
-      case 'F': p.flags += 'F'; break;
-      case 'T': p.flags += 'D'; break;
-      case 'D': p.flags += 'T'; break;
-      default: break;
+      case 'A':
+        p.flags += 'R';
+        break;
+      case 'F':
+        p.flags += 'F';
+        break;
+      case 'T':
+        p.flags += 'D';
+        break;
+      case 'D':
+        p.flags += 'T';
+        break;
+      default:
+        break;
     }
   }
   p.flags = maildirNormaliseFlags(p.flags);

@@ -1,14 +1,15 @@
 // Unit tests for the Mailbox (Maildir) read side, quota usage and the
 // mbox <-> Maildir converters, round-tripping a corpus of tricky
 // messages both ways.
-#include <catch2/catch.hpp>
+#include "store/convert.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 
 #include "base/fs.hpp"
-#include "store/convert.hpp"
 #include "store/mailbox.hpp"
 #include "store/quota.hpp"
 #include "store/test_util.hpp"
@@ -48,8 +49,10 @@ std::vector<Msg> corpus() {
   std::string line100k(100 * 1024, 'w');
   return {
       {"plain new", "Return-Path: <a@x.example>\nSubject: plain\n\nhello\n", false, "", 1700000000},
-      {"From lines", "Return-Path: <b@x.example>\nSubject: from\n\nFrom here\n>From there\n"
-                     ">>>From deep\nFrom\nFromage\n", true, "S", 1600000000},
+      {"From lines",
+       "Return-Path: <b@x.example>\nSubject: from\n\nFrom here\n>From there\n"
+       ">>>From deep\nFrom\nFromage\n",
+       true, "S", 1600000000},
       {"CRLF", "Return-Path: <c@x.example>\r\nSubject: crlf\r\n\r\nbody\r\nFrom x\r\n\r\n", true,
        "FRS", 1650000000},
       {"8-bit", std::string("Subject: \xe9t\xe9\n\n\xff\xfe\x00\x01\x80 binary\n", 27), true, "DT",
@@ -229,7 +232,8 @@ TEST_CASE("Maildir -> mbox -> Maildir keeps bytes, flags, dates and order") {
   REQUIRE(toMbox.ok());
   CHECK(toMbox->messages == msgs.size());
   std::string mbox = slurp(t / "mbox");
-  CHECK(mbox.find("\n>From here\n>>From there\n>>>>From deep\nFrom\nFromage\n") != std::string::npos);
+  CHECK(mbox.find("\n>From here\n>>From there\n>>>>From deep\nFrom\nFromage\n") !=
+        std::string::npos);
   CHECK(mbox.find("Subject: crlf\r\nStatus: RO\r\nX-Status: AF\r\n\r\n") != std::string::npos);
   CHECK(mbox.substr(0, 45) == "From a@x.example Tue Nov 14 22:13:20 2023\nRet");
 
@@ -301,7 +305,8 @@ TEST_CASE("converters tolerate a hostile mbox and report failures") {
   auto r = mboxToMaildir(t / "junk", t / "M", "", names);
   REQUIRE(r.ok());
   CHECK(r->messages == 1);
-  CHECK(slurp(t / "M/new/" + listDir(t / "M/new").at(0)) == std::string("no From_ line\n\0\xff\n", 17));
+  CHECK(slurp(t / "M/new/" + listDir(t / "M/new").at(0)) ==
+        std::string("no From_ line\n\0\xff\n", 17));
 
   FaultyFs full;
   full.writeBudget = 10;

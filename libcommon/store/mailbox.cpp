@@ -14,7 +14,8 @@ namespace yubin::store {
 namespace {
 
 bool validId(std::string_view id) {
-  return !id.empty() && id.front() != '.' && id.find_first_of(std::string_view("/:,\0", 4)) == std::string_view::npos;
+  return !id.empty() && id.front() != '.' &&
+         id.find_first_of(std::string_view("/:,\0", 4)) == std::string_view::npos;
 }
 
 bool isDigit(char c) { return c >= '0' && c <= '9'; }
@@ -114,7 +115,8 @@ Status MaildirMailbox::setFlags(std::string_view id, std::string_view flags) {
     if (!rel) return rel.error();
     // Keep the whole base (with ,S= and other fields); replace the info.
     std::string_view file = std::string_view(*rel).substr(4);  // after "new/" or "cur/"
-    const std::string target = "cur/" + std::string(maildirBase(file)) + info;    if (*rel == target) return {};
+    const std::string target = "cur/" + std::string(maildirBase(file)) + info;
+    if (*rel == target) return {};
     std::string from = dir_ + "/" + *rel, to = dir_ + "/" + target;
     if (fs_.rename(from.c_str(), to.c_str()) == 0) {
       where_[std::string(id)] = target;

@@ -63,19 +63,25 @@ std::string maildirSanitizeHost(std::string_view host) {
   out.reserve(host.size());
   for (char c : host) {
     switch (c) {
-      case '/': out += "\\057"; break;
-      case ':': out += "\\072"; break;
-      case ',': out += "\\054"; break;
-      default: out += c;
+      case '/':
+        out += "\\057";
+        break;
+      case ':':
+        out += "\\072";
+        break;
+      case ',':
+        out += "\\054";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
 }
 
 std::string maildirBaseName(const MaildirNameParts& p) {
-  return std::to_string(p.seconds) + ".M" + std::to_string(p.micros) + "P" +
-         std::to_string(p.pid) + "Q" + std::to_string(p.counter) + "." +
-         maildirSanitizeHost(p.host);
+  return std::to_string(p.seconds) + ".M" + std::to_string(p.micros) + "P" + std::to_string(p.pid) +
+         "Q" + std::to_string(p.counter) + "." + maildirSanitizeHost(p.host);
 }
 
 std::string maildirUniqueName(const MaildirNameParts& parts, uint64_t size) {
@@ -95,7 +101,8 @@ std::optional<uint64_t> maildirSizeFromName(std::string_view fileName) {
   size_t comma = base.find(',');
   while (comma != std::string_view::npos) {
     size_t next = base.find(',', comma + 1);
-    std::string_view field = base.substr(comma + 1, next == std::string_view::npos ? next : next - comma - 1);
+    std::string_view field =
+        base.substr(comma + 1, next == std::string_view::npos ? next : next - comma - 1);
     if (field.size() > 2 && field.substr(0, 2) == "S=") return parseU64(field.substr(2));
     comma = next;
   }
@@ -192,8 +199,7 @@ Result<std::string> ensureMaildirFolder(Fs& fs, const std::string& root, std::st
 }
 
 Result<MaildirDelivery> MaildirDeliverer::deliver(const std::string& root, std::string_view folder,
-                                                  std::string_view prefix,
-                                                  const MessageSource& msg,
+                                                  std::string_view prefix, const MessageSource& msg,
                                                   const MaildirDeliverOptions& opts) {
   auto dir = ensureMaildirFolder(fs_, root, folder);
   if (!dir) return dir.error();
@@ -222,7 +228,8 @@ Result<MaildirDelivery> MaildirDeliverer::deliverToDir(const std::string& dir,
   w.endMessage();
   if (auto s = w.flush(); !s) return s.error();
   if (opts.mtime) {
-    struct timespec ts[2] = {{static_cast<time_t>(*opts.mtime), 0}, {static_cast<time_t>(*opts.mtime), 0}};
+    struct timespec ts[2] = {{static_cast<time_t>(*opts.mtime), 0},
+                             {static_cast<time_t>(*opts.mtime), 0}};
     if (::futimens(fd.get(), ts) != 0) return errnoError("set mtime " + tmpPath);
   }
   if (fs_.fsync(fd.get()) != 0) return errnoError("fsync " + tmpPath);

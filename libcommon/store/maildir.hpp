@@ -39,7 +39,7 @@ struct MaildirNameParts {
   int64_t seconds = 0;
   uint32_t micros = 0;
   uint64_t pid = 0;
-  uint64_t counter = 0;  // Q<n>: per-process delivery counter
+  uint64_t counter = 0;   // Q<n>: per-process delivery counter
   std::string_view host;  // raw host name; sanitised here
 };
 
@@ -111,9 +111,9 @@ struct MaildirDeliverOptions {
 };
 
 struct MaildirDelivery {
-  std::string path;  // full path of the delivered file
-  std::string name;  // its file name
-  uint64_t size = 0; // bytes written (S=)
+  std::string path;   // full path of the delivered file
+  std::string name;   // its file name
+  uint64_t size = 0;  // bytes written (S=)
 };
 
 class MaildirDeliverer {

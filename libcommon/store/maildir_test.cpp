@@ -1,10 +1,12 @@
 // Unit tests for Maildir names, folders and delivery, including injected
 // failures (nothing may be left in tmp/ or new/).
-#include <catch2/catch.hpp>
+#include "store/maildir.hpp"
+
 #include <sys/stat.h>
 
+#include <catch2/catch.hpp>
+
 #include "base/fs.hpp"
-#include "store/maildir.hpp"
 #include "store/test_util.hpp"
 
 using namespace yubin;
@@ -16,8 +18,11 @@ using yubin::store::test::TempDir;
 namespace {
 
 MaildirNameGenerator fixedGenerator(int64_t sec = 1700000000, uint32_t usec = 42) {
-  return MaildirNameGenerator([=] { return MaildirNameGenerator::Time{sec, usec}; }, 777,
-                              std::string("mx.example"));
+  return MaildirNameGenerator(
+      [=] {
+        return MaildirNameGenerator::Time{sec, usec};
+      },
+      777, std::string("mx.example"));
 }
 
 std::string slurp(const std::string& path) {
@@ -46,8 +51,11 @@ TEST_CASE("maildir unique names are built from clock, pid, counter and host") {
 
 TEST_CASE("name generator counts per call and uses the injected clock") {
   uint32_t usec = 1;
-  MaildirNameGenerator g([&] { return MaildirNameGenerator::Time{100, usec++}; }, 9,
-                         std::string("h:1"));
+  MaildirNameGenerator g(
+      [&] {
+        return MaildirNameGenerator::Time{100, usec++};
+      },
+      9, std::string("h:1"));
   CHECK(g.next() == "100.M1P9Q0.h\\0721");
   CHECK(g.next() == "100.M2P9Q1.h\\0721");
 }

@@ -27,7 +27,7 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-constexpr size_t kChunk = 64 * 1024;
+constexpr size_t kChunk = size_t{64} * 1024;
 // Without keepData only a line's start matters (From_ detection, parsing).
 constexpr size_t kLineCap = 4096;
 // Refresh the dot-lock's mtime at most this often, so a long bulk write
@@ -74,7 +74,8 @@ Status fcntlLock(int fd, short type, std::chrono::milliseconds timeout, const st
   for (;;) {
     if (::fcntl(fd, F_SETLK, &fl) == 0) return {};
     if (errno != EACCES && errno != EAGAIN && errno != EINTR) return errnoError("lock " + path);
-    if (!backoff.wait()) return Error{"lock " + path + ": timed out, held by another process", ETIMEDOUT};
+    if (!backoff.wait())
+      return Error{"lock " + path + ": timed out, held by another process", ETIMEDOUT};
   }
 }
 
@@ -95,7 +96,8 @@ bool removeIfStale(Fs& fs, const std::string& path, const MboxLockSettings& s,
       size_t digits = 0;
       while (digits < c.size() && c[digits] >= '0' && c[digits] <= '9') ++digits;
       auto pid = parseU64(c.substr(0, digits));
-      std::string_view lockHost = digits < c.size() ? trim(c.substr(digits + 1)) : std::string_view();
+      std::string_view lockHost =
+          digits < c.size() ? trim(c.substr(digits + 1)) : std::string_view();
       if (pid && *pid > 0 && *pid <= INT_MAX && (lockHost.empty() || lockHost == host) &&
           ::kill(static_cast<pid_t>(*pid), 0) != 0 && errno == ESRCH) {
         stale = true;
@@ -132,7 +134,8 @@ Result<bool> takeDotLock(Fs& fs, const std::string& path, const MboxLockSettings
     int err = errno;
     if (err == EEXIST) {
       if (removeIfStale(fs, path, s, host)) continue;
-      if (!backoff.wait()) return Error{"dot-lock " + path + ": timed out, held by another process", ETIMEDOUT};
+      if (!backoff.wait())
+        return Error{"dot-lock " + path + ": timed out, held by another process", ETIMEDOUT};
       continue;
     }
     if (s.dotLock == DotLock::Try && (err == EACCES || err == EPERM || err == EROFS)) return false;
@@ -148,7 +151,8 @@ int monthIndex(std::string_view t) {
 }
 
 bool isWeekday(std::string_view t) {
-  return std::any_of(std::begin(kDays), std::end(kDays), [&](const char* d) { return iequals(t, d); });
+  return std::any_of(std::begin(kDays), std::end(kDays),
+                     [&](const char* d) { return iequals(t, d); });
 }
 
 std::optional<int> smallNumber(std::string_view t, size_t minDigits, size_t maxDigits) {
@@ -166,7 +170,9 @@ struct Token {
 // tokens[k] is a weekday and tokens[k+1] a month: parse the rest.
 std::optional<int64_t> parseDateAt(const std::vector<Token>& tok, size_t k) {
   size_t i = k + 1;
-  auto next = [&]() -> std::string_view { return i < tok.size() ? tok[i++].text : std::string_view(); };
+  auto next = [&]() -> std::string_view {
+    return i < tok.size() ? tok[i++].text : std::string_view();
+  };
   struct tm tm;
   std::memset(&tm, 0, sizeof tm);
   tm.tm_mon = monthIndex(next());
@@ -192,7 +198,10 @@ std::optional<int64_t> parseDateAt(const std::vector<Token>& tok, size_t k) {
   std::string_view z = next();
   if (z.size() == 5 && (z[0] == '+' || z[0] == '-')) {
     auto hhmm = smallNumber(z.substr(1), 4, 4);
-    if (hhmm && *hhmm % 100 < 60) offset = (*hhmm / 100 * 3600 + *hhmm % 100 * 60) * (z[0] == '-' ? -1 : 1);
+    if (hhmm && *hhmm % 100 < 60) {
+      offset = int64_t{*hhmm / 100} * 3600 + int64_t{*hhmm % 100} * 60;
+      if (z[0] == '-') offset = -offset;
+    }
   }
   return static_cast<int64_t>(::timegm(&tm)) - offset;
 }
@@ -275,8 +284,11 @@ Result<MboxWriter> MboxWriter::open(const std::string& path, const MboxLockSetti
 }
 
 MboxWriter::MboxWriter(MboxWriter&& o) noexcept
-    : fs_(o.fs_), path_(std::move(o.path_)), fd_(std::move(o.fd_)),
-      dotLockPath_(std::exchange(o.dotLockPath_, std::string())), lastTouch_(o.lastTouch_) {}
+    : fs_(o.fs_),
+      path_(std::move(o.path_)),
+      fd_(std::move(o.fd_)),
+      dotLockPath_(std::exchange(o.dotLockPath_, std::string())),
+      lastTouch_(o.lastTouch_) {}
 
 MboxWriter::~MboxWriter() { release(); }
 
@@ -368,8 +380,8 @@ Status MboxWriter::append(std::string_view sender, int64_t date, std::string_vie
 }
 
 Status appendToMbox(const std::string& path, std::string_view sender, int64_t date,
-                    std::string_view prefix, const MessageSource& msg,
-                    const MboxLockSettings& lock, const MboxAppendOptions& opts, Fs& fs) {
+                    std::string_view prefix, const MessageSource& msg, const MboxLockSettings& lock,
+                    const MboxAppendOptions& opts, Fs& fs) {
   auto w = MboxWriter::open(path, lock, fs);
   if (!w) return w.error();
   if (auto s = w->append(sender, date, prefix, msg, opts); !s) return s;

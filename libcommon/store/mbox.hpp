@@ -102,7 +102,8 @@ class MboxWriter {
   Status close();
 
  private:
-  MboxWriter(Fs& fs, std::string path, UniqueFd fd) : fs_(&fs), path_(std::move(path)), fd_(std::move(fd)) {}
+  MboxWriter(Fs& fs, std::string path, UniqueFd fd)
+      : fs_(&fs), path_(std::move(path)), fd_(std::move(fd)) {}
   void release();
   void touchDotLock();
 
@@ -136,7 +137,8 @@ struct MboxMessage {
 class MboxParser {
  public:
   using Callback = std::function<Status(MboxMessage&&)>;
-  explicit MboxParser(Callback cb, bool keepData = true) : cb_(std::move(cb)), keepData_(keepData) {}
+  explicit MboxParser(Callback cb, bool keepData = true)
+      : cb_(std::move(cb)), keepData_(keepData) {}
   Status feed(std::string_view bytes);
   Status finish();
 
@@ -146,10 +148,10 @@ class MboxParser {
 
   Callback cb_;
   bool keepData_;
-  std::string acc_;        // message data so far + the current line
-  size_t lineStart_ = 0;   // where the current line starts in acc_
-  uint64_t lineLen_ = 0;   // its true length (acc_ may hold less)
-  uint64_t pos_ = 0;       // file offset of the current line
+  std::string acc_;       // message data so far + the current line
+  size_t lineStart_ = 0;  // where the current line starts in acc_
+  uint64_t lineLen_ = 0;  // its true length (acc_ may hold less)
+  uint64_t pos_ = 0;      // file offset of the current line
   bool inMessage_ = false;
   bool prevBlank_ = false;
   uint64_t prevBlankLen_ = 0;

@@ -1,16 +1,17 @@
 // Unit tests for mbox: From_ lines, the parser on hostile input (also fed
 // one byte at a time), appending with locks, rollback on injected
 // failures, stale dot-locks and concurrent appenders.
-#include <catch2/catch.hpp>
+#include "store/mbox.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <map>
 
 #include "base/fs.hpp"
-#include "store/mbox.hpp"
 #include "store/test_util.hpp"
 
 using namespace yubin;
@@ -47,8 +48,8 @@ std::vector<Parsed> parse(std::string_view in, size_t piece, bool keepData = tru
 std::vector<Parsed> parseFile(const std::string& path) {
   std::vector<Parsed> out;
   auto st = readMbox(path, [&](MboxMessage&& m) -> Status {
-    out.push_back({m.hasFromLine, m.from.sender, m.from.date, m.data, m.offset, m.dataOffset,
-                   m.endOffset});
+    out.push_back(
+        {m.hasFromLine, m.from.sender, m.from.date, m.data, m.offset, m.dataOffset, m.endOffset});
     return {};
   });
   REQUIRE(st.ok());
@@ -115,25 +116,32 @@ TEST_CASE("mbox parser table, in any piece size") {
   auto c = GENERATE_COPY(values<Case>({
       {"empty", "", {}},
       {"one", F + "x\n\n", {{true, "a@b", "x\n"}}},
-      {"two", F + "x\n\n" + "From c@d Thu Jan  1 00:00:00 1970\ny\n\n",
+      {"two",
+       F + "x\n\n" + "From c@d Thu Jan  1 00:00:00 1970\ny\n\n",
        {{true, "a@b", "x\n"}, {true, "c@d", "y\n"}}},
-      {"unquote", F + ">From x\n>>From y\n>Fromage\nFrom z\n\n",
+      {"unquote",
+       F + ">From x\n>>From y\n>Fromage\nFrom z\n\n",
        {{true, "a@b", "From x\n>From y\n>Fromage\nFrom z\n"}}},
-      {"From_ needs a blank line before it", F + "x\nFrom c@d Thu Jan  1 00:00:00 1970\n\n",
+      {"From_ needs a blank line before it",
+       F + "x\nFrom c@d Thu Jan  1 00:00:00 1970\n\n",
        {{true, "a@b", "x\nFrom c@d Thu Jan  1 00:00:00 1970\n"}}},
       {"no separator at all", "just text\nmore\n", {{false, "", "just text\nmore\n"}}},
-      {"garbage then a message", "junk\n\n" + F + "x\n\n",
+      {"garbage then a message",
+       "junk\n\n" + F + "x\n\n",
        {{false, "", "junk\n"}, {true, "a@b", "x\n"}}},
       {"no final newline", F + "x", {{true, "a@b", "x"}}},
       {"no final blank line", F + "x\n", {{true, "a@b", "x\n"}}},
       {"empty message", F + "\n" + F + "\n", {{true, "a@b", ""}, {true, "a@b", ""}}},
       {"From_ lines back to back", F + F, {{true, "a@b", F}}},
-      {"CRLF blank separator", F + "x\r\n\r\n" + F + "y\r\n",
+      {"CRLF blank separator",
+       F + "x\r\n\r\n" + F + "y\r\n",
        {{true, "a@b", "x\r\n"}, {true, "a@b", "y\r\n"}}},
       {"ends in a bare From_", F + "x\n\nFrom", {{true, "a@b", "x\n\nFrom"}}},
-      {"ends in an unfinished From_ line", F + "x\n\nFrom q",
+      {"ends in an unfinished From_ line",
+       F + "x\n\nFrom q",
        {{true, "a@b", "x\n"}, {true, "q", ""}}},
-      {"binary", F + std::string("\0\xff\r\x80\n\0\n\n", 8),
+      {"binary",
+       F + std::string("\0\xff\r\x80\n\0\n\n", 8),
        {{true, "a@b", std::string("\0\xff\r\x80\n\0\n", 7)}}},
       {"only newlines", "\n\n\n", {{false, "", "\n\n"}}},
   }));

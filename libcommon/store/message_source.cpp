@@ -14,7 +14,7 @@
 namespace yubin::store {
 namespace {
 
-constexpr size_t kChunk = 64 * 1024;
+constexpr size_t kChunk = size_t{64} * 1024;
 constexpr size_t kMaxHeaderScan = 1u << 20;
 
 // local@domain with the domain lower-cased; the local part is kept exactly
@@ -75,7 +75,8 @@ class HeaderScanner {
   }
   void finishField() {
     constexpr std::string_view kName = "delivered-to:";
-    if (field_.size() >= kName.size() && iequals(std::string_view(field_).substr(0, kName.size()), kName)) {
+    if (field_.size() >= kName.size() &&
+        iequals(std::string_view(field_).substr(0, kName.size()), kName)) {
       if (normaliseAddress(std::string_view(field_).substr(kName.size())) == want_) {
         found_ = true;
         done_ = true;

@@ -134,11 +134,10 @@ TEST_CASE("memory source chunks and readAll") {
   MemorySource m(big);
   size_t calls = 0;
   REQUIRE(m.forEachChunk([&](std::string_view c) -> Status {
-                CHECK_FALSE(c.empty());
-                ++calls;
-                return {};
-              })
-              .ok());
+             CHECK_FALSE(c.empty());
+             ++calls;
+             return {};
+           }).ok());
   CHECK(calls == 4);
   auto r = readAll(m);
   REQUIRE(r.ok());

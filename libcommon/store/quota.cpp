@@ -15,7 +15,8 @@ namespace yubin::store {
 namespace {
 
 uint64_t addSat(uint64_t a, uint64_t b) {
-  return a > std::numeric_limits<uint64_t>::max() - b ? std::numeric_limits<uint64_t>::max() : a + b;
+  return a > std::numeric_limits<uint64_t>::max() - b ? std::numeric_limits<uint64_t>::max()
+                                                      : a + b;
 }
 
 Status addFolder(const std::string& dir, Usage& u) {

@@ -8,7 +8,7 @@ namespace yubin::store {
 namespace {
 
 constexpr std::string_view kFrom = "From ";
-constexpr size_t kFlushAt = 64 * 1024;
+constexpr size_t kFlushAt = size_t{64} * 1024;
 
 }  // namespace
 
@@ -110,9 +110,11 @@ Status writeAllFs(Fs& fs, int fd, std::string_view data, const std::string& labe
   return {};
 }
 
-MessageWriter::MessageWriter(Fs& fs, int fd, std::string label, LineEndings endings,
-                             bool mboxQuote)
-    : fs_(fs), fd_(fd), label_(std::move(label)), toLf_(endings == LineEndings::ToLf),
+MessageWriter::MessageWriter(Fs& fs, int fd, std::string label, LineEndings endings, bool mboxQuote)
+    : fs_(fs),
+      fd_(fd),
+      label_(std::move(label)),
+      toLf_(endings == LineEndings::ToLf),
       quote_(mboxQuote) {}
 
 Status MessageWriter::append(std::string_view bytes) {
