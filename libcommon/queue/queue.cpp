@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -409,6 +410,13 @@ Result<std::unique_ptr<Queue>> Queue::open(QueueOptions options) {
   if (options.maxBatch == 0) options.maxBatch = 1;
   std::unique_ptr<Queue> q(new Queue(std::move(options)));
   if (auto st = makeDirs(q->spoolDir(), 0700); !st) return st.error();
+  std::string lockPath = q->spoolDir() + "/lock";
+  q->lock_.reset(::open(lockPath.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!q->lock_) return errnoError("open " + lockPath);
+  if (::flock(q->lock_.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return Error{q->spoolDir() + ": queue in use by another process", EBUSY};
+    return errnoError("flock " + lockPath);
+  }
   for (Area a : {Area::Tmp, Area::Queue, Area::Hold, Area::Corrupt, Area::State})
     if (auto st = makeDirs(q->dir(a), 0700); !st) return st.error();
   // A freshly made queue/ must itself be durable before anything committed

@@ -160,7 +160,9 @@ class Committer;
 
 class Queue {
  public:
-  // Creates the folders (mode 0700) if needed, then recovers: removes
+  // Takes an exclusive lock on spool_dir/lock (EBUSY if another process
+  // has the queue open: recovery would delete its half-written files), then
+  // creates the folders (mode 0700) if needed, then recovers: removes
   // leftovers in tmp/ (never committed: their sessions got no 2xx), moves
   // files with names that are not queue IDs out of queue/ and hold/ into
   // corrupt/, and removes state files whose message is gone (see
@@ -230,6 +232,7 @@ class Queue {
   std::string dir(Area a) const { return areaPath(opts_.spoolDir, a); }
 
   QueueOptions opts_;
+  UniqueFd lock_;
   IdGenerator ids_;
   std::unique_ptr<Committer> committer_;
 };

@@ -409,6 +409,21 @@ TEST_CASE("an ID collision never overwrites a committed message") {
   CHECK(listNames(tmp.path() + "/tmp").empty());
 }
 
+TEST_CASE("only one process (or Queue) at a time may open a spool for writing") {
+  TempDir tmp;
+  auto first = openQueue(tmp.path());
+  auto m = first->begin(envelope());
+  REQUIRE(m.ok());
+  auto second = Queue::open({tmp.path()});
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.error().errnum == EBUSY);
+  // The writer's half-written file was not touched by the refused open.
+  CHECK(listNames(tmp.path() + "/tmp") == std::vector<std::string>{m->id().str()});
+  m->abort();
+  first.reset();
+  CHECK(Queue::open({tmp.path()}).ok());
+}
+
 TEST_CASE("restart recovery: tmp leftovers go, committed messages stay") {
   TempDir tmp;
   std::vector<QueueId> committed;
