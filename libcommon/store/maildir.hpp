@@ -14,6 +14,8 @@
 // failure nothing is left in tmp/ or new/, and the Error keeps the errno
 // (ENOSPC, EDQUOT: see classifyDeliveryError).
 //
+// Standards: D. J. Bernstein's maildir description (maildir(5)); the
+// Maildir++ folder layout as Courier and Dovecot use it.
 // Trust level: runs as the mailbox owner; message bytes are untrusted and
 // only copied. Folder names are checked (no "..", '/', '.' or control
 // characters inside a component) before they become paths.
@@ -64,7 +66,8 @@ std::string maildirNormaliseFlags(std::string_view flags);
 
 // Draws unique base names from a clock, the pid and a counter. One per
 // process (the counter is what keeps two deliveries in the same
-// microsecond apart).
+// microsecond apart). Not thread-safe: one per thread, or guard it. A
+// forked child must make its own (the pid is captured at construction).
 class MaildirNameGenerator {
  public:
   struct Time {
