@@ -13,7 +13,9 @@ constexpr std::string_view kMagic = "yubin-queue ";
 constexpr std::string_view kStateMagic = "yubin-state 1\n";
 
 Error corrupt(const std::string& what) { return Error{"corrupt queue file: " + what, EBADMSG}; }
-Error corruptState(const std::string& what) { return Error{"corrupt state file: " + what, EBADMSG}; }
+Error corruptState(const std::string& what) {
+  return Error{"corrupt state file: " + what, EBADMSG};
+}
 
 bool isText(std::string_view s) {
   for (unsigned char c : s)
@@ -68,23 +70,27 @@ class RecordReader {
     in_.remove_prefix(key.size() + 1);
     size_t colon = in_.find(':');
     // At most 4 digits for kMaxFieldSize; look no further than that.
-    if (colon == std::string_view::npos || colon > 5) return fail("bad length of '" + std::string(key) + "'");
+    if (colon == std::string_view::npos || colon > 5)
+      return fail("bad length of '" + std::string(key) + "'");
     uint64_t len = 0;
-    if (!parseDecimal(in_.substr(0, colon), len)) return fail("bad length of '" + std::string(key) + "'");
+    if (!parseDecimal(in_.substr(0, colon), len))
+      return fail("bad length of '" + std::string(key) + "'");
     if (len > kMaxFieldSize) return fail("field '" + std::string(key) + "' too long");
     in_.remove_prefix(colon + 1);
     if (in_.size() < len + 1) return fail("truncated in field '" + std::string(key) + "'");
     value = in_.substr(0, len);
     if (in_[len] != '\n') return fail("no newline after field '" + std::string(key) + "'");
     in_.remove_prefix(len + 1);
-    if (!binary && !isText(value)) return fail("control character in field '" + std::string(key) + "'");
+    if (!binary && !isText(value))
+      return fail("control character in field '" + std::string(key) + "'");
     return true;
   }
 
   bool getNumber(std::string_view key, uint64_t& v, uint64_t max) {
     std::string_view s;
     if (!get(key, s)) return false;
-    if (!parseDecimal(s, v) || v > max) return fail("bad number in field '" + std::string(key) + "'");
+    if (!parseDecimal(s, v) || v > max)
+      return fail("bad number in field '" + std::string(key) + "'");
     return true;
   }
 
@@ -111,19 +117,26 @@ constexpr uint64_t kMaxTime = uint64_t{1} << 62;
 
 const char* retName(Ret r) {
   switch (r) {
-    case Ret::Unspecified: return "";
-    case Ret::Full: return "FULL";
-    case Ret::Headers: return "HDRS";
+    case Ret::Unspecified:
+      return "";
+    case Ret::Full:
+      return "FULL";
+    case Ret::Headers:
+      return "HDRS";
   }
   return "";
 }
 
 const char* bodyName(Body b) {
   switch (b) {
-    case Body::Unspecified: return "";
-    case Body::SevenBit: return "7BIT";
-    case Body::EightBitMime: return "8BITMIME";
-    case Body::BinaryMime: return "BINARYMIME";
+    case Body::Unspecified:
+      return "";
+    case Body::SevenBit:
+      return "7BIT";
+    case Body::EightBitMime:
+      return "8BITMIME";
+    case Body::BinaryMime:
+      return "BINARYMIME";
   }
   return "";
 }
@@ -138,15 +151,18 @@ bool notifyValid(uint64_t n) {
 Status validateEnvelope(const Envelope& env) {
   auto bad = [](const std::string& what) { return Error{"invalid envelope: " + what, EINVAL}; };
   auto text = [](const std::string& s) { return s.size() <= kMaxFieldSize && isText(s); };
-  if (env.nullSender != env.sender.empty()) return bad("null-sender flag disagrees with the sender");
+  if (env.nullSender != env.sender.empty())
+    return bad("null-sender flag disagrees with the sender");
   if (!text(env.sender) || !text(env.clientAddress) || !text(env.heloName) || !text(env.authUser))
     return bad("field too long or with a control character");
   if (env.envid.size() > kMaxFieldSize) return bad("ENVID too long");
   if (env.recipients.empty()) return bad("no recipients");
   if (env.recipients.size() > kMaxRecipients) return bad("too many recipients");
-  if (env.arrivalTime < 0 || static_cast<uint64_t>(env.arrivalTime) > kMaxTime) return bad("arrival time out of range");
+  if (env.arrivalTime < 0 || static_cast<uint64_t>(env.arrivalTime) > kMaxTime)
+    return bad("arrival time out of range");
   for (const Recipient& r : env.recipients) {
-    if (r.address.empty() || !text(r.address) || !text(r.orcptType) || r.orcpt.size() > kMaxFieldSize)
+    if (r.address.empty() || !text(r.address) || !text(r.orcptType) ||
+        r.orcpt.size() > kMaxFieldSize)
       return bad("bad recipient");
     if (r.orcptType.empty() && !r.orcpt.empty()) return bad("ORCPT without its address type");
     if (!notifyValid(r.notify)) return bad("bad NOTIFY");
@@ -214,7 +230,8 @@ Result<Header> parseHeader(std::string_view b) {
   if (!digits(b.substr(14, 10), h.envelopeSize)) return corrupt("bad envelope length");
   if (h.envelopeSize > kMaxEnvelopeSize) return corrupt("envelope length out of range");
   std::string_view ms = b.substr(25, 20);
-  if (ms == "xxxxxxxxxxxxxxxxxxxx") return corrupt("message length never written (uncommitted file)");
+  if (ms == "xxxxxxxxxxxxxxxxxxxx")
+    return corrupt("message length never written (uncommitted file)");
   // 20 digits can exceed 2^64; anything above 2^62 is absurd for a file anyway.
   if (ms[0] != '0' || !digits(ms, h.messageSize) || h.messageSize > (uint64_t{1} << 62))
     return corrupt("bad message length");
@@ -234,20 +251,29 @@ Result<Envelope> parseEnvelope(std::string_view bytes) {
   ok = ok && r.getFlag("null", env.nullSender);
   ok = ok && r.get("ret", s);
   if (ok) {
-    if (s.empty()) env.ret = Ret::Unspecified;
-    else if (s == "FULL") env.ret = Ret::Full;
-    else if (s == "HDRS") env.ret = Ret::Headers;
-    else ok = r.fail("bad RET");
+    if (s.empty())
+      env.ret = Ret::Unspecified;
+    else if (s == "FULL")
+      env.ret = Ret::Full;
+    else if (s == "HDRS")
+      env.ret = Ret::Headers;
+    else
+      ok = r.fail("bad RET");
   }
   ok = ok && r.get("envid", s, true);
   if (ok) env.envid = s;
   ok = ok && r.get("body", s);
   if (ok) {
-    if (s.empty()) env.body = Body::Unspecified;
-    else if (s == "7BIT") env.body = Body::SevenBit;
-    else if (s == "8BITMIME") env.body = Body::EightBitMime;
-    else if (s == "BINARYMIME") env.body = Body::BinaryMime;
-    else ok = r.fail("bad BODY");
+    if (s.empty())
+      env.body = Body::Unspecified;
+    else if (s == "7BIT")
+      env.body = Body::SevenBit;
+    else if (s == "8BITMIME")
+      env.body = Body::EightBitMime;
+    else if (s == "BINARYMIME")
+      env.body = Body::BinaryMime;
+    else
+      ok = r.fail("bad BODY");
   }
   ok = ok && r.getFlag("utf8", env.smtputf8);
   ok = ok && r.get("client", s);
@@ -298,11 +324,16 @@ Result<Envelope> parseImage(std::string_view file) {
 
 const char* rcptStatusName(RcptStatus s) {
   switch (s) {
-    case RcptStatus::Pending: return "pending";
-    case RcptStatus::Delivered: return "delivered";
-    case RcptStatus::Deferred: return "deferred";
-    case RcptStatus::Bounced: return "bounced";
-    case RcptStatus::Held: return "held";
+    case RcptStatus::Pending:
+      return "pending";
+    case RcptStatus::Delivered:
+      return "delivered";
+    case RcptStatus::Deferred:
+      return "deferred";
+    case RcptStatus::Bounced:
+      return "bounced";
+    case RcptStatus::Held:
+      return "held";
   }
   return "pending";
 }
@@ -337,12 +368,18 @@ Result<MessageState> parseState(std::string_view bytes) {
     std::string_view s;
     ok = r.get("status", s);
     if (ok) {
-      if (s == "pending") rs.status = RcptStatus::Pending;
-      else if (s == "delivered") rs.status = RcptStatus::Delivered;
-      else if (s == "deferred") rs.status = RcptStatus::Deferred;
-      else if (s == "bounced") rs.status = RcptStatus::Bounced;
-      else if (s == "held") rs.status = RcptStatus::Held;
-      else ok = r.fail("bad status");
+      if (s == "pending")
+        rs.status = RcptStatus::Pending;
+      else if (s == "delivered")
+        rs.status = RcptStatus::Delivered;
+      else if (s == "deferred")
+        rs.status = RcptStatus::Deferred;
+      else if (s == "bounced")
+        rs.status = RcptStatus::Bounced;
+      else if (s == "held")
+        rs.status = RcptStatus::Held;
+      else
+        ok = r.fail("bad status");
     }
     uint64_t n = 0;
     ok = ok && r.getNumber("attempts", n, std::numeric_limits<uint32_t>::max());

@@ -55,8 +55,8 @@ struct Recipient {
 // are xtext-decoded values and may hold any byte: whoever displays them
 // escapes them.
 struct Envelope {
-  std::string sender;       // reverse-path without angle brackets; empty for <>
-  bool nullSender = false;  // MAIL FROM:<>; must agree with sender.empty()
+  std::string sender;                 // reverse-path without angle brackets; empty for <>
+  bool nullSender = false;            // MAIL FROM:<>; must agree with sender.empty()
   std::vector<Recipient> recipients;  // at least one
   Ret ret = Ret::Unspecified;
   std::string envid;  // ENVID, xtext-decoded (any bytes), or empty

@@ -1,14 +1,14 @@
 // Unit tests for the queue file and state file formats: exact bytes (the
 // example in docs/queue.md), round trips, and strict rejection of every
 // kind of damage, including every truncation of a valid file.
-#include <catch2/catch.hpp>
+#include "queue/format.hpp"
+
 #include <dirent.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include "queue/format.hpp"
 
 using namespace yubin::queue;
 
@@ -17,7 +17,8 @@ namespace {
 Envelope exampleEnvelope() {
   Envelope env;
   env.sender = "alice@example.org";
-  env.recipients = {{"bob@example.net", kNotifySuccess | kNotifyFailure, "rfc822", "bob@example.net"}};
+  env.recipients = {
+      {"bob@example.net", kNotifySuccess | kNotifyFailure, "rfc822", "bob@example.net"}};
   env.ret = Ret::Headers;
   env.envid = "QQ314159";
   env.body = Body::EightBitMime;
@@ -45,7 +46,8 @@ const std::string kExampleEnvelope =
     "otype 6:rfc822\n"
     "orcpt 15:bob@example.net\n";
 const std::string kExampleMessage = "Subject: hi\r\n\r\nhello\r\n";
-const std::string kExampleFile = "yubin-queue 1 0000000242 00000000000000000022\n" + kExampleEnvelope + kExampleMessage;
+const std::string kExampleFile =
+    "yubin-queue 1 0000000242 00000000000000000022\n" + kExampleEnvelope + kExampleMessage;
 
 std::string image(const Envelope& env, const std::string& msg) {
   std::string e = encodeEnvelope(env);
@@ -77,13 +79,18 @@ TEST_CASE("envelopes round-trip") {
   full.ret = Ret::Full;
   full.body = Body::BinaryMime;
   full.smtputf8 = true;
-  full.sender = "j\xc3\xbcrgen@b\xc3\xbc" "cher.example";  // UTF-8 (SMTPUTF8)
+  full.sender =
+      "j\xc3\xbcrgen@b\xc3\xbc"
+      "cher.example";  // UTF-8 (SMTPUTF8)
   full.authUser = "alice";
   full.clientAddress = "2001:db8::7";
   full.arrivalTime = int64_t{1} << 40;
   for (int i = 0; i < 50; ++i)
-    full.recipients.push_back({"r" + std::to_string(i) + "@example.com", static_cast<uint8_t>(i % 2 ? kNotifyNever : kNotifyDelay), "", ""});
-  full.recipients.push_back({"\"quoted local\"@example.com", kNotifySuccess | kNotifyFailure | kNotifyDelay, "rfc822", "x+y@example.com"});
+    full.recipients.push_back({"r" + std::to_string(i) + "@example.com",
+                               static_cast<uint8_t>(i % 2 ? kNotifyNever : kNotifyDelay), "", ""});
+  full.recipients.push_back({"\"quoted local\"@example.com",
+                             kNotifySuccess | kNotifyFailure | kNotifyDelay, "rfc822",
+                             "x+y@example.com"});
   // ENVID and ORCPT are xtext-decoded and may hold any byte.
   full.envid = std::string("id\0\r\n\x7f\xff", 7);
   full.recipients.push_back({"utf8@example.com", 0, "utf-8", std::string("\x01\n", 2)});
@@ -121,10 +128,12 @@ TEST_CASE("the writer refuses envelopes the reader would refuse") {
   add("DEL in client address", [](Envelope& e) { e.clientAddress = "a\x7f"; });
   add("tab in auth", [](Envelope& e) { e.authUser = "a\tb"; });
   add("field too long", [](Envelope& e) { e.clientAddress = std::string(kMaxFieldSize + 1, 'a'); });
-  add("NEVER with others", [](Envelope& e) { e.recipients[0].notify = kNotifyNever | kNotifyDelay; });
+  add("NEVER with others",
+      [](Envelope& e) { e.recipients[0].notify = kNotifyNever | kNotifyDelay; });
   add("notify out of range", [](Envelope& e) { e.recipients[0].notify = 16; });
   add("ORCPT without type", [](Envelope& e) { e.recipients[0].orcptType.clear(); });
-  add("control character in ORCPT type", [](Envelope& e) { e.recipients[0].orcptType = "rfc\n822"; });
+  add("control character in ORCPT type",
+      [](Envelope& e) { e.recipients[0].orcptType = "rfc\n822"; });
   add("ENVID too long", [](Envelope& e) { e.envid = std::string(kMaxFieldSize + 1, 'e'); });
   add("negative time", [](Envelope& e) { e.arrivalTime = -1; });
   for (auto& [name, env] : cases) {
@@ -169,7 +178,8 @@ TEST_CASE("damaged files are rejected with a reason") {
       {"bad version", with(12, 1, "x"), "bad version"},
       {"uncommitted", with(kMessageSizeOffset, 20, std::string(20, 'x')), "never written"},
       {"trailing bytes", kExampleFile + "\r\n", "trailing bytes after the message"},
-      {"message shorter than header says", kExampleFile.substr(0, kExampleFile.size() - 1), "truncated message"},
+      {"message shorter than header says", kExampleFile.substr(0, kExampleFile.size() - 1),
+       "truncated message"},
       {"absurd envelope length", with(14, 10, "9999999999"), "envelope length out of range"},
       {"absurd message length", with(25, 20, "09999999999999999999"), "bad message length"},
       {"message length beyond 2^64", with(25, 20, "99999999999999999999"), "bad message length"},
@@ -207,7 +217,9 @@ TEST_CASE("state files round-trip and are parsed strictly") {
   st.rcpts.push_back({RcptStatus::Bounced, 1, 1700000300, 0, "550 5.1.1 no such user"});
   st.rcpts.push_back({RcptStatus::Held, 0, 0, 0, ""});
   std::string bytes = encodeState(st);
-  CHECK(bytes.rfind("yubin-state 1\nrcpts 1:5\nstatus 7:pending\nattempts 1:0\nlast 1:0\nnext 1:0\nreply 0:\n", 0) == 0);
+  CHECK(bytes.rfind("yubin-state 1\nrcpts 1:5\nstatus 7:pending\nattempts 1:0\nlast 1:0\nnext "
+                    "1:0\nreply 0:\n",
+                    0) == 0);
   auto back = parseState(bytes);
   REQUIRE(back.ok());
   CHECK(*back == st);
@@ -221,7 +233,8 @@ TEST_CASE("state files round-trip and are parsed strictly") {
   CHECK(mlBack->rcpts[0].reply == "550-5.1.1 no  550 5.1.1 user");
   CHECK(mlBack->rcpts[1].reply.size() == kMaxFieldSize);
 
-  for (size_t n = 0; n < bytes.size(); ++n) CHECK_FALSE(parseState(std::string_view(bytes).substr(0, n)).ok());
+  for (size_t n = 0; n < bytes.size(); ++n)
+    CHECK_FALSE(parseState(std::string_view(bytes).substr(0, n)).ok());
   CHECK_FALSE(parseState(bytes + "x").ok());
   CHECK_FALSE(parseState("yubin-state 2\nrcpts 1:0\n").ok());
   std::string badStatus = bytes;

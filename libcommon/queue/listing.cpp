@@ -24,10 +24,14 @@ size_t utf8Length(std::string_view s, size_t i) {
   size_t n;
   uint32_t cp;
   if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) n = 2, cp = c & 0x1f;
-  else if (c >= 0xe0 && c <= 0xef) n = 3, cp = c & 0x0f;
-  else if (c >= 0xf0 && c <= 0xf4) n = 4, cp = c & 0x07;
-  else return 0;
+  if (c >= 0xc2 && c <= 0xdf)
+    n = 2, cp = c & 0x1f;
+  else if (c >= 0xe0 && c <= 0xef)
+    n = 3, cp = c & 0x0f;
+  else if (c >= 0xf0 && c <= 0xf4)
+    n = 4, cp = c & 0x07;
+  else
+    return 0;
   if (i + n > s.size()) return 0;
   for (size_t k = 1; k < n; ++k) {
     auto cc = static_cast<unsigned char>(s[i + k]);
@@ -85,8 +89,10 @@ std::string printable(std::string_view s) {
 
 std::string rcptDetail(const RcptState& r) {
   std::string out = rcptStatusName(r.status);
-  if (r.attempts > 0) out += ", " + std::to_string(r.attempts) + (r.attempts == 1 ? " attempt" : " attempts");
-  if (r.status == RcptStatus::Deferred && r.nextAttempt > 0) out += ", next " + utcTime(r.nextAttempt);
+  if (r.attempts > 0)
+    out += ", " + std::to_string(r.attempts) + (r.attempts == 1 ? " attempt" : " attempts");
+  if (r.status == RcptStatus::Deferred && r.nextAttempt > 0)
+    out += ", next " + utcTime(r.nextAttempt);
   if (!r.reply.empty()) out += ": " + printable(r.reply);
   return out;
 }
@@ -104,10 +110,16 @@ std::string QueueEntry::status() const {
 std::string formatAge(int64_t s) {
   if (s < 0) s = 0;
   char buf[32];
-  if (s < 60) snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
-  else if (s < 3600) snprintf(buf, sizeof buf, "%lldm", static_cast<long long>(s / 60));
-  else if (s < 86400) snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>(s % 3600 / 60));
-  else snprintf(buf, sizeof buf, "%lldd%02lldh", static_cast<long long>(s / 86400), static_cast<long long>(s % 86400 / 3600));
+  if (s < 60)
+    snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
+  else if (s < 3600)
+    snprintf(buf, sizeof buf, "%lldm", static_cast<long long>(s / 60));
+  else if (s < 86400)
+    snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600),
+             static_cast<long long>(s % 3600 / 60));
+  else
+    snprintf(buf, sizeof buf, "%lldd%02lldh", static_cast<long long>(s / 86400),
+             static_cast<long long>(s % 86400 / 3600));
   return buf;
 }
 
@@ -130,10 +142,13 @@ Result<std::vector<QueueEntry>> listQueue(const std::string& spoolDir, Fs& fs) {
         e.envelope = file->envelope();
         if (area != Area::Corrupt) {
           auto st = readState(fs, spoolDir, id, e.envelope.recipients.size());
-          if (st) e.state = std::move(*st);
-          else e.error = st.error().message;
+          if (st)
+            e.state = std::move(*st);
+          else
+            e.error = st.error().message;
         }
-        if (e.state.rcpts.size() != e.envelope.recipients.size()) e.state.rcpts.assign(e.envelope.recipients.size(), {});
+        if (e.state.rcpts.size() != e.envelope.recipients.size())
+          e.state.rcpts.assign(e.envelope.recipients.size(), {});
       }
       out.push_back(std::move(e));
     }
@@ -182,8 +197,8 @@ std::string renderMailq(const std::vector<QueueEntry>& entries, int64_t now) {
   if (entries.empty()) return "Mail queue is empty\n";
   std::string o;
   char line[256];
-  snprintf(line, sizeof line, "%-17s %10s %-19s %6s  %s\n", "-Queue ID-", "--Size--", "----Arrival Time---",
-           "-Age-", "-Sender/Recipient-------");
+  snprintf(line, sizeof line, "%-17s %10s %-19s %6s  %s\n", "-Queue ID-", "--Size--",
+           "----Arrival Time---", "-Age-", "-Sender/Recipient-------");
   o += line;
   const std::string indent(57, ' ');  // under the sender column
   uint64_t total = 0;
@@ -191,8 +206,10 @@ std::string renderMailq(const std::vector<QueueEntry>& entries, int64_t now) {
     // Like mailq: '!' marks a held message, '#' a corrupt one.
     std::string id = e.id.str();
     std::string status = e.status();
-    if (status == "held") id += '!';
-    else if (status == "corrupt") id += '#';
+    if (status == "held")
+      id += '!';
+    else if (status == "corrupt")
+      id += '#';
     if (!e.error.empty()) {
       snprintf(line, sizeof line, "%-17s %10s %-19s %6s  ", id.c_str(), "?", "?", "?");
       o += line;
@@ -201,20 +218,23 @@ std::string renderMailq(const std::vector<QueueEntry>& entries, int64_t now) {
     }
     const Envelope& env = e.envelope;
     total += env.size;
-    snprintf(line, sizeof line, "%-17s %10llu %-19s %6s  ", id.c_str(), static_cast<unsigned long long>(env.size),
-             utcTime(env.arrivalTime).c_str(), formatAge(now - env.arrivalTime).c_str());
+    snprintf(line, sizeof line, "%-17s %10llu %-19s %6s  ", id.c_str(),
+             static_cast<unsigned long long>(env.size), utcTime(env.arrivalTime).c_str(),
+             formatAge(now - env.arrivalTime).c_str());
     o += line;
     o += env.nullSender ? "<>" : printable(env.sender);
     o += '\n';
     for (size_t i = 0; i < env.recipients.size(); ++i) {
       const RcptState& r = e.state.rcpts[i];
       o += indent + printable(env.recipients[i].address) + '\n';
-      if (r.status != RcptStatus::Pending || r.attempts > 0) o += indent + "  (" + rcptDetail(r) + ")\n";
+      if (r.status != RcptStatus::Pending || r.attempts > 0)
+        o += indent + "  (" + rcptDetail(r) + ")\n";
     }
     o += '\n';
   }
-  snprintf(line, sizeof line, "-- %llu Kbytes in %zu %s.\n", static_cast<unsigned long long>((total + 1023) / 1024),
-           entries.size(), entries.size() == 1 ? "Request" : "Requests");
+  snprintf(line, sizeof line, "-- %llu Kbytes in %zu %s.\n",
+           static_cast<unsigned long long>((total + 1023) / 1024), entries.size(),
+           entries.size() == 1 ? "Request" : "Requests");
   o += line;
   return o;
 }

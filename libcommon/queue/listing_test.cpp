@@ -1,10 +1,10 @@
 // Unit tests for the queue listing (yubinctl queue list): content, JSON and
 // mailq renderings, corrupt files shown not moved, and read-only behaviour.
-#include <catch2/catch.hpp>
+#include "queue/listing.hpp"
 
+#include <catch2/catch.hpp>
 #include <fstream>
 
-#include "queue/listing.hpp"
 #include "queue/queue.hpp"
 #include "queue/test_util.hpp"
 
@@ -42,9 +42,15 @@ std::vector<std::string> tree(const std::string& spool) {
 }  // namespace
 
 TEST_CASE("formatAge") {
-  std::vector<std::pair<int64_t, std::string>> cases = {
-      {-5, "0s"}, {0, "0s"}, {59, "59s"}, {60, "1m"}, {3599, "59m"}, {3600, "1h00m"},
-      {3 * 3600 + 5 * 60 + 9, "3h05m"}, {86400, "1d00h"}, {2 * 86400 + 4 * 3600 + 7, "2d04h"}};
+  std::vector<std::pair<int64_t, std::string>> cases = {{-5, "0s"},
+                                                        {0, "0s"},
+                                                        {59, "59s"},
+                                                        {60, "1m"},
+                                                        {3599, "59m"},
+                                                        {3600, "1h00m"},
+                                                        {3 * 3600 + 5 * 60 + 9, "3h05m"},
+                                                        {86400, "1d00h"},
+                                                        {2 * 86400 + 4 * 3600 + 7, "2d04h"}};
   for (auto& [s, want] : cases) {
     CAPTURE(s);
     CHECK(formatAge(s) == want);
@@ -70,12 +76,16 @@ TEST_CASE("listing shows messages, their state, held and corrupt ones, and chang
   REQUIRE(qr.ok());
   Queue& q = **qr;
   const int64_t t0 = 1700000000;
-  QueueId a = commit(q, env("alice@example.org", {"bob@example.net", "carol@example.net"}, t0), std::string(1500, 'a'));
+  QueueId a = commit(q, env("alice@example.org", {"bob@example.net", "carol@example.net"}, t0),
+                     std::string(1500, 'a'));
   QueueId b = commit(q, env("", {"postmaster@example.org"}, t0 + 100), "bounce");
   QueueId c = commit(q, env("eve\xff@example.org", {"x@example.net"}, t0 + 200), "");
-  REQUIRE(q.saveState(a, MessageState{{RcptState{RcptStatus::Delivered, 1, t0 + 10, 0, "250 2.0.0 \"ok\" \\o/"},
-                                       RcptState{RcptStatus::Deferred, 2, t0 + 20, t0 + 3620, "451 4.7.1 later"}}})
-              .ok());
+  REQUIRE(
+      q.saveState(a,
+                  MessageState{
+                      {RcptState{RcptStatus::Delivered, 1, t0 + 10, 0, "250 2.0.0 \"ok\" \\o/"},
+                       RcptState{RcptStatus::Deferred, 2, t0 + 20, t0 + 3620, "451 4.7.1 later"}}})
+          .ok());
   REQUIRE(q.hold(b).ok());
   // Damaged behind the queue's back: shown as corrupt, left where it is.
   std::ofstream(tmp.path() + "/queue/" + c.str(), std::ios::binary | std::ios::app) << "junk";
@@ -116,18 +126,22 @@ TEST_CASE("listing shows messages, their state, held and corrupt ones, and chang
 
   const int64_t now = t0 + 7200;
   std::string json = renderJson(*entries, now);
-  std::string wantA = "{\"id\":\"" + a.str() +
-                      "\",\"area\":\"queue\",\"status\":\"deferred\",\"size\":1500,"
-                      "\"sender\":\"alice@example.org\",\"arrival\":1700000000,\"age\":7200,\"recipients\":["
-                      "{\"address\":\"bob@example.net\",\"status\":\"delivered\",\"attempts\":1,"
-                      "\"last_attempt\":1700000010,\"next_attempt\":0,\"reply\":\"250 2.0.0 \\\"ok\\\" \\\\o/\"},"
-                      "{\"address\":\"carol@example.net\",\"status\":\"deferred\",\"attempts\":2,"
-                      "\"last_attempt\":1700000020,\"next_attempt\":1700003620,\"reply\":\"451 4.7.1 later\"}]}";
+  std::string wantA =
+      "{\"id\":\"" + a.str() +
+      "\",\"area\":\"queue\",\"status\":\"deferred\",\"size\":1500,"
+      "\"sender\":\"alice@example.org\",\"arrival\":1700000000,\"age\":7200,\"recipients\":["
+      "{\"address\":\"bob@example.net\",\"status\":\"delivered\",\"attempts\":1,"
+      "\"last_attempt\":1700000010,\"next_attempt\":0,\"reply\":\"250 2.0.0 \\\"ok\\\" \\\\o/\"},"
+      "{\"address\":\"carol@example.net\",\"status\":\"deferred\",\"attempts\":2,"
+      "\"last_attempt\":1700000020,\"next_attempt\":1700003620,\"reply\":\"451 4.7.1 later\"}]}";
   CHECK(json.rfind("{\"version\":1,\"messages\":[" + wantA + ",", 0) == 0);
-  CHECK_THAT(json, Catch::Contains("{\"id\":\"" + b.str() + "\",\"area\":\"hold\",\"status\":\"held\",\"size\":6,"
+  CHECK_THAT(json, Catch::Contains("{\"id\":\"" + b.str() +
+                                   "\",\"area\":\"hold\",\"status\":\"held\",\"size\":6,"
                                    "\"sender\":\"\",\"arrival\":1700000100,\"age\":7100,"));
-  CHECK_THAT(json, Catch::Contains("{\"id\":\"" + c.str() + "\",\"area\":\"queue\",\"status\":\"corrupt\",\"error\":\""));
-  CHECK_THAT(json, Catch::Contains("{\"id\":\"" + d.str() + "\",\"area\":\"corrupt\",\"status\":\"corrupt\",\"error\":"));
+  CHECK_THAT(json, Catch::Contains("{\"id\":\"" + c.str() +
+                                   "\",\"area\":\"queue\",\"status\":\"corrupt\",\"error\":\""));
+  CHECK_THAT(json, Catch::Contains("{\"id\":\"" + d.str() +
+                                   "\",\"area\":\"corrupt\",\"status\":\"corrupt\",\"error\":"));
   CHECK(json.back() == '\n');
 
   // Invalid UTF-8 in a sender becomes U+FFFD in JSON.
@@ -139,11 +153,15 @@ TEST_CASE("listing shows messages, their state, held and corrupt ones, and chang
   std::string text = renderMailq(*entries, now);
   INFO(text);
   std::string pad(57, ' ');
-  CHECK(text.rfind("-Queue ID-          --Size-- ----Arrival Time---  -Age-  -Sender/Recipient-------\n", 0) == 0);
-  CHECK_THAT(text, Catch::Contains(a.str() + "        1500 2023-11-14 22:13:20  2h00m  alice@example.org\n" +
-                                   pad + "bob@example.net\n" + pad + "  (delivered, 1 attempt: 250 2.0.0 \"ok\" \\o/)\n" +
-                                   pad + "carol@example.net\n" + pad +
-                                   "  (deferred, 2 attempts, next 2023-11-14 23:13:40: 451 4.7.1 later)\n\n"));
+  CHECK(text.rfind(
+            "-Queue ID-          --Size-- ----Arrival Time---  -Age-  -Sender/Recipient-------\n",
+            0) == 0);
+  CHECK_THAT(text,
+             Catch::Contains(
+                 a.str() + "        1500 2023-11-14 22:13:20  2h00m  alice@example.org\n" + pad +
+                 "bob@example.net\n" + pad + "  (delivered, 1 attempt: 250 2.0.0 \"ok\" \\o/)\n" +
+                 pad + "carol@example.net\n" + pad +
+                 "  (deferred, 2 attempts, next 2023-11-14 23:13:40: 451 4.7.1 later)\n\n"));
   CHECK_THAT(text, Catch::Contains(b.str() + "!          6 2023-11-14 22:15:00  1h58m  <>\n" + pad +
                                    "postmaster@example.org\n\n"));
   CHECK_THAT(text, Catch::Contains(c.str() + "#          ?"));

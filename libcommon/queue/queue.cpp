@@ -27,7 +27,9 @@ namespace {
 // recipients with long replies stay well below this.
 constexpr size_t kMaxStateSize = 64u << 20;
 
-Error withContext(const std::string& what, const Error& e) { return Error{what + ": " + e.message, e.errnum}; }
+Error withContext(const std::string& what, const Error& e) {
+  return Error{what + ": " + e.message, e.errnum};
+}
 
 Status writeAllFs(Fs& fs, int fd, std::string_view data) {
   while (!data.empty()) {
@@ -45,11 +47,16 @@ bool isTempStateName(const std::string& name) { return name.find(".tmp.") != std
 
 const char* areaName(Area a) {
   switch (a) {
-    case Area::Tmp: return "tmp";
-    case Area::Queue: return "queue";
-    case Area::Hold: return "hold";
-    case Area::Corrupt: return "corrupt";
-    case Area::State: return "state";
+    case Area::Tmp:
+      return "tmp";
+    case Area::Queue:
+      return "queue";
+    case Area::Hold:
+      return "hold";
+    case Area::Corrupt:
+      return "corrupt";
+    case Area::State:
+      return "state";
   }
   return "queue";
 }
@@ -101,11 +108,13 @@ Result<QueueFile> QueueFile::open(const std::string& path, Fs& fs) {
   std::string envBytes(static_cast<size_t>(header->envelopeSize), '\0');
   n = fs.pread(fd->get(), envBytes.data(), envBytes.size(), kHeaderSize);
   if (!n) return withContext(path, n.error());
-  if (*n != envBytes.size()) return Error{path + ": corrupt queue file: truncated envelope", EBADMSG};
+  if (*n != envBytes.size())
+    return Error{path + ": corrupt queue file: truncated envelope", EBADMSG};
   auto env = parseEnvelope(envBytes);
   if (!env) return withContext(path, env.error());
   uint64_t rest = fileSize - header->messageOffset();
-  if (rest < header->messageSize) return Error{path + ": corrupt queue file: truncated message", EBADMSG};
+  if (rest < header->messageSize)
+    return Error{path + ": corrupt queue file: truncated message", EBADMSG};
   if (rest > header->messageSize)
     return Error{path + ": corrupt queue file: trailing bytes after the message", EBADMSG};
   env->size = header->messageSize;
@@ -146,7 +155,8 @@ Result<MessageState> readState(Fs& fs, const std::string& spoolDir, const QueueI
   auto st = parseState(*bytes);
   if (!st) return withContext(path, st.error());
   if (st->rcpts.size() != recipientCount)
-    return Error{path + ": corrupt state file: recipient count disagrees with the message", EBADMSG};
+    return Error{path + ": corrupt state file: recipient count disagrees with the message",
+                 EBADMSG};
   return st;
 }
 
@@ -245,7 +255,7 @@ class Committer {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::unique_ptr<CommitJob>> jobs_;  // guarded by mu_
+  std::deque<std::unique_ptr<CommitJob>> jobs_;   // guarded by mu_
   std::vector<std::unique_ptr<CommitJob>> done_;  // guarded by mu_
   bool stopping_ = false;                         // guarded by mu_
 
@@ -258,7 +268,8 @@ void Committer::runBatch(Queue& q, const std::vector<CommitJob*>& jobs) {
   Fs& fs = q.fs();
   auto fail = [&](CommitJob* job, const Error& e) {
     if (job->msg.id_) {
-      YLOG_ERROR("queue commit failed id=%s error=\"%s\"", job->msg.id_->str().c_str(), e.message.c_str());
+      YLOG_ERROR("queue commit failed id=%s error=\"%s\"", job->msg.id_->str().c_str(),
+                 e.message.c_str());
     }
     job->msg.abort();  // closes and unlinks tmp/<id>
     job->result = e;
@@ -304,7 +315,8 @@ void Committer::runBatch(Queue& q, const std::vector<CommitJob*>& jobs) {
     // told 4xx and retry, so remove them rather than deliver twice.
     for (CommitJob* job : renamed) {
       const QueueId& id = *job->msg.id_;
-      YLOG_ERROR("queue commit failed id=%s error=\"%s\"", id.str().c_str(), st.error().message.c_str());
+      YLOG_ERROR("queue commit failed id=%s error=\"%s\"", id.str().c_str(),
+                 st.error().message.c_str());
       if (auto u = fs.unlink(q.path(Area::Queue, id)); !u)
         YLOG_ERROR("queue cannot remove unsynced message id=%s error=\"%s\"", id.str().c_str(),
                    u.error().message.c_str());
@@ -320,7 +332,8 @@ Status Committer::start(event_base* base) {
   if (fd < 0) return errnoError("eventfd");
   wakeFd_.reset(fd);
   wakeEvent_.reset(event_new(base, fd, EV_READ | EV_PERSIST, &Committer::onWake, this));
-  if (!wakeEvent_ || event_add(wakeEvent_.get(), nullptr) != 0) return Error{"event_add for the queue committer failed", 0};
+  if (!wakeEvent_ || event_add(wakeEvent_.get(), nullptr) != 0)
+    return Error{"event_add for the queue committer failed", 0};
   worker_ = std::thread([this] { workerMain(); });
   return {};
 }
@@ -376,7 +389,9 @@ void Committer::workerMain() {
   }
 }
 
-void Committer::onWake(evutil_socket_t, short, void* arg) { static_cast<Committer*>(arg)->deliver(); }
+void Committer::onWake(evutil_socket_t, short, void* arg) {
+  static_cast<Committer*>(arg)->deliver();
+}
 
 void Committer::deliver() {
   uint64_t count;
@@ -414,7 +429,8 @@ Result<std::unique_ptr<Queue>> Queue::open(QueueOptions options) {
   q->lock_.reset(::open(lockPath.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!q->lock_) return errnoError("open " + lockPath);
   if (::flock(q->lock_.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) return Error{q->spoolDir() + ": queue in use by another process", EBUSY};
+    if (errno == EWOULDBLOCK)
+      return Error{q->spoolDir() + ": queue in use by another process", EBUSY};
     return errnoError("flock " + lockPath);
   }
   for (Area a : {Area::Tmp, Area::Queue, Area::Hold, Area::Corrupt, Area::State})
@@ -433,7 +449,8 @@ Status Queue::recover() {
   if (!tmp) return tmp.error();
   for (const std::string& name : *tmp) {
     if (auto st = fs.unlink(dir(Area::Tmp) + "/" + name); !st)
-      YLOG_WARN("queue cannot remove leftover file=tmp/%s error=\"%s\"", name.c_str(), st.error().message.c_str());
+      YLOG_WARN("queue cannot remove leftover file=tmp/%s error=\"%s\"", name.c_str(),
+                st.error().message.c_str());
   }
   if (!tmp->empty()) YLOG_NOTICE("queue removed uncommitted leftovers count=%zu", tmp->size());
 
@@ -449,8 +466,8 @@ Status Queue::recover() {
       std::string from = dir(a) + "/" + name;
       std::string to = dir(Area::Corrupt) + "/" + name;
       auto st = fs.rename(from, to);
-      YLOG_WARN("queue file with a foreign name moved aside file=%s/%s ok=%s", areaName(a), name.c_str(),
-                st ? "yes" : st.error().message.c_str());
+      YLOG_WARN("queue file with a foreign name moved aside file=%s/%s ok=%s", areaName(a),
+                name.c_str(), st ? "yes" : st.error().message.c_str());
     }
   }
   auto states = fs.listDir(dir(Area::State));
@@ -539,9 +556,11 @@ Result<QueueFile> Queue::openMessage(const QueueId& id, Area area) const {
 Result<QueueFile> Queue::load(const QueueId& id, Area area) {
   auto f = openMessage(id, area);
   if (!f && f.error().errnum == EBADMSG) {
-    YLOG_WARN("queue file is corrupt id=%s error=\"%s\"", id.str().c_str(), f.error().message.c_str());
+    YLOG_WARN("queue file is corrupt id=%s error=\"%s\"", id.str().c_str(),
+              f.error().message.c_str());
     if (auto st = quarantine(id); !st)
-      YLOG_ERROR("queue cannot quarantine id=%s error=\"%s\"", id.str().c_str(), st.error().message.c_str());
+      YLOG_ERROR("queue cannot quarantine id=%s error=\"%s\"", id.str().c_str(),
+                 st.error().message.c_str());
   }
   return f;
 }
@@ -557,15 +576,18 @@ Status Queue::quarantine(const QueueId& id) {
   if (!moved && moved.error().errnum == EEXIST) {
     // Quarantined before under the same name: keep both.
     auto now = std::chrono::system_clock::now().time_since_epoch();
-    target += "." + std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(now).count());
+    target +=
+        "." + std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(now).count());
     for (Area a : {Area::Queue, Area::Hold}) {
       moved = fs.rename(path(a, id), target);
       if (moved.ok() || moved.error().errnum != ENOENT) break;
     }
   }
   if (!moved) return moved;
-  if (auto st = fs.rename(path(Area::State, id), target + ".state"); !st && st.error().errnum != ENOENT)
-    YLOG_WARN("queue cannot quarantine state file id=%s error=\"%s\"", id.str().c_str(), st.error().message.c_str());
+  if (auto st = fs.rename(path(Area::State, id), target + ".state");
+      !st && st.error().errnum != ENOENT)
+    YLOG_WARN("queue cannot quarantine state file id=%s error=\"%s\"", id.str().c_str(),
+              st.error().message.c_str());
   YLOG_WARN("queue file quarantined id=%s file=%s", id.str().c_str(), target.c_str());
   return fs.fsyncDir(dir(Area::Corrupt));
 }

@@ -147,10 +147,10 @@ class PendingMessage {
 
 struct QueueOptions {
   std::string spoolDir;
-  Fs* fs = nullptr;         // null: realFs()
-  uint32_t pid = 0;         // for queue IDs; 0: getpid()
+  Fs* fs = nullptr;  // null: realFs()
+  uint32_t pid = 0;  // for queue IDs; 0: getpid()
   size_t writeBuffer = 64 * 1024;
-  size_t maxBatch = 256;    // commits made durable by one directory fsync, at most
+  size_t maxBatch = 256;  // commits made durable by one directory fsync, at most
 };
 
 using CommitCallback = std::function<void(Result<QueueId>)>;

@@ -69,7 +69,8 @@ IdGenerator::IdGenerator(uint32_t pid) : pid_(pid) {}
 
 QueueId IdGenerator::next() {
   auto now = std::chrono::system_clock::now().time_since_epoch();
-  return next(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now).count()));
+  return next(
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now).count()));
 }
 
 QueueId IdGenerator::next(uint64_t nowMicros) {

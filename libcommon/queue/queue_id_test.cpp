@@ -1,9 +1,8 @@
 // Unit tests for queue IDs: format, strict validation, ordering.
-#include <catch2/catch.hpp>
-
-#include <set>
-
 #include "queue/queue_id.hpp"
+
+#include <catch2/catch.hpp>
+#include <set>
 
 using namespace yubin::queue;
 
@@ -23,10 +22,14 @@ TEST_CASE("queue IDs encode time, pid and counter in 16 base32 characters") {
 }
 
 TEST_CASE("queue ID validation is strict") {
-  auto bad = GENERATE(as<std::string>{}, "", "000000000000000", "00000000000000000", "000000000000000I",
-                      "000000000000000i", "000000000000000l", "000000000000000o", "000000000000000u",
-                      "00000000000000/0", "..00000000000000", "000000000000000 ", "0000000000000000\n",
-                      std::string("00000000000000\0" "0", 16), "ABCDEFGHJKMNPQRS");
+  auto bad =
+      GENERATE(as<std::string>{}, "", "000000000000000", "00000000000000000", "000000000000000I",
+               "000000000000000i", "000000000000000l", "000000000000000o", "000000000000000u",
+               "00000000000000/0", "..00000000000000", "000000000000000 ", "0000000000000000\n",
+               std::string("00000000000000\0"
+                           "0",
+                           16),
+               "ABCDEFGHJKMNPQRS");
   CAPTURE(bad);
   CHECK_FALSE(QueueId::valid(bad));
   CHECK_FALSE(QueueId::parse(bad));

@@ -1,18 +1,19 @@
 // Unit tests for the queue: write + commit + scan + read back, group commit
 // on an event loop, injected ENOSPC/EIO at every step, restart recovery,
 // quarantine of corrupt files, state files, remove, hold and release.
-#include <catch2/catch.hpp>
+#include "queue/queue.hpp"
+
 #include <event2/event.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <random>
 
 #include "base/fs.hpp"
 #include "base/unique_fd.hpp"
-#include "queue/queue.hpp"
 #include "queue/test_util.hpp"
 
 using namespace yubin;
@@ -25,7 +26,8 @@ Envelope envelope(const std::string& sender = "alice@example.org", int rcpts = 1
   Envelope env;
   env.sender = sender;
   env.nullSender = sender.empty();
-  for (int i = 0; i < rcpts; ++i) env.recipients.push_back({"rcpt" + std::to_string(i) + "@example.net", 0, "", ""});
+  for (int i = 0; i < rcpts; ++i)
+    env.recipients.push_back({"rcpt" + std::to_string(i) + "@example.net", 0, "", ""});
   env.arrivalTime = 1700000000;
   env.clientAddress = "192.0.2.7";
   env.heloName = "client.example";
@@ -222,7 +224,8 @@ TEST_CASE("group commit: concurrent commits on one event_base share directory fs
   for (int i = 0; i < n; ++i) {
     auto m = q->begin(envelope("s" + std::to_string(i) + "@example.org"));
     REQUIRE(m.ok());
-    std::string body = "Message " + std::to_string(i) + "\r\n" + randomBytes(static_cast<size_t>(i) * 37, static_cast<uint32_t>(i));
+    std::string body = "Message " + std::to_string(i) + "\r\n" +
+                       randomBytes(static_cast<size_t>(i) * 37, static_cast<uint32_t>(i));
     REQUIRE(m->append(body).ok());
     expected[m->id().str()] = body;
     q->commit(std::move(*m), [&](Result<QueueId> r) {
@@ -268,7 +271,8 @@ TEST_CASE("group commit: sessions that commit again from their callbacks") {
     if (k == perSession) return;
     auto m = q->begin(envelope());
     REQUIRE(m.ok());
-    REQUIRE(m->append("session " + std::to_string(s) + " message " + std::to_string(k) + "\r\n").ok());
+    REQUIRE(
+        m->append("session " + std::to_string(s) + " message " + std::to_string(k) + "\r\n").ok());
     q->commit(std::move(*m), [&, s, k](Result<QueueId> r) {
       REQUIRE(r.ok());
       ++done;
@@ -435,7 +439,9 @@ TEST_CASE("restart recovery: tmp leftovers go, committed messages stay") {
       REQUIRE(m->append("msg " + std::to_string(i)).ok());
       committed.push_back(*q->commitNow(std::move(*m)));
     }
-    REQUIRE(q->saveState(committed[0], MessageState{{RcptState{RcptStatus::Deferred, 1, 5, 6, "451 later"}}}).ok());
+    REQUIRE(q->saveState(committed[0],
+                         MessageState{{RcptState{RcptStatus::Deferred, 1, 5, 6, "451 later"}}})
+                .ok());
     // A crash mid-write: the file stays in tmp/ (simulate by writing it).
     writeRaw(tmp.path() + "/tmp/0000000000000001", "yubin-queue 1 half");
     writeRaw(tmp.path() + "/tmp/garbage", "x");

@@ -143,7 +143,8 @@ class FaultFs : public RealFs {
 inline std::vector<std::string> listNames(const std::string& dir) {
   std::vector<std::string> out;
   std::error_code ec;
-  for (auto& e : std::filesystem::directory_iterator(dir, ec)) out.push_back(e.path().filename().string());
+  for (auto& e : std::filesystem::directory_iterator(dir, ec))
+    out.push_back(e.path().filename().string());
   std::sort(out.begin(), out.end());
   return out;
 }
