@@ -21,15 +21,9 @@ bool isAlnum(unsigned char c) { return isAlpha(c) || isDigit(c); }
 // RFC 5322 atext, extended by RFC 6531 with UTF-8 non-ASCII octets (the
 // caller has already checked that the whole input is well-formed UTF-8).
 bool isAtext(unsigned char c, bool utf8) {
-  if (isAlnum(c)) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '/': case '=': case '?': case '^': case '_': case '`': case '{':
-    case '|': case '}': case '~':
-      return true;
-    default:
-      return utf8 && c >= 0x80;
-  }
+  static constexpr std::string_view kSpecials = "!#$%&'*+-/=?^_`{|}~";
+  if (isAlnum(c) || kSpecials.find(static_cast<char>(c)) != std::string_view::npos) return true;
+  return utf8 && c >= 0x80;
 }
 
 // qtextSMTP: %d32-33 / %d35-91 / %d93-126, plus UTF-8 under RFC 6531.
@@ -407,26 +401,46 @@ std::string Address::normalized() const {
 
 std::string_view describe(AddressError e) {
   switch (e) {
-    case AddressError::BadCommandSyntax: return "expected FROM: or TO:";
-    case AddressError::MissingBrackets: return "address must be in angle brackets";
-    case AddressError::Unterminated: return "unbalanced quote or bracket";
-    case AddressError::TrailingGarbage: return "unexpected characters after the address";
-    case AddressError::ControlCharacter: return "control character in address";
-    case AddressError::SourceRoute: return "source routes are not accepted";
-    case AddressError::NullNotAllowed: return "null address not allowed here";
-    case AddressError::BadLocalPart: return "bad local part";
-    case AddressError::MissingDomain: return "missing domain";
-    case AddressError::BadDomain: return "bad domain";
-    case AddressError::BadAddressLiteral: return "bad address literal";
-    case AddressError::LocalPartTooLong: return "local part longer than 64 octets";
-    case AddressError::DomainTooLong: return "domain longer than 255 octets";
-    case AddressError::PathTooLong: return "path longer than 256 octets";
-    case AddressError::Utf8NotAllowed: return "non-ASCII address without SMTPUTF8";
-    case AddressError::BadUtf8: return "malformed UTF-8";
-    case AddressError::ParametersNotAllowed: return "parameters need EHLO";
-    case AddressError::UnknownParameter: return "unknown parameter";
-    case AddressError::DuplicateParameter: return "duplicate parameter";
-    case AddressError::BadParameter: return "bad parameter value";
+    case AddressError::BadCommandSyntax:
+      return "expected FROM: or TO:";
+    case AddressError::MissingBrackets:
+      return "address must be in angle brackets";
+    case AddressError::Unterminated:
+      return "unbalanced quote or bracket";
+    case AddressError::TrailingGarbage:
+      return "unexpected characters after the address";
+    case AddressError::ControlCharacter:
+      return "control character in address";
+    case AddressError::SourceRoute:
+      return "source routes are not accepted";
+    case AddressError::NullNotAllowed:
+      return "null address not allowed here";
+    case AddressError::BadLocalPart:
+      return "bad local part";
+    case AddressError::MissingDomain:
+      return "missing domain";
+    case AddressError::BadDomain:
+      return "bad domain";
+    case AddressError::BadAddressLiteral:
+      return "bad address literal";
+    case AddressError::LocalPartTooLong:
+      return "local part longer than 64 octets";
+    case AddressError::DomainTooLong:
+      return "domain longer than 255 octets";
+    case AddressError::PathTooLong:
+      return "path longer than 256 octets";
+    case AddressError::Utf8NotAllowed:
+      return "non-ASCII address without SMTPUTF8";
+    case AddressError::BadUtf8:
+      return "malformed UTF-8";
+    case AddressError::ParametersNotAllowed:
+      return "parameters need EHLO";
+    case AddressError::UnknownParameter:
+      return "unknown parameter";
+    case AddressError::DuplicateParameter:
+      return "duplicate parameter";
+    case AddressError::BadParameter:
+      return "bad parameter value";
   }
   return "bad address";
 }

@@ -83,7 +83,13 @@ enum class AddressError : uint8_t {
 std::string_view describe(AddressError e);
 
 // The coarse class an error belongs to, for choosing a reply.
-enum class AddressErrorClass : uint8_t { CommandSyntax, Address, Utf8, UnknownParameter, BadParameter };
+enum class AddressErrorClass : uint8_t {
+  CommandSyntax,
+  Address,
+  Utf8,
+  UnknownParameter,
+  BadParameter
+};
 AddressErrorClass classify(AddressError e);
 
 // A value or an AddressError.
@@ -126,13 +132,13 @@ struct MailParameters {
 };
 
 struct RcptParameters {
-  uint8_t notify = 0;      // NotifyBits
-  std::string orcptType;   // ORCPT= address type as given ("rfc822"); empty if absent
-  std::string orcpt;       // ORCPT= address, xtext-decoded
+  uint8_t notify = 0;     // NotifyBits
+  std::string orcptType;  // ORCPT= address type as given ("rfc822"); empty if absent
+  std::string orcpt;      // ORCPT= address, xtext-decoded
 };
 
 struct ReversePath {
-  Address address;   // empty when null
+  Address address;    // empty when null
   bool null = false;  // MAIL FROM:<>
   std::string raw;    // the path as received, brackets included
   MailParameters params;

@@ -4,7 +4,6 @@
 #include "mail/address.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <string>
 
 using namespace yubin::mail;
@@ -46,7 +45,9 @@ TEST_CASE("MAIL FROM arguments", "[address]") {
       {"FROM:<user%other@example.org>", true, {}, "user%other@example.org"},
       {"FROM:<" + rep('a', 64) + "@x.org>", true, {}, rep('a', 64) + "@x.org"},
       {"FROM:<a@" + rep('b', 63) + ".org>", true, {}, "a@" + rep('b', 63) + ".org"},
-      {"FROM:<\xce\xb4\xce\xbf\xce\xba@\xcf\x80\xce\xb1.test> SMTPUTF8", true, {},
+      {"FROM:<\xce\xb4\xce\xbf\xce\xba@\xcf\x80\xce\xb1.test> SMTPUTF8",
+       true,
+       {},
        "\xce\xb4\xce\xbf\xce\xba@\xcf\x80\xce\xb1.test"},
       {"FROM:<a@b>", false, {}, "a@b"},
       {"FROM:<>", false, {}, ""},
@@ -99,8 +100,8 @@ TEST_CASE("MAIL FROM arguments", "[address]") {
       {"FROM:<a@[1.2.3.4]x>", true, AddressError::BadAddressLiteral, ""},
       {"FROM:<" + rep('a', 65) + "@x.org>", true, AddressError::LocalPartTooLong, ""},
       {"FROM:<\"" + rep('a', 63) + "\"@x.org>", true, AddressError::LocalPartTooLong, ""},
-      {"FROM:<a@" + rep('b', 60) + "." + rep('c', 60) + "." + rep('d', 60) + "." +
-           rep('e', 60) + "." + rep('f', 10) + ">",
+      {"FROM:<a@" + rep('b', 60) + "." + rep('c', 60) + "." + rep('d', 60) + "." + rep('e', 60) +
+           "." + rep('f', 10) + ">",
        true, AddressError::PathTooLong, ""},
       {"FROM:<\xc3\xa9@x.org>", true, AddressError::Utf8NotAllowed, ""},
       {"FROM:<a@\xc3\xa9.org>", true, AddressError::Utf8NotAllowed, ""},
@@ -259,10 +260,10 @@ TEST_CASE("error classes pick the reply family", "[address]") {
 
 TEST_CASE("bare mailboxes", "[address]") {
   CHECK(parseMailbox("a@b.c", false)->normalized() == "a@b.c");
-  CHECK(parseMailbox("a@" + rep('b', 63) + "." + rep('c', 63) + "." + rep('d', 63) + "." +
-                         rep('e', 64),
-                     false)
-            .error() == AddressError::DomainTooLong);
+  CHECK(
+      parseMailbox(
+          "a@" + rep('b', 63) + "." + rep('c', 63) + "." + rep('d', 63) + "." + rep('e', 64), false)
+          .error() == AddressError::DomainTooLong);
   CHECK(parseMailbox("@a:b@c", false).error() == AddressError::SourceRoute);
   CHECK(parseMailbox("a@b\n", false).error() == AddressError::ControlCharacter);
   CHECK(parseMailbox("\xc3\xa9@b", false).error() == AddressError::Utf8NotAllowed);

@@ -4,7 +4,6 @@
 #include "smtp/data.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <random>
 
 using namespace yubin::smtp;
@@ -72,7 +71,10 @@ TEST_CASE("DATA content decoding", "[data]") {
       {"a\r\n.\nMAIL", false, 0, "a\r\n.\r\nMAIL", true},
       {"a\r.\r\nMAIL", false, 0, "a\r\n.\r\nMAIL", true},
       {"a\r\n.\rMAIL", false, 0, "a\r\n.\r\nMAIL", true},
-      {"a\r.\rMAIL", false, 0, "a\r\n.\r\n" "MAIL", true},
+      {"a\r.\rMAIL", false, 0,
+       "a\r\n.\r\n"
+       "MAIL",
+       true},
       {"a\r\n.\r\r\n", false, 0, "a\r\n.\r\n\r\n", true},
       {"\n.\r\n", false, 0, "\r\n.\r\n", true},
       // A real CRLF.CRLF after bare line endings does end it.

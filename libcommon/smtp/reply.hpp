@@ -30,71 +30,71 @@ struct Reply {
 
 enum class ReplyId {
   // Connection.
-  GreetingSmtp,      // 220 <host> ESMTP
-  GreetingLmtp,      // 220 <host> LMTP
-  Closing,           // 221 2.0.0
-  Timeout,           // 421 4.4.2
-  TooManyErrors,     // 421 4.7.0
-  ShuttingDown,      // 421 4.3.2
-  NonSmtpCommand,    // 421 4.7.0 (an HTTP request on the SMTP port)
+  GreetingSmtp,    // 220 <host> ESMTP
+  GreetingLmtp,    // 220 <host> LMTP
+  Closing,         // 221 2.0.0
+  Timeout,         // 421 4.4.2
+  TooManyErrors,   // 421 4.7.0
+  ShuttingDown,    // 421 4.3.2
+  NonSmtpCommand,  // 421 4.7.0 (an HTTP request on the SMTP port)
   // Positive.
-  HeloOk,            // 250 <host>
-  Ok,                // 250 2.0.0
-  SenderOk,          // 250 2.1.0
-  RecipientOk,       // 250 2.1.5
-  StartData,         // 354
-  ChunkOk,           // 250 2.0.0 <n> octets received
-  CannotVrfy,        // 252 2.5.0
-  Help,              // 214 2.0.0
-  ReadyToStartTls,   // 220 2.0.0
+  HeloOk,           // 250 <host>
+  Ok,               // 250 2.0.0
+  SenderOk,         // 250 2.1.0
+  RecipientOk,      // 250 2.1.5
+  StartData,        // 354
+  ChunkOk,          // 250 2.0.0 <n> octets received
+  CannotVrfy,       // 252 2.5.0
+  Help,             // 214 2.0.0
+  ReadyToStartTls,  // 220 2.0.0
   // Command syntax and sequence.
-  UnknownCommand,    // 500 5.5.2
-  LineTooLong,       // 500 5.5.2
-  BadCharacter,      // 500 5.5.2
-  UseLhlo,           // 500 5.5.1 (EHLO/HELO in LMTP)
-  NotLmtp,           // 500 5.5.1 (LHLO in SMTP)
-  NotImplemented,    // 502 5.5.1
-  TlsNotAvailable,   // 502 5.5.1
-  NeedHelo,          // 503 5.5.1
-  NeedLhlo,          // 503 5.5.1
-  NeedEhlo,          // 503 5.5.1 (STARTTLS before EHLO)
-  NestedMail,        // 503 5.5.1
-  NeedMail,          // 503 5.5.1
-  NeedRcpt,          // 503 5.5.1 (LMTP DATA without recipients)
-  BdatInProgress,    // 503 5.5.1
-  BinaryNeedsBdat,   // 503 5.5.1
-  TlsAlreadyActive,  // 503 5.5.1
+  UnknownCommand,         // 500 5.5.2
+  LineTooLong,            // 500 5.5.2
+  BadCharacter,           // 500 5.5.2
+  UseLhlo,                // 500 5.5.1 (EHLO/HELO in LMTP)
+  NotLmtp,                // 500 5.5.1 (LHLO in SMTP)
+  NotImplemented,         // 502 5.5.1
+  TlsNotAvailable,        // 502 5.5.1
+  NeedHelo,               // 503 5.5.1
+  NeedLhlo,               // 503 5.5.1
+  NeedEhlo,               // 503 5.5.1 (STARTTLS before EHLO)
+  NestedMail,             // 503 5.5.1
+  NeedMail,               // 503 5.5.1
+  NeedRcpt,               // 503 5.5.1 (LMTP DATA without recipients)
+  BdatInProgress,         // 503 5.5.1
+  BinaryNeedsBdat,        // 503 5.5.1
+  TlsAlreadyActive,       // 503 5.5.1
   TransactionInProgress,  // 503 5.5.1
-  SyntaxHelo,        // 501 5.5.4
-  SyntaxMail,        // 501 5.5.4
-  SyntaxRcpt,        // 501 5.5.4
-  SyntaxBdat,        // 501 5.5.4
-  SyntaxVrfy,        // 501 5.5.4
-  NoArguments,       // 501 5.5.4
-  BadParameter,      // 501 5.5.4
-  UnknownParameter,  // 555 5.5.4
-  BadSender,         // 501 5.1.7
-  BadRecipient,      // 501 5.1.3
-  NonAsciiAddress,   // 553 5.6.7
-  TlsRequired,       // 530 5.7.0
+  SyntaxHelo,             // 501 5.5.4
+  SyntaxMail,             // 501 5.5.4
+  SyntaxRcpt,             // 501 5.5.4
+  SyntaxBdat,             // 501 5.5.4
+  SyntaxVrfy,             // 501 5.5.4
+  NoArguments,            // 501 5.5.4
+  BadParameter,           // 501 5.5.4
+  UnknownParameter,       // 555 5.5.4
+  BadSender,              // 501 5.1.7
+  BadRecipient,           // 501 5.1.3
+  NonAsciiAddress,        // 553 5.6.7
+  TlsRequired,            // 530 5.7.0
   // Transaction limits.
   NoValidRecipients,  // 554 5.5.1
   TooManyRecipients,  // 452 4.5.3
   MessageTooBig,      // 552 5.3.4
   BareLineEnding,     // 550 5.6.0
   // For the glue: end-of-data and policy answers.
-  Queued,              // 250 2.0.0 queued as <id>
-  Delivered,           // 250 2.0.0 (LMTP, per recipient)
-  LocalError,          // 451 4.3.0
-  InsufficientStorage, // 452 4.3.1
-  MailboxFull,         // 552 5.2.2
+  Queued,                // 250 2.0.0 queued as <id>
+  Delivered,             // 250 2.0.0 (LMTP, per recipient)
+  LocalError,            // 451 4.3.0
+  InsufficientStorage,   // 452 4.3.1
+  MailboxFull,           // 552 5.2.2
   MailboxFullTemporary,  // 452 4.2.2
-  UserUnknown,         // 550 5.1.1
-  RelayDenied,         // 554 5.7.1
-  SenderRejected,      // 550 5.7.1
-  RecipientRejected,   // 550 5.7.1
-  RoutingRejected,     // 550 5.7.1 ('%', '!' or quoted '@' in the local part)
-  TemporaryFailure,    // 451 4.7.1 (policy could not decide now)
+  UserUnknown,           // 550 5.1.1
+  RelayDenied,           // 554 5.7.1
+  SenderRejected,        // 550 5.7.1
+  RecipientRejected,     // 550 5.7.1
+  RoutingRejected,       // 550 5.7.1 ('%', '!' or quoted '@' in the local part)
+  TemporaryFailure,      // 451 4.7.1 (policy could not decide now)
 };
 
 // The catalogue entry, with "{}" in its text replaced by `arg` (a host

@@ -44,12 +44,13 @@ TEST_CASE("multi-line replies", "[reply]") {
   CHECK(render(capabilityReply("mx.test", {"PIPELINING", "SIZE 100", "8BITMIME"})) ==
         "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 100\r\n250 8BITMIME\r\n");
   CHECK(render(capabilityReply("mx.test", {})) == "250 mx.test\r\n");
-  CHECK(render(Reply{550, "5.7.1", "first\nsecond"}) ==
-        "550-5.7.1 first\r\n550 5.7.1 second\r\n");
+  CHECK(render(Reply{550, "5.7.1", "first\nsecond"}) == "550-5.7.1 first\r\n550 5.7.1 second\r\n");
 }
 
 TEST_CASE("reply text can never split a reply", "[reply]") {
-  CHECK(render(reply(ReplyId::Queued, "a\rb\x01" "c")) == "250 2.0.0 Ok: queued as a?b?c\r\n");
+  CHECK(render(reply(ReplyId::Queued,
+                     "a\rb\x01"
+                     "c")) == "250 2.0.0 Ok: queued as a?b?c\r\n");
   CHECK(render(Reply{451, "4.3.0", std::string("x\0y", 3)}) == "451 4.3.0 x?y\r\n");
   CHECK(render(Reply{250, "", ""}) == "250 \r\n");
 }

@@ -13,7 +13,7 @@ namespace yubin::smtp {
 namespace {
 
 // Content is handed to Io::messageData in pieces of about this size.
-constexpr size_t kDataPiece = 64 * 1024;
+constexpr size_t kDataPiece = size_t{64} * 1024;
 
 constexpr uint8_t kSmtp = 1, kSubmission = 2, kLmtp = 4;
 constexpr uint8_t kSmtpModes = kSmtp | kSubmission;
@@ -21,9 +21,12 @@ constexpr uint8_t kAllModes = kSmtp | kSubmission | kLmtp;
 
 uint8_t modeBit(Mode m) {
   switch (m) {
-    case Mode::Smtp: return kSmtp;
-    case Mode::Submission: return kSubmission;
-    case Mode::Lmtp: return kLmtp;
+    case Mode::Smtp:
+      return kSmtp;
+    case Mode::Submission:
+      return kSubmission;
+    case Mode::Lmtp:
+      return kLmtp;
   }
   return 0;
 }
@@ -100,22 +103,22 @@ const Session::Spec* Session::findCommand(std::string_view verb) {
        &Session::doHelo},
       {"LHLO", kLmtp, ReplyId::NotLmtp, false, true, true, false, &Session::checkHelo,
        &Session::doEhlo},
-      {"MAIL", kAllModes, ReplyId::UnknownCommand, true, false, false, false,
-       &Session::checkMail, &Session::doMail},
-      {"RCPT", kAllModes, ReplyId::UnknownCommand, true, false, false, false,
-       &Session::checkRcpt, &Session::doRcpt},
-      {"DATA", kAllModes, ReplyId::UnknownCommand, true, false, true, false,
-       &Session::checkData, &Session::doData},
-      {"BDAT", kAllModes, ReplyId::UnknownCommand, true, false, false, true,
-       &Session::checkBdat, &Session::doBdat},
+      {"MAIL", kAllModes, ReplyId::UnknownCommand, true, false, false, false, &Session::checkMail,
+       &Session::doMail},
+      {"RCPT", kAllModes, ReplyId::UnknownCommand, true, false, false, false, &Session::checkRcpt,
+       &Session::doRcpt},
+      {"DATA", kAllModes, ReplyId::UnknownCommand, true, false, true, false, &Session::checkData,
+       &Session::doData},
+      {"BDAT", kAllModes, ReplyId::UnknownCommand, true, false, false, true, &Session::checkBdat,
+       &Session::doBdat},
       {"RSET", kAllModes, ReplyId::UnknownCommand, false, true, false, false,
        &Session::checkNoArguments, &Session::doRset},
-      {"NOOP", kAllModes, ReplyId::UnknownCommand, false, true, true, false,
-       &Session::checkNothing, &Session::doNoop},
-      {"QUIT", kAllModes, ReplyId::UnknownCommand, false, true, true, false,
-       &Session::checkNothing, &Session::doQuit},
-      {"VRFY", kAllModes, ReplyId::UnknownCommand, false, false, true, false,
-       &Session::checkVrfy, &Session::doVrfy},
+      {"NOOP", kAllModes, ReplyId::UnknownCommand, false, true, true, false, &Session::checkNothing,
+       &Session::doNoop},
+      {"QUIT", kAllModes, ReplyId::UnknownCommand, false, true, true, false, &Session::checkNothing,
+       &Session::doQuit},
+      {"VRFY", kAllModes, ReplyId::UnknownCommand, false, false, true, false, &Session::checkVrfy,
+       &Session::doVrfy},
       {"HELP", kAllModes, ReplyId::UnknownCommand, false, true, false, false,
        &Session::checkNothing, &Session::doHelp},
       {"STARTTLS", kSmtpModes, ReplyId::TlsNotAvailable, false, true, true, false,
@@ -136,14 +139,14 @@ const Session::Spec* Session::findCommand(std::string_view verb) {
       {"SAML", kAllModes, ReplyId::UnknownCommand, false, true, false, false,
        &Session::checkNotImplemented, nullptr},
       // HTTP sent to the mail port (cross-protocol attacks): hang up at once.
-      {"GET", kAllModes, ReplyId::UnknownCommand, false, true, true, false,
-       &Session::checkNothing, &Session::doNonSmtp},
-      {"POST", kAllModes, ReplyId::UnknownCommand, false, true, true, false,
-       &Session::checkNothing, &Session::doNonSmtp},
-      {"HEAD", kAllModes, ReplyId::UnknownCommand, false, true, true, false,
-       &Session::checkNothing, &Session::doNonSmtp},
-      {"PUT", kAllModes, ReplyId::UnknownCommand, false, true, true, false,
-       &Session::checkNothing, &Session::doNonSmtp},
+      {"GET", kAllModes, ReplyId::UnknownCommand, false, true, true, false, &Session::checkNothing,
+       &Session::doNonSmtp},
+      {"POST", kAllModes, ReplyId::UnknownCommand, false, true, true, false, &Session::checkNothing,
+       &Session::doNonSmtp},
+      {"HEAD", kAllModes, ReplyId::UnknownCommand, false, true, true, false, &Session::checkNothing,
+       &Session::doNonSmtp},
+      {"PUT", kAllModes, ReplyId::UnknownCommand, false, true, true, false, &Session::checkNothing,
+       &Session::doNonSmtp},
       {"CONNECT", kAllModes, ReplyId::UnknownCommand, false, true, true, false,
        &Session::checkNothing, &Session::doNonSmtp},
   };
@@ -160,16 +163,26 @@ Session::Session(Settings settings, Policy& policy, Io& io)
 
 std::string_view Session::stateName(State s) {
   switch (s) {
-    case State::Connected: return "connected";
-    case State::NeedHelo: return "need-helo";
-    case State::Idle: return "idle";
-    case State::Mail: return "mail";
-    case State::Data: return "data";
-    case State::Chunk: return "chunk";
-    case State::Chunked: return "chunked";
-    case State::Committing: return "committing";
-    case State::StartingTls: return "starting-tls";
-    case State::Closed: return "closed";
+    case State::Connected:
+      return "connected";
+    case State::NeedHelo:
+      return "need-helo";
+    case State::Idle:
+      return "idle";
+    case State::Mail:
+      return "mail";
+    case State::Data:
+      return "data";
+    case State::Chunk:
+      return "chunk";
+    case State::Chunked:
+      return "chunked";
+    case State::Committing:
+      return "committing";
+    case State::StartingTls:
+      return "starting-tls";
+    case State::Closed:
+      return "closed";
   }
   return "?";
 }
@@ -257,7 +270,7 @@ void Session::peerClosed() {
 
 std::chrono::seconds Session::timeoutNow() const {
   return state_ == State::Data || state_ == State::Chunk ? settings_.dataTimeout
-                                                          : settings_.commandTimeout;
+                                                         : settings_.commandTimeout;
 }
 
 // ---- Input ----
@@ -485,8 +498,7 @@ void Session::finishChunk() {
 }
 
 void Session::finishMessage() {
-  const bool bare =
-      state_ == State::Data ? dot_.sawBareLineEnding() : chunk_.sawBareLineEnding();
+  const bool bare = state_ == State::Data ? dot_.sawBareLineEnding() : chunk_.sawBareLineEnding();
   if (tooBig_) {
     rejectMessage(reply(ReplyId::MessageTooBig));
   } else if (bare && !settings_.normalizeBareLf) {
@@ -578,9 +590,8 @@ void Session::closeNow() {
 
 std::vector<std::string> Session::capabilities() const {
   std::vector<std::string> caps = {"PIPELINING"};
-  caps.push_back(settings_.maxMessageSize != 0
-                     ? "SIZE " + std::to_string(settings_.maxMessageSize)
-                     : "SIZE");
+  caps.push_back(settings_.maxMessageSize != 0 ? "SIZE " + std::to_string(settings_.maxMessageSize)
+                                               : "SIZE");
   caps.push_back("8BITMIME");
   if (settings_.binaryMime) caps.push_back("BINARYMIME");
   caps.push_back("ENHANCEDSTATUSCODES");
@@ -665,9 +676,7 @@ std::optional<Reply> Session::checkStartTls(Line& line) {
   return std::nullopt;
 }
 
-std::optional<Reply> Session::checkNotImplemented(Line&) {
-  return reply(ReplyId::NotImplemented);
-}
+std::optional<Reply> Session::checkNotImplemented(Line&) { return reply(ReplyId::NotImplemented); }
 
 // ---- Commands: proceed ----
 

@@ -42,7 +42,7 @@ enum class Mode { Smtp, Submission, Lmtp };
 
 struct Settings {
   Mode mode = Mode::Smtp;
-  std::string hostname = "localhost";  // in the greeting, HELO/EHLO and 421 replies
+  std::string hostname = "localhost";          // in the greeting, HELO/EHLO and 421 replies
   uint64_t maxMessageSize = 35 * 1024 * 1024;  // octets; 0 = no limit
   size_t maxRecipients = 1000;
   size_t maxCommandLine = 2048;  // octets including CRLF (RFC 5321 §4.5.3.1.4: ≥ 512)
@@ -54,22 +54,22 @@ struct Settings {
   bool requireTls = false;       // refuse MAIL/RCPT/DATA/BDAT/VRFY before TLS (530 5.7.0)
   std::chrono::seconds commandTimeout{300};  // RFC 5321 §4.5.3.2.7
   std::chrono::seconds dataTimeout{180};     // RFC 5321 §4.5.3.2.6
-  std::string clientAddress;  // copied into the Envelope, for policy and logs
-  std::string logId;          // session ID for log lines
+  std::string clientAddress;                 // copied into the Envelope, for policy and logs
+  std::string logId;                         // session ID for log lines
 };
 
 struct Recipient {
   mail::Address address;
-  std::string raw;            // the forward-path as received, with brackets
-  uint8_t notify = 0;         // mail::NotifyBits; 0 = NOTIFY not given
-  std::string orcptType;      // ORCPT address type ("rfc822"); empty = not given
-  std::string orcpt;          // ORCPT address, xtext-decoded
+  std::string raw;        // the forward-path as received, with brackets
+  uint8_t notify = 0;     // mail::NotifyBits; 0 = NOTIFY not given
+  std::string orcptType;  // ORCPT address type ("rfc822"); empty = not given
+  std::string orcpt;      // ORCPT address, xtext-decoded
 };
 
 // What is known about the session and the current transaction.
 struct Envelope {
   // Session.
-  std::string helo;  // HELO/EHLO/LHLO argument; empty before it
+  std::string helo;    // HELO/EHLO/LHLO argument; empty before it
   bool esmtp = false;  // EHLO or LHLO (not HELO)
   bool tls = false;
   std::string clientAddress;
@@ -81,8 +81,8 @@ struct Envelope {
   bool smtputf8 = false;
   std::optional<uint64_t> declaredSize;  // SIZE=
   mail::Ret ret = mail::Ret::Unspecified;
-  std::string envid;                // xtext-decoded
-  std::optional<std::string> auth;  // AUTH= as given by the client, xtext-decoded
+  std::string envid;                  // xtext-decoded
+  std::optional<std::string> auth;    // AUTH= as given by the client, xtext-decoded
   std::vector<Recipient> recipients;  // accepted ones, in order
 };
 
@@ -238,13 +238,13 @@ class Session {
   Envelope env_;
   unsigned errors_ = 0;
 
-  std::string in_;     // received bytes; in_[pos_..] not yet processed
+  std::string in_;  // received bytes; in_[pos_..] not yet processed
   size_t pos_ = 0;
-  size_t scanned_ = 0;  // bytes after pos_ known to hold no LF
+  size_t scanned_ = 0;           // bytes after pos_ known to hold no LF
   bool discardingLine_ = false;  // inside a command line that is too long
   bool processing_ = false;
-  std::string out_;    // rendered replies not yet sent
-  std::string data_;   // message content not yet passed to messageData()
+  std::string out_;   // rendered replies not yet sent
+  std::string data_;  // message content not yet passed to messageData()
 
   // The message being received.
   bool messageOpen_ = false;  // messageBegin() called, no messageEnd/Abort yet

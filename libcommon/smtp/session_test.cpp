@@ -4,9 +4,8 @@
 // fake plays both Io and Policy.
 #include "smtp/session.hpp"
 
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <random>
 #include <regex>
 
@@ -23,8 +22,8 @@ struct Fake final : Io, Policy {
   std::string sent;
   size_t sendCalls = 0;
   std::vector<std::string> events;
-  std::vector<std::string> messages;  // committed content
-  std::vector<Envelope> envelopes;    // at messageBegin
+  std::vector<std::string> messages;             // committed content
+  std::vector<Envelope> envelopes;               // at messageBegin
   std::vector<std::string> senders, recipients;  // asked of the policy
   std::string current;
   size_t largestPiece = 0;
@@ -61,8 +60,7 @@ struct Fake final : Io, Policy {
         rs.push_back(i < commitReplies.size() ? commitReplies[i] : reply(ReplyId::Delivered));
       session->messageDone(rs);
     } else {
-      session->messageDone(commitReplies.empty() ? reply(ReplyId::Queued, "Q1")
-                                                 : commitReplies[0]);
+      session->messageDone(commitReplies.empty() ? reply(ReplyId::Queued, "Q1") : commitReplies[0]);
     }
   }
 
@@ -159,11 +157,21 @@ Outcome runOnce(const Settings& settings, const std::vector<Step>& steps, Split 
         }
         break;
       }
-      case Step::Kind::TlsUp: s.tlsStarted(); break;
-      case Step::Kind::Commit: f.commit(); break;
-      case Step::Kind::Timeout: s.timeout(); break;
-      case Step::Kind::PeerClosed: s.peerClosed(); break;
-      case Step::Kind::Shutdown: s.shutdown(); break;
+      case Step::Kind::TlsUp:
+        s.tlsStarted();
+        break;
+      case Step::Kind::Commit:
+        f.commit();
+        break;
+      case Step::Kind::Timeout:
+        s.timeout();
+        break;
+      case Step::Kind::PeerClosed:
+        s.peerClosed();
+        break;
+      case Step::Kind::Shutdown:
+        s.shutdown();
+        break;
     }
   }
   o.sent = f.sent;
@@ -187,8 +195,8 @@ Outcome runOnce(const Settings& settings, const std::vector<Step>& steps, Split 
 Outcome run(const Settings& settings, const std::vector<Step>& steps, bool autoCommit = true) {
   Outcome whole = runOnce(settings, steps, Split::Whole, autoCommit, 0);
   for (unsigned seed = 0; seed < 4; ++seed) {
-    Outcome other = runOnce(settings, steps, seed == 0 ? Split::Bytes : Split::Random,
-                            autoCommit, seed);
+    Outcome other =
+        runOnce(settings, steps, seed == 0 ? Split::Bytes : Split::Random, autoCommit, seed);
     INFO("split " << (seed == 0 ? "byte by byte" : "random") << " seed " << seed);
     REQUIRE(other.sent == whole.sent);
     REQUIRE(other.events == whole.events);
@@ -274,12 +282,8 @@ TEST_CASE("greeting and EHLO capabilities", "[session]") {
 // The command × state matrix: the reply to each command in each state.
 TEST_CASE("every command in every state (SMTP)", "[session]") {
   const std::vector<std::pair<std::string, std::string>> states = {
-      {"fresh", ""},
-      {"helo", "HELO c.test\r\n"},
-      {"ehlo", kEhlo},
-      {"mail", kEhlo + kMail},
-      {"rcpt", kTx},
-      {"chunked", kTx + "BDAT 3\r\nabc"},
+      {"fresh", ""}, {"helo", "HELO c.test\r\n"},        {"ehlo", kEhlo}, {"mail", kEhlo + kMail},
+      {"rcpt", kTx}, {"chunked", kTx + "BDAT 3\r\nabc"},
   };
   struct Row {
     std::string command;
@@ -288,20 +292,26 @@ TEST_CASE("every command in every state (SMTP)", "[session]") {
   const std::vector<Row> rows = {
       {"EHLO d.test", {"250", "250", "250", "250", "250", "250"}},
       {"HELO d.test", {"250", "250", "250", "250", "250", "250"}},
-      {"LHLO d.test", {"500 5.5.1", "500 5.5.1", "500 5.5.1", "500 5.5.1", "500 5.5.1", "500 5.5.1"}},
-      {"MAIL FROM:<s@t.test>", {"503 5.5.1", "250 2.1.0", "250 2.1.0", "503 5.5.1", "503 5.5.1", "503 5.5.1"}},
-      {"RCPT TO:<r@t.test>", {"503 5.5.1", "503 5.5.1", "503 5.5.1", "250 2.1.5", "250 2.1.5", "503 5.5.1"}},
+      {"LHLO d.test",
+       {"500 5.5.1", "500 5.5.1", "500 5.5.1", "500 5.5.1", "500 5.5.1", "500 5.5.1"}},
+      {"MAIL FROM:<s@t.test>",
+       {"503 5.5.1", "250 2.1.0", "250 2.1.0", "503 5.5.1", "503 5.5.1", "503 5.5.1"}},
+      {"RCPT TO:<r@t.test>",
+       {"503 5.5.1", "503 5.5.1", "503 5.5.1", "250 2.1.5", "250 2.1.5", "503 5.5.1"}},
       {"DATA", {"503 5.5.1", "503 5.5.1", "503 5.5.1", "554 5.5.1", "354", "503 5.5.1"}},
-      {"BDAT 0 LAST", {"503 5.5.1", "503 5.5.1", "503 5.5.1", "554 5.5.1", "250 2.0.0", "250 2.0.0"}},
+      {"BDAT 0 LAST",
+       {"503 5.5.1", "503 5.5.1", "503 5.5.1", "554 5.5.1", "250 2.0.0", "250 2.0.0"}},
       {"RSET", {"250 2.0.0", "250 2.0.0", "250 2.0.0", "250 2.0.0", "250 2.0.0", "250 2.0.0"}},
       {"NOOP", {"250 2.0.0", "250 2.0.0", "250 2.0.0", "250 2.0.0", "250 2.0.0", "250 2.0.0"}},
       {"QUIT", {"221 2.0.0", "221 2.0.0", "221 2.0.0", "221 2.0.0", "221 2.0.0", "221 2.0.0"}},
-      {"VRFY someone", {"252 2.5.0", "252 2.5.0", "252 2.5.0", "252 2.5.0", "252 2.5.0", "252 2.5.0"}},
+      {"VRFY someone",
+       {"252 2.5.0", "252 2.5.0", "252 2.5.0", "252 2.5.0", "252 2.5.0", "252 2.5.0"}},
       {"HELP", {"214 2.0.0", "214 2.0.0", "214 2.0.0", "214 2.0.0", "214 2.0.0", "214 2.0.0"}},
       {"STARTTLS", {"502 5.5.1", "502 5.5.1", "502 5.5.1", "502 5.5.1", "502 5.5.1", "502 5.5.1"}},
       {"EXPN list", {"502 5.5.1", "502 5.5.1", "502 5.5.1", "502 5.5.1", "502 5.5.1", "502 5.5.1"}},
       {"ETRN x", {"502 5.5.1", "502 5.5.1", "502 5.5.1", "502 5.5.1", "502 5.5.1", "502 5.5.1"}},
-      {"AUTH PLAIN", {"500 5.5.2", "500 5.5.2", "500 5.5.2", "500 5.5.2", "500 5.5.2", "500 5.5.2"}},
+      {"AUTH PLAIN",
+       {"500 5.5.2", "500 5.5.2", "500 5.5.2", "500 5.5.2", "500 5.5.2", "500 5.5.2"}},
       {"XYZZY", {"500 5.5.2", "500 5.5.2", "500 5.5.2", "500 5.5.2", "500 5.5.2", "500 5.5.2"}},
       {"", {"500 5.5.2", "500 5.5.2", "500 5.5.2", "500 5.5.2", "500 5.5.2", "500 5.5.2"}},
   };
@@ -319,12 +329,9 @@ TEST_CASE("STARTTLS in every state", "[session][tls]") {
   Settings s = smtp();
   s.tlsAvailable = true;
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"", "503 5.5.1"},
-      {"HELO c.test\r\n", "503 5.5.1"},
-      {kEhlo, "220 2.0.0"},
-      {kEhlo + kMail, "503 5.5.1"},
-      {kTx, "503 5.5.1"},
-      {kTx + "BDAT 1\r\nx", "503 5.5.1"},
+      {"", "503 5.5.1"},    {"HELO c.test\r\n", "503 5.5.1"},
+      {kEhlo, "220 2.0.0"}, {kEhlo + kMail, "503 5.5.1"},
+      {kTx, "503 5.5.1"},   {kTx + "BDAT 1\r\nx", "503 5.5.1"},
   };
   for (const auto& [prefix, code] : cases) {
     INFO("prefix " << prefix);
@@ -362,6 +369,14 @@ TEST_CASE("every command in every state (LMTP)", "[session][lmtp]") {
   }
   auto o = run(lmtp(), "MAIL FROM:<a@b.test>\r\n");
   CHECK(o.sent == "220 mx.test LMTP Yubin\r\n503 5.5.1 Error: send LHLO first\r\n");
+  Settings s = lmtp();
+  s.tlsAvailable = true;
+  o = run(s, "LHLO client.test\r\nSTARTTLS\r\n");
+  CHECK(o.sent ==
+        "220 mx.test LMTP Yubin\r\n"
+        "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10485760\r\n250-8BITMIME\r\n"
+        "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n250 DSN\r\n"
+        "502 5.5.1 Error: STARTTLS not available\r\n");
 }
 
 TEST_CASE("LMTP: one reply per accepted recipient", "[session][lmtp]") {
@@ -393,8 +408,8 @@ TEST_CASE("LMTP: one reply per accepted recipient", "[session][lmtp]") {
     f.session = &session;
     session.greet();
     session.feed(steps[0].bytes);
-    CHECK(replyCodes(f.sent) == greeted({"250", "250 2.1.0", "250 2.1.5", "550 5.1.1",
-                                         "250 2.1.5", "354", "250 2.0.0", "552 5.2.2"}));
+    CHECK(replyCodes(f.sent) == greeted({"250", "250 2.1.0", "250 2.1.5", "550 5.1.1", "250 2.1.5",
+                                         "354", "250 2.0.0", "552 5.2.2"}));
   }
   SECTION("one reply repeated for all") {
     auto o = run(lmtp(), std::vector<Step>{in(tx + "DATA\r\nx\r\n.\r\n")}, false);
@@ -421,10 +436,21 @@ TEST_CASE("LMTP: one reply per accepted recipient", "[session][lmtp]") {
   }
 }
 
+TEST_CASE("submission mode speaks SMTP (AUTH comes with msad)", "[session]") {
+  Settings s = smtp();
+  s.mode = Mode::Submission;
+  auto o = run(s, kTx + "DATA\r\nx\r\n.\r\nLHLO c.test\r\n");
+  CHECK(o.codes == greeted({"250", "250 2.1.0", "250 2.1.5", "354", "250 2.0.0", "500 5.5.1"}));
+  CHECK(o.sent.substr(0, 25) == "220 mx.test ESMTP Yubin\r\n");
+  CHECK(o.messages == std::vector<std::string>{"x\r\n"});
+}
+
 TEST_CASE("pipelining", "[session]") {
   SECTION("a whole transaction in one packet") {
-    auto o = run(smtp(), kEhlo + kMail + kRcpt + "RCPT TO:<other@mx.test>\r\nDATA\r\n"
-                             "line\r\n.\r\n" + kMail + kRcpt + "DATA\r\nsecond\r\n.\r\nQUIT\r\n");
+    auto o = run(smtp(), kEhlo + kMail + kRcpt +
+                             "RCPT TO:<other@mx.test>\r\nDATA\r\n"
+                             "line\r\n.\r\n" +
+                             kMail + kRcpt + "DATA\r\nsecond\r\n.\r\nQUIT\r\n");
     CHECK(o.codes == greeted({"250", "250 2.1.0", "250 2.1.5", "250 2.1.5", "354", "250 2.0.0",
                               "250 2.1.0", "250 2.1.5", "354", "250 2.0.0", "221 2.0.0"}));
     CHECK(o.messages == std::vector<std::string>{"line\r\n", "second\r\n"});
@@ -446,9 +472,9 @@ TEST_CASE("pipelining", "[session]") {
   SECTION("BDAT chunks pipelined with commands") {
     auto o = run(smtp(), kTx + "BDAT 5\r\nhelloBDAT 6\r\n world" + "BDAT 0 LAST\r\nNOOP\r\n" +
                              kMail + kRcpt + "BDAT 3 LAST\r\nabcQUIT\r\n");
-    CHECK(o.codes == greeted({"250", "250 2.1.0", "250 2.1.5", "250 2.0.0", "250 2.0.0",
-                              "250 2.0.0", "250 2.0.0", "250 2.1.0", "250 2.1.5", "250 2.0.0",
-                              "221 2.0.0"}));
+    CHECK(o.codes ==
+          greeted({"250", "250 2.1.0", "250 2.1.5", "250 2.0.0", "250 2.0.0", "250 2.0.0",
+                   "250 2.0.0", "250 2.1.0", "250 2.1.5", "250 2.0.0", "221 2.0.0"}));
     CHECK(o.messages == std::vector<std::string>{"hello world", "abc"});
     CHECK(o.sent.find("250 2.0.0 5 octets received\r\n") != std::string::npos);
     CHECK(o.sent.find("250 2.0.0 6 octets received\r\n") != std::string::npos);
@@ -465,10 +491,9 @@ TEST_CASE("input arriving while a message is committed is held", "[session]") {
   CHECK(o.codes == greeted({"250", "250 2.1.0", "250 2.1.5", "354"}));
   CHECK(o.state == Session::State::Committing);
   CHECK(o.buffered == kMail.size());
-  o = run(s, std::vector<Step>{in(kTx + "DATA\r\nx\r\n.\r\n" + kMail), in(kRcpt), kCommit},
-          false);
-  CHECK(o.codes == greeted({"250", "250 2.1.0", "250 2.1.5", "354", "250 2.0.0", "250 2.1.0",
-                            "250 2.1.5"}));
+  o = run(s, std::vector<Step>{in(kTx + "DATA\r\nx\r\n.\r\n" + kMail), in(kRcpt), kCommit}, false);
+  CHECK(o.codes ==
+        greeted({"250", "250 2.1.0", "250 2.1.5", "354", "250 2.0.0", "250 2.1.0", "250 2.1.5"}));
   CHECK(o.state == Session::State::Mail);
   CHECK(o.buffered == 0);
 }
@@ -492,10 +517,11 @@ TEST_CASE("limits", "[session][limits]") {
   SECTION("recipients per transaction") {
     Settings s = smtp();
     s.maxRecipients = 2;
-    auto o = run(s, kEhlo + kMail + "RCPT TO:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n"
-                                    "RCPT TO:<c@x.test>\r\nDATA\r\nm\r\n.\r\n");
-    CHECK(o.codes == greeted({"250", "250 2.1.0", "250 2.1.5", "250 2.1.5", "452 4.5.3", "354",
-                              "250 2.0.0"}));
+    auto o = run(s, kEhlo + kMail +
+                        "RCPT TO:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n"
+                        "RCPT TO:<c@x.test>\r\nDATA\r\nm\r\n.\r\n");
+    CHECK(o.codes ==
+          greeted({"250", "250 2.1.0", "250 2.1.5", "250 2.1.5", "452 4.5.3", "354", "250 2.0.0"}));
     REQUIRE(o.envelopes.size() == 1);
     CHECK(o.envelopes[0].recipients.size() == 2);
     CHECK(o.errors == 0);  // 452 is not held against the client
@@ -509,12 +535,14 @@ TEST_CASE("limits", "[session][limits]") {
     CHECK(o.state == Session::State::Closed);
     CHECK(o.sent.find("421 4.7.0 mx.test Error: too many errors") != std::string::npos);
     // Policy refusals count too (dictionary attacks).
-    o = run(s, kEhlo + kMail + "RCPT TO:<unknown1@x.test>\r\nRCPT TO:<unknown2@x.test>\r\n"
-                               "RCPT TO:<unknown3@x.test>\r\nRCPT TO:<unknown4@x.test>\r\n");
+    o = run(s, kEhlo + kMail +
+                   "RCPT TO:<unknown1@x.test>\r\nRCPT TO:<unknown2@x.test>\r\n"
+                   "RCPT TO:<unknown3@x.test>\r\nRCPT TO:<unknown4@x.test>\r\n");
     CHECK(o.codes.back() == "421 4.7.0");
     // Temporary resource refusals (452) do not.
-    o = run(s, kEhlo + kMail + "RCPT TO:<full@x.test>\r\nRCPT TO:<full@x.test>\r\n"
-                               "RCPT TO:<full@x.test>\r\nRCPT TO:<full@x.test>\r\n");
+    o = run(s, kEhlo + kMail +
+                   "RCPT TO:<full@x.test>\r\nRCPT TO:<full@x.test>\r\n"
+                   "RCPT TO:<full@x.test>\r\nRCPT TO:<full@x.test>\r\n");
     CHECK(o.codes.back() == "452 4.2.2");
     CHECK(o.errors == 0);
     // An aborted message in progress is discarded when the session closes.
@@ -548,8 +576,8 @@ TEST_CASE("limits", "[session][limits]") {
     // A non-last chunk that is too big ends the transaction; later chunks
     // are drained and refused.
     o = run(s, kTx + "BDAT 20\r\n01234567890123456789BDAT 4 LAST\r\nQUITNOOP\r\n");
-    CHECK(o.codes == greeted({"250", "250 2.1.0", "250 2.1.5", "552 5.3.4", "503 5.5.1",
-                              "250 2.0.0"}));
+    CHECK(o.codes ==
+          greeted({"250", "250 2.1.0", "250 2.1.5", "552 5.3.4", "503 5.5.1", "250 2.0.0"}));
     CHECK(o.state == Session::State::Idle);
   }
   SECTION("long lines are streamed, not buffered") {
@@ -628,12 +656,13 @@ TEST_CASE("malformed commands", "[session]") {
 }
 
 TEST_CASE("the envelope handed to the glue", "[session]") {
-  auto o = run(smtp(), "EHLO client.test\r\n"
-                       "MAIL FROM:<Sender@Client.TEST> SIZE=123 BODY=8BITMIME RET=HDRS "
-                       "ENVID=id+2B1 SMTPUTF8\r\n"
-                       "RCPT TO:<a@mx.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+40mx.test\r\n"
-                       "RCPT TO:<Postmaster>\r\n"
-                       "DATA\r\nx\r\n.\r\n");
+  auto o = run(smtp(),
+               "EHLO client.test\r\n"
+               "MAIL FROM:<Sender@Client.TEST> SIZE=123 BODY=8BITMIME RET=HDRS "
+               "ENVID=id+2B1 SMTPUTF8\r\n"
+               "RCPT TO:<a@mx.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+40mx.test\r\n"
+               "RCPT TO:<Postmaster>\r\n"
+               "DATA\r\nx\r\n.\r\n");
   REQUIRE(o.envelopes.size() == 1);
   const Envelope& e = o.envelopes[0];
   CHECK(e.helo == "client.test");
@@ -667,13 +696,13 @@ TEST_CASE("the envelope handed to the glue", "[session]") {
 
 TEST_CASE("transaction resets", "[session]") {
   auto o = run(smtp(), kTx + "RSET\r\nRCPT TO:<a@b.test>\r\nDATA\r\n");
-  CHECK(o.codes == greeted({"250", "250 2.1.0", "250 2.1.5", "250 2.0.0", "503 5.5.1",
-                            "503 5.5.1"}));
+  CHECK(o.codes ==
+        greeted({"250", "250 2.1.0", "250 2.1.5", "250 2.0.0", "503 5.5.1", "503 5.5.1"}));
   o = run(smtp(), kTx + "EHLO again.test\r\nDATA\r\n");
   CHECK(o.codes.back() == "503 5.5.1");
   o = run(smtp(), kTx + "BDAT 3\r\nabcRSET\r\nBDAT 1 LAST\r\nx");
-  CHECK(o.codes == greeted({"250", "250 2.1.0", "250 2.1.5", "250 2.0.0", "250 2.0.0",
-                            "503 5.5.1"}));
+  CHECK(o.codes ==
+        greeted({"250", "250 2.1.0", "250 2.1.5", "250 2.0.0", "250 2.0.0", "503 5.5.1"}));
   CHECK(o.events == std::vector<std::string>{"begin", "abort"});
   o = run(smtp(), kTx + "BDAT 3\r\nabcQUIT\r\n");
   CHECK(o.events == std::vector<std::string>{"begin", "abort", "close"});
@@ -690,8 +719,9 @@ TEST_CASE("smuggling through DATA", "[session][smuggling]") {
   const std::vector<std::string> fakeEnds = {
       "\n.\n", "\n.\r\n", "\r\n.\n", "\r.\r\n", "\r\n.\r", "\r.\r", "\r\n.\r\r\n", "\n.\r\r\n",
   };
-  const std::string smuggled = "MAIL FROM:<evil@x.test>\r\nRCPT TO:<victim@mx.test>\r\n"
-                               "DATA\r\nforged\r\n";
+  const std::string smuggled =
+      "MAIL FROM:<evil@x.test>\r\nRCPT TO:<victim@mx.test>\r\n"
+      "DATA\r\nforged\r\n";
   for (const auto& fake : fakeEnds) {
     const std::string input = kTx + "DATA\r\nreal" + fake + smuggled + ".\r\nQUIT\r\n";
     INFO("fake end: " << ::Catch::Detail::stringify(fake));
@@ -720,10 +750,11 @@ TEST_CASE("smuggling through DATA", "[session][smuggling]") {
 
 TEST_CASE("smuggling through BDAT", "[session][smuggling]") {
   SECTION("CRLF.CRLF inside a chunk is content") {
-    const std::string content = "a\r\n.\r\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<v@mx.test>\r\n"
-                                "DATA\r\nforged\r\n.\r\n";
-    auto o = run(smtp(), kTx + "BDAT " + std::to_string(content.size()) + " LAST\r\n" +
-                             content + "QUIT\r\n");
+    const std::string content =
+        "a\r\n.\r\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<v@mx.test>\r\n"
+        "DATA\r\nforged\r\n.\r\n";
+    auto o = run(smtp(), kTx + "BDAT " + std::to_string(content.size()) + " LAST\r\n" + content +
+                             "QUIT\r\n");
     CHECK(o.codes == greeted({"250", "250 2.1.0", "250 2.1.5", "250 2.0.0", "221 2.0.0"}));
     CHECK(o.messages == std::vector<std::string>{content});
     CHECK(o.senders.size() == 1);
@@ -767,8 +798,9 @@ TEST_CASE("smuggling through BDAT", "[session][smuggling]") {
     CHECK(o.codes == greeted({"250", "530 5.7.0"}));
   }
   SECTION("DATA and BDAT do not mix") {
-    auto o = run(smtp(), kTx + "BDAT 3\r\nabcDATA\r\nRCPT TO:<x@y.test>\r\nMAIL FROM:<a@b.test>\r\n"
-                               "BDAT 0 LAST\r\n");
+    auto o = run(smtp(), kTx +
+                             "BDAT 3\r\nabcDATA\r\nRCPT TO:<x@y.test>\r\nMAIL FROM:<a@b.test>\r\n"
+                             "BDAT 0 LAST\r\n");
     CHECK(o.codes == greeted({"250", "250 2.1.0", "250 2.1.5", "250 2.0.0", "503 5.5.1",
                               "503 5.5.1", "503 5.5.1", "250 2.0.0"}));
     CHECK(o.messages == std::vector<std::string>{"abc"});
@@ -779,15 +811,16 @@ TEST_CASE("STARTTLS", "[session][tls]") {
   Settings s = smtp();
   s.tlsAvailable = true;
   SECTION("commands injected after STARTTLS are never executed") {
-    auto o = run(s, std::vector<Step>{
-                        in(kEhlo + "STARTTLS\r\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<v@mx.test>\r\n"),
-                        in("MAIL FROM:<evil2@x.test>\r\n"),  // before the handshake ends
-                        kTlsUp,
-                        in(kMail),
-                        in(kEhlo),
-                        in("STARTTLS\r\n"),
-                        in(kMail + kRcpt + "DATA\r\nx\r\n.\r\n"),
-                    });
+    auto o =
+        run(s, std::vector<Step>{
+                   in(kEhlo + "STARTTLS\r\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<v@mx.test>\r\n"),
+                   in("MAIL FROM:<evil2@x.test>\r\n"),  // before the handshake ends
+                   kTlsUp,
+                   in(kMail),
+                   in(kEhlo),
+                   in("STARTTLS\r\n"),
+                   in(kMail + kRcpt + "DATA\r\nx\r\n.\r\n"),
+               });
     CHECK(o.codes == greeted({"250", "220 2.0.0", "503 5.5.1", "250", "503 5.5.1", "250 2.1.0",
                               "250 2.1.5", "354", "250 2.0.0"}));
     CHECK(o.senders == std::vector<std::string>{"sender@client.test"});
@@ -803,8 +836,9 @@ TEST_CASE("STARTTLS", "[session][tls]") {
   }
   SECTION("required TLS") {
     s.requireTls = true;
-    auto o = run(s, std::vector<Step>{in(kEhlo + kMail + "VRFY x\r\nNOOP\r\nRSET\r\nHELP\r\n"
-                                                 "STARTTLS\r\n"),
+    auto o = run(s, std::vector<Step>{in(kEhlo + kMail +
+                                         "VRFY x\r\nNOOP\r\nRSET\r\nHELP\r\n"
+                                         "STARTTLS\r\n"),
                                       kTlsUp, in(kTx)});
     CHECK(o.codes == greeted({"250", "530 5.7.0", "530 5.7.0", "250 2.0.0", "250 2.0.0",
                               "214 2.0.0", "220 2.0.0", "250", "250 2.1.0", "250 2.1.5"}));
@@ -850,14 +884,15 @@ TEST_CASE("timers and endings", "[session]") {
     CHECK(o.events == std::vector<std::string>{"close"});
   }
   SECTION("the peer goes away mid-message") {
-    auto o = run(smtp(), std::vector<Step>{in(kTx + "BDAT 10\r\nabc"), kPeerClosed, in("NOOP\r\n")});
+    auto o =
+        run(smtp(), std::vector<Step>{in(kTx + "BDAT 10\r\nabc"), kPeerClosed, in("NOOP\r\n")});
     CHECK(o.events == std::vector<std::string>{"begin", "abort"});
     CHECK(o.state == Session::State::Closed);
     CHECK(o.codes == greeted({"250", "250 2.1.0", "250 2.1.5"}));
   }
   SECTION("the peer goes away while the message is committed") {
-    auto o = run(smtp(), std::vector<Step>{in(kTx + "DATA\r\nx\r\n.\r\n"), kPeerClosed, kCommit},
-                 false);
+    auto o =
+        run(smtp(), std::vector<Step>{in(kTx + "DATA\r\nx\r\n.\r\n"), kPeerClosed, kCommit}, false);
     CHECK(o.events == std::vector<std::string>{"begin", "end"});
     CHECK(o.codes.back() == "354");
   }
