@@ -79,7 +79,8 @@ Peer peerFromSockaddr(const sockaddr* sa, socklen_t len) {
 std::string socketName(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "fd:" + std::to_string(fd);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+    return "fd:" + std::to_string(fd);
   if (ss.ss_family == AF_UNIX) {
     const auto* un = reinterpret_cast<const sockaddr_un*>(&ss);
     size_t max = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
@@ -129,9 +130,9 @@ Result<std::unique_ptr<Listener>> Listener::create(event_base* base, UniqueFd fd
   std::unique_ptr<Listener> l(new Listener(base, std::move(fn)));
   l->name_ = socketName(fd.get());
   // backlog 0: the socket is already listening.
-  evconnlistener* raw = evconnlistener_new(base, &Listener::onAccept, l.get(),
-                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
-                                           fd.get());
+  evconnlistener* raw =
+      evconnlistener_new(base, &Listener::onAccept, l.get(),
+                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd.get());
   if (!raw) return Error{"evconnlistener_new failed for " + l->name_};
   fd.release();  // owned by the evconnlistener now
   l->listener_.reset(raw);

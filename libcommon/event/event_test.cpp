@@ -1,14 +1,15 @@
 // Unit tests for event: peer formatting, timers, signals, the listener
 // (accept, pause/resume) and a plain loopback echo through two bufferevents.
 // The TLS bufferevents are tested in tls/tls_test.cpp.
-#include <catch2/catch.hpp>
+#include "event/event.hpp"
+
 #include <sys/un.h>
 
+#include <catch2/catch.hpp>
 #include <csignal>
 #include <cstring>
 #include <vector>
 
-#include "event/event.hpp"
 #include "event/event_testing.hpp"
 
 using namespace yubin;

@@ -9,8 +9,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -72,7 +72,7 @@ class Watchdog {
 struct Conn {
   Bufferevent bev;
   std::string received;
-  short events = 0;  // every BEV_EVENT_* flag seen
+  short events = 0;       // every BEV_EVENT_* flag seen
   bool peekOnly = false;  // leave the input in the bufferevent for onRead
   std::function<void(Conn&)> onRead;
   std::function<void(Conn&, short)> onEvent;

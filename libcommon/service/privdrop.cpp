@@ -76,7 +76,7 @@ Result<uid_t> userId(const std::string& user) {
 Result<gid_t> groupId(const std::string& group) {
   if (group.empty()) return Error{"group is not set"};
   std::string buf;
-  struct group gr{};
+  struct group gr {};
   int rc = lookup(group, gr, buf, ::getgrnam_r);
   if (rc == ENOENT) return Error{"no such group '" + group + "'"};
   if (rc != 0) return errnoError("looking up group '" + group + "'", rc);
@@ -140,12 +140,10 @@ Status dropPrivileges(const DropPlan& plan, SysOps& ops) {
     return errnoError("privilege drop: getres[ug]id");
   if (ru != t.uid || eu != t.uid || su != t.uid)
     return Error{"privilege drop failed: uids are " + std::to_string(ru) + "/" +
-                 std::to_string(eu) + "/" + std::to_string(su) + ", want " +
-                 std::to_string(t.uid)};
+                 std::to_string(eu) + "/" + std::to_string(su) + ", want " + std::to_string(t.uid)};
   if (rg != t.gid || eg != t.gid || sg != t.gid)
     return Error{"privilege drop failed: gids are " + std::to_string(rg) + "/" +
-                 std::to_string(eg) + "/" + std::to_string(sg) + ", want " +
-                 std::to_string(t.gid)};
+                 std::to_string(eg) + "/" + std::to_string(sg) + ", want " + std::to_string(t.gid)};
   std::vector<gid_t> groups;
   if (ops.getgroups(groups) != 0) return errnoError("privilege drop: getgroups");
   for (gid_t g : groups)
@@ -159,8 +157,8 @@ std::string describe(const DropPlan& plan) {
   if (plan.devMode) {
     out = "dev mode";
   } else {
-    out = plan.target.user + "(uid " + std::to_string(plan.target.uid) + ") " +
-          plan.target.group + "(gid " + std::to_string(plan.target.gid) + ")";
+    out = plan.target.user + "(uid " + std::to_string(plan.target.uid) + ") " + plan.target.group +
+          "(gid " + std::to_string(plan.target.gid) + ")";
   }
   if (!plan.chroot.empty()) out += " chroot=" + plan.chroot;
   return out;

@@ -97,9 +97,16 @@ DropPlan plan(const std::string& chroot = "") {
 }
 
 const std::vector<std::string> kFullOrder = {
-    "chroot /var/empty", "chdir /",       "setgroups 102", "setresgid 102 102 102",
-    "setresuid 101 101 101", "setuid 0",  "setgid 0",      "getresuid",
-    "getresgid",         "getgroups",
+    "chroot /var/empty",
+    "chdir /",
+    "setgroups 102",
+    "setresgid 102 102 102",
+    "setresuid 101 101 101",
+    "setuid 0",
+    "setgid 0",
+    "getresuid",
+    "getresgid",
+    "getgroups",
 };
 
 }  // namespace

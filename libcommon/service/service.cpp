@@ -79,9 +79,8 @@ class Runner final : public Context {
 };
 
 void Runner::setupLogging() {
-  LogTarget target = opts_.foreground || cfg_.str("global", "log") == "stderr"
-                         ? LogTarget::Stderr
-                         : LogTarget::Syslog;
+  LogTarget target = opts_.foreground || cfg_.str("global", "log") == "stderr" ? LogTarget::Stderr
+                                                                               : LogTarget::Syslog;
   logInit(std::string(spec_.name), target, levelFromName(cfg_.str("global", "log_level")));
 }
 
@@ -90,8 +89,7 @@ void Runner::setupLogging() {
 int Runner::startupError(int code, const std::string& message) {
   YLOG_ERROR("%s", message.c_str());
   if (!opts_.foreground && cfg_.str("global", "log") != "stderr")
-    std::fprintf(stderr, "%.*s: %s\n", int(spec_.name.size()), spec_.name.data(),
-                 message.c_str());
+    std::fprintf(stderr, "%.*s: %s\n", int(spec_.name.size()), spec_.name.data(), message.c_str());
   return code;
 }
 
@@ -119,8 +117,10 @@ int Runner::main() {
   std::vector<sys::Listener> inherited = sys::takeInheritedSockets();
   bool passed = !inherited.empty();
   for (auto& l : inherited) {
-    if (l.name == sys::kMasterChannelName) masterFd = std::move(l.fd);
-    else listeners_.push_back(std::move(l));
+    if (l.name == sys::kMasterChannelName)
+      masterFd = std::move(l.fd);
+    else
+      listeners_.push_back(std::move(l));
   }
   if (!passed) {
     auto bound = sys::bindForSection(cfg_, spec_.section);
@@ -144,8 +144,7 @@ int Runner::main() {
     YLOG_NOTICE("not root: running as %s (dev mode)", userName(::geteuid()).c_str());
     if (!plan->chroot.empty()) YLOG_NOTICE("not root: chroot=%s ignored", plan->chroot.c_str());
   } else {
-    if (auto st = dropPrivileges(*plan); !st)
-      return startupError(kExitOsError, st.error().message);
+    if (auto st = dropPrivileges(*plan); !st) return startupError(kExitOsError, st.error().message);
     chroot_ = plan->chroot;
     YLOG_INFO("privileges dropped to %s", describe(*plan).c_str());
   }
@@ -154,8 +153,8 @@ int Runner::main() {
   signals_.push_back(std::make_unique<event::Signal>(base_.get(), SIGHUP, [this] { onReload(); }));
   signals_.push_back(std::make_unique<event::Signal>(base_.get(), SIGTERM,
                                                      [this] { beginStop("SIGTERM", true); }));
-  signals_.push_back(std::make_unique<event::Signal>(base_.get(), SIGINT,
-                                                     [this] { beginStop("SIGINT", true); }));
+  signals_.push_back(
+      std::make_unique<event::Signal>(base_.get(), SIGINT, [this] { beginStop("SIGINT", true); }));
   if (masterFd) openMasterChannel(std::move(masterFd));
 
   if (auto st = daemon_->start(*this); !st)
@@ -195,8 +194,10 @@ void Runner::exit() {
 
 void Runner::onReload() {
   if (!chroot_.empty()) {
-    YLOG_WARN("SIGHUP: the config cannot be re-read inside the chroot; restart to apply "
-              "changes chroot=%s", chroot_.c_str());
+    YLOG_WARN(
+        "SIGHUP: the config cannot be re-read inside the chroot; restart to apply "
+        "changes chroot=%s",
+        chroot_.c_str());
     return;
   }
   auto cfg = config::Config::load(opts_.configPath);
@@ -212,8 +213,9 @@ void Runner::onReload() {
   if (spec_.tls) {
     std::string cert = cfg_.str("global", "tls_cert");
     if (cert.empty()) {
-      if (tls_) YLOG_WARN("tls_cert removed: TLS stays on until %.*s restarts",
-                          int(spec_.name.size()), spec_.name.data());
+      if (tls_)
+        YLOG_WARN("tls_cert removed: TLS stays on until %.*s restarts", int(spec_.name.size()),
+                  spec_.name.data());
     } else if (tls_) {
       (void)tls_->reload(cert, cfg_.str("global", "tls_key"));  // logs a failure itself
     } else if (auto st = loadTls(); !st) {
@@ -326,16 +328,21 @@ Result<Options> parseOptions(int argc, const char* const* argv) {
 }
 
 std::string usage(const Spec& spec) {
-  std::string n(spec.name);
-  return "usage: " + n + " [-f] [-c file]\n" +                                              //
-         "       " + n + " --help | --version\n" +                                          //
-         std::string(spec.summary) + "\n" +                                                 //
-         "  -c file    config file (default " YUBIN_SYSCONFDIR "/yubin.conf)\n"             //
-         "  -f         log to stderr, whatever [global] log says\n"                         //
-         "  --help     print this text\n"                                                   //
-         "  --version  print the version\n" +                                               //
-         n + " reads the [" + std::string(spec.section) + "] section of the config. " +  //
-         "yubin-master starts it\nwith its sockets; started alone, it binds them itself.\n";
+  const std::string n(spec.name);
+  std::string out;
+  for (const std::string& line : {
+           "usage: " + n + " [-f] [-c file]",
+           "       " + n + " --help | --version",
+           std::string(spec.summary),
+           std::string("  -c file    config file (default " YUBIN_SYSCONFDIR "/yubin.conf)"),
+           std::string("  -f         log to stderr, whatever [global] log says"),
+           std::string("  --help     print this text"),
+           std::string("  --version  print the version"),
+           n + " reads the [" + std::string(spec.section) + "] section of the config.",
+           std::string("yubin-master starts it with its sockets; alone, it binds them itself."),
+       })
+    out += line + "\n";
+  return out;
 }
 
 std::string versionLine(const Spec& spec) {
@@ -343,7 +350,7 @@ std::string versionLine(const Spec& spec) {
 }
 
 Result<std::vector<std::unique_ptr<event::Listener>>> acceptOn(Context& ctx, std::string_view key,
-                                                                event::Listener::AcceptFn fn) {
+                                                               event::Listener::AcceptFn fn) {
   std::vector<std::unique_ptr<event::Listener>> out;
   for (UniqueFd& fd : ctx.takeListeners(key)) {
     auto l = event::Listener::create(ctx.base(), std::move(fd), fn);

@@ -48,9 +48,8 @@ class EchoDaemon final : public service::Daemon {
 
   Status start(service::Context& ctx) override {
     ctx_ = &ctx;
-    auto ls = service::acceptOn(ctx, "listen", [this](UniqueFd fd, const event::Peer&) {
-      accept(std::move(fd));
-    });
+    auto ls = service::acceptOn(ctx, "listen",
+                                [this](UniqueFd fd, const event::Peer&) { accept(std::move(fd)); });
     if (!ls) return ls.error();
     listeners_ = std::move(*ls);
     if (listeners_.empty()) return Error{"no listen socket"};
@@ -212,9 +211,8 @@ struct Child {
   }
 };
 
-void spawn(Child& c, const TempDir& dir, const service::Spec& spec,
-           std::vector<std::string> args, std::vector<std::pair<std::string, int>> fds = {},
-           bool becomeNobody = false) {
+void spawn(Child& c, const TempDir& dir, const service::Spec& spec, std::vector<std::string> args,
+           std::vector<std::pair<std::string, int>> fds = {}, bool becomeNobody = false) {
   c.out = dir.path + "/stdout";
   c.err = dir.path + "/stderr";
   int outFd = ::open(c.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -395,9 +393,9 @@ TEST_CASE("run: config errors exit 78 with file:line") {
   }
   SECTION("unknown user (root only: otherwise dev mode)") {
     if (!isRoot()) return;
-    std::string conf =
-        dir.write("yubin.conf", "version = 1\n[global]\ndomains = x\nlog = stderr\n[mtad]\n"
-                                "user = yubin-no-such-user\nlisten = 127.0.0.1:1\n");
+    std::string conf = dir.write("yubin.conf",
+                                 "version = 1\n[global]\ndomains = x\nlog = stderr\n[mtad]\n"
+                                 "user = yubin-no-such-user\nlisten = 127.0.0.1:1\n");
     uint16_t port;
     UniqueFd lfd = event::testing::listenLoopback(&port);
     spawn(child, dir, makeSpec(), {"-c", conf}, {{"listen", lfd.get()}});
@@ -407,9 +405,11 @@ TEST_CASE("run: config errors exit 78 with file:line") {
           std::string::npos);
   }
   SECTION("unreadable TLS certificate") {
-    std::string conf =
-        dir.write("yubin.conf", configText("", "30s", "tls_cert = " + dir.path + "/none.pem\n"
-                                                      "tls_key = " + dir.path + "/none.key\n"));
+    std::string conf = dir.write("yubin.conf", configText("", "30s",
+                                                          "tls_cert = " + dir.path +
+                                                              "/none.pem\n"
+                                                              "tls_key = " +
+                                                              dir.path + "/none.key\n"));
     uint16_t port;
     UniqueFd lfd = event::testing::listenLoopback(&port);
     spawn(child, dir, makeSpec({}, true), {"-c", conf}, {{"listen", lfd.get()}});
@@ -429,8 +429,8 @@ TEST_CASE("run: managed by a master: status, echo, reload, graceful SIGTERM") {
   CHECK(st.sessions == 0);
 
   UniqueFd c = m.connect();
-  CHECK(readLine(c.get()) == "hello " + std::to_string(m.child.pid) + " uid " + expectedUid() +
-                                 " tls=no");
+  CHECK(readLine(c.get()) ==
+        "hello " + std::to_string(m.child.pid) + " uid " + expectedUid() + " tls=no");
   sendLine(c.get(), "ping");
   CHECK(readLine(c.get()) == "ping");
   CHECK(m.status(8).sessions == 1);
@@ -518,15 +518,17 @@ TEST_CASE("run: alone, the daemon binds its section's sockets itself") {
   TempDir dir;
   uint16_t port;
   { UniqueFd probe = event::testing::listenLoopback(&port); }  // a free port, released
-  std::string conf = dir.write(
-      "yubin.conf", "version = 1\n[global]\ndomains = x\nlog = stderr\n[mtad]\nuser = nobody\n"
-                    "group = nogroup\nlisten = 127.0.0.1:" + std::to_string(port) + "\n");
+  std::string conf =
+      dir.write("yubin.conf",
+                "version = 1\n[global]\ndomains = x\nlog = stderr\n[mtad]\nuser = nobody\n"
+                "group = nogroup\nlisten = 127.0.0.1:" +
+                    std::to_string(port) + "\n");
   Child child;
   spawn(child, dir, makeSpec(), {"-c", conf});
   REQUIRE(child.waitLog("info: started pid="));
   UniqueFd c = event::testing::connectLoopback(port);
-  CHECK(readLine(c.get()) == "hello " + std::to_string(child.pid) + " uid " + expectedUid() +
-                                 " tls=no");
+  CHECK(readLine(c.get()) ==
+        "hello " + std::to_string(child.pid) + " uid " + expectedUid() + " tls=no");
   ::kill(child.pid, SIGTERM);
   CHECK(readLine(c.get()) == "bye");
   CHECK(child.wait() == 0);

@@ -2,18 +2,19 @@
 // server context, and TLS over event's bufferevents on loopback: implicit TLS
 // echo, STARTTLS (with plaintext injection discarded), TLS 1.2, name checks,
 // session descriptions and the RFC 9266 channel binding.
-#include <catch2/catch.hpp>
+#include "tls/tls.hpp"
+
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <optional>
 
 #include "base/fs.hpp"
 #include "event/event.hpp"
 #include "event/event_testing.hpp"
-#include "tls/tls.hpp"
 
 using namespace yubin;
 using namespace yubin::event::testing;
@@ -56,10 +57,9 @@ struct Pair {
     REQUIRE(b.ok());
     base = std::move(*b);
     dog.emplace(base.get());
-    auto l = event::Listener::create(base.get(), listenLoopback(&port),
-                                     [this](UniqueFd fd, const event::Peer&) {
-                                       onAccept(std::move(fd));
-                                     });
+    auto l = event::Listener::create(
+        base.get(), listenLoopback(&port),
+        [this](UniqueFd fd, const event::Peer&) { onAccept(std::move(fd)); });
     REQUIRE(l.ok());
     listener = std::move(*l);
   }
@@ -247,8 +247,8 @@ TEST_CASE("STARTTLS: clear reply, then TLS filter; pipelined plaintext is discar
       c.write("220 2.0.0 go ahead\r\n");
       auto ssl = (*server)->newSsl();
       REQUIRE(ssl.ok());
-      auto up = event::startTls(std::move(c.bev), std::move(*ssl), event::TlsRole::Server,
-                                &discarded);
+      auto up =
+          event::startTls(std::move(c.bev), std::move(*ssl), event::TlsRole::Server, &discarded);
       REQUIRE(up.ok());
       c.peekOnly = false;
       c.attach(std::move(*up));

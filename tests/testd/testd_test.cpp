@@ -173,8 +173,8 @@ TEST_CASE("yubin-testd alone as [mtad]: greeting, echo, graceful stop") {
   TempDir dir;
   uint16_t port;
   { UniqueFd probe = event::testing::listenLoopback(&port); }
-  std::string conf =
-      dir.write("yubin.conf", configFor("mtad", "listen = 127.0.0.1:" + std::to_string(port) + "\n"));
+  std::string conf = dir.write(
+      "yubin.conf", configFor("mtad", "listen = 127.0.0.1:" + std::to_string(port) + "\n"));
   Proc p;
   p.start(dir, env("YUBIN_TESTD"), {"-f", "-c", conf});
   REQUIRE(p.waitLog("info: started pid="));
@@ -235,8 +235,7 @@ TEST_CASE("yubin-testd managed: status over the master channel, exits with the m
   REQUIRE(ipc::sendMessage(master.get(), ipc::StatusRequest{42}).ok());
   auto m = ipc::receiveMessage(master.get(), reader, 10s);
   REQUIRE(m.ok());
-  CHECK(std::get<ipc::DaemonStatus>(*m) ==
-        ipc::DaemonStatus{42, static_cast<uint32_t>(p.pid), 1});
+  CHECK(std::get<ipc::DaemonStatus>(*m) == ipc::DaemonStatus{42, static_cast<uint32_t>(p.pid), 1});
   master.reset();
   CHECK(readLine(c.get()) == "testd stopping");
   CHECK(p.wait() == 0);
