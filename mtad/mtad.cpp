@@ -1,0 +1,143 @@
+// The mtad daemon object; see mtad.hpp.
+#include "mtad/mtad.hpp"
+
+#include <unistd.h>
+
+#include "base/log.hpp"
+#include "mtad/connection.hpp"
+
+namespace yubin::mtad {
+namespace {
+
+std::string hostnameOf(const config::Config& cfg) {
+  std::string h = cfg.str("global", "hostname");
+  if (!h.empty()) return h;
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) == 0 && buf[0]) return buf;
+  return "localhost";
+}
+
+}  // namespace
+
+ServerSettings ServerSettings::fromConfig(const config::Config& cfg) {
+  ServerSettings s;
+  s.smtp.mode = smtp::Mode::Smtp;
+  s.smtp.hostname = hostnameOf(cfg);
+  s.smtp.maxMessageSize = cfg.size("mtad", "max_message_size");
+  s.smtp.maxRecipients = cfg.integer("mtad", "max_recipients");
+  s.smtp.maxErrors = static_cast<unsigned>(cfg.integer("mtad", "max_errors"));
+  s.smtp.normalizeBareLf = cfg.str("mtad", "bare_lf") == "normalize";
+  s.smtp.commandTimeout = cfg.duration("mtad", "command_timeout");
+  s.smtp.dataTimeout = cfg.duration("mtad", "data_timeout");
+  s.maxConnections = cfg.integer("mtad", "max_connections");
+  s.maxConnectionsPerIp = cfg.integer("mtad", "max_connections_per_ip");
+  s.catchall = cfg.str("mtad", "catchall");
+  s.tls = cfg.boolean("mtad", "tls") && !cfg.str("global", "tls_cert").empty();
+  return s;
+}
+
+Mtad::Mtad() = default;
+Mtad::~Mtad() {
+  connections_.clear();
+  listeners_.clear();
+  queue_.reset();
+}
+
+Status Mtad::start(service::Context& ctx) {
+  ctx_ = &ctx;
+  base_ = ctx.base();
+  const config::Config& cfg = ctx.config();
+  settings_ = ServerSettings::fromConfig(cfg);
+
+  auto q = queue::Queue::open({.spoolDir = cfg.str("global", "spool_dir")});
+  if (!q) return Error{"queue: " + q.error().message, q.error().errnum};
+  queue_ = std::move(*q);
+  if (auto st = queue_->attachLoop(base_); !st) return st;
+
+  directory_ = std::make_unique<auth::Directory>(auth::DirectorySettings::fromConfig(cfg));
+  if (auto st = directory_->reload(); !st)
+    YLOG_WARN("user database: %s (recipients get 451 until it is fixed)", st.error().message.c_str());
+  policy_ = std::make_unique<InboundPolicy>(*directory_, settings_.catchall);
+
+  if (settings_.tls) {
+    auto t = tls::ServerContext::load(cfg.str("global", "tls_cert"), cfg.str("global", "tls_key"));
+    if (!t) return Error{"tls: " + t.error().message};
+    tls_ = std::move(*t);
+  }
+  settings_.smtp.tlsAvailable = tls_ != nullptr;
+
+  for (auto& fd : ctx.takeListeners("listen")) {
+    auto l = event::Listener::create(base_, std::move(fd), [this](UniqueFd c, const event::Peer& p) {
+      accept(std::move(c), p);
+    });
+    if (!l) return l.error();
+    YLOG_INFO("listening on %s", (*l)->name().c_str());
+    listeners_.push_back(std::move(*l));
+  }
+  if (listeners_.empty()) return Error{"no [mtad] listen sockets"};
+  return {};
+}
+
+void Mtad::accept(UniqueFd fd, const event::Peer& peer) {
+  smtp::Settings s = settings_.smtp;
+  s.clientAddress = peer.ip;
+  char id[32];
+  snprintf(id, sizeof id, "%x.%llx", static_cast<unsigned>(getpid()),
+           static_cast<unsigned long long>(nextSessionNumber()));
+  s.logId = id;
+  std::optional<smtp::Reply> refusal;
+  if (stopping_) {
+    refusal = smtp::reply(smtp::ReplyId::ShuttingDown);
+  } else if (connections_.size() >= settings_.maxConnections) {
+    refusal = smtp::Reply{421, "4.7.0", "Too many connections, try again later"};
+  } else if (perIp_[peer.ip] >= settings_.maxConnectionsPerIp) {
+    refusal = smtp::Reply{421, "4.7.0", "Too many connections from your address"};
+  }
+  if (refusal) YLOG_NOTICE("connection refused client=%s reason=\"%s\"", peer.text().c_str(), refusal->text.c_str());
+  auto c = std::make_unique<Connection>(*this, std::move(fd), peer, std::move(s));
+  Connection* raw = c.get();
+  connections_.emplace(raw, std::move(c));
+  ++perIp_[peer.ip];
+  if (auto st = raw->start(refusal); !st) {
+    YLOG_WARN("cannot start session client=%s error=\"%s\"", peer.text().c_str(), st.error().message.c_str());
+    closed(raw);
+  }
+}
+
+void Mtad::closed(Connection* c) {
+  auto it = connections_.find(c);
+  if (it == connections_.end()) return;
+  auto ip = perIp_.find(c->peer().ip);
+  if (ip != perIp_.end() && --ip->second == 0) perIp_.erase(ip);
+  std::unique_ptr<Connection> owned = std::move(it->second);
+  connections_.erase(it);
+  owned.reset();
+  if (stopping_ && connections_.empty() && ctx_) ctx_->exit();
+}
+
+void Mtad::reload(const config::Config& cfg) {
+  ServerSettings s = ServerSettings::fromConfig(cfg);
+  if (tls_ && s.tls) {
+    if (auto st = tls_->reload(cfg.str("global", "tls_cert"), cfg.str("global", "tls_key")); !st)
+      YLOG_ERROR("tls reload failed, keeping the old certificate: %s", st.error().message.c_str());
+  }
+  s.smtp.tlsAvailable = tls_ != nullptr && s.tls;
+  s.tls = s.smtp.tlsAvailable;
+  settings_ = s;
+  // Connections hold a reference to the policy: update it in place.
+  policy_->setCatchall(settings_.catchall);
+  YLOG_INFO("reloaded");
+}
+
+void Mtad::stop(service::Context& ctx) {
+  stopping_ = true;
+  for (auto& l : listeners_) l->disable();
+  // Copy: shutdown() may close connections.
+  std::vector<Connection*> all;
+  for (auto& [raw, owned] : connections_) all.push_back(raw);
+  for (Connection* c : all)
+    if (connections_.count(c)) c->shutdown();
+  if (connections_.empty()) ctx.exit();
+}
+
+}  // namespace yubin::mtad

@@ -1,0 +1,73 @@
+// The mtad daemon object: listeners, connection limits, the queue and the
+// shared objects every SMTP connection uses.
+// Trust: runs as yubin-mta after the privilege drop; owns the queue.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "auth/directory.hpp"
+#include "event/event.hpp"
+#include "mtad/policy.hpp"
+#include "queue/queue.hpp"
+#include "service/service.hpp"
+#include "smtp/session.hpp"
+#include "tls/tls.hpp"
+
+namespace yubin::mtad {
+
+class Connection;
+
+// What a connection needs from the daemon; settings are copied at accept
+// time so a reload only affects new connections.
+struct ServerSettings {
+  smtp::Settings smtp;
+  size_t maxConnections = 10000;
+  size_t maxConnectionsPerIp = 50;
+  std::string catchall;
+  bool tls = true;
+  static ServerSettings fromConfig(const config::Config& cfg);
+};
+
+class Mtad : public service::Daemon {
+ public:
+  Mtad();
+  ~Mtad() override;
+
+  Status start(service::Context& ctx) override;
+  void reload(const config::Config& cfg) override;
+  void stop(service::Context& ctx) override;
+  size_t sessions() const override { return connections_.size(); }
+
+  // For connections.
+  event_base* base() const { return base_; }
+  queue::Queue& queue() { return *queue_; }
+  InboundPolicy& policy() { return *policy_; }
+  tls::ServerContext* tlsContext() { return settings_.tls ? tls_.get() : nullptr; }
+  const ServerSettings& settings() const { return settings_; }
+  // A connection ended: forget it (it is destroyed here).
+  void closed(Connection* c);
+  uint64_t nextSessionNumber() { return ++sessionCounter_; }
+
+ private:
+  void accept(UniqueFd fd, const event::Peer& peer);
+
+  service::Context* ctx_ = nullptr;
+  event_base* base_ = nullptr;
+  ServerSettings settings_;
+  std::unique_ptr<queue::Queue> queue_;
+  std::unique_ptr<auth::Directory> directory_;
+  std::unique_ptr<InboundPolicy> policy_;
+  std::unique_ptr<tls::ServerContext> tls_;
+  std::vector<std::unique_ptr<event::Listener>> listeners_;
+  std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
+  std::map<std::string, size_t> perIp_;
+  uint64_t sessionCounter_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace yubin::mtad

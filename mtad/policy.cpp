@@ -1,0 +1,49 @@
+// Inbound policy of mtad; see policy.hpp.
+#include "mtad/policy.hpp"
+
+#include "base/log.hpp"
+
+namespace yubin::mtad {
+
+std::optional<smtp::Reply> InboundPolicy::checkSender(const smtp::Envelope&,
+                                                      const mail::Address&) {
+  // Any syntactically valid sender (the parser refused the rest): senders
+  // are not authenticated on port 25; SPF/DMARC are not implemented.
+  return std::nullopt;
+}
+
+std::string InboundPolicy::queuedAddress(const mail::Address& rcpt) const {
+  if (rcpt.isPostmaster()) {
+    const auto& domains = directory_.domains().list();
+    return "postmaster@" + (domains.empty() ? std::string("localhost") : domains.front());
+  }
+  return rcpt.normalized();
+}
+
+std::optional<smtp::Reply> InboundPolicy::checkRecipient(const smtp::Envelope& env,
+                                                         const mail::Address& rcpt) {
+  if (!rcpt.isPostmaster()) {
+    if (!directory_.isLocalDomain(rcpt.domain)) return smtp::reply(smtp::ReplyId::RelayDenied);
+    if (mail::looksLikeRelayTrick(rcpt)) return smtp::reply(smtp::ReplyId::RoutingRejected);
+  }
+  std::string address = queuedAddress(rcpt);
+  auth::Resolution r = directory_.resolve(address);
+  switch (r.status) {
+    case auth::Resolution::Status::Ok:
+      return std::nullopt;
+    case auth::Resolution::Status::UnknownUser:
+      if (!catchall_.empty()) return std::nullopt;
+      YLOG_INFO("recipient refused: unknown user client=%s rcpt=%s", env.clientAddress.c_str(),
+                address.c_str());
+      return smtp::reply(smtp::ReplyId::UserUnknown);
+    case auth::Resolution::Status::BadAddress:
+      return smtp::reply(smtp::ReplyId::BadRecipient);
+    case auth::Resolution::Status::AliasError:
+    case auth::Resolution::Status::TempFail:
+      YLOG_WARN("recipient deferred: %s rcpt=%s", r.error.c_str(), address.c_str());
+      return smtp::reply(smtp::ReplyId::LocalError);
+  }
+  return smtp::reply(smtp::ReplyId::LocalError);
+}
+
+}  // namespace yubin::mtad
