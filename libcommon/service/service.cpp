@@ -41,7 +41,7 @@ class Runner final : public Context {
  public:
   Runner(const Spec& spec, Options opts, config::Config cfg)
       : spec_(spec), opts_(std::move(opts)), cfg_(std::move(cfg)) {}
-  int main();
+  int serve();
 
   event_base* base() override { return base_.get(); }
   const config::Config& config() const override { return cfg_; }
@@ -105,7 +105,7 @@ Status Runner::loadTls() {
   return {};
 }
 
-int Runner::main() {
+int Runner::serve() {
   setupLogging();
 
   auto base = event::newEventBase();
@@ -349,8 +349,8 @@ std::string versionLine(const Spec& spec) {
   return std::string(spec.name) + " (yubin) " YUBIN_VERSION "\n";
 }
 
-Result<std::vector<std::unique_ptr<event::Listener>>> acceptOn(Context& ctx, std::string_view key,
-                                                               event::Listener::AcceptFn fn) {
+Result<std::vector<std::unique_ptr<event::Listener>>> acceptOn(
+    Context& ctx, std::string_view key, const event::Listener::AcceptFn& fn) {
   std::vector<std::unique_ptr<event::Listener>> out;
   for (UniqueFd& fd : ctx.takeListeners(key)) {
     auto l = event::Listener::create(ctx.base(), std::move(fd), fn);
@@ -393,7 +393,7 @@ int run(int argc, char** argv, const Spec& spec) {
     return kExitConfig;
   }
   Runner runner(spec, std::move(*opts), std::move(*cfg));
-  return runner.main();
+  return runner.serve();
 }
 
 }  // namespace yubin::service

@@ -97,7 +97,7 @@ class Context {
 // with each accepted connection. Keep the listeners; destroying one closes
 // its socket. Disable them in Daemon::stop.
 Result<std::vector<std::unique_ptr<event::Listener>>> acceptOn(Context& ctx, std::string_view key,
-                                                               event::Listener::AcceptFn fn);
+                                                               const event::Listener::AcceptFn& fn);
 
 // Runs the daemon; returns the process exit status (kExit*).
 int run(int argc, char** argv, const Spec& spec);
