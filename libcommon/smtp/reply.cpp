@@ -85,6 +85,9 @@ constexpr Entry kCatalogue[] = {
     {ReplyId::SenderRejected, 550, "5.7.1", "Error: sender rejected"},
     {ReplyId::RecipientRejected, 550, "5.7.1", "Error: recipient rejected"},
     {ReplyId::RoutingRejected, 550, "5.7.1", "Error: source routing in local part not accepted"},
+    {ReplyId::TooManyConnections, 421, "4.7.0", "{} Error: too many connections, try again later"},
+    {ReplyId::TooManyFromAddress, 421, "4.7.0",
+     "{} Error: too many connections from your address, try again later"},
     {ReplyId::TemporaryFailure, 451, "4.7.1", "Error: try again later"},
 };
 
@@ -113,7 +116,17 @@ void appendLine(std::string& out, const Reply& r, std::string_view line, bool la
 Reply reply(ReplyId id, std::string_view arg) {
   const Entry& e = entry(id);
   Reply r{e.code, e.enhanced, e.text};
-  if (size_t at = r.text.find("{}"); at != std::string::npos) r.text.replace(at, 2, arg);
+  const size_t at = r.text.find("{}");
+  if (at == std::string::npos) return r;
+  if (!arg.empty()) {
+    r.text.replace(at, 2, arg);
+  } else if (at >= 2 && r.text.compare(at - 2, 2, ": ") == 0) {
+    r.text.erase(at - 2, 4);
+  } else if (at + 2 < r.text.size() && r.text[at + 2] == ' ') {
+    r.text.erase(at, 3);
+  } else {
+    r.text.erase(at, 2);
+  }
   return r;
 }
 

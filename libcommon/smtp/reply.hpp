@@ -94,11 +94,14 @@ enum class ReplyId {
   SenderRejected,        // 550 5.7.1
   RecipientRejected,     // 550 5.7.1
   RoutingRejected,       // 550 5.7.1 ('%', '!' or quoted '@' in the local part)
-  TemporaryFailure,      // 451 4.7.1 (policy could not decide now)
+  TooManyConnections,    // 421 4.7.0 (at the greeting: server full)
+  TooManyFromAddress,    // 421 4.7.0 (at the greeting: per-client limit)
+  TemporaryFailure,      // 451 4.7.1 (policy could not decide now); keep last
 };
 
 // The catalogue entry, with "{}" in its text replaced by `arg` (a host
-// name, a count, a queue ID). Entries without "{}" ignore `arg`.
+// name, a count, a queue ID). Entries without "{}" ignore `arg`. With an
+// empty `arg` the placeholder goes with the ": " or " " that joins it.
 Reply reply(ReplyId id, std::string_view arg = {});
 
 // The reply to EHLO or LHLO: "<host>" then one capability per line, no

@@ -40,6 +40,15 @@ TEST_CASE("enhanced codes where RFC 2034 wants them", "[reply]") {
         "555 5.5.4 Error: MAIL/RCPT parameter not supported\r\n");
 }
 
+TEST_CASE("an empty argument takes its joint with it", "[reply]") {
+  CHECK(reply(ReplyId::BadRecipient).text == "Error: bad recipient address");
+  CHECK(reply(ReplyId::ShuttingDown).text == "Service shutting down");
+  CHECK(reply(ReplyId::HeloOk).text.empty());
+  CHECK(reply(ReplyId::TooManyConnections, "mx.test").text ==
+        "mx.test Error: too many connections, try again later");
+  CHECK(reply(ReplyId::Ok, "ignored").text == "Ok");
+}
+
 TEST_CASE("multi-line replies", "[reply]") {
   CHECK(render(capabilityReply("mx.test", {"PIPELINING", "SIZE 100", "8BITMIME"})) ==
         "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 100\r\n250 8BITMIME\r\n");
