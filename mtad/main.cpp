@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
       .section = "mtad",
       .summary = "Yubin's mail transfer agent: SMTP server and mail queue",
       .make = [] { return std::make_unique<yubin::mtad::Mtad>(); },
+      .tls = true,  // the key is read before the privilege drop
   };
   return yubin::service::run(argc, argv, spec);
 }

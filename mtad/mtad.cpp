@@ -59,11 +59,7 @@ Status Mtad::start(service::Context& ctx) {
     YLOG_WARN("user database: %s (recipients get 451 until it is fixed)", st.error().message.c_str());
   policy_ = std::make_unique<InboundPolicy>(*directory_, settings_.catchall);
 
-  if (settings_.tls) {
-    auto t = tls::ServerContext::load(cfg.str("global", "tls_cert"), cfg.str("global", "tls_key"));
-    if (!t) return Error{"tls: " + t.error().message};
-    tls_ = std::move(*t);
-  }
+  tls_ = settings_.tls ? ctx.tls() : nullptr;
   settings_.smtp.tlsAvailable = tls_ != nullptr;
 
   for (auto& fd : ctx.takeListeners("listen")) {
@@ -87,11 +83,11 @@ void Mtad::accept(UniqueFd fd, const event::Peer& peer) {
   s.logId = id;
   std::optional<smtp::Reply> refusal;
   if (stopping_) {
-    refusal = smtp::reply(smtp::ReplyId::ShuttingDown);
+    refusal = smtp::reply(smtp::ReplyId::ShuttingDown, settings_.smtp.hostname);
   } else if (connections_.size() >= settings_.maxConnections) {
-    refusal = smtp::Reply{421, "4.7.0", "Too many connections, try again later"};
+    refusal = smtp::reply(smtp::ReplyId::TooManyConnections, settings_.smtp.hostname);
   } else if (perIp_[peer.ip] >= settings_.maxConnectionsPerIp) {
-    refusal = smtp::Reply{421, "4.7.0", "Too many connections from your address"};
+    refusal = smtp::reply(smtp::ReplyId::TooManyFromAddress, settings_.smtp.hostname);
   }
   if (refusal) YLOG_NOTICE("connection refused client=%s reason=\"%s\"", peer.text().c_str(), refusal->text.c_str());
   auto c = std::make_unique<Connection>(*this, std::move(fd), peer, std::move(s));
@@ -117,10 +113,8 @@ void Mtad::closed(Connection* c) {
 
 void Mtad::reload(const config::Config& cfg) {
   ServerSettings s = ServerSettings::fromConfig(cfg);
-  if (tls_ && s.tls) {
-    if (auto st = tls_->reload(cfg.str("global", "tls_cert"), cfg.str("global", "tls_key")); !st)
-      YLOG_ERROR("tls reload failed, keeping the old certificate: %s", st.error().message.c_str());
-  }
+  // The skeleton reloads the certificate itself.
+  if (ctx_) tls_ = s.tls ? ctx_->tls() : nullptr;
   s.smtp.tlsAvailable = tls_ != nullptr && s.tls;
   s.tls = s.smtp.tlsAvailable;
   settings_ = s;

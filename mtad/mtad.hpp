@@ -47,7 +47,7 @@ class Mtad : public service::Daemon {
   event_base* base() const { return base_; }
   queue::Queue& queue() { return *queue_; }
   InboundPolicy& policy() { return *policy_; }
-  tls::ServerContext* tlsContext() { return settings_.tls ? tls_.get() : nullptr; }
+  tls::ServerContext* tlsContext() { return settings_.tls ? tls_ : nullptr; }
   const ServerSettings& settings() const { return settings_; }
   // A connection ended: forget it (it is destroyed here).
   void closed(Connection* c);
@@ -62,7 +62,7 @@ class Mtad : public service::Daemon {
   std::unique_ptr<queue::Queue> queue_;
   std::unique_ptr<auth::Directory> directory_;
   std::unique_ptr<InboundPolicy> policy_;
-  std::unique_ptr<tls::ServerContext> tls_;
+  tls::ServerContext* tls_ = nullptr;  // owned by the skeleton
   std::vector<std::unique_ptr<event::Listener>> listeners_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
   std::map<std::string, size_t> perIp_;
