@@ -31,6 +31,9 @@
 #ifdef YUBIN_HAVE_USER_CMD
 #include "ctl/user_cmd.hpp"
 #endif
+#ifdef YUBIN_HAVE_QUEUE_CMD
+#include "ctl/queue_cmd.hpp"
+#endif
 
 namespace yubin::ctl {
 namespace {
@@ -416,6 +419,14 @@ int cmdUser(Context& ctx) {
 }
 #endif
 
+#ifdef YUBIN_HAVE_QUEUE_CMD
+int cmdQueue(Context& ctx) {
+  auto cfg = loadConfig(ctx);
+  if (!cfg) return fail(cfg.error().message);
+  return runQueueCommand(*cfg, ctx.args, std::cout, std::cerr);
+}
+#endif
+
 // The grammar. yubinctl(8) lists the same command lines (checked by
 // tests/integration/test_docs.py): placeholders in capitals, summaries as
 // sentences.
@@ -435,6 +446,10 @@ const Command kCommands[] = {
     {"user", "user del ADDRESS", "Remove a user (the mailbox stays).", cmdUser},
     {"user", "user passwd ADDRESS", "Change the password of a user.", cmdUser},
     {"user", "user list [--json]", "List the users.", cmdUser},
+#endif
+#ifdef YUBIN_HAVE_QUEUE_CMD
+    {"queue", "queue list [--json]",
+     "List the queued messages: ID, size, sender, recipients, age and state.", cmdQueue},
 #endif
 };
 
