@@ -16,6 +16,7 @@ constexpr KeySpec kSchema[] = {
     {"global", "domains", Type::List, nullptr, "local mail domains, comma-separated"},
     {"global", "users_file", Type::Path, YUBIN_SYSCONFDIR "/users", "the user database"},
     {"global", "aliases_file", Type::Path, YUBIN_SYSCONFDIR "/aliases", "the aliases file"},
+    {"global", "users_group", Type::String, "", "group that may read the users and aliases files; every daemon keeps it as its one supplementary group (empty: none)"},
     {"global", "mail_root", Type::Path, "/var/mail/yubin", "base folder for relative mailbox paths in the user database"},
     {"global", "spool_dir", Type::Path, "/var/spool/yubin", "the mail queue, owned by mtad"},
     {"global", "state_dir", Type::Path, "/var/lib/yubin", "persistent state (throttling, ids)"},
@@ -50,6 +51,11 @@ constexpr KeySpec kSchema[] = {
     {"mtad", "bare_lf", Type::Choice, "reject", "what to do with a bare CR or LF in message data", "reject normalize"},
     {"mtad", "catchall", Type::String, "", "address that receives mail for unknown local users (empty: reject them)"},
     {"mtad", "tls", Type::Bool, "yes", "offer STARTTLS when a certificate is configured"},
+    {"mtad", "lmtp_socket", Type::Path, "/run/yubin/lmtp", "mdad's LMTP socket that local mail is delivered to"},
+    {"mtad", "lmtp_connections", Type::Int, "10", "concurrent LMTP deliveries to mdad"},
+    {"mtad", "retry_min", Type::Duration, "5m", "first retry delay after a temporary failure (doubles each time)"},
+    {"mtad", "retry_max", Type::Duration, "1h", "longest delay between two delivery attempts"},
+    {"mtad", "max_queue_lifetime", Type::Duration, "5d", "how long a message may wait in the queue before it is bounced"},
 
     // [mdad]: local delivery.
     {"mdad", "user", Type::String, "yubin-mail", "user mdad runs as (owns the mailboxes)"},
@@ -59,6 +65,9 @@ constexpr KeySpec kSchema[] = {
     {"mdad", "lmtp_socket_group", Type::String, "yubin-mta", "group of the LMTP socket (the MTA's group)"},
     {"mdad", "max_message_size", Type::Size, "64M", "largest message accepted"},
     {"mdad", "quota_temporary", Type::Bool, "no", "over-quota replies 452 4.2.2 instead of 552 5.2.2"},
+    {"mdad", "tmp_dir", Type::Path, "", "private folder for messages being delivered (empty: <state_dir>/mdad-tmp)"},
+    {"mdad", "lock_timeout", Type::Duration, "10s", "longest wait for an mbox lock before a temporary failure"},
+    {"mdad", "max_connections", Type::Int, "100", "concurrent LMTP sessions"},
 };
 
 constexpr std::string_view kDaemons[] = {"mtad", "mdad"};

@@ -1,4 +1,5 @@
 // Privilege drop; see privdrop.hpp.
+#include <algorithm>
 #include "service/privdrop.hpp"
 
 #include <grp.h>
@@ -113,6 +114,16 @@ Result<DropPlan> planDrop(const config::Config& cfg, std::string_view section, u
   if (!gid) return fail("group", gid.error());
   plan.target.uid = *uid;
   plan.target.gid = *gid;
+  if (config::findKey("global", "users_group")) {
+    plan.usersGroup = cfg.str("global", "users_group");
+    if (!plan.usersGroup.empty()) {
+      auto ug = groupId(plan.usersGroup);
+      if (!ug)
+        return Error{cfg.where("global", "users_group") + ": [global] users_group: " +
+                     ug.error().message};
+      plan.usersGid = *ug;
+    }
+  }
   return plan;
 }
 
@@ -127,7 +138,9 @@ Status dropPrivileges(const DropPlan& plan, SysOps& ops) {
   // friends) must not survive. Then gid before uid: after setuid we could no
   // longer change the gid. setres*id sets real, effective and saved ids at
   // once, so nothing is left to regain root with.
-  if (ops.setgroups(1, &t.gid) != 0) return errnoError("setgroups " + t.group);
+  std::vector<gid_t> keep{t.gid};
+  if (!plan.usersGroup.empty() && plan.usersGid != t.gid) keep.push_back(plan.usersGid);
+  if (ops.setgroups(keep.size(), keep.data()) != 0) return errnoError("setgroups " + t.group);
   if (ops.setresgid(t.gid, t.gid, t.gid) != 0) return errnoError("setgid " + t.group);
   if (ops.setresuid(t.uid, t.uid, t.uid) != 0) return errnoError("setuid " + t.user);
 
@@ -147,7 +160,7 @@ Status dropPrivileges(const DropPlan& plan, SysOps& ops) {
   std::vector<gid_t> groups;
   if (ops.getgroups(groups) != 0) return errnoError("privilege drop: getgroups");
   for (gid_t g : groups)
-    if (g != t.gid)
+    if (std::find(keep.begin(), keep.end(), g) == keep.end())
       return Error{"privilege drop failed: supplementary group " + std::to_string(g) + " kept"};
   return {};
 }
@@ -159,6 +172,7 @@ std::string describe(const DropPlan& plan) {
   } else {
     out = plan.target.user + "(uid " + std::to_string(plan.target.uid) + ") " + plan.target.group +
           "(gid " + std::to_string(plan.target.gid) + ")";
+    if (!plan.usersGroup.empty()) out += " +" + plan.usersGroup;
   }
   if (!plan.chroot.empty()) out += " chroot=" + plan.chroot;
   return out;

@@ -36,8 +36,12 @@ struct DropPlan {
   bool devMode = false;  // not root: run as the invoking user, no chroot
   Identity target;       // when !devMode
   std::string chroot;    // "" for none
+  // [global] users_group: the one supplementary group a daemon keeps, so it
+  // can read the users and aliases files (root:<users_group> 0640).
+  std::string usersGroup;
+  gid_t usersGid = 0;  // valid when !usersGroup.empty()
 };
-// Reads `user`, `group` and `chroot` of the section (a key the schema lacks
+// Reads `user`, `group` and `chroot` of the section, and [global] users_group (a key the schema lacks
 // counts as empty). Errors are "file:line: [mtad] user: ...".
 Result<DropPlan> planDrop(const config::Config& cfg, std::string_view section, uid_t euid);
 
