@@ -19,7 +19,8 @@ Fixtures (function-scoped unless said otherwise):
   testd          Path of yubin-testd (the test daemon), or skip.
   system_user    (root only) a fresh system user + group, removed afterwards.
 
-Helpers: wait_for(predicate, timeout, what), tcp_line(port), is_root().
+Helpers: wait_for(predicate, timeout, what), tcp_line(port or unix path),
+config_text(dict), is_root().
 No fixed sleeps: everything waits for a condition with a deadline.
 """
 
@@ -65,8 +66,15 @@ def wait_for(predicate, timeout=10.0, what='condition', interval=0.02):
 
 
 def tcp_line(port, host='127.0.0.1', timeout=5.0):
-    """Connects, returns the first line the server sends (without CRLF)."""
-    with socket.create_connection((host, port), timeout=timeout) as s:
+    """Connects, returns the first line the server sends (without CRLF).
+    port may also be the path of a Unix socket."""
+    if isinstance(port, (str, Path)):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(str(port))
+    else:
+        s = socket.create_connection((host, port), timeout=timeout)
+    with s:
         data = b''
         while b'\n' not in data:
             chunk = s.recv(4096)
@@ -237,15 +245,22 @@ class Instance:
         group = 'nogroup' if _group_exists('nogroup') else 'nobody'
         return ('nobody', group)
 
-    def add_testd(self, testd, port, section='mtad', user=None):
-        """Configures yubin-testd as the daemon of `section` on 127.0.0.1:port
-        (as `user`/its group when given, else run_as())."""
+    def add_testd(self, testd, port=None, section='mtad', user=None, unix_socket=None):
+        """Configures yubin-testd as the daemon of `section`: on TCP
+        127.0.0.1:port (key `listen`), or on the Unix socket path
+        `unix_socket` (key `lmtp_socket`, for [mdad]); as `user` and its
+        group when given, else run_as(). Returns the section's keys."""
         self.link_daemon(section, testd)
-        keys = {'listen': f'127.0.0.1:{port}'}
+        keys = {}
+        if port is not None:
+            keys['listen'] = f'127.0.0.1:{port}'
+        if unix_socket is not None:
+            keys['lmtp_socket'] = str(unix_socket)
         who = (user, user) if user else self.run_as()
         if who:
             keys['user'], keys['group'] = who
         self.write_config({section: keys})
+        return keys
 
     def master_log(self):
         return self.log_path.read_text(errors='replace') if self.log_path.exists() else ''

@@ -98,6 +98,55 @@ def test_status_text_and_json(running):
     assert m['responding'] is True and isinstance(m['sessions'], int)
 
 
+def test_status_counts_open_sessions(running):
+    inst, port = running
+    with socket.create_connection(('127.0.0.1', port), timeout=5) as a, \
+            socket.create_connection(('127.0.0.1', port), timeout=5) as b:
+        for s in (a, b):
+            assert s.recv(100).startswith(b'testd ')
+        wait_for(lambda: inst.daemon('mtad')['sessions'] == 2, 10, 'two sessions')
+    wait_for(lambda: inst.daemon('mtad')['sessions'] == 0, 10, 'no session')
+
+
+def test_reload_adds_and_removes_daemons(running, testd):
+    inst, port = running
+    mta_pid = inst.daemon('mtad')['pid']
+    lmtp = inst.run_dir / 'lmtp'
+    inst.add_testd(testd, section='mdad', unix_socket=lmtp)
+    r = inst.ctl('reload')
+    assert r.returncode == 0, r.stderr
+    mda = inst.wait_daemon('mdad')
+    assert tcp_line(lmtp) == f"testd {mda['pid']}"
+    assert stat.S_IMODE(lmtp.stat().st_mode) == 0o660
+    assert inst.daemon('mtad')['pid'] == mta_pid
+
+    inst.write_config({'mtad': None})
+    r = inst.ctl('reload')
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: [d['name'] for d in inst.status()['daemons']] == ['mdad'], 10,
+             'mtad to leave the status')
+    wait_for(lambda: not alive(mta_pid), 10, 'mtad to exit')
+    with pytest.raises(OSError):
+        socket.create_connection(('127.0.0.1', port), timeout=2).close()
+    assert inst.daemon('mdad')['pid'] == mda['pid']
+    assert 'section removed; stopping daemon name=mtad' in inst.master_log()
+
+
+def test_a_new_master_replaces_a_killed_one(running):
+    inst, port = running
+    old_master, old_daemon = inst.master.pid, inst.daemon('mtad')['pid']
+    inst.master.kill()
+    inst.master.wait(10)
+    # The daemon notices that its master is gone and exits; the control
+    # socket file stays behind, stale.
+    wait_for(lambda: not alive(old_daemon), 15, 'the orphaned daemon to exit')
+    assert (inst.run_dir / 'control').exists()
+    inst.start_master()
+    d = inst.wait_daemon('mtad')
+    assert inst.status()['master']['pid'] != old_master
+    assert serving_pid(port) == d['pid'] != old_daemon
+
+
 def test_reload_keeps_the_daemon_and_refuses_a_bad_config(running):
     inst, port = running
     pid = inst.daemon('mtad')['pid']
