@@ -40,7 +40,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PORT_LOCK_DIR = Path(tempfile.gettempdir()) / 'yubin-test-ports'
+# One lock folder per user: tests of one user share it; users do not mix.
+PORT_LOCK_DIR = Path(tempfile.gettempdir()) / f'yubin-test-ports-{os.getuid()}'
 
 
 def is_root():
@@ -136,7 +137,7 @@ def free_port():
     """Returns a function giving a new free loopback port on each call. A
     lock file per port keeps two concurrent tests from getting the same
     one between our probe and the program's bind."""
-    PORT_LOCK_DIR.mkdir(mode=0o1777, exist_ok=True)
+    PORT_LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
     held = []
 
     def get():
