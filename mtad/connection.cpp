@@ -20,6 +20,9 @@ constexpr size_t kMaxBufferedInput = 256 * 1024;
 // Replies queued for a client that does not read them; past it we stop
 // reading its commands until the output drains.
 constexpr size_t kMaxPendingOutput = 256 * 1024;
+// How long a closing connection waits for a client that does not read its
+// last reply before it is dropped.
+constexpr std::chrono::seconds kCloseLinger{10};
 
 std::string rfc5322Date(time_t t) {
   struct tm tm;
@@ -61,6 +64,10 @@ Connection::Connection(Mtad& server, UniqueFd fd, const event::Peer& peer,
       pendingFd_(std::move(fd)),
       session_(std::move(settings), server.policy(), *this),
       timer_(server.base(), [this] {
+        if (closing_) {  // the last reply could not be flushed in time
+          reaper_.arm(std::chrono::milliseconds(0));
+          return;
+        }
         YLOG_INFO("session timeout session=%s client=%s", logId_.c_str(), peer_.text().c_str());
         session_.timeout();
       }),
@@ -68,6 +75,9 @@ Connection::Connection(Mtad& server, UniqueFd fd, const event::Peer& peer,
 
 Connection::~Connection() {
   if (commit_) server_.queue().cancelCallback(*commit_);
+  if (lowerDrained_ && bev_)
+    if (bufferevent* lower = bufferevent_get_underlying(bev_.get()))
+      evbuffer_remove_cb_entry(bufferevent_get_output(lower), lowerDrained_);
 }
 
 Status Connection::start(std::optional<smtp::Reply> refusal) {
@@ -126,7 +136,7 @@ void Connection::readInput() {
 void Connection::onWrite(bufferevent* bev, void* self) {
   auto* c = static_cast<Connection*>(self);
   if (c->closing_) {
-    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) c->finish();
+    if (c->pendingOutput() == 0) c->finish();
     return;
   }
   // Output drained below the bound: resume reading if we paused for it.
@@ -195,14 +205,38 @@ void Connection::startTls() {
   bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
 }
 
+size_t Connection::pendingOutput() const {
+  if (!bev_) return 0;
+  size_t n = evbuffer_get_length(bufferevent_get_output(bev_.get()));
+  // Under TLS the filter encrypts into the socket bufferevent below it at
+  // once: the last reply waits there while the top buffer is already empty.
+  if (bufferevent* lower = bufferevent_get_underlying(bev_.get()))
+    n += evbuffer_get_length(bufferevent_get_output(lower));
+  return n;
+}
+
+void Connection::onLowerDrained(evbuffer*, const evbuffer_cb_info* info, void* self) {
+  auto* c = static_cast<Connection*>(self);
+  if (info->n_deleted > 0 && c->closing_ && c->pendingOutput() == 0)
+    c->reaper_.arm(std::chrono::milliseconds(0));
+}
+
 void Connection::close() {
   closing_ = true;
-  timer_.cancel();
   if (bev_) bufferevent_disable(bev_.get(), EV_READ);
-  // Finish from the loop, never inside the engine's call stack; with output
-  // still queued, onWrite finishes once it is flushed.
-  if (!bev_ || evbuffer_get_length(bufferevent_get_output(bev_.get())) == 0)
+  // Finish from the loop, never inside the engine's call stack, once the
+  // last reply (221, 421) is in the kernel: onWrite sees the top buffer
+  // drain, onLowerDrained the TLS layer's socket buffer. A client that does
+  // not read gets kCloseLinger.
+  if (pendingOutput() == 0) {
+    timer_.cancel();
     reaper_.arm(std::chrono::milliseconds(0));
+    return;
+  }
+  if (bufferevent* lower = bufferevent_get_underlying(bev_.get()); lower && !lowerDrained_)
+    lowerDrained_ =
+        evbuffer_add_cb(bufferevent_get_output(lower), &Connection::onLowerDrained, this);
+  timer_.arm(kCloseLinger);
 }
 
 void Connection::shutdown() {

@@ -5,6 +5,8 @@
 // Standards: RFC 5321 §4.4 (the Received: header), RFC 3207 (STARTTLS).
 #pragma once
 
+#include <event2/buffer.h>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +46,8 @@ class Connection : public smtp::Io {
   static void onRead(bufferevent* bev, void* self);
   static void onWrite(bufferevent* bev, void* self);
   static void onEvent(bufferevent* bev, short what, void* self);
+  static void onLowerDrained(evbuffer* buf, const evbuffer_cb_info* info, void* self);
+  size_t pendingOutput() const;  // reply bytes not yet handed to the kernel
   void setCallbacks();
   void readInput();
   void armTimer();
@@ -58,6 +62,7 @@ class Connection : public smtp::Io {
   smtp::Session session_;
   event::Timer timer_;
   event::Timer reaper_;  // finishes the connection from the loop
+  evbuffer_cb_entry* lowerDrained_ = nullptr;  // watches the TLS layer's socket buffer on close
   queue::PendingMessage message_;
   std::optional<queue::CommitTicket> commit_;
   std::optional<Error> beginError_;  // queue file could not be created
