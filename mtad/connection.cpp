@@ -303,6 +303,7 @@ void Connection::messageEnd() {
                 session_.envelope().nullSender ? "" : session_.envelope().from.normalized().c_str(),
                 session_.envelope().recipients.size());
       session_.messageDone(smtp::reply(smtp::ReplyId::Queued, id));
+      server_.queued(*r);
     } else {
       int err = r.error().errnum;
       YLOG_WARN("queue commit failed session=%s id=%s error=\"%s\"", logId_.c_str(), id.c_str(),

@@ -39,6 +39,7 @@ ServerSettings ServerSettings::fromConfig(const config::Config& cfg) {
 Mtad::Mtad() = default;
 Mtad::~Mtad() {
   connections_.clear();
+  qmgr_.reset();
   listeners_.clear();
   queue_.reset();
 }
@@ -71,7 +72,18 @@ Status Mtad::start(service::Context& ctx) {
     listeners_.push_back(std::move(*l));
   }
   if (listeners_.empty()) return Error{"no [mtad] listen sockets"};
-  return {};
+
+  qmgr_ = std::make_unique<Qmgr>(base_, *queue_, *directory_,
+                                 QmgrSettings::fromConfig(cfg, settings_.smtp.hostname, settings_.catchall));
+  return qmgr_->start();
+}
+
+void Mtad::queued(const queue::QueueId& id) {
+  if (qmgr_) qmgr_->queued(id);
+}
+
+void Mtad::exitWhenIdle() {
+  if (stopping_ && connections_.empty() && (!qmgr_ || qmgr_->idle()) && ctx_) ctx_->exit();
 }
 
 void Mtad::accept(UniqueFd fd, const event::Peer& peer) {
@@ -108,7 +120,7 @@ void Mtad::closed(Connection* c) {
   std::unique_ptr<Connection> owned = std::move(it->second);
   connections_.erase(it);
   owned.reset();
-  if (stopping_ && connections_.empty() && ctx_) ctx_->exit();
+  exitWhenIdle();
 }
 
 void Mtad::reload(const config::Config& cfg) {
@@ -120,6 +132,7 @@ void Mtad::reload(const config::Config& cfg) {
   settings_ = s;
   // Connections hold a reference to the policy: update it in place.
   policy_->setCatchall(settings_.catchall);
+  if (qmgr_) qmgr_->reload(QmgrSettings::fromConfig(cfg, settings_.smtp.hostname, settings_.catchall));
   YLOG_INFO("reloaded");
 }
 
@@ -131,7 +144,10 @@ void Mtad::stop(service::Context& ctx) {
   for (auto& [raw, owned] : connections_) all.push_back(raw);
   for (Connection* c : all)
     if (connections_.count(c)) c->shutdown();
-  if (connections_.empty()) ctx.exit();
+  // Deliveries under way finish (their outcome is saved); none start.
+  if (qmgr_) qmgr_->stop([this] { exitWhenIdle(); });
+  (void)ctx;
+  exitWhenIdle();
 }
 
 }  // namespace yubin::mtad

@@ -13,6 +13,7 @@
 #include "auth/directory.hpp"
 #include "event/event.hpp"
 #include "mtad/policy.hpp"
+#include "mtad/qmgr.hpp"
 #include "queue/queue.hpp"
 #include "service/service.hpp"
 #include "smtp/session.hpp"
@@ -52,9 +53,13 @@ class Mtad : public service::Daemon {
   // A connection ended: forget it (it is destroyed here).
   void closed(Connection* c);
   uint64_t nextSessionNumber() { return ++sessionCounter_; }
+  // A message was committed to the queue: the queue manager delivers it.
+  void queued(const queue::QueueId& id);
 
  private:
   void accept(UniqueFd fd, const event::Peer& peer);
+  // On stop: exits once no session and no delivery is left.
+  void exitWhenIdle();
 
   service::Context* ctx_ = nullptr;
   event_base* base_ = nullptr;
@@ -63,6 +68,7 @@ class Mtad : public service::Daemon {
   std::unique_ptr<auth::Directory> directory_;
   std::unique_ptr<InboundPolicy> policy_;
   tls::ServerContext* tls_ = nullptr;  // owned by the skeleton
+  std::unique_ptr<Qmgr> qmgr_;
   std::vector<std::unique_ptr<event::Listener>> listeners_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
   std::map<std::string, size_t> perIp_;

@@ -1,0 +1,490 @@
+// Tests for the LMTP client: dot-stuffing (table, byte by byte, round trip
+// through the server's decoder), and whole transactions against Yubin's own
+// LMTP engine (smtp::Session in LMTP mode) on a Unix socket: per-recipient
+// replies, connection reuse with RSET, the server going away at each step,
+// refused connections, timeouts, broken replies, a large message.
+#include "mtad/lmtp_client.hpp"
+
+#include <event2/buffer.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <catch2/catch.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "event/event_testing.hpp"
+#include "queue/test_util.hpp"
+#include "smtp/data.hpp"
+#include "smtp/session.hpp"
+
+using namespace yubin;
+using namespace yubin::mtad;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string stuff(std::string_view in, size_t piece = 0) {
+  DotEncoder e;
+  std::string out;
+  if (piece == 0) {
+    e.encode(in, out);
+  } else {
+    for (size_t i = 0; i < in.size(); i += piece) e.encode(in.substr(i, piece), out);
+  }
+  e.finish(out);
+  return out;
+}
+
+// ---------------------------------------------------------------- fake mdad
+
+// How the fake server behaves.
+struct Behaviour {
+  std::map<std::string, smtp::Reply> rcptRefusals;  // at RCPT time
+  std::map<std::string, smtp::Reply> finalReplies;  // after the dot; default 250
+  bool silent = false;                              // accept, never answer
+  std::string rawGreeting;      // sent instead of the engine's greeting (and then nothing)
+  bool closeAtDataEnd = false;  // close instead of the per-recipient replies
+  bool closeAtRset = false;     // close when the client sends RSET
+  bool noSmtputf8 = false;
+};
+
+class FakeServer;
+
+class ServerConn : public smtp::Io, public smtp::Policy {
+ public:
+  ServerConn(FakeServer& server, UniqueFd fd);
+  void send(std::string_view bytes) override {
+    if (bev_) bufferevent_write(bev_.get(), bytes.data(), bytes.size());
+  }
+  void startTls() override {}
+  void close() override { closing_ = true; }
+  void messageBegin(const smtp::Envelope&) override { message_.clear(); }
+  void messageData(std::string_view bytes) override { message_.append(bytes); }
+  void messageEnd() override;
+  void messageAbort() override { message_.clear(); }
+  std::optional<smtp::Reply> checkSender(const smtp::Envelope&, const mail::Address&) override {
+    return std::nullopt;
+  }
+  std::optional<smtp::Reply> checkRecipient(const smtp::Envelope&,
+                                            const mail::Address& rcpt) override;
+
+  static void onRead(bufferevent* bev, void* self);
+  static void onEvent(bufferevent*, short what, void* self);
+
+  FakeServer& server_;
+  event::Bufferevent bev_;
+  std::unique_ptr<smtp::Session> session_;
+  std::string message_;
+  std::string input_;  // everything received, for assertions
+  bool closing_ = false;
+  bool gone_ = false;
+};
+
+class FakeServer {
+ public:
+  FakeServer(event_base* base, const std::string& path, Behaviour b)
+      : base_(base), behaviour(std::move(b)) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+    REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    REQUIRE(::listen(fd.get(), 16) == 0);
+    auto l = event::Listener::create(base, std::move(fd), [this](UniqueFd c, const event::Peer&) {
+      ++accepted;
+      conns.push_back(std::make_unique<ServerConn>(*this, std::move(c)));
+    });
+    REQUIRE(l);
+    listener_ = std::move(*l);
+  }
+  event_base* base_;
+  Behaviour behaviour;
+  int accepted = 0;
+  std::vector<std::string> messages;  // content of every message received
+  std::vector<std::unique_ptr<ServerConn>> conns;
+  std::unique_ptr<event::Listener> listener_;
+};
+
+ServerConn::ServerConn(FakeServer& server, UniqueFd fd) : server_(server) {
+  auto bev = event::newSocketBufferevent(server.base_, std::move(fd));
+  REQUIRE(bev);
+  bev_ = std::move(*bev);
+  bufferevent_setcb(bev_.get(), &ServerConn::onRead, nullptr, &ServerConn::onEvent, this);
+  bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+  const Behaviour& b = server.behaviour;
+  if (b.silent) return;
+  if (!b.rawGreeting.empty()) {
+    send(b.rawGreeting);
+    return;
+  }
+  smtp::Settings s;
+  s.mode = smtp::Mode::Lmtp;
+  s.hostname = "mdad.test";
+  s.maxMessageSize = 0;
+  session_ = std::make_unique<smtp::Session>(s, *this, *this);
+  session_->greet();
+}
+
+void ServerConn::onRead(bufferevent* bev, void* self) {
+  auto* c = static_cast<ServerConn*>(self);
+  evbuffer* in = bufferevent_get_input(bev);
+  std::string chunk(evbuffer_get_length(in), '\0');
+  evbuffer_remove(in, chunk.data(), chunk.size());
+  c->input_ += chunk;
+  if (c->server_.behaviour.closeAtRset && c->input_.find("RSET\r\n") != std::string::npos) {
+    c->bev_.reset();
+    c->gone_ = true;
+    return;
+  }
+  if (c->session_ && !c->gone_) c->session_->feed(chunk);
+}
+
+void ServerConn::onEvent(bufferevent*, short what, void* self) {
+  auto* c = static_cast<ServerConn*>(self);
+  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+    if (c->session_ && !c->session_->closed()) c->session_->peerClosed();
+    c->bev_.reset();
+    c->gone_ = true;
+  }
+}
+
+std::optional<smtp::Reply> ServerConn::checkRecipient(const smtp::Envelope&,
+                                                      const mail::Address& rcpt) {
+  auto it = server_.behaviour.rcptRefusals.find(rcpt.normalized());
+  if (it != server_.behaviour.rcptRefusals.end()) return it->second;
+  return std::nullopt;
+}
+
+void ServerConn::messageEnd() {
+  server_.messages.push_back(message_);
+  if (server_.behaviour.closeAtDataEnd) {
+    bev_.reset();
+    gone_ = true;
+    return;
+  }
+  std::vector<smtp::Reply> replies;
+  for (const auto& r : session_->envelope().recipients) {
+    auto it = server_.behaviour.finalReplies.find(r.address.normalized());
+    replies.push_back(it != server_.behaviour.finalReplies.end()
+                          ? it->second
+                          : smtp::reply(smtp::ReplyId::Delivered));
+  }
+  session_->messageDone(replies);
+}
+
+// ---------------------------------------------------------------- fixture
+
+struct Fixture {
+  Fixture() {
+    auto b = event::newEventBase();
+    REQUIRE(b);
+    base = std::move(*b);
+    auto q = queue::Queue::open({.spoolDir = dir.path() + "/spool"});
+    REQUIRE(q);
+    queue = std::move(*q);
+    settings.socketPath = dir.path() + "/lmtp";
+    settings.lhloName = "mx.test";
+  }
+
+  // Commits `content` and opens it.
+  queue::QueueFile message(const std::string& content, bool utf8 = false) {
+    queue::Envelope env;
+    env.sender = "alice@example.org";
+    env.recipients.push_back({"bob@example.org", 0, "", ""});
+    env.arrivalTime = 1700000000;
+    env.smtputf8 = utf8;
+    auto m = queue->begin(env);
+    REQUIRE(m);
+    REQUIRE(m->append(content));
+    auto id = queue->commitNow(std::move(*m));
+    REQUIRE(id);
+    auto f = queue->openMessage(*id);
+    REQUIRE(f);
+    return std::move(*f);
+  }
+
+  // Runs one transaction to the end (or fails the test after 10 s).
+  LmtpResult run(LmtpClient& client, const queue::QueueFile& file, std::vector<std::string> rcpts,
+                 bool utf8 = false) {
+    LmtpRequest req;
+    req.sender = "alice@example.org";
+    req.recipients = std::move(rcpts);
+    req.file = &file;
+    req.smtputf8 = utf8;
+    req.logId = "test";
+    std::optional<LmtpResult> got;
+    client.send(std::move(req), [&](LmtpResult r) {
+      got = std::move(r);
+      event_base_loopbreak(base.get());
+    });
+    event::testing::Watchdog dog(base.get());
+    event_base_dispatch(base.get());
+    REQUIRE_FALSE(dog.fired());
+    REQUIRE(got);
+    return std::move(*got);
+  }
+
+  // Runs the loop until pred() holds (or 10 s).
+  void loopUntil(const std::function<bool()>& pred) {
+    event::testing::Watchdog dog(base.get());
+    event::Timer poll(base.get(), [] {});
+    while (!pred() && !dog.fired()) {
+      poll.arm(5ms);
+      event_base_loop(base.get(), EVLOOP_ONCE);
+    }
+    REQUIRE(pred());
+  }
+
+  queue::testing::TempDir dir;
+  event::EventBase base;
+  std::unique_ptr<queue::Queue> queue;
+  LmtpSettings settings;
+};
+
+}  // namespace
+
+TEST_CASE("dot-stuffing", "[lmtp]") {
+  struct Case {
+    std::string in;
+    std::string out;
+  };
+  auto c = GENERATE(values<Case>({
+      {"", ".\r\n"},
+      {"a\r\n", "a\r\n.\r\n"},
+      {"a", "a\r\n.\r\n"},
+      {"a\r", "a\r\r\n.\r\n"},
+      {".\r\n", "..\r\n.\r\n"},
+      {"x\r\n.\r\ny\r\n", "x\r\n..\r\ny\r\n.\r\n"},
+      {"x\r\n..two\r\n", "x\r\n...two\r\n.\r\n"},
+      {"a.b\r\n.", "a.b\r\n..\r\n.\r\n"},
+      {"\r\n.\r\n\r\n", "\r\n..\r\n\r\n.\r\n"},
+  }));
+  INFO(c.in);
+  CHECK(stuff(c.in) == c.out);
+  CHECK(stuff(c.in, 1) == c.out);
+  CHECK(stuff(c.in, 2) == c.out);
+}
+
+TEST_CASE("dot-stuffing round-trips through the server's decoder", "[lmtp]") {
+  std::string content;
+  for (int i = 0; i < 2000; ++i) {
+    content += (i % 3 == 0) ? "." : "";
+    content += (i % 7 == 0) ? ".." : "line";
+    content += std::to_string(i) + "\r\n";
+    if (i % 11 == 0) content += "\r\n";
+  }
+  for (size_t piece : {size_t(0), size_t(1), size_t(3), size_t(4096)}) {
+    std::string wire = stuff(content, piece);
+    smtp::DotDecoder d;
+    std::string out;
+    size_t used = d.decode(wire, out);
+    CHECK(d.done());
+    CHECK(used == wire.size());
+    CHECK(out == content);
+  }
+}
+
+TEST_CASE("a transaction with per-recipient replies", "[lmtp]") {
+  Fixture f;
+  Behaviour b;
+  b.rcptRefusals["carol@example.org"] = smtp::reply(smtp::ReplyId::UserUnknown);
+  b.finalReplies["dave@example.org"] = smtp::reply(smtp::ReplyId::MailboxFullTemporary);
+  b.finalReplies["erin@example.org"] = smtp::reply(smtp::ReplyId::MailboxFull);
+  FakeServer server(f.base.get(), f.settings.socketPath, b);
+  const std::string content = "Subject: t\r\n\r\n.leading dot\r\n..two\r\nend";
+  auto file = f.message(content);
+  LmtpClient client(f.base.get(), f.settings);
+  LmtpResult r =
+      f.run(client, file,
+            {"bob@example.org", "carol@example.org", "dave@example.org", "erin@example.org"});
+  REQUIRE(r.replies.size() == 4);
+  CHECK(r.replies[0].code == 250);
+  CHECK(r.replies[0].enhanced == "2.0.0");
+  CHECK(r.replies[1].code == 550);
+  CHECK(r.replies[1].enhanced == "5.1.1");
+  CHECK(r.replies[2].code == 452);
+  CHECK(r.replies[2].enhanced == "4.2.2");
+  CHECK(r.replies[3].code == 552);
+  CHECK(r.replies[3].enhanced == "5.2.2");
+  CHECK_FALSE(r.retryable);
+  CHECK_FALSE(r.fileError);
+  CHECK(r.reuse == 0);
+  REQUIRE(server.messages.size() == 1);
+  // Byte for byte, plus the CRLF the end-of-data line needs.
+  CHECK(server.messages[0] == content + "\r\n");
+  CHECK(client.ready());
+  CHECK(client.pipelining());
+  CHECK(client.eightBitMime());
+  REQUIRE(server.conns.size() == 1);
+  const std::string& in = server.conns[0]->input_;
+  CHECK(in.rfind("LHLO mx.test\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\n",
+                 0) == 0);
+}
+
+TEST_CASE("the connection is reused with RSET", "[lmtp]") {
+  Fixture f;
+  FakeServer server(f.base.get(), f.settings.socketPath, Behaviour{});
+  auto one = f.message("Subject: 1\r\n\r\none\r\n");
+  auto two = f.message("Subject: 2\r\n\r\ntwo\r\n");
+  LmtpClient client(f.base.get(), f.settings);
+  LmtpResult r1 = f.run(client, one, {"bob@example.org"});
+  LmtpResult r2 = f.run(client, two, {"bob@example.org", "carol@example.org"});
+  CHECK(r1.replies[0].code == 250);
+  CHECK(r2.replies[0].code == 250);
+  CHECK(r2.replies[1].code == 250);
+  CHECK(r2.reuse == 1);
+  CHECK(server.accepted == 1);
+  REQUIRE(server.messages.size() == 2);
+  CHECK(server.messages[1] == "Subject: 2\r\n\r\ntwo\r\n");
+  CHECK(server.conns[0]->input_.find("\r\nRSET\r\nMAIL FROM:") != std::string::npos);
+  // The idle connection is closed after idleTimeout.
+}
+
+TEST_CASE("an idle connection closed by the server is noticed", "[lmtp]") {
+  Fixture f;
+  FakeServer server(f.base.get(), f.settings.socketPath, Behaviour{});
+  auto one = f.message("x\r\n");
+  LmtpClient client(f.base.get(), f.settings);
+  bool closed = false;
+  client.setOnIdleClose([&] { closed = true; });
+  CHECK(f.run(client, one, {"bob@example.org"}).replies[0].code == 250);
+  server.conns[0]->bev_.reset();  // the server hangs up
+  f.loopUntil([&] { return closed; });
+  CHECK(client.disconnected());
+  // The next transaction connects again.
+  CHECK(f.run(client, one, {"bob@example.org"}).replies[0].code == 250);
+  CHECK(server.accepted == 2);
+}
+
+TEST_CASE("idle timeout closes the connection", "[lmtp]") {
+  Fixture f;
+  f.settings.idleTimeout = 50ms;
+  FakeServer server(f.base.get(), f.settings.socketPath, Behaviour{});
+  auto one = f.message("x\r\n");
+  LmtpClient client(f.base.get(), f.settings);
+  bool closed = false;
+  client.setOnIdleClose([&] { closed = true; });
+  f.run(client, one, {"bob@example.org"});
+  f.loopUntil([&] { return closed; });
+  CHECK(client.disconnected());
+}
+
+TEST_CASE("a stale reused connection is reported as retryable", "[lmtp]") {
+  Fixture f;
+  Behaviour b;
+  b.closeAtRset = true;
+  FakeServer server(f.base.get(), f.settings.socketPath, b);
+  auto one = f.message("x\r\n");
+  LmtpClient client(f.base.get(), f.settings);
+  CHECK(f.run(client, one, {"bob@example.org"}).replies[0].code == 250);
+  LmtpResult r = f.run(client, one, {"bob@example.org"});
+  CHECK(r.retryable);
+  CHECK(r.replies[0].code == 421);
+  CHECK(client.disconnected());
+  CHECK(server.messages.size() == 1);
+}
+
+TEST_CASE("no server: every recipient deferred", "[lmtp]") {
+  Fixture f;
+  auto one = f.message("x\r\n");
+  LmtpClient client(f.base.get(), f.settings);
+  LmtpResult r = f.run(client, one, {"bob@example.org", "carol@example.org"});
+  REQUIRE(r.replies.size() == 2);
+  for (const auto& rep : r.replies) {
+    CHECK(rep.code == 421);
+    CHECK(rep.enhanced == "4.4.1");
+    CHECK(rep.summary().find("No such file or directory") != std::string::npos);
+  }
+  CHECK_FALSE(r.retryable);
+  CHECK(client.disconnected());
+}
+
+TEST_CASE("a silent server times out", "[lmtp]") {
+  Fixture f;
+  f.settings.connectTimeout = 100ms;
+  Behaviour b;
+  b.silent = true;
+  FakeServer server(f.base.get(), f.settings.socketPath, b);
+  auto one = f.message("x\r\n");
+  LmtpClient client(f.base.get(), f.settings);
+  LmtpResult r = f.run(client, one, {"bob@example.org"});
+  CHECK(r.replies[0].code == 421);
+  CHECK(r.replies[0].enhanced == "4.4.2");
+  CHECK(r.replies[0].summary().find("timeout") != std::string::npos);
+}
+
+TEST_CASE("refused greetings and broken replies are temporary failures", "[lmtp]") {
+  struct Case {
+    std::string greeting;
+    int code;
+    std::string enhanced;
+    std::string text;
+  };
+  auto c = GENERATE(values<Case>({
+      {"554 5.3.2 go away\r\n", 451, "4.3.0", "LMTP greeting: 554 5.3.2 go away"},
+      {"421 4.3.2 busy\r\n", 421, "4.3.2", "busy"},
+      {"220-a\r\n221 b\r\n", 451, "4.5.0", "mixed reply codes"},
+      {"220 x\n", 451, "4.5.0", "bare LF"},
+      {"2x0 x\r\n", 451, "4.5.0", "bad reply code"},
+  }));
+  INFO(c.greeting);
+  Fixture f;
+  f.settings.replyTimeout = 2s;
+  Behaviour b;
+  b.rawGreeting = c.greeting;
+  FakeServer server(f.base.get(), f.settings.socketPath, b);
+  auto one = f.message("x\r\n");
+  LmtpClient client(f.base.get(), f.settings);
+  LmtpResult r = f.run(client, one, {"bob@example.org"});
+  CHECK(r.replies[0].code == c.code);
+  CHECK(r.replies[0].enhanced == c.enhanced);
+  CHECK(r.replies[0].summary().find(c.text) != std::string::npos);
+  CHECK(client.disconnected());
+}
+
+TEST_CASE("the server closing before the per-recipient replies", "[lmtp]") {
+  Fixture f;
+  Behaviour b;
+  b.closeAtDataEnd = true;
+  b.rcptRefusals["carol@example.org"] = smtp::reply(smtp::ReplyId::UserUnknown);
+  FakeServer server(f.base.get(), f.settings.socketPath, b);
+  auto one = f.message("x\r\n");
+  LmtpClient client(f.base.get(), f.settings);
+  LmtpResult r = f.run(client, one, {"bob@example.org", "carol@example.org"});
+  CHECK(r.replies[0].code == 421);
+  CHECK(r.replies[0].summary().find("connection lost") != std::string::npos);
+  CHECK(r.replies[1].code == 550);  // answered before the failure: kept
+  CHECK_FALSE(r.retryable);
+}
+
+TEST_CASE("SMTPUTF8 is required when the message needs it", "[lmtp]") {
+  Fixture f;
+  FakeServer server(f.base.get(), f.settings.socketPath, Behaviour{});
+  auto one = f.message("x\r\n", true);
+  LmtpClient client(f.base.get(), f.settings);
+  LmtpResult r = f.run(client, one, {"bob@example.org"}, true);
+  CHECK(r.replies[0].code == 250);
+  CHECK(server.conns[0]->input_.find("MAIL FROM:<alice@example.org> SMTPUTF8\r\n") !=
+        std::string::npos);
+}
+
+TEST_CASE("a large message is streamed and arrives intact", "[lmtp]") {
+  Fixture f;
+  f.settings.outputHighWater = 16 * 1024;
+  f.settings.readChunk = 4096;
+  FakeServer server(f.base.get(), f.settings.socketPath, Behaviour{});
+  std::string content = "Subject: big\r\n\r\n";
+  for (int i = 0; content.size() < 3 * 1024 * 1024; ++i)
+    content += (i % 5 == 0 ? ".dotted line " : "plain line ") + std::to_string(i) + "\r\n";
+  auto big = f.message(content);
+  LmtpClient client(f.base.get(), f.settings);
+  LmtpResult r = f.run(client, big, {"bob@example.org"});
+  CHECK(r.replies[0].code == 250);
+  REQUIRE(server.messages.size() == 1);
+  CHECK(server.messages[0].size() == content.size());
+  CHECK(server.messages[0] == content);
+}

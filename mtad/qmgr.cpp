@@ -1,0 +1,775 @@
+// mtad's queue manager; see qmgr.hpp.
+#include "mtad/qmgr.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <ctime>
+
+#include "base/log.hpp"
+#include "config/config.hpp"
+#include "mtad/bounce.hpp"
+
+namespace yubin::mtad {
+namespace {
+
+using queue::RcptState;
+using queue::RcptStatus;
+using smtp::ClientReply;
+using smtp::localReply;
+
+int64_t nowSeconds() { return static_cast<int64_t>(::time(nullptr)); }
+
+const char* targetStatusName(TargetStatus s) {
+  switch (s) {
+    case TargetStatus::Delivered:
+      return "delivered";
+    case TargetStatus::Deferred:
+      return "deferred";
+    case TargetStatus::Failed:
+      return "bounced";
+    case TargetStatus::Remote:
+      return "remote";
+  }
+  return "?";
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- pure parts
+
+std::chrono::seconds retryDelay(uint32_t attempts, const RetryPolicy& policy) {
+  int64_t min = std::max<int64_t>(policy.min.count(), 1);
+  int64_t max = std::max<int64_t>(policy.max.count(), min);
+  int64_t d = min;
+  for (uint32_t i = 1; i < attempts && d < max; ++i) d *= 2;
+  return std::chrono::seconds(std::min(d, max));
+}
+
+TargetStatus classify(const ClientReply& reply) {
+  if (reply.code >= 200 && reply.code < 300) return TargetStatus::Delivered;
+  if (reply.code >= 500 && reply.code < 600) return TargetStatus::Failed;
+  return TargetStatus::Deferred;
+}
+
+Verdict decide(const RcptState& old, const std::vector<TargetOutcome>& targets, int64_t now,
+               int64_t arrival, const RetryPolicy& policy) {
+  Verdict v;
+  v.state = old;
+  const bool expired = now >= arrival + policy.lifetime.count();
+  const TargetOutcome* firstDelivered = nullptr;
+  const TargetOutcome* firstDeferred = nullptr;
+  size_t finals = 0;
+  size_t deferred = 0;
+  std::vector<std::string> open;  // targets not final
+  for (const auto& t : targets) {
+    switch (t.status) {
+      case TargetStatus::Delivered:
+        ++finals;
+        if (!firstDelivered) firstDelivered = &t;
+        break;
+      case TargetStatus::Failed:
+        ++finals;
+        v.failures.push_back({t.address, dsnStatus(t.reply), t.reply});
+        break;
+      case TargetStatus::Deferred:
+        if (expired) {
+          ++finals;
+          // RFC 3463 X.4.7: delivery time expired; the last reply explains.
+          v.failures.push_back({t.address, "5.4.7", t.reply});
+        } else {
+          ++deferred;
+          if (!firstDeferred) firstDeferred = &t;
+          open.push_back(t.address);
+        }
+        break;
+      case TargetStatus::Remote:
+        v.remotePending = true;
+        open.push_back(t.address);
+        break;
+    }
+  }
+  if (finals > 0) {
+    v.state.attempts = old.attempts + 1;
+    v.state.lastAttempt = now;
+    v.state.nextAttempt = 0;
+    if (firstDelivered) {
+      v.state.status = RcptStatus::Delivered;
+      v.state.reply = firstDelivered->reply.summary();
+    } else {
+      v.state.status = RcptStatus::Bounced;
+      v.state.reply = v.failures.front().reply.summary();
+    }
+    if (!open.empty()) {
+      v.split = std::move(open);
+      v.remotePending = false;  // they travel with the new message
+    }
+    return v;
+  }
+  if (deferred > 0) {
+    v.state.status = RcptStatus::Deferred;
+    v.state.attempts = old.attempts + 1;
+    v.state.lastAttempt = now;
+    v.state.nextAttempt = now + retryDelay(v.state.attempts, policy).count();
+    v.state.reply = firstDeferred->reply.summary();
+  }
+  // Only remote targets: unchanged, still to do.
+  return v;
+}
+
+bool isFinal(RcptStatus s) { return s == RcptStatus::Delivered || s == RcptStatus::Bounced; }
+
+bool isDue(const RcptState& s, int64_t now) {
+  return s.status == RcptStatus::Pending ||
+         (s.status == RcptStatus::Deferred && s.nextAttempt <= now);
+}
+
+bool allFinal(const queue::MessageState& state) {
+  return std::all_of(state.rcpts.begin(), state.rcpts.end(),
+                     [](const RcptState& r) { return isFinal(r.status); });
+}
+
+int64_t nextWake(const queue::MessageState& state) {
+  int64_t next = 0;
+  for (const auto& r : state.rcpts) {
+    if (r.status != RcptStatus::Deferred) continue;
+    int64_t t = std::max<int64_t>(r.nextAttempt, 1);
+    if (next == 0 || t < next) next = t;
+  }
+  return next;
+}
+
+// ---------------------------------------------------------------- settings
+
+QmgrSettings QmgrSettings::fromConfig(const config::Config& cfg, const std::string& hostname,
+                                      const std::string& catchall) {
+  QmgrSettings s;
+  s.hostname = hostname;
+  s.catchall = catchall;
+  s.retry.min = cfg.duration("mtad", "retry_min");
+  s.retry.max = cfg.duration("mtad", "retry_max");
+  s.retry.lifetime = cfg.duration("mtad", "max_queue_lifetime");
+  s.maxDeliveries = std::max<uint64_t>(cfg.integer("mtad", "lmtp_connections"), 1);
+  s.lmtp.socketPath = cfg.str("mtad", "lmtp_socket");
+  s.lmtp.lhloName = hostname;
+  return s;
+}
+
+// ---------------------------------------------------------------- the manager
+
+struct Qmgr::Delivery {
+  explicit Delivery(queue::QueueId i) : id(std::move(i)) {}
+  queue::QueueId id;
+  std::optional<queue::QueueFile> file;
+  queue::MessageState state;  // as loaded
+  queue::MessageState next;   // being decided
+  int64_t now = 0;
+  std::vector<bool> due;
+  std::vector<std::vector<TargetOutcome>> outcomes;  // per recipient
+  // LMTP recipients (unique user addresses) and where each reply goes:
+  // (recipient index, target index).
+  std::vector<std::string> lmtpRcpts;
+  std::vector<std::vector<std::pair<size_t, size_t>>> lmtpMap;
+  size_t batchStart = 0;
+  size_t batchSize = 0;
+  bool retried = false;
+  std::unique_ptr<LmtpClient> client;
+  size_t sidePending = 0;  // side messages (split copy, DSN) being committed
+  std::set<queue::CommitTicket> tickets;
+};
+
+Qmgr::Qmgr(event_base* base, queue::Queue& queue, auth::Directory& directory, QmgrSettings settings)
+    : base_(base),
+      queue_(queue),
+      directory_(directory),
+      settings_(std::move(settings)),
+      wake_(base, [this] { pump(); }),
+      kicker_(base,
+              [this] {
+                finished_.clear();
+                deadClients_.clear();
+                pump();
+                if (stopping_ && active_.empty() && onIdle_) {
+                  auto fn = std::move(onIdle_);
+                  onIdle_ = nullptr;
+                  fn();
+                }
+              }),
+      rescan_(base, [this] { rescan(); }) {}
+
+Qmgr::~Qmgr() {
+  for (auto& [id, d] : active_)
+    for (auto t : d->tickets) queue_.cancelCallback(t);
+}
+
+Status Qmgr::start() {
+  auto ids = queue_.scan();
+  if (!ids) return Error{"queue scan: " + ids.error().message, ids.error().errnum};
+  int64_t now = nowSeconds();
+  for (const auto& id : *ids) schedule(id, now);
+  YLOG_INFO("queue manager started messages=%zu lmtp=%s max_deliveries=%zu", ids->size(),
+            settings_.lmtp.socketPath.c_str(), settings_.maxDeliveries);
+  rescan_.arm(std::chrono::seconds(std::max<int64_t>(settings_.retry.max.count(), 60)));
+  return {};
+}
+
+void Qmgr::queued(const queue::QueueId& id) {
+  if (stopping_) return;  // found by the scan at the next start
+  schedule(id, nowSeconds());
+}
+
+void Qmgr::reload(QmgrSettings settings) {
+  settings_ = std::move(settings);
+  // Idle connections were made with the old settings (socket path).
+  for (auto& c : idleClients_) deadClients_.push_back(std::move(c));
+  idleClients_.clear();
+  kick();
+}
+
+void Qmgr::stop(std::function<void()> idle) {
+  stopping_ = true;
+  onIdle_ = std::move(idle);
+  wake_.cancel();
+  rescan_.cancel();
+  for (auto& c : idleClients_) {
+    c->close();
+    deadClients_.push_back(std::move(c));
+  }
+  idleClients_.clear();
+  YLOG_INFO("queue manager stopping active=%zu", active_.size());
+  kick();
+}
+
+bool Qmgr::known(const queue::QueueId& id) const {
+  return waiting_.count(id) || readySet_.count(id) || active_.count(id) || parked_.count(id);
+}
+
+void Qmgr::schedule(const queue::QueueId& id, int64_t when) {
+  if (active_.count(id) || readySet_.count(id)) return;
+  parked_.erase(id);
+  auto it = waiting_.find(id);
+  if (it != waiting_.end()) {
+    if (when >= it->second) return;
+    byTime_.erase({it->second, id});
+    it->second = when;
+  } else {
+    waiting_.emplace(id, when);
+  }
+  byTime_.insert({when, id});
+  kick();
+}
+
+void Qmgr::kick() { kicker_.arm(std::chrono::milliseconds(0)); }
+
+void Qmgr::pump() {
+  int64_t now = nowSeconds();
+  while (!byTime_.empty() && byTime_.begin()->first <= now) {
+    queue::QueueId id = byTime_.begin()->second;
+    byTime_.erase(byTime_.begin());
+    waiting_.erase(id);
+    if (readySet_.insert(id).second) ready_.push_back(id);
+  }
+  while (!stopping_ && active_.size() < settings_.maxDeliveries && !ready_.empty()) {
+    queue::QueueId id = ready_.front();
+    ready_.pop_front();
+    readySet_.erase(id);
+    begin(id);
+  }
+  if (!byTime_.empty() && !stopping_) {
+    int64_t wait = std::max<int64_t>(byTime_.begin()->first - now, 0);
+    wake_.arm(std::chrono::seconds(wait));
+  } else {
+    wake_.cancel();
+  }
+}
+
+void Qmgr::rescan() {
+  auto ids = queue_.scan();
+  if (!ids) {
+    YLOG_WARN("queue scan failed error=\"%s\"", ids.error().message.c_str());
+  } else {
+    int64_t now = nowSeconds();
+    size_t added = 0;
+    for (const auto& id : *ids) {
+      if (known(id)) continue;
+      schedule(id, now);
+      ++added;
+    }
+    if (added) YLOG_INFO("queue scan found new messages count=%zu", added);
+  }
+  rescan_.arm(std::chrono::seconds(std::max<int64_t>(settings_.retry.max.count(), 60)));
+}
+
+void Qmgr::begin(const queue::QueueId& id) {
+  auto [it, inserted] = active_.emplace(id, std::make_unique<Delivery>(id));
+  if (!inserted) fatal("queue manager: %s delivered twice at once", id.str().c_str());
+  Delivery& d = *it->second;
+  d.now = nowSeconds();
+  auto f = queue_.load(id);
+  if (!f) {
+    int e = f.error().errnum;
+    if (e == ENOENT) {
+      YLOG_DEBUG("queue message gone id=%s", id.str().c_str());
+      finish(d, 0, false);
+    } else if (e == EBADMSG) {
+      finish(d, 0, false);  // load() quarantined it
+    } else {
+      YLOG_WARN("cannot open queued message id=%s error=\"%s\"", id.str().c_str(),
+                f.error().message.c_str());
+      finish(d, d.now + retryDelay(1, settings_.retry).count(), false);
+    }
+    return;
+  }
+  d.file.emplace(std::move(*f));
+  const size_t n = d.file->envelope().recipients.size();
+  auto st = queue_.loadState(id, n);
+  if (!st) {
+    if (st.error().errnum == EBADMSG) {
+      YLOG_ERROR("corrupt state file id=%s error=\"%s\"", id.str().c_str(),
+                 st.error().message.c_str());
+      if (auto q = queue_.quarantine(id); !q)
+        YLOG_ERROR("queue cannot quarantine id=%s error=\"%s\"", id.str().c_str(),
+                   q.error().message.c_str());
+      finish(d, 0, false);
+    } else {
+      YLOG_WARN("cannot read state id=%s error=\"%s\"", id.str().c_str(),
+                st.error().message.c_str());
+      finish(d, d.now + retryDelay(1, settings_.retry).count(), false);
+    }
+    return;
+  }
+  d.state = std::move(*st);
+  d.next = d.state;
+  if (allFinal(d.state)) {
+    // A crash between the last saveState and remove().
+    saveAndFinish(d);
+    return;
+  }
+  plan(d);
+}
+
+void Qmgr::plan(Delivery& d) {
+  const queue::Envelope& env = d.file->envelope();
+  const size_t n = env.recipients.size();
+  d.due.assign(n, false);
+  d.outcomes.assign(n, {});
+  std::map<std::string, size_t> lmtpIndex;
+  bool anyDue = false;
+  bool remote = false;
+  for (size_t i = 0; i < n; ++i) {
+    if (!isDue(d.state.rcpts[i], d.now)) continue;
+    d.due[i] = true;
+    anyDue = true;
+    const std::string& addr = env.recipients[i].address;
+    auto& out = d.outcomes[i];
+    auth::Resolution res = directory_.resolve(addr);
+    if (res.status == auth::Resolution::Status::UnknownUser && !settings_.catchall.empty()) {
+      YLOG_INFO("unknown user goes to the catch-all id=%s rcpt=%s catchall=%s", d.id.str().c_str(),
+                addr.c_str(), settings_.catchall.c_str());
+      res = directory_.resolve(settings_.catchall);
+    }
+    switch (res.status) {
+      case auth::Resolution::Status::Ok:
+        for (const auto& u : res.users) {
+          auto [pos, added] = lmtpIndex.emplace(u.address, d.lmtpRcpts.size());
+          if (added) {
+            d.lmtpRcpts.push_back(u.address);
+            d.lmtpMap.emplace_back();
+          }
+          d.lmtpMap[pos->second].push_back({i, out.size()});
+          out.push_back({u.address, TargetStatus::Deferred, ClientReply()});
+        }
+        for (const auto& r : res.remote) {
+          out.push_back(
+              {r, TargetStatus::Remote, localReply(451, "4.4.0", "remote delivery not available")});
+          remote = true;
+        }
+        if (out.empty())
+          out.push_back({addr, TargetStatus::Failed,
+                         localReply(550, "5.1.1", addr + ": address has no destination")});
+        break;
+      case auth::Resolution::Status::UnknownUser:
+        out.push_back(
+            {addr, TargetStatus::Failed, localReply(550, "5.1.1", addr + ": unknown user")});
+        break;
+      case auth::Resolution::Status::BadAddress:
+        out.push_back({addr, TargetStatus::Failed,
+                       localReply(550, "5.1.3", addr + ": bad recipient address")});
+        break;
+      case auth::Resolution::Status::AliasError:
+      case auth::Resolution::Status::TempFail:
+        // The admin can fix these: try again later.
+        out.push_back({addr, TargetStatus::Deferred, localReply(451, "4.3.0", res.error)});
+        break;
+    }
+  }
+  if (!anyDue) {
+    int64_t wake = nextWake(d.state);
+    finish(d, wake, wake == 0);
+    return;
+  }
+  if (remote && remoteLogged_.insert(d.id).second)
+    YLOG_NOTICE("remote delivery not available: remote recipients stay queued id=%s",
+                d.id.str().c_str());
+  if (d.lmtpRcpts.empty()) {
+    settle(d);
+    return;
+  }
+  d.batchStart = 0;
+  runLmtp(d);
+}
+
+void Qmgr::runLmtp(Delivery& d) {
+  if (!d.client) d.client = acquireClient();
+  d.batchSize = std::min(d.lmtpRcpts.size() - d.batchStart,
+                         std::max<size_t>(settings_.maxRecipientsPerTransaction, 1));
+  const queue::Envelope& env = d.file->envelope();
+  LmtpRequest req;
+  req.sender = env.nullSender ? std::string() : env.sender;
+  req.body = env.body;
+  req.smtputf8 = env.smtputf8;
+  req.recipients.assign(d.lmtpRcpts.begin() + static_cast<ptrdiff_t>(d.batchStart),
+                        d.lmtpRcpts.begin() + static_cast<ptrdiff_t>(d.batchStart + d.batchSize));
+  req.file = &*d.file;
+  req.logId = d.id.str();
+  Delivery* dp = &d;
+  d.client->send(std::move(req), [this, dp](LmtpResult r) { lmtpDone(*dp, std::move(r)); });
+}
+
+void Qmgr::lmtpDone(Delivery& d, LmtpResult result) {
+  if (result.retryable && !d.retried) {
+    // mdad closed the idle connection as we reused it: nothing was
+    // delivered; once more on a new connection.
+    d.retried = true;
+    YLOG_DEBUG("lmtp connection went stale, reconnecting id=%s", d.id.str().c_str());
+    runLmtp(d);
+    return;
+  }
+  if (result.fileError && result.fileError->errnum == EBADMSG) {
+    releaseClient(std::move(d.client));
+    if (auto q = queue_.quarantine(d.id); !q)
+      YLOG_ERROR("queue cannot quarantine id=%s error=\"%s\"", d.id.str().c_str(),
+                 q.error().message.c_str());
+    finish(d, 0, false);
+    return;
+  }
+  for (size_t k = 0; k < d.batchSize && k < result.replies.size(); ++k) {
+    const ClientReply& reply = result.replies[k];
+    for (auto [rcpt, target] : d.lmtpMap[d.batchStart + k]) {
+      TargetOutcome& t = d.outcomes[rcpt][target];
+      t.reply = reply;
+      t.status = classify(reply);
+    }
+  }
+  d.batchStart += d.batchSize;
+  if (d.batchStart < d.lmtpRcpts.size()) {
+    d.retried = false;
+    runLmtp(d);
+    return;
+  }
+  releaseClient(std::move(d.client));
+  settle(d);
+}
+
+void Qmgr::settle(Delivery& d) {
+  const queue::Envelope& env = d.file->envelope();
+  const char* id = d.id.str().c_str();
+  std::vector<std::pair<size_t, std::string>> splitTargets;
+  std::vector<size_t> splitRcpts;
+  std::vector<std::pair<size_t, Verdict::Failure>> dsn;
+  const bool expired = d.now >= env.arrivalTime + settings_.retry.lifetime.count();
+  for (size_t i = 0; i < d.due.size(); ++i) {
+    if (!d.due[i]) continue;
+    const queue::Recipient& rcpt = env.recipients[i];
+    Verdict v = decide(d.state.rcpts[i], d.outcomes[i], d.now, env.arrivalTime, settings_.retry);
+    for (const auto& t : d.outcomes[i]) {
+      if (t.status == TargetStatus::Remote) continue;
+      std::string reply = t.reply.summary();
+      if (t.status != TargetStatus::Deferred) {
+        YLOG_INFO("%s id=%s rcpt=%s to=%s reply=\"%s\"", targetStatusName(t.status), id,
+                  rcpt.address.c_str(), t.address.c_str(), reply.c_str());
+      } else if (expired) {
+        YLOG_INFO("bounced id=%s rcpt=%s to=%s why=\"queue lifetime exceeded\" reply=\"%s\"", id,
+                  rcpt.address.c_str(), t.address.c_str(), reply.c_str());
+      } else if (!v.split.empty()) {
+        YLOG_INFO("deferred id=%s rcpt=%s to=%s next=\"with a new message\" reply=\"%s\"", id,
+                  rcpt.address.c_str(), t.address.c_str(), reply.c_str());
+      } else {
+        YLOG_INFO("deferred id=%s rcpt=%s to=%s attempts=%u next_in=%llds reply=\"%s\"", id,
+                  rcpt.address.c_str(), t.address.c_str(), v.state.attempts,
+                  static_cast<long long>(v.state.nextAttempt - d.now), reply.c_str());
+      }
+    }
+    d.next.rcpts[i] = v.state;
+    if (!v.split.empty()) {
+      for (auto& a : v.split) splitTargets.push_back({i, std::move(a)});
+      splitRcpts.push_back(i);
+    }
+    if (!v.failures.empty() && !wantsFailureDsn(rcpt.notify)) {
+      YLOG_INFO("no bounce: NOTIFY without FAILURE id=%s rcpt=%s", id, rcpt.address.c_str());
+      continue;
+    }
+    for (auto& f : v.failures) dsn.push_back({i, std::move(f)});
+  }
+  if (!splitTargets.empty()) enqueueSplit(d, splitTargets, std::move(splitRcpts));
+  if (!dsn.empty()) {
+    if (env.nullSender)
+      YLOG_NOTICE("bounce not sent: the message is itself a bounce (sender <>) id=%s rcpts=%zu", id,
+                  dsn.size());
+    else
+      enqueueDsn(d, std::move(dsn));
+  }
+  if (d.sidePending == 0) saveAndFinish(d);
+}
+
+namespace {
+
+// A side message failed: its recipients are tried again later, as if the
+// attempt had failed temporarily.
+void revertTo(queue::MessageState& next, const queue::MessageState& old,
+              const std::vector<size_t>& rcpts, int64_t now, const RetryPolicy& policy,
+              const std::string& why) {
+  for (size_t i : rcpts) {
+    RcptState s = old.rcpts[i];
+    s.status = RcptStatus::Deferred;
+    s.attempts += 1;
+    s.lastAttempt = now;
+    s.nextAttempt = now + retryDelay(s.attempts, policy).count();
+    s.reply = "451 4.3.0 " + why;
+    next.rcpts[i] = s;
+  }
+}
+
+// Streams the message bytes of `file` into `msg`; with `headers`, only the
+// header section.
+Status copyMessage(const queue::QueueFile& file, queue::PendingMessage& msg, bool headers) {
+  auto reader = file.reader();
+  HeaderSection section;
+  std::string part;
+  for (;;) {
+    auto chunk = reader.next();
+    if (!chunk) return chunk.error();
+    if (chunk->empty()) return {};
+    if (!headers) {
+      if (auto st = msg.append(*chunk); !st) return st;
+      continue;
+    }
+    part.clear();
+    section.feed(*chunk, part);
+    if (auto st = msg.append(part); !st) return st;
+    if (section.done()) return {};
+  }
+}
+
+}  // namespace
+
+void Qmgr::enqueueSplit(Delivery& d, const std::vector<std::pair<size_t, std::string>>& targets,
+                        std::vector<size_t> rcpts) {
+  const queue::Envelope& env = d.file->envelope();
+  queue::Envelope e = env;
+  e.recipients.clear();
+  std::set<std::string> seen;
+  for (const auto& [i, address] : targets) {
+    if (!seen.insert(address).second) continue;
+    const queue::Recipient& orig = env.recipients[i];
+    queue::Recipient r;
+    r.address = address;
+    r.notify = orig.notify;
+    if (!orig.orcptType.empty()) {
+      r.orcptType = orig.orcptType;
+      r.orcpt = orig.orcpt;
+    } else {
+      r.orcptType = "rfc822";
+      r.orcpt = orig.address;
+    }
+    e.recipients.push_back(std::move(r));
+  }
+  auto msg = queue_.begin(e);
+  Status copied = msg ? copyMessage(*d.file, *msg, false) : Status(msg.error());
+  if (!copied) {
+    YLOG_ERROR("cannot queue the remaining targets id=%s error=\"%s\"", d.id.str().c_str(),
+               copied.error().message.c_str());
+    if (msg) msg->abort();
+    revertTo(d.next, d.state, rcpts, d.now, settings_.retry,
+             "cannot queue the remaining targets: " + copied.error().message);
+    return;
+  }
+  ++d.sidePending;
+  Delivery* dp = &d;
+  auto ticket = std::make_shared<queue::CommitTicket>(0);
+  *ticket = queue_.commit(std::move(*msg), [this, dp, rcpts, ticket](Result<queue::QueueId> r) {
+    dp->tickets.erase(*ticket);
+    if (r) {
+      YLOG_INFO("remaining targets moved id=%s new=%s", dp->id.str().c_str(), r->str().c_str());
+      for (size_t i : rcpts)
+        dp->next.rcpts[i].reply += " (other targets queued as " + r->str() + ")";
+      queued(*r);
+    } else {
+      YLOG_ERROR("cannot queue the remaining targets id=%s error=\"%s\"", dp->id.str().c_str(),
+                 r.error().message.c_str());
+      revertTo(dp->next, dp->state, rcpts, dp->now, settings_.retry,
+               "cannot queue the remaining targets: " + r.error().message);
+    }
+    sideDone(*dp);
+  });
+  d.tickets.insert(*ticket);
+}
+
+void Qmgr::enqueueDsn(Delivery& d, std::vector<std::pair<size_t, Verdict::Failure>> failures) {
+  const queue::Envelope& env = d.file->envelope();
+  DsnRequest req;
+  req.reportingMta = settings_.hostname;
+  req.queueId = d.id.str();
+  req.sender = env.sender;
+  req.envid = env.envid;
+  req.arrivalTime = env.arrivalTime;
+  req.now = d.now;
+  req.headersOnly = env.ret == queue::Ret::Headers;
+  req.eightBit = env.body == queue::Body::EightBitMime || env.body == queue::Body::BinaryMime;
+  req.boundary = makeBoundary(d.id.str());
+  std::vector<size_t> rcpts;
+  for (const auto& [i, f] : failures) {
+    const queue::Recipient& orig = env.recipients[i];
+    DsnRecipient r;
+    r.finalRecipient = f.address;
+    if (!orig.orcptType.empty()) {
+      r.originalType = orig.orcptType;
+      r.originalRecipient = orig.orcpt;
+    } else if (f.address != orig.address) {
+      r.originalType = "rfc822";
+      r.originalRecipient = orig.address;
+    }
+    r.status = f.status;
+    r.diagnostic = f.reply.summary();
+    r.lastAttempt = d.now;
+    req.recipients.push_back(std::move(r));
+    if (rcpts.empty() || rcpts.back() != i) rcpts.push_back(i);
+  }
+  DsnParts parts = makeDsn(req);
+
+  queue::Envelope e;
+  e.nullSender = true;
+  queue::Recipient to;
+  to.address = env.sender;
+  e.recipients.push_back(std::move(to));
+  e.body = req.eightBit ? queue::Body::EightBitMime : queue::Body::Unspecified;
+  e.smtputf8 = env.smtputf8;
+  e.arrivalTime = d.now;
+  e.heloName = settings_.hostname;
+
+  auto msg = queue_.begin(e);
+  Status built = msg ? msg->append(parts.head) : Status(msg.error());
+  if (built) built = copyMessage(*d.file, *msg, req.headersOnly);
+  if (built) built = msg->append(parts.tail);
+  if (!built) {
+    YLOG_ERROR("cannot queue bounce id=%s error=\"%s\"", d.id.str().c_str(),
+               built.error().message.c_str());
+    if (msg) msg->abort();
+    revertTo(d.next, d.state, rcpts, d.now, settings_.retry,
+             "cannot queue the bounce: " + built.error().message);
+    return;
+  }
+  ++d.sidePending;
+  Delivery* dp = &d;
+  std::string sender = env.sender;
+  size_t count = failures.size();
+  auto ticket = std::make_shared<queue::CommitTicket>(0);
+  *ticket = queue_.commit(
+      std::move(*msg), [this, dp, rcpts, ticket, sender, count](Result<queue::QueueId> r) {
+        dp->tickets.erase(*ticket);
+        if (r) {
+          YLOG_INFO("bounce queued id=%s dsn=%s to=<%s> rcpts=%zu", dp->id.str().c_str(),
+                    r->str().c_str(), sender.c_str(), count);
+          queued(*r);
+        } else {
+          YLOG_ERROR("cannot queue bounce id=%s error=\"%s\"", dp->id.str().c_str(),
+                     r.error().message.c_str());
+          revertTo(dp->next, dp->state, rcpts, dp->now, settings_.retry,
+                   "cannot queue the bounce: " + r.error().message);
+        }
+        sideDone(*dp);
+      });
+  d.tickets.insert(*ticket);
+}
+
+void Qmgr::sideDone(Delivery& d) {
+  if (d.sidePending == 0) fatal("queue manager: side message count underflow");
+  if (--d.sidePending == 0) saveAndFinish(d);
+}
+
+void Qmgr::saveAndFinish(Delivery& d) {
+  const char* id = d.id.str().c_str();
+  if (!(d.next == d.state)) {
+    if (auto st = queue_.saveState(d.id, d.next); !st) {
+      // The outcomes of this attempt are lost: the recipients are tried
+      // again, and those delivered now get the message twice.
+      YLOG_ERROR("cannot save delivery state id=%s error=\"%s\"", id, st.error().message.c_str());
+      finish(d, d.now + retryDelay(1, settings_.retry).count(), false);
+      return;
+    }
+  }
+  if (allFinal(d.next)) {
+    if (auto st = queue_.remove(d.id); !st && st.error().errnum != ENOENT) {
+      YLOG_ERROR("cannot remove delivered message id=%s error=\"%s\"", id,
+                 st.error().message.c_str());
+      finish(d, d.now + retryDelay(1, settings_.retry).count(), false);
+      return;
+    }
+    YLOG_INFO("removed id=%s: every recipient done", id);
+    remoteLogged_.erase(d.id);
+    finish(d, 0, false);
+    return;
+  }
+  int64_t wake = nextWake(d.next);
+  finish(d, wake, wake == 0);
+}
+
+void Qmgr::finish(Delivery& d, int64_t next, bool parked) {
+  queue::QueueId id = d.id;
+  if (d.client) releaseClient(std::move(d.client));
+  auto it = active_.find(id);
+  if (it == active_.end())
+    fatal("queue manager: finishing %s, which is not active", id.str().c_str());
+  finished_.push_back(std::move(it->second));
+  active_.erase(it);
+  if (next > 0)
+    schedule(id, next);
+  else if (parked)
+    parked_.insert(id);
+  kick();
+}
+
+std::unique_ptr<LmtpClient> Qmgr::acquireClient() {
+  while (!idleClients_.empty()) {
+    auto c = std::move(idleClients_.back());
+    idleClients_.pop_back();
+    if (c->ready()) return c;
+    deadClients_.push_back(std::move(c));
+  }
+  auto c = std::make_unique<LmtpClient>(base_, settings_.lmtp);
+  LmtpClient* raw = c.get();
+  c->setOnIdleClose([this, raw] { dropIdleClient(raw); });
+  return c;
+}
+
+void Qmgr::releaseClient(std::unique_ptr<LmtpClient> c) {
+  if (!c) return;
+  if (!stopping_ && c->ready() && idleClients_.size() < settings_.maxDeliveries) {
+    idleClients_.push_back(std::move(c));
+    return;
+  }
+  if (!c->disconnected()) c->close();
+  deadClients_.push_back(std::move(c));
+  kick();
+}
+
+void Qmgr::dropIdleClient(LmtpClient* c) {
+  for (auto it = idleClients_.begin(); it != idleClients_.end(); ++it) {
+    if (it->get() != c) continue;
+    deadClients_.push_back(std::move(*it));
+    idleClients_.erase(it);
+    kick();
+    return;
+  }
+}
+
+}  // namespace yubin::mtad

@@ -1,0 +1,203 @@
+// mtad's queue manager: schedules every message of the queue for delivery,
+// resolves each recipient with the Directory at delivery time, delivers to
+// local users through mdad over LMTP (LmtpClient, a bounded pool of reused
+// connections), records each recipient's outcome in the queue's state file
+// before acting on it, retries temporary failures with exponential backoff,
+// bounces permanent ones with a DSN (bounce.hpp) committed into the queue
+// as a new message, and removes a message once every recipient is final.
+//
+// The rule (docs/queue.md, "Crash windows"): a recipient's state is saved
+// with Queue::saveState (durable when it returns) before the message is
+// removed or anything else is done on the strength of it; messages made on
+// the way (a DSN, the copy for recipients still to do, see below) are
+// committed before the state that depends on them is saved. So a crash
+// never loses a recipient; it may deliver one twice (the window between
+// mdad's 250 and our saveState), or send a DSN twice: at least once, never
+// zero times.
+//
+// Recipients and targets. A queued recipient resolves to one or more
+// targets: local users (an alias may name several), remote addresses (an
+// alias forwarding off-site), or an error. The state file has one record
+// per queued recipient, so when a recipient's targets end differently
+// (alice delivered, bob over quota for now), the targets still to do are
+// moved into a new queued message (same sender and arrival time, each with
+// ORCPT = the original recipient) and the recipient is final: no target is
+// ever delivered twice because another one failed.
+//
+// Remote targets: remote delivery does not exist yet. They stay pending,
+// logged once per message ("remote delivery not available"); the message
+// is parked until a restart.
+//
+// Trust: runs in mtad as yubin-mta; reads the queue (written by mtad, still
+// parsed as possibly corrupt) and talks to mdad.
+// Standards: RFC 2033 (LMTP, via LmtpClient), RFC 3461/3464 (DSN),
+// RFC 5321 §4.5.4.1 (retry strategy), §4.5.5 (no DSN to the null sender),
+// §6.1 (reliable delivery).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "auth/directory.hpp"
+#include "event/event.hpp"
+#include "mtad/lmtp_client.hpp"
+#include "queue/queue.hpp"
+#include "smtp/client_reply.hpp"
+
+namespace yubin::config {
+class Config;
+}
+
+namespace yubin::mtad {
+
+// ---------------------------------------------------------------- pure parts
+
+struct RetryPolicy {
+  std::chrono::seconds min{300};
+  std::chrono::seconds max{3600};
+  std::chrono::seconds lifetime{5 * 86400};  // counted from the message's arrival
+};
+
+// The wait after `attempts` failed attempts (>= 1): min, 2*min, 4*min, ...
+// capped at max (and min is at least one second).
+std::chrono::seconds retryDelay(uint32_t attempts, const RetryPolicy& policy);
+
+// How one delivery target ended in this attempt.
+enum class TargetStatus : uint8_t {
+  Delivered,  // 2xx
+  Deferred,   // 4xx or no reply (connection failure, timeout)
+  Failed,     // 5xx
+  Remote,     // a remote address: no remote delivery yet, stays to do
+};
+TargetStatus classify(const smtp::ClientReply& reply);
+
+struct TargetOutcome {
+  std::string address;  // the target (a user's address, a remote address)
+  TargetStatus status = TargetStatus::Deferred;
+  smtp::ClientReply reply;
+};
+
+// The new state of one queued recipient from its targets' outcomes.
+struct Verdict {
+  queue::RcptState state;
+  // Targets that failed for good (5xx, or deferred past the lifetime), for
+  // the DSN, with the RFC 3463 status to report.
+  struct Failure {
+    std::string address;
+    std::string status;
+    smtp::ClientReply reply;
+  };
+  std::vector<Failure> failures;
+  // Targets still to do while others are final: they go to a new message.
+  std::vector<std::string> split;
+  bool remotePending = false;
+};
+
+// Rules: all targets delivered -> Delivered; all failed -> Bounced; none
+// final -> Deferred (attempts + 1, next = now + retryDelay) when any was
+// deferred, else (only remote targets) Pending unchanged; some final and
+// some not -> the others are split off and the recipient is Delivered (or
+// Bounced when none was delivered). A deferred target is failed instead
+// once now >= arrival + lifetime (status 5.4.7, the last reply kept).
+Verdict decide(const queue::RcptState& old, const std::vector<TargetOutcome>& targets, int64_t now,
+               int64_t arrival, const RetryPolicy& policy);
+
+bool isFinal(queue::RcptStatus s);
+// Pending, or Deferred with its time come.
+bool isDue(const queue::RcptState& s, int64_t now);
+bool allFinal(const queue::MessageState& state);
+// The earliest next attempt among Deferred recipients; 0 when none.
+int64_t nextWake(const queue::MessageState& state);
+
+// ---------------------------------------------------------------- the manager
+
+struct QmgrSettings {
+  std::string hostname = "localhost";  // Reporting-MTA, LHLO, DSN From:
+  std::string catchall;                // replaces unknown local users when set
+  RetryPolicy retry;
+  size_t maxDeliveries = 10;  // messages being delivered at once (LMTP connections)
+  size_t maxRecipientsPerTransaction = 500;
+  LmtpSettings lmtp;
+
+  static QmgrSettings fromConfig(const config::Config& cfg, const std::string& hostname,
+                                 const std::string& catchall);
+};
+
+class Qmgr {
+ public:
+  Qmgr(event_base* base, queue::Queue& queue, auth::Directory& directory, QmgrSettings settings);
+  ~Qmgr();
+  Qmgr(const Qmgr&) = delete;
+  Qmgr& operator=(const Qmgr&) = delete;
+
+  // Scans queue/ and schedules every message found, at once.
+  Status start();
+  // A message was just committed: deliver it now.
+  void queued(const queue::QueueId& id);
+  // New settings for attempts that start from now on.
+  void reload(QmgrSettings settings);
+  // Starts no new attempt; `idle` runs (from the loop) once none is running.
+  void stop(std::function<void()> idle);
+  bool idle() const { return active_.empty(); }
+  size_t active() const { return active_.size(); }
+  size_t scheduled() const { return waiting_.size() + ready_.size(); }
+
+ private:
+  struct Delivery;
+
+  void schedule(const queue::QueueId& id, int64_t when);
+  void kick();
+  void pump();
+  void rescan();
+  void begin(const queue::QueueId& id);
+  void plan(Delivery& d);
+  void runLmtp(Delivery& d);
+  void lmtpDone(Delivery& d, LmtpResult result);
+  void settle(Delivery& d);
+  void enqueueSplit(Delivery& d, const std::vector<std::pair<size_t, std::string>>& targets,
+                    std::vector<size_t> rcpts);
+  void enqueueDsn(Delivery& d, std::vector<std::pair<size_t, Verdict::Failure>> failures);
+  void sideDone(Delivery& d);
+  void saveAndFinish(Delivery& d);
+  // Ends the attempt; `next` = 0: not rescheduled (done or parked).
+  void finish(Delivery& d, int64_t next, bool parked);
+  std::unique_ptr<LmtpClient> acquireClient();
+  void releaseClient(std::unique_ptr<LmtpClient> c);
+  void dropIdleClient(LmtpClient* c);
+  bool known(const queue::QueueId& id) const;
+
+  event_base* base_;
+  queue::Queue& queue_;
+  auth::Directory& directory_;
+  QmgrSettings settings_;
+
+  // Scheduling: waiting_ (id -> due time) mirrored by byTime_; ready_ runs
+  // in order as slots free up; active_ are being delivered; parked_ wait
+  // for remote delivery (until restart).
+  std::map<queue::QueueId, int64_t> waiting_;
+  std::set<std::pair<int64_t, queue::QueueId>> byTime_;
+  std::deque<queue::QueueId> ready_;
+  std::set<queue::QueueId> readySet_;
+  std::map<queue::QueueId, std::unique_ptr<Delivery>> active_;
+  std::set<queue::QueueId> parked_;
+  std::set<queue::QueueId> remoteLogged_;
+  std::vector<std::unique_ptr<Delivery>> finished_;  // destroyed from the loop
+  event::Timer wake_;                                // the earliest due time
+  event::Timer kicker_;                              // runs pump() from the loop
+  event::Timer rescan_;  // periodic scan of queue/ for messages we do not know
+
+  std::vector<std::unique_ptr<LmtpClient>> idleClients_;
+  std::vector<std::unique_ptr<LmtpClient>> deadClients_;  // destroyed from the loop
+
+  bool stopping_ = false;
+  std::function<void()> onIdle_;
+};
+
+}  // namespace yubin::mtad
