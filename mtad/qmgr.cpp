@@ -354,7 +354,6 @@ void Qmgr::plan(Delivery& d) {
   d.outcomes.assign(n, {});
   std::map<std::string, size_t> lmtpIndex;
   bool anyDue = false;
-  bool remote = false;
   for (size_t i = 0; i < n; ++i) {
     if (!isDue(d.state.rcpts[i], d.now)) continue;
     d.due[i] = true;
@@ -381,7 +380,6 @@ void Qmgr::plan(Delivery& d) {
         for (const auto& r : res.remote) {
           out.push_back(
               {r, TargetStatus::Remote, localReply(451, "4.4.0", "remote delivery not available")});
-          remote = true;
         }
         if (out.empty())
           out.push_back({addr, TargetStatus::Failed,
@@ -407,9 +405,6 @@ void Qmgr::plan(Delivery& d) {
     finish(d, wake, wake == 0);
     return;
   }
-  if (remote && remoteLogged_.insert(d.id).second)
-    YLOG_NOTICE("remote delivery not available: remote recipients stay queued id=%s",
-                d.id.str().c_str());
   if (d.lmtpRcpts.empty()) {
     settle(d);
     return;
@@ -500,6 +495,8 @@ void Qmgr::settle(Delivery& d) {
       }
     }
     d.next.rcpts[i] = v.state;
+    if (v.remotePending && remoteLogged_.insert(d.id).second)
+      YLOG_NOTICE("remote delivery not available: remote recipients stay queued id=%s", id);
     if (!v.split.empty()) {
       for (auto& a : v.split) splitTargets.push_back({i, std::move(a)});
       splitRcpts.push_back(i);
