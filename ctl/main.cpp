@@ -34,6 +34,9 @@
 #ifdef YUBIN_HAVE_QUEUE_CMD
 #include "ctl/queue_cmd.hpp"
 #endif
+#ifdef YUBIN_HAVE_CONVERT_CMD
+#include "ctl/convert_cmd.hpp"
+#endif
 
 namespace yubin::ctl {
 namespace {
@@ -427,6 +430,10 @@ int cmdQueue(Context& ctx) {
 }
 #endif
 
+#ifdef YUBIN_HAVE_CONVERT_CMD
+int cmdConvert(Context& ctx) { return runConvertCommand(ctx.args, std::cout, std::cerr); }
+#endif
+
 // The grammar. yubinctl(8) lists the same command lines (checked by
 // tests/integration/test_docs.py): placeholders in capitals, summaries as
 // sentences.
@@ -450,6 +457,12 @@ const Command kCommands[] = {
 #ifdef YUBIN_HAVE_QUEUE_CMD
     {"queue", "queue list [--json]",
      "List the queued messages: ID, size, sender, recipients, age and state.", cmdQueue},
+#endif
+#ifdef YUBIN_HAVE_CONVERT_CMD
+    {"convert", "convert mbox2maildir MBOX MAILDIR",
+     "Copy the messages of an mbox file into a Maildir (flags and dates kept).", cmdConvert},
+    {"convert", "convert maildir2mbox MAILDIR MBOX",
+     "Copy the messages of a Maildir into an mbox file (flags and dates kept).", cmdConvert},
 #endif
 };
 
