@@ -629,3 +629,34 @@ def test_help_lists_both_uses(setup):
     assert r.returncode == 0
     for opt in ('-c file', '-f ', '--version', '-d address', '-f sender', '-a '):
         assert opt in r.stdout
+
+
+# --- yubinctl convert ------------------------------------------------------------------
+
+def test_yubinctl_convert_round_trip(setup, instance):
+    r = instance.ctl('--help')
+    if 'convert mbox2maildir' not in r.stdout:
+        pytest.skip('yubinctl is built without the convert command')
+    bodies = [b'Subject: c%d\n\nFrom a body line\n>From quoted\nn=%d\n' % (i, i) for i in range(4)]
+    for i, b in enumerate(bodies):
+        r = setup.lda('-d', 'carol@example.org', '-f', f's{i}@example.net', input=b)
+        assert r.returncode == 0, r.stderr
+    mbox = setup.mbox_path('carol')
+    original = mbox.read_bytes()
+    maildir = instance.dir / 'converted' / 'Maildir'
+    r = instance.ctl('convert', 'mbox2maildir', str(mbox), str(maildir))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith('converted 4 messages')
+    files = sorted((maildir / 'new').iterdir())
+    assert [p.read_bytes() for p in files] == [trace(f's{i}@example.net', 'carol@example.org') + b
+                                               for i, b in enumerate(bodies)]
+    back = instance.dir / 'back.mbox'
+    r = instance.ctl('convert', 'maildir2mbox', str(maildir), str(back))
+    assert r.returncode == 0, r.stderr
+    assert back.read_bytes() == original
+    assert mbox.read_bytes() == original  # the source is untouched
+
+    r = instance.ctl('convert', 'maildir2mbox', str(instance.dir / 'nope'), str(back))
+    assert r.returncode == 1 and 'not a Maildir' in r.stderr
+    r = instance.ctl('convert', 'mbox2maildir', str(mbox))
+    assert r.returncode == 2 and 'usage: yubinctl convert' in r.stderr
