@@ -764,6 +764,122 @@ def test_data_timeout_leaves_nothing(start_mtad):
     assert m.queue() == []
 
 
+def test_max_connections_total(start_mtad):
+    m = start_mtad({'max_connections': 2})
+
+    def greeted():
+        c = m.client()
+        if (c.line() or '').startswith('220 '):
+            return c
+        c.close()
+        return None
+    held = [wait_for(greeted, 10, 'a greeting') for _ in range(2)]
+    extra = m.client()
+    assert extra.reply() == (421, [f'421 4.7.0 {HOST} Error: too many connections, try again later'])
+    assert extra.closed()
+    assert held[1].cmd('NOOP')[0] == 250
+
+
+def test_client_gone_in_the_middle_of_data_leaves_nothing(mtad):
+    c = mtad.client()
+    assert c.greet()[0] == 250
+    c.send(b'MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n')
+    for p in ('250', '250', '354'):
+        c.expect(p)
+    c.send(b'Subject: cut\r\n\r\n' + b'q' * 200000)
+    wait_for(lambda: mtad.tmp_files(), 10, 'the message in tmp/')
+    c.close()
+    wait_for(lambda: mtad.tmp_files() == [], 10, 'tmp/ to be cleaned')
+    assert mtad.queue() == []
+    assert 'disconnect session=' in mtad.log()
+
+
+def test_starttls_without_handshake_is_dropped(start_mtad):
+    # A client that asks for TLS and then says nothing: the command timeout
+    # fires, the 421 cannot be sent in clear, and the connection must still
+    # be closed rather than kept forever.
+    m = start_mtad({'command_timeout': '2s'})
+    c = m.client(timeout=40)
+    assert c.greet()[0] == 250
+    assert c.cmd('STARTTLS') == (220, ['220 2.0.0 Ready to start TLS'])
+    t0 = time.monotonic()
+    c.sock.settimeout(40)
+    rest = b''
+    while True:
+        try:
+            chunk = c.sock.recv(4096)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        rest += chunk
+    assert time.monotonic() - t0 < 30
+    assert b'421' not in rest  # nothing in clear after the 220
+
+
+def test_smtputf8_and_dsn_parameters_are_recorded(mtad):
+    c = mtad.client()
+    assert c.greet()[0] == 250
+    assert c.cmd('MAIL FROM:<\u00fcser@example.net>')[1] == [
+        '553 5.6.7 Error: non-ASCII address requires SMTPUTF8']
+    assert c.cmd('MAIL FROM:<\u00fcser@example.net> SMTPUTF8 BODY=8BITMIME RET=HDRS '
+                 'ENVID=QQ+2B314159')[0] == 250
+    assert c.cmd('RCPT TO:<bob@example.org> NOTIFY=SUCCESS,FAILURE '
+                 'ORCPT=rfc822;bob+2Bx@example.org')[0] == 250
+    assert c.cmd('DATA')[0] == 354
+    c.send('Subject: \u00e9t\u00e9\r\n\r\n\u00e7a va\r\n.\r\n'.encode())
+    qid = re.search(QUEUE_ID, c.reply()[1][-1]).group()
+    (e,) = mtad.queue()
+    assert e['id'] == qid and e['sender'] == '\u00fcser@example.net'
+    rec = dict(mtad.queue_file(qid)[0])
+    assert rec['utf8'] == b'1' and rec['body'] == b'8BITMIME' and rec['ret'] == b'HDRS'
+    assert rec['envid'] == b'QQ+314159'  # xtext-decoded
+    assert rec['notify'] == b'6' and rec['otype'] == b'rfc822'
+    assert rec['orcpt'] == b'bob+x@example.org'
+    assert split_received(mtad.queue_file(qid)[1])[1] == (
+        'Subject: \u00e9t\u00e9\r\n\r\n\u00e7a va\r\n'.encode())
+
+
+def test_sigterm_lets_the_transaction_finish(start_mtad):
+    m = start_mtad()
+    idle = m.client()
+    assert idle.greet()[0] == 250
+    busy = m.client()
+    assert busy.greet()[0] == 250
+    busy.send(b'MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n')
+    for p in ('250', '250', '354'):
+        busy.expect(p)
+    busy.send(b'Subject: last one\r\n\r\nfirst half\r\n')
+    wait_for(lambda: m.tmp_files(), 10, 'the message in tmp/')
+    m.proc.send_signal(signal.SIGTERM)
+    # The idle session is told at once; the busy one finishes its message.
+    assert idle.reply() == (421, [f'421 4.3.2 {HOST} Service shutting down'])
+    assert idle.closed()
+    busy.send(b'second half\r\n.\r\n')
+    qid = re.fullmatch('250 2.0.0 Ok: queued as (' + QUEUE_ID + ')', busy.reply()[1][-1]).group(1)
+    assert busy.reply() == (421, [f'421 4.3.2 {HOST} Service shutting down'])
+    assert busy.closed()
+    assert m.proc.wait(15) == 0
+    assert split_received(m.queue_file(qid)[1])[1] == (
+        b'Subject: last one\r\n\r\nfirst half\r\nsecond half\r\n')
+
+
+def test_reload_applies_to_new_sessions(start_mtad):
+    m = start_mtad()
+    old = m.client()
+    assert old.greet()[0] == 250
+    m.inst.write_config({'mtad': {'catchall': 'bob@example.org', 'max_message_size': '2M'}})
+    m.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: 'reloaded' in m.log(), 10, 'the reload')
+    new = m.client()
+    code, lines = new.greet()
+    assert '250-SIZE 2097152' in lines
+    assert new.cmd('MAIL FROM:<alice@example.net>')[0] == 250
+    assert new.cmd('RCPT TO:<nosuchuser@example.org>')[0] == 250
+    # The session opened before keeps the limits it was given.
+    assert old.cmd('MAIL FROM:<alice@example.net> SIZE=1500000')[0] == 552
+
+
 # --- pipelining ------------------------------------------------------------------------------
 
 def test_pipelined_group_replies_in_order(mtad):
