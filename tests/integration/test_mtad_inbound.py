@@ -880,6 +880,33 @@ def test_reload_applies_to_new_sessions(start_mtad):
     assert old.cmd('MAIL FROM:<alice@example.net> SIZE=1500000')[0] == 552
 
 
+def test_queue_write_failure_is_a_temporary_error(mtad):
+    # tmp/ not writable for the daemon: the message cannot be created. The
+    # client reads the whole message and gets 451, never a 250, and the
+    # session goes on.
+    tmp = mtad.spool / 'tmp'
+    mode = tmp.stat().st_mode
+    tmp.chmod(0o500)
+    try:
+        c = mtad.client()
+        assert c.greet()[0] == 250
+        c.send(b'MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n')
+        for p in ('250', '250', '354'):
+            c.expect(p)
+        c.send(b'Subject: nowhere\r\n\r\n' + b'n' * 100000 + b'\r\n.\r\n')
+        assert c.reply()[1] == ['451 4.3.0 Error: local error in processing, try again later']
+    finally:
+        tmp.chmod(mode & 0o7777)
+    assert mtad.queue() == []
+    assert 'queue file not created' in mtad.log()
+    c.send(b'MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n')
+    for p in ('250', '250', '354'):
+        c.expect(p)
+    c.send(b'Subject: again\r\n\r\nagain\r\n.\r\n')
+    c.expect('250 2.0.0 Ok: queued as')
+    assert len(mtad.queue()) == 1
+
+
 # --- pipelining ------------------------------------------------------------------------------
 
 def test_pipelined_group_replies_in_order(mtad):
