@@ -190,6 +190,10 @@ struct Fixture {
     settings.lhloName = "mx.test";
   }
 
+  // Bufferevents freed with callbacks still deferred are released by the
+  // loop: give it one more turn before the base goes.
+  ~Fixture() { event_base_loop(base.get(), EVLOOP_NONBLOCK); }
+
   // Commits `content` and opens it.
   queue::QueueFile message(const std::string& content, bool utf8 = false) {
     queue::Envelope env;
