@@ -405,7 +405,7 @@ void LmtpClient::onEvent(bufferevent* bev, short what, void* self) {
 void LmtpClient::onTimeout() {
   if (state_ == State::Ready) {
     YLOG_DEBUG("lmtp closing idle connection");
-    write("QUIT\r\n");
+    quit();
     disconnect();
     if (onIdleClose_) onIdleClose_();
     return;
@@ -440,6 +440,16 @@ void LmtpClient::complete() {
   finish_.arm(std::chrono::milliseconds(0));
 }
 
+void LmtpClient::quit() {
+  // Written straight to the socket: the bufferevent is freed right after,
+  // and whatever it still buffers would be dropped. A polite goodbye, not a
+  // promise: if it does not fit at once, the server sees a plain close.
+  if (!bev_ || evbuffer_get_length(bufferevent_get_output(bev_.get())) != 0) return;
+  static constexpr char kQuit[] = "QUIT\r\n";
+  [[maybe_unused]] ssize_t n =
+      ::send(bufferevent_getfd(bev_.get()), kQuit, sizeof kQuit - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 void LmtpClient::disconnect() {
   timer_.cancel();
   bev_.reset();
@@ -453,7 +463,7 @@ void LmtpClient::close() {
     fail(localReply(421, "4.3.2", "LMTP client shutting down"), true);
     return;
   }
-  if (state_ == State::Ready) write("QUIT\r\n");
+  if (state_ == State::Ready) quit();
   disconnect();
 }
 

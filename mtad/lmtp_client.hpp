@@ -148,6 +148,7 @@ class LmtpClient {
   // Ends the transaction: every recipient without a reply gets `why`.
   void fail(const smtp::ClientReply& why, bool closeConnection);
   void complete();
+  void quit();
   void disconnect();
   void setState(State s);
 

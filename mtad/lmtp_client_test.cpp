@@ -10,6 +10,7 @@
 #include <sys/un.h>
 
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <functional>
 #include <map>
 #include <memory>
@@ -180,6 +181,9 @@ void ServerConn::messageEnd() {
 
 struct Fixture {
   Fixture() {
+    // As the daemon skeleton does: a peer that hangs up is an error value
+    // from write(2), not a signal.
+    ::signal(SIGPIPE, SIG_IGN);
     auto b = event::newEventBase();
     REQUIRE(b);
     base = std::move(*b);
@@ -375,6 +379,9 @@ TEST_CASE("idle timeout closes the connection", "[lmtp]") {
   f.run(client, one, {"bob@example.org"});
   f.loopUntil([&] { return closed; });
   CHECK(client.disconnected());
+  // It said goodbye.
+  f.loopUntil([&] { return server.conns[0]->gone_; });
+  CHECK(server.conns[0]->input_.substr(server.conns[0]->input_.size() - 6) == "QUIT\r\n");
 }
 
 TEST_CASE("a stale reused connection is reported as retryable", "[lmtp]") {

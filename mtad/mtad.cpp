@@ -73,8 +73,9 @@ Status Mtad::start(service::Context& ctx) {
   }
   if (listeners_.empty()) return Error{"no [mtad] listen sockets"};
 
-  qmgr_ = std::make_unique<Qmgr>(base_, *queue_, *directory_,
-                                 QmgrSettings::fromConfig(cfg, settings_.smtp.hostname, settings_.catchall));
+  qmgr_ = std::make_unique<Qmgr>(
+      base_, *queue_, *directory_,
+      QmgrSettings::fromConfig(cfg, settings_.smtp.hostname, settings_.catchall));
   return qmgr_->start();
 }
 
@@ -132,7 +133,8 @@ void Mtad::reload(const config::Config& cfg) {
   settings_ = s;
   // Connections hold a reference to the policy: update it in place.
   policy_->setCatchall(settings_.catchall);
-  if (qmgr_) qmgr_->reload(QmgrSettings::fromConfig(cfg, settings_.smtp.hostname, settings_.catchall));
+  if (qmgr_)
+    qmgr_->reload(QmgrSettings::fromConfig(cfg, settings_.smtp.hostname, settings_.catchall));
   YLOG_INFO("reloaded");
 }
 
