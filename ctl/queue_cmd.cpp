@@ -42,8 +42,8 @@ int list(const config::Config& cfg, const std::vector<std::string>& args, std::o
   }
   auto entries = queue::listQueue(spool);
   if (!entries) {
-    err << "yubinctl queue list: cannot read the queue in " << spool << " ([global] spool_dir): "
-        << entries.error().message << "\n";
+    err << "yubinctl queue list: cannot read the queue in " << spool
+        << " ([global] spool_dir): " << entries.error().message << "\n";
     return 1;
   }
   out << (json ? queue::renderJson(*entries, now) : queue::renderMailq(*entries, now));

@@ -67,9 +67,10 @@ struct Fixture {
 
 TEST_CASE("queue list: mailq text and JSON of committed messages") {
   Fixture f;
-  std::string a = f.queueMessage("alice@example.net", {"bob@example.org"}, "Subject: a\r\n\r\nhi\r\n");
-  std::string b = f.queueMessage("", {"postmaster@example.org", "carol@example.org"},
-                                 std::string(3000, 'x'));
+  std::string a =
+      f.queueMessage("alice@example.net", {"bob@example.org"}, "Subject: a\r\n\r\nhi\r\n");
+  std::string b =
+      f.queueMessage("", {"postmaster@example.org", "carol@example.org"}, std::string(3000, 'x'));
 
   Run text = f.run({"list"});
   CHECK(text.rc == 0);
@@ -87,18 +88,22 @@ TEST_CASE("queue list: mailq text and JSON of committed messages") {
   CHECK(json.rc == 0);
   CHECK(json.out ==
         "{\"version\":1,\"messages\":["
-        "{\"id\":\"" + a + "\",\"area\":\"queue\",\"status\":\"queued\",\"size\":18,"
-        "\"sender\":\"alice@example.net\",\"arrival\":1700000000,\"age\":125,"
-        "\"client\":\"192.0.2.7\",\"recipients\":[{\"address\":\"bob@example.org\","
-        "\"status\":\"pending\",\"attempts\":0,\"last_attempt\":0,\"next_attempt\":0,"
-        "\"reply\":\"\"}]},"
-        "{\"id\":\"" + b + "\",\"area\":\"queue\",\"status\":\"queued\",\"size\":3000,"
-        "\"sender\":\"\",\"arrival\":1700000000,\"age\":125,"
-        "\"client\":\"192.0.2.7\",\"recipients\":[{\"address\":\"postmaster@example.org\","
-        "\"status\":\"pending\",\"attempts\":0,\"last_attempt\":0,\"next_attempt\":0,"
-        "\"reply\":\"\"},{\"address\":\"carol@example.org\","
-        "\"status\":\"pending\",\"attempts\":0,\"last_attempt\":0,\"next_attempt\":0,"
-        "\"reply\":\"\"}]}]}\n");
+        "{\"id\":\"" +
+            a +
+            "\",\"area\":\"queue\",\"status\":\"queued\",\"size\":18,"
+            "\"sender\":\"alice@example.net\",\"arrival\":1700000000,\"age\":125,"
+            "\"client\":\"192.0.2.7\",\"recipients\":[{\"address\":\"bob@example.org\","
+            "\"status\":\"pending\",\"attempts\":0,\"last_attempt\":0,\"next_attempt\":0,"
+            "\"reply\":\"\"}]},"
+            "{\"id\":\"" +
+            b +
+            "\",\"area\":\"queue\",\"status\":\"queued\",\"size\":3000,"
+            "\"sender\":\"\",\"arrival\":1700000000,\"age\":125,"
+            "\"client\":\"192.0.2.7\",\"recipients\":[{\"address\":\"postmaster@example.org\","
+            "\"status\":\"pending\",\"attempts\":0,\"last_attempt\":0,\"next_attempt\":0,"
+            "\"reply\":\"\"},{\"address\":\"carol@example.org\","
+            "\"status\":\"pending\",\"attempts\":0,\"last_attempt\":0,\"next_attempt\":0,"
+            "\"reply\":\"\"}]}]}\n");
 }
 
 TEST_CASE("queue list: a spool mtad has not created yet is empty") {
@@ -131,8 +136,8 @@ TEST_CASE("queue list: a symlink planted in queue/ is shown corrupt, not followe
   REQUIRE(::symlink(secret.c_str(), (f.spool + "/queue/" + planted).c_str()) == 0);
   Run r = f.run({"list", "--json"});
   CHECK(r.rc == 0);
-  CHECK(r.out.find("{\"id\":\"" + planted + "\",\"area\":\"queue\",\"status\":\"corrupt\",\"error\":") !=
-        std::string::npos);
+  CHECK(r.out.find("{\"id\":\"" + planted +
+                   "\",\"area\":\"queue\",\"status\":\"corrupt\",\"error\":") != std::string::npos);
   CHECK(r.out.find("not really") == std::string::npos);
   CHECK(r.out.find("\"id\":\"" + good + "\",\"area\":\"queue\",\"status\":\"queued\"") !=
         std::string::npos);

@@ -63,14 +63,7 @@ Connection::Connection(Mtad& server, UniqueFd fd, const event::Peer& peer,
       logId_(settings.logId),
       pendingFd_(std::move(fd)),
       session_(std::move(settings), server.policy(), *this),
-      timer_(server.base(), [this] {
-        if (closing_) {  // the last reply could not be flushed in time
-          reaper_.arm(std::chrono::milliseconds(0));
-          return;
-        }
-        YLOG_INFO("session timeout session=%s client=%s", logId_.c_str(), peer_.text().c_str());
-        session_.timeout();
-      }),
+      timer_(server.base(), [this] { onTimer(); }),
       reaper_(server.base(), [this] { finish(); }) {}
 
 Connection::~Connection() {
@@ -105,6 +98,15 @@ void Connection::setCallbacks() {
 void Connection::armTimer() {
   if (session_.closed()) return;
   timer_.arm(std::chrono::duration_cast<std::chrono::milliseconds>(session_.timeoutNow()));
+}
+
+void Connection::onTimer() {
+  if (closing_) {  // the last reply could not be flushed in time
+    reaper_.arm(std::chrono::milliseconds(0));
+    return;
+  }
+  YLOG_INFO("session timeout session=%s client=%s", logId_.c_str(), peer_.text().c_str());
+  session_.timeout();
 }
 
 void Connection::onRead(bufferevent*, void* self) { static_cast<Connection*>(self)->readInput(); }

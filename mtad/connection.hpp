@@ -51,6 +51,7 @@ class Connection : public smtp::Io {
   void setCallbacks();
   void readInput();
   void armTimer();
+  void onTimer();  // the command/data timeout, or the close linger
   void finish();  // destroys this
   std::string receivedHeader(const smtp::Envelope& env, const std::string& id) const;
 
@@ -62,7 +63,8 @@ class Connection : public smtp::Io {
   smtp::Session session_;
   event::Timer timer_;
   event::Timer reaper_;  // finishes the connection from the loop
-  evbuffer_cb_entry* lowerDrained_ = nullptr;  // watches the TLS layer's socket buffer on close
+  // On close under TLS: watches the socket buffer below the TLS layer.
+  evbuffer_cb_entry* lowerDrained_ = nullptr;
   queue::PendingMessage message_;
   std::optional<queue::CommitTicket> commit_;
   std::optional<Error> beginError_;  // queue file could not be created
