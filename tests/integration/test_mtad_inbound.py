@@ -907,6 +907,56 @@ def test_queue_write_failure_is_a_temporary_error(mtad):
     assert len(mtad.queue()) == 1
 
 
+def test_failed_tls_handshake_frees_the_slot(start_mtad):
+    m = start_mtad({'max_connections_per_ip': 1})
+
+    def greeted():
+        c = m.client()
+        if (c.line() or '').startswith('220 '):
+            return c
+        c.close()
+        return None
+    for attempt in range(3):
+        c = wait_for(greeted, 10, 'a greeting')
+        assert c.cmd('EHLO client.example.net')[0] == 250
+        assert c.cmd('STARTTLS')[0] == 220
+        c.send(b'this is not a TLS ClientHello\r\n' * 4)
+        assert c.closed(), attempt
+        c.close()
+    # The slot is free again after each failure.
+    c = wait_for(greeted, 10, 'a greeting after the failures')
+    assert c.cmd('QUIT')[0] == 221
+
+
+def proc_rss_kb(pid):
+    text = Path(f'/proc/{pid}/status').read_text()
+    return int(re.search(r'^VmRSS:\s+(\d+) kB', text, re.M).group(1))
+
+
+def test_memory_does_not_grow_with_message_size(start_mtad):
+    m = start_mtad({'max_message_size': '40M'})
+    send_message(m.port, b'Subject: warm up\r\n\r\nx\r\n')
+    before = proc_rss_kb(m.proc.pid)
+    c = m.client(timeout=60)
+    assert c.greet()[0] == 250
+    c.send(b'MAIL FROM:<alice@example.net> SIZE=30000000\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n')
+    for p in ('250', '250', '354'):
+        c.expect(p)
+    line = b'b' * 998 + b'\r\n'
+    peak = before
+    for i in range(30):  # 30 MB in 1 MB writes
+        c.send(line * 1000)
+        if i % 5 == 4:
+            peak = max(peak, proc_rss_kb(m.proc.pid))
+    c.send(b'.\r\n')
+    c.expect('250 2.0.0 Ok: queued as')
+    peak = max(peak, proc_rss_kb(m.proc.pid))
+    # Streamed to disk in pieces: a few MB of buffers at most, never the message.
+    assert peak - before < 8 * 1024, (before, peak)
+    (big,) = [e for e in m.queue() if e['size'] > 30000000]
+    assert big['size'] == len(m.queue_file(big['id'])[1])
+
+
 # --- pipelining ------------------------------------------------------------------------------
 
 def test_pipelined_group_replies_in_order(mtad):
