@@ -1,0 +1,262 @@
+// Tests for the queue manager as a whole, on a real queue (temporary spool,
+// group committer on the loop), a real Directory (temporary users and
+// aliases files) and the fake mdad: start-up scan, the queued() hook,
+// deferral and retry with the state file checked between, an alias whose
+// targets end differently (split into a new message, no second copy), a
+// permanent failure turned into a DSN from <>, and a stop that waits for the
+// delivery under way.
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "auth/directory.hpp"
+#include "auth/test_util.hpp"
+#include "event/event_testing.hpp"
+#include "mtad/lmtp_test_server.hpp"
+#include "mtad/qmgr.hpp"
+#include "queue/queue.hpp"
+
+using namespace yubin;
+using namespace yubin::mtad;
+using namespace std::chrono_literals;
+using yubin::mtad::testing::Behaviour;
+using yubin::mtad::testing::FakeServer;
+
+namespace {
+
+struct Engine {
+  Engine() {
+    ::signal(SIGPIPE, SIG_IGN);
+    auto b = event::newEventBase();
+    REQUIRE(b);
+    base = std::move(*b);
+    auto q = queue::Queue::open({.spoolDir = dir.file("spool")});
+    REQUIRE(q);
+    queue = std::move(*q);
+    REQUIRE(queue->attachLoop(base.get()));
+    auth::testing::writeText(
+        dir.file("users"),
+        "alice@example.org:*:::\nbob@example.org:*:::\ncarol@example.org:*:::\n");
+    auth::testing::writeText(dir.file("aliases"),
+                             "team@example.org: bob@example.org, carol@example.org\n");
+    auth::DirectorySettings ds;
+    ds.users.path = dir.file("users");
+    ds.users.domains = auth::LocalDomains({"example.org"});
+    ds.users.mailRoot = dir.file("mail");
+    ds.aliasesFile = dir.file("aliases");
+    directory = std::make_unique<auth::Directory>(ds);
+    REQUIRE(directory->reload());
+    settings.hostname = "mx.test";
+    settings.retry.min = 1s;
+    settings.retry.max = 1s;
+    settings.lmtp.socketPath = dir.file("lmtp");
+    settings.lmtp.lhloName = "mx.test";
+  }
+  ~Engine() {
+    qmgr.reset();
+    event_base_loop(base.get(), EVLOOP_NONBLOCK);
+    queue.reset();
+  }
+
+  void startQmgr() {
+    qmgr = std::make_unique<Qmgr>(base.get(), *queue, *directory, settings);
+    REQUIRE(qmgr->start());
+  }
+
+  queue::QueueId commit(std::vector<std::string> rcpts, const std::string& body,
+                        std::string sender = "alice@example.org") {
+    queue::Envelope env;
+    env.sender = sender;
+    env.nullSender = sender.empty();
+    for (auto& r : rcpts) env.recipients.push_back({r, 0, "", ""});
+    env.arrivalTime = ::time(nullptr);
+    auto m = queue->begin(env);
+    REQUIRE(m);
+    REQUIRE(m->append(body));
+    auto id = queue->commitNow(std::move(*m));
+    REQUIRE(id);
+    return *id;
+  }
+
+  std::vector<queue::QueueId> ids() {
+    auto s = queue->scan();
+    REQUIRE(s);
+    return *s;
+  }
+
+  void loopUntil(const std::function<bool()>& pred, std::chrono::seconds limit = 10s) {
+    event::testing::Watchdog dog(base.get(), limit);
+    event::Timer poll(base.get(), [] {});
+    while (!pred() && !dog.fired()) {
+      poll.arm(5ms);
+      event_base_loop(base.get(), EVLOOP_ONCE);
+    }
+    REQUIRE(pred());
+  }
+
+  auth::testing::TempDir dir;
+  event::EventBase base;
+  std::unique_ptr<queue::Queue> queue;
+  std::unique_ptr<auth::Directory> directory;
+  QmgrSettings settings;
+  std::unique_ptr<Qmgr> qmgr;
+};
+
+size_t copiesFor(const FakeServer& s, const std::string& rcpt) {
+  size_t n = 0;
+  for (const auto& [from, rcpts] : s.envelopes)
+    for (const auto& r : rcpts) n += r == rcpt;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("messages found at start-up and queued later are delivered and removed", "[qmgr]") {
+  Engine e;
+  FakeServer server(e.base.get(), e.settings.lmtp.socketPath, Behaviour{});
+  e.commit({"bob@example.org"}, "Subject: 1\r\n\r\none\r\n");
+  e.commit({"carol@example.org"}, "Subject: 2\r\n\r\ntwo\r\n");
+  e.startQmgr();
+  e.loopUntil([&] { return e.ids().empty() && e.qmgr->idle(); });
+  CHECK(server.messages.size() == 2);
+  auto late = e.commit({"bob@example.org", "team@example.org"}, "Subject: 3\r\n\r\nthree\r\n");
+  e.qmgr->queued(late);
+  e.loopUntil([&] { return e.ids().empty() && e.qmgr->idle(); });
+  REQUIRE(server.messages.size() == 3);
+  CHECK(server.messages[2] == "Subject: 3\r\n\r\nthree\r\n");
+  // bob named directly and through the alias: one LMTP recipient.
+  CHECK(server.envelopes[2].second ==
+        std::vector<std::string>{"bob@example.org", "carol@example.org"});
+  // The two found at start-up went out at once on two connections; the
+  // third reused one of them.
+  CHECK(server.accepted == 2);
+  bool reused = false;
+  for (const auto& c : server.conns) reused |= c->input_.find("\r\nRSET\r\n") != std::string::npos;
+  CHECK(reused);
+  // No state file is left behind.
+  CHECK(std::filesystem::is_empty(e.dir.file("spool/state")));
+}
+
+TEST_CASE("mdad away: deferred with its reply, delivered on the retry", "[qmgr]") {
+  Engine e;
+  auto id = e.commit({"bob@example.org"}, "Subject: d\r\n\r\nlater\r\n");
+  e.startQmgr();
+  auto state = [&] { return e.queue->loadState(id, 1); };
+  e.loopUntil([&] {
+    auto s = state();
+    return s && s->rcpts[0].status == queue::RcptStatus::Deferred;
+  });
+  auto s = state();
+  REQUIRE(s);
+  CHECK(s->rcpts[0].attempts >= 1);
+  CHECK(s->rcpts[0].reply.rfind("421 4.4.1 cannot connect to LMTP socket", 0) == 0);
+  CHECK(s->rcpts[0].nextAttempt > s->rcpts[0].lastAttempt);
+  FakeServer server(e.base.get(), e.settings.lmtp.socketPath, Behaviour{});
+  e.loopUntil([&] { return e.ids().empty(); }, 15s);
+  REQUIRE(server.messages.size() == 1);
+  CHECK(server.messages[0] == "Subject: d\r\n\r\nlater\r\n");
+}
+
+TEST_CASE("an alias whose targets end differently: the rest moves to a new message", "[qmgr]") {
+  Engine e;
+  Behaviour b;
+  b.finalReplies["carol@example.org"] = smtp::reply(smtp::ReplyId::MailboxFullTemporary);
+  FakeServer server(e.base.get(), e.settings.lmtp.socketPath, b);
+  auto id = e.commit({"team@example.org"}, "Subject: team\r\n\r\nhi\r\n");
+  e.startQmgr();
+  // bob has his copy; the original is gone; a new message holds carol.
+  e.loopUntil([&] {
+    auto ids = e.ids();
+    return copiesFor(server, "bob@example.org") == 1 && ids.size() == 1 && ids[0] != id;
+  });
+  queue::QueueId rest = e.ids()[0];
+  auto file = e.queue->openMessage(rest);
+  REQUIRE(file);
+  const auto& env = file->envelope();
+  REQUIRE(env.recipients.size() == 1);
+  CHECK(env.recipients[0].address == "carol@example.org");
+  CHECK(env.recipients[0].orcptType == "rfc822");
+  CHECK(env.recipients[0].orcpt == "team@example.org");
+  CHECK(env.sender == "alice@example.org");
+  auto content = file->readAll();
+  REQUIRE(content);
+  CHECK(*content == "Subject: team\r\n\r\nhi\r\n");
+  // carol's mailbox comes back: she gets it on the retry; bob never again.
+  server.behaviour.finalReplies.clear();
+  e.loopUntil([&] { return e.ids().empty(); }, 15s);
+  CHECK(copiesFor(server, "carol@example.org") >= 1);
+  CHECK(copiesFor(server, "bob@example.org") == 1);
+}
+
+TEST_CASE("a permanent failure sends a DSN from <> to the sender", "[qmgr]") {
+  Engine e;
+  Behaviour b;
+  b.finalReplies["carol@example.org"] = smtp::reply(smtp::ReplyId::MailboxFull);
+  FakeServer server(e.base.get(), e.settings.lmtp.socketPath, b);
+  e.commit({"carol@example.org", "bob@example.org"}, "Subject: q\r\n\r\nbody\r\n");
+  // A bounce is never bounced: this one's failure is only logged.
+  e.commit({"carol@example.org"}, "Subject: from null\r\n\r\nx\r\n", "");
+  e.startQmgr();
+  e.loopUntil([&] { return e.ids().empty() && e.qmgr->idle(); });
+  std::vector<std::string> dsns;
+  for (size_t i = 0; i < server.envelopes.size(); ++i)
+    if (server.envelopes[i].first.empty() &&
+        server.envelopes[i].second == std::vector<std::string>{"alice@example.org"})
+      dsns.push_back(server.messages[i]);
+  REQUIRE(dsns.size() == 1);
+  CHECK(dsns[0].find("Final-Recipient: rfc822; carol@example.org\r\n") != std::string::npos);
+  CHECK(dsns[0].find("Status: 5.2.2\r\n") != std::string::npos);
+  CHECK(dsns[0].find("Diagnostic-Code: smtp; 552 5.2.2") != std::string::npos);
+  CHECK(dsns[0].find("bob@example.org") == std::string::npos);  // delivered: not reported
+  CHECK(dsns[0].find("\r\n\r\nSubject: q\r\n\r\nbody\r\n") != std::string::npos);
+  CHECK(copiesFor(server, "bob@example.org") == 1);
+}
+
+TEST_CASE("an unknown user bounces at delivery time, unless a catch-all takes it", "[qmgr]") {
+  Engine e;
+  FakeServer server(e.base.get(), e.settings.lmtp.socketPath, Behaviour{});
+  SECTION("no catch-all") {
+    e.commit({"gone@example.org"}, "Subject: g\r\n\r\nx\r\n");
+    e.startQmgr();
+    e.loopUntil([&] { return e.ids().empty() && e.qmgr->idle(); });
+    REQUIRE(server.envelopes.size() == 1);  // the DSN only
+    CHECK(server.envelopes[0].first.empty());
+    CHECK(server.messages[0].find("Status: 5.1.1\r\n") != std::string::npos);
+  }
+  SECTION("catch-all") {
+    e.settings.catchall = "bob@example.org";
+    e.commit({"gone@example.org"}, "Subject: g\r\n\r\nx\r\n");
+    e.startQmgr();
+    e.loopUntil([&] { return e.ids().empty() && e.qmgr->idle(); });
+    REQUIRE(server.envelopes.size() == 1);
+    CHECK(server.envelopes[0].second == std::vector<std::string>{"bob@example.org"});
+  }
+}
+
+TEST_CASE("stop waits for the delivery under way and starts no other", "[qmgr]") {
+  Engine e;
+  Behaviour b;
+  b.silent = true;  // the greeting never comes: the delivery hangs
+  FakeServer server(e.base.get(), e.settings.lmtp.socketPath, b);
+  e.settings.lmtp.connectTimeout = 300ms;
+  e.settings.maxDeliveries = 1;
+  auto first = e.commit({"bob@example.org"}, "1\r\n");
+  auto second = e.commit({"bob@example.org"}, "2\r\n");
+  e.startQmgr();
+  e.loopUntil([&] { return server.accepted == 1; });
+  bool stopped = false;
+  e.qmgr->stop([&] { stopped = true; });
+  CHECK_FALSE(stopped);
+  e.loopUntil([&] { return stopped; });
+  CHECK(e.qmgr->idle());
+  CHECK(server.accepted == 1);  // the second message was not started
+  auto s1 = e.queue->loadState(first, 1);
+  REQUIRE(s1);
+  CHECK(s1->rcpts[0].status == queue::RcptStatus::Deferred);  // its outcome was saved
+  auto s2 = e.queue->loadState(second, 1);
+  REQUIRE(s2);
+  CHECK(s2->rcpts[0].status == queue::RcptStatus::Pending);
+}
