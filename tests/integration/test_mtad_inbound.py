@@ -356,6 +356,29 @@ def test_smtplib_message_is_queued_byte_exact(mtad):
     assert rest == body
 
 
+def test_queue_list_text(mtad):
+    qid = send_message(mtad.port, b'Subject: listed\r\n\r\nhello\r\n',
+                       rcpts=('bob@example.org', 'alice@example.org'))
+    r = mtad.inst.ctl('queue', 'list')
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith('-Queue ID-')
+    size = len(mtad.queue_file(qid)[1])
+    assert re.fullmatch(rf'{qid}\s+{size} \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\s+\d+[smhd]\S*\s+'
+                        r'alice@example\.net', lines[1]), lines[1]
+    assert lines[2].strip() == 'bob@example.org'
+    assert 'alice@example.org' in r.stdout
+    assert lines[-1] == '-- 1 Kbytes in 1 Request.'
+
+
+def test_queue_list_refused_to_another_user(mtad, system_user):
+    send_message(mtad.port, b'Subject: private\r\n\r\nx\r\n')
+    r = mtad.inst.ctl('queue', 'list', '--json', user=system_user)
+    assert r.returncode == 1
+    assert r.stdout == ''
+    assert 'cannot read the queue in' in r.stderr and 'Permission denied' in r.stderr
+
+
 def test_two_recipients_and_null_sender(mtad):
     body = b'Subject: bounce\r\n\r\nreturned\r\n'
     with smtplib.SMTP('127.0.0.1', mtad.port, local_hostname='relay.example.net', timeout=10) as s:
