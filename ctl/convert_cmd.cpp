@@ -31,7 +31,7 @@ int report(const Result<store::ConvertStats>& r, const std::string& from, const 
       << r->bytes << " bytes) from " << from << " to " << to << "\n";
   if (::geteuid() == 0)
     err << "yubinctl convert: note: new files belong to root; give them to the mailbox owner "
-           "([global] mail_user)\n";
+           "([mdad] user)\n";
   return kOk;
 }
 

@@ -4,7 +4,7 @@
 // and the internal dates.
 // Trust: run by the admin or the mailbox owner; mailbox contents are
 // untrusted mail, only copied. Files are created as whoever runs it (root
-// makes root-owned files: run it as [global] mail_user, or chown after).
+// makes root-owned files: run it as [mdad] user, or chown after).
 //
 //   convert mbox2maildir MBOX MAILDIR
 //   convert maildir2mbox MAILDIR MBOX

@@ -20,13 +20,10 @@ constexpr KeySpec kSchema[] = {
     {"global", "mail_root", Type::Path, "/var/mail/yubin", "base folder for relative mailbox paths in the user database"},
     {"global", "spool_dir", Type::Path, "/var/spool/yubin", "the mail queue, owned by mtad"},
     {"global", "state_dir", Type::Path, "/var/lib/yubin", "persistent state (throttling, ids)"},
-    {"global", "run_dir", Type::Path, "/run/yubin", "sockets and the pid file"},
     {"global", "tls_cert", Type::Path, "", "PEM certificate chain for TLS listeners (empty: no TLS)"},
     {"global", "tls_key", Type::Path, "", "PEM private key matching tls_cert"},
     {"global", "log", Type::Choice, "syslog", "where programs log", "syslog stderr"},
     {"global", "log_level", Type::Choice, "info", "least severe level logged", "debug info notice warning error"},
-    {"global", "mail_user", Type::String, "yubin-mail", "owner of every mailbox (virtual users)"},
-    {"global", "mail_group", Type::String, "yubin-mail", "group of every mailbox"},
 
     // [master]: yubin-master, the supervisor.
     {"master", "control_socket", Type::Path, "/run/yubin/control", "Unix socket yubinctl talks to"},

@@ -197,7 +197,6 @@ class Instance:
                 'mail_root': str(self.dir / 'mail'),
                 'spool_dir': str(self.dir / 'spool'),
                 'state_dir': str(self.dir / 'state'),
-                'run_dir': str(self.run_dir),
                 'log': 'stderr',
                 'log_level': 'debug',
             },
