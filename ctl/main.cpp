@@ -469,11 +469,12 @@ const Command kCommands[] = {
 void printHelp() {
   std::printf(
       "usage: yubinctl [-c file] command [argument ...]\n"
-      "   or: yubinctl --help\n"
+      "   or: yubinctl --help | --version\n"
       "\n"
       "Options:\n"
       "  -c file   Config file (default %s).\n"
       "  --help    Print this text.\n"
+      "  --version Print the version.\n"
       "\n"
       "Commands:\n",
       YUBIN_SYSCONFDIR "/yubin.conf");
@@ -494,6 +495,9 @@ int run(int argc, char** argv) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       printHelp();
+      return kOk;
+    } else if (a == "--version") {
+      std::printf("yubinctl (yubin) %s\n", YUBIN_VERSION);
       return kOk;
     } else if (a == "-c") {
       if (i + 1 >= argc) return usageError("-c needs a file");
