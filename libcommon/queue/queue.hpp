@@ -13,7 +13,9 @@
 //
 // Threads: a Queue is used from one thread (the event loop thread) except
 // for its committer's worker thread, which only touches the jobs handed to
-// it and the Fs. Callbacks run on the loop thread, never inside commit().
+// it and the Fs, and its helper threads (QueueOptions::fsyncThreads), which
+// only touch the files of the batch being synced, each file by one thread.
+// Callbacks run on the loop thread, never inside commit().
 //
 // Trust: runs as yubin-mta. Files in the spool are written by mtad only, but
 // the reader treats them as possibly corrupt: a file that does not parse is
@@ -151,6 +153,10 @@ struct QueueOptions {
   uint32_t pid = 0;  // for queue IDs; 0: getpid()
   size_t writeBuffer = 64 * 1024;
   size_t maxBatch = 256;  // commits made durable by one directory fsync, at most
+  // Threads that finish and fsync the files of a batch at the same time
+  // (the committer's worker is one of them), so the file system can merge
+  // their journal commits. 1: one file after another on the worker.
+  size_t fsyncThreads = 8;
 };
 
 using CommitCallback = std::function<void(Result<QueueId>)>;

@@ -399,6 +399,155 @@ TEST_CASE("a failed directory fsync fails the whole batch and removes its files"
   q.reset();
 }
 
+namespace {
+
+// A queue whose committer syncs files on `threads` threads, attached to base.
+std::unique_ptr<Queue> openParallelQueue(const std::string& dir, FaultFs& fs, event_base* base,
+                                         size_t threads) {
+  QueueOptions o;
+  o.spoolDir = dir;
+  o.fs = &fs;
+  o.fsyncThreads = threads;
+  auto q = Queue::open(o);
+  REQUIRE(q.ok());
+  REQUIRE((*q)->attachLoop(base).ok());
+  return std::move(*q);
+}
+
+}  // namespace
+
+TEST_CASE("parallel committer: the files of a batch are fsync'd at the same time") {
+  size_t threads = GENERATE(1, 2, 4, 8);
+  CAPTURE(threads);
+  TempDir tmp;
+  FaultFs fs;
+  EventBasePtr base(event_base_new());
+  auto q = openParallelQueue(tmp.path(), fs, base.get(), threads);
+
+  const int n = 40;
+  std::map<std::string, std::string> expected;  // id -> body
+  int done = 0;
+  auto commitOne = [&](int i) {
+    auto m = q->begin(envelope());
+    REQUIRE(m.ok());
+    std::string body = "Message " + std::to_string(i) + "\r\n" +
+                       randomBytes(static_cast<size_t>(i) * 101, static_cast<uint32_t>(i));
+    REQUIRE(m->append(body).ok());
+    expected[m->id().str()] = body;
+    q->commit(std::move(*m), [&](Result<QueueId> r) {
+      REQUIRE(r.ok());
+      CHECK(::access((tmp.path() + "/queue/" + r->str()).c_str(), F_OK) == 0);
+      ++done;
+    });
+  };
+  // The first message alone is held in its fsync, so the other 39 form
+  // the next batch, whose fsyncs must then all be under way together.
+  fs.closeGate();
+  commitOne(0);
+  fs.waitForGateWaiters(1);
+  if (threads > 1) fs.armConcurrencyBarrier(static_cast<int>(threads));
+  for (int i = 1; i < n; ++i) commitOne(i);
+  fs.openGate();
+  runUntil(base.get(), [&] { return done == n; });
+
+  CHECK(fs.maxConcurrentFsyncs() == static_cast<int>(threads));
+  CHECK(fs.calls(Op::Fsync) == n);
+  auto ids = q->scan();
+  REQUIRE(ids.ok());
+  REQUIRE(ids->size() == static_cast<size_t>(n));
+  for (const QueueId& id : *ids) CHECK(*q->openMessage(id)->readAll() == expected[id.str()]);
+  CHECK(listNames(tmp.path() + "/tmp").empty());
+  q.reset();
+}
+
+TEST_CASE("parallel committer: one failed file fsync among many fails that message only") {
+  int failAt = GENERATE(2, 15, 30);  // fsync calls counted from the held first one
+  int err = GENERATE(EIO, ENOSPC);
+  CAPTURE(failAt, err);
+  TempDir tmp;
+  FaultFs fs;
+  EventBasePtr base(event_base_new());
+  auto q = openParallelQueue(tmp.path(), fs, base.get(), 4);
+
+  const int n = 30;
+  std::map<std::string, std::string> expected;
+  std::vector<std::string> failedIds;
+  int ok = 0;
+  auto commitOne = [&](int i) {
+    auto m = q->begin(envelope());
+    REQUIRE(m.ok());
+    std::string id = m->id().str();
+    std::string body = "Body " + std::to_string(i) + "\r\n" + randomBytes(4096, static_cast<uint32_t>(i));
+    REQUIRE(m->append(body).ok());
+    expected[id] = body;
+    q->commit(std::move(*m), [&, id](Result<QueueId> r) {
+      if (r.ok()) {
+        CHECK(r->str() == id);
+        ++ok;
+      } else {
+        CHECK(r.error().errnum == err);
+        failedIds.push_back(id);
+      }
+    });
+  };
+  fs.closeGate();
+  commitOne(0);
+  fs.waitForGateWaiters(1);
+  fs.failAt(Op::Fsync, failAt, err);
+  int dirFsyncsBefore = fs.calls(Op::FsyncDir);
+  for (int i = 1; i < n; ++i) commitOne(i);
+  fs.openGate();
+  runUntil(base.get(), [&] { return ok + static_cast<int>(failedIds.size()) == n; });
+
+  REQUIRE(failedIds.size() == 1);
+  CHECK(ok == n - 1);
+  // The rest of its batch was still made durable, with one directory fsync.
+  CHECK(fs.calls(Op::FsyncDir) - dirFsyncsBefore == 2);
+  CHECK(listNames(tmp.path() + "/tmp").empty());
+  auto names = listNames(tmp.path() + "/queue");
+  CHECK(names.size() == static_cast<size_t>(n - 1));
+  CHECK(std::find(names.begin(), names.end(), failedIds[0]) == names.end());
+  for (const std::string& name : names) {
+    auto id = QueueId::parse(name);
+    REQUIRE(id);
+    CHECK(*q->openMessage(*id)->readAll() == expected[name]);
+  }
+  q.reset();
+}
+
+TEST_CASE("parallel committer: many sessions committing again from their callbacks") {
+  TempDir tmp;
+  FaultFs fs;
+  EventBasePtr base(event_base_new());
+  auto q = openParallelQueue(tmp.path(), fs, base.get(), 8);
+  const int sessions = 50, perSession = 10;
+  int done = 0;
+  std::map<std::string, std::string> expected;
+  std::function<void(int, int)> next = [&](int s, int k) {
+    if (k == perSession) return;
+    auto m = q->begin(envelope());
+    REQUIRE(m.ok());
+    std::string body = "session " + std::to_string(s) + " message " + std::to_string(k) + "\r\n";
+    REQUIRE(m->append(body).ok());
+    expected[m->id().str()] = body;
+    q->commit(std::move(*m), [&, s, k](Result<QueueId> r) {
+      REQUIRE(r.ok());
+      ++done;
+      next(s, k + 1);
+    });
+  };
+  for (int s = 0; s < sessions; ++s) next(s, 0);
+  runUntil(base.get(), [&] { return done == sessions * perSession; });
+  auto ids = q->scan();
+  REQUIRE(ids.ok());
+  REQUIRE(ids->size() == static_cast<size_t>(sessions * perSession));
+  for (const QueueId& id : *ids) CHECK(*q->openMessage(id)->readAll() == expected[id.str()]);
+  CHECK(fs.calls(Op::Fsync) == sessions * perSession);
+  CHECK(fs.maxConcurrentFsyncs() <= 8);
+  CHECK(listNames(tmp.path() + "/tmp").empty());
+  q.reset();
+}
+
 TEST_CASE("an ID collision never overwrites a committed message") {
   TempDir tmp;
   auto q = openQueue(tmp.path());

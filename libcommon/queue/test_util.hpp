@@ -1,11 +1,14 @@
 // Test-only helpers for the queue tests: a temporary spool folder and an Fs
 // that counts calls, injects errors (ENOSPC, EIO...) at a chosen call and
-// can hold file fsyncs at a gate so a batch builds up deterministically.
+// can hold file fsyncs at a gate so a batch builds up deterministically, and
+// measures how many file fsyncs run at the same time.
 #pragma once
 
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
@@ -13,6 +16,7 @@
 #include <mutex>
 #include <string>
 
+#include "base/unique_fd.hpp"
 #include "queue/fs.hpp"
 
 namespace yubin::queue::testing {
@@ -90,11 +94,48 @@ class FaultFs : public RealFs {
     if (auto e = hit(Op::Pread)) return *e;
     return RealFs::pread(fd, d, n, off);
   }
+  // Returns once n file fsyncs are waiting at the closed gate.
+  void waitForGateWaiters(int n) {
+    std::unique_lock l(mu_);
+    cv_.wait(l, [&] { return gateWaiters_ >= n; });
+  }
+  // File fsyncs that start from now on wait (at most 30 s) until n file
+  // fsyncs run at the same time; once that happened, none waits any more.
+  // Shows that the committer really syncs files in parallel: a serial one
+  // never gets there, and maxConcurrentFsyncs() stays 1.
+  void armConcurrencyBarrier(int n) {
+    std::lock_guard l(mu_);
+    barrierTarget_ = n;
+    barrierReached_ = false;
+  }
+  // The most file fsyncs that were in progress at one moment.
+  int maxConcurrentFsyncs() {
+    std::lock_guard l(mu_);
+    return maxInFlight_;
+  }
+
   Status fsync(int fd) override {
     {
       std::unique_lock l(mu_);
+      bool barrier = barrierTarget_ > 0;  // armed when this call started
+      ++gateWaiters_;
+      cv_.notify_all();
       cv_.wait(l, [&] { return !gateClosed_; });
+      --gateWaiters_;
+      maxInFlight_ = std::max(maxInFlight_, ++inFlight_);
+      if (barrier && !barrierReached_) {
+        if (inFlight_ >= barrierTarget_) {
+          barrierReached_ = true;
+          cv_.notify_all();
+        } else {
+          cv_.wait_for(l, std::chrono::seconds(30), [&] { return barrierReached_; });
+        }
+      }
     }
+    ScopeExit leave([&] {
+      std::lock_guard l(mu_);
+      --inFlight_;
+    });
     if (auto e = hit(Op::Fsync)) return *e;
     return RealFs::fsync(fd);
   }
@@ -137,6 +178,11 @@ class FaultFs : public RealFs {
   std::map<Op, Fault> faults_;
   size_t maxWrite_ = 0;
   bool gateClosed_ = false;
+  int gateWaiters_ = 0;
+  int inFlight_ = 0;
+  int maxInFlight_ = 0;
+  int barrierTarget_ = 0;
+  bool barrierReached_ = false;
 };
 
 // Names in a folder (empty if it does not exist).

@@ -1,0 +1,165 @@
+// Local benchmark of the group committer (not part of meson test): N
+// messages of SIZE bytes committed from S concurrent "sessions" on one
+// event_base through Queue::begin/append/commit, each session starting its
+// next message from the callback of the previous one, as mtad's SMTP
+// sessions do. Prints commits per second and the file and directory fsyncs
+// per message. Figures: docs/queue.md, "Group commit".
+//
+//   commit_bench [--dir D] [-n N] [--size B] [--sessions 10,50]
+//                [--threads 1,4,8] [--repeat R] [--fdatasync]
+//
+// --dir must be on the file system under test (default /var/tmp). Each run
+// uses a fresh spool under it and removes it afterwards. --fdatasync makes
+// the Fs use fdatasync(2) for files (to measure it; the queue uses fsync).
+// Trust: a developer tool; writes only under --dir.
+#include <event2/event.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "base/log.hpp"
+#include "queue/queue.hpp"
+
+using namespace yubin;
+using namespace yubin::queue;
+
+namespace {
+
+class CountingFs : public RealFs {
+ public:
+  explicit CountingFs(bool useFdatasync) : fdatasync_(useFdatasync) {}
+  Status fsync(int fd) override {
+    ++fsyncs;
+    if (!fdatasync_) return RealFs::fsync(fd);
+    if (::fdatasync(fd) != 0) return errnoError("fdatasync");
+    return {};
+  }
+  Status fsyncDir(const std::string& d) override {
+    ++dirFsyncs;
+    return RealFs::fsyncDir(d);
+  }
+  std::atomic<int> fsyncs{0};
+  std::atomic<int> dirFsyncs{0};
+
+ private:
+  bool fdatasync_;
+};
+
+std::vector<size_t> parseList(const char* s) {
+  std::vector<size_t> out;
+  std::string str(s);
+  size_t pos = 0;
+  while (pos <= str.size()) {
+    size_t comma = str.find(',', pos);
+    if (comma == std::string::npos) comma = str.size();
+    out.push_back(std::stoul(str.substr(pos, comma - pos)));
+    pos = comma + 1;
+  }
+  return out;
+}
+
+struct RunResult {
+  double perSecond;
+  double fsyncsPerMsg;
+  double dirFsyncsPerMsg;
+};
+
+RunResult runOnce(const std::string& parent, size_t n, size_t size, size_t sessions,
+                  size_t threads, bool useFdatasync) {
+  std::string spool = parent + "/yubin-commit-bench-" + std::to_string(::getpid());
+  std::filesystem::remove_all(spool);
+  CountingFs fs(useFdatasync);
+  CPtr<event_base, event_base_free> base(event_base_new());
+  std::string body(size, 'x');
+  for (size_t i = 78; i < body.size(); i += 80) body.replace(i - 2, 2, "\r\n");
+  size_t started = 0, done = 0, failed = 0;
+  std::chrono::steady_clock::time_point t0;
+  {
+    QueueOptions o;
+    o.spoolDir = spool;
+    o.fs = &fs;
+    o.fsyncThreads = threads;
+    auto q = Queue::open(o);
+    if (!q) fatal("open: %s", q.error().message.c_str());
+    Queue& queue = **q;
+    if (auto st = queue.attachLoop(base.get()); !st) fatal("attach: %s", st.error().message.c_str());
+    int fsyncs0 = fs.fsyncs, dirs0 = fs.dirFsyncs;
+    std::function<void()> next = [&] {
+      if (started == n) return;
+      ++started;
+      auto m = queue.begin([] {
+        Envelope env;
+        env.sender = "sender@example.org";
+        env.recipients.push_back({"rcpt@example.net", 0, "", ""});
+        env.arrivalTime = 1700000000;
+        env.clientAddress = "127.0.0.1";
+        env.heloName = "bench.example";
+        return env;
+      }());
+      if (!m) fatal("begin: %s", m.error().message.c_str());
+      if (auto st = m->append(body); !st) fatal("append: %s", st.error().message.c_str());
+      queue.commit(std::move(*m), [&](Result<QueueId> r) {
+        ++done;
+        if (!r) ++failed;
+        next();
+      });
+    };
+    t0 = std::chrono::steady_clock::now();
+    for (size_t s = 0; s < sessions; ++s) next();
+    while (done < n) event_base_loop(base.get(), EVLOOP_ONCE);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (failed) fatal("%zu commits failed", failed);
+    RunResult r{static_cast<double>(n) / secs,
+                static_cast<double>(fs.fsyncs - fsyncs0) / static_cast<double>(n),
+                static_cast<double>(fs.dirFsyncs - dirs0) / static_cast<double>(n)};
+    q->reset();
+    base.reset();
+    std::filesystem::remove_all(spool);
+    return r;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir = "/var/tmp";
+  size_t n = 2000, size = 4096, repeat = 3;
+  std::vector<size_t> sessions{10, 50}, threads{1, 4, 8};
+  bool useFdatasync = false;
+  for (int i = 1; i < argc; ++i) {
+    auto arg = [&] {
+      if (i + 1 >= argc) fatal("%s needs a value", argv[i]);
+      return argv[++i];
+    };
+    if (!std::strcmp(argv[i], "--dir")) dir = arg();
+    else if (!std::strcmp(argv[i], "-n")) n = std::stoul(arg());
+    else if (!std::strcmp(argv[i], "--size")) size = std::stoul(arg());
+    else if (!std::strcmp(argv[i], "--sessions")) sessions = parseList(arg());
+    else if (!std::strcmp(argv[i], "--threads")) threads = parseList(arg());
+    else if (!std::strcmp(argv[i], "--repeat")) repeat = std::stoul(arg());
+    else if (!std::strcmp(argv[i], "--fdatasync")) useFdatasync = true;
+    else fatal("unknown argument %s", argv[i]);
+  }
+  std::printf("# n=%zu size=%zu dir=%s%s\n", n, size, dir.c_str(),
+              useFdatasync ? " fdatasync" : "");
+  std::printf("%-8s %-8s %-6s %10s %12s %14s\n", "sessions", "threads", "run", "commits/s",
+              "fsyncs/msg", "dirfsyncs/msg");
+  for (size_t s : sessions) {
+    for (size_t t : threads) {
+      for (size_t r = 1; r <= repeat; ++r) {
+        RunResult res = runOnce(dir, n, size, s, t, useFdatasync);
+        std::printf("%-8zu %-8zu %-6zu %10.0f %12.2f %14.3f\n", s, t, r, res.perSecond,
+                    res.fsyncsPerMsg, res.dirFsyncsPerMsg);
+        std::fflush(stdout);
+      }
+    }
+  }
+  return 0;
+}
