@@ -1,0 +1,225 @@
+// The engine on a bufferevent; see server_connection.hpp.
+#include "smtp/server_connection.hpp"
+
+#include "base/log.hpp"
+#include "tls/tls.hpp"
+
+namespace yubin::smtp {
+namespace {
+
+// Unprocessed input held by the engine (while a message is being
+// committed, say); past it the connection stops reading and the kernel's
+// buffers push back on the client.
+constexpr size_t kMaxBufferedInput = 256 * 1024;
+// Replies queued for a client that does not read them; past it we stop
+// reading its commands until the output drains.
+constexpr size_t kMaxPendingOutput = 256 * 1024;
+// How long a closing connection waits for a client that does not read its
+// last reply before it is dropped.
+constexpr std::chrono::seconds kCloseLinger{10};
+
+}  // namespace
+
+ServerConnection::ServerConnection(event_base* base, UniqueFd&& fd, Settings settings,
+                                   Policy& policy, std::string peerLog)
+    : base_(base),
+      logId_(settings.logId),
+      peerLog_(std::move(peerLog)),
+      pendingFd_(std::move(fd)),
+      session_(std::move(settings), policy, *this),
+      timer_(base, [this] { onTimer(); }),
+      reaper_(base, [this] { finish(); }) {}
+
+ServerConnection::~ServerConnection() {
+  if (lowerDrained_ && bev_)
+    if (bufferevent* lower = bufferevent_get_underlying(bev_.get()))
+      evbuffer_remove_cb_entry(bufferevent_get_output(lower), lowerDrained_);
+}
+
+Status ServerConnection::start(std::optional<Reply> refusal) {
+  auto bev = event::newSocketBufferevent(base_, std::move(pendingFd_));
+  if (!bev) return bev.error();
+  bev_ = std::move(*bev);
+  setCallbacks();
+  bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+  YLOG_INFO("connect session=%s %s", logId_.c_str(), peerLog_.c_str());
+  if (refusal) {
+    session_.refuse(*refusal);
+  } else {
+    session_.greet();
+    armTimer();
+  }
+  return {};
+}
+
+void ServerConnection::setCallbacks() {
+  bufferevent_setcb(bev_.get(), &ServerConnection::onRead, &ServerConnection::onWrite,
+                    &ServerConnection::onEvent, this);
+  bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
+}
+
+void ServerConnection::armTimer() {
+  if (session_.closed()) return;
+  timer_.arm(std::chrono::duration_cast<std::chrono::milliseconds>(session_.timeoutNow()));
+}
+
+void ServerConnection::onTimer() {
+  if (closing_) {  // the last reply could not be flushed in time
+    reaper_.arm(std::chrono::milliseconds(0));
+    return;
+  }
+  YLOG_INFO("session timeout session=%s %s", logId_.c_str(), peerLog_.c_str());
+  session_.timeout();
+}
+
+void ServerConnection::onRead(bufferevent*, void* self) {
+  static_cast<ServerConnection*>(self)->readInput();
+}
+
+void ServerConnection::readInput() {
+  if (closing_ || !bev_) return;
+  evbuffer* in = bufferevent_get_input(bev_.get());
+  while (!closing_ && evbuffer_get_length(in) > 0) {
+    if (session_.buffered() > kMaxBufferedInput ||
+        evbuffer_get_length(bufferevent_get_output(bev_.get())) > kMaxPendingOutput) {
+      bufferevent_disable(bev_.get(), EV_READ);
+      return;
+    }
+    evbuffer_iovec vec;
+    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
+    size_t n = vec.iov_len;
+    // Copy out before draining: feed() may call back into us.
+    std::string chunk(static_cast<const char*>(vec.iov_base), n);
+    evbuffer_drain(in, n);
+    session_.feed(chunk);
+    if (session_.closed() || closing_) return;
+  }
+  armTimer();
+  if (shutdownRequested_ &&
+      (session_.state() == Session::State::Idle || session_.state() == Session::State::NeedHelo))
+    session_.shutdown();
+}
+
+void ServerConnection::resumeReading() {
+  if (session_.closed() || closing_) return;
+  if (bev_) bufferevent_enable(bev_.get(), EV_READ);
+  readInput();
+}
+
+void ServerConnection::onWrite(bufferevent* bev, void* self) {
+  auto* c = static_cast<ServerConnection*>(self);
+  if (c->closing_) {
+    if (c->pendingOutput() == 0) c->finish();
+    return;
+  }
+  // Output drained below the bound: resume reading if we paused for it.
+  if (!(bufferevent_get_enabled(bev) & EV_READ) && c->session_.buffered() <= kMaxBufferedInput &&
+      c->session_.state() != Session::State::Committing) {
+    bufferevent_enable(bev, EV_READ);
+    c->readInput();
+  }
+}
+
+void ServerConnection::onEvent(bufferevent* bev, short what, void* self) {
+  auto* c = static_cast<ServerConnection*>(self);
+  if (what & BEV_EVENT_CONNECTED) {
+    // The STARTTLS handshake completed.
+    c->tlsInfo_ = tls::describeSession(event::sslOf(bev));
+    YLOG_INFO("starttls session=%s tls=\"%s\"", c->logId_.c_str(), c->tlsInfo_.c_str());
+    c->session_.tlsStarted();
+    c->armTimer();
+    return;
+  }
+  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+    if (what & BEV_EVENT_ERROR)
+      YLOG_INFO("connection error session=%s %s error=\"%s\"", c->logId_.c_str(),
+                c->peerLog_.c_str(), event::bufferevError(bev).c_str());
+    if (!c->session_.closed()) c->session_.peerClosed();
+    c->finish();
+  }
+}
+
+void ServerConnection::send(std::string_view bytes) {
+  if (bev_) bufferevent_write(bev_.get(), bytes.data(), bytes.size());
+}
+
+void ServerConnection::abandon() {
+  session_.peerClosed();
+  closing_ = true;
+  reaper_.arm(std::chrono::milliseconds(0));
+}
+
+void ServerConnection::startTls() {
+  tls::ServerContext* ctx = tlsContext();
+  if (!ctx) {  // the engine offers STARTTLS only when a context is set
+    YLOG_ERROR("starttls without a TLS context session=%s", logId_.c_str());
+    abandon();
+    return;
+  }
+  auto ssl = ctx->newSsl();
+  size_t discarded = 0;
+  Result<event::Bufferevent> top =
+      ssl ? event::startTls(std::move(bev_), std::move(*ssl), event::TlsRole::Server, &discarded)
+          : Result<event::Bufferevent>(ssl.error());
+  if (!top) {
+    YLOG_WARN("starttls failed session=%s error=\"%s\"", logId_.c_str(),
+              top.error().message.c_str());
+    abandon();
+    return;
+  }
+  if (discarded > 0)
+    YLOG_NOTICE("discarded %zu bytes pipelined after STARTTLS session=%s %s", discarded,
+                logId_.c_str(), peerLog_.c_str());
+  bev_ = std::move(*top);
+  setCallbacks();
+  bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+}
+
+size_t ServerConnection::pendingOutput() const {
+  if (!bev_) return 0;
+  size_t n = evbuffer_get_length(bufferevent_get_output(bev_.get()));
+  // Under TLS the filter encrypts into the socket bufferevent below it at
+  // once: the last reply waits there while the top buffer is already empty.
+  if (bufferevent* lower = bufferevent_get_underlying(bev_.get()))
+    n += evbuffer_get_length(bufferevent_get_output(lower));
+  return n;
+}
+
+void ServerConnection::onLowerDrained(evbuffer*, const evbuffer_cb_info* info, void* self) {
+  auto* c = static_cast<ServerConnection*>(self);
+  if (info->n_deleted > 0 && c->closing_ && c->pendingOutput() == 0)
+    c->reaper_.arm(std::chrono::milliseconds(0));
+}
+
+void ServerConnection::close() {
+  closing_ = true;
+  if (bev_) bufferevent_disable(bev_.get(), EV_READ);
+  // Finish from the loop, never inside the engine's call stack, once the
+  // last reply (221, 421) is in the kernel: onWrite sees the top buffer
+  // drain, onLowerDrained the TLS layer's socket buffer. A client that does
+  // not read gets kCloseLinger.
+  if (pendingOutput() == 0) {
+    timer_.cancel();
+    reaper_.arm(std::chrono::milliseconds(0));
+    return;
+  }
+  if (bufferevent* lower = bufferevent_get_underlying(bev_.get()); lower && !lowerDrained_)
+    lowerDrained_ =
+        evbuffer_add_cb(bufferevent_get_output(lower), &ServerConnection::onLowerDrained, this);
+  timer_.arm(kCloseLinger);
+}
+
+void ServerConnection::shutdown() {
+  shutdownRequested_ = true;
+  auto s = session_.state();
+  if (s == Session::State::Idle || s == Session::State::NeedHelo) session_.shutdown();
+}
+
+void ServerConnection::finish() {
+  timer_.cancel();
+  YLOG_INFO("disconnect session=%s %s messages=%llu", logId_.c_str(), peerLog_.c_str(),
+            static_cast<unsigned long long>(messages_));
+  finished();  // may destroy this
+}
+
+}  // namespace yubin::smtp

@@ -1,0 +1,103 @@
+// The transport half of one SMTP or LMTP server connection: the protocol
+// engine (session.hpp) on a libevent bufferevent. Owns reading with
+// backpressure, the command/data timer (Session::timeoutNow()), STARTTLS,
+// closing once the last reply has left (TLS layer included) or a linger
+// has passed, and finishing the connection from the loop, never inside the
+// engine's call stack. The message half of smtp::Io (messageBegin, Data,
+// End, Abort) and what happens when the connection is over are the
+// daemon's: mtad queues the message, mdad delivers it.
+// Kept apart from the engine's library so that smtp/ stays free of libevent.
+// Trust: carries untrusted network input to the engine but never parses it;
+// runs inside mtad (as yubin-mta) and mdad after the privilege drop.
+// Standards: RFC 3207 (STARTTLS; nothing pipelined past it is kept),
+// RFC 5321 §4.5.3.2 (timeouts, as the engine states them).
+#pragma once
+
+#include <event2/buffer.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "event/event.hpp"
+#include "smtp/session.hpp"
+
+namespace yubin::tls {
+class ServerContext;
+}
+
+namespace yubin::smtp {
+
+class ServerConnection : public Io {
+ public:
+  // `peerLog` names the client in log lines, as key=value pairs
+  // ("client=192.0.2.1:4711", "peer=\"uid=8 pid=42\""); the session ID is
+  // settings.logId. `policy` must outlive the connection.
+  ServerConnection(event_base* base, UniqueFd&& fd, Settings settings, Policy& policy,
+                   std::string peerLog);
+  ~ServerConnection() override;
+  ServerConnection(const ServerConnection&) = delete;
+  ServerConnection& operator=(const ServerConnection&) = delete;
+
+  // Sends the greeting (or `refusal` and closes) and starts reading.
+  Status start(std::optional<Reply> refusal = std::nullopt);
+  // Graceful stop: an idle session gets 421 4.3.2 now, one in a transaction
+  // finishes it first.
+  void shutdown();
+
+  // smtp::Io, transport half
+  void send(std::string_view bytes) final;
+  void startTls() final;
+  void close() final;
+
+ protected:
+  Session& session() { return session_; }
+  const Session& session() const { return session_; }
+  const std::string& logId() const { return logId_; }
+  // "TLSv1.3 ..." once STARTTLS completed, else empty.
+  const std::string& tlsInfo() const { return tlsInfo_; }
+  // No command timeout while a message is being committed.
+  void stopTimer() { timer_.cancel(); }
+  // After a messageDone() given outside messageEnd(): read on.
+  void resumeReading();
+  // Counted in the disconnect log line.
+  void countMessage() { ++messages_; }
+
+  // The context for STARTTLS, asked at the time of the command (it may be
+  // reloaded); nullptr when TLS is not offered.
+  virtual tls::ServerContext* tlsContext() { return nullptr; }
+  // The connection is over (client gone, or closed and its output flushed
+  // or given up): drop what the message half holds and hand this to the
+  // owner, which may destroy it. Called from the loop only, once.
+  virtual void finished() = 0;
+
+ private:
+  static void onRead(bufferevent* bev, void* self);
+  static void onWrite(bufferevent* bev, void* self);
+  static void onEvent(bufferevent* bev, short what, void* self);
+  static void onLowerDrained(evbuffer* buf, const evbuffer_cb_info* info, void* self);
+  size_t pendingOutput() const;  // reply bytes not yet handed to the kernel
+  void setCallbacks();
+  void readInput();
+  void armTimer();
+  void onTimer();  // the command/data timeout, or the close linger
+  void abandon();  // closes at once, from the loop
+  void finish();   // may destroy this
+
+  event_base* base_;
+  std::string logId_;
+  std::string peerLog_;
+  event::Bufferevent bev_;
+  UniqueFd pendingFd_;
+  Session session_;
+  event::Timer timer_;
+  event::Timer reaper_;  // finishes the connection from the loop
+  // On close under TLS: watches the socket buffer below the TLS layer.
+  evbuffer_cb_entry* lowerDrained_ = nullptr;
+  std::string tlsInfo_;
+  bool closing_ = false;
+  bool shutdownRequested_ = false;
+  uint64_t messages_ = 0;
+};
+
+}  // namespace yubin::smtp

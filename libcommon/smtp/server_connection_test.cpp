@@ -1,0 +1,165 @@
+// Tests for smtp::ServerConnection on a real event loop over a socketpair:
+// the replies a client reads (in order, then EOF), the message events the
+// daemon half sees, and that the connection is finished exactly once. The
+// commit is answered later from the loop, as mtad's queue does.
+// Trust: test code, local sockets only.
+#include "smtp/server_connection.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <memory>
+
+#include "event/event_testing.hpp"
+
+using namespace yubin;
+using namespace yubin::smtp;
+
+namespace {
+
+struct AcceptAll final : Policy {
+  std::optional<Reply> checkSender(const Envelope&, const mail::Address&) override {
+    return std::nullopt;
+  }
+  std::optional<Reply> checkRecipient(const Envelope&, const mail::Address&) override {
+    return std::nullopt;
+  }
+};
+
+class TestConnection final : public ServerConnection {
+ public:
+  TestConnection(event_base* base, UniqueFd&& fd, Settings settings, Policy& policy)
+      : ServerConnection(base, std::move(fd), std::move(settings), policy, "client=test"),
+        base_(base),
+        commit_(base, [this] {
+          events.push_back("committed");
+          countMessage();
+          session().messageDone(reply(ReplyId::Queued, "Q1"));
+          resumeReading();
+        }) {}
+
+  void messageBegin(const Envelope&) override { events.push_back("begin"); }
+  void messageData(std::string_view bytes) override { content += bytes; }
+  void messageEnd() override {
+    events.push_back("end");
+    stopTimer();
+    commit_.arm(std::chrono::milliseconds(1));
+  }
+  void messageAbort() override { events.push_back("abort"); }
+
+  std::vector<std::string> events;
+  std::string content;
+  int finishedCalls = 0;
+
+ private:
+  void finished() override {
+    ++finishedCalls;
+    event_base_loopbreak(base_);
+  }
+  event_base* base_;
+  event::Timer commit_;
+};
+
+enum class Start { Greet, Refuse, GreetThenShutdown };
+
+struct Case {
+  const char* name;
+  std::string input;
+  bool clientStopsWriting;  // shutdown(SHUT_WR) after the input
+  Start start;
+  std::vector<std::string> replies;  // the final line of each reply, up to the code
+  std::vector<std::string> events;
+  std::string content;
+  std::chrono::seconds commandTimeout{300};
+};
+
+// The final line ("250 ...") of every reply, cut to its code and enhanced
+// status code when it has one.
+std::vector<std::string> finalLines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find("\r\n", pos);
+    if (eol == std::string::npos) {
+      out.push_back("partial:" + text.substr(pos));
+      break;
+    }
+    std::string line = text.substr(pos, eol - pos);
+    if (line.size() >= 4 && line[3] == ' ')
+      out.push_back(line.size() >= 9 && line[5] == '.' ? line.substr(0, 9) : line.substr(0, 3));
+    pos = eol + 2;
+  }
+  return out;
+}
+
+const std::string kEnvelope =
+    "EHLO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n";
+
+}  // namespace
+
+TEST_CASE("ServerConnection carries the engine over a socket") {
+  // clang-format off
+  auto c = GENERATE(values<Case>({
+      {"QUIT closes after the 221 is flushed", "EHLO client.example\r\nQUIT\r\n", false,
+       Start::Greet, {"220", "250", "221 2.0.0"}, {}, ""},
+      {"commands pipelined behind the data wait for the commit",
+       kEnvelope + "Subject: x\r\n\r\nhi\r\n.\r\nNOOP\r\nQUIT\r\n", false, Start::Greet,
+       {"220", "250", "250 2.1.0", "250 2.1.5", "354", "250 2.0.0", "250 2.0.0", "221 2.0.0"},
+       {"begin", "end", "committed"}, "Subject: x\r\n\r\nhi\r\n"},
+      {"client gone in the middle of the data", kEnvelope + "Subject: cut\r\n\r\npart", true,
+       Start::Greet, {"220", "250", "250 2.1.0", "250 2.1.5", "354"}, {"begin", "abort"},
+       "Subject: cut\r\n\r\npart"},
+      {"client gone while idle", "EHLO client.example\r\n", true, Start::Greet,
+       {"220", "250"}, {}, ""},
+      // Unread input would turn the close into a reset for the client.
+      {"refused at the greeting", "", false, Start::Refuse, {"421 4.7.0"}, {}, ""},
+      {"graceful stop of an idle session", "", false, Start::GreetThenShutdown,
+       {"220", "421 4.3.2"}, {}, ""},
+      {"silent client closed at the command timeout", "", false, Start::Greet,
+       {"220", "421 4.4.2"}, {}, "", std::chrono::seconds(1)},
+  }));
+  // clang-format on
+  INFO(c.name);
+
+  auto base = event::newEventBase();
+  REQUIRE(base);
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  UniqueFd server(sv[0]);
+  UniqueFd client(sv[1]);
+
+  AcceptAll policy;
+  Settings settings;
+  settings.hostname = "mx.example";
+  settings.logId = "test";
+  settings.commandTimeout = c.commandTimeout;
+  auto conn = std::make_unique<TestConnection>(base->get(), std::move(server), settings, policy);
+  event::testing::Watchdog watchdog(base->get());
+
+  if (!c.input.empty())
+    REQUIRE(::write(client.get(), c.input.data(), c.input.size()) ==
+            static_cast<ssize_t>(c.input.size()));
+  if (c.clientStopsWriting) ::shutdown(client.get(), SHUT_WR);
+
+  REQUIRE(conn->start(c.start == Start::Refuse
+                          ? std::optional<Reply>(reply(ReplyId::TooManyConnections, "mx.example"))
+                          : std::nullopt));
+  if (c.start == Start::GreetThenShutdown) conn->shutdown();
+  event_base_dispatch(base->get());
+  REQUIRE_FALSE(watchdog.fired());
+  CHECK(conn->finishedCalls == 1);
+  CHECK(conn->events == c.events);
+  CHECK(conn->content == c.content);
+  conn.reset();
+  // A bufferevent with deferred callbacks is freed, and its socket closed,
+  // on the loop's next turn; then the client reads to EOF.
+  event_base_loop(base->get(), EVLOOP_NONBLOCK);
+
+  std::string received;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(client.get(), buf, sizeof buf)) > 0) received.append(buf, n);
+  CHECK(n == 0);
+  CHECK(finalLines(received) == c.replies);
+}
