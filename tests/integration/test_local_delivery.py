@@ -245,9 +245,10 @@ def test_message_lands_in_the_maildir_byte_exact(running):
     assert body == lf(BODY).partition(b'\n\n')[2]
     running.wait_queue_empty()
     assert running.maildir('bob', 'tmp') == []
-    log = running.mtad.log()
+    # The queue manager logs the removal just after it unlinks the file.
+    log = wait_for(lambda: (lambda t: t if f'removed id={qid}' in t else None)(running.mtad.log()),
+                   10, 'the removal to be logged')
     assert f'delivered id={qid} rcpt=bob@example.org to=bob@example.org' in log
-    assert f'removed id={qid}' in log
 
 
 def test_two_users_and_an_alias_with_an_unknown_target(running):
