@@ -9,18 +9,6 @@
 #include "service/privdrop.hpp"
 
 namespace yubin::mdad {
-namespace {
-
-std::string hostnameOf(const config::Config& cfg) {
-  std::string h = cfg.str("global", "hostname");
-  if (!h.empty()) return h;
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) == 0 && buf[0]) return buf;
-  return "localhost";
-}
-
-}  // namespace
-
 // ---- RecipientPolicy ----
 
 std::optional<smtp::Reply> RecipientPolicy::checkSender(const smtp::Envelope&,
@@ -63,7 +51,7 @@ std::optional<smtp::Reply> RecipientPolicy::checkRecipient(const smtp::Envelope&
 ServerSettings ServerSettings::fromConfig(const config::Config& cfg) {
   ServerSettings s;
   s.smtp.mode = smtp::Mode::Lmtp;
-  s.smtp.hostname = hostnameOf(cfg);
+  s.smtp.hostname = cfg.hostname();
   s.smtp.maxMessageSize = cfg.size("mdad", "max_message_size");
   // The client is the local MTA, which already accepted the message: a bare
   // LF is repaired rather than bounced.

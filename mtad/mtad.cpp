@@ -7,22 +7,10 @@
 #include "mtad/connection.hpp"
 
 namespace yubin::mtad {
-namespace {
-
-std::string hostnameOf(const config::Config& cfg) {
-  std::string h = cfg.str("global", "hostname");
-  if (!h.empty()) return h;
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) == 0 && buf[0]) return buf;
-  return "localhost";
-}
-
-}  // namespace
-
 ServerSettings ServerSettings::fromConfig(const config::Config& cfg) {
   ServerSettings s;
   s.smtp.mode = smtp::Mode::Smtp;
-  s.smtp.hostname = hostnameOf(cfg);
+  s.smtp.hostname = cfg.hostname();
   s.smtp.maxMessageSize = cfg.size("mtad", "max_message_size");
   s.smtp.maxRecipients = cfg.integer("mtad", "max_recipients");
   s.smtp.maxErrors = static_cast<unsigned>(cfg.integer("mtad", "max_errors"));

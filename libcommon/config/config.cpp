@@ -1,6 +1,8 @@
 // Config file parser and typed getters; see config.hpp.
 #include "config/config.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "base/fs.hpp"
@@ -311,6 +313,14 @@ unsigned Config::mode(std::string_view section, std::string_view key) const {
   unsigned m = 0;
   parseOctal(valueOr(v ? &v->text : nullptr, section, key), m);
   return m;
+}
+
+std::string Config::hostname() const {
+  const std::string& h = str("global", "hostname");
+  if (!h.empty()) return h;
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) == 0 && buf[0]) return buf;
+  return "localhost";
 }
 
 std::string Config::where(std::string_view section, std::string_view key) const {

@@ -79,6 +79,8 @@ class Config {
   std::vector<std::string> list(std::string_view section, std::string_view key) const;
   std::vector<Endpoint> endpoints(std::string_view section, std::string_view key) const;
   unsigned mode(std::string_view section, std::string_view key) const;
+  // [global] hostname, or the system's host name when it is empty.
+  std::string hostname() const;
   // "file:line" where the key was set, or the file name for defaults.
   std::string where(std::string_view section, std::string_view key) const;
   // Overrides a value (used by tests and by scripts/dev); not validated.

@@ -37,6 +37,7 @@ TEST_CASE("a good file parses and getters apply defaults") {
   CHECK_FALSE(c.hasSection("mdad"));
   CHECK(c.list("global", "domains") == std::vector<std::string>{"example.org", "localhost"});
   CHECK(c.str("global", "hostname") == "mx.example.org");
+  CHECK(c.hostname() == "mx.example.org");
   CHECK(c.size("mtad", "max_message_size") == 10u * 1024 * 1024);
   CHECK(c.duration("mtad", "command_timeout").count() == 120);
   CHECK(c.integer("mtad", "max_recipients") == 1000);  // default
