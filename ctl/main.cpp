@@ -22,21 +22,16 @@
 #include <string>
 #include <vector>
 
+#include "auth/directory.hpp"
 #include "base/fs.hpp"
 #include "base/strings.hpp"
 #include "base/unique_fd.hpp"
 #include "config/config.hpp"
 #include "ipc/ipc.hpp"
-#include "yubin_build_config.h"
-#ifdef YUBIN_HAVE_USER_CMD
-#include "ctl/user_cmd.hpp"
-#endif
-#ifdef YUBIN_HAVE_QUEUE_CMD
-#include "ctl/queue_cmd.hpp"
-#endif
-#ifdef YUBIN_HAVE_CONVERT_CMD
 #include "ctl/convert_cmd.hpp"
-#endif
+#include "ctl/queue_cmd.hpp"
+#include "ctl/user_cmd.hpp"
+#include "yubin_build_config.h"
 
 namespace yubin::ctl {
 namespace {
@@ -400,6 +395,20 @@ int cmdCheck(Context& ctx) {
     std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
     return kFail;
   }
+  // The users and aliases files the config names must parse too.
+  auth::Directory directory(auth::DirectorySettings::fromConfig(*cfg));
+  if (auto st = directory.reload(); !st) {
+    std::fprintf(stderr, "%s\n", st.error().message.c_str());
+    return kFail;
+  }
+  // RFC 5321 §4.5.1: every local domain must accept mail for postmaster.
+  for (const auto& domain : directory.domains().list()) {
+    if (!directory.resolve("postmaster@" + domain).ok())
+      std::fprintf(stderr,
+                   "warning: postmaster@%s reaches no one; RFC 5321 requires it: add an alias "
+                   "in %s\n",
+                   domain.c_str(), cfg->str("global", "aliases_file").c_str());
+  }
   std::printf("ok\n");
   return kOk;
 }
@@ -414,25 +423,19 @@ int cmdVersion(Context& ctx) {
   return kOk;
 }
 
-#ifdef YUBIN_HAVE_USER_CMD
 int cmdUser(Context& ctx) {
   auto cfg = loadConfig(ctx);
   if (!cfg) return fail(cfg.error().message);
   return runUserCommand(*cfg, ctx.args, std::cin, std::cout, std::cerr);
 }
-#endif
 
-#ifdef YUBIN_HAVE_QUEUE_CMD
 int cmdQueue(Context& ctx) {
   auto cfg = loadConfig(ctx);
   if (!cfg) return fail(cfg.error().message);
   return runQueueCommand(*cfg, ctx.args, std::cout, std::cerr);
 }
-#endif
 
-#ifdef YUBIN_HAVE_CONVERT_CMD
 int cmdConvert(Context& ctx) { return runConvertCommand(ctx.args, std::cout, std::cerr); }
-#endif
 
 // The grammar. yubinctl(8) lists the same command lines (checked by
 // tests/integration/test_docs.py): placeholders in capitals, summaries as
@@ -446,24 +449,18 @@ const Command kCommands[] = {
     {"check", "check", "Check the config file; errors are printed as file:line: message.",
      cmdCheck},
     {"version", "version", "Print the version, and the running master's.", cmdVersion},
-#ifdef YUBIN_HAVE_USER_CMD
     {"user",
      "user add ADDRESS [--mailbox PATH] [--format maildir|mbox] [--quota BYTES,MESSAGES]",
      "Add a user; the password is read from the standard input.", cmdUser},
     {"user", "user del ADDRESS", "Remove a user (the mailbox stays).", cmdUser},
     {"user", "user passwd ADDRESS", "Change the password of a user.", cmdUser},
     {"user", "user list [--json]", "List the users.", cmdUser},
-#endif
-#ifdef YUBIN_HAVE_QUEUE_CMD
     {"queue", "queue list [--json]",
      "List the queued messages: ID, size, sender, recipients, age and state.", cmdQueue},
-#endif
-#ifdef YUBIN_HAVE_CONVERT_CMD
     {"convert", "convert mbox2maildir MBOX MAILDIR",
      "Copy the messages of an mbox file into a Maildir (flags and dates kept).", cmdConvert},
     {"convert", "convert maildir2mbox MAILDIR MBOX",
      "Copy the messages of a Maildir into an mbox file (flags and dates kept).", cmdConvert},
-#endif
 };
 
 void printHelp() {

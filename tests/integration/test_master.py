@@ -366,3 +366,23 @@ def test_master_binds_a_privileged_port_for_the_daemon(instance, testd):
     with open(f"/proc/{d['pid']}/status") as f:
         uid = [line.split()[1] for line in f if line.startswith('Uid:')][0]
     assert uid != '0'  # it serves port {port} without root
+
+
+def test_check_reads_the_users_and_aliases_files(instance):
+    instance.write_config()
+    users = instance.dir / 'etc/users'
+    aliases = instance.dir / 'etc/aliases'
+    aliases.write_text('postmaster@example.org: bob@example.net\n')
+    users.write_text('# a comment\nbob@example.org:nohash\n')
+    r = instance.ctl('check')
+    assert r.returncode == 1
+    assert f'{users}:2:' in r.stderr, r.stderr
+    users.write_text('')
+    aliases.write_text('')
+    r = instance.ctl('check')
+    assert (r.returncode, r.stdout) == (0, 'ok\n')
+    assert 'warning: postmaster@example.org reaches no one' in r.stderr
+    aliases.write_text('postmaster@example.org: someone@example.net\n')
+    r = instance.ctl('check')
+    assert (r.returncode, r.stdout) == (0, 'ok\n')
+    assert 'postmaster' not in r.stderr
