@@ -45,21 +45,21 @@ CPtr<X509, X509_free> parseCert(const std::string& pem) {
 // One TLS conversation on loopback: a server side accepted by a Listener and
 // a client side, both through event's bufferevents.
 struct Pair {
-  event::EventBase base;
+  yubin::event::EventBase base;
   std::optional<Watchdog> dog;
-  std::unique_ptr<event::Listener> listener;
+  std::unique_ptr<yubin::event::Listener> listener;
   Conn server, client;
   uint16_t port = 0;
   std::function<void(UniqueFd)> onAccept;
 
   Pair() {
-    auto b = event::newEventBase();
+    auto b = yubin::event::newEventBase();
     REQUIRE(b.ok());
     base = std::move(*b);
     dog.emplace(base.get());
-    auto l = event::Listener::create(
+    auto l = yubin::event::Listener::create(
         base.get(), listenLoopback(&port),
-        [this](UniqueFd fd, const event::Peer&) { onAccept(std::move(fd)); });
+        [this](UniqueFd fd, const yubin::event::Peer&) { onAccept(std::move(fd)); });
     REQUIRE(l.ok());
     listener = std::move(*l);
   }
@@ -177,8 +177,8 @@ TEST_CASE("implicit TLS: loopback echo, session text and channel binding") {
   p.onAccept = [&](UniqueFd fd) {
     auto ssl = (*server)->newSsl();
     REQUIRE(ssl.ok());
-    auto bev = event::newTlsBufferevent(p.base.get(), std::move(fd), std::move(*ssl),
-                                        event::TlsRole::Server);
+    auto bev = yubin::event::newTlsBufferevent(p.base.get(), std::move(fd), std::move(*ssl),
+                                        yubin::event::TlsRole::Server);
     REQUIRE(bev.ok());
     p.server.attach(std::move(*bev));
     p.server.onRead = [](Conn& c) {
@@ -191,8 +191,8 @@ TEST_CASE("implicit TLS: loopback echo, session text and channel binding") {
   };
   auto ssl = tls::prepareClient(cctx.get(), "localhost");
   REQUIRE(ssl.ok());
-  auto cbev = event::newTlsBufferevent(p.base.get(), connectLoopback(p.port), std::move(*ssl),
-                                       event::TlsRole::Client);
+  auto cbev = yubin::event::newTlsBufferevent(p.base.get(), connectLoopback(p.port), std::move(*ssl),
+                                       yubin::event::TlsRole::Client);
   REQUIRE(cbev.ok());
   p.client.attach(std::move(*cbev));
   const std::string message = "a1 LOGIN\r\n" + std::string(70000, 'y') + "\r\n";
@@ -208,8 +208,8 @@ TEST_CASE("implicit TLS: loopback echo, session text and channel binding") {
   CHECK((p.client.events & BEV_EVENT_CONNECTED) != 0);
   CHECK(serverConnected);
 
-  SSL* cssl = event::sslOf(p.client.bev.get());
-  SSL* sssl = event::sslOf(p.server.bev.get());
+  SSL* cssl = yubin::event::sslOf(p.client.bev.get());
+  SSL* sssl = yubin::event::sslOf(p.server.bev.get());
   REQUIRE(cssl);
   REQUIRE(sssl);
   CHECK(tls::verifyFailure(cssl).empty());
@@ -223,7 +223,7 @@ TEST_CASE("implicit TLS: loopback echo, session text and channel binding") {
   REQUIRE(cb2.ok());
   CHECK(cb1->size() == 32);
   CHECK(*cb1 == *cb2);
-  CHECK(event::sslOf(nullptr) == nullptr);
+  CHECK(yubin::event::sslOf(nullptr) == nullptr);
 }
 
 TEST_CASE("STARTTLS: clear reply, then TLS filter; pipelined plaintext is discarded") {
@@ -236,7 +236,7 @@ TEST_CASE("STARTTLS: clear reply, then TLS filter; pipelined plaintext is discar
   const std::string hello = "STARTTLS\r\n";
   const std::string injected = "RSET\r\nMAIL FROM:<evil@example>\r\n";
   p.onAccept = [&](UniqueFd fd) {
-    auto bev = event::newSocketBufferevent(p.base.get(), std::move(fd));
+    auto bev = yubin::event::newSocketBufferevent(p.base.get(), std::move(fd));
     REQUIRE(bev.ok());
     p.server.peekOnly = true;
     p.server.attach(std::move(*bev));
@@ -248,7 +248,7 @@ TEST_CASE("STARTTLS: clear reply, then TLS filter; pipelined plaintext is discar
       auto ssl = (*server)->newSsl();
       REQUIRE(ssl.ok());
       auto up =
-          event::startTls(std::move(c.bev), std::move(*ssl), event::TlsRole::Server, &discarded);
+          yubin::event::startTls(std::move(c.bev), std::move(*ssl), yubin::event::TlsRole::Server, &discarded);
       REQUIRE(up.ok());
       c.peekOnly = false;
       c.attach(std::move(*up));
@@ -258,7 +258,7 @@ TEST_CASE("STARTTLS: clear reply, then TLS filter; pipelined plaintext is discar
       };
     };
   };
-  auto cbev = event::newSocketBufferevent(p.base.get(), connectLoopback(p.port));
+  auto cbev = yubin::event::newSocketBufferevent(p.base.get(), connectLoopback(p.port));
   REQUIRE(cbev.ok());
   p.client.attach(std::move(*cbev));
   bool upgraded = false;
@@ -269,7 +269,7 @@ TEST_CASE("STARTTLS: clear reply, then TLS filter; pipelined plaintext is discar
       c.received.clear();
       auto ssl = tls::prepareClient(cctx.get(), "localhost");
       REQUIRE(ssl.ok());
-      auto up = event::startTls(std::move(c.bev), std::move(*ssl), event::TlsRole::Client);
+      auto up = yubin::event::startTls(std::move(c.bev), std::move(*ssl), yubin::event::TlsRole::Client);
       REQUIRE(up.ok());
       c.attach(std::move(*up));
       c.write("EHLO client.example\r\n");
@@ -285,8 +285,8 @@ TEST_CASE("STARTTLS: clear reply, then TLS filter; pipelined plaintext is discar
   CHECK(upgraded);
   CHECK(discarded == injected.size());
   CHECK(p.client.received == "echo:EHLO client.example\r\n");
-  REQUIRE(event::sslOf(p.server.bev.get()));
-  CHECK(tls::describeSession(event::sslOf(p.server.bev.get())).rfind("TLSv1.3 ", 0) == 0);
+  REQUIRE(yubin::event::sslOf(p.server.bev.get()));
+  CHECK(tls::describeSession(yubin::event::sslOf(p.server.bev.get())).rfind("TLSv1.3 ", 0) == 0);
 }
 
 TEST_CASE("TLS 1.2: described, but no tls-exporter channel binding") {
@@ -299,21 +299,21 @@ TEST_CASE("TLS 1.2: described, but no tls-exporter channel binding") {
   p.onAccept = [&](UniqueFd fd) {
     auto ssl = (*server)->newSsl();
     REQUIRE(ssl.ok());
-    auto bev = event::newTlsBufferevent(p.base.get(), std::move(fd), std::move(*ssl),
-                                        event::TlsRole::Server);
+    auto bev = yubin::event::newTlsBufferevent(p.base.get(), std::move(fd), std::move(*ssl),
+                                        yubin::event::TlsRole::Server);
     REQUIRE(bev.ok());
     p.server.attach(std::move(*bev));
   };
   auto ssl = tls::prepareClient(cctx.get(), "localhost");
   REQUIRE(ssl.ok());
-  auto cbev = event::newTlsBufferevent(p.base.get(), connectLoopback(p.port), std::move(*ssl),
-                                       event::TlsRole::Client);
+  auto cbev = yubin::event::newTlsBufferevent(p.base.get(), connectLoopback(p.port), std::move(*ssl),
+                                       yubin::event::TlsRole::Client);
   REQUIRE(cbev.ok());
   p.client.attach(std::move(*cbev));
   p.client.onEvent = [&](Conn&, short) { p.stop(); };
   p.run();
   REQUIRE((p.client.events & BEV_EVENT_CONNECTED) != 0);
-  SSL* cssl = event::sslOf(p.client.bev.get());
+  SSL* cssl = yubin::event::sslOf(p.client.bev.get());
   // P-256 key: ECDHE-ECDSA with an AEAD, as the policy demands.
   std::string desc = tls::describeSession(cssl);
   CHECK(desc.rfind("TLSv1.2 ECDHE-ECDSA-", 0) == 0);
@@ -333,20 +333,20 @@ TEST_CASE("client name check: verify fails the handshake, no-verify reports it")
   p.onAccept = [&](UniqueFd fd) {
     auto ssl = (*server)->newSsl();
     REQUIRE(ssl.ok());
-    auto bev = event::newTlsBufferevent(p.base.get(), std::move(fd), std::move(*ssl),
-                                        event::TlsRole::Server);
+    auto bev = yubin::event::newTlsBufferevent(p.base.get(), std::move(fd), std::move(*ssl),
+                                        yubin::event::TlsRole::Server);
     REQUIRE(bev.ok());
     p.server.attach(std::move(*bev));
   };
   auto ssl = tls::prepareClient(cctx.get(), "mx.other.example.");
   REQUIRE(ssl.ok());
-  auto cbev = event::newTlsBufferevent(p.base.get(), connectLoopback(p.port), std::move(*ssl),
-                                       event::TlsRole::Client);
+  auto cbev = yubin::event::newTlsBufferevent(p.base.get(), connectLoopback(p.port), std::move(*ssl),
+                                       yubin::event::TlsRole::Client);
   REQUIRE(cbev.ok());
   p.client.attach(std::move(*cbev));
   std::string error;
   p.client.onEvent = [&](Conn& c, short what) {
-    if (what & BEV_EVENT_ERROR) error = event::bufferevError(c.bev.get());
+    if (what & BEV_EVENT_ERROR) error = yubin::event::bufferevError(c.bev.get());
     p.stop();
   };
   p.run();
@@ -355,7 +355,7 @@ TEST_CASE("client name check: verify fails the handshake, no-verify reports it")
     CHECK(error.find("certificate verify failed") != std::string::npos);
   } else {
     REQUIRE((p.client.events & BEV_EVENT_CONNECTED) != 0);
-    CHECK(tls::verifyFailure(event::sslOf(p.client.bev.get())) == "hostname mismatch");
+    CHECK(tls::verifyFailure(yubin::event::sslOf(p.client.bev.get())) == "hostname mismatch");
   }
 }
 
