@@ -1,0 +1,90 @@
+// MboxFolder: an mbox file (mboxrd, as mdad writes it) opened for a
+// retrieval session.
+//
+// Locking: the fcntl lock and the dot-lock (MboxWriter's, the same mdad
+// takes, in the same order) are held only while the snapshot is read at
+// open and while expunge rewrites the file, not for the whole session, so
+// mdad keeps delivering while a client reads its mail. Sessions of the same
+// mailbox are kept apart by their owner (mrad's in-use table), not by the
+// file lock.
+// Snapshot: offsets of every message up to the file's size at open, and a
+// BLAKE2b digest of those bytes. uid: the X-UIDL: header when it is a valid
+// uid and unique in the folder, else a digest of the From_ line and the
+// message (a copy of an identical message gets "-2", "-3", ...).
+// Reading: the message bytes with one '>' taken off ^>+From  lines.
+// expunge: takes the locks, checks that the file is the same inode and its
+// first bytes are still exactly the snapshot (else nothing is removed: some
+// other program rewrote the mailbox), copies the kept messages and every
+// byte appended since the snapshot into a temporary file beside it, fsyncs
+// it, renames it over the mbox and fsyncs the folder: a crash leaves the old
+// or the new mailbox, never a broken one.
+// Known limit: a deliverer that was already waiting for the lock on the old
+// file when the rename happens appends to the replaced file unless it
+// checks, after locking, that the path still names the file it locked.
+//
+// Trust: as folder.hpp. All of this runs on the caller's thread and blocks
+// it for the lock wait (at most the lock timeout) and the file I/O.
+// Standards: RFC 4155 (mbox), the mboxrd quoting convention.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+
+#include "base/result.hpp"
+#include "base/unique_fd.hpp"
+#include "store/folder.hpp"
+#include "store/mbox.hpp"
+
+namespace yubin::store {
+
+class MboxFolder final : public Folder {
+ public:
+  // A missing file (or folder) is an empty mailbox.
+  static Result<std::unique_ptr<MboxFolder>> open(const std::string& path,
+                                                  const MboxLockSettings& lock = {});
+
+  const std::vector<FolderMessage>& messages() const override { return list_; }
+  Result<std::unique_ptr<MessageReader>> open(size_t index) override;
+  Status markSeen(size_t index) override;
+  Status expunge(const std::vector<size_t>& indexes) override;
+
+ private:
+  MboxFolder(std::string path, MboxLockSettings lock)
+      : path_(std::move(path)), lock_(std::move(lock)) {}
+  Status snapshot();
+  Result<std::string> digestPrefix(uint64_t end) const;
+
+  struct Span {
+    uint64_t offset;      // From_ line
+    uint64_t dataOffset;  // message data
+    uint64_t endOffset;   // end of the data (separator follows)
+  };
+  std::string path_;
+  MboxLockSettings lock_;
+  UniqueFd fd_;  // read side; kept open for the whole session (see mbox_folder.cpp)
+  ino_t ino_ = 0;
+  dev_t dev_ = 0;
+  uint64_t snapshotEnd_ = 0;
+  std::string snapshotDigest_;
+  std::vector<FolderMessage> list_;
+  std::vector<Span> spans_;
+};
+
+// One '>' off every line matching ^>+From , for bytes arriving in pieces.
+// Exposed for tests.
+class MboxUnquoter {
+ public:
+  // Appends the un-quoted form of what can be decided so far to out; keeps
+  // an undecided line start for the next call (or finish()).
+  void feed(std::string_view bytes, std::string& out);
+  void finish(std::string& out);
+
+ private:
+  void drain(std::string& out, bool final);
+  std::string held_;
+  bool atLineStart_ = true;
+};
+
+}  // namespace yubin::store
