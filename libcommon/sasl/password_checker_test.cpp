@@ -1,0 +1,116 @@
+// Unit tests for the PasswordChecker: results come back on the loop, in
+// any order, never inside check(); cancelled checks never call back;
+// unknown users are checked against a dummy hash; a full queue refuses;
+// destruction with checks pending is clean.
+#include "sasl/password_checker.hpp"
+
+#include <catch2/catch.hpp>
+#include <map>
+
+#include "auth/password.hpp"
+
+using namespace yubin;
+
+namespace {
+
+struct Loop {
+  event::EventBase base = event::newEventBase().value();
+  std::map<std::string, std::string> hashes;
+  int lookups = 0;
+
+  sasl::PasswordChecker::HashLookup lookup() {
+    return [this](std::string_view user) {
+      ++lookups;
+      auto it = hashes.find(std::string(user));
+      return it != hashes.end() ? it->second : auth::dummyHashLike("");
+    };
+  }
+  void runUntil(const std::function<bool()>& done) {
+    for (int i = 0; i < 2000 && !done(); ++i) event_base_loop(base.get(), EVLOOP_ONCE);
+  }
+};
+
+std::string hashOf(const std::string& pw) {
+  return *auth::hashPassword(pw, auth::PasswordCost::minimum());
+}
+
+}  // namespace
+
+TEST_CASE("password checker: good, bad and unknown, back on the loop") {
+  Loop l;
+  l.hashes["a"] = hashOf("pa");
+  l.hashes["b"] = hashOf("pb");
+  auto c = sasl::PasswordChecker::create(l.base.get(), l.lookup(), {.threads = 2});
+  REQUIRE(c.ok());
+  std::map<std::string, bool> results;
+  bool inside = true;
+  auto record = [&](std::string key) {
+    return [&, key](bool ok) {
+      CHECK_FALSE(inside);
+      results[key] = ok;
+    };
+  };
+  REQUIRE((*c)->check("a", "pa", record("a-good")));
+  REQUIRE((*c)->check("a", "pb", record("a-bad")));
+  REQUIRE((*c)->check("b", "pb", record("b-good")));
+  REQUIRE((*c)->check("ghost", "pa", record("ghost")));
+  REQUIRE((*c)->check("a", "", record("a-empty")));
+  inside = false;
+  CHECK((*c)->pending() == 5);
+  l.runUntil([&] { return results.size() == 5; });
+  CHECK(results == std::map<std::string, bool>{{"a-bad", false},
+                                               {"a-empty", false},
+                                               {"a-good", true},
+                                               {"b-good", true},
+                                               {"ghost", false}});
+  CHECK((*c)->pending() == 0);
+  CHECK(l.lookups == 5);
+}
+
+TEST_CASE("password checker: cancelled checks never call back") {
+  Loop l;
+  l.hashes["a"] = hashOf("pa");
+  auto c = sasl::PasswordChecker::create(l.base.get(), l.lookup(), {.threads = 1});
+  REQUIRE(c.ok());
+  int called = 0;
+  bool lastDone = false;
+  auto t = (*c)->check("a", "pa", [&](bool) { ++called; });
+  REQUIRE(t);
+  REQUIRE((*c)->check("a", "pa", [&](bool ok) {
+    lastDone = ok;
+  }));
+  (*c)->cancel(*t);
+  l.runUntil([&] { return lastDone; });
+  CHECK(lastDone);
+  CHECK(called == 0);
+}
+
+TEST_CASE("password checker: a full queue refuses; destruction with work pending") {
+  Loop l;
+  l.hashes["a"] = hashOf("pa");
+  auto c = sasl::PasswordChecker::create(l.base.get(), l.lookup(),
+                                         {.threads = 1, .maxQueued = 3});
+  REQUIRE(c.ok());
+  int accepted = 0;
+  for (int i = 0; i < 50; ++i)
+    if ((*c)->check("a", "pa", [](bool) { FAIL("called after destruction"); })) ++accepted;
+  CHECK(accepted >= 3);
+  CHECK(accepted < 50);
+  c->reset();  // joins the worker; no callback runs
+  event_base_loop(l.base.get(), EVLOOP_NONBLOCK);
+}
+
+TEST_CASE("password checker: a callback may queue the next check") {
+  Loop l;
+  l.hashes["a"] = hashOf("pa");
+  auto c = sasl::PasswordChecker::create(l.base.get(), l.lookup(), {.threads = 2});
+  REQUIRE(c.ok());
+  int rounds = 0;
+  std::function<void(bool)> again = [&](bool ok) {
+    CHECK(ok);
+    if (++rounds < 5) REQUIRE((*c)->check("a", "pa", again));
+  };
+  REQUIRE((*c)->check("a", "pa", again));
+  l.runUntil([&] { return rounds == 5; });
+  CHECK(rounds == 5);
+}
