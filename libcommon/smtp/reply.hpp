@@ -96,6 +96,23 @@ enum class ReplyId {
   RoutingRejected,       // 550 5.7.1 ('%', '!' or quoted '@' in the local part)
   TooManyConnections,    // 421 4.7.0 (at the greeting: server full)
   TooManyFromAddress,    // 421 4.7.0 (at the greeting: per-client limit)
+  // Submission: SMTP AUTH (RFC 4954) and the submission policy (RFC 6409).
+  AuthChallenge,         // 334 <base64>
+  AuthOk,                // 235 2.7.0
+  AuthFailed,            // 535 5.7.8
+  AuthNeedsTls,          // 538 5.7.11 (AUTH before TLS)
+  AuthRequired,          // 530 5.7.0 (MAIL before AUTH)
+  AuthNotAvailable,      // 503 5.5.1 (no mechanism offered)
+  AlreadyAuthenticated,  // 503 5.5.1
+  AuthCancelled,         // 501 5.0.0 ('*')
+  AuthBadBase64,         // 501 5.5.2
+  AuthUnknownMechanism,  // 504 5.5.4
+  SyntaxAuth,            // 501 5.5.4
+  AuthLineTooLong,       // 500 5.5.6
+  AuthTemporary,         // 454 4.7.0
+  AuthTooManyFailures,   // 421 4.7.0 (throttled: the connection closes)
+  SenderNotOwned,        // 553 5.7.1
+  RateLimited,           // 450 4.7.1
   TemporaryFailure,      // 451 4.7.1 (policy could not decide now); keep last
 };
 
