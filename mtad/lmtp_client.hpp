@@ -28,23 +28,12 @@
 #include "event/event.hpp"
 #include "queue/queue.hpp"
 #include "smtp/client_reply.hpp"
+#include "smtp/data.hpp"
 
 namespace yubin::mtad {
 
-// Dot-stuffing of message content for DATA, across chunk boundaries: a '.'
-// that starts a line is doubled. finish() appends the end-of-data line,
-// after a CRLF when the content does not end with one.
-class DotEncoder {
- public:
-  void encode(std::string_view in, std::string& out);
-  void finish(std::string& out);
-
- private:
-  bool lineStart_ = true;
-  char last_ = '\0';
-  char beforeLast_ = '\0';
-  bool empty_ = true;
-};
+// Shared with the SMTP client (smtp/data.hpp).
+using smtp::DotEncoder;
 
 struct LmtpSettings {
   std::string socketPath = "/run/yubin/lmtp";

@@ -1,4 +1,4 @@
-// DATA and BDAT content decoders. See data.hpp.
+// DATA and BDAT content decoders and the dot-stuffing encoder. See data.hpp.
 #include "smtp/data.hpp"
 
 namespace yubin::smtp {
@@ -133,6 +133,32 @@ void ChunkDecoder::finish(std::string& out) {
   pendingCr_ = false;
   bare_ = true;
   out += "\r\n";
+}
+
+// ---------------------------------------------------------------- DotEncoder
+
+void DotEncoder::encode(std::string_view in, std::string& out) {
+  if (in.empty()) return;
+  out.reserve(out.size() + in.size() + in.size() / 64);
+  size_t from = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (lineStart_ && c == '.') {
+      out.append(in.substr(from, i - from));
+      out.push_back('.');
+      from = i;  // the '.' itself is copied with the next run
+    }
+    lineStart_ = c == '\n';
+  }
+  out.append(in.substr(from));
+  beforeLast_ = in.size() >= 2 ? in[in.size() - 2] : last_;
+  last_ = in.back();
+  empty_ = false;
+}
+
+void DotEncoder::finish(std::string& out) {
+  if (!empty_ && !(beforeLast_ == '\r' && last_ == '\n')) out += "\r\n";
+  out += ".\r\n";
 }
 
 }  // namespace yubin::smtp

@@ -1,5 +1,6 @@
-// Message content decoders for the SMTP engine: the dot-stuffed DATA stream
-// and the raw BDAT chunks. Both stream: they keep a few bits of state, never
+// Message content coders for the SMTP engine and the clients: the decoders
+// of the dot-stuffed DATA stream and of raw BDAT chunks (server side), and
+// the dot-stuffing encoder (mtad's LMTP and SMTP clients). All stream: they keep a few bits of state, never
 // a line, so a 10 MB line costs no memory.
 //
 // Trust: parses untrusted network input.
@@ -65,6 +66,21 @@ class ChunkDecoder {
   bool binary_ = false;
   bool pendingCr_ = false;
   bool bare_ = false;
+};
+
+// Dot-stuffing of message content for DATA (client side), across chunk
+// boundaries: a '.' that starts a line is doubled. finish() appends the
+// end-of-data line, after a CRLF when the content does not end with one.
+class DotEncoder {
+ public:
+  void encode(std::string_view in, std::string& out);
+  void finish(std::string& out);
+
+ private:
+  bool lineStart_ = true;
+  char last_ = '\0';
+  char beforeLast_ = '\0';
+  bool empty_ = true;
 };
 
 }  // namespace yubin::smtp
