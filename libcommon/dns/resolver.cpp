@@ -214,6 +214,7 @@ struct Resolver::Impl {
     if (channel) ares_destroy(channel);
     events.clear();
     ready.clear();
+    backlog.clear();
   }
 
   static void onSockState(void* data, ares_socket_t fd, int readable, int writable) {
@@ -254,6 +255,40 @@ struct Resolver::Impl {
     timeoutTimer.arm(ms);
   }
 
+  // Starts queued lookups while fewer than maxQueries queries are out. A
+  // burst of thousands of UDP queries would overflow socket buffers (ours or
+  // the server's) and turn into timeouts; the backlog keeps it steady.
+  void pump() {
+    if (pumping || destroying) return;
+    pumping = true;
+    while (!backlog.empty() && onWire < maxQueries) {
+      auto start = std::move(backlog.front());
+      backlog.pop_front();
+      start();
+    }
+    pumping = false;
+  }
+
+  void startMx(std::string name, std::function<void(MxAnswer)> done) {
+    auto* q = new MxQuery{this, std::move(name), std::move(done)};
+    ++onWire;
+    ares_query(channel, q->name.c_str(), ns_c_in, ns_t_mx, &Impl::onMx, q);
+  }
+
+  void startAddresses(std::string name, std::function<void(AddressAnswer)> done) {
+    auto* q = new AddrQuery;
+    q->impl = this;
+    q->name = std::move(name);
+    q->done = std::move(done);
+    // Both queries go out before either can complete: a synchronous failure
+    // of the first must not free q while the second still needs it, so the
+    // first runs with remaining == 2.
+    onWire += 2;
+    std::string qname = q->name;
+    ares_query(channel, qname.c_str(), ns_c_in, ns_t_aaaa, &Impl::onAaaa, q);
+    ares_query(channel, qname.c_str(), ns_c_in, ns_t_a, &Impl::onA, q);
+  }
+
   void post(std::function<void()> fn) {
     ready.push_back(std::move(fn));
     if (!deliverTimer.pending()) deliverTimer.arm(std::chrono::milliseconds(0));
@@ -276,6 +311,8 @@ struct Resolver::Impl {
 
   static void onMx(void* arg, int rc, int /*timeouts*/, unsigned char* abuf, int alen) {
     std::unique_ptr<MxQuery> q(static_cast<MxQuery*>(arg));
+    Impl* impl = q->impl;
+    --impl->onWire;
     if (dropped(rc)) return;
     MxAnswer answer;
     if (rc == ARES_SUCCESS) {
@@ -301,7 +338,11 @@ struct Resolver::Impl {
                          [](const MxRecord& a, const MxRecord& b) {
                            return a.preference < b.preference;
                          });
-        if (answer.records.empty()) {
+        if (answer.records.empty() && invalid == 0) {
+          // Only other types (a CNAME to a name without MX, say).
+          answer.status = Status::NoData;
+          answer.error = "DNS: no MX record for " + q->name;
+        } else if (answer.records.empty()) {
           answer.status = Status::BadAnswer;
           answer.error = "DNS: MX of " + q->name + ": no valid exchange host name";
         } else {
@@ -317,14 +358,16 @@ struct Resolver::Impl {
       answer.status = mapStatus(rc);
       answer.error = caresError(rc) + " (MX " + q->name + ")";
     }
-    Impl* impl = q->impl;
     impl->post([done = std::move(q->done), a = std::move(answer)]() mutable {
       done(std::move(a));
     });
+    impl->pump();
   }
 
   static void onAddr(void* arg, int rc, int /*timeouts*/, unsigned char* abuf, int alen, int family) {
     auto* q = static_cast<AddrQuery*>(arg);
+    Impl* impl = q->impl;
+    --impl->onWire;
     int& out = family == AF_INET6 ? q->rc6 : q->rc4;
     out = rc;
     if (rc == ARES_SUCCESS) fillAddresses(family, abuf, alen, family == AF_INET6 ? &q->v6 : &q->v4, &out);
@@ -332,9 +375,10 @@ struct Resolver::Impl {
     std::unique_ptr<AddrQuery> owned(q);
     if (dropped(q->rc6) || dropped(q->rc4)) return;
     AddressAnswer answer = combine(*q);
-    q->impl->post([done = std::move(q->done), a = std::move(answer)]() mutable {
+    impl->post([done = std::move(q->done), a = std::move(answer)]() mutable {
       done(std::move(a));
     });
+    impl->pump();
   }
   static void onAaaa(void* arg, int rc, int timeouts, unsigned char* abuf, int alen) {
     onAddr(arg, rc, timeouts, abuf, alen, AF_INET6);
@@ -395,7 +439,11 @@ struct Resolver::Impl {
   event::Timer timeoutTimer;
   event::Timer deliverTimer;
   std::deque<std::function<void()>> ready;
-  size_t inFlight = 0;
+  size_t inFlight = 0;  // lookups whose callback has not run
+  size_t onWire = 0;    // c-ares queries started and not finished
+  size_t maxQueries = 100;
+  bool pumping = false;
+  std::deque<std::function<void()>> backlog;  // lookups waiting for room
   bool destroying = false;
   std::shared_ptr<int> alive;  // expires with the Impl; deliver() watches it
 };
@@ -412,6 +460,7 @@ Result<std::unique_ptr<Resolver>> Resolver::create(event_base* base, const Resol
     return Error{"resolver timeout must be between 1 ms and 600 s"};
   }
   if (s.tries < 1 || s.tries > 10) return Error{"resolver tries must be between 1 and 10"};
+  if (s.maxQueries < 2) return Error{"resolver maxQueries must be at least 2"};
 
   std::vector<ares_addr_port_node> nodes;
   for (const auto& server : s.servers) {
@@ -422,6 +471,7 @@ Result<std::unique_ptr<Resolver>> Resolver::create(event_base* base, const Resol
   for (size_t i = 0; i + 1 < nodes.size(); ++i) nodes[i].next = &nodes[i + 1];
 
   auto impl = std::make_unique<Impl>(base);
+  impl->maxQueries = static_cast<size_t>(s.maxQueries);
   ares_options opts{};
   int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
   opts.sock_state_cb = &Impl::onSockState;
@@ -458,8 +508,10 @@ void Resolver::mx(std::string_view domain, std::function<void(MxAnswer)> done) {
     impl.post([done = std::move(done), a = std::move(a)]() mutable { done(std::move(a)); });
     return;
   }
-  auto* q = new Impl::MxQuery{&impl, *name, std::move(done)};
-  ares_query(impl.channel, q->name.c_str(), ns_c_in, ns_t_mx, &Impl::onMx, q);
+  impl.backlog.push_back([&impl, n = std::move(*name), done = std::move(done)]() mutable {
+    impl.startMx(std::move(n), std::move(done));
+  });
+  impl.pump();
   impl.rearm();
 }
 
@@ -479,16 +531,10 @@ void Resolver::addresses(std::string_view host, std::function<void(AddressAnswer
     impl.post([done = std::move(done), a = std::move(a)]() mutable { done(std::move(a)); });
     return;
   }
-  auto* q = new Impl::AddrQuery;
-  q->impl = &impl;
-  q->name = std::move(*name);
-  q->done = std::move(done);
-  // Both queries go out before either can complete: a synchronous failure of
-  // the first (no servers) must not free q while the second still needs it,
-  // so the first runs with remaining == 2.
-  std::string qname = q->name;
-  ares_query(impl.channel, qname.c_str(), ns_c_in, ns_t_aaaa, &Impl::onAaaa, q);
-  ares_query(impl.channel, qname.c_str(), ns_c_in, ns_t_a, &Impl::onA, q);
+  impl.backlog.push_back([&impl, n = std::move(*name), done = std::move(done)]() mutable {
+    impl.startAddresses(std::move(n), std::move(done));
+  });
+  impl.pump();
   impl.rearm();
 }
 

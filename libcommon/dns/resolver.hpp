@@ -93,6 +93,10 @@ struct ResolverSettings {
   // (5 s + 10 s with the defaults).
   std::chrono::milliseconds timeout{5000};
   int tries = 2;
+  // DNS queries on the wire at once (an address lookup is two); further
+  // lookups wait in order. Keeps a burst of lookups from overflowing UDP
+  // socket buffers and turning into timeouts.
+  int maxQueries = 100;
 };
 
 class Resolver {
