@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <memory>
+#include <utility>
 
 #include "base/log.hpp"
 #include "mdad/mdad.hpp"
@@ -27,77 +29,102 @@ Connection::Connection(Mdad& server, UniqueFd fd, const event::Peer&, smtp::Sett
                        "peer=\"" + peerCredentials(fd.get()) + "\""),
       server_(server) {}
 
-void Connection::messageBegin(const smtp::Envelope&) {
-  auto s = SpoolFile::create(server_.settings().spoolDir);
-  if (!s) {
-    // Reported per recipient at the end of the data; until then the data
-    // is read and dropped.
-    YLOG_WARN("spool file not created session=%s error=\"%s\"", logId().c_str(),
-              s.error().message.c_str());
-    spool_ = SpoolFile();
-    spoolError_ = s.error();
-    return;
-  }
-  spoolError_.reset();
-  spool_ = std::move(*s);
+// What the copies of one message share with the loop: kept alive by the
+// tasks and the completion, whichever ends last.
+struct Connection::Job {
+  std::shared_ptr<const store::MessageSource> msg;
+  std::string sender;
+  std::string logId;
+  DeliveryPlan plan;
+};
+
+Connection::~Connection() {
+  if (delivery_) server_.pool().cancel(delivery_);
 }
 
-void Connection::messageData(std::string_view bytes) { spool_.append(bytes); }
+void Connection::messageBegin(const smtp::Envelope&) {
+  message_ = MessageBuffer(server_.settings().spoolDir, server_.settings().memoryMessageSize);
+}
+
+void Connection::messageData(std::string_view bytes) { message_.append(bytes); }
 
 void Connection::messageEnd() {
   stopTimer();
   const smtp::Envelope& env = session().envelope();
-  const bool quotaTemporary = server_.deliverer().settings().quotaTemporary;
-  const std::string sender = env.nullSender ? std::string() : env.from.normalized();
-  const size_t n = env.recipients.size();
+  const uint64_t size = message_.size();
 
   // A failure that concerns the message itself answers every recipient.
+  auto src = message_.finish();
   std::optional<Outcome> common;
-  std::optional<store::FileSource> source;
-  if (spoolError_) {
-    common = outcomeOfError(*spoolError_);
-  } else if (auto src = spool_.finish(); !src) {
+  if (!src) {
     YLOG_WARN("spool write failed session=%s error=\"%s\"", logId().c_str(),
               src.error().message.c_str());
     common = outcomeOfError(src.error());
-  } else {
-    source.emplace(std::move(*src));
-    if (auto bad = checkMessage(*source)) {
-      YLOG_NOTICE("message refused session=%s size=%llu outcome=%s", logId().c_str(),
-                  static_cast<unsigned long long>(source->size()),
-                  std::string(outcomeName(*bad)).c_str());
-      common = bad;
-    }
+  } else if (auto bad = checkMessage(**src)) {
+    YLOG_NOTICE("message refused session=%s size=%llu outcome=%s", logId().c_str(),
+                static_cast<unsigned long long>(size), std::string(outcomeName(*bad)).c_str());
+    common = bad;
   }
-  spool_ = SpoolFile();
-  spoolError_.reset();
+  if (common) {
+    reply(std::vector<Outcome>(env.recipients.size(), *common), 0, false);
+    return;
+  }
 
+  auto job = std::make_shared<Job>();
+  job->msg = std::move(*src);
+  job->sender = env.nullSender ? std::string() : env.from.normalized();
+  job->logId = logId();
+  Deliverer& deliverer = server_.deliverer();
+  for (const smtp::Recipient& r : env.recipients)
+    deliverer.plan(job->plan, server_.directory(), server_.policy().addressOf(r.address),
+                   job->logId);
+  if (job->plan.users.empty()) {  // nothing to write: answer at once
+    reply(deliverer.outcomes(job->plan, job->logId), size, false);
+    return;
+  }
+  // One task per copy. The Deliverer outlives the pool (Mdad destroys the
+  // pool first, which waits for running tasks).
+  std::vector<WorkerPool::Task> tasks;
+  for (size_t i = 0; i < job->plan.users.size(); ++i) {
+    tasks.push_back([job, &deliverer, i] {
+      job->plan.results[i] =
+          deliverer.deliverToUser(job->plan.users[i], *job->msg, job->sender, job->logId);
+    });
+  }
+  delivery_ = server_.pool().submit(std::move(tasks), [this, job] {
+    delivery_ = 0;
+    delivered(*job);
+  });
+}
+
+void Connection::delivered(const Job& job) {
+  reply(server_.deliverer().outcomes(job.plan, job.logId), job.msg->size(), true);
+}
+
+void Connection::reply(const std::vector<Outcome>& outcomes, uint64_t size, bool async) {
+  const smtp::Envelope& env = session().envelope();
+  const bool quotaTemporary = server_.deliverer().settings().quotaTemporary;
   std::vector<smtp::Reply> replies;
-  replies.reserve(n);
+  replies.reserve(outcomes.size());
   size_t delivered = 0;
-  Deliverer::Served served;
-  for (const smtp::Recipient& r : env.recipients) {
-    Outcome o = common ? *common
-                       : server_.deliverer().deliverToRecipient(
-                             server_.directory(), server_.policy().addressOf(r.address), *source,
-                             sender, logId(), served);
+  for (Outcome o : outcomes) {
     if (o == Outcome::Delivered) ++delivered;
     replies.push_back(replyFor(o, quotaTemporary));
   }
   countMessage();
   YLOG_INFO("message done session=%s from=<%s> size=%llu nrcpt=%zu delivered=%zu", logId().c_str(),
-            sender.c_str(), static_cast<unsigned long long>(source ? source->size() : 0), n,
-            delivered);
+            env.nullSender ? "" : env.from.normalized().c_str(),
+            static_cast<unsigned long long>(size), outcomes.size(), delivered);
   session().messageDone(replies);  // may process pipelined commands at once
+  // Outside messageEnd() the engine has been buffering: read on.
+  if (async) resumeReading();
 }
 
-void Connection::messageAbort() {
-  spool_.discard();
-  spoolError_.reset();
-}
+void Connection::messageAbort() { message_.discard(); }
 
 void Connection::finished() {
-  spool_.discard();
+  message_.discard();
+  if (delivery_) server_.pool().cancel(std::exchange(delivery_, 0));
   server_.closed(this);  // destroys this
 }
 

@@ -9,7 +9,6 @@
 #include "base/fs.hpp"
 #include "base/log.hpp"
 #include "config/config.hpp"
-#include "store/quota.hpp"
 
 namespace yubin::mdad {
 namespace {
@@ -96,9 +95,18 @@ std::optional<Outcome> checkMessage(const store::MessageSource& msg) {
 
 Deliverer::Deliverer(DeliverySettings settings, store::Fs& fs) : settings_(settings), fs_(fs) {}
 
-Outcome Deliverer::deliverToRecipient(auth::Directory& directory, std::string_view address,
-                                      const store::MessageSource& msg, std::string_view sender,
-                                      const std::string& logId, Served& served) {
+void Deliverer::setSettings(const DeliverySettings& s) {
+  std::lock_guard lock(settingsMu_);
+  settings_ = s;
+}
+
+DeliverySettings Deliverer::settings() const {
+  std::lock_guard lock(settingsMu_);
+  return settings_;
+}
+
+Deliverer::Resolved Deliverer::resolve(auth::Directory& directory, std::string_view address,
+                                       const std::string& logId) const {
   auth::Resolution r = directory.resolve(address);
   if (auto o = resolutionOutcome(r)) {
     if (*o == Outcome::NotLocal) {
@@ -108,15 +116,39 @@ Outcome Deliverer::deliverToRecipient(auth::Directory& directory, std::string_vi
       YLOG_WARN("not delivered: %s session=%s rcpt=%.*s", r.error.c_str(), logId.c_str(),
                 int(address.size()), address.data());
     }
-    return *o;
+    return {*o, {}};
   }
   if (!r.remote.empty())
     YLOG_NOTICE(
         "remote alias targets ignored, mdad does not forward session=%s rcpt=%.*s "
         "remote=%zu",
         logId.c_str(), int(address.size()), address.data(), r.remote.size());
+  return {std::nullopt, std::move(r.users)};
+}
+
+Outcome Deliverer::combineCopies(std::string_view address, const std::vector<Outcome>& copies,
+                                 const std::string& logId) const {
+  const bool quotaTemporary = settings().quotaTemporary;
   std::optional<Outcome> result;
   bool anyDelivered = false, anyFailed = false;
+  for (Outcome o : copies) {
+    (o == Outcome::Delivered ? anyDelivered : anyFailed) = true;
+    result = result ? combine(*result, o, quotaTemporary) : o;
+  }
+  if (!result) return Outcome::UnknownUser;  // resolve() never gives an empty list
+  if (anyDelivered && anyFailed)
+    YLOG_WARN("partial delivery: some users of the alias got it session=%s rcpt=%.*s reply=%s",
+              logId.c_str(), int(address.size()), address.data(),
+              std::string(outcomeName(*result)).c_str());
+  return *result;
+}
+
+Outcome Deliverer::deliverToRecipient(auth::Directory& directory, std::string_view address,
+                                      const store::MessageSource& msg, std::string_view sender,
+                                      const std::string& logId, Served& served) {
+  Resolved r = resolve(directory, address, logId);
+  if (r.settled) return *r.settled;
+  std::vector<Outcome> copies;
   for (const auth::User& u : r.users) {
     Outcome o;
     if (auto it = served.find(u.address); it != served.end()) {
@@ -125,27 +157,57 @@ Outcome Deliverer::deliverToRecipient(auth::Directory& directory, std::string_vi
       o = deliverToUser(u, msg, sender, logId);
       served.emplace(u.address, o);
     }
-    (o == Outcome::Delivered ? anyDelivered : anyFailed) = true;
-    result = result ? combine(*result, o, settings_.quotaTemporary) : o;
+    copies.push_back(o);
   }
-  if (anyDelivered && anyFailed)
-    YLOG_WARN("partial delivery: some users of the alias got it session=%s rcpt=%.*s reply=%s",
-              logId.c_str(), int(address.size()), address.data(),
-              std::string(outcomeName(*result)).c_str());
-  return *result;
+  return combineCopies(address, copies, logId);
 }
 
-Outcome Deliverer::checkQuota(const auth::User& user, uint64_t incoming, const std::string& logId) {
+void Deliverer::plan(DeliveryPlan& plan, auth::Directory& directory, std::string_view address,
+                     const std::string& logId) const {
+  DeliveryPlan::Recipient rcpt;
+  rcpt.address = std::string(address);
+  Resolved r = resolve(directory, address, logId);
+  rcpt.settled = r.settled;
+  for (auth::User& u : r.users) {
+    size_t i = 0;
+    while (i < plan.users.size() && plan.users[i].address != u.address) ++i;
+    if (i == plan.users.size()) {
+      plan.users.push_back(std::move(u));
+      plan.results.push_back(Outcome::Error);
+    }
+    rcpt.copies.push_back(i);
+  }
+  plan.recipients.push_back(std::move(rcpt));
+}
+
+std::vector<Outcome> Deliverer::outcomes(const DeliveryPlan& plan, const std::string& logId) const {
+  std::vector<Outcome> out;
+  out.reserve(plan.recipients.size());
+  for (const DeliveryPlan::Recipient& r : plan.recipients) {
+    if (r.settled) {
+      out.push_back(*r.settled);
+      continue;
+    }
+    std::vector<Outcome> copies;
+    for (size_t i : r.copies) copies.push_back(plan.results.at(i));
+    out.push_back(combineCopies(r.address, copies, logId));
+  }
+  return out;
+}
+
+Outcome Deliverer::checkQuota(const auth::User& user, uint64_t incoming, const std::string& logId,
+                              std::optional<uint64_t>& generation) {
   if (user.quota.bytes == 0 && user.quota.messages == 0) return Outcome::Delivered;
   store::Usage usage;
   if (user.format == auth::MailboxFormat::Maildir) {
-    auto u = store::maildirUsage(user.mailbox);
+    auto u = usage_.usage(user.mailbox);
     if (!u) {
       YLOG_WARN("quota: cannot measure the mailbox session=%s user=%s error=\"%s\"", logId.c_str(),
                 user.address.c_str(), u.error().message.c_str());
       return outcomeOfError(u.error());
     }
-    usage = *u;
+    usage = u->usage;
+    generation = u->generation;
   } else if (user.quota.messages != 0) {
     // Counting messages reads the whole mbox; only done when a message
     // limit asks for it.
@@ -181,10 +243,11 @@ Outcome Deliverer::checkQuota(const auth::User& user, uint64_t incoming, const s
 }
 
 Status Deliverer::appendMbox(const auth::User& user, std::string_view sender,
-                             std::string_view prefix, const store::MessageSource& msg) {
+                             std::string_view prefix, const store::MessageSource& msg,
+                             const DeliverySettings& settings) {
   store::MboxLockSettings lock;
-  lock.timeout = settings_.lockTimeout;
-  lock.dotLock = settings_.dotLock;
+  lock.timeout = settings.lockTimeout;
+  lock.dotLock = settings.dotLock;
   const int64_t now = static_cast<int64_t>(::time(nullptr));
   Status st = store::appendToMbox(user.mailbox, sender, now, prefix, msg, lock, {}, fs_);
   if (!st && st.error().errnum == ENOENT) {
@@ -203,22 +266,33 @@ Outcome Deliverer::deliverToUser(const auth::User& user, const store::MessageSou
     return Outcome::Loop;
   }
   const std::string prefix = tracePrefix(sender, user.address);
-  if (Outcome q = checkQuota(user, prefix.size() + msg.size(), logId); q != Outcome::Delivered)
+  const DeliverySettings settings = this->settings();
+  const bool mbox = user.format == auth::MailboxFormat::Mbox;
+  // Copies into one mbox take turns (the file lock would make them wait
+  // anyway, by polling); held over the quota check so that it counts what
+  // the copy before this one added.
+  std::optional<KeyedMutex::Guard> turn;
+  if (mbox) turn.emplace(mboxTurns_.lock(user.mailbox));
+  std::optional<uint64_t> generation;
+  if (Outcome q = checkQuota(user, prefix.size() + msg.size(), logId, generation);
+      q != Outcome::Delivered)
     return q;
 
   Status st;
   std::string where = user.mailbox;
-  if (user.format == auth::MailboxFormat::Maildir) {
+  if (!mbox) {
     store::MaildirDeliverer d(fs_, names_);
     auto r = d.deliver(user.mailbox, "", prefix, msg);
     if (r) {
       where = r->path;
+      if (generation) usage_.added(user.mailbox, *generation, r->size);
     } else {
       st = r.error();
     }
   } else {
-    st = appendMbox(user, sender, prefix, msg);
+    st = appendMbox(user, sender, prefix, msg, settings);
   }
+  turn.reset();
   if (!st) {
     Outcome o = outcomeOfError(st.error());
     YLOG_WARN("delivery failed session=%s user=%s format=%s mailbox=%s outcome=%s error=\"%s\"",

@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "base/log.hpp"
 #include "mdad/connection.hpp"
 #include "mdad/spool.hpp"
@@ -58,12 +60,16 @@ ServerSettings ServerSettings::fromConfig(const config::Config& cfg) {
   s.smtp.normalizeBareLf = true;
   s.maxConnections = cfg.integer("mdad", "max_connections");
   s.spoolDir = spoolDirOf(cfg);
+  // More threads than this only queue up behind the disk.
+  s.deliveryWorkers =
+      static_cast<size_t>(std::clamp<uint64_t>(cfg.integer("mdad", "delivery_workers"), 1, 64));
   return s;
 }
 
 Mdad::Mdad() = default;
 Mdad::~Mdad() {
-  connections_.clear();
+  connections_.clear();  // cancels their deliveries in the pool
+  pool_.reset();         // waits for the running ones
   listeners_.clear();
 }
 
@@ -98,6 +104,9 @@ Status Mdad::start(service::Context& ctx) {
               st.error().message.c_str());
   policy_ = std::make_unique<RecipientPolicy>(*directory_);
   deliverer_ = std::make_unique<Deliverer>(DeliverySettings::fromConfig(cfg));
+  auto pool = WorkerPool::start(base_, settings_.deliveryWorkers);
+  if (!pool) return Error{"delivery workers: " + pool.error().message};
+  pool_ = std::move(*pool);
 
   auto ls = service::acceptOn(
       ctx, "lmtp_socket", [this](UniqueFd c, const event::Peer& p) { accept(std::move(c), p); });
@@ -146,6 +155,10 @@ void Mdad::reload(const config::Config& cfg) {
     YLOG_NOTICE("tmp_dir changed: restart mdad to use it old=%s new=%s", settings_.spoolDir.c_str(),
                 s.spoolDir.c_str());
   s.spoolDir = settings_.spoolDir;
+  if (s.deliveryWorkers != settings_.deliveryWorkers)
+    YLOG_NOTICE("delivery_workers changed: restart mdad to use it old=%zu new=%zu",
+                settings_.deliveryWorkers, s.deliveryWorkers);
+  s.deliveryWorkers = settings_.deliveryWorkers;
   settings_ = s;
   deliverer_->setSettings(DeliverySettings::fromConfig(cfg));
   YLOG_INFO("reloaded");

@@ -1,6 +1,6 @@
 // The mdad daemon object: the LMTP listeners, the connection limit, the
-// Directory, the Deliverer and the recipient policy every LMTP connection
-// shares.
+// Directory, the Deliverer, the delivery worker threads and the recipient
+// policy every LMTP connection shares.
 // Trust: runs as [mdad] user (the mailboxes' owner) after the skeleton's
 // privilege drop; its socket is reachable only by lmtp_socket_group (the
 // MTA), but what comes through it is still untrusted mail.
@@ -16,6 +16,7 @@
 #include "auth/directory.hpp"
 #include "event/event.hpp"
 #include "mdad/delivery.hpp"
+#include "mdad/pool.hpp"
 #include "service/service.hpp"
 #include "smtp/session.hpp"
 
@@ -46,6 +47,11 @@ struct ServerSettings {
   smtp::Settings smtp;
   size_t maxConnections = 100;
   std::string spoolDir;
+  // A message up to this size is kept in memory while it is delivered;
+  // a bigger one goes to a spool file in spoolDir. Bounds the memory of a
+  // connection's message (x max_connections for the daemon).
+  size_t memoryMessageSize = 256 * 1024;
+  size_t deliveryWorkers = 4;  // [mdad] delivery_workers; read at start only
   static ServerSettings fromConfig(const config::Config& cfg);
 };
 
@@ -66,6 +72,7 @@ class Mdad : public service::Daemon {
   auth::Directory& directory() { return *directory_; }
   RecipientPolicy& policy() { return *policy_; }
   Deliverer& deliverer() { return *deliverer_; }
+  WorkerPool& pool() { return *pool_; }
   const ServerSettings& settings() const { return settings_; }
   // A connection ended: forget it (it is destroyed here).
   void closed(Connection* c);
@@ -79,6 +86,9 @@ class Mdad : public service::Daemon {
   std::unique_ptr<auth::Directory> directory_;
   std::unique_ptr<RecipientPolicy> policy_;
   std::unique_ptr<Deliverer> deliverer_;
+  // Declared after what its tasks use, so it goes first (and waits for
+  // the running ones).
+  std::unique_ptr<WorkerPool> pool_;
   std::vector<std::unique_ptr<event::Listener>> listeners_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
   uint64_t sessionCounter_ = 0;

@@ -69,6 +69,54 @@ void SpoolFile::discard() {
   failed_ = false;
 }
 
+void MessageBuffer::append(std::string_view bytes) {
+  size_ += bytes.size();
+  if (error_) return;
+  if (spool_.active()) {
+    spool_.append(bytes);
+    return;
+  }
+  if (mem_.size() + bytes.size() <= memoryLimit_) {
+    mem_.append(bytes);
+    return;
+  }
+  auto s = SpoolFile::create(spoolDir_);
+  if (!s) {
+    error_ = s.error();
+    std::string().swap(mem_);
+    return;
+  }
+  spool_ = std::move(*s);
+  spool_.append(mem_);
+  std::string().swap(mem_);
+  spool_.append(bytes);
+}
+
+Result<std::shared_ptr<const store::MessageSource>> MessageBuffer::finish() {
+  if (error_) {
+    Error e = *error_;
+    discard();
+    return e;
+  }
+  if (spool_.active()) {
+    auto src = spool_.finish();
+    discard();
+    if (!src) return src.error();
+    return std::shared_ptr<const store::MessageSource>(
+        std::make_shared<store::FileSource>(std::move(*src)));
+  }
+  auto src = std::make_shared<store::MemorySource>(std::move(mem_));
+  discard();
+  return std::shared_ptr<const store::MessageSource>(std::move(src));
+}
+
+void MessageBuffer::discard() {
+  spool_.discard();
+  std::string().swap(mem_);
+  error_.reset();
+  size_ = 0;
+}
+
 Status ensurePrivateDir(const std::string& dir) {
   if (auto st = makeDirs(dir, 0700); !st) return st;
   struct stat st;

@@ -65,6 +65,7 @@ constexpr KeySpec kSchema[] = {
     {"mdad", "tmp_dir", Type::Path, "", "private folder for messages being delivered (empty: <state_dir>/mdad-tmp)"},
     {"mdad", "lock_timeout", Type::Duration, "10s", "longest wait for an mbox lock before a temporary failure"},
     {"mdad", "max_connections", Type::Int, "100", "concurrent LMTP sessions"},
+    {"mdad", "delivery_workers", Type::Int, "4", "threads that write the mailbox copies, so that several LMTP sessions deliver at once (read at start)"},
 };
 
 constexpr std::string_view kDaemons[] = {"mtad", "mdad"};

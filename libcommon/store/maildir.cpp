@@ -135,7 +135,8 @@ MaildirNameGenerator::MaildirNameGenerator(Clock clock, std::optional<uint64_t> 
 
 std::string MaildirNameGenerator::next() {
   Time t = clock_();
-  return maildirBaseName({t.seconds, t.micros, pid_, counter_++, host_});
+  return maildirBaseName(
+      {t.seconds, t.micros, pid_, counter_.fetch_add(1, std::memory_order_relaxed), host_});
 }
 
 Result<std::string> maildirFolderPath(const std::string& root, std::string_view folder, char sep) {

@@ -23,6 +23,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -66,8 +67,9 @@ std::string maildirNormaliseFlags(std::string_view flags);
 
 // Draws unique base names from a clock, the pid and a counter. One per
 // process (the counter is what keeps two deliveries in the same
-// microsecond apart). Not thread-safe: one per thread, or guard it. A
-// forked child must make its own (the pid is captured at construction).
+// microsecond apart), shared by all its threads: next() is thread-safe as
+// long as the clock is (the default one is). A forked child must make its
+// own (the pid is captured at construction).
 class MaildirNameGenerator {
  public:
   struct Time {
@@ -84,7 +86,7 @@ class MaildirNameGenerator {
   Clock clock_;
   uint64_t pid_;
   std::string host_;
-  uint64_t counter_ = 0;
+  std::atomic<uint64_t> counter_{0};
 };
 
 // ---- folders ----

@@ -65,14 +65,25 @@ std::string localHostName() {
   return buf;
 }
 
+// Open file description locks where the kernel has them (Linux 3.15+):
+// they belong to the open file, not to the process, so two threads of one
+// process exclude each other, and closing another descriptor of the same
+// file does not drop them. Other processes' classic fcntl locks conflict
+// with them both ways, so mutt, procmail and Dovecot still see them.
+#ifdef F_OFD_SETLK
+constexpr int kSetLock = F_OFD_SETLK;
+#else
+constexpr int kSetLock = F_SETLK;
+#endif
+
 Status fcntlLock(int fd, short type, std::chrono::milliseconds timeout, const std::string& path) {
   struct flock fl;
-  std::memset(&fl, 0, sizeof fl);
+  std::memset(&fl, 0, sizeof fl);  // l_pid must be 0 for an OFD lock
   fl.l_type = type;
   fl.l_whence = SEEK_SET;
   Backoff backoff(timeout);
   for (;;) {
-    if (::fcntl(fd, F_SETLK, &fl) == 0) return {};
+    if (::fcntl(fd, kSetLock, &fl) == 0) return {};
     if (errno != EACCES && errno != EAGAIN && errno != EINTR) return errnoError("lock " + path);
     if (!backoff.wait())
       return Error{"lock " + path + ": timed out, held by another process", ETIMEDOUT};
@@ -305,7 +316,7 @@ void MboxWriter::release() {
     std::memset(&fl, 0, sizeof fl);
     fl.l_type = F_UNLCK;
     fl.l_whence = SEEK_SET;
-    ::fcntl(fd_.get(), F_SETLK, &fl);
+    ::fcntl(fd_.get(), kSetLock, &fl);
   }
 }
 

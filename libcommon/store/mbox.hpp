@@ -9,7 +9,9 @@
 // LF line endings (CRLF -> LF); converters may keep them.
 //
 // Appending: open (O_APPEND, O_NOFOLLOW, 0600, regular files only), take
-// an fcntl write lock (F_SETLK in a bounded retry loop), then the dot-lock
+// an fcntl write lock (an open file description lock, F_OFD_SETLK, so
+// that threads of one process exclude each other too; in a bounded retry
+// loop), then the dot-lock
 // <mbox>.lock (O_EXCL; holds "<pid> <host>\n"; a lock older than 5 min or
 // whose pid is dead on this host is removed). fstat the size first; on any
 // failure ftruncate back to it, so a failed append leaves the mailbox as it

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <limits>
+#include <optional>
 
 #include "base/unique_fd.hpp"
 #include "store/maildir.hpp"
@@ -46,25 +47,57 @@ Status addFolder(const std::string& dir, Usage& u) {
   return {};
 }
 
-}  // namespace
-
-Result<Usage> maildirUsage(const std::string& root) {
-  Usage u;
+// The folders of a Maildir: root, then every <root>/.Name directory.
+// nullopt when root does not exist.
+Result<std::optional<std::vector<std::string>>> listFolders(const std::string& root) {
   CPtr<DIR, closedir> d(::opendir(root.c_str()));
   if (!d) {
-    if (errno == ENOENT) return u;
+    if (errno == ENOENT) return std::optional<std::vector<std::string>>();
     return errnoError("opendir " + root);
   }
-  if (auto s = addFolder(root, u); !s) return s.error();
+  std::vector<std::string> folders{root};
   while (struct dirent* e = ::readdir(d.get())) {
     std::string_view name = e->d_name;
     if (name.size() < 2 || name[0] != '.' || name == "..") continue;
     std::string path = root + "/" + std::string(name);
     struct stat st;
     if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
-    if (auto s = addFolder(path, u); !s) return s.error();
+    folders.push_back(std::move(path));
   }
+  return std::optional<std::vector<std::string>>(std::move(folders));
+}
+
+Result<Usage> countFolders(const std::vector<std::string>& folders) {
+  Usage u;
+  for (const std::string& f : folders)
+    if (auto s = addFolder(f, u); !s) return s.error();
   return u;
+}
+
+int64_t mtimeNs(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+std::vector<int64_t> stampOf(const std::string& root, const std::vector<std::string>& folders) {
+  std::vector<int64_t> s;
+  s.reserve(1 + 2 * folders.size());
+  s.push_back(mtimeNs(root));
+  for (const std::string& f : folders) {
+    s.push_back(mtimeNs(f + "/new"));
+    s.push_back(mtimeNs(f + "/cur"));
+  }
+  return s;
+}
+
+}  // namespace
+
+Result<Usage> maildirUsage(const std::string& root) {
+  auto folders = listFolders(root);
+  if (!folders) return folders.error();
+  if (!*folders) return Usage{};
+  return countFolders(**folders);
 }
 
 Result<Usage> mboxUsage(const std::string& path) {
@@ -93,6 +126,62 @@ bool wouldExceed(const Usage& usage, uint64_t quotaBytes, uint64_t quotaMessages
   if (quotaBytes != 0 && (incomingSize > quotaBytes || usage.bytes > quotaBytes - incomingSize))
     return true;
   return quotaMessages != 0 && usage.messages >= quotaMessages;
+}
+
+MaildirUsageCache::MaildirUsageCache(std::chrono::seconds maxAge, size_t maxEntries)
+    : maxAge_(maxAge), maxEntries_(maxEntries == 0 ? 1 : maxEntries) {}
+
+Result<MaildirUsageCache::Lookup> MaildirUsageCache::usage(const std::string& root) {
+  const auto now = std::chrono::steady_clock::now();
+  std::optional<Entry> cached;
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(root);
+    if (it != entries_.end() && now - it->second.scannedAt < maxAge_) cached = it->second;
+  }
+  // The stat() calls run outside the lock: other mailboxes need not wait.
+  if (cached && stampOf(root, cached->folders) == cached->stamp)
+    return Lookup{cached->usage, cached->generation};
+
+  auto folders = listFolders(root);
+  if (!folders) return folders.error();
+  Entry e;
+  e.folders = *folders ? std::move(**folders) : std::vector<std::string>{root};
+  // Stamped before counting: a change during the scan shows at the next
+  // lookup and costs one more scan, never a wrong figure kept.
+  e.stamp = stampOf(root, e.folders);
+  if (*folders) {
+    auto u = countFolders(e.folders);
+    if (!u) return u.error();
+    e.usage = *u;
+  }
+  e.scannedAt = now;
+  std::lock_guard lock(mu_);
+  e.generation = nextGeneration_++;
+  ++scans_;
+  if (entries_.size() >= maxEntries_ && !entries_.count(root)) entries_.clear();
+  Lookup out{e.usage, e.generation};
+  entries_[root] = std::move(e);
+  return out;
+}
+
+void MaildirUsageCache::added(const std::string& root, uint64_t generation, uint64_t bytes) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(root);
+  if (it == entries_.end()) return;
+  Entry& e = it->second;
+  if (e.generation != generation) {
+    entries_.erase(it);
+    return;
+  }
+  e.usage.bytes = addSat(e.usage.bytes, bytes);
+  e.usage.messages = addSat(e.usage.messages, 1);
+  e.stamp = stampOf(root, e.folders);
+}
+
+uint64_t MaildirUsageCache::scans() const {
+  std::lock_guard lock(mu_);
+  return scans_;
 }
 
 }  // namespace yubin::store
