@@ -242,3 +242,58 @@ def test_program_refuses_non_loopback(tmp_path):
                         "--zone", str(zone_file)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
     assert "loopback" in r.stderr
+
+
+# -- the C++ resolver (libcommon/dns through dns-lookup) against this server --
+
+def lookup(binary, dns, what, *names, timeout_ms=300, tries=1):
+    out = subprocess.run(
+        [str(binary("libcommon/dns/dns-lookup")), "--server", dns.server,
+         "--timeout-ms", str(timeout_ms), "--tries", str(tries), what, *names],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [line["name"] for line in lines] == list(names)
+    return lines
+
+
+def test_resolver_mx_against_server(binary, dns):
+    got = {r["name"]: r for r in lookup(
+        binary, dns, "mx", "example.test", "nullmx.test", "nodata.test", "unknown.test",
+        "servfail.test", "refused.test", "silent.test", "garbage.test", "big.test", "alias.test")}
+    assert got["example.test"]["status"] == "ok"
+    assert got["example.test"]["records"] == [[10, "mx1.example.test"], [20, "mx2.example.test"]]
+    assert got["nullmx.test"]["records"] == [[0, ""]]
+    assert got["nodata.test"]["status"] == "nodata"
+    assert got["alias.test"]["status"] == "nodata"  # CNAME to a name without MX
+    assert got["unknown.test"]["status"] == "nxdomain"
+    for name in ("servfail.test", "refused.test", "silent.test"):
+        assert got[name]["status"] == "tempfail", name
+        assert name in got[name]["error"]
+    assert got["garbage.test"]["status"] == "badanswer"
+    assert got["big.test"]["status"] == "ok"  # retried over TCP
+    assert len(got["big.test"]["records"]) == 30
+    assert ("big.test", "mx", "tcp") in dns.queries
+
+
+def test_resolver_addresses_and_route_against_server(binary, dns):
+    got = {r["name"]: r for r in lookup(
+        binary, dns, "addresses", "mx1.example.test", "alias.test", "v6bad.test", "unknown.test",
+        "127.0.0.5")}
+    assert got["mx1.example.test"]["addresses"] == ["::1", "127.0.0.2", "127.0.0.3"]
+    assert got["alias.test"]["addresses"] == ["::1", "127.0.0.2", "127.0.0.3"]
+    assert got["v6bad.test"]["status"] == "ok"
+    assert got["v6bad.test"]["addresses"] == ["127.0.0.4"]
+    assert "AAAA" in got["v6bad.test"]["error"]
+    assert got["unknown.test"]["status"] == "nxdomain"
+    assert got["127.0.0.5"]["addresses"] == ["127.0.0.5"]
+
+    routes = {r["name"]: r for r in lookup(
+        binary, dns, "route", "example.test", "nullmx.test", "nodata.test", "unknown.test",
+        "servfail.test")}
+    assert routes["example.test"]["kind"] == "hosts"
+    assert routes["example.test"]["hosts"] == [[10, "mx1.example.test"], [20, "mx2.example.test"]]
+    assert routes["nullmx.test"]["kind"] == "nullmx"
+    assert routes["nodata.test"]["hosts"] == [[0, "nodata.test"]]  # implicit MX
+    assert routes["unknown.test"]["kind"] == "nosuchdomain"
+    assert routes["servfail.test"]["kind"] == "tempfail"
