@@ -5,6 +5,7 @@
 // (also fed one byte at a time) and the nameless spool file.
 #include "mdad/delivery.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -211,6 +212,29 @@ TEST_CASE("quota: bytes and messages, Maildir and mbox") {
     CHECK(d.deliverToUser(f.user("onebox@example.org"), small, "", "t") == Outcome::OverQuota);
     CHECK(f.mboxMessages(f.mbox("onebox")).size() == 1);
   }
+}
+
+TEST_CASE("quota: the usage is cached between deliveries and a deletion makes room") {
+  Fixture f("room@example.org:*:::maildir:0,3\n");
+  Deliverer d(fastSettings());
+  store::MemorySource msg("Subject: s\r\n\r\nx\r\n");
+  const auth::User room = f.user("room@example.org");
+  for (int i = 0; i < 3; ++i) CHECK(d.deliverToUser(room, msg, "", "t") == Outcome::Delivered);
+  // One scan for the missing Maildir, one after it was made; none for
+  // the deliveries that followed.
+  CHECK(d.quotaScans() == 2);
+  CHECK(d.deliverToUser(room, msg, "", "t") == Outcome::OverQuota);
+  CHECK(d.quotaScans() == 2);
+  // The user deletes a message (new/ gets an mtime it never had before).
+  const std::string newDir = f.maildir("room") + "/new";
+  struct timespec old[2] = {{1000000000, 0}, {1000000000, 0}};
+  REQUIRE(::utimensat(AT_FDCWD, newDir.c_str(), old, 0) == 0);
+  CHECK(d.deliverToUser(room, msg, "", "t") == Outcome::OverQuota);  // sees the old mtime
+  auto files = f.maildirFiles("room");
+  REQUIRE(files.size() == 3);
+  REQUIRE(::unlink((newDir + "/" + files[0]).c_str()) == 0);
+  CHECK(d.deliverToUser(room, msg, "", "t") == Outcome::Delivered);
+  CHECK(f.maildirFiles("room").size() == 3);
 }
 
 TEST_CASE("an alias reaches each user once, across recipients of one message") {

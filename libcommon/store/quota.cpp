@@ -170,7 +170,9 @@ void MaildirUsageCache::added(const std::string& root, uint64_t generation, uint
   auto it = entries_.find(root);
   if (it == entries_.end()) return;
   Entry& e = it->second;
-  if (e.generation != generation) {
+  // A Maildir that was missing at the scan has just been made: its
+  // folders were never listed.
+  if (e.generation != generation || e.stamp.front() < 0) {
     entries_.erase(it);
     return;
   }

@@ -583,6 +583,91 @@ def test_ten_concurrent_sessions_deliver_in_parallel_byte_exact(setup):
     log = server.log()
     assert 'delivery failed' not in log
 
+def open_files(pid, suffix):
+    """Paths ending in suffix that process pid holds open."""
+    out = []
+    fd_dir = f'/proc/{pid}/fd'
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(f'{fd_dir}/{fd}')
+        except OSError:
+            continue
+        if target.endswith(suffix):
+            out.append(target)
+    return out
+
+
+def _held_mbox_delivery(setup, server):
+    """Dot-locks carol's mbox, sends her a message on a new session and
+    returns (session, lock file) once a worker waits for the lock."""
+    carol = setup.mbox_path('carol')
+    carol.parent.mkdir(parents=True, exist_ok=True)
+    who = setup.inst.run_as()
+    if who:  # the folder is mdad's, as if it had made it
+        pw = pwd.getpwnam(who[0])
+        os.chown(carol.parent, pw.pw_uid, pw.pw_gid)
+    lock = carol.with_name(carol.name + '.lock')
+    lock.write_text(f'{os.getpid()} {socket.gethostname()}\n')
+    c = Lmtp(setup.socket, timeout=60)
+    c.greet()
+    c.send('MAIL FROM:<a@example.net>\r\nRCPT TO:<carol@example.org>\r\nDATA\r\n')
+    assert [c.reply()[0] for _ in range(3)] == [250, 250, 354]
+    c.send(dot_stuff(MESSAGE) + b'.\r\n')
+    wait_for(lambda: open_files(server.proc.pid, '/carol.mbox'), 20,
+             'a worker to wait for the mbox lock')
+    return c, lock
+
+
+def test_client_gone_while_its_delivery_runs(setup):
+    setup.write(lock_timeout='60s')
+    server = Server(setup).start()
+    try:
+        c, lock = _held_mbox_delivery(setup, server)
+        c.close()  # the connection goes; the copy under way does not
+        wait_for(lambda: 'disconnect session=' in server.log(), 10, 'the disconnect')
+        # Meanwhile other sessions are served: Maildir copies do not wait.
+        with smtplib.LMTP(str(setup.socket)) as c2:
+            c2.ehlo('client.example.net')
+            _, after = lmtp_send(c2, SENDER, ['bob@example.org'], MESSAGE)
+            assert [code for code, _ in after] == [250]
+        lock.unlink()
+        wait_for(lambda: len(setup.mbox('carol')) == 1, 20, 'the copy to finish')
+        assert server.proc.poll() is None
+        with smtplib.LMTP(str(setup.socket)) as c2:
+            c2.ehlo('client.example.net')
+            _, after = lmtp_send(c2, SENDER, ['carol@example.org'], MESSAGE)
+            assert [code for code, _ in after] == [250]
+        assert len(setup.mbox('carol')) == 2
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0
+    assert ' error: ' not in server.log() and 'AddressSanitizer' not in server.log()
+
+
+def test_stop_waits_for_deliveries_under_way(setup):
+    setup.write(lock_timeout='60s')
+    server = Server(setup).start()
+    try:
+        busy, lock = _held_mbox_delivery(setup, server)
+        idle = Lmtp(setup.socket)
+        idle.greet()
+        server.proc.send_signal(signal.SIGTERM)
+        # The idle session is told at once; the busy one gets its reply
+        # once the copy is durable, then 421 and the end.
+        code, lines = idle.reply()
+        assert code == 421, lines
+        assert server.proc.poll() is None
+        lock.unlink()
+        code, lines = busy.reply()
+        assert code == 250, lines
+        assert busy.reply()[0] == 421
+        assert server.proc.wait(20) == 0
+        assert len(setup.mbox('carol')) == 1
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+    assert 'AddressSanitizer' not in server.log()
+
 # --- yubin-master and kill -9 ---------------------------------------------------
 
 def open_spool_sizes(pid):
