@@ -399,6 +399,7 @@ std::vector<Param> parseParams(std::string_view s) {
       }
     }
     if (anyExtended && !(used > 0 && pieces[0].extended)) value.insert(0, "''");
+    if (used == 0) continue;  // no section 0: dropped (its slot stays nameless)
     out[groupSlot[g]] = Param{groups[g].name + (anyExtended ? "*" : ""), std::move(value)};
   }
   // A group whose section 0 is missing yields an empty name: drop it.

@@ -201,9 +201,10 @@ void StructureParser::endHeader(Open& e, uint64_t bodyStart, uint64_t lfAfter,
 void StructureParser::close(Open& e, uint64_t end, uint64_t lf, uint64_t bare) {
   if (e.inHeader) {
     // The entity ended inside its header: no body.
+    const size_t before = stack_.size();
     endHeader(e, end, lf, bare);
     // endHeader may have opened an encapsulated message; it is empty too.
-    if (stack_.back().get() != &e) {
+    if (stack_.size() > before) {
       auto child = std::move(stack_.back());
       stack_.pop_back();
       close(*child, end, lf, bare);
