@@ -66,7 +66,7 @@ void Connection::messageEnd() {
     common = bad;
   }
   if (common) {
-    reply(std::vector<Outcome>(env.recipients.size(), *common), 0, false);
+    reply(std::vector<Outcome>(env.recipients.size(), *common), size, false);
     return;
   }
 
