@@ -85,9 +85,9 @@ class WorkerPool {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Item> queue_;                   // guarded by mu_
-  std::vector<Ticket> done_;                 // guarded by mu_
-  bool stopping_ = false;                    // guarded by mu_
+  std::deque<Item> queue_;    // guarded by mu_
+  std::vector<Ticket> done_;  // guarded by mu_
+  bool stopping_ = false;     // guarded by mu_
 
   // Loop thread only.
   std::unordered_map<Ticket, Done> callbacks_;

@@ -276,10 +276,10 @@ TEST_CASE("delivery on the pool: the first copy finishes last, replies stay in o
                       0640)
               .ok());
   REQUIRE(atomicWrite(aliases, "both@example.org: u1@example.org, u2@example.org\n", 0640).ok());
-  auto cfg = config::Config::parse("version = 1\n[global]\ndomains = example.org\nusers_file = " +
-                                       users + "\naliases_file = " + aliases +
-                                       "\nmail_root = " + mail + "\n",
-                                   "test.conf");
+  auto cfg =
+      config::Config::parse("version = 1\n[global]\ndomains = example.org\nusers_file = " + users +
+                                "\naliases_file = " + aliases + "\nmail_root = " + mail + "\n",
+                            "test.conf");
   REQUIRE(cfg.ok());
   auth::Directory directory(auth::DirectorySettings::fromConfig(*cfg));
   REQUIRE(directory.reload().ok());
@@ -290,8 +290,8 @@ TEST_CASE("delivery on the pool: the first copy finishes last, replies stay in o
   ds.lockTimeout = 2000ms;
   Deliverer deliverer(ds, fs);
   DeliveryPlan plan;
-  for (const char* r : {"u0@example.org", "ghost@example.org", "both@example.org",
-                        "u1@example.org", "u3@example.org"})
+  for (const char* r : {"u0@example.org", "ghost@example.org", "both@example.org", "u1@example.org",
+                        "u3@example.org"})
     deliverer.plan(plan, directory, r, "t");
   REQUIRE(plan.users.size() == 4);  // u1 is reached twice, copied once
   CHECK(plan.recipients[1].settled == Outcome::UnknownUser);
@@ -310,11 +310,11 @@ TEST_CASE("delivery on the pool: the first copy finishes last, replies stay in o
   std::vector<Outcome> outcomes;
   pool->submit(std::move(tasks), [&] { outcomes = deliverer.outcomes(plan, "t"); });
   REQUIRE(loop.runUntil([&] { return !outcomes.empty(); }));
-  CHECK(outcomes == std::vector<Outcome>{Outcome::NoSpace, Outcome::UnknownUser,
-                                         Outcome::Delivered, Outcome::Delivered,
-                                         Outcome::Delivered});
-  std::string expect = "Return-Path: <s@example.net>\nDelivered-To: u1@example.org\n"
-                       "Subject: x\n\nbody\n";
+  CHECK(outcomes == std::vector<Outcome>{Outcome::NoSpace, Outcome::UnknownUser, Outcome::Delivered,
+                                         Outcome::Delivered, Outcome::Delivered});
+  std::string expect =
+      "Return-Path: <s@example.net>\nDelivered-To: u1@example.org\n"
+      "Subject: x\n\nbody\n";
   auto files = store::test::listDir(mail + "/example.org/u1/Maildir/new");
   REQUIRE(files.size() == 1);
   CHECK(readFile(mail + "/example.org/u1/Maildir/new/" + files[0]).value() == expect);
