@@ -272,7 +272,8 @@ struct Resolver::Impl {
   void startMx(std::string name, std::function<void(MxAnswer)> done) {
     auto* q = new MxQuery{this, std::move(name), std::move(done)};
     ++onWire;
-    ares_query(channel, q->name.c_str(), ns_c_in, ns_t_mx, &Impl::onMx, q);
+    std::string qname = q->name;  // q may be gone when ares_query returns
+    ares_query(channel, qname.c_str(), ns_c_in, ns_t_mx, &Impl::onMx, q);
   }
 
   void startAddresses(std::string name, std::function<void(AddressAnswer)> done) {
