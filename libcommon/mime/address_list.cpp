@@ -14,7 +14,7 @@ enum class Kind { Atom, Quoted, Literal, Special, End };
 
 struct Token {
   Kind kind = Kind::End;
-  std::string text;      // atom, quoted content, domain literal with brackets
+  std::string text;  // atom, quoted content, domain literal with brackets
   char special = 0;
   bool spaceBefore = false;  // blanks or a comment came before it
 };
@@ -163,7 +163,8 @@ class Parser {
     std::vector<Token> w;
     for (;;) {
       const Token& t = tok_.peek();
-      if (t.kind == Kind::Atom || t.kind == Kind::Quoted || (t.kind == Kind::Special && t.special == '.') ||
+      if (t.kind == Kind::Atom || t.kind == Kind::Quoted ||
+          (t.kind == Kind::Special && t.special == '.') ||
           (allowLiteral && t.kind == Kind::Literal)) {
         w.push_back(tok_.next());
         if (w.size() > 1000) break;
@@ -181,8 +182,8 @@ class Parser {
     if (name && name->empty()) name.reset();
     if (mailbox.empty()) mailbox = kMissingMailbox;
     if (host.empty()) host = kMissingDomain;
-    out_.push_back(EnvelopeAddress{std::move(name), std::move(adl), std::move(mailbox),
-                                   std::move(host)});
+    out_.push_back(
+        EnvelopeAddress{std::move(name), std::move(adl), std::move(mailbox), std::move(host)});
   }
 
   // Skips what cannot start or continue an address, up to "," (or ";" in

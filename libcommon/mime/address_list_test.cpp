@@ -1,9 +1,10 @@
 // Tests for mime/address_list: RFC 5322 address lists as ENVELOPE shows
 // them, groups and obsolete syntax, hostile input.
 // Trust: test code.
+#include "mime/address_list.hpp"
+
 #include <catch2/catch.hpp>
 
-#include "mime/address_list.hpp"
 #include "mime/render.hpp"
 
 using namespace yubin::mime;

@@ -184,7 +184,8 @@ Result<Structure> decodeStructure(std::string_view bytes) {
     // Document order: a parent comes before its children; depth follows.
     const bool rootOk = i == 0 && parent == 0 && depth == 0;
     const bool childOk = i > 0 && parent < i && depth == s.parts[parent].depth + 1u;
-    if ((!rootOk && !childOk) || depth > 255 || flags > 3) return Error{"structure cache: bad tree", 0};
+    if ((!rootOk && !childOk) || depth > 255 || flags > 3)
+      return Error{"structure cache: bad tree", 0};
     p.parent = static_cast<uint32_t>(parent);
     p.depth = static_cast<uint8_t>(depth);
     p.headerTruncated = flags & 1;
@@ -222,7 +223,8 @@ Result<Structure> decodeStructure(std::string_view bytes) {
       p.envelope = std::move(e);
     }
   }
-  if (!r.ok() || !r.atEnd() || s.parts.size() != n) return Error{"structure cache: truncated or trailing bytes", 0};
+  if (!r.ok() || !r.atEnd() || s.parts.size() != n)
+    return Error{"structure cache: truncated or trailing bytes", 0};
   return s;
 }
 

@@ -19,15 +19,24 @@ constexpr std::array<uint16_t, 32> kCp1252High = {
 
 uint32_t latin9(uint8_t b) {
   switch (b) {
-    case 0xA4: return 0x20AC;
-    case 0xA6: return 0x0160;
-    case 0xA8: return 0x0161;
-    case 0xB4: return 0x017D;
-    case 0xB8: return 0x017E;
-    case 0xBC: return 0x0152;
-    case 0xBD: return 0x0153;
-    case 0xBE: return 0x0178;
-    default: return b;
+    case 0xA4:
+      return 0x20AC;
+    case 0xA6:
+      return 0x0160;
+    case 0xA8:
+      return 0x0161;
+    case 0xB4:
+      return 0x017D;
+    case 0xB8:
+      return 0x017E;
+    case 0xBC:
+      return 0x0152;
+    case 0xBD:
+      return 0x0153;
+    case 0xBE:
+      return 0x0178;
+    default:
+      return b;
   }
 }
 
@@ -74,11 +83,10 @@ void appendUtf8(std::string& out, uint32_t cp) {
 Charset charsetFromName(std::string_view name) {
   std::string n = toLower(trim(name));
   if (n == "utf-8" || n == "utf8") return Charset::Utf8;
-  if (n == "us-ascii" || n == "ascii" || n == "ansi_x3.4-1968" || n == "iso646-us" ||
-      n == "us")
+  if (n == "us-ascii" || n == "ascii" || n == "ansi_x3.4-1968" || n == "iso646-us" || n == "us")
     return Charset::Ascii;
-  if (n == "iso-8859-1" || n == "iso8859-1" || n == "iso_8859-1" || n == "latin1" ||
-      n == "l1" || n == "iso-ir-100" || n == "cp819" || n == "iso_8859-1:1987")
+  if (n == "iso-8859-1" || n == "iso8859-1" || n == "iso_8859-1" || n == "latin1" || n == "l1" ||
+      n == "iso-ir-100" || n == "cp819" || n == "iso_8859-1:1987")
     return Charset::Latin1;
   if (n == "iso-8859-15" || n == "iso8859-15" || n == "iso_8859-15" || n == "latin-9" ||
       n == "latin9")

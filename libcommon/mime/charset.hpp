@@ -11,8 +11,8 @@
 //   bool toUtf8(name, bytes, out)      one-shot; false (out untouched) for an
 //                                      unknown charset.
 // Invalid input never fails: an invalid UTF-8 sequence becomes U+FFFD; the
-// five bytes Windows-1252 leaves undefined map to the C1 controls (WHATWG). US-ASCII text carrying 8-bit bytes
-// (common in the wild) is read as UTF-8 with the same replacement.
+// five bytes Windows-1252 leaves undefined map to the C1 controls (WHATWG). US-ASCII text carrying
+// 8-bit bytes (common in the wild) is read as UTF-8 with the same replacement.
 //
 // Trust: converts untrusted message bytes; output is at most 3 bytes per
 // input byte; no allocation besides the output.

@@ -1,18 +1,23 @@
 // Tests for mime/charset: the table of charsets, invalid UTF-8, streaming.
 // Trust: test code.
-#include <catch2/catch.hpp>
-
 #include "mime/charset.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace yubin::mime;
 
 TEST_CASE("charset names and aliases") {
   auto [name, cs] = GENERATE(table<const char*, Charset>({
-      {"UTF-8", Charset::Utf8},        {"utf8", Charset::Utf8},
-      {"us-ascii", Charset::Ascii},    {"ISO-8859-1", Charset::Latin1},
-      {"latin1", Charset::Latin1},     {" iso-8859-15 ", Charset::Latin9},
-      {"Windows-1252", Charset::Windows1252}, {"cp1252", Charset::Windows1252},
-      {"koi8-r", Charset::Unknown},    {"", Charset::Unknown},
+      {"UTF-8", Charset::Utf8},
+      {"utf8", Charset::Utf8},
+      {"us-ascii", Charset::Ascii},
+      {"ISO-8859-1", Charset::Latin1},
+      {"latin1", Charset::Latin1},
+      {" iso-8859-15 ", Charset::Latin9},
+      {"Windows-1252", Charset::Windows1252},
+      {"cp1252", Charset::Windows1252},
+      {"koi8-r", Charset::Unknown},
+      {"", Charset::Unknown},
   }));
   CHECK(charsetFromName(name) == cs);
 }
@@ -25,10 +30,14 @@ TEST_CASE("conversion to UTF-8") {
       {"windows-1252", "\x80\x93x\x94", "\xE2\x82\xAC\xE2\x80\x9Cx\xE2\x80\x9D"},
       {"windows-1252", "\x81", "\xC2\x81"},
       {"utf-8", "\xE2\x82\xAC", "\xE2\x82\xAC"},
-      {"utf-8", "a\xFF" "b", "a\xEF\xBF\xBD" "b"},
-      {"utf-8", "\xC0\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD"},             // overlong
+      {"utf-8",
+       "a\xFF"
+       "b",
+       "a\xEF\xBF\xBD"
+       "b"},
+      {"utf-8", "\xC0\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD"},                  // overlong
       {"utf-8", "\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},  // surrogate
-      {"utf-8", "\xE2\x82", "\xEF\xBF\xBD"},                           // cut short
+      {"utf-8", "\xE2\x82", "\xEF\xBF\xBD"},                              // cut short
       {"us-ascii", "plain", "plain"},
   }));
   std::string whole;

@@ -5,7 +5,6 @@
 // documented choices in render.hpp and structure.hpp).
 // Trust: test code.
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <iterator>

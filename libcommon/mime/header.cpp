@@ -272,8 +272,7 @@ std::string decodeEncodedWords(std::string_view s) {
   while (i < s.size()) {
     if (s[i] == '=' && i + 1 < s.size() && s[i + 1] == '?') {
       size_t p = i;
-      if (parseEncodedWord(s, p, charset, bytes) &&
-          charsetFromName(charset) != Charset::Unknown) {
+      if (parseEncodedWord(s, p, charset, bytes) && charsetFromName(charset) != Charset::Unknown) {
         if (pending && iequals(pendingCharset, charset)) {
           // Adjacent words in one charset: join the bytes first, so a
           // character split between two words decodes whole.
@@ -408,8 +407,7 @@ std::vector<Param> parseParams(std::string_view s) {
   return out;
 }
 
-std::optional<std::string> paramValueUtf8(const std::vector<Param>& params,
-                                          std::string_view name) {
+std::optional<std::string> paramValueUtf8(const std::vector<Param>& params, std::string_view name) {
   for (const auto& p : params) {
     if (iequals(p.name, name)) {
       if (p.value.find("=?") != std::string::npos) return decodeEncodedWords(p.value);
@@ -496,9 +494,8 @@ std::string filterHeaderFields(std::string_view header, const std::vector<std::s
         std::string_view name = content.substr(0, colon);
         while (!name.empty() && isBlank(name.back())) name.remove_suffix(1);
         if (isFieldName(name)) {
-          const bool listed = std::any_of(names.begin(), names.end(), [&](const std::string& n) {
-            return iequals(n, name);
-          });
+          const bool listed = std::any_of(names.begin(), names.end(),
+                                          [&](const std::string& n) { return iequals(n, name); });
           include = listed != exclude;
         }
       }

@@ -78,8 +78,8 @@ class HeaderCollector {
   std::vector<HeaderField> fields_;
   size_t count_ = 0;
   size_t bytes_ = 0;
-  bool inField_ = false;    // a continuation line extends fields_.back()
-  bool skipping_ = false;   // continuation lines of a field not kept
+  bool inField_ = false;   // a continuation line extends fields_.back()
+  bool skipping_ = false;  // continuation lines of a field not kept
   bool truncated_ = false;
 };
 
@@ -121,11 +121,10 @@ std::vector<Param> parseParams(std::string_view text);
 // Value of param name (case-insensitive), decoded to UTF-8: RFC 2231
 // charset'lang'%XX, or RFC 2047 words inside a quoted value (a common
 // mailer habit). nullopt when absent.
-std::optional<std::string> paramValueUtf8(const std::vector<Param>& params,
-                                          std::string_view name);
+std::optional<std::string> paramValueUtf8(const std::vector<Param>& params, std::string_view name);
 
 struct ContentType {
-  std::string type;     // as written; empty when the field was absent/invalid
+  std::string type;  // as written; empty when the field was absent/invalid
   std::string subtype;
   std::vector<Param> params;
 };

@@ -1,9 +1,9 @@
 // Tests for mime/header: fields and folding, limits, RFC 2047 words, RFC
 // 2231 parameters, Content-Type / Disposition, HEADER.FIELDS filtering.
 // Trust: test code.
-#include <catch2/catch.hpp>
-
 #include "mime/header.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace yubin::mime;
 
@@ -124,24 +124,26 @@ TEST_CASE("RFC 2047 encoded words") {
 }
 
 TEST_CASE("Content-Type and RFC 2231 parameters") {
-  auto [in, type, subtype, params] = GENERATE(table<std::string, std::string, std::string, std::string>({
-      {"text/plain", "text", "plain", ""},
-      {"Text/HTML; Charset=\"UTF-8\"", "Text", "HTML", "[Charset=UTF-8]"},
-      {" text / plain ; charset = us-ascii (comment) ; format=flowed", "text", "plain",
-       "[charset=us-ascii][format=flowed]"},
-      {"multipart/mixed; boundary=----=_Part_0_12.34", "multipart", "mixed",
-       "[boundary=----=_Part_0_12.34]"},
-      {"multipart/mixed;\r\n boundary=\"a b\\\"c\"", "multipart", "mixed", "[boundary=a b\"c]"},
-      {"application/x; name*0=\"long\"; name*1=\"name.pdf\"", "application", "x", "[name=longname.pdf]"},
-      {"application/x; name*1=\"b\"; name*0=\"a\"", "application", "x", "[name=ab]"},
-      {"application/x; title*=us-ascii'en-us'This%20is", "application", "x",
-       "[title*=us-ascii'en-us'This%20is]"},
-      {"application/x; t*0*=utf-8''%E2%82%AC; t*1=\" x\"; a=b", "application", "x",
-       "[a=b][t*=utf-8''%E2%82%AC%20x]"},
-      {"application/x; t*1=\"orphan\"", "application", "x", ""},
-      {"text/plain; junk; =novalue; ok=1", "text", "plain", "[ok=1]"},
-      {"text/plain charset=utf-8", "text", "plain", "[charset=utf-8]"},
-  }));
+  auto [in, type, subtype, params] =
+      GENERATE(table<std::string, std::string, std::string, std::string>({
+          {"text/plain", "text", "plain", ""},
+          {"Text/HTML; Charset=\"UTF-8\"", "Text", "HTML", "[Charset=UTF-8]"},
+          {" text / plain ; charset = us-ascii (comment) ; format=flowed", "text", "plain",
+           "[charset=us-ascii][format=flowed]"},
+          {"multipart/mixed; boundary=----=_Part_0_12.34", "multipart", "mixed",
+           "[boundary=----=_Part_0_12.34]"},
+          {"multipart/mixed;\r\n boundary=\"a b\\\"c\"", "multipart", "mixed", "[boundary=a b\"c]"},
+          {"application/x; name*0=\"long\"; name*1=\"name.pdf\"", "application", "x",
+           "[name=longname.pdf]"},
+          {"application/x; name*1=\"b\"; name*0=\"a\"", "application", "x", "[name=ab]"},
+          {"application/x; title*=us-ascii'en-us'This%20is", "application", "x",
+           "[title*=us-ascii'en-us'This%20is]"},
+          {"application/x; t*0*=utf-8''%E2%82%AC; t*1=\" x\"; a=b", "application", "x",
+           "[a=b][t*=utf-8''%E2%82%AC%20x]"},
+          {"application/x; t*1=\"orphan\"", "application", "x", ""},
+          {"text/plain; junk; =novalue; ok=1", "text", "plain", "[ok=1]"},
+          {"text/plain charset=utf-8", "text", "plain", "[charset=utf-8]"},
+      }));
   auto ct = parseContentType(in);
   REQUIRE(ct);
   CHECK(ct->type == type);
@@ -157,8 +159,9 @@ TEST_CASE("invalid Content-Type") {
 }
 
 TEST_CASE("parameter values decoded to UTF-8") {
-  auto params = parseParams("; a*=utf-8''%E2%82%AC.txt; b=\"=?utf-8?q?caf=C3=A9?=\"; "
-                            "c*=iso-8859-1'fr'%E9; d=plain; e*=x-unknown''%41");
+  auto params = parseParams(
+      "; a*=utf-8''%E2%82%AC.txt; b=\"=?utf-8?q?caf=C3=A9?=\"; "
+      "c*=iso-8859-1'fr'%E9; d=plain; e*=x-unknown''%41");
   CHECK(paramValueUtf8(params, "A") == "\xE2\x82\xAC.txt");
   CHECK(paramValueUtf8(params, "b") == "caf\xC3\xA9");
   CHECK(paramValueUtf8(params, "c") == "\xC3\xA9");

@@ -17,11 +17,11 @@
 namespace yubin::mime {
 
 struct Line {
-  std::string_view text;  // content without the line end, at most keep bytes
-  uint64_t offset = 0;    // of the line's first byte in the stream
-  uint64_t length = 0;    // whole line including its end
-  uint8_t eolLen = 0;     // 2 (CRLF), 1 (LF) or 0 (last line without end)
-  bool truncated = false; // content longer than keep
+  std::string_view text;   // content without the line end, at most keep bytes
+  uint64_t offset = 0;     // of the line's first byte in the stream
+  uint64_t length = 0;     // whole line including its end
+  uint8_t eolLen = 0;      // 2 (CRLF), 1 (LF) or 0 (last line without end)
+  bool truncated = false;  // content longer than keep
   uint64_t contentLength() const { return length - eolLen; }
 };
 
@@ -98,7 +98,7 @@ class LineSplitter {
     buf_.append(piece.substr(0, std::min(room, piece.size())));
   }
   size_t keep_;
-  uint64_t offset_;     // of the line under way
+  uint64_t offset_;       // of the line under way
   uint64_t partial_ = 0;  // bytes of the line under way seen so far
   bool lastCr_ = false;
   std::string buf_;

@@ -64,7 +64,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(back.ok() && back.value() == whole);
   for (uint32_t a = 0; a < 3; ++a) {
     for (uint32_t b = 0; b < 3; ++b) {
-      for (auto t : {SectionText::None, SectionText::Header, SectionText::Text, SectionText::Mime}) {
+      for (auto t :
+           {SectionText::None, SectionText::Header, SectionText::Text, SectionText::Mime}) {
         SectionSpec spec{{}, t};
         if (a) spec.path.push_back(a);
         if (b) spec.path.push_back(b);

@@ -197,8 +197,7 @@ void appendIString(std::string& out, std::string_view s, const RenderOptions& o)
   out.append(s);
 }
 
-void appendNString(std::string& out, const std::optional<std::string>& s,
-                   const RenderOptions& o) {
+void appendNString(std::string& out, const std::optional<std::string>& s, const RenderOptions& o) {
   if (s) {
     appendIString(out, *s, o);
   } else {

@@ -8,8 +8,8 @@
 namespace yubin::mime {
 namespace {
 
-constexpr const char* kEnvelopeFields[] = {"date", "subject", "from", "sender", "reply-to",
-                                          "to", "cc", "bcc", "in-reply-to", "message-id"};
+constexpr const char* kEnvelopeFields[] = {"date", "subject", "from", "sender",      "reply-to",
+                                           "to",   "cc",      "bcc",  "in-reply-to", "message-id"};
 
 bool keepField(std::string_view name) {
   if (istartsWith(name, "content-")) return true;
@@ -63,8 +63,8 @@ struct StructureParser::Open {
   bool inHeader = true;
   bool digestChild = false;  // default type message/rfc822
   bool messageRoot = false;
-  bool closed = false;       // close delimiter seen: the rest is epilogue
-  std::string boundary;      // multipart whose children are parsed
+  bool closed = false;   // close delimiter seen: the rest is epilogue
+  std::string boundary;  // multipart whose children are parsed
   uint64_t lfAtBody = 0, bareAtBody = 0, bareAtHeader = 0;
   std::optional<HeaderCollector> header;
 };
@@ -106,8 +106,7 @@ void StructureParser::updateKeep() {
 }
 
 // Interprets the header of e's part; the body starts at bodyStart.
-void StructureParser::endHeader(Open& e, uint64_t bodyStart, uint64_t lfAfter,
-                                uint64_t bareAfter) {
+void StructureParser::endHeader(Open& e, uint64_t bodyStart, uint64_t lfAfter, uint64_t bareAfter) {
   Part& p = s_.parts[e.part];
   const HeaderCollector& h = *e.header;
   p.headerSize = bodyStart - p.headerOffset;
@@ -125,9 +124,10 @@ void StructureParser::endHeader(Open& e, uint64_t bodyStart, uint64_t lfAfter,
     p.type = std::move(ct->type);
     p.subtype = std::move(ct->subtype);
     p.params = std::move(ct->params);
-    if (p.isText() && std::none_of(p.params.begin(), p.params.end(), [](const Param& x) {
-          return iequals(x.name, "charset");
-        }))
+    if (p.isText() && std::none_of(p.params.begin(), p.params.end(),
+                                   [](const Param& x) {
+                                     return iequals(x.name, "charset") || iequals(x.name, "charset*");
+                                   }))
       p.params.insert(p.params.begin(), Param{"CHARSET", "US-ASCII"});
   } else if (e.digestChild) {
     p.type = "MESSAGE";
@@ -152,7 +152,8 @@ void StructureParser::endHeader(Open& e, uint64_t bodyStart, uint64_t lfAfter,
     if (auto sp = v.find_first_of(" \t(;"); sp != std::string_view::npos) v = v.substr(0, sp);
     if (!v.empty()) p.encoding = std::string(v);
   }
-  if (const HeaderField* f = h.find("Content-Disposition")) p.disposition = parseDisposition(f->value);
+  if (const HeaderField* f = h.find("Content-Disposition"))
+    p.disposition = parseDisposition(f->value);
   if (const HeaderField* f = h.find("Content-Language")) p.languages = parseLanguageList(f->value);
   if (e.messageRoot) {
     Envelope env;

@@ -105,7 +105,7 @@ struct Part {
 
 struct Structure {
   std::vector<Part> parts;
-  uint64_t size = 0;  // of the whole message
+  uint64_t size = 0;       // of the whole message
   bool truncated = false;  // a limit was reached somewhere
   const Part& root() const { return parts.front(); }
   bool operator==(const Structure&) const = default;
@@ -123,7 +123,8 @@ class StructureParser {
  private:
   struct Open;
   void onLine(const Line& line);
-  void openPart(uint64_t offset, uint32_t parent, uint8_t depth, bool digestChild, bool messageRoot);
+  void openPart(uint64_t offset, uint32_t parent, uint8_t depth, bool digestChild,
+                bool messageRoot);
   void endHeader(Open& e, uint64_t bodyStart, uint64_t lfAfter, uint64_t bareAfter);
   void close(Open& e, uint64_t end, uint64_t lf, uint64_t bare);
   void closeAbove(size_t k, const Line& line);

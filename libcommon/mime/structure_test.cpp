@@ -3,15 +3,15 @@
 // time, in random chunks and through ReadAt; limits; bad MIME; the cache
 // form round trip and hostile cache bytes.
 // Trust: test code.
-#include <catch2/catch.hpp>
+#include "mime/structure.hpp"
 
+#include <catch2/catch.hpp>
 #include <cstring>
 #include <random>
 
 #include "mime/cache.hpp"
 #include "mime/render.hpp"
 #include "mime/section.hpp"
-#include "mime/structure.hpp"
 
 using namespace yubin::mime;
 
@@ -56,23 +56,23 @@ std::string slice(std::string_view msg, const std::optional<SectionRange>& r) {
 }
 
 const std::string kNested =
-    "Subject: s\r\n"                                       // 0..12
-    "Content-Type: multipart/mixed; boundary=X\r\n"      // 12..55
-    "\r\n"                                                 // 55..57: header 57 bytes
-    "preamble\r\n"                                         // 57..67
-    "--X\r\n"                                              // 67..72
-    "Content-Type: text/plain\r\n"                         // 72..98
-    "\r\n"                                                 // 98..100
-    "one\r\n"                                              // 100..105
-    "two\r\n"                                              // 105..110
-    "--X\r\n"                                              // 110..115
-    "Content-Type: message/rfc822\r\n"                     // 115..145
-    "\r\n"                                                 // 145..147
-    "Subject: inner\r\n"                                   // 147..163
-    "\r\n"                                                 // 163..165
-    "inner body\r\n"                                       // 165..177
-    "--X--\r\n"                                            // 177..184
-    "epilogue\r\n";                                        // 184..194
+    "Subject: s\r\n"                                 // 0..12
+    "Content-Type: multipart/mixed; boundary=X\r\n"  // 12..55
+    "\r\n"                                           // 55..57: header 57 bytes
+    "preamble\r\n"                                   // 57..67
+    "--X\r\n"                                        // 67..72
+    "Content-Type: text/plain\r\n"                   // 72..98
+    "\r\n"                                           // 98..100
+    "one\r\n"                                        // 100..105
+    "two\r\n"                                        // 105..110
+    "--X\r\n"                                        // 110..115
+    "Content-Type: message/rfc822\r\n"               // 115..145
+    "\r\n"                                           // 145..147
+    "Subject: inner\r\n"                             // 147..163
+    "\r\n"                                           // 163..165
+    "inner body\r\n"                                 // 165..177
+    "--X--\r\n"                                      // 177..184
+    "epilogue\r\n";                                  // 184..194
 
 }  // namespace
 
@@ -150,7 +150,8 @@ TEST_CASE("sections that do not exist") {
 }
 
 TEST_CASE("LF-only messages: CRLF sizes for IMAP, stored sizes for reading") {
-  const std::string msg = "Subject: x\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nl1\nl2\n--b--\n";
+  const std::string msg =
+      "Subject: x\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nl1\nl2\n--b--\n";
   const Structure s = parseAll(msg);
   REQUIRE(s.parts.size() == 2);
   CHECK(s.parts[1].bodySize == 5);
@@ -172,7 +173,8 @@ TEST_CASE("bad MIME") {
   SECTION("an outer delimiter closes the inner multipart") {
     const std::string msg =
         "Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
-        "Content-Type: multipart/alternative; boundary=i\r\n\r\n--i\r\n\r\na\r\n--o\r\n\r\nb\r\n--o--\r\n";
+        "Content-Type: multipart/alternative; "
+        "boundary=i\r\n\r\n--i\r\n\r\na\r\n--o\r\n\r\nb\r\n--o--\r\n";
     const Structure s = parseAll(msg);
     REQUIRE(s.parts.size() == 4);
     CHECK(s.parts[0].children == std::vector<uint32_t>{1, 3});
@@ -182,7 +184,8 @@ TEST_CASE("bad MIME") {
   }
   SECTION("a header cut by a delimiter, no empty line") {
     const std::string msg =
-        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n--b--\r\n";
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: "
+        "text/html\r\n--b--\r\n";
     const Structure s = parseAll(msg);
     REQUIRE(s.parts.size() == 2);
     CHECK(s.parts[1].subtype == "html");
@@ -190,7 +193,8 @@ TEST_CASE("bad MIME") {
     CHECK(s.parts[1].bodySize == 0);
   }
   SECTION("an immediate delimiter gives an empty part") {
-    const std::string msg = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n--b\r\n\r\nx\r\n--b--";
+    const std::string msg =
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n--b\r\n\r\nx\r\n--b--";
     const Structure s = parseAll(msg);
     REQUIRE(s.parts.size() == 3);
     CHECK(s.parts[1].headerSize == 0);
@@ -198,15 +202,19 @@ TEST_CASE("bad MIME") {
     CHECK(s.parts[2].bodySize == 1);
   }
   SECTION("message/rfc822 encoded in base64 is a leaf") {
-    const Structure s = parseAll("Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogeA==\r\n");
+    const Structure s = parseAll(
+        "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: "
+        "base64\r\n\r\nU3ViamVjdDogeA==\r\n");
     CHECK(s.parts.size() == 1);
     CHECK(renderBody(s, false) ==
-          "(\"message\" \"rfc822\" NIL NIL NIL \"base64\" 18 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) "
+          "(\"message\" \"rfc822\" NIL NIL NIL \"base64\" 18 (NIL NIL NIL NIL NIL NIL NIL NIL NIL "
+          "NIL) "
           "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0) 1)");
   }
   SECTION("boundary longer than the limit: no children") {
     const std::string b(kMaxBoundary + 1, 'b');
-    const Structure s = parseAll("Content-Type: multipart/mixed; boundary=" + b + "\r\n\r\n--" + b + "\r\n\r\nx\r\n");
+    const Structure s = parseAll("Content-Type: multipart/mixed; boundary=" + b + "\r\n\r\n--" + b +
+                                 "\r\n\r\nx\r\n");
     CHECK(s.parts.size() == 1);
   }
   SECTION("empty input") {
@@ -241,7 +249,8 @@ TEST_CASE("1000-deep nesting attempts stop at the depth limit") {
   const Structure m = parseAll(msgs, limits);
   CHECK(m.truncated);
   CHECK(m.parts.size() == 6);
-  CHECK(renderBody(m, false).find("(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)") != std::string::npos);
+  CHECK(renderBody(m, false).find("(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)") !=
+        std::string::npos);
 }
 
 TEST_CASE("part-count limit") {
@@ -257,7 +266,8 @@ TEST_CASE("part-count limit") {
 }
 
 TEST_CASE("an extremely long header line and a long body line cost bounded memory") {
-  const std::string msg = "Subject: " + std::string(300000, 'x') + "\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\n" +
+  const std::string msg = "Subject: " + std::string(300000, 'x') +
+                          "\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\n" +
                           std::string(1000000, 'y') + "\r\n--q--\r\n";
   const Structure s = parseAll(msg);
   CHECK(s.truncated);

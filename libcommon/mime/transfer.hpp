@@ -30,7 +30,12 @@
 namespace yubin::mime {
 
 enum class TransferEncoding : uint8_t {
-  SevenBit, EightBit, Binary, QuotedPrintable, Base64, Unknown
+  SevenBit,
+  EightBit,
+  Binary,
+  QuotedPrintable,
+  Base64,
+  Unknown
 };
 
 TransferEncoding transferEncodingFromName(std::string_view name);

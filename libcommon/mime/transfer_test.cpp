@@ -1,9 +1,9 @@
 // Tests for mime/transfer: base64 and quoted-printable, whole and one byte
 // at a time, lenient on broken input.
 // Trust: test code.
-#include <catch2/catch.hpp>
-
 #include "mime/transfer.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace yubin::mime;
 
@@ -36,7 +36,7 @@ TEST_CASE("base64") {
       {"aGVsbG8", "hello", false},  // missing pad: accepted
       {"aGVsbA==", "hell", false},
       {"aGVs bG8h", "hello!", false},
-      {"aGV*sbG8h", "hello!", true},  // junk skipped, flagged
+      {"aGV*sbG8h", "hello!", true},   // junk skipped, flagged
       {"aGVsbA==aGVs", "hell", true},  // data after the pad
       {"a", "", true},
       {"", "", false},
