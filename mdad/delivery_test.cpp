@@ -2,7 +2,8 @@
 // byte for byte, From_ quoting), the loop check, quotas, aliases and the
 // one-copy-per-user rule, unknown and remote-only recipients, injected
 // ENOSPC/EDQUOT, an mbox lock that is never released, the message checks
-// (also fed one byte at a time) and the nameless spool file.
+// (also fed one byte at a time), the nameless spool file and the message
+// buffer (memory, then spool).
 #include "mdad/delivery.hpp"
 
 #include <fcntl.h>
@@ -407,6 +408,59 @@ TEST_CASE("the spool file has no name and gives back what was written") {
   d->discard();
   CHECK_FALSE(d->active());
   CHECK_FALSE(d->finish().ok());
+}
+
+TEST_CASE("message buffer: in memory up to the limit, then a spool file") {
+  TempDir dir;
+  struct Case {
+    const char* what;
+    size_t total;
+    size_t piece;
+    bool spooled;
+  };
+  auto c = GENERATE(values<Case>({
+      {"empty", 0, 1, false},
+      {"small, one byte at a time", 300, 1, false},
+      {"exactly the limit", 1000, 7, false},
+      {"one byte past the limit", 1001, 1, true},
+      {"past it in one piece", 5000, 5000, true},
+      {"big, in pieces", 300000, 4096, true},
+  }));
+  INFO(c.what);
+  MessageBuffer b(dir.path(), 1000);
+  std::string expect;
+  for (size_t i = 0; i < c.total; ++i) expect += static_cast<char>('a' + (i * 7) % 26);
+  for (size_t at = 0; at < c.total; at += c.piece)
+    b.append(std::string_view(expect).substr(at, c.piece));
+  CHECK(b.size() == c.total);
+  CHECK(b.spooled() == c.spooled);
+  CHECK(listDir(dir.path()).empty());  // a spool file has no name
+  auto src = b.finish();
+  REQUIRE(src.ok());
+  CHECK(bool(dynamic_cast<const store::MemorySource*>(src->get())) == !c.spooled);
+  CHECK((*src)->size() == c.total);
+  CHECK(store::readAll(**src).value() == expect);
+  CHECK(b.size() == 0);
+  CHECK_FALSE(b.spooled());
+}
+
+TEST_CASE("message buffer: a spool folder that is gone fails at finish, the next message is fine") {
+  TempDir dir;
+  MessageBuffer b(dir / "missing", 10);
+  b.append("0123456789");
+  b.append("more than ten bytes");  // the spool file cannot be made
+  b.append("dropped");
+  CHECK(b.size() == 36);
+  auto src = b.finish();
+  REQUIRE_FALSE(src.ok());
+  CHECK(src.error().errnum == ENOENT);
+  b.append("short");
+  auto again = b.finish();
+  REQUIRE(again.ok());
+  CHECK(store::readAll(**again).value() == "short");
+  b.append("discarded");
+  b.discard();
+  CHECK(b.size() == 0);
 }
 
 TEST_CASE("ensurePrivateDir makes a 0700 folder and refuses a file") {
