@@ -31,10 +31,12 @@ std::string upper(std::string_view s) {
   return out;
 }
 
-// The tag at the start of a command, when it is followed by SP.
-std::string extractTag(std::string_view text) {
+// The tag at the start of a command, when it is followed by SP within the
+// first `limit` octets.
+std::string extractTag(std::string_view text, size_t limit = 256) {
+  text = text.substr(0, limit);
   size_t i = 0;
-  while (i < text.size() && i < 256 && isTagChar(static_cast<unsigned char>(text[i]))) ++i;
+  while (i < text.size() && isTagChar(static_cast<unsigned char>(text[i]))) ++i;
   if (i == 0 || i >= text.size() || text[i] != ' ') return {};
   return std::string(text.substr(0, i));
 }
@@ -1196,12 +1198,30 @@ bool isIdleDone(std::string_view line) { return iequals(line, "DONE"); }
 namespace {
 
 // Whether the literal announced at the end of `prefix` (which ends with the
-// SP before "{" / "~{") is an APPEND message.
-bool isAppendMessagePosition(std::string_view prefix, const std::vector<size_t>& streamed,
-                             const ParserSettings& settings) {
+// SP before "{" / "~{") is an APPEND message. `resumeAt` is 0 before the
+// first message; after one, the offset just past it, from where only
+// " [flag-list SP] [date-time SP]" can precede the next: each check then
+// costs only the octets since the previous message, so a long MULTIAPPEND
+// is not re-parsed from the start at every literal.
+bool isAppendMessagePosition(std::string_view prefix, size_t resumeAt,
+                             const std::vector<size_t>& streamed, const ParserSettings& settings) {
   Cursor c(prefix, streamed, settings);
+  if (resumeAt > 0) {
+    if (!settings.multiAppend) return false;
+    c.setPos(resumeAt);
+    if (!c.sp()) return false;
+    if (c.lookingAt('(')) {
+      std::vector<std::string> flags;
+      if (!c.flagList(flags) || !c.sp()) return false;
+    }
+    if (c.lookingAt('"')) {
+      DateTime dt;
+      if (!c.dateTime(dt) || !c.sp()) return false;
+    }
+    return c.atEnd();
+  }
   const std::string tag = extractTag(prefix);
-  if (tag.empty()) return false;
+  if (tag.empty() || !iequals(prefix.substr(tag.size() + 1, 7), "APPEND ")) return false;
   c.setPos(tag.size() + 1);
   std::string name;
   if (!c.keyword(name) || name != "APPEND") return false;
@@ -1278,6 +1298,7 @@ void Parser::resetCommand() {
   lineStart_ = 0;
   streamed_.clear();
   messageIndex_ = 0;
+  appendResume_ = 0;
   discarding_ = false;
   discardTail_.clear();
   errorTag_.clear();
@@ -1285,7 +1306,18 @@ void Parser::resetCommand() {
 
 ParseError Parser::makeError(std::string text, bool tooBig) const {
   ParseError e;
-  e.tag = extractTag(cmd_);
+  // Only the first octets are looked at, as many as a line cut short by a
+  // limit still holds, so that the answer does not depend on how the input
+  // was split.
+  const std::string_view head = std::string_view(cmd_).substr(
+      0, std::min({size_t{256}, settings_.maxLine, settings_.maxCommand}));
+  e.tag = extractTag(head);
+  if (!e.tag.empty()) {
+    size_t i = e.tag.size() + 1, n = 0;
+    while (i + n < head.size() && n < 16 && std::isalpha(static_cast<unsigned char>(head[i + n])))
+      ++n;
+    e.command = upper(head.substr(i, n));
+  }
   e.text = std::move(text);
   e.tooBig = tooBig;
   return e;
@@ -1427,7 +1459,7 @@ Event Parser::lineComplete() {
   // A literal follows this line.
   const size_t headerAt = lineStart_ + h.start;
   const std::string_view prefix = std::string_view(cmd_).substr(0, headerAt);
-  const bool isMessage = isAppendMessagePosition(prefix, streamed_, settings_);
+  const bool isMessage = isAppendMessagePosition(prefix, appendResume_, streamed_, settings_);
   std::string refusal;
   bool tooBig = false;
   if (extractTag(cmd_).empty()) {
@@ -1469,6 +1501,7 @@ Event Parser::lineComplete() {
   }
   cmd_ += "\r\n";
   literalLeft_ = h.size;
+  if (isMessage) appendResume_ = cmd_.size() + (sink_ ? 0 : h.size);
   if (isMessage && sink_) {
     streamed_.push_back(cmd_.size());
     sink_->messageBegin(messageIndex_++, h.size, h.binary);

@@ -91,6 +91,8 @@ struct ContinueRequest {
 };
 struct ParseError {
   std::string tag;        // "" when no tag could be read: answer "* BAD ..."
+  std::string command;    // the command name, uppercased, when it could be read ("APPEND":
+                          // answer a refused message with NO [TOOBIG])
   std::string text;       // short reason; never contains client bytes
   bool tooBig = false;    // a limit was exceeded: answer with [TOOBIG] (NO for APPEND)
   bool closeAdvised = false;  // the client sent something only an abuser sends (a huge
@@ -141,6 +143,7 @@ class Parser {
   size_t lineStart_ = 0;                // where the current line starts in cmd_
   std::vector<size_t> streamed_;        // cmd_ offsets of literals sent to the sink
   size_t messageIndex_ = 0;
+  size_t appendResume_ = 0;             // cmd_ offset just past the last APPEND message
   uint64_t literalLeft_ = 0;
   bool discarding_ = false;             // dropping the rest of a command already answered
   std::string discardTail_;             // the end of a discarded line (literal detection)

@@ -436,6 +436,7 @@ TEST_CASE("literal limits: refused before the octets are read", "[imap][parser]"
       Collected r = run("a LOGIN {101}\r\nz NOOP\r\n", bytewise, st);
       REQUIRE(r.errors.size() == 1);
       CHECK(r.errors[0].tag == "a");
+      CHECK(r.errors[0].command == "LOGIN");
       CHECK(r.errors[0].tooBig);
       CHECK_FALSE(r.errors[0].closeAdvised);
       CHECK(r.continues.empty());
@@ -461,6 +462,7 @@ TEST_CASE("literal limits: refused before the octets are read", "[imap][parser]"
     REQUIRE(big.errors.size() == 1);
     CHECK(big.errors[0].tooBig);
     CHECK(big.errors[0].text == "message too large");
+    CHECK(big.errors[0].command == "APPEND");
     CHECK(big.commands == std::vector<std::string>{"z NOOP"});
   }
   SECTION("a non-synchronising literal above the limit is skipped, not stored") {
@@ -753,4 +755,21 @@ TEST_CASE("the input buffer does not grow without bound", "[imap][parser]") {
     CHECK(p.buffered() == 0);
   }
   CHECK(r.commands.size() == 10000);
+}
+
+TEST_CASE("a long MULTIAPPEND is checked incrementally", "[imap][parser]") {
+  ParserSettings st;
+  st.maxItems = 100000;
+  st.maxCommand = 4 << 20;
+  RecordingSink sink;
+  Parser p(st, &sink);
+  std::string in = "a APPEND INBOX";
+  for (int i = 0; i < 20000; ++i) in += " (\\Seen) {1+}\r\nx";
+  in += "\r\n";
+  p.feed(in);
+  Collected r;
+  drain(p, r);
+  REQUIRE(r.commands.size() == 1);
+  CHECK(sink.messages.size() == 20000);
+  CHECK(r.commands[0].size() > 20000 * 10);
 }
