@@ -123,8 +123,8 @@ int main(int argc, char** argv) {
           return;
         }
         dns::Route r = dns::route(a, name, rng);
-        lines[n] = head + "\"kind\":" + json(kindName(r.kind)) + ",\"hosts\":" +
-                   records(r.hosts) + ",\"error\":" + json(r.error) + "}";
+        lines[n] = head + "\"kind\":" + json(kindName(r.kind)) + ",\"hosts\":" + records(r.hosts) +
+                   ",\"error\":" + json(r.error) + "}";
       });
     }
   }

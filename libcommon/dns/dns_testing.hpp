@@ -111,8 +111,8 @@ class Reply {
   }
   // Any record, rdata given raw.
   Reply& record(const std::string& owner, uint16_t type, const std::string& rdata) {
-    answers_ += encodeName(owner.empty() ? q_.name : owner) + u16(type) + u16(1) +
-                u32(300) + u16(static_cast<uint16_t>(rdata.size())) + rdata;
+    answers_ += encodeName(owner.empty() ? q_.name : owner) + u16(type) + u16(1) + u32(300) +
+                u16(static_cast<uint16_t>(rdata.size())) + rdata;
     ++count_;
     return *this;
   }
@@ -126,7 +126,9 @@ class Reply {
   static std::string u16(uint16_t v) {
     return std::string{static_cast<char>(v >> 8), static_cast<char>(v & 0xff)};
   }
-  static std::string u32(uint32_t v) { return u16(static_cast<uint16_t>(v >> 16)) + u16(v & 0xffff); }
+  static std::string u32(uint32_t v) {
+    return u16(static_cast<uint16_t>(v >> 16)) + u16(v & 0xffff);
+  }
   // Uncompressed wire form; "" and "." are the root. Labels are taken as
   // given (a test may put any byte in one).
   static std::string encodeName(const std::string& name) {

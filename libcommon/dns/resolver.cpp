@@ -335,10 +335,9 @@ struct Resolver::Impl {
           answer.records.push_back({r->priority, std::move(*name)});
         }
         ares_free_data(mx);
-        std::stable_sort(answer.records.begin(), answer.records.end(),
-                         [](const MxRecord& a, const MxRecord& b) {
-                           return a.preference < b.preference;
-                         });
+        std::stable_sort(
+            answer.records.begin(), answer.records.end(),
+            [](const MxRecord& a, const MxRecord& b) { return a.preference < b.preference; });
         if (answer.records.empty() && invalid == 0) {
           // Only other types (a CNAME to a name without MX, say).
           answer.status = Status::NoData;
@@ -359,26 +358,26 @@ struct Resolver::Impl {
       answer.status = mapStatus(rc);
       answer.error = caresError(rc) + " (MX " + q->name + ")";
     }
-    impl->post([done = std::move(q->done), a = std::move(answer)]() mutable {
-      done(std::move(a));
-    });
+    impl->post(
+        [done = std::move(q->done), a = std::move(answer)]() mutable { done(std::move(a)); });
     impl->pump();
   }
 
-  static void onAddr(void* arg, int rc, int /*timeouts*/, unsigned char* abuf, int alen, int family) {
+  static void onAddr(void* arg, int rc, int /*timeouts*/, unsigned char* abuf, int alen,
+                     int family) {
     auto* q = static_cast<AddrQuery*>(arg);
     Impl* impl = q->impl;
     --impl->onWire;
     int& out = family == AF_INET6 ? q->rc6 : q->rc4;
     out = rc;
-    if (rc == ARES_SUCCESS) fillAddresses(family, abuf, alen, family == AF_INET6 ? &q->v6 : &q->v4, &out);
+    if (rc == ARES_SUCCESS)
+      fillAddresses(family, abuf, alen, family == AF_INET6 ? &q->v6 : &q->v4, &out);
     if (--q->remaining > 0) return;
     std::unique_ptr<AddrQuery> owned(q);
     if (dropped(q->rc6) || dropped(q->rc4)) return;
     AddressAnswer answer = combine(*q);
-    impl->post([done = std::move(q->done), a = std::move(answer)]() mutable {
-      done(std::move(a));
-    });
+    impl->post(
+        [done = std::move(q->done), a = std::move(answer)]() mutable { done(std::move(a)); });
     impl->pump();
   }
   static void onAaaa(void* arg, int rc, int timeouts, unsigned char* abuf, int alen) {
@@ -504,8 +503,9 @@ void Resolver::mx(std::string_view domain, std::function<void(MxAnswer)> done) {
   ++impl.inFlight;
   auto name = normalizeName(domain);
   if (!name) {
-    MxAnswer a{Status::BadAnswer, {}, "DNS: MX of \"" + std::string(domain) + "\": " +
-                                          name.error().message};
+    MxAnswer a{Status::BadAnswer,
+               {},
+               "DNS: MX of \"" + std::string(domain) + "\": " + name.error().message};
     impl.post([done = std::move(done), a = std::move(a)]() mutable { done(std::move(a)); });
     return;
   }
@@ -527,8 +527,9 @@ void Resolver::addresses(std::string_view host, std::function<void(AddressAnswer
   }
   auto name = normalizeName(host);
   if (!name) {
-    AddressAnswer a{Status::BadAnswer, {}, "DNS: address of \"" + std::string(host) + "\": " +
-                                              name.error().message};
+    AddressAnswer a{Status::BadAnswer,
+                    {},
+                    "DNS: address of \"" + std::string(host) + "\": " + name.error().message};
     impl.post([done = std::move(done), a = std::move(a)]() mutable { done(std::move(a)); });
     return;
   }

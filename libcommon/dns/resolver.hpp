@@ -124,7 +124,8 @@ class Resolver {
 // Pure (RFC 5321 §5.1, RFC 7505): the hosts to try for a domain, from its MX answer.
 struct Route {
   enum class Kind : uint8_t { Hosts, NullMx, NoSuchDomain, TempFail } kind = Kind::TempFail;
-  std::vector<MxRecord> hosts;  // in the order to try: by preference, equal preferences shuffled with rng
+  std::vector<MxRecord>
+      hosts;  // in the order to try: by preference, equal preferences shuffled with rng
   std::string error;
 };
 // NoData (or Ok with no record) -> implicit MX: the domain itself (lowercase,

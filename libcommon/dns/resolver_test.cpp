@@ -24,8 +24,7 @@ namespace {
 struct Fixture {
   explicit Fixture(FakeServer::Handler handler, ResolverSettings settings = {},
                    const std::string& address = "127.0.0.1")
-      : base(ev::newEventBase().value()),
-        server(base.get(), std::move(handler), address) {
+      : base(ev::newEventBase().value()), server(base.get(), std::move(handler), address) {
     if (settings.servers.empty()) settings.servers = {server.server()};
     if (settings.timeout == 5000ms) settings.timeout = 2000ms;
     auto r = Resolver::create(base.get(), settings);
@@ -118,17 +117,17 @@ TEST_CASE("normalizeName accepts LDH names and refuses the rest") {
 
 TEST_CASE("create refuses bad server strings and accepts good ones") {
   auto base = ev::newEventBase().value();
-  for (std::string good : {"127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:5353", "[::1]",
-                           "[2001:db8::53]:53"}) {
+  for (std::string good :
+       {"127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:5353", "[::1]", "[2001:db8::53]:53"}) {
     ResolverSettings s;
     s.servers = {good};
     auto r = Resolver::create(base.get(), s);
     CAPTURE(good);
     CHECK(r.ok());
   }
-  for (std::string bad : {"", "dns.example", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
-                          "127.0.0.1:53x", "[::1", "[::1]53", "[::1]:", "[127.0.0.1.5]:53",
-                          "1.2.3.4:5:6x", "::1]:53"}) {
+  for (std::string bad :
+       {"", "dns.example", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:53x", "[::1",
+        "[::1]53", "[::1]:", "[127.0.0.1.5]:53", "1.2.3.4:5:6x", "::1]:53"}) {
     ResolverSettings s;
     s.servers = {bad};
     auto r = Resolver::create(base.get(), s);
@@ -168,9 +167,8 @@ TEST_CASE("MX records are parsed, lowercased and sorted by preference") {
 }
 
 TEST_CASE("the null MX comes back as an empty host") {
-  Fixture f([](const Question& q) -> std::optional<std::string> {
-    return Reply(q).mx(0, ".").bytes();
-  });
+  Fixture f(
+      [](const Question& q) -> std::optional<std::string> { return Reply(q).mx(0, ".").bytes(); });
   MxAnswer a = f.mx("nomail.example");
   REQUIRE(a.status == Status::Ok);
   CHECK(a.records == std::vector<MxRecord>{{0, ""}});
@@ -179,7 +177,11 @@ TEST_CASE("the null MX comes back as an empty host") {
 TEST_CASE("MX records with hostile exchange names are dropped") {
   Fixture f([](const Question& q) -> std::optional<std::string> {
     if (q.name == "mixed.example") {
-      return Reply(q).mx(10, "bad host.example").mx(20, "good.example").mx(5, "x\\y.example").bytes();
+      return Reply(q)
+          .mx(10, "bad host.example")
+          .mx(20, "good.example")
+          .mx(5, "x\\y.example")
+          .bytes();
     }
     return Reply(q).mx(10, std::string("evil\0.example", 13)).mx(20, "semi;colon.example").bytes();
   });
@@ -314,7 +316,8 @@ TEST_CASE("random answers never crash the resolver") {
 TEST_CASE("addresses merges AAAA and A, IPv6 first, without duplicates") {
   Fixture f([](const Question& q) -> std::optional<std::string> {
     if (q.name == "dual.example") {
-      if (q.type == kTypeAaaa) return Reply(q).aaaa("2001:db8::1").aaaa("::1").aaaa("2001:db8::1").bytes();
+      if (q.type == kTypeAaaa)
+        return Reply(q).aaaa("2001:db8::1").aaaa("::1").aaaa("2001:db8::1").bytes();
       return Reply(q).a("127.0.0.2").a("192.0.2.7").a("127.0.0.2").bytes();
     }
     if (q.name == "v4only.example") {
@@ -326,8 +329,9 @@ TEST_CASE("addresses merges AAAA and A, IPv6 first, without duplicates") {
       return Reply(q).bytes();
     }
     if (q.name == "alias.example") {
-      return q.type == kTypeA ? Reply(q).cname("real.example").a("127.0.0.9", "real.example").bytes()
-                              : Reply(q).cname("real.example").bytes();
+      return q.type == kTypeA
+                 ? Reply(q).cname("real.example").a("127.0.0.9", "real.example").bytes()
+                 : Reply(q).cname("real.example").bytes();
     }
     if (q.name == "v6broken.example") {
       if (q.type == kTypeAaaa) return Reply(q, kServFail).bytes();
@@ -349,8 +353,7 @@ TEST_CASE("addresses merges AAAA and A, IPv6 first, without duplicates") {
 
   AddressAnswer dual = f.addresses("dual.example");
   REQUIRE(dual.status == Status::Ok);
-  CHECK(dual.addresses ==
-        std::vector<std::string>{"2001:db8::1", "::1", "127.0.0.2", "192.0.2.7"});
+  CHECK(dual.addresses == std::vector<std::string>{"2001:db8::1", "::1", "127.0.0.2", "192.0.2.7"});
   CHECK(dual.error.empty());
 
   CHECK(f.addresses("v4only.example").addresses == std::vector<std::string>{"127.0.0.3"});
@@ -366,11 +369,10 @@ TEST_CASE("addresses merges AAAA and A, IPv6 first, without duplicates") {
     std::string name;
     Status want;
   };
-  for (const Case& c : {Case{"bothfail.example", Status::TempFail},
-                        Case{"nodata.example", Status::NoData},
-                        Case{"half.example", Status::NoData},
-                        Case{"bad.example", Status::BadAnswer},
-                        Case{"missing.example", Status::NxDomain}}) {
+  for (const Case& c :
+       {Case{"bothfail.example", Status::TempFail}, Case{"nodata.example", Status::NoData},
+        Case{"half.example", Status::NoData}, Case{"bad.example", Status::BadAnswer},
+        Case{"missing.example", Status::NxDomain}}) {
     AddressAnswer a = f.addresses(c.name);
     CAPTURE(c.name);
     CHECK(statusName(a.status) == statusName(c.want));
@@ -380,7 +382,8 @@ TEST_CASE("addresses merges AAAA and A, IPv6 first, without duplicates") {
 }
 
 TEST_CASE("numeric hosts and bad names are answered without a query, later") {
-  Fixture f([](const Question& q) -> std::optional<std::string> { return Reply(q, kNxDomain).bytes(); });
+  Fixture f(
+      [](const Question& q) -> std::optional<std::string> { return Reply(q, kNxDomain).bytes(); });
   AddressAnswer v4 = f.addresses("127.0.0.5");
   CHECK(v4.status == Status::Ok);
   CHECK(v4.addresses == std::vector<std::string>{"127.0.0.5"});
@@ -401,7 +404,8 @@ TEST_CASE("a truncated UDP answer is retried over TCP") {
   Fixture f([](const Question& q) -> std::optional<std::string> {
     if (!q.tcp) return Reply(q).truncated().bytes();
     Reply r(q);
-    for (int i = 0; i < 40; ++i) r.mx(static_cast<uint16_t>(i), "mx" + std::to_string(i) + ".big.example");
+    for (int i = 0; i < 40; ++i)
+      r.mx(static_cast<uint16_t>(i), "mx" + std::to_string(i) + ".big.example");
     return r.bytes();
   });
   MxAnswer a = f.mx("big.example");
@@ -414,8 +418,11 @@ TEST_CASE("a truncated UDP answer is retried over TCP") {
 }
 
 TEST_CASE("a server on ::1 answers") {
-  Fixture f([](const Question& q) -> std::optional<std::string> { return Reply(q).mx(5, "v6.example").bytes(); },
-            {}, "::1");
+  Fixture f(
+      [](const Question& q) -> std::optional<std::string> {
+        return Reply(q).mx(5, "v6.example").bytes();
+      },
+      {}, "::1");
   CHECK(f.server.server().front() == '[');
   MxAnswer a = f.mx("example.org");
   CHECK(a.records == std::vector<MxRecord>{{5, "v6.example"}});
@@ -423,7 +430,8 @@ TEST_CASE("a server on ::1 answers") {
 
 TEST_CASE("the second server is asked when the first says nothing") {
   auto base = ev::newEventBase().value();
-  FakeServer silent(base.get(), [](const Question&) -> std::optional<std::string> { return std::nullopt; });
+  FakeServer silent(base.get(),
+                    [](const Question&) -> std::optional<std::string> { return std::nullopt; });
   FakeServer good(base.get(), [](const Question& q) -> std::optional<std::string> {
     return Reply(q).mx(1, "mx.example").bytes();
   });
@@ -447,7 +455,8 @@ TEST_CASE("destroying the Resolver cancels pending lookups without callbacks") {
   int called = 0;
   for (int i = 0; i < 20; ++i) {
     f.resolver->mx("pending" + std::to_string(i) + ".example", [&](MxAnswer) { ++called; });
-    f.resolver->addresses("host" + std::to_string(i) + ".example", [&](AddressAnswer) { ++called; });
+    f.resolver->addresses("host" + std::to_string(i) + ".example",
+                          [&](AddressAnswer) { ++called; });
   }
   REQUIRE(f.runUntil([&] { return f.server.udpQueries() == 60; }));
   // One already answered (a bad name) but not yet delivered is dropped too.
@@ -546,21 +555,32 @@ TEST_CASE("route: the hosts to try from an MX answer") {
     std::vector<std::string> hosts;  // for fixed orders
   };
   auto c = GENERATE(values<Case>({
-      {"ordered", {Status::Ok, {{20, "b.example"}, {10, "a.example"}, {30, "c.example"}}, ""},
-       Route::Kind::Hosts, {"10 a.example", "20 b.example", "30 c.example"}},
-      {"nodata is the implicit MX", {Status::NoData, {}, "no MX"}, Route::Kind::Hosts,
+      {"ordered",
+       {Status::Ok, {{20, "b.example"}, {10, "a.example"}, {30, "c.example"}}, ""},
+       Route::Kind::Hosts,
+       {"10 a.example", "20 b.example", "30 c.example"}},
+      {"nodata is the implicit MX",
+       {Status::NoData, {}, "no MX"},
+       Route::Kind::Hosts,
        {"0 dest.example"}},
-      {"ok without records is the implicit MX", {Status::Ok, {}, ""}, Route::Kind::Hosts,
+      {"ok without records is the implicit MX",
+       {Status::Ok, {}, ""},
+       Route::Kind::Hosts,
        {"0 dest.example"}},
       {"null MX", {Status::Ok, {{0, ""}}, ""}, Route::Kind::NullMx, {}},
       {"null MX at another preference", {Status::Ok, {{10, ""}}, ""}, Route::Kind::NullMx, {}},
       {"several null MX", {Status::Ok, {{0, ""}, {5, ""}}, ""}, Route::Kind::NullMx, {}},
-      {"null MX among hosts is dropped", {Status::Ok, {{0, ""}, {10, "mx.example"}}, ""},
-       Route::Kind::Hosts, {"10 mx.example"}},
+      {"null MX among hosts is dropped",
+       {Status::Ok, {{0, ""}, {10, "mx.example"}}, ""},
+       Route::Kind::Hosts,
+       {"10 mx.example"}},
       {"duplicate host kept at its best preference",
        {Status::Ok, {{30, "a.example"}, {10, "a.example"}, {20, "b.example"}}, ""},
-       Route::Kind::Hosts, {"10 a.example", "20 b.example"}},
-      {"IP literal kept as a name", {Status::Ok, {{10, "192.0.2.1"}}, ""}, Route::Kind::Hosts,
+       Route::Kind::Hosts,
+       {"10 a.example", "20 b.example"}},
+      {"IP literal kept as a name",
+       {Status::Ok, {{10, "192.0.2.1"}}, ""},
+       Route::Kind::Hosts,
        {"10 192.0.2.1"}},
       {"nxdomain", {Status::NxDomain, {}, "gone"}, Route::Kind::NoSuchDomain, {}},
       {"tempfail", {Status::TempFail, {}, "timeout"}, Route::Kind::TempFail, {}},
@@ -582,9 +602,8 @@ TEST_CASE("route: an invalid domain for the implicit MX is a temporary failure")
 }
 
 TEST_CASE("route: equal preferences are shuffled, groups stay in order") {
-  MxAnswer answer{Status::Ok,
-                  {{10, "a1"}, {10, "a2"}, {10, "a3"}, {20, "b1"}, {20, "b2"}, {5, "first"}},
-                  ""};
+  MxAnswer answer{
+      Status::Ok, {{10, "a1"}, {10, "a2"}, {10, "a3"}, {20, "b1"}, {20, "b2"}, {5, "first"}}, ""};
   std::mt19937 rng(42);
   std::map<std::string, int> firstOfTen;
   std::set<std::vector<std::string>> orders;
