@@ -184,10 +184,15 @@ void appendIString(std::string& out, std::string_view s, const RenderOptions& o)
   if (quotable && eightBit) quotable = o.utf8Quoted && isUtf8(s);
   if (quotable) {
     out.push_back('"');
-    for (char c : s) {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(c);
+    size_t start = 0;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '"' || s[i] == '\\') {
+        out.append(s.substr(start, i - start));
+        out.push_back('\\');
+        start = i;
+      }
     }
+    out.append(s.substr(start));
     out.push_back('"');
     return;
   }

@@ -224,7 +224,10 @@ void StructureParser::closeAbove(size_t k, const Line& line) {
   while (stack_.size() > k + 1) {
     auto e = std::move(stack_.back());
     stack_.pop_back();
-    const uint64_t start = s_.parts[e->part].headerOffset;
+    // Only a line end inside the entity's current section can be taken off:
+    // a body that starts on this line is empty, not negative.
+    const Part& part = s_.parts[e->part];
+    const uint64_t start = e->inHeader ? part.headerOffset : part.bodyOffset;
     if (line.offset > start && prevEol_ > 0) {
       close(*e, line.offset - prevEol_, lf_ - 1, bareLf_ - (prevEol_ == 1 ? 1 : 0));
     } else {

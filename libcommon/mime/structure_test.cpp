@@ -201,6 +201,21 @@ TEST_CASE("bad MIME") {
     CHECK(s.parts[1].bodySize == 0);
     CHECK(s.parts[2].bodySize == 1);
   }
+  SECTION("an empty body right before a delimiter (found by the fuzzer: was negative)") {
+    const std::string msg =
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+        "--b\r\n\r\n--b--\r\n";
+    const Structure s = parseAll(msg);
+    REQUIRE(s.parts.size() == 3);
+    CHECK(s.parts[1].headerSize == 28);
+    CHECK(s.parts[1].bodySize == 0);
+    CHECK(s.parts[1].bodyLines == 0);
+    CHECK(s.parts[2].headerSize == 2);
+    CHECK(s.parts[2].bodySize == 0);
+    CHECK(renderBody(s, false) ==
+          "((\"text\" \"plain\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0)"
+          "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0) \"mixed\")");
+  }
   SECTION("message/rfc822 encoded in base64 is a leaf") {
     const Structure s = parseAll(
         "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: "
