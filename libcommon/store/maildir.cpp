@@ -202,6 +202,18 @@ Result<std::string> ensureMaildirFolder(Fs& fs, const std::string& root, std::st
 Result<MaildirDelivery> MaildirDeliverer::deliver(const std::string& root, std::string_view folder,
                                                   std::string_view prefix, const MessageSource& msg,
                                                   const MaildirDeliverOptions& opts) {
+  // The Maildir exists in all but the first delivery: a stat() of cur/,
+  // new/ and tmp/ instead of ensureMaildirFolder()'s mkdir() and stat() of
+  // each. (Sub-folders always go through it: it also makes their marker.)
+  auto path = maildirFolderPath(root, folder);
+  if (!path) return path.error();
+  auto isDir = [](const std::string& p) {
+    struct stat st;
+    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  };
+  if (!root.empty() && *path == root && isDir(root + "/tmp") && isDir(root + "/new") &&
+      isDir(root + "/cur"))
+    return deliverToDir(root, prefix, msg, opts);
   auto dir = ensureMaildirFolder(fs_, root, folder);
   if (!dir) return dir.error();
   return deliverToDir(*dir, prefix, msg, opts);

@@ -217,3 +217,21 @@ TEST_CASE("file-backed source delivers a range of a spool file") {
   CHECK(listDir(t / "M/new").size() == 1);
   CHECK_FALSE(FileSource::open(t.path()).ok());  // a directory
 }
+
+TEST_CASE("delivery remakes what is missing of an existing Maildir") {
+  TempDir t;
+  MaildirNameGenerator names;
+  MaildirDeliverer d(realFs(), names);
+  REQUIRE(d.deliver(t / "M", "", "", MemorySource("one\n")));
+  const std::string sub = GENERATE("new", "tmp", "cur");
+  INFO(sub);
+  for (const auto& f : listDir(t / "M/" + sub)) ::unlink((t / "M/" + sub + "/" + f).c_str());
+  REQUIRE(::rmdir((t / "M/" + sub).c_str()) == 0);
+  auto r = d.deliver(t / "M", "", "", MemorySource("two\n"));
+  REQUIRE(r);
+  CHECK(slurp(r->path) == "two\n");
+  struct stat st;
+  REQUIRE(::stat((t / "M/" + sub).c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  CHECK(listDir(t / "M/tmp").empty());
+}
