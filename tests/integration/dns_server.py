@@ -16,6 +16,7 @@ behaviour string or a dict of records and an optional behaviour:
       "broken.test":   "servfail",
       "big.test":      {"behaviour": "truncate", "mx": [[1, "a.test"]]},
       "v6bad.test":    {"a": ["127.0.0.3"], "behaviour": {"aaaa": "servfail"}},
+      "*.many.test":   {"mx": [[10, "mx.many.test"]]},
     }
 
 Behaviours: "servfail", "refused", "nxdomain" (also what an unknown name
@@ -24,6 +25,8 @@ match, then an answer record cut short), "truncate" (TC bit and no records
 over UDP, the full answer over TCP). A name that exists without records of
 the asked type gets NOERROR with no answer (NODATA). A CNAME answers every
 type, followed by the target's records when the target is in the zone.
+A "*.suffix" entry answers for every name under suffix that has no entry of
+its own (a simplified RFC 4592 wildcard; records keep the asked name).
 
 From a test:
 
@@ -106,6 +109,8 @@ def parse_query(msg: bytes):
 def validate_zone(zone: dict) -> None:
     """Raises ValueError on an entry this server would not understand."""
     for name, entry in zone.items():
+        if name.count("*") > (1 if name.startswith("*.") else 0):
+            raise ValueError(f"{name}: '*' only as the whole first label")
         if isinstance(entry, str):
             if entry not in BEHAVIOURS:
                 raise ValueError(f"{name}: unknown behaviour {entry!r}")
@@ -277,7 +282,7 @@ class DnsServer:
         name = normalize(qname)
         with self._lock:
             self.queries.append((name, TYPE_NAMES.get(qtype, str(qtype)), "tcp" if tcp else "udp"))
-            entry = self.zone.get(name)
+            entry = self._lookup(name)
             if isinstance(entry, dict):
                 entry = dict(entry)
         behaviour = None
@@ -312,9 +317,19 @@ class DnsServer:
         records = self._records(name, qtype, depth=0)
         return header(RCODE_NOERROR, len(records)) + question + b"".join(records)
 
+    def _lookup(self, name: str):
+        """The zone entry for name: its own, else the closest wildcard."""
+        entry = self.zone.get(name)
+        labels = name.split(".")
+        for i in range(1, len(labels)):
+            if entry is not None:
+                break
+            entry = self.zone.get("*." + ".".join(labels[i:]))
+        return entry
+
     def _records(self, name: str, qtype: int, depth: int) -> list[bytes]:
         with self._lock:
-            entry = self.zone.get(name)
+            entry = self._lookup(name)
         if not isinstance(entry, dict) or depth > 8:
             return []
 

@@ -28,6 +28,8 @@ ZONE = {
     "garbage.test": "malformed",
     "big.test": {"behaviour": "truncate", "mx": [[i, f"mx{i}.big.test"] for i in range(30)]},
     "v6bad.test": {"a": ["127.0.0.4"], "behaviour": {"aaaa": "servfail"}},
+    "*.many.test": {"mx": [[10, "mx.many.test"]]},
+    "own.many.test": {"a": ["127.0.0.6"]},
 }
 
 TYPES = {"a": 1, "cname": 5, "mx": 15, "aaaa": 28}
@@ -168,6 +170,15 @@ def test_truncate_over_udp_full_over_tcp(dns):
     assert ("big.test", "mx", "tcp") in dns.queries
 
 
+def test_wildcard(dns):
+    for name in ("d1.many.test", "a.b.many.test"):
+        r = parse_reply(udp(dns, name, "mx"))
+        assert r["answers"] == [(name, 15, (10, "mx.many.test"))]
+    own = parse_reply(udp(dns, "own.many.test", "mx"))  # its own entry, no MX: NODATA
+    assert own["rcode"] == 0 and own["answers"] == []
+    assert parse_reply(udp(dns, "many.test", "mx"))["rcode"] == 3  # not under itself
+
+
 def test_zone_changes_apply_at_once(dns):
     assert parse_reply(udp(dns, "late.test", "a"))["rcode"] == 3
     dns.zone["late.test"] = {"a": ["127.0.0.7"]}
@@ -205,6 +216,7 @@ def test_ipv6_loopback():
     {"x.test": {"txt": ["hi"]}},
     {"x.test": {"behaviour": {"a": "sometimes"}}},
     {"x.test": ["not", "a", "dict"]},
+    {"a.*.test": {"a": ["127.0.0.1"]}},
 ])
 def test_bad_zones_are_refused(zone):
     with pytest.raises(ValueError):
