@@ -136,12 +136,17 @@ TEST_CASE("create refuses bad server strings and accepts good ones") {
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().message.find("resolver server") != std::string::npos);
   }
+  // No servers: the system's resolv.conf (read, never queried here).
+  CHECK(Resolver::create(base.get(), ResolverSettings{}).ok());
   ResolverSettings s;
   s.servers = {"127.0.0.1"};
   s.tries = 0;
   CHECK_FALSE(Resolver::create(base.get(), s).ok());
   s.tries = 2;
   s.timeout = 0ms;
+  CHECK_FALSE(Resolver::create(base.get(), s).ok());
+  s.timeout = 100ms;
+  s.maxQueries = 1;
   CHECK_FALSE(Resolver::create(base.get(), s).ok());
 }
 
