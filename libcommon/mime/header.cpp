@@ -473,39 +473,106 @@ std::vector<std::string> parseLanguageList(std::string_view s) {
   return out;
 }
 
+HeaderFieldFilter::HeaderFieldFilter(std::vector<std::string> names, bool exclude)
+    : names_(std::move(names)), exclude_(exclude) {}
+
+void HeaderFieldFilter::decide() {
+  std::string_view name(name_);
+  name = name.substr(0, name.find(':'));
+  while (!name.empty() && isBlank(name.back())) name.remove_suffix(1);
+  include_ = false;
+  if (isFieldName(name)) {
+    const bool listed = std::any_of(names_.begin(), names_.end(),
+                                    [&](const std::string& n) { return iequals(n, name); });
+    include_ = listed != exclude_;
+  }
+}
+
+void HeaderFieldFilter::feed(std::string_view in, std::string& out) {
+  for (size_t i = 0; i < in.size() && !done_; ++i) {
+    const char c = in[i];
+    if (cr_) {
+      cr_ = false;
+      if (c == '\n') {
+        endLine(out);
+        continue;
+      }
+      // A CR inside a line is data.
+      if (state_ == State::Name) {
+        name_.push_back('\r');
+      } else if (include_) {
+        out.push_back('\r');
+      }
+    }
+    if (c == '\r') {
+      cr_ = true;
+      continue;
+    }
+    if (c == '\n') {
+      endLine(out);
+      continue;
+    }
+    switch (state_) {
+      case State::LineStart:
+        if (isBlank(c)) {
+          state_ = State::Rest;  // continuation: follows its field's fate
+          if (include_) out.push_back(c);
+          continue;
+        }
+        state_ = State::Name;
+        name_.clear();
+        [[fallthrough]];
+      case State::Name:
+        name_.push_back(c);
+        if (c != ':' && name_.size() <= kMaxName) continue;
+        if (c == ':') {
+          decide();
+        } else {
+          include_ = false;  // no colon within kMaxName bytes: not a field
+        }
+        if (include_) out.append(name_);
+        name_.clear();
+        state_ = State::Rest;
+        continue;
+      case State::Rest: {
+        // Copy the rest of the line up to its end in one go.
+        size_t j = i;
+        while (j < in.size() && in[j] != '\r' && in[j] != '\n') ++j;
+        if (include_) out.append(in.substr(i, j - i));
+        i = j - 1;
+        continue;
+      }
+    }
+  }
+}
+
+void HeaderFieldFilter::endLine(std::string& out) {
+  if (state_ == State::LineStart) {  // the empty line
+    done_ = true;
+    return;
+  }
+  if (state_ == State::Name) include_ = false;  // a line without a colon
+  if (include_) out.append("\r\n");
+  name_.clear();
+  state_ = State::LineStart;
+}
+
+void HeaderFieldFilter::finish(std::string& out) {
+  if (!done_) {
+    if (cr_ && state_ != State::Name && include_) out.push_back('\r');
+    if (state_ == State::Rest && include_) out.append("\r\n");
+  }
+  cr_ = false;
+  done_ = true;
+  out.append("\r\n");
+}
+
 std::string filterHeaderFields(std::string_view header, const std::vector<std::string>& names,
                                bool exclude) {
   std::string out;
-  bool include = false;
-  size_t pos = 0;
-  while (pos < header.size()) {
-    size_t nl = header.find('\n', pos);
-    const size_t end = nl == std::string_view::npos ? header.size() : nl + 1;
-    std::string_view line = header.substr(pos, end - pos);
-    pos = end;
-    std::string_view content = line;
-    if (!content.empty() && content.back() == '\n') content.remove_suffix(1);
-    if (!content.empty() && content.back() == '\r') content.remove_suffix(1);
-    if (content.empty()) break;  // the empty line ending the section
-    if (!isBlank(content[0])) {
-      const size_t colon = content.find(':');
-      include = false;
-      if (colon != std::string_view::npos) {
-        std::string_view name = content.substr(0, colon);
-        while (!name.empty() && isBlank(name.back())) name.remove_suffix(1);
-        if (isFieldName(name)) {
-          const bool listed = std::any_of(names.begin(), names.end(),
-                                          [&](const std::string& n) { return iequals(n, name); });
-          include = listed != exclude;
-        }
-      }
-    }
-    if (include) {
-      out.append(content);
-      out.append("\r\n");
-    }
-  }
-  out.append("\r\n");
+  HeaderFieldFilter f(names, exclude);
+  f.feed(header, out);
+  f.finish(out);
   return out;
 }
 

@@ -145,6 +145,32 @@ std::vector<std::string> parseLanguageList(std::string_view value);
 // RFC 5322 field name check: printable ASCII except ":".
 bool isFieldName(std::string_view name);
 
+// Streaming form of filterHeaderFields: feed the header bytes in pieces of
+// any size (the section may be megabytes when a message has no empty
+// line); output is appended as soon as each field is decided, holding at
+// most kMaxName bytes. Line ends come out as CRLF; finish() adds the
+// closing empty line. Bytes after the empty line are ignored.
+class HeaderFieldFilter {
+ public:
+  static constexpr size_t kMaxName = 1000;
+  HeaderFieldFilter(std::vector<std::string> names, bool exclude);
+  void feed(std::string_view in, std::string& out);
+  void finish(std::string& out);
+  bool done() const { return done_; }
+
+ private:
+  enum class State { LineStart, Name, Rest };
+  void decide();
+  void endLine(std::string& out);
+  std::vector<std::string> names_;
+  bool exclude_;
+  State state_ = State::LineStart;
+  std::string name_;
+  bool include_ = false;
+  bool cr_ = false;
+  bool done_ = false;
+};
+
 std::string filterHeaderFields(std::string_view header, const std::vector<std::string>& names,
                                bool exclude);
 

@@ -191,4 +191,25 @@ TEST_CASE("HEADER.FIELDS and HEADER.FIELDS.NOT") {
         "From: a@example.org\r\nX-Y: z\r\n\r\n");
   CHECK(filterHeaderFields(header, {"missing"}, false) == "\r\n");
   CHECK(filterHeaderFields("", {"a"}, true) == "\r\n");
+  // Lines without a colon and their continuations are never copied; a
+  // header without an empty line still gets one.
+  CHECK(filterHeaderFields(" lead\r\nnot a field\r\n cont\r\nA: 1\r\n x", {"a"}, false) ==
+        "A: 1\r\n x\r\n\r\n");
+  CHECK(filterHeaderFields(" lead\r\nnot a field\r\n cont\r\nA: 1", {"a"}, true) == "\r\n");
+  // A stray CR inside a line is data; bytes after the empty line are not read.
+  CHECK(filterHeaderFields("A: x\ry\r\n\r\nA: body", {"a"}, false) == "A: x\ry\r\n\r\n");
+  CHECK(filterHeaderFields(std::string(5000, 'a') + ": v\r\nB: w\r\n", {"b"}, true) == "\r\n");
+}
+
+TEST_CASE("HEADER.FIELDS filter fed one byte at a time") {
+  const std::string header =
+      "From: a@example.org\r\nSubject: one\r\n two\nTo: b@example.org\nX-Y: z\r\n\r\nbody";
+  for (bool exclude : {false, true}) {
+    HeaderFieldFilter f({"subject", "to"}, exclude);
+    std::string out;
+    for (char c : header) f.feed(std::string_view(&c, 1), out);
+    CHECK(f.done());
+    f.finish(out);
+    CHECK(out == filterHeaderFields(header, {"subject", "to"}, exclude));
+  }
 }

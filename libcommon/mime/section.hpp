@@ -13,7 +13,8 @@
 //       nullopt when the section does not exist (the IMAP layer answers
 //       with an empty string, as RFC 3501 allows, or NO).
 //       HEADER.FIELDS[.NOT]: the range is the whole header; pass those
-//       bytes to filterHeaderFields() (header.hpp).
+//       bytes to filterHeaderFields() or, streaming, HeaderFieldFilter
+//       (header.hpp).
 //
 // Every range is of the stored bytes; crlfSize is its size once each bare
 // LF is sent as CRLF (the literal's length when the server converts).

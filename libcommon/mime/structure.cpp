@@ -124,10 +124,9 @@ void StructureParser::endHeader(Open& e, uint64_t bodyStart, uint64_t lfAfter, u
     p.type = std::move(ct->type);
     p.subtype = std::move(ct->subtype);
     p.params = std::move(ct->params);
-    if (p.isText() && std::none_of(p.params.begin(), p.params.end(),
-                                   [](const Param& x) {
-                                     return iequals(x.name, "charset") || iequals(x.name, "charset*");
-                                   }))
+    if (p.isText() && std::none_of(p.params.begin(), p.params.end(), [](const Param& x) {
+          return iequals(x.name, "charset") || iequals(x.name, "charset*");
+        }))
       p.params.insert(p.params.begin(), Param{"CHARSET", "US-ASCII"});
   } else if (e.digestChild) {
     p.type = "MESSAGE";
@@ -212,6 +211,16 @@ void StructureParser::close(Open& e, uint64_t end, uint64_t lf, uint64_t bare) {
     }
   }
   Part& q = s_.parts[e.part];
+  if (end < q.bodyOffset) {
+    // The empty line that ended the header is the line end a delimiter
+    // takes (RFC 2046 §5.1.1): the header stops before it, the body is
+    // empty.
+    q.headerSize = end - q.headerOffset;
+    q.headerBareLf = bare - e.bareAtHeader;
+    q.bodyOffset = end;
+    e.lfAtBody = lf;
+    e.bareAtBody = bare;
+  }
   q.bodySize = end - q.bodyOffset;
   q.bodyLines = lf - e.lfAtBody;
   q.bodyBareLf = bare - e.bareAtBody;
@@ -220,19 +229,24 @@ void StructureParser::close(Open& e, uint64_t end, uint64_t lf, uint64_t bare) {
 
 void StructureParser::closeAbove(size_t k, const Line& line) {
   // The line end before a delimiter line belongs to the delimiter (RFC 2046
-  // §5.1.1), unless the part started on this very line.
+  // §5.1.1): every entity the delimiter closes ends before it. One that
+  // started on the delimiter line itself is empty there, and its
+  // ancestors end there too, so that parts always nest.
+  uint64_t end = line.offset, lf = lf_, bare = bareLf_;
+  if (prevEol_ > 0) {
+    end -= prevEol_;
+    lf -= 1;
+    bare -= prevEol_ == 1 ? 1 : 0;
+  }
   while (stack_.size() > k + 1) {
     auto e = std::move(stack_.back());
     stack_.pop_back();
-    // Only a line end inside the entity's current section can be taken off:
-    // a body that starts on this line is empty, not negative.
-    const Part& part = s_.parts[e->part];
-    const uint64_t start = e->inHeader ? part.headerOffset : part.bodyOffset;
-    if (line.offset > start && prevEol_ > 0) {
-      close(*e, line.offset - prevEol_, lf_ - 1, bareLf_ - (prevEol_ == 1 ? 1 : 0));
-    } else {
-      close(*e, line.offset, lf_, bareLf_);
+    if (s_.parts[e->part].headerOffset > end) {
+      end = line.offset;
+      lf = lf_;
+      bare = bareLf_;
     }
+    close(*e, end, lf, bare);
   }
 }
 

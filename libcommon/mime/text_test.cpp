@@ -1,9 +1,9 @@
 // Tests for mime/text: transfer decoding then charset conversion of a part,
 // whole and one byte at a time.
 // Trust: test code.
-#include <catch2/catch.hpp>
-
 #include "mime/text.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace yubin::mime;
 
@@ -14,7 +14,8 @@ TEST_CASE("text of a part for search") {
        "caf=E9 =\r\nsoft\r\n", "caf\xC3\xA9 soft\r\n"},
       {"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n",
        "Y2Fmw6k=\r\n", "caf\xC3\xA9"},
-      {"Content-Type: text/plain; charset=windows-1252\r\n", "\x93q\x94", "\xE2\x80\x9Cq\xE2\x80\x9D"},
+      {"Content-Type: text/plain; charset=windows-1252\r\n", "\x93q\x94",
+       "\xE2\x80\x9Cq\xE2\x80\x9D"},
       {"Content-Type: text/plain; charset*=us-ascii''iso-8859-15\r\n", "\xA4", "\xE2\x82\xAC"},
       {"Content-Type: text/plain; charset=x-unknown\r\n", "ok \xFF", "ok \xEF\xBF\xBD"},
       {"", "plain", "plain"},
