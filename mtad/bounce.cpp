@@ -67,6 +67,13 @@ bool wantsFailureDsn(uint8_t notify) {
   return (notify & queue::kNotifyFailure) != 0;
 }
 
+bool wantsDelayDsn(uint8_t notify) {
+  if (notify == 0) return true;
+  return (notify & queue::kNotifyDelay) != 0;
+}
+
+bool wantsSuccessDsn(uint8_t notify) { return (notify & queue::kNotifySuccess) != 0; }
+
 std::string dsnStatus(const smtp::ClientReply& reply) {
   if (!reply.enhanced.empty()) return reply.enhanced;
   int cls = reply.code / 100;
@@ -80,7 +87,10 @@ DsnParts makeDsn(const DsnRequest& r) {
   std::string h;
   h += "From: Mail Delivery System <MAILER-DAEMON@" + host + ">\r\n";
   h += "To: <" + confine(r.sender, false, 512) + ">\r\n";
-  h += "Subject: Undelivered Mail Returned to Sender\r\n";
+  static const char* const kSubjects[] = {"Undelivered Mail Returned to Sender",
+                                         "Delayed Mail (still being retried)",
+                                         "Successful Mail Delivery Report"};
+  h += std::string("Subject: ") + kSubjects[static_cast<int>(r.kind)] + "\r\n";
   h += "Date: " + rfc5322Date(r.now) + "\r\n";
   h += "Message-ID: <dsn." + confine(r.queueId, true, 64) + "." + std::to_string(r.now) + "@" +
        host + ">\r\n";
@@ -97,12 +107,29 @@ DsnParts makeDsn(const DsnRequest& r) {
   h += "Content-Description: Notification\r\n";
   h += "Content-Type: text/plain; charset=utf-8\r\n\r\n";
   h += "This is the mail system at host " + host + ".\r\n\r\n";
-  h += "Your message could not be delivered to one or more recipients.\r\n";
-  h += "The report below says why; the message, or its header, is attached.\r\n\r\n";
+  switch (r.kind) {
+    case DsnKind::Failure:
+      h += "Your message could not be delivered to one or more recipients.\r\n";
+      h += "The report below says why; the message, or its header, is attached.\r\n\r\n";
+      break;
+    case DsnKind::Delay:
+      h += "Your message could not be delivered yet to one or more recipients.\r\n";
+      h += "It is still queued and will be tried again; you need not send it again.\r\n";
+      h += "The report below says what happened so far; the message header is attached.\r\n\r\n";
+      break;
+    case DsnKind::Success:
+      h += "Your message was delivered, as you asked to be told, to the recipients\r\n";
+      h += "below (\"relayed\": handed on to a system that sends no further reports).\r\n\r\n";
+      break;
+  }
   for (const auto& rc : r.recipients) {
     h += "<" + confine(rc.finalRecipient, false, 512) + ">: ";
-    h += rc.diagnostic.empty() ? "delivery failed, status " + confine(rc.status, true, 16)
-                               : confine(rc.diagnostic, true, kMaxDiagnostic);
+    if (!rc.diagnostic.empty())
+      h += confine(rc.diagnostic, true, kMaxDiagnostic);
+    else if (r.kind == DsnKind::Failure)
+      h += "delivery failed, status " + confine(rc.status, true, 16);
+    else
+      h += "status " + confine(rc.status, true, 16);
     h += "\r\n";
   }
   h += "\r\n";
@@ -125,17 +152,24 @@ DsnParts makeDsn(const DsnRequest& r) {
                              : mail::xtextEncode(rc.originalRecipient);
       h += "Original-Recipient: " + type + "; " + confine(addr, true, 512) + "\r\n";
     }
-    h += "Action: failed\r\n";
+    static const char* const kActions[] = {"failed", "delayed", "delivered"};
+    std::string action = rc.action.empty() ? kActions[static_cast<int>(r.kind)] : rc.action;
+    h += "Action: " + confine(action, true, 16) + "\r\n";
     h += "Status: " + confine(rc.status, true, 16) + "\r\n";
     if (!rc.diagnostic.empty())
       h += "Diagnostic-Code: smtp; " + confine(rc.diagnostic, true, kMaxDiagnostic) + "\r\n";
     if (rc.lastAttempt > 0) h += "Last-Attempt-Date: " + rfc5322Date(rc.lastAttempt) + "\r\n";
+    if (rc.willRetryUntil > 0)
+      h += "Will-Retry-Until: " + rfc5322Date(rc.willRetryUntil) + "\r\n";
   }
   h += "\r\n";
 
   // 3. The original.
   h += "--" + b + "\r\n";
-  if (r.headersOnly) {
+  if (r.headersOnly && r.kind != DsnKind::Failure) {
+    h += "Content-Description: Message Headers\r\n";
+    h += "Content-Type: text/rfc822-headers\r\n";
+  } else if (r.headersOnly) {
     h += "Content-Description: Undelivered Message Headers\r\n";
     h += "Content-Type: text/rfc822-headers\r\n";
   } else {

@@ -34,7 +34,15 @@ struct DsnRecipient {
   std::string status;             // RFC 3463 "5.2.2"
   std::string diagnostic;         // the server's reply on one line; empty when none
   int64_t lastAttempt = 0;        // seconds since the epoch; 0 = not tried
+  // RFC 3464 §2.3.3 Action: "failed", "delayed", "delivered" or "relayed";
+  // empty = from the request's kind.
+  std::string action;
+  int64_t willRetryUntil = 0;  // for "delayed": when the queue gives up
 };
+
+// What the report is about (RFC 3464 §2.3.3): failures (a bounce), a delay
+// warning (the message is still queued), or success (NOTIFY=SUCCESS).
+enum class DsnKind : uint8_t { Failure, Delay, Success };
 
 struct DsnRequest {
   std::string reportingMta;  // our host name
@@ -47,6 +55,7 @@ struct DsnRequest {
   bool eightBit = false;                 // the original is 8BITMIME: the DSN is too
   std::string boundary;                  // MIME boundary; the caller makes it unique (random)
   std::vector<DsnRecipient> recipients;  // at least one
+  DsnKind kind = DsnKind::Failure;
 };
 
 struct DsnParts {
@@ -62,6 +71,12 @@ DsnParts makeDsn(const DsnRequest& request);
 // without FAILURE (NEVER, or only SUCCESS/DELAY). kNotify* bits from
 // queue/format.hpp.
 bool wantsFailureDsn(uint8_t notify);
+
+// RFC 3461 §4.1: a delay warning goes out when NOTIFY has DELAY, or when
+// no NOTIFY was given (the MTA's choice; ours is yes).
+bool wantsDelayDsn(uint8_t notify);
+// Only on NOTIFY=SUCCESS.
+bool wantsSuccessDsn(uint8_t notify);
 
 // The RFC 3463 status of a reply: its enhanced code when it has one, else
 // "<class>.0.0" from the reply code.

@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "base/log.hpp"
+#include "base/strings.hpp"
 #include "config/config.hpp"
 #include "mtad/bounce.hpp"
 
@@ -148,9 +149,43 @@ QmgrSettings QmgrSettings::fromConfig(const config::Config& cfg, const std::stri
   s.retry.min = cfg.duration("mtad", "retry_min");
   s.retry.max = cfg.duration("mtad", "retry_max");
   s.retry.lifetime = cfg.duration("mtad", "max_queue_lifetime");
-  s.maxDeliveries = std::max<uint64_t>(cfg.integer("mtad", "lmtp_connections"), 1);
+  s.maxLmtp = std::max<uint64_t>(cfg.integer("mtad", "lmtp_connections"), 1);
   s.lmtp.socketPath = cfg.str("mtad", "lmtp_socket");
   s.lmtp.lhloName = hostname;
+  s.delayWarning = cfg.duration("mtad", "delay_warning");
+  auto domains = cfg.list("global", "domains");
+  s.postmaster = "postmaster@" + (domains.empty() ? hostname : toLower(domains.front()));
+
+  s.remoteEnabled = cfg.boolean("mtad", "remote_delivery");
+  RemoteSettings& r = s.remote;
+  r.helo = hostname;
+  r.port = static_cast<uint16_t>(std::clamp<uint64_t>(cfg.integer("mtad", "remote_port"), 1, 65535));
+  r.maxConnections = std::max<uint64_t>(cfg.integer("mtad", "remote_connections"), 1);
+  r.maxPerDestination = std::max<uint64_t>(cfg.integer("mtad", "remote_connections_per_domain"), 1);
+  r.tlsPolicy = parseTlsPolicy(cfg.str("mtad", "tls_policy")).value_or(TlsPolicy::May);
+  auto policies = parseTlsPolicies(cfg.list("mtad", "tls_domain_policy"));
+  if (policies)
+    r.tlsPolicies = std::move(*policies);
+  else
+    s.remoteError = policies.error().message;
+  r.tlsCaFile = cfg.str("mtad", "tls_ca_file");
+  const std::string& relay = cfg.str("mtad", "relay_host");
+  const std::string& relayTls = cfg.str("mtad", "relay_tls");
+  r.relayTls = relayTls == "implicit" ? RelayTls::Implicit
+               : relayTls == "none"   ? RelayTls::None
+                                      : RelayTls::StartTls;
+  if (!relay.empty()) {
+    auto h = parseRelayHost(relay, r.relayTls == RelayTls::Implicit ? 465 : 25);
+    if (h)
+      r.relay = std::move(*h);
+    else
+      s.remoteError = h.error().message;
+  }
+  r.relayVerify = cfg.boolean("mtad", "relay_tls_verify");
+  r.relayAuthFile = cfg.str("mtad", "relay_auth_file");
+  r.dns.servers = cfg.list("mtad", "dns_servers");
+  r.connection.connectTimeout = cfg.duration("mtad", "remote_connect_timeout");
+  s.maxDeliveries = s.maxLmtp + (s.remoteEnabled ? r.maxConnections : 0);
   return s;
 }
 
@@ -173,6 +208,17 @@ struct Qmgr::Delivery {
   size_t batchSize = 0;
   bool retried = false;
   std::unique_ptr<LmtpClient> client;
+  bool lmtpSlot = false;  // holds one of maxLmtp
+  // Remote jobs, one per domain: the recipients sent, and for each where
+  // its reply goes (recipient index, target index).
+  struct Remote {
+    std::string domain;
+    std::vector<std::string> rcpts;
+    std::vector<std::vector<std::pair<size_t, size_t>>> map;
+  };
+  std::vector<Remote> remote;
+  size_t partsPending = 0;  // the LMTP run and the remote jobs not done yet
+  bool quarantined = false;
   size_t sidePending = 0;  // side messages (split copy, DSN) being committed
   std::set<queue::CommitTicket> tickets;
 };
@@ -187,6 +233,7 @@ Qmgr::Qmgr(event_base* base, queue::Queue& queue, auth::Directory& directory, Qm
               [this] {
                 finished_.clear();
                 deadClients_.clear();
+                std::erase_if(retiredRemote_, [](const auto& r) { return r->idle(); });
                 pump();
                 if (stopping_ && active_.empty() && onIdle_) {
                   auto fn = std::move(onIdle_);
@@ -202,6 +249,15 @@ Qmgr::~Qmgr() {
 }
 
 Status Qmgr::start() {
+  if (settings_.remoteEnabled) {
+    if (!settings_.remoteError.empty()) return Error{settings_.remoteError, EINVAL};
+    auto r = RemoteDelivery::create(base_, settings_.remote);
+    if (!r) return Error{"remote delivery: " + r.error().message};
+    remote_ = std::move(*r);
+    if (settings_.remote.relay)
+      YLOG_INFO("remote delivery through relay host=%s port=%u", settings_.remote.relay->host.c_str(),
+                settings_.remote.relay->port);
+  }
   auto ids = queue_.scan();
   if (!ids) return Error{"queue scan: " + ids.error().message, ids.error().errnum};
   int64_t now = nowSeconds();
@@ -218,6 +274,25 @@ void Qmgr::queued(const queue::QueueId& id) {
 }
 
 void Qmgr::reload(QmgrSettings settings) {
+  if (settings.remoteEnabled) {
+    // New jobs go to a new RemoteDelivery; the old one finishes its jobs.
+    Result<std::unique_ptr<RemoteDelivery>> r =
+        settings.remoteError.empty() ? RemoteDelivery::create(base_, settings.remote)
+                                     : Result<std::unique_ptr<RemoteDelivery>>(
+                                           Error{settings.remoteError, EINVAL});
+    if (!r) {
+      YLOG_ERROR("reload: remote delivery keeps the old settings error=\"%s\"",
+                 r.error().message.c_str());
+      settings.remote = settings_.remote;
+      settings.remoteEnabled = settings_.remoteEnabled && remote_ != nullptr;
+    } else {
+      if (remote_) {
+        remote_->closeIdle();
+        retiredRemote_.push_back(std::move(remote_));
+      }
+      remote_ = std::move(*r);
+    }
+  }
   settings_ = std::move(settings);
   // Idle connections were made with the old settings (socket path).
   for (auto& c : idleClients_) deadClients_.push_back(std::move(c));
@@ -235,6 +310,7 @@ void Qmgr::stop(std::function<void()> idle) {
     deadClients_.push_back(std::move(c));
   }
   idleClients_.clear();
+  if (remote_) remote_->closeIdle();
   YLOG_INFO("queue manager stopping active=%zu", active_.size());
   kick();
 }
@@ -353,6 +429,8 @@ void Qmgr::plan(Delivery& d) {
   d.due.assign(n, false);
   d.outcomes.assign(n, {});
   std::map<std::string, size_t> lmtpIndex;
+  std::map<std::string, size_t> remoteIndex;  // domain -> d.remote
+  std::map<std::string, size_t> remoteRcpt;   // address -> index in its job
   bool anyDue = false;
   for (size_t i = 0; i < n; ++i) {
     if (!isDue(d.state.rcpts[i], d.now)) continue;
@@ -378,8 +456,26 @@ void Qmgr::plan(Delivery& d) {
           out.push_back({u.address, TargetStatus::Deferred, ClientReply()});
         }
         for (const auto& r : res.remote) {
-          out.push_back(
-              {r, TargetStatus::Remote, localReply(451, "4.4.0", "remote delivery not available")});
+          if (!remote_) {
+            out.push_back({r, TargetStatus::Remote,
+                           localReply(451, "4.4.0", "remote delivery not available")});
+            continue;
+          }
+          size_t at = r.rfind('@');
+          std::string domain = toLower(at == std::string::npos ? r : r.substr(at + 1));
+          auto [pos, added] = remoteIndex.emplace(domain, d.remote.size());
+          if (added) d.remote.push_back({domain, {}, {}});
+          Delivery::Remote& job = d.remote[pos->second];
+          auto [rpos, radded] = remoteRcpt.emplace(r, job.rcpts.size());
+          if (radded) {
+            job.rcpts.push_back(r);
+            job.map.emplace_back();
+          }
+          job.map[rpos->second].push_back({i, out.size()});
+          TargetOutcome t{r, TargetStatus::Deferred,
+                          localReply(451, "4.4.0", "remote delivery did not answer")};
+          t.remote = true;
+          out.push_back(std::move(t));
         }
         if (out.empty())
           out.push_back({addr, TargetStatus::Failed,
@@ -405,12 +501,100 @@ void Qmgr::plan(Delivery& d) {
     finish(d, wake, wake == 0);
     return;
   }
-  if (d.lmtpRcpts.empty()) {
+  d.partsPending = (d.lmtpRcpts.empty() ? 0 : 1) + d.remote.size();
+  if (d.partsPending == 0) {
     settle(d);
     return;
   }
+  for (size_t k = 0; k < d.remote.size(); ++k) startRemote(d, k);
+  if (!d.lmtpRcpts.empty()) startLmtp(d);
+}
+
+void Qmgr::startLmtp(Delivery& d) {
+  if (lmtpSlots_ >= std::max<size_t>(settings_.maxLmtp, 1)) {
+    lmtpWaiting_.push_back(d.id);
+    return;
+  }
+  ++lmtpSlots_;
+  d.lmtpSlot = true;
   d.batchStart = 0;
   runLmtp(d);
+}
+
+void Qmgr::endLmtp(Delivery& d) {
+  releaseClient(std::move(d.client));
+  if (!d.lmtpSlot) return;
+  d.lmtpSlot = false;
+  --lmtpSlots_;
+  while (!lmtpWaiting_.empty() && lmtpSlots_ < std::max<size_t>(settings_.maxLmtp, 1)) {
+    queue::QueueId next = lmtpWaiting_.front();
+    lmtpWaiting_.pop_front();
+    auto it = active_.find(next);
+    if (it == active_.end()) continue;
+    ++lmtpSlots_;
+    it->second->lmtpSlot = true;
+    it->second->batchStart = 0;
+    runLmtp(*it->second);
+  }
+}
+
+void Qmgr::startRemote(Delivery& d, size_t k) {
+  const queue::Envelope& env = d.file->envelope();
+  const Delivery::Remote& job = d.remote[k];
+  RemoteJob rj;
+  rj.domain = job.domain;
+  rj.file = &*d.file;
+  rj.logId = d.id.str();
+  SmtpMessage& m = rj.message;
+  m.sender = env.nullSender ? std::string() : env.sender;
+  m.body = env.body;
+  m.smtputf8 = env.smtputf8;
+  m.ret = env.ret;
+  m.envid = env.envid;
+  m.size = d.file->size();
+  for (size_t j = 0; j < job.rcpts.size(); ++j) {
+    // DSN parameters of the queued recipient the target came from (the
+    // first one, when an address is reached by several).
+    const queue::Recipient& orig = env.recipients[job.map[j].front().first];
+    SmtpRecipient r;
+    r.address = job.rcpts[j];
+    r.notify = orig.notify;
+    if (!orig.orcptType.empty()) {
+      r.orcptType = orig.orcptType;
+      r.orcpt = orig.orcpt;
+    } else if (orig.address != r.address) {
+      r.orcptType = "rfc822";
+      r.orcpt = orig.address;
+    }
+    m.recipients.push_back(std::move(r));
+  }
+  Delivery* dp = &d;
+  remote_->deliver(std::move(rj),
+                   [this, dp, k](RemoteResult r) { remoteDone(*dp, k, std::move(r)); });
+}
+
+void Qmgr::remoteDone(Delivery& d, size_t k, RemoteResult result) {
+  const Delivery::Remote& job = d.remote[k];
+  for (size_t j = 0; j < job.rcpts.size() && j < result.replies.size(); ++j) {
+    for (auto [rcpt, target] : job.map[j]) {
+      TargetOutcome& t = d.outcomes[rcpt][target];
+      t.reply = result.replies[j];
+      t.status = classify(t.reply);
+      t.dsnPassed = result.dsnPassed;
+      t.via = result.host;
+    }
+  }
+  partDone(d);
+}
+
+void Qmgr::partDone(Delivery& d) {
+  if (d.partsPending == 0) fatal("queue manager: delivery part count underflow");
+  if (--d.partsPending > 0) return;
+  if (d.quarantined) {
+    finish(d, 0, false);
+    return;
+  }
+  settle(d);
 }
 
 void Qmgr::runLmtp(Delivery& d) {
@@ -440,11 +624,12 @@ void Qmgr::lmtpDone(Delivery& d, LmtpResult result) {
     return;
   }
   if (result.fileError && result.fileError->errnum == EBADMSG) {
-    releaseClient(std::move(d.client));
+    endLmtp(d);
     if (auto q = queue_.quarantine(d.id); !q)
       YLOG_ERROR("queue cannot quarantine id=%s error=\"%s\"", d.id.str().c_str(),
                  q.error().message.c_str());
-    finish(d, 0, false);
+    d.quarantined = true;
+    partDone(d);
     return;
   }
   for (size_t k = 0; k < d.batchSize && k < result.replies.size(); ++k) {
@@ -461,8 +646,8 @@ void Qmgr::lmtpDone(Delivery& d, LmtpResult result) {
     runLmtp(d);
     return;
   }
-  releaseClient(std::move(d.client));
-  settle(d);
+  endLmtp(d);
+  partDone(d);
 }
 
 void Qmgr::settle(Delivery& d) {
@@ -471,7 +656,10 @@ void Qmgr::settle(Delivery& d) {
   std::vector<std::pair<size_t, std::string>> splitTargets;
   std::vector<size_t> splitRcpts;
   std::vector<std::pair<size_t, Verdict::Failure>> dsn;
+  std::vector<std::pair<size_t, Verdict::Failure>> delayed;
+  std::vector<std::pair<size_t, Verdict::Failure>> succeeded;
   const bool expired = d.now >= env.arrivalTime + settings_.retry.lifetime.count();
+  const int64_t warnAt = env.arrivalTime + settings_.delayWarning.count();
   for (size_t i = 0; i < d.due.size(); ++i) {
     if (!d.due[i]) continue;
     const queue::Recipient& rcpt = env.recipients[i];
@@ -479,20 +667,34 @@ void Qmgr::settle(Delivery& d) {
     for (const auto& t : d.outcomes[i]) {
       if (t.status == TargetStatus::Remote) continue;
       std::string reply = t.reply.summary();
+      std::string via = t.via.empty() ? std::string() : " relay=" + t.via;
       if (t.status != TargetStatus::Deferred) {
-        YLOG_INFO("%s id=%s rcpt=%s to=%s reply=\"%s\"", targetStatusName(t.status), id,
-                  rcpt.address.c_str(), t.address.c_str(), reply.c_str());
+        YLOG_INFO("%s id=%s rcpt=%s to=%s%s reply=\"%s\"", targetStatusName(t.status), id,
+                  rcpt.address.c_str(), t.address.c_str(), via.c_str(), reply.c_str());
       } else if (expired) {
-        YLOG_INFO("bounced id=%s rcpt=%s to=%s why=\"queue lifetime exceeded\" reply=\"%s\"", id,
-                  rcpt.address.c_str(), t.address.c_str(), reply.c_str());
+        YLOG_INFO("bounced id=%s rcpt=%s to=%s%s why=\"queue lifetime exceeded\" reply=\"%s\"", id,
+                  rcpt.address.c_str(), t.address.c_str(), via.c_str(), reply.c_str());
       } else if (!v.split.empty()) {
-        YLOG_INFO("deferred id=%s rcpt=%s to=%s next=\"with a new message\" reply=\"%s\"", id,
-                  rcpt.address.c_str(), t.address.c_str(), reply.c_str());
+        YLOG_INFO("deferred id=%s rcpt=%s to=%s%s next=\"with a new message\" reply=\"%s\"", id,
+                  rcpt.address.c_str(), t.address.c_str(), via.c_str(), reply.c_str());
       } else {
-        YLOG_INFO("deferred id=%s rcpt=%s to=%s attempts=%u next_in=%llds reply=\"%s\"", id,
-                  rcpt.address.c_str(), t.address.c_str(), v.state.attempts,
+        YLOG_INFO("deferred id=%s rcpt=%s to=%s%s attempts=%u next_in=%llds reply=\"%s\"", id,
+                  rcpt.address.c_str(), t.address.c_str(), via.c_str(), v.state.attempts,
                   static_cast<long long>(v.state.nextAttempt - d.now), reply.c_str());
       }
+      // RFC 3461 §4.1 / RFC 3464 §2.3.3: success reports. A server that
+      // took NOTIFY reports for itself; otherwise we say "relayed".
+      if (t.status == TargetStatus::Delivered && wantsSuccessDsn(rcpt.notify) &&
+          !(t.remote && t.dsnPassed))
+        succeeded.push_back({i, {t.address, "2.0.0", t.reply, t.remote ? "relayed" : "delivered"}});
+    }
+    // The attempt that crosses the delay_warning age sends the one warning.
+    if (v.state.status == RcptStatus::Deferred && v.split.empty() &&
+        settings_.delayWarning.count() > 0 && wantsDelayDsn(rcpt.notify) &&
+        d.state.rcpts[i].lastAttempt < warnAt && d.now >= warnAt) {
+      for (const auto& t : d.outcomes[i])
+        if (t.status == TargetStatus::Deferred)
+          delayed.push_back({i, {t.address, dsnStatus(t.reply), t.reply, "delayed"}});
     }
     d.next.rcpts[i] = v.state;
     if (v.remotePending && remoteLogged_.insert(d.id).second)
@@ -509,11 +711,24 @@ void Qmgr::settle(Delivery& d) {
   }
   if (!splitTargets.empty()) enqueueSplit(d, splitTargets, std::move(splitRcpts));
   if (!dsn.empty()) {
-    if (env.nullSender)
-      YLOG_NOTICE("bounce not sent: the message is itself a bounce (sender <>) id=%s rcpts=%zu", id,
-                  dsn.size());
+    // RFC 5321 §4.5.5 / §6.1: never a report to <>. A failed message from
+    // <> goes to the postmaster once; a failed report to the postmaster
+    // stops here.
+    bool toPostmaster = !settings_.postmaster.empty();
+    for (const auto& [i, f] : dsn)
+      if (iequals(env.recipients[i].address, settings_.postmaster)) toPostmaster = false;
+    if (!env.nullSender)
+      enqueueDsn(d, std::move(dsn), DsnKind::Failure, env.sender);
+    else if (toPostmaster)
+      enqueueDsn(d, std::move(dsn), DsnKind::Failure, settings_.postmaster);
     else
-      enqueueDsn(d, std::move(dsn));
+      YLOG_NOTICE("bounce dropped: the failed message is itself a report to the postmaster "
+                  "(sender <>) id=%s rcpts=%zu",
+                  id, dsn.size());
+  }
+  if (!env.nullSender) {
+    if (!delayed.empty()) enqueueDsn(d, std::move(delayed), DsnKind::Delay, env.sender);
+    if (!succeeded.empty()) enqueueDsn(d, std::move(succeeded), DsnKind::Success, env.sender);
   }
   if (d.sidePending == 0) saveAndFinish(d);
 }
@@ -611,16 +826,20 @@ void Qmgr::enqueueSplit(Delivery& d, const std::vector<std::pair<size_t, std::st
   d.tickets.insert(*ticket);
 }
 
-void Qmgr::enqueueDsn(Delivery& d, std::vector<std::pair<size_t, Verdict::Failure>> failures) {
+void Qmgr::enqueueDsn(Delivery& d, std::vector<std::pair<size_t, Verdict::Failure>> failures,
+                      DsnKind kind, const std::string& to) {
   const queue::Envelope& env = d.file->envelope();
+  const bool revert = kind == DsnKind::Failure;
   DsnRequest req;
+  req.kind = kind;
   req.reportingMta = settings_.hostname;
   req.queueId = d.id.str();
-  req.sender = env.sender;
+  req.sender = to;
   req.envid = env.envid;
   req.arrivalTime = env.arrivalTime;
   req.now = d.now;
-  req.headersOnly = env.ret == queue::Ret::Headers;
+  // RFC 3461 §4.3: RET is about failure reports; the others carry headers.
+  req.headersOnly = env.ret == queue::Ret::Headers || kind != DsnKind::Failure;
   req.eightBit = env.body == queue::Body::EightBitMime || env.body == queue::Body::BinaryMime;
   req.boundary = makeBoundary(d.id.str());
   std::vector<size_t> rcpts;
@@ -638,16 +857,21 @@ void Qmgr::enqueueDsn(Delivery& d, std::vector<std::pair<size_t, Verdict::Failur
     r.status = f.status;
     r.diagnostic = f.reply.summary();
     r.lastAttempt = d.now;
+    r.action = f.action;
+    if (kind == DsnKind::Delay)
+      r.willRetryUntil = env.arrivalTime + settings_.retry.lifetime.count();
     req.recipients.push_back(std::move(r));
-    if (rcpts.empty() || rcpts.back() != i) rcpts.push_back(i);
+    if (revert && (rcpts.empty() || rcpts.back() != i)) rcpts.push_back(i);
   }
+  static const char* const kKinds[] = {"bounce", "delay report", "success report"};
+  const char* what = kKinds[static_cast<int>(kind)];
   DsnParts parts = makeDsn(req);
 
   queue::Envelope e;
   e.nullSender = true;
-  queue::Recipient to;
-  to.address = env.sender;
-  e.recipients.push_back(std::move(to));
+  queue::Recipient dest;
+  dest.address = to;
+  e.recipients.push_back(std::move(dest));
   e.body = req.eightBit ? queue::Body::EightBitMime : queue::Body::Unspecified;
   e.smtputf8 = env.smtputf8;
   e.arrivalTime = d.now;
@@ -658,7 +882,7 @@ void Qmgr::enqueueDsn(Delivery& d, std::vector<std::pair<size_t, Verdict::Failur
   if (built) built = copyMessage(*d.file, *msg, req.headersOnly);
   if (built) built = msg->append(parts.tail);
   if (!built) {
-    YLOG_ERROR("cannot queue bounce id=%s error=\"%s\"", d.id.str().c_str(),
+    YLOG_ERROR("cannot queue %s id=%s error=\"%s\"", what, d.id.str().c_str(),
                built.error().message.c_str());
     if (msg) msg->abort();
     revertTo(d.next, d.state, rcpts, d.now, settings_.retry,
@@ -667,18 +891,18 @@ void Qmgr::enqueueDsn(Delivery& d, std::vector<std::pair<size_t, Verdict::Failur
   }
   ++d.sidePending;
   Delivery* dp = &d;
-  std::string sender = env.sender;
+  std::string sender = to;
   size_t count = failures.size();
   auto ticket = std::make_shared<queue::CommitTicket>(0);
   *ticket = queue_.commit(
-      std::move(*msg), [this, dp, rcpts, ticket, sender, count](Result<queue::QueueId> r) {
+      std::move(*msg), [this, dp, rcpts, ticket, sender, count, what](Result<queue::QueueId> r) {
         dp->tickets.erase(*ticket);
         if (r) {
-          YLOG_INFO("bounce queued id=%s dsn=%s to=<%s> rcpts=%zu", dp->id.str().c_str(),
+          YLOG_INFO("%s queued id=%s dsn=%s to=<%s> rcpts=%zu", what, dp->id.str().c_str(),
                     r->str().c_str(), sender.c_str(), count);
           queued(*r);
         } else {
-          YLOG_ERROR("cannot queue bounce id=%s error=\"%s\"", dp->id.str().c_str(),
+          YLOG_ERROR("cannot queue %s id=%s error=\"%s\"", what, dp->id.str().c_str(),
                      r.error().message.c_str());
           revertTo(dp->next, dp->state, rcpts, dp->now, settings_.retry,
                    "cannot queue the bounce: " + r.error().message);
@@ -722,7 +946,7 @@ void Qmgr::saveAndFinish(Delivery& d) {
 
 void Qmgr::finish(Delivery& d, int64_t next, bool parked) {
   queue::QueueId id = d.id;
-  if (d.client) releaseClient(std::move(d.client));
+  endLmtp(d);
   auto it = active_.find(id);
   if (it == active_.end())
     fatal("queue manager: finishing %s, which is not active", id.str().c_str());
@@ -750,7 +974,7 @@ std::unique_ptr<LmtpClient> Qmgr::acquireClient() {
 
 void Qmgr::releaseClient(std::unique_ptr<LmtpClient> c) {
   if (!c) return;
-  if (!stopping_ && c->ready() && idleClients_.size() < settings_.maxDeliveries) {
+  if (!stopping_ && c->ready() && idleClients_.size() < settings_.maxLmtp) {
     idleClients_.push_back(std::move(c));
     return;
   }

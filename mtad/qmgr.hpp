@@ -24,9 +24,22 @@
 // ORCPT = the original recipient) and the recipient is final: no target is
 // ever delivered twice because another one failed.
 //
-// Remote targets: remote delivery does not exist yet. They stay pending,
-// logged once per message ("remote delivery not available"); the message
-// is parked until a restart.
+// Remote targets (addresses in other domains, direct or through an alias)
+// are grouped by domain, one RemoteDelivery job per domain (remote.hpp:
+// MX, TLS policy, relay host, connection reuse and limits); the LMTP
+// batch and the remote jobs of a message run at the same time, and the
+// recipients are decided when all have answered. With [mtad]
+// remote_delivery = no they stay pending, logged once per message, and the
+// message is parked until a restart.
+//
+// Reports (bounce.hpp): failures go to the sender (never to <>; a message
+// from <> that fails is reported once to the postmaster, and a report to
+// the postmaster that fails is dropped with a log line), NOTIFY=SUCCESS
+// gets a "delivered" report (or "relayed" when the next server does not
+// take NOTIFY), and a recipient still deferred when the message turns
+// delay_warning old gets one "delayed" report: the attempt that crosses the
+// threshold sends it (its last attempt was before, this one is after), so
+// no flag is stored and a restart does not repeat it.
 //
 // Trust: runs in mtad as yubin-mta; reads the queue (written by mtad, still
 // parsed as possibly corrupt) and talks to mdad.
@@ -48,6 +61,7 @@
 #include "auth/directory.hpp"
 #include "event/event.hpp"
 #include "mtad/lmtp_client.hpp"
+#include "mtad/remote.hpp"
 #include "queue/queue.hpp"
 #include "smtp/client_reply.hpp"
 
@@ -56,6 +70,8 @@ class Config;
 }
 
 namespace yubin::mtad {
+
+enum class DsnKind : uint8_t;  // bounce.hpp
 
 // ---------------------------------------------------------------- pure parts
 
@@ -79,9 +95,15 @@ enum class TargetStatus : uint8_t {
 TargetStatus classify(const smtp::ClientReply& reply);
 
 struct TargetOutcome {
+  TargetOutcome() = default;
+  TargetOutcome(std::string a, TargetStatus s, smtp::ClientReply r)
+      : address(std::move(a)), status(s), reply(std::move(r)) {}
   std::string address;  // the target (a user's address, a remote address)
   TargetStatus status = TargetStatus::Deferred;
   smtp::ClientReply reply;
+  bool remote = false;     // delivered (or not) over SMTP, not to mdad
+  bool dsnPassed = false;  // remote: the server took NOTIFY (success reports are its job)
+  std::string via;         // remote: the host that answered, for the log
 };
 
 // The new state of one queued recipient from its targets' outcomes.
@@ -90,9 +112,13 @@ struct Verdict {
   // Targets that failed for good (5xx, or deferred past the lifetime), for
   // the DSN, with the RFC 3463 status to report.
   struct Failure {
+    Failure() = default;
+    Failure(std::string a, std::string s, smtp::ClientReply r, std::string act = {})
+        : address(std::move(a)), status(std::move(s)), reply(std::move(r)), action(std::move(act)) {}
     std::string address;
     std::string status;
     smtp::ClientReply reply;
+    std::string action;  // for reports other than failures ("relayed")
   };
   std::vector<Failure> failures;
   // Targets still to do while others are final: they go to a new message.
@@ -122,9 +148,17 @@ struct QmgrSettings {
   std::string hostname = "localhost";  // Reporting-MTA, LHLO, DSN From:
   std::string catchall;                // replaces unknown local users when set
   RetryPolicy retry;
-  size_t maxDeliveries = 10;  // messages being delivered at once (LMTP connections)
+  size_t maxDeliveries = 10;  // messages being delivered at once
+  size_t maxLmtp = 10;        // LMTP connections at once
   size_t maxRecipientsPerTransaction = 500;
   LmtpSettings lmtp;
+  // Remote delivery; off by default here (tests build settings by hand),
+  // on by default in the configuration.
+  bool remoteEnabled = false;
+  RemoteSettings remote;
+  std::string remoteError;  // a bad [mtad] key: start() fails with it
+  std::chrono::seconds delayWarning{0};  // 0: no delay reports
+  std::string postmaster;  // reports about failed reports go here; empty: dropped
 
   static QmgrSettings fromConfig(const config::Config& cfg, const std::string& hostname,
                                  const std::string& catchall);
@@ -158,12 +192,20 @@ class Qmgr {
   void rescan();
   void begin(const queue::QueueId& id);
   void plan(Delivery& d);
+  void startLmtp(Delivery& d);
   void runLmtp(Delivery& d);
   void lmtpDone(Delivery& d, LmtpResult result);
+  void endLmtp(Delivery& d);
+  void startRemote(Delivery& d, size_t job);
+  void remoteDone(Delivery& d, size_t job, RemoteResult result);
+  void partDone(Delivery& d);
   void settle(Delivery& d);
   void enqueueSplit(Delivery& d, const std::vector<std::pair<size_t, std::string>>& targets,
                     std::vector<size_t> rcpts);
-  void enqueueDsn(Delivery& d, std::vector<std::pair<size_t, Verdict::Failure>> failures);
+  // A report about `items` to `to`; a failure report that cannot be queued
+  // defers its recipients (revert), the others are only logged.
+  void enqueueDsn(Delivery& d, std::vector<std::pair<size_t, Verdict::Failure>> items,
+                  DsnKind kind, const std::string& to);
   void sideDone(Delivery& d);
   void saveAndFinish(Delivery& d);
   // Ends the attempt; `next` = 0: not rescheduled (done or parked).
@@ -192,6 +234,11 @@ class Qmgr {
   event::Timer wake_;                                // the earliest due time
   event::Timer kicker_;                              // runs pump() from the loop
   event::Timer rescan_;  // periodic scan of queue/ for messages we do not know
+
+  std::unique_ptr<RemoteDelivery> remote_;
+  std::vector<std::unique_ptr<RemoteDelivery>> retiredRemote_;  // until their jobs end
+  size_t lmtpSlots_ = 0;
+  std::deque<queue::QueueId> lmtpWaiting_;
 
   std::vector<std::unique_ptr<LmtpClient>> idleClients_;
   std::vector<std::unique_ptr<LmtpClient>> deadClients_;  // destroyed from the loop
