@@ -48,6 +48,9 @@ constexpr KeySpec kSchema[] = {
     {"mtad", "bare_lf", Type::Choice, "reject", "what to do with a bare CR or LF in message data", "reject normalize"},
     {"mtad", "catchall", Type::String, "", "address that receives mail for unknown local users (empty: reject them)"},
     {"mtad", "tls", Type::Bool, "yes", "offer STARTTLS when a certificate is configured"},
+    {"mtad", "submission_socket", Type::UnixListen, "", "Unix socket msad hands submitted messages to (empty: none; msad needs one, e.g. /run/yubin/submission)"},
+    {"mtad", "submission_socket_mode", Type::Mode, "0660", "mode of the submission socket"},
+    {"mtad", "submission_socket_group", Type::String, "yubin-msa", "group of the submission socket (msad's group: only msad may connect)"},
     {"mtad", "lmtp_socket", Type::Path, "/run/yubin/lmtp", "mdad's LMTP socket that local mail is delivered to"},
     {"mtad", "lmtp_connections", Type::Int, "10", "concurrent LMTP deliveries to mdad"},
     {"mtad", "retry_min", Type::Duration, "5m", "first retry delay after a temporary failure (doubles each time)"},
@@ -80,9 +83,46 @@ constexpr KeySpec kSchema[] = {
     {"mdad", "lock_timeout", Type::Duration, "10s", "longest wait for an mbox lock before a temporary failure"},
     {"mdad", "max_connections", Type::Int, "100", "concurrent LMTP sessions"},
     {"mdad", "delivery_workers", Type::Int, "4", "threads that write the mailbox copies, so that several LMTP sessions deliver at once (read at start)"},
+
+    // [mrad]: POP3 (IMAP later); a login process and a mail process.
+    {"mrad", "user", Type::String, "yubin-login", "user of the login process (TLS, commands before login); must not own mail"},
+    {"mrad", "group", Type::String, "yubin-login", "group of the login process"},
+    {"mrad", "chroot", Type::Path, "", "folder the login process chroots into (empty: none)"},
+    {"mrad", "mail_user", Type::String, "yubin-mail", "user of the mail process, which opens the mailboxes (the owner of the mail, as [mdad] user)"},
+    {"mrad", "mail_group", Type::String, "yubin-mail", "group of the mail process"},
+    {"mrad", "pop3_listen", Type::Listen, "0.0.0.0:110, [::]:110", "POP3 listening addresses (STLS offered when a certificate is configured)"},
+    {"mrad", "pop3s_listen", Type::Listen, "0.0.0.0:995, [::]:995", "POP3 over implicit TLS listening addresses (needs tls_cert)"},
+    {"mrad", "loopback_plaintext", Type::Bool, "yes", "allow USER/PASS and AUTH without TLS from loopback addresses"},
+    {"mrad", "max_connections", Type::Int, "1000", "concurrent sessions"},
+    {"mrad", "max_connections_per_ip", Type::Int, "20", "concurrent sessions per client address"},
+    {"mrad", "pop3_idle_timeout", Type::Duration, "10m", "idle time allowed between POP3 commands (RFC 1939: at least 10 minutes)"},
+    {"mrad", "lock_timeout", Type::Duration, "5s", "longest wait for an mbox lock when a session opens or updates an mbox (read at start)"},
+    // [msad]: SMTP submission with AUTH; hands messages to mtad.
+    {"msad", "user", Type::String, "yubin-msa", "user msad runs as"},
+    {"msad", "group", Type::String, "yubin-msa", "group msad runs as (the group of mtad's submission socket)"},
+    {"msad", "chroot", Type::Path, "", "folder msad chroots into (empty: none)"},
+    {"msad", "listen", Type::Listen, "0.0.0.0:587, [::]:587", "submission listening addresses (STARTTLS offered when a certificate is configured)"},
+    {"msad", "listen_tls", Type::Listen, "0.0.0.0:465, [::]:465", "submission over implicit TLS listening addresses (needs tls_cert)"},
+    {"msad", "mtad_socket", Type::Path, "/run/yubin/submission", "mtad's submission socket ([mtad] submission_socket) that messages are handed to"},
+    {"msad", "loopback_plaintext", Type::Bool, "no", "offer and accept AUTH without TLS from loopback addresses"},
+    {"msad", "max_message_size", Type::Size, "35M", "largest message accepted (SIZE)"},
+    {"msad", "max_recipients", Type::Int, "100", "recipients per message"},
+    {"msad", "max_errors", Type::Int, "10", "protocol errors (failed logins included) per session before disconnecting"},
+    {"msad", "max_connections", Type::Int, "1000", "concurrent sessions"},
+    {"msad", "max_connections_per_ip", Type::Int, "20", "concurrent sessions per client address"},
+    {"msad", "command_timeout", Type::Duration, "5m", "idle time allowed while waiting for a command"},
+    {"msad", "data_timeout", Type::Duration, "3m", "idle time allowed while receiving message data"},
+    {"msad", "auth_workers", Type::Int, "2", "threads that check passwords (each Argon2id check may use 64 MiB)"},
+    {"msad", "auth_delay_ms", Type::Int, "1000", "delay before answering a failed login, in milliseconds; it doubles with each further failure from the address or for the account"},
+    {"msad", "auth_max_delay", Type::Duration, "15s", "longest delay before answering a failed login"},
+    {"msad", "auth_lockout", Type::Int, "10", "failed logins from one address within auth_window after which it gets 421 and is disconnected (0: never)"},
+    {"msad", "auth_account_lockout", Type::Int, "30", "failed logins for one account within auth_window after which its logins get 421 (0: never)"},
+    {"msad", "auth_window", Type::Duration, "15m", "how long a failed login counts"},
+    {"msad", "rate_messages", Type::Int, "200", "messages one user may send per hour (0: no limit)"},
+    {"msad", "rate_recipients", Type::Int, "1000", "recipients one user may send to per hour (0: no limit)"},
 };
 
-constexpr std::string_view kDaemons[] = {"mtad", "mdad"};
+constexpr std::string_view kDaemons[] = {"mtad", "mdad", "mrad", "msad"};
 
 }  // namespace
 

@@ -76,6 +76,9 @@ class LoginSession {
   std::string takeOutput();
   bool hasOutput() const { return !out_.empty(); }
   Event event() const { return event_; }
+  // The mechanisms to advertise changed (TLS came up; channel binding data
+  // is known only after the handshake).
+  void setMechanisms(std::vector<std::string> m) { settings_.mechanisms = std::move(m); }
 
   // CheckPassword: what to check (for AUTH, the mechanism's authcid).
   const std::string& user() const { return checkUser_; }

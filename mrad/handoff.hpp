@@ -1,0 +1,70 @@
+// The vocabulary between mrad's two processes: the login process (owns the
+// listeners, TLS and the pre-authentication protocol) hands each
+// authenticated session to the mail process (owns the mailboxes) over a
+// SOCK_SEQPACKET socketpair made at start-up. One record = one message,
+// with one file descriptor attached (SCM_RIGHTS): the mail process's end of
+// a fresh socketpair whose other end the login process proxies to the
+// client (TLS stays in the login process).
+//
+// Framing follows libcommon/ipc (big-endian; header length:u32 version:u16
+// type:u16; strings length:u32 + bytes; bool u8 0/1) with mrad's own type
+// numbers, 300-319, kept apart from ipc's ranges (1-227). Decoding is
+// strict: another version, an unknown type, a truncated field, a bad bool,
+// bytes left over, a record without exactly one descriptor = protocol
+// error; the mail process then closes the channel and exits, which the
+// login process sees as the mail process dying.
+//
+// Trust: the mail process treats the login process as able to
+// authenticate users (that is its job), but checks every field: the
+// mailbox must be the one its own Directory gives for the user, so a
+// subverted login process cannot point it at another file.
+// Standards: none; Yubin's own format.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/result.hpp"
+#include "base/unique_fd.hpp"
+
+namespace yubin::mrad {
+
+inline constexpr uint16_t kHandoffVersion = 1;
+inline constexpr uint16_t kHandoffType = 300;
+// A record never needs more: the pending input is bounded by the login
+// session's line limit and buffer.
+inline constexpr size_t kMaxHandoffRecord = 64 * 1024;
+
+enum class Protocol : uint8_t { Pop3 = 1, Imap = 2 };
+enum class MailboxKind : uint8_t { Maildir = 1, Mbox = 2 };
+
+struct Handoff {
+  Protocol protocol = Protocol::Pop3;
+  std::string user;     // canonical address, from the Directory
+  std::string mailbox;  // absolute path of the INBOX (Maildir root or mbox file)
+  MailboxKind kind = MailboxKind::Maildir;
+  std::string sessionId;  // for log lines in both processes
+  std::string clientIp;
+  bool tls = false;
+  std::string method;   // login method for the log ("USER", "plain", ...)
+  std::string pending;  // client bytes received after the login command
+  bool operator==(const Handoff&) const = default;
+};
+
+std::string encodeHandoff(const Handoff& h);
+Result<Handoff> decodeHandoff(std::string_view record);
+
+// Sends one record with fd attached. EAGAIN (the mail process is not
+// keeping up) comes back as an error like any other.
+Status sendHandoff(int channel, const Handoff& h, int fd);
+
+struct Received {
+  Handoff handoff;
+  UniqueFd fd;
+};
+// Receives one record. nullopt-like states: Error with errnum EAGAIN (no
+// record now), 0 (peer closed: message "closed"), else a protocol error.
+Result<Received> receiveHandoff(int channel);
+
+}  // namespace yubin::mrad

@@ -1,0 +1,384 @@
+// One connection in the login process; see login_connection.hpp.
+#include "mrad/login_connection.hpp"
+
+#include <event2/buffer.h>
+#include <sys/socket.h>
+
+#include "base/log.hpp"
+#include "mrad/handoff.hpp"
+#include "sasl/sasl.hpp"
+#include "tls/tls.hpp"
+
+namespace yubin::mrad {
+namespace {
+
+// The proxy stops reading one side while the other side's output holds
+// this much, and resumes under half of it: bounded memory per session.
+constexpr size_t kProxyHigh = 64 * 1024;
+// Input taken from the client before login (the session's line buffer is
+// bounded by its line limit; this bounds what waits in the bufferevent).
+constexpr size_t kInputHigh = 16 * 1024;
+
+bool isLoopback(const std::string& ip) { return ip.rfind("127.", 0) == 0 || ip == "::1"; }
+
+// sasl::Exchange as the LoginSession drives it.
+class SaslAdapter final : public pop3::SaslExchange {
+ public:
+  explicit SaslAdapter(std::unique_ptr<sasl::Exchange> ex) : ex_(std::move(ex)) {}
+  pop3::SaslStep begin(std::optional<std::string_view> ir) override { return map(ex_->begin(ir)); }
+  pop3::SaslStep respond(std::string_view r) override { return map(ex_->respond(r)); }
+  pop3::SaslStep passwordChecked(bool ok) override { return map(ex_->passwordChecked(ok)); }
+
+ private:
+  static pop3::SaslStep map(sasl::Step s) {
+    pop3::SaslStep o;
+    switch (s.kind) {
+      case sasl::Step::Kind::Challenge: o.kind = pop3::SaslStep::Kind::Challenge; break;
+      case sasl::Step::Kind::CheckPassword: o.kind = pop3::SaslStep::Kind::CheckPassword; break;
+      case sasl::Step::Kind::Success: o.kind = pop3::SaslStep::Kind::Success; break;
+      case sasl::Step::Kind::Failure: o.kind = pop3::SaslStep::Kind::Failure; break;
+    }
+    o.challenge = std::move(s.challenge);
+    o.user = std::move(s.user);
+    o.password = std::move(s.password);
+    o.authenticated = std::move(s.authenticated);
+    o.serverFinal = std::move(s.serverFinal);
+    o.reason = std::move(s.reason);
+    return o;
+  }
+  std::unique_ptr<sasl::Exchange> ex_;
+};
+
+}  // namespace
+
+LoginConnection::LoginConnection(Mrad& d, const LoginSettings& s, const event::Peer& peer,
+                                 std::string id, bool implicitTls)
+    : d_(d),
+      settings_(s),
+      peer_(peer),
+      id_(std::move(id)),
+      implicitTls_(implicitTls),
+      idle_(d.base(),
+            [this] {
+              YLOG_INFO("idle timeout before login session=%s ip=%s", id_.c_str(),
+                        peer_.ip.c_str());
+              bufferevent_write(bev_.get(), "-ERR Disconnected for inactivity\r\n", 34);
+              closeAfterFlush();
+            }),
+      delay_(d.base(), [this] { checkPassword(); }),
+      reaper_(d.base(), [this] { d_.closed(this); }) {}
+
+LoginConnection::~LoginConnection() {
+  if (ticket_) d_.checker().cancel(*ticket_);
+}
+
+void LoginConnection::setCallbacks() {
+  bufferevent_setcb(bev_.get(), &LoginConnection::onRead, &LoginConnection::onWrite,
+                    &LoginConnection::onEvent, this);
+  bufferevent_setwatermark(bev_.get(), EV_READ, 0, kInputHigh);
+  bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
+  bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+}
+
+Status LoginConnection::start(UniqueFd fd, const std::optional<std::string>& refusal) {
+  if (implicitTls_) {
+    if (!d_.tls()) return Error{"no TLS context"};
+    auto ssl = d_.tls()->newSsl();
+    if (!ssl) return ssl.error();
+    auto b = event::newTlsBufferevent(d_.base(), std::move(fd), std::move(*ssl),
+                                      event::TlsRole::Server);
+    if (!b) return b.error();
+    bev_ = std::move(*b);
+    tlsActive_ = true;
+  } else {
+    auto b = event::newSocketBufferevent(d_.base(), std::move(fd));
+    if (!b) return b.error();
+    bev_ = std::move(*b);
+  }
+  setCallbacks();
+  if (refusal) {
+    bufferevent_write(bev_.get(), refusal->data(), refusal->size());
+    closeAfterFlush();
+    return {};
+  }
+  pop3::LoginSettings ls;
+  ls.greeting = "Yubin POP3 server ready";
+  ls.tlsAvailable = d_.tls() != nullptr && !implicitTls_;
+  ls.tlsActive = tlsActive_;
+  ls.plaintextAllowed = settings_.loopbackPlaintext && isLoopback(peer_.ip);
+  session_ = std::make_unique<pop3::LoginSession>(
+      ls, [this](std::string_view mech) -> std::unique_ptr<pop3::SaslExchange> {
+        sasl::Options o;
+        o.tls = tlsActive_;
+        o.tlsExporter = tlsExporter_;
+        auto ex = sasl::Exchange::start(mech, d_.directory(), o);
+        if (!ex) return nullptr;
+        return std::make_unique<SaslAdapter>(std::move(*ex));
+      });
+  refreshMechanisms();
+  session_->start();
+  idle_.arm(settings_.idleTimeout);
+  flush();
+  return {};
+}
+
+void LoginConnection::refreshMechanisms() {
+  if (!session_) return;
+  tlsExporter_.clear();
+  if (tlsActive_) {
+    if (SSL* ssl = event::sslOf(bev_.get()); ssl && SSL_is_init_finished(ssl)) {
+      if (auto e = tls::channelBindingExporter(ssl)) tlsExporter_ = *e;
+    }
+  }
+  sasl::Options o;
+  o.tls = tlsActive_;
+  o.tlsExporter = tlsExporter_;
+  session_->setMechanisms(sasl::mechanisms(o));
+}
+
+void LoginConnection::flush() {
+  if (!session_ || !session_->hasOutput()) return;
+  std::string o = session_->takeOutput();
+  bufferevent_write(bev_.get(), o.data(), o.size());
+}
+
+void LoginConnection::step() {
+  while (session_) {
+    switch (session_->event()) {
+      case pop3::LoginSession::Event::None:
+        return;
+      case pop3::LoginSession::Event::StartTls: {
+        flush();
+        auto ssl = d_.tls() ? d_.tls()->newSsl() : Result<tls::SslPtr>(Error{"no TLS context"});
+        if (!ssl) {
+          YLOG_ERROR("STLS failed session=%s error=\"%s\"", id_.c_str(),
+                     ssl.error().message.c_str());
+          return done("tls error");
+        }
+        auto b = event::startTls(std::move(bev_), std::move(*ssl), event::TlsRole::Server);
+        if (!b) {
+          YLOG_ERROR("STLS failed session=%s error=\"%s\"", id_.c_str(), b.error().message.c_str());
+          return done("tls error");
+        }
+        bev_ = std::move(*b);
+        setCallbacks();
+        tlsActive_ = true;
+        session_->tlsStarted();
+        break;
+      }
+      case pop3::LoginSession::Event::CheckPassword: {
+        auto now = sasl::Throttle::Clock::now();
+        auto wait = d_.throttle().delay(peer_.ip, session_->user(), now);
+        if (wait.count() > 0)
+          delay_.arm(wait);
+        else
+          checkPassword();
+        return;
+      }
+      case pop3::LoginSession::Event::AuthFailed: {
+        auto now = sasl::Throttle::Clock::now();
+        d_.throttle().failure(peer_.ip, session_->failedUser(), now);
+        YLOG_NOTICE("authentication failed session=%s ip=%s user=\"%s\" method=%s",
+                    id_.c_str(), peer_.ip.c_str(), session_->failedUser().c_str(),
+                    session_->method().c_str());
+        if (d_.throttle().locked(peer_.ip, session_->failedUser(), now)) {
+          session_->refuse(pop3::errCode(pop3::kAuth, "Too many failed logins, try again later"));
+        } else {
+          session_->resume();
+        }
+        break;
+      }
+      case pop3::LoginSession::Event::LoggedIn:
+        return handOver();
+      case pop3::LoginSession::Event::Close:
+        flush();
+        return closeAfterFlush();
+    }
+    flush();
+  }
+}
+
+void LoginConnection::checkPassword() {
+  if (dead_ || !session_) return;
+  auto now = sasl::Throttle::Clock::now();
+  if (d_.throttle().locked(peer_.ip, session_->user(), now)) {
+    YLOG_NOTICE("login refused, locked out session=%s ip=%s user=\"%s\"", id_.c_str(),
+                peer_.ip.c_str(), session_->user().c_str());
+    session_->refuse(pop3::errCode(pop3::kAuth, "Too many failed logins, try again later"));
+    flush();
+    return step();
+  }
+  ticket_ = d_.checker().check(session_->user(), session_->password(), [this](bool ok) {
+    ticket_.reset();
+    std::string canonical;
+    if (ok) {
+      auto u = d_.directory().findUser(session_->user());
+      if (u)
+        canonical = u->address;
+      else
+        ok = false;  // removed meanwhile
+    }
+    session_->passwordChecked(ok, canonical);
+    flush();
+    step();
+  });
+  if (!ticket_) {
+    session_->refuse(pop3::errCode(pop3::kSysTemp, "Server busy, try again later"));
+    flush();
+    step();
+  }
+}
+
+void LoginConnection::handOver() {
+  user_ = session_->authenticated();
+  d_.throttle().success(peer_.ip, user_);
+  auto fail = [this](const std::string& why) {
+    YLOG_ERROR("hand-over failed session=%s user=%s error=\"%s\"", id_.c_str(), user_.c_str(),
+               why.c_str());
+    session_->refuse(pop3::errCode(pop3::kSysTemp, "Mailbox unavailable, try again later"));
+    flush();
+    closeAfterFlush();
+  };
+  auto u = d_.directory().findUser(user_);
+  if (!u) return fail("user not in the user database");
+  Handoff h;
+  h.protocol = Protocol::Pop3;
+  h.user = u->address;
+  h.mailbox = u->mailbox;
+  h.kind = u->format == auth::MailboxFormat::Mbox ? MailboxKind::Mbox : MailboxKind::Maildir;
+  h.sessionId = id_;
+  h.clientIp = peer_.ip;
+  h.tls = tlsActive_;
+  h.method = session_->method();
+  h.pending = session_->takePendingInput();
+  evbuffer* in = bufferevent_get_input(bev_.get());
+  size_t waiting = evbuffer_get_length(in);
+  if (h.pending.size() + waiting > kMaxHandoffRecord / 2) return fail("too much pipelined input");
+  if (waiting) {
+    size_t old = h.pending.size();
+    h.pending.resize(old + waiting);
+    evbuffer_remove(in, h.pending.data() + old, waiting);
+  }
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0)
+    return fail(errnoError("socketpair").message);
+  UniqueFd mine(sv[0]), theirs(sv[1]);
+  if (auto st = sendHandoff(d_.channel(), h, theirs.get()); !st) return fail(st.error().message);
+  theirs.reset();
+  auto b = event::newSocketBufferevent(d_.base(), std::move(mine));
+  if (!b) return fail(b.error().message);
+  local_ = std::move(*b);
+  bufferevent_setcb(local_.get(), &LoginConnection::onLocalRead, &LoginConnection::onLocalWrite,
+                    &LoginConnection::onLocalEvent, this);
+  bufferevent_setwatermark(local_.get(), EV_WRITE, kProxyHigh / 2, 0);
+  bufferevent_enable(local_.get(), EV_READ | EV_WRITE);
+  bufferevent_setwatermark(bev_.get(), EV_WRITE, kProxyHigh / 2, 0);
+  bufferevent_setwatermark(bev_.get(), EV_READ, 0, 0);
+  proxying_ = true;
+  idle_.cancel();  // the mail process times idle sessions out from here on
+  YLOG_INFO("login session=%s ip=%s user=%s method=%s tls=%s", id_.c_str(), peer_.ip.c_str(),
+            user_.c_str(), h.method.c_str(), tlsActive_ ? "yes" : "no");
+  session_.reset();
+}
+
+void LoginConnection::closeAfterFlush() {
+  closing_ = true;
+  idle_.cancel();
+  bufferevent_disable(bev_.get(), EV_READ);
+  bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
+  if (evbuffer_get_length(bufferevent_get_output(bev_.get())) == 0) done("closed");
+}
+
+void LoginConnection::shutdown() {
+  if (proxying_ || closing_) return;
+  session_.reset();
+  bufferevent_write(bev_.get(), "-ERR [SYS/TEMP] Server shutting down\r\n", 38);
+  closeAfterFlush();
+}
+
+void LoginConnection::done(const char* reason) {
+  if (dead_) return;
+  dead_ = true;
+  idle_.cancel();
+  delay_.cancel();
+  if (bev_) bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
+  if (local_) bufferevent_disable(local_.get(), EV_READ | EV_WRITE);
+  reaper_.arm(std::chrono::milliseconds(0));
+  YLOG_INFO("connection closed session=%s ip=%s user=%s reason=\"%s\"", id_.c_str(),
+            peer_.ip.c_str(), user_.empty() ? "-" : user_.c_str(), reason);
+}
+
+void LoginConnection::onRead(bufferevent* bev, void* self) {
+  auto* c = static_cast<LoginConnection*>(self);
+  if (c->dead_) return;
+  evbuffer* in = bufferevent_get_input(bev);
+  if (c->proxying_) {
+    if (!c->local_) return;
+    evbuffer_add_buffer(bufferevent_get_output(c->local_.get()), in);
+    if (evbuffer_get_length(bufferevent_get_output(c->local_.get())) >= kProxyHigh)
+      bufferevent_disable(bev, EV_READ);
+    return;
+  }
+  if (!c->session_ || c->closing_) return;
+  c->idle_.arm(c->settings_.idleTimeout);
+  char buf[4096];
+  // While the session waits (password check, TLS), input stays in the
+  // bufferevent, whose read watermark bounds it.
+  while (c->session_ && c->session_->event() == pop3::LoginSession::Event::None &&
+         evbuffer_get_length(in) > 0) {
+    int n = evbuffer_remove(in, buf, sizeof buf);
+    if (n <= 0) break;
+    c->session_->feed(std::string_view(buf, static_cast<size_t>(n)));
+    c->flush();
+    c->step();
+    if (c->dead_ || c->closing_ || c->proxying_) return;
+  }
+}
+
+void LoginConnection::onWrite(bufferevent* bev, void* self) {
+  auto* c = static_cast<LoginConnection*>(self);
+  if (c->dead_) return;
+  if (c->proxying_ && c->local_) bufferevent_enable(c->local_.get(), EV_READ);
+  if (c->closing_ && evbuffer_get_length(bufferevent_get_output(bev)) == 0) c->done("closed");
+}
+
+void LoginConnection::onEvent(bufferevent*, short what, void* self) {
+  auto* c = static_cast<LoginConnection*>(self);
+  if (c->dead_) return;
+  if (what & BEV_EVENT_CONNECTED) {
+    c->refreshMechanisms();  // TLS handshake done: channel binding known
+    return;
+  }
+  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+    if (what & BEV_EVENT_ERROR)
+      YLOG_DEBUG("client connection error session=%s error=\"%s\"", c->id_.c_str(),
+                 event::bufferevError(c->bev_.get()).c_str());
+    c->done(what & BEV_EVENT_EOF ? "client closed" : "connection error");
+  }
+}
+
+void LoginConnection::onLocalRead(bufferevent* local, void* self) {
+  auto* c = static_cast<LoginConnection*>(self);
+  if (c->dead_) return;
+  evbuffer* out = bufferevent_get_output(c->bev_.get());
+  evbuffer_add_buffer(out, bufferevent_get_input(local));
+  if (evbuffer_get_length(out) >= kProxyHigh) bufferevent_disable(local, EV_READ);
+}
+
+void LoginConnection::onLocalWrite(bufferevent*, void* self) {
+  auto* c = static_cast<LoginConnection*>(self);
+  if (c->dead_) return;
+  if (!c->closing_) bufferevent_enable(c->bev_.get(), EV_READ);
+}
+
+void LoginConnection::onLocalEvent(bufferevent* local, short what, void* self) {
+  auto* c = static_cast<LoginConnection*>(self);
+  if (c->dead_) return;
+  if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) return;
+  // The mail process ended the session: pass on what it sent, then close.
+  evbuffer_add_buffer(bufferevent_get_output(c->bev_.get()), bufferevent_get_input(local));
+  c->local_.reset();
+  c->closeAfterFlush();
+}
+
+}  // namespace yubin::mrad

@@ -1,0 +1,79 @@
+// One client connection in the login process: the bufferevent (plain,
+// STLS-upgraded or implicit TLS), the pop3::LoginSession of the
+// AUTHORIZATION state, the password check off the loop with the shared
+// throttle, and, once the user is authenticated, the hand-over to the mail
+// process followed by a byte proxy between the client and the mail
+// process's socket for the rest of the session (TLS stays here; the mail
+// process never touches the client's socket).
+// Trust: untrusted pre-authentication input, as [mrad] user. Auth failures
+// are logged with the client IP (for fail2ban), never with the password.
+// Standards: RFC 1939, RFC 2595, RFC 5034, RFC 8314.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "event/event.hpp"
+#include "mrad/mrad.hpp"
+#include "mrad/pop3/login_session.hpp"
+
+namespace yubin::mrad {
+
+class LoginConnection {
+ public:
+  LoginConnection(Mrad& d, const LoginSettings& s, const event::Peer& peer, std::string id,
+                  bool implicitTls);
+  ~LoginConnection();
+  LoginConnection(const LoginConnection&) = delete;
+  LoginConnection& operator=(const LoginConnection&) = delete;
+
+  // Takes the socket; a refusal (too many connections) is sent, then the
+  // connection closes.
+  Status start(UniqueFd fd, const std::optional<std::string>& refusal);
+  // Graceful stop: a session still logging in is told and closed; a
+  // proxied one goes on until it ends.
+  void shutdown();
+  const event::Peer& peer() const { return peer_; }
+  bool proxying() const { return proxying_; }
+
+ private:
+  static void onRead(bufferevent*, void* self);
+  static void onWrite(bufferevent*, void* self);
+  static void onEvent(bufferevent*, short what, void* self);
+  static void onLocalRead(bufferevent*, void* self);
+  static void onLocalWrite(bufferevent*, void* self);
+  static void onLocalEvent(bufferevent*, short what, void* self);
+
+  void setCallbacks();
+  void refreshMechanisms();
+  void step();  // acts on the session's event
+  void flush();
+  void checkPassword();
+  void handOver();
+  void closeAfterFlush();
+  void done(const char* reason);
+
+  Mrad& d_;
+  LoginSettings settings_;
+  event::Peer peer_;
+  std::string id_;
+  bool implicitTls_;
+  bool tlsActive_ = false;
+  std::string tlsExporter_;
+  event::Bufferevent bev_;
+  std::unique_ptr<pop3::LoginSession> session_;
+  event::Timer idle_;
+  event::Timer delay_;
+  // done() never destroys the connection inside a callback: it marks it
+  // dead and this timer, on the next loop turn, hands it to Mrad::closed.
+  event::Timer reaper_;
+  bool dead_ = false;
+  std::optional<sasl::PasswordChecker::Ticket> ticket_;
+  std::string user_;  // once authenticated, for the log
+  // The proxy, after the hand-over.
+  event::Bufferevent local_;
+  bool proxying_ = false;
+  bool closing_ = false;
+};
+
+}  // namespace yubin::mrad

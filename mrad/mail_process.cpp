@@ -1,0 +1,375 @@
+// The mail process; see mail_process.hpp.
+#include "mrad/mail_process.hpp"
+
+#include <event2/buffer.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "auth/directory.hpp"
+#include "base/log.hpp"
+#include "config/config.hpp"
+#include "event/event.hpp"
+#include "mrad/handoff.hpp"
+#include "mrad/pop3/mail_session.hpp"
+#include "service/privdrop.hpp"
+#include "service/service.hpp"
+#include "store/maildir_folder.hpp"
+#include "store/mbox_folder.hpp"
+
+namespace yubin::mrad {
+namespace {
+
+// A transfer is pumped whenever the client's output falls under kLowWater,
+// kBudget bytes at a time: a session holds at most about both in memory.
+constexpr size_t kLowWater = 32 * 1024;
+constexpr size_t kBudget = 64 * 1024;
+constexpr size_t kReadPiece = 16 * 1024;
+
+LogLevel levelFromName(const std::string& name) {
+  if (name == "debug") return LogLevel::Debug;
+  if (name == "notice") return LogLevel::Notice;
+  if (name == "warning") return LogLevel::Warning;
+  if (name == "error") return LogLevel::Error;
+  return LogLevel::Info;
+}
+
+struct Settings {
+  pop3::Limits limits;
+  std::chrono::milliseconds idleTimeout{600000};
+  store::MboxLockSettings lock;
+};
+
+class MailProcess;
+
+class MailConnection {
+ public:
+  MailConnection(MailProcess& owner, Handoff h, event::Bufferevent bev);
+  ~MailConnection();
+  void start();
+
+ private:
+  static void onRead(bufferevent* bev, void* self);
+  static void onWrite(bufferevent* bev, void* self);
+  static void onEvent(bufferevent* bev, short what, void* self);
+  void refuse(const std::string& reply, const char* why);
+  void flush();
+  void finish(const char* reason);
+  Status openFolder();
+
+  MailProcess& owner_;
+  Handoff h_;
+  event::Bufferevent bev_;
+  std::unique_ptr<store::Folder> folder_;
+  std::unique_ptr<pop3::MailSession> session_;
+  event::Timer idle_;
+  // finish() never destroys the connection inside a callback: the reaper
+  // does it on the next loop turn.
+  event::Timer reaper_;
+  bool dead_ = false;
+  bool holdsMailbox_ = false;
+  bool closing_ = false;
+};
+
+class MailProcess {
+ public:
+  MailProcess(const config::Config& cfg, event_base* base)
+      : base_(base), directory_(auth::DirectorySettings::fromConfig(cfg)) {
+    settings_.idleTimeout = cfg.duration("mrad", "pop3_idle_timeout");
+    settings_.lock.timeout = cfg.duration("mrad", "lock_timeout");
+    settings_.lock.dotLock = store::DotLock::Try;
+  }
+  Status start();
+  event_base* base() const { return base_; }
+  const Settings& settings() const { return settings_; }
+  auth::Directory& directory() { return directory_; }
+
+  // The in-use table: false when another session holds the mailbox.
+  bool acquire(const std::string& mailbox) { return inUse_.insert(mailbox).second; }
+  void release(const std::string& mailbox) { inUse_.erase(mailbox); }
+  void closed(MailConnection* c) { sessions_.erase(c); }
+
+ private:
+  static void onChannel(evutil_socket_t, short, void* self);
+  void receive();
+
+  event_base* base_;
+  auth::Directory directory_;
+  Settings settings_;
+  event::Event channel_;
+  std::unordered_set<std::string> inUse_;
+  // Declared last: sessions release their mailbox into inUse_ when destroyed.
+  std::unordered_map<MailConnection*, std::unique_ptr<MailConnection>> sessions_;
+};
+
+// ---- MailConnection ----
+
+MailConnection::MailConnection(MailProcess& owner, Handoff h, event::Bufferevent bev)
+    : owner_(owner), h_(std::move(h)), bev_(std::move(bev)), idle_(owner.base(), [this] {
+        YLOG_INFO("idle timeout session=%s user=%s", h_.sessionId.c_str(), h_.user.c_str());
+        bufferevent_write(bev_.get(), "-ERR Disconnected for inactivity\r\n", 34);
+        closing_ = true;
+        bufferevent_disable(bev_.get(), EV_READ);
+        flush();
+      }),
+      reaper_(owner.base(), [this] { owner_.closed(this); }) {}
+
+MailConnection::~MailConnection() {
+  if (holdsMailbox_) owner_.release(h_.mailbox);
+}
+
+Status MailConnection::openFolder() {
+  if (h_.kind == MailboxKind::Maildir) {
+    auto f = store::MaildirFolder::open(h_.mailbox);
+    if (!f) return f.error();
+    folder_ = std::move(*f);
+  } else {
+    auto f = store::MboxFolder::open(h_.mailbox, owner_.settings().lock);
+    if (!f) return f.error();
+    folder_ = std::move(*f);
+  }
+  return {};
+}
+
+void MailConnection::start() {
+  bufferevent_setcb(bev_.get(), &MailConnection::onRead, &MailConnection::onWrite,
+                    &MailConnection::onEvent, this);
+  bufferevent_setwatermark(bev_.get(), EV_WRITE, kLowWater, 0);
+  bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+
+  // The login process named the mailbox; it must be the one the user
+  // database gives this user, or a subverted login process could point us
+  // at any file we can open.
+  auto user = owner_.directory().findUser(h_.user);
+  MailboxKind kind =
+      user && user->format == auth::MailboxFormat::Mbox ? MailboxKind::Mbox : MailboxKind::Maildir;
+  if (!user || user->mailbox != h_.mailbox || kind != h_.kind)
+    return refuse(pop3::errCode(pop3::kSysTemp, "Mailbox unavailable, try again later"),
+                  "the handoff does not match the user database");
+  if (!owner_.acquire(h_.mailbox))
+    return refuse(pop3::errCode(pop3::kInUse, "Mailbox is in use by another session"),
+                  "mailbox in use");
+  holdsMailbox_ = true;
+  if (auto st = openFolder(); !st) {
+    YLOG_ERROR("cannot open mailbox session=%s user=%s mailbox=%s error=\"%s\"",
+               h_.sessionId.c_str(), h_.user.c_str(), h_.mailbox.c_str(),
+               st.error().message.c_str());
+    return refuse(pop3::errCode(pop3::kSysTemp, "Cannot open the mailbox now, try again later"),
+                  "mailbox not opened");
+  }
+  pop3::MailSettings ms;
+  ms.limits = owner_.settings().limits;
+  ms.user = h_.user;
+  ms.logId = h_.sessionId;
+  session_ = std::make_unique<pop3::MailSession>(*folder_, ms);
+  YLOG_INFO("mailbox opened session=%s user=%s messages=%zu", h_.sessionId.c_str(),
+            h_.user.c_str(), folder_->messages().size());
+  idle_.arm(owner_.settings().idleTimeout);
+  std::string pending = std::move(h_.pending);
+  session_->start(pending);
+  flush();
+}
+
+void MailConnection::refuse(const std::string& reply, const char* why) {
+  YLOG_NOTICE("session refused session=%s user=%s reason=\"%s\"", h_.sessionId.c_str(),
+              h_.user.c_str(), why);
+  bufferevent_write(bev_.get(), reply.data(), reply.size());
+  closing_ = true;
+  bufferevent_disable(bev_.get(), EV_READ);
+  flush();
+}
+
+// Writes what the session queued; pumps a transfer while the output is
+// short; closes once a closing session's output is gone.
+void MailConnection::flush() {
+  if (dead_) return;
+  evbuffer* out = bufferevent_get_output(bev_.get());
+  if (session_) {
+    if (session_->hasOutput()) {
+      std::string o = session_->takeOutput();
+      bufferevent_write(bev_.get(), o.data(), o.size());
+    }
+    while (session_->transferring() && evbuffer_get_length(out) < kLowWater) {
+      session_->produce(kBudget);
+      std::string o = session_->takeOutput();
+      bufferevent_write(bev_.get(), o.data(), o.size());
+    }
+    if (session_->closing() && !closing_) {
+      closing_ = true;
+      bufferevent_disable(bev_.get(), EV_READ);
+    }
+  }
+  if (closing_) {
+    bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
+    if (evbuffer_get_length(out) == 0) finish("closed");
+  }
+}
+
+void MailConnection::finish(const char* reason) {
+  if (dead_) return;
+  dead_ = true;
+  idle_.cancel();
+  bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
+  reaper_.arm(std::chrono::milliseconds(0));
+  if (session_) {
+    const auto& s = session_->stats();
+    YLOG_INFO("session ended session=%s user=%s reason=%s quit=%s retr=%llu bytes=%llu top=%llu "
+              "deleted=%llu",
+              h_.sessionId.c_str(), h_.user.c_str(), reason, session_->updated() ? "yes" : "no",
+              static_cast<unsigned long long>(s.retrieved),
+              static_cast<unsigned long long>(s.retrievedBytes),
+              static_cast<unsigned long long>(s.tops), static_cast<unsigned long long>(s.deleted));
+  }
+}
+
+void MailConnection::onRead(bufferevent* bev, void* self) {
+  auto* c = static_cast<MailConnection*>(self);
+  if (c->dead_) return;
+  if (!c->session_ || c->closing_) return;
+  c->idle_.arm(c->owner_.settings().idleTimeout);
+  evbuffer* in = bufferevent_get_input(bev);
+  char buf[kReadPiece];
+  // While a transfer runs, later commands wait in the session's buffer; the
+  // input is bounded by leaving it in the socket.
+  while (evbuffer_get_length(in) > 0 && !c->session_->transferring() && !c->closing_) {
+    int n = evbuffer_remove(in, buf, sizeof buf);
+    if (n <= 0) break;
+    c->session_->feed(std::string_view(buf, static_cast<size_t>(n)));
+    if (c->session_->closing()) break;
+  }
+  c->flush();
+}
+
+void MailConnection::onWrite(bufferevent* bev, void* self) {
+  auto* c = static_cast<MailConnection*>(self);
+  if (c->dead_) return;
+  c->flush();
+  // Input that waited for a transfer to end.
+  if (!c->dead_ && c->session_ && !c->closing_ && !c->session_->transferring() &&
+      evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+    onRead(bev, self);
+}
+
+void MailConnection::onEvent(bufferevent*, short what, void* self) {
+  auto* c = static_cast<MailConnection*>(self);
+  if (c->dead_) return;
+  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+    c->finish(what & BEV_EVENT_EOF ? "client gone" : "connection error");
+}
+
+// ---- MailProcess ----
+
+Status MailProcess::start() {
+  if (auto st = directory_.reload(); !st)
+    YLOG_WARN("user database: %s (sessions are refused until it is fixed)",
+              st.error().message.c_str());
+  channel_.reset(event_new(base_, kChannelFd, EV_READ | EV_PERSIST, &MailProcess::onChannel, this));
+  if (!channel_ || event_add(channel_.get(), nullptr) != 0)
+    return Error{"cannot watch the handoff channel"};
+  return {};
+}
+
+void MailProcess::onChannel(evutil_socket_t, short, void* self) {
+  static_cast<MailProcess*>(self)->receive();
+}
+
+void MailProcess::receive() {
+  for (;;) {
+    auto r = receiveHandoff(kChannelFd);
+    if (!r) {
+      if (r.error().errnum == EAGAIN) return;
+      if (r.error().errnum == 0)
+        YLOG_INFO("login process gone: ending sessions=%zu", sessions_.size());
+      else
+        YLOG_ERROR("handoff channel: %s: exiting", r.error().message.c_str());
+      event_del(channel_.get());
+      event_base_loopbreak(base_);
+      return;
+    }
+    auto bev = event::newSocketBufferevent(base_, std::move(r->fd));
+    if (!bev) {
+      YLOG_ERROR("session not started session=%s error=\"%s\"", r->handoff.sessionId.c_str(),
+                 bev.error().message.c_str());
+      continue;
+    }
+    YLOG_DEBUG("session handed over session=%s user=%s ip=%s tls=%s", r->handoff.sessionId.c_str(),
+               r->handoff.user.c_str(), r->handoff.clientIp.c_str(), r->handoff.tls ? "yes" : "no");
+    auto c = std::make_unique<MailConnection>(*this, std::move(r->handoff), std::move(*bev));
+    MailConnection* raw = c.get();
+    sessions_.emplace(raw, std::move(c));
+    raw->start();
+  }
+}
+
+}  // namespace
+
+int runMailProcess(const std::string& configPath, bool foreground) {
+  logInit("mrad-mail", LogTarget::Stderr);
+  auto cfg = config::Config::load(configPath);
+  if (!cfg) {
+    YLOG_ERROR("%s", cfg.error().message.c_str());
+    return service::kExitConfig;
+  }
+  LogTarget target = foreground || cfg->str("global", "log") == "stderr" ? LogTarget::Stderr
+                                                                          : LogTarget::Syslog;
+  logInit("mrad-mail", target, levelFromName(cfg->str("global", "log_level")));
+
+  // The drop: mail_user / mail_group, users_group kept for the users file.
+  if (::geteuid() == 0) {
+    auto id = service::resolveIdentity(cfg->str("mrad", "mail_user"), cfg->str("mrad", "mail_group"));
+    if (!id) {
+      YLOG_ERROR("%s: %s", cfg->where("mrad", "mail_user").c_str(), id.error().message.c_str());
+      return service::kExitConfig;
+    }
+    service::DropPlan plan;
+    plan.target = *id;
+    plan.usersGroup = cfg->str("global", "users_group");
+    if (!plan.usersGroup.empty()) {
+      auto g = service::resolveIdentity(id->user, plan.usersGroup);
+      if (!g) {
+        YLOG_ERROR("%s: %s", cfg->where("global", "users_group").c_str(), g.error().message.c_str());
+        return service::kExitConfig;
+      }
+      plan.usersGid = g->gid;
+    }
+    if (auto st = service::dropPrivileges(plan); !st) {
+      YLOG_ERROR("%s", st.error().message.c_str());
+      return service::kExitOsError;
+    }
+    YLOG_INFO("privileges dropped to %s", service::describe(plan).c_str());
+  }
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    YLOG_WARN("no-new-privs not set errno=%d", errno);
+
+  // The login process decides when to stop: signals meant for the process
+  // group (Ctrl-C in the foreground) must not cut sessions short; the
+  // channel closing ends this process.
+  ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGINT, SIG_IGN);
+  ::signal(SIGTERM, SIG_IGN);
+  ::signal(SIGHUP, SIG_IGN);
+
+  auto base = event::newEventBase();
+  if (!base) {
+    YLOG_ERROR("%s", base.error().message.c_str());
+    return service::kExitOsError;
+  }
+  {
+    MailProcess mp(*cfg, base->get());
+    if (auto st = mp.start(); !st) {
+      YLOG_ERROR("%s", st.error().message.c_str());
+      return service::kExitStartFailed;
+    }
+    YLOG_INFO("mail process started pid=%d", int(::getpid()));
+    event_base_dispatch(base->get());
+  }
+  YLOG_INFO("mail process stopped");
+  return service::kExitOk;
+}
+
+}  // namespace yubin::mrad

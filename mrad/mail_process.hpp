@@ -1,0 +1,32 @@
+// The mail process: mrad's post-authentication half. The login process
+// starts it (fork + exec of mrad itself with --mail-process, so it holds
+// nothing of the login process's memory: no TLS key, no listeners, no
+// passwords) with the handoff channel as descriptor 3. Its entry function
+// states what it does, in order: read the config -> drop to [mrad]
+// mail_user/mail_group (keeping [global] users_group to read the users
+// file), no-new-privs -> set up the channel -> run the loop.
+// Each handed-over session gets its user's INBOX (store::Folder) and a
+// pop3::MailSession; the in-use table (mailbox path -> session) keeps a
+// second POP3 session of the same mailbox out with [IN-USE]. It lives in
+// this one process, so a killed session can never leave it behind, and a
+// restarted mrad starts with it empty.
+// When the channel closes (the login process ended) every session ends
+// without the UPDATE state and the process exits.
+// Trust: runs as mail_user, the mailboxes' owner; reads commands of
+// authenticated users (through the login process's proxy), never a
+// password, never pre-authentication input.
+#pragma once
+
+#include <string>
+
+namespace yubin::mrad {
+
+// The descriptor the handoff channel is on in the mail process.
+inline constexpr int kChannelFd = 3;
+inline constexpr const char* kMailProcessFlag = "--mail-process";
+
+// The mail process's main: `mrad --mail-process CONFIG [-f]`. Returns the
+// exit status.
+int runMailProcess(const std::string& configPath, bool foreground);
+
+}  // namespace yubin::mrad

@@ -1,0 +1,201 @@
+// The mrad daemon object (login process); see mrad.hpp.
+#include "mrad/mrad.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "base/log.hpp"
+#include "mrad/login_connection.hpp"
+#include "mrad/mail_process.hpp"
+
+namespace yubin::mrad {
+namespace {
+
+// EX_SOFTWARE: the mail process died; yubin-master restarts mrad.
+constexpr int kExitMailProcessDied = 70;
+
+std::string describeStatus(int st) {
+  if (WIFEXITED(st)) return "exit status " + std::to_string(WEXITSTATUS(st));
+  if (WIFSIGNALED(st)) return "signal " + std::to_string(WTERMSIG(st));
+  return "status " + std::to_string(st);
+}
+
+}  // namespace
+
+LoginSettings LoginSettings::fromConfig(const config::Config& cfg) {
+  LoginSettings s;
+  s.hostname = cfg.hostname();
+  s.loopbackPlaintext = cfg.boolean("mrad", "loopback_plaintext");
+  s.maxConnections = cfg.integer("mrad", "max_connections");
+  s.maxConnectionsPerIp = cfg.integer("mrad", "max_connections_per_ip");
+  s.idleTimeout = cfg.duration("mrad", "pop3_idle_timeout");
+  return s;
+}
+
+Mrad::Mrad(bool foreground, int* failure) : foreground_(foreground), failure_(failure) {}
+
+Mrad::~Mrad() {
+  connections_.clear();
+  listeners_.clear();
+  checker_.reset();
+  channelEvent_.reset();
+  channel_.reset();  // the mail process sees the channel close and exits
+  if (mailPid_ > 0) {
+    for (int i = 0; i < 500; ++i) {
+      pid_t p = ::waitpid(mailPid_, nullptr, WNOHANG);
+      if (p == mailPid_ || (p < 0 && errno == ECHILD)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+}
+
+// Still root: fork and exec mrad itself as the mail process, with the
+// channel on descriptor 3 and nothing else open but stdin/out/err. exec
+// gives it a fresh address space: nothing of ours (the TLS key loaded by
+// the skeleton, listeners, the master channel) survives into it.
+Status Mrad::prepare(service::Context& ctx) {
+  const std::string& configPath = ctx.config().file();
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return errnoError("socketpair");
+  UniqueFd ours(sv[0]), theirs(sv[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) return errnoError("fork");
+  if (pid == 0) {
+    int fd = theirs.get();
+    if (fd == kChannelFd)
+      ::fcntl(fd, F_SETFD, 0);
+    else if (::dup2(fd, kChannelFd) < 0)
+      ::_exit(127);
+    ::close_range(kChannelFd + 1, ~0U, 0);
+    const char* argv[] = {"mrad", kMailProcessFlag, configPath.c_str(),
+                          foreground_ ? "-f" : nullptr, nullptr};
+    ::execv("/proc/self/exe", const_cast<char* const*>(argv));
+    ::_exit(127);
+  }
+  mailPid_ = pid;
+  channel_ = std::move(ours);
+  YLOG_INFO("mail process started pid=%d", int(pid));
+  return {};
+}
+
+Status Mrad::start(service::Context& ctx) {
+  ctx_ = &ctx;
+  base_ = ctx.base();
+  const config::Config& cfg = ctx.config();
+  settings_ = LoginSettings::fromConfig(cfg);
+  directory_ = std::make_unique<auth::Directory>(auth::DirectorySettings::fromConfig(cfg));
+  if (auto st = directory_->reload(); !st)
+    YLOG_WARN("user database: %s (logins fail until it is fixed)", st.error().message.c_str());
+  auto checker = sasl::PasswordChecker::create(
+      base_, sasl::PasswordChecker::fromDirectory(*directory_), sasl::PasswordChecker::Settings{});
+  if (!checker) return checker.error();
+  checker_ = std::move(*checker);
+
+  // The mail process never writes to the channel: readable means it closed.
+  channelEvent_.reset(
+      event_new(base_, channel_.get(), EV_READ | EV_PERSIST, &Mrad::onChannel, this));
+  if (!channelEvent_ || event_add(channelEvent_.get(), nullptr) != 0)
+    return Error{"cannot watch the mail process channel"};
+  sigchld_ = std::make_unique<event::Signal>(base_, SIGCHLD, [this] {
+    int st = 0;
+    if (mailPid_ > 0 && ::waitpid(mailPid_, &st, WNOHANG) == mailPid_) {
+      mailPid_ = -1;
+      mailProcessGone(describeStatus(st));
+    }
+  });
+
+  auto plain = service::acceptOn(ctx, "pop3_listen", [this](UniqueFd c, const event::Peer& p) {
+    accept(std::move(c), p, false);
+  });
+  if (!plain) return plain.error();
+  auto tls = service::acceptOn(ctx, "pop3s_listen", [this](UniqueFd c, const event::Peer& p) {
+    accept(std::move(c), p, true);
+  });
+  if (!tls) return tls.error();
+  if (!tls->empty() && !ctx.tls())
+    return Error{cfg.where("mrad", "pop3s_listen") + ": needs [global] tls_cert and tls_key"};
+  for (auto& l : *plain) listeners_.push_back(std::move(l));
+  for (auto& l : *tls) listeners_.push_back(std::move(l));
+  if (listeners_.empty()) return Error{"no [mrad] pop3_listen or pop3s_listen socket"};
+  return {};
+}
+
+void Mrad::onChannel(evutil_socket_t fd, short, void* self) {
+  char c;
+  ssize_t n = ::recv(fd, &c, 1, MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  static_cast<Mrad*>(self)->mailProcessGone(n == 0 ? "closed its channel" : "wrote to its channel");
+}
+
+void Mrad::mailProcessGone(const std::string& why) {
+  if (*failure_ != 0) return;
+  YLOG_ERROR("mail process ended (%s): closing sessions=%zu, exiting so that mrad is restarted",
+             why.c_str(), connections_.size());
+  *failure_ = kExitMailProcessDied;
+  if (channelEvent_) event_del(channelEvent_.get());
+  connections_.clear();
+  perIp_.clear();
+  for (auto& l : listeners_) l->disable();
+  if (ctx_) ctx_->exit();
+}
+
+void Mrad::accept(UniqueFd fd, const event::Peer& peer, bool implicitTls) {
+  char id[32];
+  std::snprintf(id, sizeof id, "%x.%llx", static_cast<unsigned>(::getpid()),
+                static_cast<unsigned long long>(++counter_));
+  std::optional<std::string> refusal;
+  if (stopping_) {
+    refusal = "-ERR [SYS/TEMP] Server shutting down\r\n";
+  } else if (connections_.size() >= settings_.maxConnections) {
+    refusal = "-ERR [SYS/TEMP] Too many connections, try again later\r\n";
+  } else if (perIp_[peer.ip] >= settings_.maxConnectionsPerIp) {
+    refusal = "-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n";
+  }
+  if (refusal)
+    YLOG_NOTICE("connection refused session=%s ip=%s reason=\"%s\"", id, peer.ip.c_str(),
+                refusal->substr(0, refusal->size() - 2).c_str());
+  else
+    YLOG_DEBUG("connection session=%s ip=%s tls=%s", id, peer.ip.c_str(),
+               implicitTls ? "yes" : "no");
+  auto c = std::make_unique<LoginConnection>(*this, settings_, peer, id, implicitTls);
+  LoginConnection* raw = c.get();
+  ++perIp_[peer.ip];
+  connections_.emplace(raw, std::move(c));
+  if (auto st = raw->start(std::move(fd), refusal); !st) {
+    YLOG_WARN("cannot start session session=%s error=\"%s\"", id, st.error().message.c_str());
+    closed(raw);
+  }
+}
+
+void Mrad::closed(LoginConnection* c) {
+  auto it = connections_.find(c);
+  if (it == connections_.end()) return;
+  auto ip = perIp_.find(c->peer().ip);
+  if (ip != perIp_.end() && --ip->second == 0) perIp_.erase(ip);
+  std::unique_ptr<LoginConnection> owned = std::move(it->second);
+  connections_.erase(it);
+  owned.reset();
+  if (stopping_ && connections_.empty() && ctx_) ctx_->exit();
+}
+
+void Mrad::reload(const config::Config& cfg) {
+  settings_ = LoginSettings::fromConfig(cfg);
+  YLOG_INFO("reloaded (the mail process keeps its settings until mrad restarts)");
+}
+
+void Mrad::stop(service::Context& ctx) {
+  stopping_ = true;
+  for (auto& l : listeners_) l->disable();
+  std::vector<LoginConnection*> all;
+  for (auto& [raw, owned] : connections_) all.push_back(raw);
+  for (LoginConnection* c : all) c->shutdown();
+  if (connections_.empty()) ctx.exit();
+}
+
+}  // namespace yubin::mrad

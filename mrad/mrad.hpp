@@ -1,0 +1,93 @@
+// The mrad daemon object, in the login process: starts the mail process
+// (prepare, still root), owns the POP3 listeners (pop3_listen with STLS,
+// pop3s_listen with implicit TLS), the connection limits, the Directory,
+// the password checker and the login throttle; each connection is a
+// LoginConnection (login_connection.hpp). When the mail process dies, every
+// session is closed and mrad exits with a failure status, so yubin-master
+// restarts the pair (the login process, having dropped its privileges,
+// could not start a new mail process under another user).
+// Trust: runs as [mrad] user (default yubin-login) after the skeleton's
+// privilege drop: it can read the users file (users_group) but no mailbox
+// and not the queue. Parses untrusted pre-authentication input.
+// Standards: RFC 1939, RFC 2449, RFC 2595, RFC 5034, RFC 8314 (implicit
+// TLS on 995).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "auth/directory.hpp"
+#include "base/unique_fd.hpp"
+#include "event/event.hpp"
+#include "sasl/password_checker.hpp"
+#include "sasl/throttle.hpp"
+#include "service/service.hpp"
+
+namespace yubin::mrad {
+
+class LoginConnection;
+
+// What a connection needs; copied at accept time, so a reload only affects
+// new connections.
+struct LoginSettings {
+  std::string hostname;
+  bool loopbackPlaintext = true;
+  size_t maxConnections = 1000;
+  size_t maxConnectionsPerIp = 20;
+  std::chrono::milliseconds idleTimeout{600000};
+  static LoginSettings fromConfig(const config::Config& cfg);
+};
+
+class Mrad : public service::Daemon {
+ public:
+  // foreground: the mail process logs to stderr too. *failure receives the
+  // exit status main() returns when the mail process died.
+  Mrad(bool foreground, int* failure);
+  ~Mrad() override;
+
+  // Root: starts the mail process.
+  Status prepare(service::Context& ctx) override;
+  Status start(service::Context& ctx) override;
+  void reload(const config::Config& cfg) override;
+  void stop(service::Context& ctx) override;
+  size_t sessions() const override { return connections_.size(); }
+
+  // For connections.
+  event_base* base() const { return base_; }
+  auth::Directory& directory() { return *directory_; }
+  sasl::PasswordChecker& checker() { return *checker_; }
+  sasl::Throttle& throttle() { return throttle_; }
+  tls::ServerContext* tls() { return ctx_ ? ctx_->tls() : nullptr; }
+  int channel() const { return channel_.get(); }
+  void closed(LoginConnection* c);
+
+ private:
+  void accept(UniqueFd fd, const event::Peer& peer, bool implicitTls);
+  void mailProcessGone(const std::string& why);
+  static void onChannel(evutil_socket_t, short, void* self);
+
+  bool foreground_;
+  int* failure_;
+  service::Context* ctx_ = nullptr;
+  event_base* base_ = nullptr;
+  LoginSettings settings_;
+  UniqueFd channel_;
+  pid_t mailPid_ = -1;
+  event::Event channelEvent_;
+  std::unique_ptr<event::Signal> sigchld_;
+  std::unique_ptr<auth::Directory> directory_;
+  std::unique_ptr<sasl::PasswordChecker> checker_;
+  sasl::Throttle throttle_{sasl::Throttle::Settings{}};
+  std::vector<std::unique_ptr<event::Listener>> listeners_;
+  std::unordered_map<LoginConnection*, std::unique_ptr<LoginConnection>> connections_;
+  std::unordered_map<std::string, size_t> perIp_;
+  uint64_t counter_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace yubin::mrad

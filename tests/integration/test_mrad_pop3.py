@@ -1,0 +1,275 @@
+"""mrad end to end: POP3 with Python's poplib (plain on a trusted loopback
+listener, STLS, POP3_SSL on the implicit TLS port), AUTH PLAIN, Maildir and
+mbox mailboxes, byte-exact messages ('.' and 'From ' lines), DELE only at
+QUIT, [IN-USE] between sessions, a client gone mid-RETR deletes nothing,
+the mail process killed with -9 (mrad exits non-zero), fetchmail with
+--mda, and (as root) the privilege split: the two processes' users, the
+login process unable to open a mailbox, the mail process unable to open
+the queue.
+"""
+
+import base64
+import os
+import poplib
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+
+import pytest
+
+from conftest import is_root, wait_for
+from mrad_helper import PASSWORD, Pop3Setup, can_open_as, crlf, uids_of
+
+TRICKY = (b'Subject: tricky\n'
+          b'From: alice@example.net\n'
+          b'\n'
+          b'.\n'
+          b'..two\n'
+          b'.leading dot\n'
+          b'From the start of a line\n'
+          b'>From already quoted\n'
+          b'end\n')
+
+
+def msg(n, body=b'hello'):
+    return b'Subject: message %d\nFrom: alice@example.net\n\n%s %d\n' % (n, body, n)
+
+
+@pytest.fixture
+def pop(instance, binary, free_port, request):
+    login_user = None
+    if is_root():
+        login_user = request.getfixturevalue('system_user')
+    return Pop3Setup(instance, binary, free_port, login_user=login_user)
+
+
+def login(setup, user='bob', tls=False):
+    if tls:
+        c = poplib.POP3_SSL('127.0.0.1', setup.sport, context=setup.tls_context(), timeout=20)
+    else:
+        c = poplib.POP3('127.0.0.1', setup.port, timeout=20)
+    c.user(f'{user}@example.org')
+    c.pass_(PASSWORD)
+    return c
+
+
+def retr(c, n):
+    resp, lines, octets = c.retr(n)
+    return b''.join(line + b'\r\n' for line in lines), octets
+
+
+def test_maildir_plain_loopback(pop):
+    names = [pop.add_maildir('bob', msg(1)), pop.add_maildir('bob', TRICKY),
+             pop.add_maildir('bob', msg(3, b'x' * 5000))]
+    pop.start()
+    c = login(pop)
+    assert c.stat() == (3, sum(len(crlf(m)) for m in (msg(1), TRICKY, msg(3, b'x' * 5000))))
+    _, listing, _ = c.list()
+    assert listing == [b'%d %d' % (i + 1, len(crlf(m)))
+                       for i, m in enumerate((msg(1), TRICKY, msg(3, b'x' * 5000)))]
+    _, uidl, _ = c.uidl()
+    assert uidl == [b'%d %s' % (i + 1, n.split(',')[0].encode()) for i, n in enumerate(names)]
+    body, octets = retr(c, 2)
+    assert body == crlf(TRICKY)
+    assert octets == len(crlf(TRICKY))
+    _, top, _ = c.top(3, 0)
+    assert top == [b'Subject: message 3', b'From: alice@example.net', b'']
+    assert c.dele(1).startswith(b'+OK')
+    with pytest.raises(poplib.error_proto):
+        c.retr(1)
+    # Not removed before QUIT.
+    assert len(pop.maildir_files('bob')['new']) == 2
+    assert c.quit().startswith(b'+OK')
+    files = pop.maildir_files('bob')
+    assert files['new'] == [names[2]]
+    assert files['cur'] == [names[1] + ':2,S']  # read: moved to cur/ with S
+    # The next session sees the two left, with the same uids.
+    c = login(pop)
+    _, uidl, _ = c.uidl()
+    assert uidl == [b'1 ' + names[1].split(',')[0].encode(), b'2 ' + names[2].split(',')[0].encode()]
+    c.quit()
+
+
+def test_stls_pop3s_and_auth_plain(pop):
+    pop.write(loopback_plaintext=False)
+    pop.add_maildir('bob', TRICKY)
+    pop.start()
+    c = poplib.POP3('127.0.0.1', pop.port, timeout=20)
+    caps = c.capa()
+    assert 'STLS' in caps and 'USER' not in caps
+    with pytest.raises(poplib.error_proto, match=r'\[AUTH\]'):
+        c.user('bob@example.org')
+    c.stls(context=pop.tls_context())
+    caps = c.capa()
+    assert 'USER' in caps and 'STLS' not in caps and 'PLAIN' in caps['SASL']
+    c.user('bob@example.org')
+    c.pass_(PASSWORD)
+    assert retr(c, 1)[0] == crlf(TRICKY)
+    c.quit()
+
+    c = login(pop, tls=True)
+    assert retr(c, 1)[0] == crlf(TRICKY)
+    c.quit()
+
+    # AUTH PLAIN with an initial response, over implicit TLS; a wrong
+    # password first.
+    raw = socket.create_connection(('127.0.0.1', pop.sport), timeout=20)
+    s = pop.tls_context().wrap_socket(raw)
+    f = s.makefile('rwb')
+    assert f.readline().startswith(b'+OK')
+    bad = base64.b64encode(b'\0bob@example.org\0wrong')
+    f.write(b'AUTH PLAIN ' + bad + b'\r\n')
+    f.flush()
+    assert f.readline() == b'-ERR [AUTH] Authentication failed\r\n'
+    good = base64.b64encode(b'\0bob@example.org\0' + PASSWORD.encode())
+    f.write(b'AUTH PLAIN ' + good + b'\r\nSTAT\r\nQUIT\r\n')  # pipelined
+    f.flush()
+    assert f.readline().startswith(b'+OK')
+    assert f.readline() == b'+OK 1 %d\r\n' % len(crlf(TRICKY))
+    assert f.readline().startswith(b'+OK')
+    s.close()
+    assert 'authentication failed' in pop.log() and 'ip=127.0.0.1' in pop.log()
+    assert PASSWORD not in pop.log()
+
+
+def test_mbox_expunge_keeps_mail_delivered_meanwhile(pop):
+    pop.add_mbox('carol', msg(1))
+    pop.add_mbox('carol', TRICKY)
+    pop.add_mbox('carol', msg(3))
+    pop.start()
+    c = login(pop, 'carol')
+    assert c.stat()[0] == 3
+    assert retr(c, 2)[0] == crlf(TRICKY)
+    _, uidl1, _ = c.uidl()
+    c.dele(1)
+    c.dele(3)
+    pop.add_mbox('carol', msg(4))  # delivered during the session
+    c.quit()
+    c = login(pop, 'carol')
+    assert c.stat()[0] == 2
+    assert retr(c, 1)[0] == crlf(TRICKY)
+    assert retr(c, 2)[0] == crlf(msg(4))
+    _, uidl2, _ = c.uidl()
+    assert uidl2[0].split()[1] == uidl1[1].split()[1]  # same uid as before
+    c.quit()
+    data = pop.mbox_path('carol').read_bytes()
+    assert b'>From the start' in data  # still quoted on disk
+    assert not [p for p in os.listdir(pop.mbox_path('carol').parent) if 'yubin' in p or p.endswith('.lock')]
+
+
+def test_in_use_and_client_gone_mid_retr(pop):
+    big = b'Subject: big\n\n' + (b'y' * 999 + b'\n') * 4000
+    pop.add_maildir('bob', big)
+    pop.add_maildir('bob', msg(2))
+    pop.start()
+    c = login(pop)
+    c.dele(2)
+    second = poplib.POP3('127.0.0.1', pop.port, timeout=20)
+    second.user('bob@example.org')
+    with pytest.raises(poplib.error_proto, match=r'\[IN-USE\]'):
+        second.pass_(PASSWORD)
+    # The first client vanishes in the middle of a RETR.
+    c.sock.sendall(b'RETR 1\r\n')
+    c.sock.recv(1000)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\x01\x00\x00\x00\x00\x00\x00\x00')
+    c.file.close()  # poplib's file holds the socket open otherwise
+    c.sock.close()
+    try:
+        wait_for(lambda: 'session ended' in pop.log(), 20, 'the session to end')
+    except BaseException:
+        print(pop.log())
+        raise
+    files = pop.maildir_files('bob')
+    assert len(files['new']) == 2  # nothing deleted, nothing marked read
+    # The lock went with the session.
+    c = login(pop)
+    assert c.stat()[0] == 2
+    c.quit()
+
+
+def test_mail_process_killed(pop):
+    pop.add_maildir('bob', msg(1))
+    pop.start()
+    c = login(pop)
+    c.dele(1)
+    os.kill(pop.mail_pid(), signal.SIGKILL)
+    assert pop.proc.wait(20) == 70
+    assert 'mail process ended' in pop.log()
+    assert len(pop.maildir_files('bob')['new']) == 1
+
+
+def test_limits_and_bad_input(pop):
+    pop.write(max_connections_per_ip=2)
+    pop.start()
+    # start() probed the port: wait until that connection is forgotten.
+    wait_for(lambda: 'reason="client closed"' in pop.log(), 10, 'the probe to close')
+    a = socket.create_connection(('127.0.0.1', pop.port), timeout=10)
+    b = socket.create_connection(('127.0.0.1', pop.port), timeout=10)
+    assert a.recv(100).startswith(b'+OK') and b.recv(100).startswith(b'+OK')
+    third = socket.create_connection(('127.0.0.1', pop.port), timeout=10)
+    assert third.recv(200).startswith(b'-ERR [SYS/TEMP] Too many connections')
+    a.sendall(b'A' * 5000 + b'\r\n' + b'\x00\xff garbage\r\n' * 10)
+    data = b''
+    while True:
+        chunk = a.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    assert data.startswith(b'-ERR Line too long\r\n')
+    assert data.endswith(b'-ERR Too many bad commands, closing connection\r\n')
+    b.sendall(b'QUIT\r\n')
+    assert b.recv(100) == b'+OK Bye\r\n'
+
+
+@pytest.mark.skipif(not shutil.which('fetchmail'), reason='fetchmail not installed')
+def test_fetchmail_keep_and_delete(pop, tmp_path):
+    pop.add_maildir('bob', msg(1))
+    pop.add_maildir('bob', TRICKY)
+    pop.start()
+    out = tmp_path / 'out'
+    rc = tmp_path / 'fetchmailrc'
+    rc.write_text(f'poll 127.0.0.1 service {pop.sport} protocol pop3 timeout 20\n'
+                  f'  user "bob@example.org" password "{PASSWORD}" ssl no sslcertck\n')
+    os.chmod(rc, 0o600)
+    env = dict(os.environ, HOME=str(tmp_path), FETCHMAILHOME=str(tmp_path))
+
+    def fetch(*extra):
+        return subprocess.run(['fetchmail', '-f', str(rc), '--nosyslog', '-v', '--mda',
+                               f'sh -c "cat >> {out}; echo ==== >> {out}"', *extra],
+                              capture_output=True, text=True, env=env, timeout=60)
+    r = fetch('--keep')
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = out.read_bytes()
+    assert b'\n\n.\n..two\n.leading dot\nFrom the start of a line\n>From already quoted\nend\n' in got
+    assert len(pop.maildir_files('bob')['new']) + len(pop.maildir_files('bob')['cur']) == 2
+    out.unlink()
+    r = fetch('--all', '--nokeep')
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert out.read_bytes().count(b'====') == 2
+    assert pop.maildir_files('bob') == {'new': [], 'cur': []}
+
+
+@pytest.mark.skipif(not is_root(), reason='needs root')
+def test_privilege_split(pop, instance):
+    name = pop.add_maildir('bob', msg(1))
+    spool = instance.dir / 'spool'
+    os.chmod(spool, 0o700)  # as mtad keeps its queue: its own user only
+    pop.start()
+    mail_pid = pop.mail_pid()
+    m = uids_of(mail_pid)
+    assert m['Uid'] == [pop.mail_uid] * 4
+    assert m['Gid'] == [pop.mail_gid] * 4
+    login_ids = uids_of(pop.proc.pid)
+    assert login_ids['Uid'] == [pop.login_uid] * 4
+    mailbox_file = pop.maildir('bob') / 'new' / name
+    assert not can_open_as(pop.login_uid, login_ids['Gid'][0], mailbox_file)
+    assert can_open_as(pop.mail_uid, pop.mail_gid, mailbox_file)
+    assert not can_open_as(pop.mail_uid, pop.mail_gid, spool)
+    # The mail process holds no listening socket and no TLS key file.
+    fds = [os.readlink(f'/proc/{mail_pid}/fd/{fd}') for fd in os.listdir(f'/proc/{mail_pid}/fd')]
+    assert not any('key.pem' in f for f in fds)
+    c = login(pop)
+    assert retr(c, 1)[0] == crlf(msg(1))
+    c.quit()
