@@ -342,3 +342,27 @@ TEST_CASE("structure cache: hostile bytes are refused, never trusted") {
   // A huge part count in a tiny input does not allocate.
   CHECK_FALSE(decodeStructure(std::string("YMS\x01\x00\x00\xff\xff\xff\xff\x0f", 11)).ok());
 }
+
+TEST_CASE("parsing from a seekable source reports read errors") {
+  const std::string msg = kNested;
+  auto failing = parseStructure(
+      [&](uint64_t off, char* buf, size_t len) -> yubin::Result<size_t> {
+        if (off >= 100) return yubin::Error{"pread: I/O error", 5};
+        const size_t n = std::min<size_t>(len, 100 - off);
+        std::memcpy(buf, msg.data() + off, n);
+        return n;
+      },
+      msg.size());
+  REQUIRE_FALSE(failing.ok());
+  CHECK(failing.error().message == "pread: I/O error");
+  // A source shorter than announced is an error, never a shorter message.
+  auto shorter = parseStructure(
+      [&](uint64_t off, char* buf, size_t len) -> yubin::Result<size_t> {
+        if (off >= msg.size()) return size_t{0};
+        const size_t n = std::min<size_t>(len, msg.size() - off);
+        std::memcpy(buf, msg.data() + off, n);
+        return n;
+      },
+      msg.size() + 10);
+  CHECK_FALSE(shorter.ok());
+}
