@@ -1,19 +1,23 @@
 // mime/transfer: see transfer.hpp. Trust: decodes untrusted bytes.
 #include "mime/transfer.hpp"
 
+#include <array>
+
 #include "base/strings.hpp"
 
 namespace yubin::mime {
 namespace {
 
-int base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
+// Sextet value of each byte, -1 outside the alphabet.
+constexpr std::array<int8_t, 256> kBase64 = [] {
+  std::array<int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(alphabet[i])] = static_cast<int8_t>(i);
+  return t;
+}();
+
+int base64Value(char c) { return kBase64[static_cast<uint8_t>(c)]; }
 
 int hexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
