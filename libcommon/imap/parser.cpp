@@ -1391,10 +1391,14 @@ Event Parser::next() {
                                                  : '\0';
     const size_t limitLen = last == '\r' ? lineLen - 1 : lineLen;
     if (limitLen > settings_.maxLine || cmd_.size() + take > settings_.maxCommand) {
+      // The end of the line so far, to see whether it announces a literal.
+      std::string tail = cmd_.substr(std::max(lineStart_, cmd_.size() > 32 ? cmd_.size() - 32 : 0));
+      tail.append(std::string_view(base, take).substr(take > 32 ? take - 32 : 0));
+      if (tail.size() > 32) tail.erase(0, tail.size() - 32);
       // Keep the tag for the error; drop the rest.
       if (cmd_.size() < 256) cmd_.append(base, std::min<size_t>(take, 256));
       Event e = lineTooLong();
-      discardTail_.assign(std::string_view(base, take).substr(take > 32 ? take - 32 : 0));
+      discardTail_ = std::move(tail);
       // The LF, if it is here, is left for the discarding branch, so that
       // the end of the line is handled the same way however the input was
       // split.

@@ -545,6 +545,14 @@ TEST_CASE("line and command limits", "[imap][parser]") {
                         bytewise, st);
     REQUIRE(lit.errors.size() == 1);
     CHECK(lit.commands == std::vector<std::string>{"z NOOP"});
+    // The limit is crossed inside the literal header itself.
+    for (size_t xs = 86; xs <= 92; ++xs) {
+      INFO("xs " << xs);
+      Collected mid = run("a LOGIN " + std::string(xs, 'x') + " {4+}\r\nq NO\r\nz NOOP\r\n",
+                          bytewise, st);
+      REQUIRE(mid.errors.size() == 1);
+      CHECK(mid.commands == std::vector<std::string>{"z NOOP"});
+    }
     // The command as a whole (lines + literals) is bounded as well.
     Collected cmd = run("a LOGIN {250}\r\n" + std::string(250, 'u') + " {60}\r\nz NOOP\r\n",
                         bytewise, st);

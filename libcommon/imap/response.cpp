@@ -6,6 +6,8 @@
 #include <array>
 
 #include "base/strings.hpp"
+#include "imap/command.hpp"
+#include "imap/sequence.hpp"
 #include "imap/mutf7.hpp"
 #include "mail/address.hpp"
 
@@ -128,6 +130,76 @@ void appendFlagList(std::string& out, std::span<const std::string> flags) {
     first = false;
   }
   out += ')';
+}
+
+std::string codeNumber(std::string_view name, uint64_t value) {
+  std::string out(name);
+  out += ' ';
+  out += std::to_string(value);
+  return out;
+}
+
+std::string codeAppendUid(uint32_t uidValidity, std::span<const uint32_t> uids) {
+  return "APPENDUID " + std::to_string(uidValidity) + " " + formatSequence(uids);
+}
+
+std::string codeCopyUid(uint32_t uidValidity, std::span<const uint32_t> sourceUids,
+                        std::span<const uint32_t> destUids) {
+  return "COPYUID " + std::to_string(uidValidity) + " " + formatSequence(sourceUids) + " " +
+         formatSequence(destUids);
+}
+
+std::string codePermanentFlags(std::span<const std::string> flags, bool allowNew) {
+  std::string out = "PERMANENTFLAGS ";
+  appendFlagList(out, flags);
+  if (allowNew) {
+    out.pop_back();  // ')'
+    if (out.back() != '(') out += ' ';
+    out += "\\*)";
+  }
+  return out;
+}
+
+std::string codeBadCharset(std::span<const std::string> charsets) {
+  std::string out = "BADCHARSET (";
+  bool first = true;
+  for (const std::string& c : charsets) {
+    if (!first) out += ' ';
+    appendAstring(out, c);
+    first = false;
+  }
+  out += ')';
+  return out;
+}
+
+std::string codeModified(std::span<const uint32_t> numbers) {
+  return "MODIFIED " + formatSequence(numbers);
+}
+
+std::string searchData(std::span<const uint32_t> numbers, std::optional<uint64_t> modSeq) {
+  std::string out = "SEARCH";
+  for (uint32_t n : numbers) {
+    out += ' ';
+    out += std::to_string(n);
+  }
+  if (modSeq && !numbers.empty()) out += " (MODSEQ " + std::to_string(*modSeq) + ")";
+  return out;
+}
+
+std::string esearchData(std::string_view tag, bool uid, uint8_t returnOptions,
+                        std::span<const uint32_t> results) {
+  if (returnOptions == kReturnSave) return {};
+  std::string out = "ESEARCH (TAG ";
+  appendString(out, tag);
+  out += ')';
+  if (uid) out += " UID";
+  if (!results.empty()) {
+    if (returnOptions & kReturnMin) out += " MIN " + std::to_string(results.front());
+    if (returnOptions & kReturnMax) out += " MAX " + std::to_string(results.back());
+    if (returnOptions & kReturnAll) out += " ALL " + formatSequence(results);
+  }
+  if (returnOptions & kReturnCount) out += " COUNT " + std::to_string(results.size());
+  return out;
 }
 
 std::string_view condName(Cond c) {

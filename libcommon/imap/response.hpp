@@ -22,6 +22,8 @@
 //   appendMailbox(out, name, utf8)  UTF-8 name -> mUTF-7 (rev1) astring
 //   appendFlagList(out, flags)      "(\Seen $Label1)"
 //   canonicalFlag("\seen") -> "\Seen"; isValidFlag / isValidKeyword
+//   codeNumber / codeAppendUid / codeCopyUid / codePermanentFlags / ...
+//   searchData(numbers) / esearchData(tag, uid, returnOptions, results)
 //   tagged(tag, Cond::Ok, "READ-WRITE", "SELECT completed")
 //   untagged(Cond::No, "ALERT", "...") / untaggedData("5 EXISTS") / continuation("Ready")
 //   continuationBase64(challenge)   SASL challenge line
@@ -69,6 +71,37 @@ bool isValidFlag(std::string_view s);
 std::string canonicalFlag(std::string_view flag);
 // "(" flags joined by SP ")"; flags must satisfy isValidFlag (others are skipped).
 void appendFlagList(std::string& out, std::span<const std::string> flags);
+
+// ---- Response codes with arguments (the text between the brackets). ----
+
+// "UIDNEXT 4392", "UIDVALIDITY 3857529045", "HIGHESTMODSEQ 715194045007"
+std::string codeNumber(std::string_view name, uint64_t value);
+// "APPENDUID 38505 3955" / "APPENDUID 38505 3955:3957" (RFC 4315)
+std::string codeAppendUid(uint32_t uidValidity, std::span<const uint32_t> uids);
+// "COPYUID 38505 304,319:320 3956:3958": the two lists correspond item by
+// item (RFC 4315 §3); both are written in the given order.
+std::string codeCopyUid(uint32_t uidValidity, std::span<const uint32_t> sourceUids,
+                        std::span<const uint32_t> destUids);
+// "PERMANENTFLAGS (\Seen \Deleted \*)": keywords may be created when
+// allowNew.
+std::string codePermanentFlags(std::span<const std::string> flags, bool allowNew);
+// "BADCHARSET (UTF-8 US-ASCII)"
+std::string codeBadCharset(std::span<const std::string> charsets);
+// "MODIFIED 7,9" (RFC 7162)
+std::string codeModified(std::span<const uint32_t> numbers);
+
+// ---- SEARCH results. ----
+
+// "SEARCH 2 3 6" (RFC 3501), with " (MODSEQ n)" when modSeq is given
+// (RFC 7162 §3.1.5). Numbers in the given order.
+std::string searchData(std::span<const uint32_t> numbers, std::optional<uint64_t> modSeq = {});
+// "ESEARCH (TAG \"a1\") UID MIN 2 MAX 9 ALL 2:4,9 COUNT 4" (RFC 4731) for
+// `results` in ascending order and the SearchReturn bits of the command
+// (command.hpp). MIN, MAX and ALL are left out when nothing matched; COUNT
+// is always given when asked for. Returns "" when SAVE was the only option:
+// then no ESEARCH response is sent (RFC 5182 §2.1).
+std::string esearchData(std::string_view tag, bool uid, uint8_t returnOptions,
+                        std::span<const uint32_t> results);
 
 enum class Cond { Ok, No, Bad, Bye, PreAuth };
 std::string_view condName(Cond c);

@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "imap/command.hpp"
+
 using namespace yubin::imap;
 
 namespace {
@@ -112,4 +114,35 @@ TEST_CASE("response lines", "[imap][response]") {
   CHECK(continuation("") == "+ done\r\n");
   CHECK(continuationBase64("") == "+ \r\n");
   CHECK(continuationBase64("cj1v\r\nZA==") == "+ cj1vZA==\r\n");
+}
+
+TEST_CASE("response codes with arguments", "[imap][response]") {
+  CHECK(codeNumber("UIDNEXT", 4392) == "UIDNEXT 4392");
+  CHECK(codeAppendUid(38505, std::vector<uint32_t>{3955}) == "APPENDUID 38505 3955");
+  CHECK(codeAppendUid(38505, std::vector<uint32_t>{3955, 3956, 3957}) ==
+        "APPENDUID 38505 3955:3957");
+  CHECK(codeCopyUid(38505, std::vector<uint32_t>{304, 319, 320},
+                    std::vector<uint32_t>{3956, 3957, 3958}) ==
+        "COPYUID 38505 304,319:320 3956:3958");
+  const std::vector<std::string> flags = {"\\Seen", "\\Deleted"};
+  CHECK(codePermanentFlags(flags, true) == "PERMANENTFLAGS (\\Seen \\Deleted \\*)");
+  CHECK(codePermanentFlags(flags, false) == "PERMANENTFLAGS (\\Seen \\Deleted)");
+  CHECK(codePermanentFlags(std::vector<std::string>{}, true) == "PERMANENTFLAGS (\\*)");
+  CHECK(codeBadCharset(std::vector<std::string>{"UTF-8", "US-ASCII"}) ==
+        "BADCHARSET (UTF-8 US-ASCII)");
+  CHECK(codeModified(std::vector<uint32_t>{7, 9}) == "MODIFIED 7,9");
+}
+
+TEST_CASE("SEARCH and ESEARCH data", "[imap][response]") {
+  const std::vector<uint32_t> r = {2, 3, 4, 9};
+  CHECK(searchData(r) == "SEARCH 2 3 4 9");
+  CHECK(searchData(std::vector<uint32_t>{}) == "SEARCH");
+  CHECK(searchData(r, 917162500) == "SEARCH 2 3 4 9 (MODSEQ 917162500)");
+  CHECK(esearchData("a1", true, kReturnMin | kReturnMax | kReturnAll | kReturnCount, r) ==
+        "ESEARCH (TAG \"a1\") UID MIN 2 MAX 9 ALL 2:4,9 COUNT 4");
+  CHECK(esearchData("a2", false, kReturnAll, r) == "ESEARCH (TAG \"a2\") ALL 2:4,9");
+  CHECK(esearchData("a3", false, kReturnMin | kReturnCount, std::vector<uint32_t>{}) ==
+        "ESEARCH (TAG \"a3\") COUNT 0");
+  CHECK(esearchData("a4", false, kReturnSave, r).empty());
+  CHECK(esearchData("a5", false, kReturnSave | kReturnMin, r) == "ESEARCH (TAG \"a5\") MIN 2");
 }
