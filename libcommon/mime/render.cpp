@@ -62,10 +62,10 @@ void appendExtensions(std::string& out, const Part& p, const RenderOptions& o) {
     out += "NIL";
   }
   out.push_back(' ');
+  // Always the list form, even for one tag (as Dovecot does; the grammar
+  // allows both).
   if (p.languages.empty()) {
     out += "NIL";
-  } else if (p.languages.size() == 1) {
-    appendIString(out, p.languages[0], o);
   } else {
     out.push_back('(');
     for (size_t i = 0; i < p.languages.size(); ++i) {

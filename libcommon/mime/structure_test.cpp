@@ -366,3 +366,23 @@ TEST_CASE("parsing from a seekable source reports read errors") {
       msg.size() + 10);
   CHECK_FALSE(shorter.ok());
 }
+
+TEST_CASE("BODYSTRUCTURE extension data of a single part and of a multipart") {
+  const std::string msg =
+      "Content-Type: multipart/related; boundary=r; type=\"text/html\"\r\n"
+      "Content-Disposition: inline\r\nContent-Language: de\r\n"
+      "Content-Location: http://example.org/\r\n\r\n"
+      "--r\r\nContent-Type: text/html; charset=utf-8\r\nContent-MD5: abc=\r\n"
+      "Content-Disposition: attachment; filename=\"a b.html\"\r\n"
+      "Content-Language: en (English), fr\r\nContent-ID: <id@x>\r\n"
+      "Content-Description: the page\r\nContent-Transfer-Encoding: 8bit\r\n\r\n<p>\r\n--r--\r\n";
+  const Structure s = parseAll(msg);
+  CHECK(renderBody(s, true) ==
+        "((\"text\" \"html\" (\"charset\" \"utf-8\") \"<id@x>\" \"the page\" \"8bit\" 3 0 \"abc=\" "
+        "(\"attachment\" (\"filename\" \"a b.html\")) (\"en\" \"fr\") NIL) \"related\" "
+        "(\"boundary\" \"r\" \"type\" \"text/html\") (\"inline\" NIL) (\"de\") "
+        "\"http://example.org/\")");
+  CHECK(renderBody(s, false) ==
+        "((\"text\" \"html\" (\"charset\" \"utf-8\") \"<id@x>\" \"the page\" \"8bit\" 3 0) "
+        "\"related\")");
+}
