@@ -24,8 +24,8 @@
 // charset parameter shows ("CHARSET" "US-ASCII") first (RFC 2045 default,
 // as Dovecot does). BODYSTRUCTURE always carries all four extension items
 // (md5/params, disposition, language, location); languages always as a
-// list, even of one. A multipart without any
-// parsed child shows one empty text/plain part (the grammar wants 1*body);
+// list, even of one. A multipart without any parsed child shows one empty
+// text/plain part (the grammar wants 1*body);
 // a message/rfc822 whose content was not parsed shows an all-NIL envelope
 // and that empty part. Sizes: opts.crlfSizes (default) reports sizes as if
 // every bare LF were CRLF — what a server that sends CRLF must report.
