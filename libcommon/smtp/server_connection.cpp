@@ -36,8 +36,12 @@ ServerConnection::~ServerConnection() {
       evbuffer_remove_cb_entry(bufferevent_get_output(lower), lowerDrained_);
 }
 
-Status ServerConnection::start(std::optional<Reply> refusal) {
-  auto bev = event::newSocketBufferevent(base_, std::move(pendingFd_));
+Status ServerConnection::start(std::optional<Reply> refusal,
+                               std::optional<event::SslPtr> implicitTls) {
+  implicitTls_ = implicitTls.has_value();
+  auto bev = implicitTls ? event::newTlsBufferevent(base_, std::move(pendingFd_),
+                                                    std::move(*implicitTls), event::TlsRole::Server)
+                         : event::newSocketBufferevent(base_, std::move(pendingFd_));
   if (!bev) return bev.error();
   bev_ = std::move(*bev);
   setCallbacks();
@@ -76,8 +80,26 @@ void ServerConnection::onRead(bufferevent*, void* self) {
   static_cast<ServerConnection*>(self)->readInput();
 }
 
+SSL* ServerConnection::ssl() const {
+  if (!bev_ || (!implicitTls_ && tlsInfo_.empty())) return nullptr;
+  return event::sslOf(bev_.get());
+}
+
+void ServerConnection::holdInput(bool hold) {
+  held_ = hold;
+  if (hold) {
+    if (bev_) bufferevent_disable(bev_.get(), EV_READ);
+  } else {
+    resumeReading();
+  }
+}
+
 void ServerConnection::readInput() {
   if (closing_ || !bev_) return;
+  if (held_) {
+    bufferevent_disable(bev_.get(), EV_READ);
+    return;
+  }
   evbuffer* in = bufferevent_get_input(bev_.get());
   while (!closing_ && evbuffer_get_length(in) > 0) {
     if (session_.buffered() > kMaxBufferedInput ||
@@ -101,7 +123,7 @@ void ServerConnection::readInput() {
 }
 
 void ServerConnection::resumeReading() {
-  if (session_.closed() || closing_) return;
+  if (session_.closed() || closing_ || held_) return;
   if (bev_) bufferevent_enable(bev_.get(), EV_READ);
   readInput();
 }
@@ -114,7 +136,7 @@ void ServerConnection::onWrite(bufferevent* bev, void* self) {
   }
   // Output drained below the bound: resume reading if we paused for it.
   if (!(bufferevent_get_enabled(bev) & EV_READ) && c->session_.buffered() <= kMaxBufferedInput &&
-      c->session_.state() != Session::State::Committing) {
+      c->session_.state() != Session::State::Committing && !c->held_) {
     bufferevent_enable(bev, EV_READ);
     c->readInput();
   }
@@ -123,6 +145,12 @@ void ServerConnection::onWrite(bufferevent* bev, void* self) {
 void ServerConnection::onEvent(bufferevent* bev, short what, void* self) {
   auto* c = static_cast<ServerConnection*>(self);
   if (what & BEV_EVENT_CONNECTED) {
+    if (c->implicitTls_ && c->tlsInfo_.empty()) {
+      // The implicit TLS handshake completed; the engine knew from the start.
+      c->tlsInfo_ = tls::describeSession(event::sslOf(bev));
+      YLOG_INFO("tls session=%s tls=\"%s\"", c->logId_.c_str(), c->tlsInfo_.c_str());
+      return;
+    }
     // The STARTTLS handshake completed.
     c->tlsInfo_ = tls::describeSession(event::sslOf(bev));
     YLOG_INFO("starttls session=%s tls=\"%s\"", c->logId_.c_str(), c->tlsInfo_.c_str());

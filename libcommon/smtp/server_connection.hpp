@@ -10,7 +10,8 @@
 // Trust: carries untrusted network input to the engine but never parses it;
 // runs inside mtad (as yubin-mta) and mdad after the privilege drop.
 // Standards: RFC 3207 (STARTTLS; nothing pipelined past it is kept),
-// RFC 5321 §4.5.3.2 (timeouts, as the engine states them).
+// RFC 8314 (implicit TLS, for msad's port 465), RFC 5321 §4.5.3.2
+// (timeouts, as the engine states them).
 #pragma once
 
 #include <event2/buffer.h>
@@ -39,8 +40,11 @@ class ServerConnection : public Io {
   ServerConnection(const ServerConnection&) = delete;
   ServerConnection& operator=(const ServerConnection&) = delete;
 
-  // Sends the greeting (or `refusal` and closes) and starts reading.
-  Status start(std::optional<Reply> refusal = std::nullopt);
+  // Sends the greeting (or `refusal` and closes) and starts reading. With
+  // `implicitTls` (an SSL from the server context) the connection is TLS
+  // from the first byte (RFC 8314); settings.tlsActive must then be set.
+  Status start(std::optional<Reply> refusal = std::nullopt,
+               std::optional<event::SslPtr> implicitTls = std::nullopt);
   // Graceful stop: an idle session gets 421 4.3.2 now, one in a transaction
   // finishes it first.
   void shutdown();
@@ -62,6 +66,12 @@ class ServerConnection : public Io {
   void resumeReading();
   // Counted in the disconnect log line.
   void countMessage() { ++messages_; }
+  // The SSL of the connection once TLS is on (STARTTLS done or implicit),
+  // else nullptr: for the RFC 9266 channel binding.
+  SSL* ssl() const;
+  // Stop reading from the client while the daemon's own downstream is
+  // full (msad's handoff to mtad); holdInput(false) reads on.
+  void holdInput(bool hold);
 
   // The context for STARTTLS, asked at the time of the command (it may be
   // reloaded); nullptr when TLS is not offered.
@@ -97,6 +107,8 @@ class ServerConnection : public Io {
   std::string tlsInfo_;
   bool closing_ = false;
   bool shutdownRequested_ = false;
+  bool implicitTls_ = false;
+  bool held_ = false;
   uint64_t messages_ = 0;
 };
 

@@ -65,6 +65,13 @@ void checkPolicyReply(const Reply& r) {
 
 std::optional<Reply> Policy::checkHelo(const Envelope&) { return std::nullopt; }
 
+std::vector<std::string> Io::authMechanisms(const Envelope&) { return {}; }
+void Io::authStart(std::string_view, std::optional<std::string>) {
+  fatal("smtp: AUTH started on a connection that offers none");
+}
+void Io::authResponse(std::string) { fatal("smtp: AUTH response without an exchange"); }
+void Io::authAbort() {}
+
 // One command line being processed, with what its check step parsed.
 struct Session::Line {
   std::string verb;  // as received
@@ -74,6 +81,8 @@ struct Session::Line {
   bool chunkSizeKnown = false;
   uint64_t chunkSize = 0;
   bool chunkLast = false;
+  std::string authMechanism;  // upper case
+  std::optional<std::string> authInitial;
 };
 
 // The command table. Each row: the verb; the modes that know it and the
@@ -81,8 +90,8 @@ struct Session::Line {
 // whether it is allowed before TLS when TLS is required; whether it ends a
 // pipelined group (RFC 2920 §3.1: the replies are flushed after it); the
 // check step (syntax and state, no side effects) and the proceed step.
-// Submission's AUTH (RFC 4954) goes here, with a needs-auth column gating
-// MAIL, when msad adds it.
+// The needs-auth column gates the transaction in submission mode until AUTH
+// (RFC 4954) has succeeded; other modes ignore it.
 struct Session::Spec {
   std::string_view verb;
   uint8_t modes;
@@ -93,6 +102,7 @@ struct Session::Spec {
   bool chunk;  // BDAT: its octets follow the line and are drained even if refused
   std::optional<Reply> (Session::*check)(Line&);
   void (Session::*proceed)(Line&);
+  bool needsAuth = false;
 };
 
 const Session::Spec* Session::findCommand(std::string_view verb) {
@@ -104,13 +114,17 @@ const Session::Spec* Session::findCommand(std::string_view verb) {
       {"LHLO", kLmtp, ReplyId::NotLmtp, false, true, true, false, &Session::checkHelo,
        &Session::doEhlo},
       {"MAIL", kAllModes, ReplyId::UnknownCommand, true, false, false, false, &Session::checkMail,
-       &Session::doMail},
+       &Session::doMail, true},
       {"RCPT", kAllModes, ReplyId::UnknownCommand, true, false, false, false, &Session::checkRcpt,
-       &Session::doRcpt},
+       &Session::doRcpt, true},
       {"DATA", kAllModes, ReplyId::UnknownCommand, true, false, true, false, &Session::checkData,
-       &Session::doData},
+       &Session::doData, true},
       {"BDAT", kAllModes, ReplyId::UnknownCommand, true, false, false, true, &Session::checkBdat,
-       &Session::doBdat},
+       &Session::doBdat, true},
+      // Allowed before TLS as far as requireTls goes: checkAuth answers
+      // 538 5.7.11 itself (RFC 4954 §4).
+      {"AUTH", kSubmission, ReplyId::UnknownCommand, true, true, true, false, &Session::checkAuth,
+       &Session::doAuth},
       {"RSET", kAllModes, ReplyId::UnknownCommand, false, true, false, false,
        &Session::checkNoArguments, &Session::doRset},
       {"NOOP", kAllModes, ReplyId::UnknownCommand, false, true, true, false, &Session::checkNothing,
@@ -181,6 +195,10 @@ std::string_view Session::stateName(State s) {
       return "committing";
     case State::StartingTls:
       return "starting-tls";
+    case State::Authenticating:
+      return "authenticating";
+    case State::AuthResponse:
+      return "auth-response";
     case State::Closed:
       return "closed";
   }
@@ -259,8 +277,47 @@ void Session::tlsStarted() {
   process();
 }
 
+void Session::authChallenge(std::string_view raw) {
+  if (state_ == State::Closed) return;
+  if (state_ != State::Authenticating) fatal("smtp: authChallenge() without an AUTH exchange");
+  send(reply(ReplyId::AuthChallenge, base64Encode(raw)));
+  setState(State::AuthResponse);
+  process();
+}
+
+void Session::authSucceeded(std::string user) {
+  if (state_ == State::Closed) return;
+  if (state_ != State::Authenticating) fatal("smtp: authSucceeded() without an AUTH exchange");
+  env_.authUser = std::move(user);
+  send(reply(ReplyId::AuthOk));
+  setState(State::Idle);
+  process();
+}
+
+void Session::authFailed(const Reply& r) {
+  if (state_ == State::Closed) return;
+  if (state_ != State::Authenticating) fatal("smtp: authFailed() without an AUTH exchange");
+  checkPolicyReply(r);
+  setState(State::Idle);
+  if (r.code == 421) {
+    send(r);
+    closeNow();
+    return;
+  }
+  fail(r);
+  process();
+}
+
+// The engine gives up the exchange ('*', a bad or overlong line): the glue
+// forgets it.
+void Session::endAuth() {
+  setState(State::Idle);
+  io_.authAbort();
+}
+
 void Session::peerClosed() {
   if (state_ == State::Closed) return;
+  if (state_ == State::Authenticating || state_ == State::AuthResponse) io_.authAbort();
   abortMessage();
   out_.clear();
   in_.clear();
@@ -286,6 +343,7 @@ void Session::process() {
       case State::Idle:
       case State::Mail:
       case State::Chunked:
+      case State::AuthResponse:
         more = readCommand(in);
         break;
       case State::Data:
@@ -297,6 +355,7 @@ void Session::process() {
       case State::Connected:
       case State::Committing:
       case State::StartingTls:
+      case State::Authenticating:
       case State::Closed:
         break;
     }
@@ -314,6 +373,12 @@ void Session::process() {
 }
 
 bool Session::readCommand(std::string_view in) {
+  // Submission reads up to RFC 4954's AUTH line length; other commands are
+  // held to maxCommandLine once complete.
+  const size_t limit = settings_.mode == Mode::Submission
+                           ? std::max(settings_.maxCommandLine, kMaxAuthLine)
+                           : settings_.maxCommandLine;
+  const bool authLineExpected = state_ == State::AuthResponse;
   if (discardingLine_) {
     size_t lf = in.find('\n');
     if (lf == std::string_view::npos) {
@@ -322,12 +387,17 @@ bool Session::readCommand(std::string_view in) {
     }
     pos_ += lf + 1;
     discardingLine_ = false;
-    fail(reply(ReplyId::LineTooLong));
+    if (authLineExpected) {
+      endAuth();
+      fail(reply(ReplyId::AuthLineTooLong));
+    } else {
+      fail(reply(ReplyId::LineTooLong));
+    }
     return true;
   }
   size_t lf = in.find('\n', scanned_);
   if (lf == std::string_view::npos) {
-    if (in.size() >= settings_.maxCommandLine) {
+    if (in.size() >= limit) {
       // Too long already: do not keep it, skip to its end.
       discardingLine_ = true;
       pos_ += in.size();
@@ -339,14 +409,45 @@ bool Session::readCommand(std::string_view in) {
   }
   scanned_ = 0;
   pos_ += lf + 1;
-  if (lf + 1 > settings_.maxCommandLine) {
-    fail(reply(ReplyId::LineTooLong));
+  if (lf + 1 > limit) {
+    if (authLineExpected) {
+      endAuth();
+      fail(reply(ReplyId::AuthLineTooLong));
+    } else {
+      fail(reply(ReplyId::LineTooLong));
+    }
     return true;
   }
   std::string_view line = in.substr(0, lf);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (authLineExpected) {
+    authLine(line);
+    return true;
+  }
+  if (lf + 1 > settings_.maxCommandLine && !(line.size() >= 5 && iequals(line.substr(0, 5), "AUTH "))) {
+    fail(reply(ReplyId::LineTooLong));
+    return true;
+  }
   command(std::string(line));
   return true;
+}
+
+// One line of an AUTH exchange (RFC 4954 §4): "*" cancels, anything else
+// is base64 (an empty line is an empty response).
+void Session::authLine(std::string_view line) {
+  if (line == "*") {
+    endAuth();
+    fail(reply(ReplyId::AuthCancelled));
+    return;
+  }
+  auto decoded = base64Decode(line);
+  if (!decoded) {
+    endAuth();
+    fail(reply(ReplyId::AuthBadBase64));
+    return;
+  }
+  setState(State::Authenticating);
+  io_.authResponse(std::move(*decoded));  // may answer at once
 }
 
 void Session::command(std::string_view text) {
@@ -392,6 +493,9 @@ void Session::command(std::string_view text) {
     refusal = reply(ReplyId::TlsRequired);
   } else if (spec->needsHelo && state_ == State::NeedHelo) {
     refusal = reply(settings_.mode == Mode::Lmtp ? ReplyId::NeedLhlo : ReplyId::NeedHelo);
+  } else if (spec->needsAuth && settings_.mode == Mode::Submission && settings_.requireAuth &&
+             env_.authUser.empty()) {
+    refusal = reply(ReplyId::AuthRequired);
   } else {
     refusal = (this->*spec->check)(line);
   }
@@ -573,12 +677,14 @@ void Session::resetTransaction() {
   fresh.esmtp = env_.esmtp;
   fresh.tls = env_.tls;
   fresh.clientAddress = std::move(env_.clientAddress);
+  fresh.authUser = std::move(env_.authUser);  // RFC 4954: until the session ends
   env_ = std::move(fresh);
   tooBig_ = false;
   messageSize_ = 0;
 }
 
 void Session::closeNow() {
+  if (state_ == State::Authenticating || state_ == State::AuthResponse) io_.authAbort();
   abortMessage();
   flush();
   if (state_ == State::Closed) return;  // send() reported the peer gone
@@ -600,7 +706,14 @@ std::vector<std::string> Session::capabilities() const {
   caps.push_back("DSN");
   if (settings_.mode != Mode::Lmtp && settings_.tlsAvailable && !env_.tls)
     caps.push_back("STARTTLS");
-  // Submission: "AUTH <mechanisms>" goes here.
+  if (settings_.mode == Mode::Submission && (env_.tls || settings_.authWithoutTls)) {
+    std::vector<std::string> mechs = io_.authMechanisms(env_);
+    if (!mechs.empty()) {
+      std::string auth = "AUTH";
+      for (const auto& m : mechs) auth += " " + m;
+      caps.push_back(std::move(auth));
+    }
+  }
   return caps;
 }
 
@@ -677,6 +790,32 @@ std::optional<Reply> Session::checkStartTls(Line& line) {
 }
 
 std::optional<Reply> Session::checkNotImplemented(Line&) { return reply(ReplyId::NotImplemented); }
+
+std::optional<Reply> Session::checkAuth(Line& line) {
+  if (!env_.esmtp) return reply(ReplyId::NeedEhlo);
+  if (!env_.authUser.empty()) return reply(ReplyId::AlreadyAuthenticated);
+  if (state_ == State::Mail || state_ == State::Chunked)
+    return reply(ReplyId::TransactionInProgress);
+  if (!env_.tls && !settings_.authWithoutTls) return reply(ReplyId::AuthNeedsTls);
+  std::vector<std::string> mechs = io_.authMechanisms(env_);
+  if (mechs.empty()) return reply(ReplyId::AuthNotAvailable);
+  auto words = splitAny(line.args, " ");
+  if (words.empty() || words.size() > 2) return reply(ReplyId::SyntaxAuth);
+  std::string mech = toUpper(words[0]);
+  if (std::find(mechs.begin(), mechs.end(), mech) == mechs.end())
+    return reply(ReplyId::AuthUnknownMechanism);
+  if (words.size() == 2) {
+    if (words[1] == "=") {
+      line.authInitial = std::string();
+    } else {
+      auto decoded = base64Decode(words[1]);
+      if (!decoded || decoded->empty()) return reply(ReplyId::AuthBadBase64);
+      line.authInitial = std::move(*decoded);
+    }
+  }
+  line.authMechanism = std::move(mech);
+  return std::nullopt;
+}
 
 // ---- Commands: proceed ----
 
@@ -783,6 +922,11 @@ void Session::doStartTls(Line&) {
   pos_ = scanned_ = 0;
   setState(State::StartingTls);
   io_.startTls();
+}
+
+void Session::doAuth(Line& line) {
+  setState(State::Authenticating);
+  io_.authStart(line.authMechanism, std::move(line.authInitial));  // may answer at once
 }
 
 void Session::doNonSmtp(Line&) {

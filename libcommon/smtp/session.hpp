@@ -11,7 +11,8 @@
 // Standards: RFC 5321 (SMTP), RFC 2033 (LMTP), RFC 1870 (SIZE), RFC 2920
 // (PIPELINING), RFC 3030 (CHUNKING, BINARYMIME), RFC 3207 (STARTTLS),
 // RFC 3461 (DSN parameters), RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8),
-// RFC 2034 / RFC 3463 (enhanced status codes).
+// RFC 2034 / RFC 3463 (enhanced status codes), RFC 4954 (AUTH, submission
+// mode only), RFC 6409 (submission: MAIL needs AUTH).
 //
 // Glue contract, in short:
 //   Session s(settings, policy, io);  s.greet();
@@ -21,6 +22,10 @@
 //   on startTls:   handshake, then s.tlsStarted()
 //   on timer:      s.timeout();  re-arm with s.timeoutNow() after each feed
 //   on EOF/error:  s.peerClosed()
+//   on authStart / authResponse (submission): run the SASL step, then call
+//                  s.authChallenge(raw), s.authSucceeded(user) or
+//                  s.authFailed(reply); the engine reads nothing meanwhile.
+//                  authAbort: forget the exchange (no call back expected).
 // Callbacks may call back into the Session (messageDone from inside
 // messageEnd, tlsStarted from inside startTls) but must not destroy it.
 #pragma once
@@ -56,7 +61,17 @@ struct Settings {
   std::chrono::seconds dataTimeout{180};     // RFC 5321 §4.5.3.2.6
   std::string clientAddress;                 // copied into the Envelope, for policy and logs
   std::string logId;                         // session ID for log lines
+  // Submission (RFC 4954): AUTH is offered and accepted before TLS too (the
+  // loopback exception); otherwise AUTH before TLS gets 538 5.7.11.
+  bool authWithoutTls = false;
+  // Submission: MAIL (and the rest of a transaction) needs a successful AUTH
+  // first, 530 5.7.0 (RFC 6409 §4.3).
+  bool requireAuth = true;
 };
+
+// RFC 4954 §4: an AUTH command line, or a line of an AUTH exchange, may be
+// this long (CRLF included) whatever maxCommandLine says.
+inline constexpr size_t kMaxAuthLine = 12288;
 
 struct Recipient {
   mail::Address address;
@@ -73,6 +88,7 @@ struct Envelope {
   bool esmtp = false;  // EHLO or LHLO (not HELO)
   bool tls = false;
   std::string clientAddress;
+  std::string authUser;  // submission: the user AUTH succeeded for; empty before
   // Transaction (cleared by RSET, HELO/EHLO and the end of each message).
   mail::Address from;
   bool nullSender = false;  // MAIL FROM:<>
@@ -121,6 +137,20 @@ class Io {
   // Discard what was received since messageBegin (size exceeded, bare LF
   // rejected, RSET, EHLO, QUIT, timeout or disconnect in the middle).
   virtual void messageAbort() = 0;
+
+  // Submission only (RFC 4954); the defaults offer no AUTH.
+  // The SASL mechanisms to offer now (env.tls says whether TLS is on), in
+  // upper case; empty: AUTH is not offered.
+  virtual std::vector<std::string> authMechanisms(const Envelope& env);
+  // AUTH <mechanism> [initial-response]: `mechanism` is one of
+  // authMechanisms() (upper case); `initial` is decoded ("=" gives "").
+  // Answer later (or at once) with authChallenge/authSucceeded/authFailed.
+  virtual void authStart(std::string_view mechanism, std::optional<std::string> initial);
+  // The client's (decoded) answer to the last authChallenge().
+  virtual void authResponse(std::string response);
+  // The exchange is over from the engine's side ('*', a bad line, the
+  // connection closing): drop it; no answer is expected.
+  virtual void authAbort();
 };
 
 class Session {
@@ -135,6 +165,8 @@ class Session {
     Chunked,      // between BDAT chunks of one message
     Committing,   // messageEnd() called, waiting for messageDone()
     StartingTls,  // startTls() called, waiting for tlsStarted()
+    Authenticating,  // authStart()/authResponse() called, waiting for the glue
+    AuthResponse,    // 334 sent, reading the client's response line
     Closed,
   };
 
@@ -159,6 +191,13 @@ class Session {
   void messageDone(const std::vector<Reply>& replies);
   // The TLS handshake completed: back to the fresh state (RFC 3207 §4.2).
   void tlsStarted();
+  // Answers to authStart()/authResponse() (state Authenticating):
+  // send "334 <base64 of raw>" and read the client's response;
+  void authChallenge(std::string_view raw);
+  // 235 2.7.0: env.authUser = user;
+  void authSucceeded(std::string user);
+  // a refusal (535 5.7.8, 454 4.7.0, 504; a 421 closes the connection).
+  void authFailed(const Reply& r);
   // The timer for timeoutNow() fired: 421 4.4.2 and close.
   void timeout();
   // The client closed the connection or it failed: abort any message in
@@ -188,6 +227,8 @@ class Session {
   bool readData(std::string_view in);
   bool readChunk(std::string_view in);
   void command(std::string_view line);
+  void authLine(std::string_view line);
+  void endAuth();
   void absorb(size_t before, bool bare);
   void finishChunk();
   void finishMessage();
@@ -217,6 +258,7 @@ class Session {
   std::optional<Reply> checkVrfy(Line& line);
   std::optional<Reply> checkStartTls(Line& line);
   std::optional<Reply> checkNotImplemented(Line& line);
+  std::optional<Reply> checkAuth(Line& line);
   void doEhlo(Line& line);
   void doHelo(Line& line);
   void doMail(Line& line);
@@ -230,6 +272,7 @@ class Session {
   void doHelp(Line& line);
   void doStartTls(Line& line);
   void doNonSmtp(Line& line);
+  void doAuth(Line& line);
 
   Settings settings_;
   Policy& policy_;

@@ -7,7 +7,10 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <random>
+#include <functional>
 #include <regex>
+
+#include "base/strings.hpp"
 
 using namespace yubin::smtp;
 namespace mail = yubin::mail;
@@ -27,6 +30,70 @@ struct Fake final : Io, Policy {
   std::vector<std::string> senders, recipients;  // asked of the policy
   std::string current;
   size_t largestPiece = 0;
+
+  // Submission: a scripted SASL. PLAIN accepts "\0user\0pw" ("\0lock\0x"
+  // gets a 421, "\0busy\0x" a 454); LOGIN asks for the user name then the
+  // password. With authAsync the answers wait for a kAuthAnswer step.
+  std::vector<std::string> mechanisms = {"PLAIN", "LOGIN"};
+  bool authAsync = false;
+  std::function<void()> pendingAuth;
+  std::string authMech, loginUser;
+  int loginRound = 0;
+
+  std::vector<std::string> authMechanisms(const Envelope&) override { return mechanisms; }
+  void authStart(std::string_view mech, std::optional<std::string> initial) override {
+    events.push_back("auth-start " + std::string(mech) + (initial ? " " + printable(*initial) : ""));
+    authMech = std::string(mech);
+    loginRound = 0;
+    answer([this, initial] {
+      if (authMech == "PLAIN") {
+        if (!initial) return session->authChallenge("");
+        return verdict(*initial);
+      }
+      if (initial) {
+        loginUser = *initial;
+        loginRound = 2;
+        return session->authChallenge("Password:");
+      }
+      loginRound = 1;
+      session->authChallenge("Username:");
+    });
+  }
+  void authResponse(std::string r) override {
+    events.push_back("auth-response " + printable(r));
+    answer([this, r] {
+      if (authMech == "PLAIN") return verdict(r);
+      if (loginRound == 1) {
+        loginUser = r;
+        loginRound = 2;
+        return session->authChallenge("Password:");
+      }
+      verdict(std::string(1, '\0') + loginUser + std::string(1, '\0') + r);
+    });
+  }
+  void authAbort() override {
+    events.push_back("auth-abort");
+    pendingAuth = nullptr;
+  }
+  void answer(std::function<void()> fn) {
+    if (authAsync) {
+      pendingAuth = std::move(fn);
+    } else {
+      fn();
+    }
+  }
+  void verdict(const std::string& msg) {
+    using namespace std::string_literals;
+    if (msg == "\0user\0pw"s) return session->authSucceeded("user");
+    if (msg == "\0lock\0x"s) return session->authFailed(reply(ReplyId::AuthTooManyFailures, "mx"));
+    if (msg == "\0busy\0x"s) return session->authFailed(reply(ReplyId::AuthTemporary));
+    session->authFailed(reply(ReplyId::AuthFailed));
+  }
+  static std::string printable(std::string_view s) {
+    std::string out;
+    for (char c : s) out.push_back(c == '\0' ? '|' : c);
+    return out;
+  }
 
   void send(std::string_view b) override {
     sent += b;
@@ -83,7 +150,7 @@ struct Fake final : Io, Policy {
 };
 
 struct Step {
-  enum class Kind { Feed, TlsUp, Commit, Timeout, PeerClosed, Shutdown } kind;
+  enum class Kind { Feed, TlsUp, Commit, Timeout, PeerClosed, Shutdown, AuthAnswer } kind;
   std::string bytes;
 };
 Step in(std::string s) { return Step{Step::Kind::Feed, std::move(s)}; }
@@ -92,6 +159,7 @@ const Step kCommit{Step::Kind::Commit, {}};
 const Step kTimeout{Step::Kind::Timeout, {}};
 const Step kPeerClosed{Step::Kind::PeerClosed, {}};
 const Step kShutdown{Step::Kind::Shutdown, {}};
+const Step kAuthAnswer{Step::Kind::AuthAnswer, {}};
 
 enum class Split { Whole, Bytes, Random };
 
@@ -134,10 +202,11 @@ std::vector<std::string> replyCodes(const std::string& sent) {
 }
 
 Outcome runOnce(const Settings& settings, const std::vector<Step>& steps, Split split,
-                bool autoCommit, unsigned seed) {
+                bool autoCommit, unsigned seed, bool authAsync) {
   Fake f;
   f.mode = settings.mode;
   f.autoCommit = autoCommit;
+  f.authAsync = authAsync;
   Session s(settings, f, f);
   f.session = &s;
   Outcome o;
@@ -172,6 +241,13 @@ Outcome runOnce(const Settings& settings, const std::vector<Step>& steps, Split 
       case Step::Kind::Shutdown:
         s.shutdown();
         break;
+      case Step::Kind::AuthAnswer: {
+        REQUIRE(f.pendingAuth);
+        auto fn = std::move(f.pendingAuth);
+        f.pendingAuth = nullptr;
+        fn();
+        break;
+      }
     }
   }
   o.sent = f.sent;
@@ -192,11 +268,12 @@ Outcome runOnce(const Settings& settings, const std::vector<Step>& steps, Split 
 }
 
 // Runs a scenario whole, byte by byte and in random pieces; they must agree.
-Outcome run(const Settings& settings, const std::vector<Step>& steps, bool autoCommit = true) {
-  Outcome whole = runOnce(settings, steps, Split::Whole, autoCommit, 0);
+Outcome run(const Settings& settings, const std::vector<Step>& steps, bool autoCommit = true,
+            bool authAsync = false) {
+  Outcome whole = runOnce(settings, steps, Split::Whole, autoCommit, 0, authAsync);
   for (unsigned seed = 0; seed < 4; ++seed) {
-    Outcome other =
-        runOnce(settings, steps, seed == 0 ? Split::Bytes : Split::Random, autoCommit, seed);
+    Outcome other = runOnce(settings, steps, seed == 0 ? Split::Bytes : Split::Random, autoCommit,
+                            seed, authAsync);
     INFO("split " << (seed == 0 ? "byte by byte" : "random") << " seed " << seed);
     REQUIRE(other.sent == whole.sent);
     REQUIRE(other.events == whole.events);
@@ -207,7 +284,10 @@ Outcome run(const Settings& settings, const std::vector<Step>& steps, bool autoC
     REQUIRE(other.errors == whole.errors);
     REQUIRE(other.buffered == whole.buffered);
     // Command input is never buffered past one maximal line.
-    REQUIRE(other.maxBuffered <= std::max(settings.maxCommandLine, whole.maxBuffered));
+    const size_t lineLimit = settings.mode == Mode::Submission
+                                 ? std::max(settings.maxCommandLine, kMaxAuthLine)
+                                 : settings.maxCommandLine;
+    REQUIRE(other.maxBuffered <= std::max(lineLimit, whole.maxBuffered));
   }
   return whole;
 }
@@ -436,9 +516,10 @@ TEST_CASE("LMTP: one reply per accepted recipient", "[session][lmtp]") {
   }
 }
 
-TEST_CASE("submission mode speaks SMTP (AUTH comes with msad)", "[session]") {
+TEST_CASE("submission mode without requireAuth speaks SMTP", "[session]") {
   Settings s = smtp();
   s.mode = Mode::Submission;
+  s.requireAuth = false;
   auto o = run(s, kTx + "DATA\r\nx\r\n.\r\nLHLO c.test\r\n");
   CHECK(o.codes == greeted({"250", "250 2.1.0", "250 2.1.5", "354", "250 2.0.0", "500 5.5.1"}));
   CHECK(o.sent.substr(0, 25) == "220 mx.test ESMTP Yubin\r\n");
@@ -915,5 +996,218 @@ TEST_CASE("timers and endings", "[session]") {
     CHECK(session.buffered() == kEhlo.size());
     session.greet();
     CHECK(replyCodes(f.sent) == greeted({"250"}));
+  }
+}
+
+// ---- Submission: AUTH (RFC 4954) ----
+
+namespace {
+
+Settings submission() {
+  Settings s = smtp();
+  s.mode = Mode::Submission;
+  s.tlsAvailable = true;
+  return s;
+}
+
+Settings submissionTls() {
+  Settings s = submission();
+  s.tlsActive = true;
+  return s;
+}
+
+std::string b64(std::string_view raw) { return yubin::base64Encode(raw); }
+std::string plain(std::string_view user, std::string_view pw) {
+  std::string m(1, '\0');
+  m.append(user);
+  m.push_back('\0');
+  m.append(pw);
+  return m;
+}
+const std::string kAuthGood = "AUTH PLAIN " + b64(plain("user", "pw")) + "\r\n";
+
+}  // namespace
+
+TEST_CASE("AUTH: refused before TLS, offered and accepted after STARTTLS", "[session][auth]") {
+  auto o = run(submission(), std::vector<Step>{in(kEhlo + kAuthGood + kMail + "STARTTLS\r\n"),
+                                               kTlsUp, in(kEhlo + kAuthGood + kMail + kRcpt +
+                                                          "DATA\r\nx\r\n.\r\n")});
+  CHECK(o.codes == greeted({"250", "538 5.7.11", "530 5.7.0", "220 2.0.0", "250", "235 2.7.0",
+                            "250 2.1.0", "250 2.1.5", "354", "250 2.0.0"}));
+  size_t tlsAt = o.sent.find("220 2.0.0");
+  CHECK(o.sent.substr(0, tlsAt).find("AUTH") == std::string::npos);
+  CHECK(o.sent.substr(tlsAt).find("250 AUTH PLAIN LOGIN\r\n") != std::string::npos);
+  CHECK(o.sent.find("235 2.7.0 Authentication successful\r\n") != std::string::npos);
+  CHECK(o.events == std::vector<std::string>{"starttls", "auth-start PLAIN |user|pw", "begin",
+                                             "end"});
+  REQUIRE(o.envelopes.size() == 1);
+  CHECK(o.envelopes[0].authUser == "user");
+  CHECK(o.senders == std::vector<std::string>{"sender@client.test"});
+}
+
+TEST_CASE("AUTH: the loopback exception allows it without TLS", "[session][auth]") {
+  Settings s = submission();
+  s.authWithoutTls = true;
+  auto o = run(s, kEhlo + kAuthGood + kMail);
+  CHECK(o.codes == greeted({"250", "235 2.7.0", "250 2.1.0"}));
+  CHECK(o.sent.find("250 AUTH PLAIN LOGIN\r\n") != std::string::npos);
+}
+
+TEST_CASE("AUTH: STARTTLS after AUTH forgets the user", "[session][auth]") {
+  Settings s = submission();
+  s.authWithoutTls = true;
+  auto o = run(s, std::vector<Step>{in(kEhlo + kAuthGood + "STARTTLS\r\n"), kTlsUp,
+                                    in(kEhlo + kMail)});
+  CHECK(o.codes == greeted({"250", "235 2.7.0", "220 2.0.0", "250", "530 5.7.0"}));
+}
+
+TEST_CASE("AUTH: challenges, responses and outcomes", "[session][auth]") {
+  struct Case {
+    std::string name, input;
+    Codes codes;
+    std::vector<std::string> events;
+  };
+  const std::vector<Case> cases = {
+      {"PLAIN without initial response", "AUTH PLAIN\r\n" + b64(plain("user", "pw")) + "\r\n",
+       {"334", "235 2.7.0"},
+       {"auth-start PLAIN", "auth-response |user|pw"}},
+      {"PLAIN, empty initial response", "AUTH PLAIN =\r\n", {"535 5.7.8"},
+       {"auth-start PLAIN "}},
+      {"wrong password", "AUTH PLAIN " + b64(plain("user", "nope")) + "\r\n", {"535 5.7.8"},
+       {"auth-start PLAIN |user|nope"}},
+      {"mechanism in lower case", "AUTH plain " + b64(plain("user", "pw")) + "\r\n",
+       {"235 2.7.0"},
+       {"auth-start PLAIN |user|pw"}},
+      {"LOGIN", "AUTH LOGIN\r\n" + b64("user") + "\r\n" + b64("pw") + "\r\n",
+       {"334", "334", "235 2.7.0"},
+       {"auth-start LOGIN", "auth-response user", "auth-response pw"}},
+      {"LOGIN with the user as initial response",
+       "AUTH LOGIN " + b64("user") + "\r\n" + b64("pw") + "\r\n",
+       {"334", "235 2.7.0"},
+       {"auth-start LOGIN user", "auth-response pw"}},
+      {"cancelled, then again", "AUTH LOGIN\r\n*\r\n" + kAuthGood,
+       {"334", "501 5.0.0", "235 2.7.0"},
+       {"auth-start LOGIN", "auth-abort", "auth-start PLAIN |user|pw"}},
+      {"bad base64 in a response", "AUTH LOGIN\r\n!!!\r\nNOOP\r\n",
+       {"334", "501 5.5.2", "250 2.0.0"},
+       {"auth-start LOGIN", "auth-abort"}},
+      {"bad base64 in the initial response", "AUTH PLAIN AB$=\r\n", {"501 5.5.2"}, {}},
+      {"unknown mechanism", "AUTH CRAM-MD5\r\n", {"504 5.5.4"}, {}},
+      {"no mechanism", "AUTH\r\n", {"501 5.5.4"}, {}},
+      {"too many arguments", "AUTH PLAIN AAAA AAAA\r\n", {"501 5.5.4"}, {}},
+      {"twice", kAuthGood + kAuthGood, {"235 2.7.0", "503 5.5.1"}, {"auth-start PLAIN |user|pw"}},
+      {"temporary failure", "AUTH PLAIN " + b64(plain("busy", "x")) + "\r\n", {"454 4.7.0"},
+       {"auth-start PLAIN |busy|x"}},
+      {"throttled: 421 and close", "AUTH PLAIN " + b64(plain("lock", "x")) + "\r\nNOOP\r\n",
+       {"421 4.7.0"},
+       {"auth-start PLAIN |lock|x", "close"}},
+      {"EHLO and RSET keep the user", kAuthGood + "RSET\r\n" + kEhlo + kMail,
+       {"235 2.7.0", "250 2.0.0", "250", "250 2.1.0"},
+       {"auth-start PLAIN |user|pw"}},
+      {"a response line of 12288 octets is allowed",
+       "AUTH LOGIN\r\n" + std::string(12284, 'A') + "\r\n",
+       {"334", "334"},
+       {"auth-start LOGIN", "auth-response " + std::string(9213, '\0').replace(0, 9213, 9213, '|')}},
+      {"a longer one is refused", "AUTH LOGIN\r\n" + std::string(12288, 'A') + "\r\nNOOP\r\n",
+       {"334", "500 5.5.6", "250 2.0.0"},
+       {"auth-start LOGIN", "auth-abort"}},
+      {"an AUTH line past maxCommandLine is allowed",
+       "AUTH PLAIN " + b64(plain("user", std::string(3000, 'p'))) + "\r\n",
+       {"535 5.7.8"},
+       {"auth-start PLAIN |user|" + std::string(3000, 'p')}},
+      {"other commands are not", "NOOP " + std::string(3000, 'x') + "\r\nNOOP\r\n",
+       {"500 5.5.2", "250 2.0.0"},
+       {}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    auto o = run(submissionTls(), kEhlo + c.input);
+    Codes want = {"250"};
+    want.insert(want.end(), c.codes.begin(), c.codes.end());
+    CHECK(o.codes == greeted(want));
+    CHECK(o.events == c.events);
+  }
+}
+
+TEST_CASE("AUTH: the challenges on the wire", "[session][auth]") {
+  auto o = run(submissionTls(), kEhlo + "AUTH LOGIN\r\n" + b64("user") + "\r\n" + b64("pw") +
+                                    "\r\nAUTH PLAIN\r\n");
+  CHECK(o.sent.find("334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 2.7.0") != std::string::npos);
+  auto o2 = run(submissionTls(), kEhlo + "AUTH PLAIN\r\n");
+  CHECK(o2.sent.substr(o2.sent.size() - 6) == "334 \r\n");
+  CHECK(o2.state == Session::State::AuthResponse);
+}
+
+TEST_CASE("AUTH: sequence rules", "[session][auth]") {
+  SECTION("before EHLO, after HELO") {
+    auto o = run(submissionTls(), kAuthGood + "HELO c.test\r\n" + kAuthGood);
+    CHECK(o.codes == greeted({"503 5.5.1", "250", "503 5.5.1"}));
+    CHECK(o.events.empty());
+  }
+  SECTION("in a transaction") {
+    Settings s = submissionTls();
+    s.requireAuth = false;
+    auto o = run(s, kEhlo + kMail + kAuthGood);
+    CHECK(o.codes == greeted({"250", "250 2.1.0", "503 5.5.1"}));
+  }
+  SECTION("MAIL, RCPT, DATA and BDAT need AUTH") {
+    auto o = run(submissionTls(),
+                 kEhlo + kMail + kRcpt + "DATA\r\nBDAT 3 LAST\r\nabcNOOP\r\n");
+    CHECK(o.codes == greeted({"250", "530 5.7.0", "530 5.7.0", "530 5.7.0", "530 5.7.0",
+                              "250 2.0.0"}));
+    CHECK(o.senders.empty());
+  }
+  SECTION("no mechanism offered") {
+    Fake f;
+    f.mechanisms.clear();
+    Session s(submissionTls(), f, f);
+    f.session = &s;
+    s.greet();
+    s.feed(kEhlo + kAuthGood);
+    CHECK(f.sent.find("AUTH") == std::string::npos);
+    CHECK(replyCodes(f.sent).back() == "503 5.5.1");
+  }
+  SECTION("AUTH is unknown outside submission") {
+    auto o = run(smtp(), kEhlo + kAuthGood);
+    CHECK(o.codes == greeted({"250", "500 5.5.2"}));
+    CHECK(o.sent.find("AUTH") == std::string::npos);
+  }
+  SECTION("failures count toward maxErrors") {
+    Settings s = submissionTls();
+    s.maxErrors = 2;
+    std::string bad = "AUTH PLAIN " + b64(plain("user", "x")) + "\r\n";
+    auto o = run(s, kEhlo + bad + bad + bad + kAuthGood);
+    CHECK(o.codes == greeted({"250", "535 5.7.8", "535 5.7.8", "421 4.7.0"}));
+    CHECK(o.state == Session::State::Closed);
+  }
+}
+
+TEST_CASE("AUTH: the engine waits for the glue's answer", "[session][auth]") {
+  SECTION("input pipelined behind AUTH waits") {
+    auto o = run(submissionTls(),
+                 std::vector<Step>{in(kEhlo + kAuthGood + kMail + kRcpt), kAuthAnswer,
+                                   in("DATA\r\nx\r\n.\r\n")},
+                 true, true);
+    CHECK(o.codes == greeted({"250", "235 2.7.0", "250 2.1.0", "250 2.1.5", "354", "250 2.0.0"}));
+  }
+  SECTION("the client leaves while the password is checked") {
+    auto o = run(submissionTls(), std::vector<Step>{in(kEhlo + kAuthGood), kPeerClosed}, true,
+                 true);
+    CHECK(o.events == std::vector<std::string>{"auth-start PLAIN |user|pw", "auth-abort"});
+    CHECK(o.state == Session::State::Closed);
+  }
+  SECTION("timeout while waiting for a response") {
+    auto o = run(submissionTls(), std::vector<Step>{in(kEhlo + "AUTH LOGIN\r\n"), kAuthAnswer,
+                                                    kTimeout},
+                 true, true);
+    CHECK(o.codes == greeted({"250", "334", "421 4.4.2"}));
+    CHECK(o.events == std::vector<std::string>{"auth-start LOGIN", "auth-abort", "close"});
+  }
+  SECTION("shutdown while authenticating") {
+    auto o = run(submissionTls(), std::vector<Step>{in(kEhlo + kAuthGood), kShutdown}, true,
+                 true);
+    CHECK(o.codes == greeted({"250", "421 4.3.2"}));
+    CHECK(o.events == std::vector<std::string>{"auth-start PLAIN |user|pw", "auth-abort",
+                                               "close"});
   }
 }
