@@ -169,8 +169,8 @@ QmgrSettings QmgrSettings::fromConfig(const config::Config& cfg, const std::stri
   else
     s.remoteError = policies.error().message;
   r.tlsCaFile = cfg.str("mtad", "tls_ca_file");
-  const std::string& relay = cfg.str("mtad", "relay_host");
-  const std::string& relayTls = cfg.str("mtad", "relay_tls");
+  const std::string relay = cfg.str("mtad", "relay_host");
+  const std::string relayTls = cfg.str("mtad", "relay_tls");
   r.relayTls = relayTls == "implicit" ? RelayTls::Implicit
                : relayTls == "none"   ? RelayTls::None
                                       : RelayTls::StartTls;
