@@ -54,6 +54,14 @@ class Sink:
         self.messages = []
         self.data_started = threading.Event()
         self.lock = threading.Lock()
+        self.ehlos = 0
+        self.logins = []
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        with self.lock:
+            self.ehlos += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         r = self.replies.get(address)
@@ -76,6 +84,8 @@ class Sink:
                                   bytes(envelope.original_content or envelope.content),
                                   list(envelope.mail_options),
                                   bool(session.ssl)))
+            if session.authenticated:
+                self.logins.append(session.login_data)
         return '250 2.0.0 Ok: queued'
 
 
@@ -134,7 +144,8 @@ class Hostile:
 # off-site: fwd(address) is the local alias of a remote address.
 REMOTE = ['someone@example.test', 'x@two.test', 'later@example.test', 'nobody@example.test',
           'a@nullmx.test', 'b@nowhere.test', 'c@broken.test', 'v@secure.test', 'h@hostile.test',
-          'r@example.test', 'ok@example.test', 'slow@example.test'] + \
+          'r@example.test', 'ok@example.test', 'slow@example.test', 'rel@anywhere.test'] + \
+         [f'reuse{i}@example.test' for i in range(5)] + \
          [f'k{i}@example.test' for i in range(6)]
 
 
@@ -443,3 +454,57 @@ def test_kill_9_while_a_remote_server_holds_the_reply(outbound):
     duplicates = len(rcpts) - len(set(rcpts))
     print(f'kill -9 during remote delivery: {total} messages, {duplicates} duplicates')
     assert duplicates <= total
+
+
+def test_one_connection_reused_for_several_messages(outbound):
+    sink = outbound.sink('127.0.0.2')
+    outbound.site.inst.write_config({'mtad': {'remote_connections_per_domain': 1}})
+    start(outbound)
+    for i in range(5):
+        send(outbound.site.port, BODY, rcpts=(fwd(f'reuse{i}@example.test'),))
+    wait_for(lambda: len(sink.messages) == 5, 30, 'five messages')
+    outbound.site.wait_queue_empty()
+    assert sink.ehlos == 1, f'{sink.ehlos} connections for 5 messages with a limit of 1'
+
+
+def relay_auth(server, session, envelope, mechanism, auth_data):
+    from aiosmtpd.smtp import AuthResult
+    ok = auth_data.login == b'relayuser' and auth_data.password == b'pass word'
+    return AuthResult(success=ok, handled=False)
+
+
+@pytest.mark.parametrize('mode', [0o600, 0o644], ids=['private-file', 'readable-file'])
+def test_relay_host_with_starttls_and_auth(outbound, mode):
+    folder = outbound.site.inst.dir / 'etc'
+    cert, key = make_cert(folder, 'relay.test')
+    sink = outbound.sink('127.0.0.7', tls_context=tls_context(cert, key), require_starttls=True,
+                         authenticator=relay_auth, auth_require_tls=True)
+    creds = folder / 'relay-auth'
+    creds.write_text('# user password\nrelayuser pass word\n')
+    who = outbound.site.inst.run_as()
+    if who:
+        import pwd
+        os.chown(creds, pwd.getpwnam(who[0]).pw_uid, -1)
+    os.chmod(creds, mode)
+    outbound.site.inst.write_config({'mtad': {
+        'relay_host': f'[127.0.0.7]:{outbound.remote_port}',
+        'relay_tls_verify': False,
+        'relay_auth_file': str(creds)}})
+    start(outbound)
+    qid = send_with_id(outbound.site.port, BODY, rcpts=(fwd('rel@anywhere.test'),))
+    if mode == 0o600:
+        wait_for(lambda: sink.messages, 20, 'the relay to get the message')
+        assert sink.messages[0][4], 'over TLS'
+        assert sink.messages[0][1] == ['rel@anywhere.test']
+        assert len(sink.logins) == 1
+        outbound.site.wait_queue_empty()
+        # No DNS question for the domain: the relay is used as given.
+        assert not [q for q in outbound.dns.queries if 'anywhere' in q[0]]
+        return
+
+    def deferred():
+        r = outbound.recipient(qid)
+        return r and r[0]['status'] == 'deferred' and r[0]
+    r = wait_for(deferred, 30, 'the recipient to be deferred')
+    assert 'may be read by group or others' in r['reply'], r['reply']
+    assert sink.messages == []
