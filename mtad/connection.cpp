@@ -49,11 +49,21 @@ smtp::Reply failureReply(int err) {
 
 }  // namespace
 
-Connection::Connection(Mtad& server, UniqueFd fd, const event::Peer& peer, smtp::Settings settings)
-    : ServerConnection(server.base(), std::move(fd), std::move(settings), server.policy(),
-                       "client=" + peer.text()),
+namespace {
+smtp::Policy& policyFor(Mtad& server, bool submission) {
+  if (submission) return server.submissionPolicy();
+  return server.policy();
+}
+}  // namespace
+
+Connection::Connection(Mtad& server, UniqueFd fd, const event::Peer& peer, smtp::Settings settings,
+                       bool submission)
+    : ServerConnection(server.base(), std::move(fd), std::move(settings),
+                       policyFor(server, submission),
+                       submission ? "client=msad" : "client=" + peer.text()),
       server_(server),
-      peer_(peer) {}
+      peer_(peer),
+      submission_(submission) {}
 
 Connection::~Connection() {
   if (commit_) server_.queue().cancelCallback(*commit_);
@@ -79,7 +89,11 @@ std::string Connection::receivedHeader(const smtp::Envelope& env, const std::str
 }
 
 void Connection::messageBegin(const smtp::Envelope& env) {
-  auto msg = server_.queue().begin(toQueueEnvelope(env, server_.policy()));
+  queue::Envelope qenv = toQueueEnvelope(env, server_.policy());
+  // AUTH= from msad is the authenticated user; from anyone else it is not
+  // trusted and dropped (RFC 4954 §5).
+  if (submission_ && env.auth && *env.auth != "<>") qenv.authUser = *env.auth;
+  auto msg = server_.queue().begin(qenv);
   if (!msg) {
     // The error is reported at end of data (452/451); until then the data
     // is read and dropped.
@@ -91,7 +105,7 @@ void Connection::messageBegin(const smtp::Envelope& env) {
   }
   beginError_.reset();
   message_ = std::move(*msg);
-  (void)message_.append(receivedHeader(env, message_.id().str()));
+  if (!submission_) (void)message_.append(receivedHeader(env, message_.id().str()));
 }
 
 void Connection::messageData(std::string_view bytes) {
@@ -111,10 +125,11 @@ void Connection::messageEnd() {
     if (r) {
       countMessage();
       YLOG_INFO(
-          "queued session=%s id=%s size=%llu from=<%s> nrcpt=%zu", logId().c_str(), id.c_str(),
-          static_cast<unsigned long long>(size),
+          "queued session=%s id=%s size=%llu from=<%s> nrcpt=%zu%s%s", logId().c_str(),
+          id.c_str(), static_cast<unsigned long long>(size),
           session().envelope().nullSender ? "" : session().envelope().from.normalized().c_str(),
-          session().envelope().recipients.size());
+          session().envelope().recipients.size(), submission_ ? " auth=" : "",
+          submission_ && session().envelope().auth ? session().envelope().auth->c_str() : "");
       session().messageDone(smtp::reply(smtp::ReplyId::Queued, id));
       server_.queued(*r);
     } else {

@@ -3,7 +3,8 @@
 // protocol engine, the timers, STARTTLS with mtad's certificate). The
 // engine decides everything protocol-related; this file only commits.
 // Trust: handles untrusted network input; runs as yubin-mta.
-// Standards: RFC 5321 §4.4 (the Received: header), RFC 3207 (STARTTLS).
+// Standards: RFC 5321 §4.4 (the Received: header), RFC 3207 (STARTTLS),
+// RFC 4954 §5 (AUTH=: kept from msad's submission socket only).
 #pragma once
 
 #include <optional>
@@ -19,7 +20,11 @@ class Mtad;
 
 class Connection : public smtp::ServerConnection {
  public:
-  Connection(Mtad& server, UniqueFd fd, const event::Peer& peer, smtp::Settings settings);
+  // `submission`: a connection on the submission socket (msad): trusted
+  // policy, AUTH= kept as the queue's authUser, no Received: of our own
+  // (msad wrote one).
+  Connection(Mtad& server, UniqueFd fd, const event::Peer& peer, smtp::Settings settings,
+             bool submission = false);
   ~Connection() override;
 
   const event::Peer& peer() const { return peer_; }
@@ -37,6 +42,7 @@ class Connection : public smtp::ServerConnection {
 
   Mtad& server_;
   event::Peer peer_;
+  bool submission_;
   queue::PendingMessage message_;
   std::optional<queue::CommitTicket> commit_;
   std::optional<Error> beginError_;  // queue file could not be created

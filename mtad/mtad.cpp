@@ -47,19 +47,30 @@ Status Mtad::start(service::Context& ctx) {
   if (auto st = directory_->reload(); !st)
     YLOG_WARN("user database: %s (recipients get 451 until it is fixed)", st.error().message.c_str());
   policy_ = std::make_unique<InboundPolicy>(*directory_, settings_.catchall);
+  submissionPolicy_ = std::make_unique<SubmissionInPolicy>(*policy_);
 
   tls_ = settings_.tls ? ctx.tls() : nullptr;
   settings_.smtp.tlsAvailable = tls_ != nullptr;
 
   for (auto& fd : ctx.takeListeners("listen")) {
     auto l = event::Listener::create(base_, std::move(fd), [this](UniqueFd c, const event::Peer& p) {
-      accept(std::move(c), p);
+      accept(std::move(c), p, false);
     });
     if (!l) return l.error();
     YLOG_INFO("listening on %s", (*l)->name().c_str());
     listeners_.push_back(std::move(*l));
   }
   if (listeners_.empty()) return Error{"no [mtad] listen sockets"};
+  // msad's handoff: who may connect is the socket's mode and group
+  // ([mtad] submission_socket_mode, _group: msad's group).
+  for (auto& fd : ctx.takeListeners("submission_socket")) {
+    auto l = event::Listener::create(base_, std::move(fd), [this](UniqueFd c, const event::Peer& p) {
+      accept(std::move(c), p, true);
+    });
+    if (!l) return l.error();
+    YLOG_INFO("listening on %s (submission from msad)", (*l)->name().c_str());
+    listeners_.push_back(std::move(*l));
+  }
 
   qmgr_ = std::make_unique<Qmgr>(
       base_, *queue_, *directory_,
@@ -75,9 +86,15 @@ void Mtad::exitWhenIdle() {
   if (stopping_ && connections_.empty() && (!qmgr_ || qmgr_->idle()) && ctx_) ctx_->exit();
 }
 
-void Mtad::accept(UniqueFd fd, const event::Peer& peer) {
+void Mtad::accept(UniqueFd fd, const event::Peer& peer, bool submission) {
   smtp::Settings s = settings_.smtp;
   s.clientAddress = peer.ip;
+  if (submission) {
+    // msad already read the message from its client and repaired bare LFs;
+    // it does not speak TLS to us.
+    s.normalizeBareLf = true;
+    s.tlsAvailable = false;
+  }
   char id[32];
   snprintf(id, sizeof id, "%x.%llx", static_cast<unsigned>(getpid()),
            static_cast<unsigned long long>(nextSessionNumber()));
@@ -87,11 +104,11 @@ void Mtad::accept(UniqueFd fd, const event::Peer& peer) {
     refusal = smtp::reply(smtp::ReplyId::ShuttingDown, settings_.smtp.hostname);
   } else if (connections_.size() >= settings_.maxConnections) {
     refusal = smtp::reply(smtp::ReplyId::TooManyConnections, settings_.smtp.hostname);
-  } else if (perIp_[peer.ip] >= settings_.maxConnectionsPerIp) {
+  } else if (!peer.isUnix && perIp_[peer.ip] >= settings_.maxConnectionsPerIp) {
     refusal = smtp::reply(smtp::ReplyId::TooManyFromAddress, settings_.smtp.hostname);
   }
   if (refusal) YLOG_NOTICE("connection refused client=%s reason=\"%s\"", peer.text().c_str(), refusal->text.c_str());
-  auto c = std::make_unique<Connection>(*this, std::move(fd), peer, std::move(s));
+  auto c = std::make_unique<Connection>(*this, std::move(fd), peer, std::move(s), submission);
   Connection* raw = c.get();
   connections_.emplace(raw, std::move(c));
   ++perIp_[peer.ip];

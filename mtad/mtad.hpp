@@ -48,6 +48,7 @@ class Mtad : public service::Daemon {
   event_base* base() const { return base_; }
   queue::Queue& queue() { return *queue_; }
   InboundPolicy& policy() { return *policy_; }
+  SubmissionInPolicy& submissionPolicy() { return *submissionPolicy_; }
   tls::ServerContext* tlsContext() { return settings_.tls ? tls_ : nullptr; }
   const ServerSettings& settings() const { return settings_; }
   // A connection ended: forget it (it is destroyed here).
@@ -57,7 +58,8 @@ class Mtad : public service::Daemon {
   void queued(const queue::QueueId& id);
 
  private:
-  void accept(UniqueFd fd, const event::Peer& peer);
+  // `submission`: from the submission socket (msad), trusted.
+  void accept(UniqueFd fd, const event::Peer& peer, bool submission);
   // On stop: exits once no session and no delivery is left.
   void exitWhenIdle();
 
@@ -67,6 +69,7 @@ class Mtad : public service::Daemon {
   std::unique_ptr<queue::Queue> queue_;
   std::unique_ptr<auth::Directory> directory_;
   std::unique_ptr<InboundPolicy> policy_;
+  std::unique_ptr<SubmissionInPolicy> submissionPolicy_;
   tls::ServerContext* tls_ = nullptr;  // owned by the skeleton
   std::unique_ptr<Qmgr> qmgr_;
   std::vector<std::unique_ptr<event::Listener>> listeners_;

@@ -46,4 +46,17 @@ std::optional<smtp::Reply> InboundPolicy::checkRecipient(const smtp::Envelope& e
   return smtp::reply(smtp::ReplyId::LocalError);
 }
 
+std::optional<smtp::Reply> SubmissionInPolicy::checkSender(const smtp::Envelope&,
+                                                           const mail::Address&) {
+  return std::nullopt;  // msad checked that the user owns it
+}
+
+std::optional<smtp::Reply> SubmissionInPolicy::checkRecipient(const smtp::Envelope& env,
+                                                              const mail::Address& rcpt) {
+  if (!rcpt.isPostmaster() && mail::looksLikeRelayTrick(rcpt))
+    return smtp::reply(smtp::ReplyId::RoutingRejected);
+  if (!rcpt.isPostmaster() && !inbound_.isLocal(rcpt)) return std::nullopt;  // relay
+  return inbound_.checkRecipient(env, rcpt);
+}
+
 }  // namespace yubin::mtad

@@ -4,6 +4,10 @@
 // RCPT time unless a catch-all is configured.
 // Trust: judges untrusted envelope addresses; runs as yubin-mta.
 // Standards: RFC 5321 §3.6 (relaying), §4.5.1 (postmaster), RFC 3463.
+//
+// SubmissionInPolicy is the policy of the submission socket, where msad
+// hands over messages its authenticated users sent: any recipient (local
+// ones still checked for existence), any sender (msad checked it).
 #pragma once
 
 #include <string>
@@ -27,10 +31,23 @@ class InboundPolicy : public smtp::Policy {
   // postmaster@<first local domain> (RFC 5321 §4.5.1).
   std::string queuedAddress(const mail::Address& rcpt) const;
   void setCatchall(std::string catchall) { catchall_ = std::move(catchall); }
+  bool isLocal(const mail::Address& rcpt) const { return directory_.isLocalDomain(rcpt.domain); }
 
  private:
   auth::Directory& directory_;
   std::string catchall_;
+};
+
+class SubmissionInPolicy : public smtp::Policy {
+ public:
+  explicit SubmissionInPolicy(InboundPolicy& inbound) : inbound_(inbound) {}
+  std::optional<smtp::Reply> checkSender(const smtp::Envelope& env,
+                                         const mail::Address& from) override;
+  std::optional<smtp::Reply> checkRecipient(const smtp::Envelope& env,
+                                            const mail::Address& rcpt) override;
+
+ private:
+  InboundPolicy& inbound_;
 };
 
 }  // namespace yubin::mtad
