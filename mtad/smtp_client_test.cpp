@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -545,4 +546,44 @@ TEST_CASE("relay credentials file: one line, mode 0600", "[remote]") {
   ::chmod(path.c_str(), 0600);
   CHECK_FALSE(readAuthFile(path));
   CHECK_FALSE(readAuthFile(dir.file("missing")));
+}
+
+TEST_CASE("random server bytes never break the client's invariants", "[smtp_client]") {
+  // Reply-shaped noise: right and wrong codes, continuations, line ends cut
+  // anywhere. Whatever comes, a result has one reply per recipient, and the
+  // client either waits, is ready, or is closed with a reason.
+  std::mt19937 rng(12345);
+  static const char* const kPieces[] = {
+      "220 hi\r\n", "250 ok\r\n", "250-", "250-PIPELINING\r\n", "250-STARTTLS\r\n", "354 go\r\n",
+      "550 5.1.1 no\r\n", "451 later\r\n", "421 bye\r\n", "334 VXNlcm5hbWU6\r\n", "235 ok\r\n",
+      "\r\n", "\n", "2", "5", "0", " ", "-", "x", "\r"};
+  for (int round = 0; round < 3000; ++round) {
+    SmtpClientSettings s = plainSettings();
+    s.startTls = rng() % 2 == 0;
+    if (rng() % 4 == 0) {
+      s.implicitTls = true;
+      s.auth = SmtpCredentials{"u", "p"};
+    }
+    SmtpClient c(s);
+    size_t sent = 0;
+    for (int step = 0; step < 40 && c.state() != S::Closed; ++step) {
+      std::string chunk;
+      for (int k = 0, n = 1 + static_cast<int>(rng() % 4); k < n; ++k)
+        chunk += kPieces[rng() % (sizeof kPieces / sizeof kPieces[0])];
+      c.feed(chunk);
+      c.takeOutput();
+      if (c.state() == S::TlsHandshake) c.tlsStarted();
+      if (c.state() == S::Content) c.contentSent();
+      if (c.state() == S::Ready && rng() % 2 == 0) {
+        sent = 1 + rng() % 3;
+        c.send(message(sent));
+      }
+      if (auto r = c.takeResult()) {
+        REQUIRE(r->replies.size() == sent);
+        for (const auto& rep : r->replies) REQUIRE(rep.code >= 200);
+      }
+    }
+    if (c.state() == S::Closed && c.transactions() == 0 && c.setupFailure())
+      REQUIRE(c.setupFailure()->reply.code / 100 == 4);
+  }
 }
