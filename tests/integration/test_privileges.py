@@ -178,6 +178,8 @@ class Layout:
         for d in ('mrad', 'msad'):
             if (inst.build_dir / d / d).exists() and (d, 'user') in keys:
                 self.daemons.append(d)
+        if 'msad' in self.daemons and ('mtad', 'submission_socket') not in keys:
+            self.daemons.remove('msad')  # no way to connect it to mtad yet
 
         self.mta = self.users.make('mta')
         self.mail = self.users.make('mail')
