@@ -513,7 +513,9 @@ void RemoteDelivery::nextAddress(uint64_t aid) {
       return;
     }
     if (!failure) {
-      Conn& c = *conns_.at(raw);
+      auto cit = conns_.find(raw);
+      if (cit == conns_.end()) fatal("remote delivery: connected a connection that is gone");
+      Conn& c = *cit->second;
       c.ownsSlot = true;  // the attempt's slot passes to the connection
       uint64_t jobId = a->job;
       YLOG_INFO("smtp client connected host=%s tls=\"%s\"", raw->endpoint().text().c_str(),
@@ -571,7 +573,9 @@ void RemoteDelivery::runJob(Conn& conn, uint64_t jobId) {
   Job& j = *jobs_.at(jobId);
   SmtpConnection* raw = conn.c.get();
   raw->send(j.job.message, j.job.file, j.job.logId, [this, raw, jobId](TransactionResult r) {
-    Conn& c = *conns_.at(raw);
+    auto cit = conns_.find(raw);
+    if (cit == conns_.end()) fatal("remote delivery: result from a connection that is gone");
+    Conn& c = *cit->second;
     c.job = 0;
     const std::string key = c.dest;
     auto jit = jobs_.find(jobId);
