@@ -140,6 +140,7 @@ void MailConnection::start() {
   bufferevent_setcb(bev_.get(), &MailConnection::onRead, &MailConnection::onWrite,
                     &MailConnection::onEvent, this);
   bufferevent_setwatermark(bev_.get(), EV_WRITE, kLowWater, 0);
+  bufferevent_set_max_single_write(bev_.get(), kBudget);
   bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
 
   // The login process named the mailbox; it must be the one the user
