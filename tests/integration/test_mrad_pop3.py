@@ -2,7 +2,8 @@
 listener, STLS, POP3_SSL on the implicit TLS port), AUTH PLAIN, Maildir and
 mbox mailboxes, byte-exact messages ('.' and 'From ' lines), DELE only at
 QUIT, [IN-USE] between sessions, a client gone mid-RETR deletes nothing,
-the mail process killed with -9 (mrad exits non-zero), fetchmail with
+the mail process killed with -9 (mrad exits 70; under yubin-master it is
+restarted and serves again), fetchmail with
 --mda, and (as root) the privilege split: the two processes' users, the
 login process unable to open a mailbox, the mail process unable to open
 the queue.
@@ -273,3 +274,20 @@ def test_privilege_split(pop, instance):
     c = login(pop)
     assert retr(c, 1)[0] == crlf(msg(1))
     c.quit()
+
+
+def test_under_master_restarted_after_mail_process_dies(pop, instance):
+    pop.add_maildir('bob', msg(1))
+    instance.link_daemon('mrad', pop.exe)
+    instance.start_master()
+    d = instance.wait_daemon('mrad', timeout=30)
+    c = login(pop)
+    assert c.stat()[0] == 1
+    kids = open(f'/proc/{d["pid"]}/task/{d["pid"]}/children').read().split()
+    assert len(kids) == 1
+    os.kill(int(kids[0]), signal.SIGKILL)
+    instance.wait_daemon('mrad', timeout=30, not_pid=d['pid'])
+    c = wait_for(lambda: login(pop), 20, 'a login on the restarted mrad')
+    assert retr(c, 1)[0] == crlf(msg(1))
+    c.quit()
+    assert 'mail process ended' in instance.master_log()
