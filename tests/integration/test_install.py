@@ -59,7 +59,11 @@ def unit_values(path, key):
 
 
 def daemon_sockets(daemon):
-    return sorted(SYSTEMD_SRC.glob(f'yubin-{daemon}*.socket'))
+    """The socket units systemd/meson.build installs for `daemon`."""
+    text = (SYSTEMD_SRC / 'meson.build').read_text()
+    m = re.search(r"'%s' : \[([^]]*)\]" % daemon, text)
+    assert m, f'no socket list for {daemon} in systemd/meson.build'
+    return [SYSTEMD_SRC / n for n in re.findall(r"'([\w.-]+\.socket)'", m.group(1))]
 
 
 def test_destdir_install_units_and_folders(tmp_path, build_dir):
@@ -107,6 +111,9 @@ def test_destdir_install_units_and_folders(tmp_path, build_dir):
         assert unit_values(unit, 'ExecStart') == [f'{libexec}/{daemon} -c {confdir}/yubin.conf']
         # Every path a unit names is an installed program.
         assert (dest / libexec.relative_to('/') / daemon).is_file()
+    want_sockets = {s.name for d in ('mtad', 'mdad', 'msad', 'mrad')
+                    if (build_dir / d / d).exists() for s in daemon_sockets(d)}
+    assert {n for n in names if n.endswith('.socket')} == want_sockets
     for u in units:
         assert not re.search(r'@[a-z_]+@', u.read_text()), f'unsubstituted variable in {u.name}'
 
