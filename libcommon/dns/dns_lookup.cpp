@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
   std::string what = argv[i++];
   if (what != "mx" && what != "addresses" && what != "route") return usage();
 
-  auto base = event::newEventBase();
+  auto base = yubin::event::newEventBase();
   if (!base) {
     std::fprintf(stderr, "dns-lookup: %s\n", base.error().message.c_str());
     return 1;
