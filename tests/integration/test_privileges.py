@@ -297,6 +297,7 @@ def expect_ids(pid, pw, users_gid):
 
 
 def test_each_daemon_runs_with_the_configured_ids(layout):
+    print(f'daemons checked: {", ".join(layout.daemons)}')
     ug = layout.ugroup.pw_gid
     expect_ids(layout.pids['mtad'], layout.mta, ug)
     expect_ids(layout.pids['mdad'], layout.mail, ug)
