@@ -273,25 +273,36 @@ MboxFromLine mboxParseFromLine(std::string_view line) {
 // ---- MboxWriter ----
 
 Result<MboxWriter> MboxWriter::open(const std::string& path, const MboxLockSettings& lock, Fs& fs) {
-  UniqueFd fd(fs.open(path.c_str(),
-                      O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-                      0600));
-  if (!fd) return errnoError("open " + path);
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return errnoError("fstat " + path);
-  if (!S_ISREG(st.st_mode)) return Error{path + ": not a regular file", EINVAL};
-  if (auto s = fcntlLock(fd.get(), F_WRLCK, lock.timeout, path); !s) return s.error();
-  MboxWriter w(fs, path, std::move(fd));
-  if (lock.dotLock != DotLock::Off) {
-    std::string lockPath = path + ".lock";
-    auto held = takeDotLock(fs, lockPath, lock);
-    if (!held) return held.error();
-    if (*held) {
-      w.dotLockPath_ = std::move(lockPath);
-      w.lastTouch_ = SteadyClock::now();
+  // A reader that rewrites the mbox (POP3/IMAP expunge: temp file, then
+  // rename over the path) may replace the file while we wait for its
+  // lock. Once the locks are ours, the path must still name the inode we
+  // locked; otherwise we hold the lock of a file nobody will read again, so
+  // start over on the new one.
+  for (int attempt = 0;; ++attempt) {
+    UniqueFd fd(fs.open(path.c_str(),
+                        O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+                        0600));
+    if (!fd) return errnoError("open " + path);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return errnoError("fstat " + path);
+    if (!S_ISREG(st.st_mode)) return Error{path + ": not a regular file", EINVAL};
+    if (auto s = fcntlLock(fd.get(), F_WRLCK, lock.timeout, path); !s) return s.error();
+    MboxWriter w(fs, path, std::move(fd));
+    if (lock.dotLock != DotLock::Off) {
+      std::string lockPath = path + ".lock";
+      auto held = takeDotLock(fs, lockPath, lock);
+      if (!held) return held.error();
+      if (*held) {
+        w.dotLockPath_ = std::move(lockPath);
+        w.lastTouch_ = SteadyClock::now();
+      }
     }
+    struct stat now;
+    if (::lstat(path.c_str(), &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino)
+      return w;
+    if (attempt >= 10) return Error{path + ": replaced while waiting for its lock, 10 times", EAGAIN};
+    // w releases its locks here; try the file now at the path.
   }
-  return w;
 }
 
 MboxWriter::MboxWriter(MboxWriter&& o) noexcept

@@ -9,7 +9,10 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <atomic>
+#include <chrono>
 #include <map>
+#include <thread>
 
 #include "base/fs.hpp"
 #include "store/test_util.hpp"
@@ -405,4 +408,51 @@ TEST_CASE("concurrent appenders never interleave") {
   }
   CHECK(seen.size() == static_cast<size_t>(kProcs * kEach));
   CHECK(listDir(t.path()) == std::vector<std::string>{"mbox"});
+}
+
+namespace {
+// Counts open() calls, so a test knows another thread has its descriptor.
+class CountingFs : public Fs {
+ public:
+  std::atomic<int> opens{0};
+  int open(const char* path, int flags, mode_t mode) override {
+    int fd = Fs::open(path, flags, mode);
+    ++opens;
+    return fd;
+  }
+};
+}  // namespace
+
+TEST_CASE("a writer waiting for the lock follows a rewrite that renamed a new mbox over the path") {
+  // A POP3/IMAP expunge rewrites the mbox into a temp file and renames it
+  // over the path while a delivery waits for the lock on the old inode:
+  // the delivery must land in the new file, not in the unlinked old one.
+  TempDir t;
+  std::string path = t / "mbox";
+  REQUIRE(appendToMbox(path, "a", 0, "", MemorySource("old\n"), fastLocks()).ok());
+  auto holder = MboxWriter::open(path, fastLocks(), realFs());
+  REQUIRE(holder.ok());
+
+  CountingFs fs;
+  Status waiting;
+  std::thread writer([&] {
+    waiting = appendToMbox(path, "b", 0, "", MemorySource("delivered\n"), fastLocks(), {}, fs);
+  });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (fs.opens.load() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(fs.opens.load() > 0);
+
+  std::string tmp = t / "mbox.rewrite";
+  REQUIRE(appendToMbox(tmp, "c", 0, "", MemorySource("kept\n"), fastLocks()).ok());
+  REQUIRE(::rename(tmp.c_str(), path.c_str()) == 0);
+  REQUIRE(holder->close().ok());
+  writer.join();
+
+  REQUIRE(waiting.ok());
+  auto msgs = parseFile(path);
+  REQUIRE(msgs.size() == 2);
+  CHECK(msgs[0].data.find("kept") != std::string::npos);
+  CHECK(msgs[1].data.find("delivered") != std::string::npos);
+  CHECK(fs.opens.load() >= 2);
 }
