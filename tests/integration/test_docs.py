@@ -35,6 +35,8 @@ PROGRAMS = {
     "yubinctl": "ctl/yubinctl",
     "mtad": "mtad/mtad",
     "mdad": "mdad/mdad",
+    "msad": "msad/msad",
+    "mrad": "mrad/mrad",
 }
 
 PAGES = sorted(p for p in MAN.iterdir() if re.fullmatch(r"[\w.-]+\.[1-9]", p.name))
