@@ -25,20 +25,21 @@ std::string logSafe(std::string_view s) {
 
 }  // namespace
 
-Connection::Connection(Msad& server, UniqueFd fd, const event::Peer& peer,
-                       smtp::Settings settings, bool implicitTls)
+Connection::Connection(Msad& server, UniqueFd fd, const event::Peer& peer, smtp::Settings settings,
+                       bool implicitTls)
     : ServerConnection(server.base(), std::move(fd), std::move(settings), server.policy(),
                        "client=" + peer.text()),
       server_(server),
       peer_(peer),
       implicitTls_(implicitTls),
-      authDelay_(server.base(), [this] {
-        if (!delayedFailure_) return;
-        smtp::Reply r = std::move(*delayedFailure_);
-        delayedFailure_.reset();
-        session().authFailed(r);
-        resumeReading();
-      }),
+      authDelay_(server.base(),
+                 [this] {
+                   if (!delayedFailure_) return;
+                   smtp::Reply r = std::move(*delayedFailure_);
+                   delayedFailure_.reset();
+                   session().authFailed(r);
+                   resumeReading();
+                 }),
       handoffNotify_(server.base(), [this] { onHandoffNotify(); }) {}
 
 Connection::~Connection() { cancelAuth(); }
@@ -71,10 +72,12 @@ void Connection::authStart(std::string_view mechanism, std::optional<std::string
   if (server_.throttle().locked(peer_.ip, "", now)) {
     YLOG_NOTICE("auth refused: too many failures session=%s client=%s", logId().c_str(),
                 peer_.ip.c_str());
-    session().authFailed(smtp::reply(smtp::ReplyId::AuthTooManyFailures, server_.settings().smtp.hostname));
+    session().authFailed(
+        smtp::reply(smtp::ReplyId::AuthTooManyFailures, server_.settings().smtp.hostname));
     return;
   }
-  auto ex = sasl::Exchange::start(mechanism, server_.directory(), saslOptions(session().envelope()));
+  auto ex =
+      sasl::Exchange::start(mechanism, server_.directory(), saslOptions(session().envelope()));
   if (!ex) {
     session().authFailed(smtp::reply(smtp::ReplyId::AuthUnknownMechanism));
     return;
@@ -125,10 +128,11 @@ void Connection::step(sasl::Step s) {
       const auto now = sasl::Throttle::Clock::now();
       if (server_.throttle().locked(peer_.ip, s.user, now)) {
         sodium_memzero(s.password.data(), s.password.size());
-        YLOG_NOTICE("auth refused: too many failures session=%s client=%s user=%s",
-                    logId().c_str(), peer_.ip.c_str(), logSafe(s.user).c_str());
+        YLOG_NOTICE("auth refused: too many failures session=%s client=%s user=%s", logId().c_str(),
+                    peer_.ip.c_str(), logSafe(s.user).c_str());
         exchange_.reset();
-        session().authFailed(smtp::reply(smtp::ReplyId::AuthTooManyFailures, server_.settings().smtp.hostname));
+        session().authFailed(
+            smtp::reply(smtp::ReplyId::AuthTooManyFailures, server_.settings().smtp.hostname));
         return;
       }
       auto t = server_.checker().check(s.user, s.password, [this](bool ok) {
@@ -151,9 +155,9 @@ void Connection::step(sasl::Step s) {
     }
     case Kind::Success: {
       server_.throttle().success(peer_.ip, s.user);
-      YLOG_INFO("auth ok session=%s client=%s user=%s mech=%.*s", logId().c_str(),
-                peer_.ip.c_str(), logSafe(s.authenticated).c_str(),
-                static_cast<int>(exchange_->name().size()), exchange_->name().data());
+      YLOG_INFO("auth ok session=%s client=%s user=%s mech=%.*s", logId().c_str(), peer_.ip.c_str(),
+                logSafe(s.authenticated).c_str(), static_cast<int>(exchange_->name().size()),
+                exchange_->name().data());
       if (!s.serverFinal.empty()) {
         awaitingFinalAck_ = true;
         pendingUser_ = s.authenticated;
@@ -181,9 +185,10 @@ void Connection::authFailure(const sasl::Step& s) {
   throttle.failure(peer_.ip, user, now);
   YLOG_NOTICE("auth failed session=%s client=%s user=%s mech=%s reason=\"%s\"", logId().c_str(),
               peer_.ip.c_str(), logSafe(user).c_str(), mech.c_str(), logSafe(s.reason).c_str());
-  smtp::Reply r = throttle.locked(peer_.ip, user, now)
-                      ? smtp::reply(smtp::ReplyId::AuthTooManyFailures, server_.settings().smtp.hostname)
-                      : smtp::reply(smtp::ReplyId::AuthFailed);
+  smtp::Reply r =
+      throttle.locked(peer_.ip, user, now)
+          ? smtp::reply(smtp::ReplyId::AuthTooManyFailures, server_.settings().smtp.hostname)
+          : smtp::reply(smtp::ReplyId::AuthFailed);
   auto delay = throttle.delay(peer_.ip, user, now);
   if (delay.count() <= 0) {
     session().authFailed(r);

@@ -63,8 +63,8 @@ class Connection : public smtp::ServerConnection {
   std::optional<sasl::PasswordChecker::Ticket> ticket_;
   event::Timer authDelay_;
   std::optional<smtp::Reply> delayedFailure_;
-  std::string attemptUser_;     // the user named in the current attempt
-  std::string pendingUser_;     // SCRAM: authenticated, waiting for the empty response
+  std::string attemptUser_;  // the user named in the current attempt
+  std::string pendingUser_;  // SCRAM: authenticated, waiting for the empty response
   bool awaitingFinalAck_ = false;
   std::optional<std::string> exporter_;  // computed once TLS is up
   // The message

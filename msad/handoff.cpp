@@ -87,8 +87,7 @@ void Handoff::connect() {
   std::memcpy(sa.sun_path, settings_.socketPath.data(), settings_.socketPath.size());
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return finish(smtp::reply(smtp::ReplyId::LocalError), std::strerror(errno));
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 &&
-      errno != EINPROGRESS)
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 && errno != EINPROGRESS)
     return finish(smtp::reply(smtp::ReplyId::LocalError),
                   "connect " + settings_.socketPath + ": " + std::strerror(errno));
   auto bev = event::newSocketBufferevent(base_, std::move(fd));

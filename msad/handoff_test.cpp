@@ -95,21 +95,22 @@ struct Harness {
   void listen() {
     auto fd = sys::bindUnix(path, 0600, static_cast<gid_t>(-1));
     REQUIRE(fd.ok());
-    auto l = event::Listener::create(base.get(), std::move(*fd), [this](UniqueFd c, const event::Peer&) {
-      mtad.bev = event::newSocketBufferevent(base.get(), std::move(c)).value();
-      bufferevent_setcb(
-          mtad.bev.get(),
-          [](bufferevent* b, void* self) {
-            auto* m = static_cast<FakeMtad*>(self);
-            char buf[4096];
-            size_t n;
-            while (m->bev && (n = bufferevent_read(b, buf, sizeof buf)) > 0)
-              m->onBytes(std::string_view(buf, n));
-          },
-          nullptr, nullptr, &mtad);
-      bufferevent_enable(mtad.bev.get(), EV_READ | EV_WRITE);
-      if (mtad.mode != FakeMtad::Mode::NoGreeting) mtad.send("220 mtad ESMTP\r\n");
-    });
+    auto l =
+        event::Listener::create(base.get(), std::move(*fd), [this](UniqueFd c, const event::Peer&) {
+          mtad.bev = event::newSocketBufferevent(base.get(), std::move(c)).value();
+          bufferevent_setcb(
+              mtad.bev.get(),
+              [](bufferevent* b, void* self) {
+                auto* m = static_cast<FakeMtad*>(self);
+                char buf[4096];
+                size_t n;
+                while (m->bev && (n = bufferevent_read(b, buf, sizeof buf)) > 0)
+                  m->onBytes(std::string_view(buf, n));
+              },
+              nullptr, nullptr, &mtad);
+          bufferevent_enable(mtad.bev.get(), EV_READ | EV_WRITE);
+          if (mtad.mode != FakeMtad::Mode::NoGreeting) mtad.send("220 mtad ESMTP\r\n");
+        });
     REQUIRE(l.ok());
     listener = std::move(*l);
   }
@@ -134,7 +135,8 @@ struct Harness {
 
 TEST_CASE("handoff commands") {
   smtp::Envelope env = envelope();
-  CHECK(mailCommand(env, "alice@example.org") == "MAIL FROM:<alice@example.org> AUTH=alice@example.org\r\n");
+  CHECK(mailCommand(env, "alice@example.org") ==
+        "MAIL FROM:<alice@example.org> AUTH=alice@example.org\r\n");
   env.body = mail::Body::EightBitMime;
   env.smtputf8 = true;
   env.ret = mail::Ret::Headers;
@@ -143,21 +145,24 @@ TEST_CASE("handoff commands") {
         "MAIL FROM:<alice@example.org> BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=id+2B1+20x "
         "AUTH=a+3Db@example.org\r\n");
   env.nullSender = true;
-  CHECK(mailCommand(env, "") == "MAIL FROM:<> BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=id+2B1+20x AUTH=<>\r\n");
+  CHECK(mailCommand(env, "") ==
+        "MAIL FROM:<> BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=id+2B1+20x AUTH=<>\r\n");
   smtp::Recipient r = envelope().recipients[0];
   CHECK(rcptCommand(r) == "RCPT TO:<bob@remote.example>\r\n");
   r.notify = mail::kNotifySuccess | mail::kNotifyDelay;
   r.orcptType = "rfc822";
   r.orcpt = "bob+x@remote.example";
-  CHECK(rcptCommand(r) ==
-        "RCPT TO:<bob@remote.example> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;bob+2Bx@remote.example\r\n");
+  CHECK(
+      rcptCommand(r) ==
+      "RCPT TO:<bob@remote.example> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;bob+2Bx@remote.example\r\n");
   r.notify = mail::kNotifyNever;
   r.orcptType.clear();
   CHECK(rcptCommand(r) == "RCPT TO:<bob@remote.example> NOTIFY=NEVER\r\n");
 }
 
 TEST_CASE("handoff reply mapping") {
-  CHECK(clientReplyFor({250, "2.0.0", {"Ok: queued as Q1"}}) == smtp::Reply{250, "2.0.0", "Ok: queued as Q1"});
+  CHECK(clientReplyFor({250, "2.0.0", {"Ok: queued as Q1"}}) ==
+        smtp::Reply{250, "2.0.0", "Ok: queued as Q1"});
   CHECK(clientReplyFor({250, "", {"Ok"}}) == smtp::Reply{250, "2.0.0", "Ok"});
   CHECK(clientReplyFor({452, "", {"full", "really"}}) == smtp::Reply{452, "4.3.0", "full\nreally"});
   CHECK(clientReplyFor({550, "5.1.1", {"no"}}) == smtp::Reply{550, "5.1.1", "no"});

@@ -42,19 +42,22 @@ TEST_CASE("header additions") {
       {"date only", "DATE : x\r\nSubject: y\r\n\r\n",
        kRecv + "DATE : x\r\nSubject: y\r\nMessage-ID: <ID@h>\r\n\r\n"},
       {"names in the body do not count", "Subject: s\r\n\r\nDate: no\r\nMessage-ID: no\r\n",
-       kRecv + "Subject: s\r\nDate: DATE\r\nMessage-ID: <ID@h>\r\n\r\nDate: no\r\nMessage-ID: no\r\n"},
-      {"folded lines are not fields",
-       "Subject: a\r\n Date: folded\r\n\tMessage-ID: folded\r\n\r\n",
-       kRecv + "Subject: a\r\n Date: folded\r\n\tMessage-ID: folded\r\nDate: DATE\r\nMessage-ID: <ID@h>\r\n\r\n"},
+       kRecv +
+           "Subject: s\r\nDate: DATE\r\nMessage-ID: <ID@h>\r\n\r\nDate: no\r\nMessage-ID: no\r\n"},
+      {"folded lines are not fields", "Subject: a\r\n Date: folded\r\n\tMessage-ID: folded\r\n\r\n",
+       kRecv + "Subject: a\r\n Date: folded\r\n\tMessage-ID: folded\r\nDate: DATE\r\nMessage-ID: "
+               "<ID@h>\r\n\r\n"},
       {"look-alike names", "Dates: x\r\nMessage-IDs: y\r\nX-Date: z\r\n\r\n",
-       kRecv + "Dates: x\r\nMessage-IDs: y\r\nX-Date: z\r\nDate: DATE\r\nMessage-ID: <ID@h>\r\n\r\n"},
+       kRecv +
+           "Dates: x\r\nMessage-IDs: y\r\nX-Date: z\r\nDate: DATE\r\nMessage-ID: <ID@h>\r\n\r\n"},
       {"no body separator", "Subject: s\r\n",
        kRecv + "Subject: s\r\nDate: DATE\r\nMessage-ID: <ID@h>\r\n"},
       {"no final line end", "Subject: s",
        kRecv + "Subject: s\r\nDate: DATE\r\nMessage-ID: <ID@h>\r\n"},
       {"empty message", "", kRecv + "Date: DATE\r\nMessage-ID: <ID@h>\r\n"},
       {"body only", "\r\nbody\r\n", kRecv + "Date: DATE\r\nMessage-ID: <ID@h>\r\n\r\nbody\r\n"},
-      {"bare LF lines", "Subject: s\n\nb\n", kRecv + "Subject: s\nDate: DATE\r\nMessage-ID: <ID@h>\r\n\nb\n"},
+      {"bare LF lines", "Subject: s\n\nb\n",
+       kRecv + "Subject: s\nDate: DATE\r\nMessage-ID: <ID@h>\r\n\nb\n"},
   };
   for (const auto& c : cases) {
     INFO(c.name);

@@ -44,7 +44,8 @@ ServerSettings ServerSettings::fromConfig(const config::Config& cfg) {
   s.throttle.window = cfg.duration("msad", "auth_window");
   s.rate.messagesPerHour = cfg.integer("msad", "rate_messages");
   s.rate.recipientsPerHour = cfg.integer("msad", "rate_recipients");
-  s.authWorkers = static_cast<unsigned>(std::clamp<uint64_t>(cfg.integer("msad", "auth_workers"), 1, 64));
+  s.authWorkers =
+      static_cast<unsigned>(std::clamp<uint64_t>(cfg.integer("msad", "auth_workers"), 1, 64));
   return s;
 }
 
@@ -74,7 +75,9 @@ Status Msad::start(service::Context& ctx) {
 
   tls_ = ctx.tls();
   settings_.smtp.tlsAvailable = tls_ != nullptr;
-  if (!tls_) YLOG_WARN("no [global] tls_cert: no STARTTLS, port 465 closed, AUTH only from loopback if allowed");
+  if (!tls_)
+    YLOG_WARN(
+        "no [global] tls_cert: no STARTTLS, port 465 closed, AUTH only from loopback if allowed");
 
   for (bool implicit : {false, true}) {
     for (auto& fd : ctx.takeListeners(implicit ? "listen_tls" : "listen")) {

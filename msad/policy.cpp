@@ -66,8 +66,8 @@ std::optional<smtp::Reply> SubmissionPolicy::checkSender(const smtp::Envelope& e
   // The null sender cannot impersonate anyone (RFC 6409 §6.1 leaves it to us).
   if (env.nullSender) return std::nullopt;
   if (!owns(env.authUser, from)) {
-    YLOG_NOTICE("sender refused: not owned client=%s user=%s from=<%s>",
-                env.clientAddress.c_str(), env.authUser.c_str(), from.normalized().c_str());
+    YLOG_NOTICE("sender refused: not owned client=%s user=%s from=<%s>", env.clientAddress.c_str(),
+                env.authUser.c_str(), from.normalized().c_str());
     return smtp::reply(smtp::ReplyId::SenderNotOwned);
   }
   return std::nullopt;
@@ -77,8 +77,7 @@ std::optional<smtp::Reply> SubmissionPolicy::checkRecipient(const smtp::Envelope
                                                             const mail::Address& rcpt) {
   if (!rcpt.isPostmaster() && mail::looksLikeRelayTrick(rcpt))
     return smtp::reply(smtp::ReplyId::RoutingRejected);
-  if (!rate_.allowRecipients(env.authUser, env.recipients.size() + 1,
-                             RateLimiter::Clock::now())) {
+  if (!rate_.allowRecipients(env.authUser, env.recipients.size() + 1, RateLimiter::Clock::now())) {
     YLOG_NOTICE("recipient refused: recipient rate limit client=%s user=%s",
                 env.clientAddress.c_str(), env.authUser.c_str());
     return smtp::reply(smtp::ReplyId::RateLimited);

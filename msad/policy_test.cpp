@@ -48,7 +48,9 @@ struct Fixture {
   }
 };
 
-mail::Address addr(std::string local, std::string domain) { return {std::move(local), std::move(domain)}; }
+mail::Address addr(std::string local, std::string domain) {
+  return {std::move(local), std::move(domain)};
+}
 
 }  // namespace
 

@@ -125,8 +125,8 @@ void Connection::messageEnd() {
     if (r) {
       countMessage();
       YLOG_INFO(
-          "queued session=%s id=%s size=%llu from=<%s> nrcpt=%zu%s%s", logId().c_str(),
-          id.c_str(), static_cast<unsigned long long>(size),
+          "queued session=%s id=%s size=%llu from=<%s> nrcpt=%zu%s%s", logId().c_str(), id.c_str(),
+          static_cast<unsigned long long>(size),
           session().envelope().nullSender ? "" : session().envelope().from.normalized().c_str(),
           session().envelope().recipients.size(), submission_ ? " auth=" : "",
           submission_ && session().envelope().auth ? session().envelope().auth->c_str() : "");

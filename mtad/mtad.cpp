@@ -45,7 +45,8 @@ Status Mtad::start(service::Context& ctx) {
 
   directory_ = std::make_unique<auth::Directory>(auth::DirectorySettings::fromConfig(cfg));
   if (auto st = directory_->reload(); !st)
-    YLOG_WARN("user database: %s (recipients get 451 until it is fixed)", st.error().message.c_str());
+    YLOG_WARN("user database: %s (recipients get 451 until it is fixed)",
+              st.error().message.c_str());
   policy_ = std::make_unique<InboundPolicy>(*directory_, settings_.catchall);
   submissionPolicy_ = std::make_unique<SubmissionInPolicy>(*policy_);
 
@@ -53,9 +54,9 @@ Status Mtad::start(service::Context& ctx) {
   settings_.smtp.tlsAvailable = tls_ != nullptr;
 
   for (auto& fd : ctx.takeListeners("listen")) {
-    auto l = event::Listener::create(base_, std::move(fd), [this](UniqueFd c, const event::Peer& p) {
-      accept(std::move(c), p, false);
-    });
+    auto l = event::Listener::create(
+        base_, std::move(fd),
+        [this](UniqueFd c, const event::Peer& p) { accept(std::move(c), p, false); });
     if (!l) return l.error();
     YLOG_INFO("listening on %s", (*l)->name().c_str());
     listeners_.push_back(std::move(*l));
@@ -64,9 +65,9 @@ Status Mtad::start(service::Context& ctx) {
   // msad's handoff: who may connect is the socket's mode and group
   // ([mtad] submission_socket_mode, _group: msad's group).
   for (auto& fd : ctx.takeListeners("submission_socket")) {
-    auto l = event::Listener::create(base_, std::move(fd), [this](UniqueFd c, const event::Peer& p) {
-      accept(std::move(c), p, true);
-    });
+    auto l = event::Listener::create(
+        base_, std::move(fd),
+        [this](UniqueFd c, const event::Peer& p) { accept(std::move(c), p, true); });
     if (!l) return l.error();
     YLOG_INFO("listening on %s (submission from msad)", (*l)->name().c_str());
     listeners_.push_back(std::move(*l));
@@ -107,13 +108,16 @@ void Mtad::accept(UniqueFd fd, const event::Peer& peer, bool submission) {
   } else if (!peer.isUnix && perIp_[peer.ip] >= settings_.maxConnectionsPerIp) {
     refusal = smtp::reply(smtp::ReplyId::TooManyFromAddress, settings_.smtp.hostname);
   }
-  if (refusal) YLOG_NOTICE("connection refused client=%s reason=\"%s\"", peer.text().c_str(), refusal->text.c_str());
+  if (refusal)
+    YLOG_NOTICE("connection refused client=%s reason=\"%s\"", peer.text().c_str(),
+                refusal->text.c_str());
   auto c = std::make_unique<Connection>(*this, std::move(fd), peer, std::move(s), submission);
   Connection* raw = c.get();
   connections_.emplace(raw, std::move(c));
   ++perIp_[peer.ip];
   if (auto st = raw->start(refusal); !st) {
-    YLOG_WARN("cannot start session client=%s error=\"%s\"", peer.text().c_str(), st.error().message.c_str());
+    YLOG_WARN("cannot start session client=%s error=\"%s\"", peer.text().c_str(),
+              st.error().message.c_str());
     closed(raw);
   }
 }

@@ -5,8 +5,7 @@
 
 namespace yubin::mtad {
 
-std::optional<smtp::Reply> InboundPolicy::checkSender(const smtp::Envelope&,
-                                                      const mail::Address&) {
+std::optional<smtp::Reply> InboundPolicy::checkSender(const smtp::Envelope&, const mail::Address&) {
   // Any syntactically valid sender (the parser refused the rest): senders
   // are not authenticated on port 25; SPF/DMARC are not implemented.
   return std::nullopt;

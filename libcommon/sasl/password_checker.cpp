@@ -33,7 +33,8 @@ Result<std::unique_ptr<PasswordChecker>> PasswordChecker::create(event_base* bas
   std::unique_ptr<PasswordChecker> c(new PasswordChecker(base, std::move(lookup), settings));
   if (!c->wake_) return Error{"eventfd failed", errno};
   if (!c->event_) return Error{"cannot create the password checker's event"};
-  if (event_add(c->event_.get(), nullptr) != 0) return Error{"cannot add the password checker's event"};
+  if (event_add(c->event_.get(), nullptr) != 0)
+    return Error{"cannot add the password checker's event"};
   auth::ensureSodium();
   unsigned n = settings.threads == 0 ? 1 : settings.threads;
   for (unsigned i = 0; i < n; ++i) c->threads_.emplace_back([p = c.get()] { p->work(); });
@@ -45,7 +46,8 @@ PasswordChecker::PasswordChecker(event_base* base, HashLookup lookup, Settings s
       settings_(settings),
       wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   if (wake_)
-    event_.reset(event_new(base, wake_.get(), EV_READ | EV_PERSIST, &PasswordChecker::onWake, this));
+    event_.reset(
+        event_new(base, wake_.get(), EV_READ | EV_PERSIST, &PasswordChecker::onWake, this));
 }
 
 PasswordChecker::~PasswordChecker() {

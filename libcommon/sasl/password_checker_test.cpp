@@ -76,9 +76,7 @@ TEST_CASE("password checker: cancelled checks never call back") {
   bool lastDone = false;
   auto t = (*c)->check("a", "pa", [&](bool) { ++called; });
   REQUIRE(t);
-  REQUIRE((*c)->check("a", "pa", [&](bool ok) {
-    lastDone = ok;
-  }));
+  REQUIRE((*c)->check("a", "pa", [&](bool ok) { lastDone = ok; }));
   (*c)->cancel(*t);
   l.runUntil([&] { return lastDone; });
   CHECK(lastDone);
@@ -88,8 +86,7 @@ TEST_CASE("password checker: cancelled checks never call back") {
 TEST_CASE("password checker: a full queue refuses; destruction with work pending") {
   Loop l;
   l.hashes["a"] = hashOf("pa");
-  auto c = sasl::PasswordChecker::create(l.base.get(), l.lookup(),
-                                         {.threads = 1, .maxQueued = 3});
+  auto c = sasl::PasswordChecker::create(l.base.get(), l.lookup(), {.threads = 1, .maxQueued = 3});
   REQUIRE(c.ok());
   int accepted = 0;
   for (int i = 0; i < 50; ++i)

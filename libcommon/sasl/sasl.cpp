@@ -249,8 +249,7 @@ class Scram final : public Exchange {
       // 'y': the client could bind but thinks we cannot. If we advertise
       // -PLUS, that is a downgrade (RFC 5802 §6).
       if (first_.cbindFlag == 'y' && !exporter_.empty())
-        return failure("channel binding downgrade ('y' while -PLUS is offered)",
-                       first_.username);
+        return failure("channel binding downgrade ('y' while -PLUS is offered)", first_.username);
       cbindInput = first_.gs2Header;
     }
     if (!first_.authzid.empty() && first_.authzid != first_.username)
@@ -301,8 +300,8 @@ std::vector<std::string> mechanisms(const Options& o) {
   return m;
 }
 
-Result<std::unique_ptr<Exchange>> Exchange::start(std::string_view mechanism,
-                                                  auth::Directory& dir, const Options& o) {
+Result<std::unique_ptr<Exchange>> Exchange::start(std::string_view mechanism, auth::Directory& dir,
+                                                  const Options& o) {
   if (iequals(mechanism, "PLAIN")) return std::unique_ptr<Exchange>(new Plain(dir));
   if (iequals(mechanism, "LOGIN")) return std::unique_ptr<Exchange>(new Login(dir));
   if (iequals(mechanism, "SCRAM-SHA-256"))

@@ -65,9 +65,9 @@ std::vector<std::string> mechanisms(const Options& o);
 struct Step {
   enum class Kind : uint8_t { Challenge, CheckPassword, Success, Failure };
   Kind kind = Kind::Failure;
-  std::string challenge;    // Challenge: raw bytes (the protocol base64-encodes)
-  std::string user;         // CheckPassword, Success, and Failure once known: the authcid
-  std::string password;     // CheckPassword only: check it OFF the event loop
+  std::string challenge;      // Challenge: raw bytes (the protocol base64-encodes)
+  std::string user;           // CheckPassword, Success, and Failure once known: the authcid
+  std::string password;       // CheckPassword only: check it OFF the event loop
   std::string authenticated;  // Success: the user's canonical address
   std::string serverFinal;    // Success of SCRAM: server-final-message (raw) to send
   std::string reason;         // Failure: for the log, never a secret
@@ -78,8 +78,8 @@ class Exchange {
   // `mechanism` is case-insensitive; an unknown one (or -PLUS without
   // o.tlsExporter) is an error: reply 504 5.5.4. The Directory must outlive
   // the Exchange.
-  static Result<std::unique_ptr<Exchange>> start(std::string_view mechanism,
-                                                 auth::Directory& dir, const Options& o);
+  static Result<std::unique_ptr<Exchange>> start(std::string_view mechanism, auth::Directory& dir,
+                                                 const Options& o);
   virtual ~Exchange() = default;
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;

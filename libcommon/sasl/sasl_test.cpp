@@ -164,15 +164,15 @@ TEST_CASE("PLAIN: failed check and hostile messages") {
     CHECK(ex->passwordChecked(true).kind == Kind::Failure);
   }
   const std::string nul(1, '\0');
-  auto bad = GENERATE_COPY(
-      std::string("alice@example.orgsecret"),                // no NUL
-      "alice@example.org" + nul + "secret",                  // one NUL
-      plainMsg("", "", "secret"),                            // no user
-      plainMsg("", "alice@example.org", ""),                 // no password
-      plainMsg("bob@example.org", "alice@example.org", "x"),  // authzid mismatch
-      plainMsg("", "alice@example.org", "a" + nul + "b"),    // extra NUL
-      plainMsg("", std::string(256, 'u'), "x"),              // field too long
-      plainMsg("", "alice@example.org", std::string(5000, 'p')));  // overlong
+  auto bad =
+      GENERATE_COPY(std::string("alice@example.orgsecret"),                      // no NUL
+                    "alice@example.org" + nul + "secret",                        // one NUL
+                    plainMsg("", "", "secret"),                                  // no user
+                    plainMsg("", "alice@example.org", ""),                       // no password
+                    plainMsg("bob@example.org", "alice@example.org", "x"),       // authzid mismatch
+                    plainMsg("", "alice@example.org", "a" + nul + "b"),          // extra NUL
+                    plainMsg("", std::string(256, 'u'), "x"),                    // field too long
+                    plainMsg("", "alice@example.org", std::string(5000, 'p')));  // overlong
   auto ex = f.start("PLAIN");
   sasl::Step s = ex->begin(std::string_view(bad));
   CHECK(s.kind == Kind::Failure);
@@ -347,8 +347,9 @@ TEST_CASE("SCRAM-SHA-256: gs2 header rules") {
     CHECK(ex2->respond(cl2.final(s.challenge)).kind == Kind::Success);
   }
   // Malformed first messages.
-  for (const std::string& bad : std::vector<std::string>{"", "n", "x,,n=a,r=b", "n,,r=abc", "n,,n=,r=abc", "n,,m=ext,n=a,r=b",
-                          "n,b=zz,n=a,r=b", "n,,n=a=2X,r=b", std::string(5000, 'n')}) {
+  for (const std::string& bad : std::vector<std::string>{
+           "", "n", "x,,n=a,r=b", "n,,r=abc", "n,,n=,r=abc", "n,,m=ext,n=a,r=b", "n,b=zz,n=a,r=b",
+           "n,,n=a=2X,r=b", std::string(5000, 'n')}) {
     auto ex = f.start("SCRAM-SHA-256");
     CHECK(ex->begin(std::string_view(bad)).kind == Kind::Failure);
   }
@@ -374,7 +375,8 @@ TEST_CASE("SCRAM-SHA-256-PLUS: mismatching binding data, other types, no binding
     REQUIRE(s.kind == Kind::Challenge);
     CHECK(ex->respond(cl.final(s.challenge)).kind == Kind::Failure);
   }
-  for (const std::string& gs2 : std::vector<std::string>{"p=tls-unique,,", "p=tls-server-end-point,,", "n,,", "y,,", "p=,,"}) {
+  for (const std::string& gs2 : std::vector<std::string>{
+           "p=tls-unique,,", "p=tls-server-end-point,,", "n,,", "y,,", "p=,,"}) {
     auto ex = f.start("SCRAM-SHA-256-PLUS", kExporter);
     ScramClient cl{"alice@example.org", "secret", gs2, kExporter};
     CHECK(ex->begin(cl.first()).kind == Kind::Failure);

@@ -61,8 +61,7 @@ std::chrono::milliseconds Throttle::delay(std::string_view ip, std::string_view 
   return std::max(delayFor(ipFailures(ip, now)), delayFor(accountFailures(account, now)));
 }
 
-bool Throttle::locked(std::string_view ip, std::string_view account,
-                      Clock::time_point now) const {
+bool Throttle::locked(std::string_view ip, std::string_view account, Clock::time_point now) const {
   if (settings_.ipLockout != 0 && ipFailures(ip, now) >= settings_.ipLockout) return true;
   return settings_.accountLockout != 0 && accountFailures(account, now) >= settings_.accountLockout;
 }

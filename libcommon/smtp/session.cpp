@@ -424,7 +424,8 @@ bool Session::readCommand(std::string_view in) {
     authLine(line);
     return true;
   }
-  if (lf + 1 > settings_.maxCommandLine && !(line.size() >= 5 && iequals(line.substr(0, 5), "AUTH "))) {
+  if (lf + 1 > settings_.maxCommandLine &&
+      !(line.size() >= 5 && iequals(line.substr(0, 5), "AUTH "))) {
     fail(reply(ReplyId::LineTooLong));
     return true;
   }

@@ -156,15 +156,15 @@ class Io {
 class Session {
  public:
   enum class State : uint8_t {
-    Connected,    // before greet()
-    NeedHelo,     // greeted, or TLS just started
-    Idle,         // HELO/EHLO done, no transaction
-    Mail,         // MAIL accepted; RCPT, DATA, BDAT may follow
-    Data,         // reading DATA content
-    Chunk,        // reading the octets of a BDAT chunk
-    Chunked,      // between BDAT chunks of one message
-    Committing,   // messageEnd() called, waiting for messageDone()
-    StartingTls,  // startTls() called, waiting for tlsStarted()
+    Connected,       // before greet()
+    NeedHelo,        // greeted, or TLS just started
+    Idle,            // HELO/EHLO done, no transaction
+    Mail,            // MAIL accepted; RCPT, DATA, BDAT may follow
+    Data,            // reading DATA content
+    Chunk,           // reading the octets of a BDAT chunk
+    Chunked,         // between BDAT chunks of one message
+    Committing,      // messageEnd() called, waiting for messageDone()
+    StartingTls,     // startTls() called, waiting for tlsStarted()
     Authenticating,  // authStart()/authResponse() called, waiting for the glue
     AuthResponse,    // 334 sent, reading the client's response line
     Closed,

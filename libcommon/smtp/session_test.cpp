@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
-#include <random>
 #include <functional>
+#include <random>
 #include <regex>
 
 #include "base/strings.hpp"
@@ -42,7 +42,8 @@ struct Fake final : Io, Policy {
 
   std::vector<std::string> authMechanisms(const Envelope&) override { return mechanisms; }
   void authStart(std::string_view mech, std::optional<std::string> initial) override {
-    events.push_back("auth-start " + std::string(mech) + (initial ? " " + printable(*initial) : ""));
+    events.push_back("auth-start " + std::string(mech) +
+                     (initial ? " " + printable(*initial) : ""));
     authMech = std::string(mech);
     loginRound = 0;
     answer([this, initial] {
@@ -1029,17 +1030,17 @@ const std::string kAuthGood = "AUTH PLAIN " + b64(plain("user", "pw")) + "\r\n";
 }  // namespace
 
 TEST_CASE("AUTH: refused before TLS, offered and accepted after STARTTLS", "[session][auth]") {
-  auto o = run(submission(), std::vector<Step>{in(kEhlo + kAuthGood + kMail + "STARTTLS\r\n"),
-                                               kTlsUp, in(kEhlo + kAuthGood + kMail + kRcpt +
-                                                          "DATA\r\nx\r\n.\r\n")});
+  auto o = run(submission(),
+               std::vector<Step>{in(kEhlo + kAuthGood + kMail + "STARTTLS\r\n"), kTlsUp,
+                                 in(kEhlo + kAuthGood + kMail + kRcpt + "DATA\r\nx\r\n.\r\n")});
   CHECK(o.codes == greeted({"250", "538 5.7.11", "530 5.7.0", "220 2.0.0", "250", "235 2.7.0",
                             "250 2.1.0", "250 2.1.5", "354", "250 2.0.0"}));
   size_t tlsAt = o.sent.find("220 2.0.0");
   CHECK(o.sent.substr(0, tlsAt).find("AUTH") == std::string::npos);
   CHECK(o.sent.substr(tlsAt).find("250 AUTH PLAIN LOGIN\r\n") != std::string::npos);
   CHECK(o.sent.find("235 2.7.0 Authentication successful\r\n") != std::string::npos);
-  CHECK(o.events == std::vector<std::string>{"starttls", "auth-start PLAIN |user|pw", "begin",
-                                             "end"});
+  CHECK(o.events ==
+        std::vector<std::string>{"starttls", "auth-start PLAIN |user|pw", "begin", "end"});
   REQUIRE(o.envelopes.size() == 1);
   CHECK(o.envelopes[0].authUser == "user");
   CHECK(o.senders == std::vector<std::string>{"sender@client.test"});
@@ -1056,8 +1057,8 @@ TEST_CASE("AUTH: the loopback exception allows it without TLS", "[session][auth]
 TEST_CASE("AUTH: STARTTLS after AUTH forgets the user", "[session][auth]") {
   Settings s = submission();
   s.authWithoutTls = true;
-  auto o = run(s, std::vector<Step>{in(kEhlo + kAuthGood + "STARTTLS\r\n"), kTlsUp,
-                                    in(kEhlo + kMail)});
+  auto o =
+      run(s, std::vector<Step>{in(kEhlo + kAuthGood + "STARTTLS\r\n"), kTlsUp, in(kEhlo + kMail)});
   CHECK(o.codes == greeted({"250", "235 2.7.0", "220 2.0.0", "250", "530 5.7.0"}));
 }
 
@@ -1068,27 +1069,33 @@ TEST_CASE("AUTH: challenges, responses and outcomes", "[session][auth]") {
     std::vector<std::string> events;
   };
   const std::vector<Case> cases = {
-      {"PLAIN without initial response", "AUTH PLAIN\r\n" + b64(plain("user", "pw")) + "\r\n",
+      {"PLAIN without initial response",
+       "AUTH PLAIN\r\n" + b64(plain("user", "pw")) + "\r\n",
        {"334", "235 2.7.0"},
        {"auth-start PLAIN", "auth-response |user|pw"}},
-      {"PLAIN, empty initial response", "AUTH PLAIN =\r\n", {"535 5.7.8"},
-       {"auth-start PLAIN "}},
-      {"wrong password", "AUTH PLAIN " + b64(plain("user", "nope")) + "\r\n", {"535 5.7.8"},
+      {"PLAIN, empty initial response", "AUTH PLAIN =\r\n", {"535 5.7.8"}, {"auth-start PLAIN "}},
+      {"wrong password",
+       "AUTH PLAIN " + b64(plain("user", "nope")) + "\r\n",
+       {"535 5.7.8"},
        {"auth-start PLAIN |user|nope"}},
-      {"mechanism in lower case", "AUTH plain " + b64(plain("user", "pw")) + "\r\n",
+      {"mechanism in lower case",
+       "AUTH plain " + b64(plain("user", "pw")) + "\r\n",
        {"235 2.7.0"},
        {"auth-start PLAIN |user|pw"}},
-      {"LOGIN", "AUTH LOGIN\r\n" + b64("user") + "\r\n" + b64("pw") + "\r\n",
+      {"LOGIN",
+       "AUTH LOGIN\r\n" + b64("user") + "\r\n" + b64("pw") + "\r\n",
        {"334", "334", "235 2.7.0"},
        {"auth-start LOGIN", "auth-response user", "auth-response pw"}},
       {"LOGIN with the user as initial response",
        "AUTH LOGIN " + b64("user") + "\r\n" + b64("pw") + "\r\n",
        {"334", "235 2.7.0"},
        {"auth-start LOGIN user", "auth-response pw"}},
-      {"cancelled, then again", "AUTH LOGIN\r\n*\r\n" + kAuthGood,
+      {"cancelled, then again",
+       "AUTH LOGIN\r\n*\r\n" + kAuthGood,
        {"334", "501 5.0.0", "235 2.7.0"},
        {"auth-start LOGIN", "auth-abort", "auth-start PLAIN |user|pw"}},
-      {"bad base64 in a response", "AUTH LOGIN\r\n!!!\r\nNOOP\r\n",
+      {"bad base64 in a response",
+       "AUTH LOGIN\r\n!!!\r\nNOOP\r\n",
        {"334", "501 5.5.2", "250 2.0.0"},
        {"auth-start LOGIN", "auth-abort"}},
       {"bad base64 in the initial response", "AUTH PLAIN AB$=\r\n", {"501 5.5.2"}, {}},
@@ -1096,26 +1103,33 @@ TEST_CASE("AUTH: challenges, responses and outcomes", "[session][auth]") {
       {"no mechanism", "AUTH\r\n", {"501 5.5.4"}, {}},
       {"too many arguments", "AUTH PLAIN AAAA AAAA\r\n", {"501 5.5.4"}, {}},
       {"twice", kAuthGood + kAuthGood, {"235 2.7.0", "503 5.5.1"}, {"auth-start PLAIN |user|pw"}},
-      {"temporary failure", "AUTH PLAIN " + b64(plain("busy", "x")) + "\r\n", {"454 4.7.0"},
+      {"temporary failure",
+       "AUTH PLAIN " + b64(plain("busy", "x")) + "\r\n",
+       {"454 4.7.0"},
        {"auth-start PLAIN |busy|x"}},
-      {"throttled: 421 and close", "AUTH PLAIN " + b64(plain("lock", "x")) + "\r\nNOOP\r\n",
+      {"throttled: 421 and close",
+       "AUTH PLAIN " + b64(plain("lock", "x")) + "\r\nNOOP\r\n",
        {"421 4.7.0"},
        {"auth-start PLAIN |lock|x", "close"}},
-      {"EHLO and RSET keep the user", kAuthGood + "RSET\r\n" + kEhlo + kMail,
+      {"EHLO and RSET keep the user",
+       kAuthGood + "RSET\r\n" + kEhlo + kMail,
        {"235 2.7.0", "250 2.0.0", "250", "250 2.1.0"},
        {"auth-start PLAIN |user|pw"}},
       {"a response line of 12288 octets is allowed",
        "AUTH LOGIN\r\n" + std::string(12284, 'A') + "\r\n",
        {"334", "334"},
-       {"auth-start LOGIN", "auth-response " + std::string(9213, '\0').replace(0, 9213, 9213, '|')}},
-      {"a longer one is refused", "AUTH LOGIN\r\n" + std::string(12288, 'A') + "\r\nNOOP\r\n",
+       {"auth-start LOGIN",
+        "auth-response " + std::string(9213, '\0').replace(0, 9213, 9213, '|')}},
+      {"a longer one is refused",
+       "AUTH LOGIN\r\n" + std::string(12288, 'A') + "\r\nNOOP\r\n",
        {"334", "500 5.5.6", "250 2.0.0"},
        {"auth-start LOGIN", "auth-abort"}},
       {"an AUTH line past maxCommandLine is allowed",
        "AUTH PLAIN " + b64(plain("user", std::string(3000, 'p'))) + "\r\n",
        {"535 5.7.8"},
        {"auth-start PLAIN |user|" + std::string(3000, 'p')}},
-      {"other commands are not", "NOOP " + std::string(3000, 'x') + "\r\nNOOP\r\n",
+      {"other commands are not",
+       "NOOP " + std::string(3000, 'x') + "\r\nNOOP\r\n",
        {"500 5.5.2", "250 2.0.0"},
        {}},
   };
@@ -1130,8 +1144,8 @@ TEST_CASE("AUTH: challenges, responses and outcomes", "[session][auth]") {
 }
 
 TEST_CASE("AUTH: the challenges on the wire", "[session][auth]") {
-  auto o = run(submissionTls(), kEhlo + "AUTH LOGIN\r\n" + b64("user") + "\r\n" + b64("pw") +
-                                    "\r\nAUTH PLAIN\r\n");
+  auto o = run(submissionTls(),
+               kEhlo + "AUTH LOGIN\r\n" + b64("user") + "\r\n" + b64("pw") + "\r\nAUTH PLAIN\r\n");
   CHECK(o.sent.find("334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 2.7.0") != std::string::npos);
   auto o2 = run(submissionTls(), kEhlo + "AUTH PLAIN\r\n");
   CHECK(o2.sent.substr(o2.sent.size() - 6) == "334 \r\n");
@@ -1151,10 +1165,9 @@ TEST_CASE("AUTH: sequence rules", "[session][auth]") {
     CHECK(o.codes == greeted({"250", "250 2.1.0", "503 5.5.1"}));
   }
   SECTION("MAIL, RCPT, DATA and BDAT need AUTH") {
-    auto o = run(submissionTls(),
-                 kEhlo + kMail + kRcpt + "DATA\r\nBDAT 3 LAST\r\nabcNOOP\r\n");
-    CHECK(o.codes == greeted({"250", "530 5.7.0", "530 5.7.0", "530 5.7.0", "530 5.7.0",
-                              "250 2.0.0"}));
+    auto o = run(submissionTls(), kEhlo + kMail + kRcpt + "DATA\r\nBDAT 3 LAST\r\nabcNOOP\r\n");
+    CHECK(o.codes ==
+          greeted({"250", "530 5.7.0", "530 5.7.0", "530 5.7.0", "530 5.7.0", "250 2.0.0"}));
     CHECK(o.senders.empty());
   }
   SECTION("no mechanism offered") {
@@ -1191,23 +1204,21 @@ TEST_CASE("AUTH: the engine waits for the glue's answer", "[session][auth]") {
     CHECK(o.codes == greeted({"250", "235 2.7.0", "250 2.1.0", "250 2.1.5", "354", "250 2.0.0"}));
   }
   SECTION("the client leaves while the password is checked") {
-    auto o = run(submissionTls(), std::vector<Step>{in(kEhlo + kAuthGood), kPeerClosed}, true,
-                 true);
+    auto o =
+        run(submissionTls(), std::vector<Step>{in(kEhlo + kAuthGood), kPeerClosed}, true, true);
     CHECK(o.events == std::vector<std::string>{"auth-start PLAIN |user|pw", "auth-abort"});
     CHECK(o.state == Session::State::Closed);
   }
   SECTION("timeout while waiting for a response") {
-    auto o = run(submissionTls(), std::vector<Step>{in(kEhlo + "AUTH LOGIN\r\n"), kAuthAnswer,
-                                                    kTimeout},
-                 true, true);
+    auto o =
+        run(submissionTls(), std::vector<Step>{in(kEhlo + "AUTH LOGIN\r\n"), kAuthAnswer, kTimeout},
+            true, true);
     CHECK(o.codes == greeted({"250", "334", "421 4.4.2"}));
     CHECK(o.events == std::vector<std::string>{"auth-start LOGIN", "auth-abort", "close"});
   }
   SECTION("shutdown while authenticating") {
-    auto o = run(submissionTls(), std::vector<Step>{in(kEhlo + kAuthGood), kShutdown}, true,
-                 true);
+    auto o = run(submissionTls(), std::vector<Step>{in(kEhlo + kAuthGood), kShutdown}, true, true);
     CHECK(o.codes == greeted({"250", "421 4.3.2"}));
-    CHECK(o.events == std::vector<std::string>{"auth-start PLAIN |user|pw", "auth-abort",
-                                               "close"});
+    CHECK(o.events == std::vector<std::string>{"auth-start PLAIN |user|pw", "auth-abort", "close"});
   }
 }
