@@ -258,8 +258,18 @@ def test_privilege_split(pop, instance):
     spool = instance.dir / 'spool'
     os.chmod(spool, 0o700)  # as mtad keeps its queue: its own user only
     pop.start()
-    mail_pid = pop.mail_pid()
-    m = uids_of(mail_pid)
+
+    # The mail process is forked (as root) and drops its privileges after
+    # exec and reading the config: wait until it is past that point (it may
+    # lag behind the login process's listeners, slowly under ASan). A mail
+    # process that never leaves root fails here.
+    def dropped():
+        pid = pop.mail_pid()
+        if pid is None:
+            return None
+        ids = uids_of(pid)
+        return (pid, ids) if ids['Uid'][0] != 0 else None
+    mail_pid, m = wait_for(dropped, timeout=30, what='the mail process past its privilege drop')
     assert m['Uid'] == [pop.mail_uid] * 4
     assert m['Gid'] == [pop.mail_gid] * 4
     login_ids = uids_of(pop.proc.pid)
