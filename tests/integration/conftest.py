@@ -20,7 +20,8 @@ Fixtures (function-scoped unless said otherwise):
   system_user    (root only) a fresh system user + group, removed afterwards.
 
 Helpers: wait_for(predicate, timeout, what), tcp_line(port or unix path),
-config_text(dict), is_root().
+read_line(sock), unix_connect(path), config_text(dict), is_root().
+Daemons run alone, without the master: standalone.py.
 No fixed sleeps: everything waits for a condition with a deadline.
 """
 
@@ -66,23 +67,40 @@ def wait_for(predicate, timeout=10.0, what='condition', interval=0.02):
         time.sleep(interval)
 
 
+def read_line(sock):
+    """Reads from a connected socket until a line feed or the end of the
+    stream; returns the first line without its CRLF, decoded ('' when the
+    peer closed before sending anything)."""
+    data = b''
+    while b'\n' not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b'\n', 1)[0].rstrip(b'\r').decode('utf-8', 'replace')
+
+
+def unix_connect(path, timeout=5.0):
+    """A stream socket connected to the Unix socket at path."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.connect(str(path))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
 def tcp_line(port, host='127.0.0.1', timeout=5.0):
     """Connects, returns the first line the server sends (without CRLF).
     port may also be the path of a Unix socket."""
     if isinstance(port, (str, Path)):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout)
-        s.connect(str(port))
+        s = unix_connect(port, timeout)
     else:
         s = socket.create_connection((host, port), timeout=timeout)
     with s:
-        data = b''
-        while b'\n' not in data:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        return data.split(b'\n', 1)[0].rstrip(b'\r').decode('utf-8', 'replace')
+        return read_line(s)
 
 
 def config_text(sections):

@@ -4,8 +4,6 @@ the empty folders are installed too; the units' socket names are config
 keys; and what the units grant (capability bounding set, no-new-privs,
 socket activation) is enough for the programs they start (as root)."""
 import json
-import os
-import pwd
 import re
 import shutil
 import smtplib
@@ -16,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, is_root, wait_for
+from conftest import REPO, is_root, read_line, unix_connect, wait_for
+from standalone import hand_over
 
 
 def test_destdir_install(tmp_path, build_dir):
@@ -189,20 +188,12 @@ def site(instance, binary, port):
     etc = instance.dir / 'etc'
     (etc / 'users').write_text('alice@example.org:*:::maildir:\n')
     (etc / 'aliases').write_text('')
-    user, group = instance.run_as()
-    pw = pwd.getpwnam(user)
-    for f in ('users', 'aliases'):
-        os.chown(etc / f, 0, pw.pw_gid)
-        os.chmod(etc / f, 0o640)
-    for d in ('spool', 'mail'):
-        os.chown(instance.dir / d, pw.pw_uid, pw.pw_gid)
     sock = instance.run_dir / 'lmtp'
-    instance.write_config({
-        'mtad': {'listen': f'127.0.0.1:{port}', 'lmtp_socket': str(sock), 'user': user,
-                 'group': group, 'retry_min': '1s', 'retry_max': '2s'},
-        'mdad': {'lmtp_socket': str(sock), 'lmtp_socket_group': group, 'user': user,
-                 'group': group},
-    })
+    mtad = {'listen': f'127.0.0.1:{port}', 'lmtp_socket': str(sock),
+            'retry_min': '1s', 'retry_max': '2s'}
+    mdad = {'lmtp_socket': str(sock)}
+    _, mdad['lmtp_socket_group'] = hand_over(instance, mtad, mdad)
+    instance.write_config({'mtad': mtad, 'mdad': mdad})
     return sock
 
 
@@ -263,10 +254,9 @@ def test_daemon_alone_under_socket_activation(instance, binary, free_port, daemo
     (fdname,) = unit_values(sock_unit, 'FileDescriptorName')
     if daemon == 'mdad':
         address = str(instance.run_dir / 'activated-lmtp')
+
         def connect():
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(address)
-            return s
+            return unix_connect(address, 10)
     else:
         fport = free_port()
         address = f'127.0.0.1:{fport}'
@@ -292,13 +282,7 @@ def test_daemon_alone_under_socket_activation(instance, binary, free_port, daemo
             return None
         with s:
             s.settimeout(10)
-            data = b''
-            while b'\n' not in data:
-                chunk = s.recv(4096)
-                if not chunk:
-                    return None
-                data += chunk
-            return data.decode(errors='replace')
+            return read_line(s) or None
     line = wait_for(greeting, 30, f'{daemon} to greet on the activated socket')
     assert line.startswith('220 '), line
     text = log.read_text()

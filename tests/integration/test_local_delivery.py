@@ -18,18 +18,16 @@ import email
 import email.policy
 import json
 import os
-import pwd
 import re
 import signal
 import smtplib
-import socket
-import subprocess
 import threading
 import time
 
 import pytest
 
 from conftest import wait_for
+from standalone import Daemon, hand_over, tcp_greets, unix_greets
 
 HOST = 'mx.example.org'
 QUEUE_ID = r'[0-9a-hjkmnp-tv-z]{16}'
@@ -46,64 +44,6 @@ ALIASES = ('team@example.org: bob@example.org, carol@example.org\n'
 
 def lf(data):
     return data.replace(b'\r\n', b'\n')
-
-
-class Daemon:
-    """One daemon run alone in the foreground: `<exe> -f -c CONF`."""
-
-    def __init__(self, inst, exe, name, ready):
-        self.inst = inst
-        self.exe = exe
-        self.name = name
-        self.ready = ready
-        self.proc = None
-        self.log_path = inst.dir / f'{name}.log'
-
-    def start(self):
-        with open(self.log_path, 'ab') as log:
-            self.proc = subprocess.Popen([str(self.exe), '-f', '-c', str(self.inst.conf)],
-                                         stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        self.inst._pgids.add(self.proc.pid)
-        self.inst.seen_pids.add(self.proc.pid)
-
-        def up():
-            if self.proc.poll() is not None:
-                pytest.fail(f'{self.name} exited with {self.proc.returncode}:\n{self.log()}')
-            return self.ready()
-        wait_for(up, 20, f'{self.name} to serve')
-        return self
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def log(self):
-        return self.log_path.read_text(errors='replace') if self.log_path.exists() else ''
-
-
-def first_line(connect):
-    s = connect()
-    try:
-        s.settimeout(5)
-        data = b''
-        while b'\n' not in data:
-            chunk = s.recv(4096)
-            if not chunk:
-                return ''
-            data += chunk
-        return data.split(b'\n', 1)[0].decode(errors='replace')
-    finally:
-        s.close()
 
 
 class Site:
@@ -127,31 +67,18 @@ class Site:
                 'retry_min': retry[0], 'retry_max': retry[1], 'max_queue_lifetime': lifetime,
                 'remote_delivery': False}
         mdad = {'lmtp_socket': str(self.socket)}
-        for f in ('users', 'aliases'):
-            os.chmod(inst.dir / 'etc' / f, 0o640)
-        who = inst.run_as()
+        who = hand_over(inst, mtad, mdad)
         if who:
-            pw = pwd.getpwnam(who[0])
-            for keys in (mtad, mdad):
-                keys['user'], keys['group'] = who
             mdad['lmtp_socket_group'] = who[1]
-            for f in ('users', 'aliases'):
-                os.chown(inst.dir / 'etc' / f, 0, pw.pw_gid)
-            os.chown(self.spool, pw.pw_uid, pw.pw_gid)
-            os.chown(self.mail, pw.pw_uid, pw.pw_gid)
         inst.write_config({'mtad': mtad, 'mdad': mdad})
-        self.mtad = Daemon(inst, self.mtad_exe, 'mtad', self.smtp_ready)
-        self.mdad = Daemon(inst, self.mdad_exe, 'mdad', self.lmtp_ready)
+        self.mtad = Daemon(inst, self.mtad_exe, 'mtad', self.smtp_ready, timeout=20)
+        self.mdad = Daemon(inst, self.mdad_exe, 'mdad', self.lmtp_ready, timeout=20)
 
     def smtp_ready(self):
-        return first_line(lambda: socket.create_connection(('127.0.0.1', self.port), 5)).startswith('220 ')
+        return tcp_greets(self.port)
 
     def lmtp_ready(self):
-        def conn():
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(str(self.socket))
-            return s
-        return first_line(conn).startswith('220 ')
+        return unix_greets(self.socket)
 
     # Mailboxes.
     def maildir(self, user, sub='new'):

@@ -18,12 +18,9 @@ import base64
 import hashlib
 import hmac
 import os
-import pwd
 import re
 import shutil
-import signal
 import smtplib
-import socket
 import ssl
 import subprocess
 import time
@@ -31,63 +28,12 @@ import time
 import pytest
 
 from conftest import wait_for
+from standalone import Daemon, hand_over, tcp_greets, unix_greets
 
 PASSWORDS = {'alice': 'alice-secret', 'bob': 'bob-secret'}
 ALIASES = 'al@example.org: alice@example.org\nteam@example.org: alice@example.org, bob@example.org\n'
 DELAY_MS = 300
 LOCKOUT = 4
-
-
-class Daemon:
-    """`<exe> -f -c CONF` in the foreground, its output in <name>.log."""
-
-    def __init__(self, inst, exe, name, ready):
-        self.inst, self.exe, self.name, self.ready = inst, exe, name, ready
-        self.proc = None
-        self.log_path = inst.dir / f'{name}.log'
-
-    def start(self):
-        with open(self.log_path, 'ab') as log:
-            self.proc = subprocess.Popen([str(self.exe), '-f', '-c', str(self.inst.conf)],
-                                         stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        self.inst._pgids.add(self.proc.pid)
-        self.inst.seen_pids.add(self.proc.pid)
-
-        def up():
-            if self.proc.poll() is not None:
-                pytest.fail(f'{self.name} exited with {self.proc.returncode}:\n{self.log()}')
-            return self.ready()
-        wait_for(up, 30, f'{self.name} to serve')
-        return self
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def log(self):
-        return self.log_path.read_text(errors='replace') if self.log_path.exists() else ''
-
-
-def greets(connect):
-    try:
-        s = connect()
-    except OSError:
-        return False
-    with s:
-        s.settimeout(5)
-        data = b''
-        while b'\n' not in data:
-            chunk = s.recv(4096)
-            if not chunk:
-                return False
-            data += chunk
-        return data.startswith(b'220 ')
 
 
 class Site:
@@ -121,32 +67,14 @@ class Site:
                                 f'{user}@example.org'], input=pw + '\n', text=True,
                                capture_output=True)
             assert r.returncode == 0, r.stderr
-        who = inst.run_as()
+        who = hand_over(inst, mtad, mdad, msad)
         if who:
-            pw = pwd.getpwnam(who[0])
-            for keys in (mtad, mdad, msad):
-                keys['user'], keys['group'] = who
             mdad['lmtp_socket_group'] = who[1]
             mtad['submission_socket_group'] = who[1]
-            for f in ('users', 'aliases'):
-                os.chown(inst.dir / 'etc' / f, 0, pw.pw_gid)
-                os.chmod(inst.dir / 'etc' / f, 0o640)
-            os.chown(self.spool, pw.pw_uid, pw.pw_gid)
-            os.chown(self.mail, pw.pw_uid, pw.pw_gid)
             inst.write_config({'mtad': mtad, 'mdad': mdad, 'msad': msad})
-        self.mtad = Daemon(inst, binary('mtad/mtad'), 'mtad', lambda: greets(
-            lambda: socket.create_connection(('127.0.0.1', self.smtp_port), 5)))
-        self.mdad = Daemon(inst, binary('mdad/mdad'), 'mdad', lambda: greets(self.unix(self.lmtp)))
-        self.msad = Daemon(inst, binary('msad/msad'), 'msad', lambda: greets(
-            lambda: socket.create_connection(('127.0.0.1', self.sub_port), 5)))
-
-    @staticmethod
-    def unix(path):
-        def connect():
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(str(path))
-            return s
-        return connect
+        self.mtad = Daemon(inst, binary('mtad/mtad'), 'mtad', lambda: tcp_greets(self.smtp_port))
+        self.mdad = Daemon(inst, binary('mdad/mdad'), 'mdad', lambda: unix_greets(self.lmtp))
+        self.msad = Daemon(inst, binary('msad/msad'), 'msad', lambda: tcp_greets(self.sub_port))
 
     def messages(self, user):
         d = self.mail / 'example.org' / user / 'Maildir' / 'new'

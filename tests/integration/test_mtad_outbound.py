@@ -25,11 +25,10 @@ import os
 import socket
 import subprocess
 import threading
-import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import read_line, wait_for
 from dns_server import DnsServer
 from test_local_delivery import QUEUE_ID, Site, send, send_with_id  # noqa: F401
 
@@ -121,12 +120,7 @@ class Hostile:
                 c.settimeout(5)
                 try:
                     c.sendall(b'220 hostile ESMTP\r\n')
-                    data = b''
-                    while b'\n' not in data:
-                        chunk = c.recv(1024)
-                        if not chunk:
-                            break
-                        data += chunk
+                    read_line(c)  # the EHLO
                     c.sendall(self.reply)
                     while c.recv(1024):
                         pass
@@ -189,6 +183,14 @@ class Outbound:
             if m['id'] == qid:
                 return m['recipients']
         return None
+
+    def wait_deferred(self, qid, timeout=30):
+        """Waits until the first recipient of qid is deferred; returns its
+        queue entry (status, reply, ...)."""
+        def deferred():
+            r = self.recipient(qid)
+            return r and r[0]['status'] == 'deferred' and r[0]
+        return wait_for(deferred, timeout, 'the recipient to be deferred')
 
 
 @pytest.fixture
@@ -308,11 +310,7 @@ def test_null_mx_and_nxdomain_bounce(outbound):
 def test_servfail_is_deferred_with_the_reason(outbound):
     start(outbound)
     qid = send_with_id(outbound.site.port, BODY, rcpts=(fwd('c@broken.test'),))
-
-    def deferred():
-        r = outbound.recipient(qid)
-        return r and r[0]['status'] == 'deferred' and r[0]
-    r = wait_for(deferred, 30, 'the recipient to be deferred')
+    r = outbound.wait_deferred(qid)
     assert r['reply'].startswith('451 4.4.3 DNS lookup of MX for broken.test failed')
     assert outbound.dsns() == []
 
@@ -349,11 +347,7 @@ def test_verify_policy(outbound, right_name):
         assert sink.messages[0][4], 'the message came over TLS'
         outbound.site.wait_queue_empty()
         return
-
-    def deferred():
-        r = outbound.recipient(qid)
-        return r and r[0]['status'] == 'deferred' and r[0]
-    r = wait_for(deferred, 30, 'the recipient to be deferred')
+    r = outbound.wait_deferred(qid)
     assert 'certificate verification failed' in r['reply'], r['reply']
     assert sink.messages == []
     assert 'certificate verification failed' in outbound.site.mtad.log()
@@ -370,11 +364,7 @@ def test_hostile_multiline_replies_defer(outbound, reply):
     try:
         start(outbound)
         qid = send_with_id(outbound.site.port, BODY, rcpts=(fwd('h@hostile.test'),))
-
-        def deferred():
-            r = outbound.recipient(qid)
-            return r and r[0]['status'] == 'deferred' and r[0]
-        r = wait_for(deferred, 30, 'the recipient to be deferred')
+        r = outbound.wait_deferred(qid)
         assert r['reply'].startswith('451 4.5.0 protocol error from the server'), r['reply']
         assert hostile.connections >= 1
         # mtad is still there and still answers.
@@ -501,10 +491,6 @@ def test_relay_host_with_starttls_and_auth(outbound, mode):
         # No DNS question for the domain: the relay is used as given.
         assert not [q for q in outbound.dns.queries if 'anywhere' in q[0]]
         return
-
-    def deferred():
-        r = outbound.recipient(qid)
-        return r and r[0]['status'] == 'deferred' and r[0]
-    r = wait_for(deferred, 30, 'the recipient to be deferred')
+    r = outbound.wait_deferred(qid)
     assert 'may be read by group or others' in r['reply'], r['reply']
     assert sink.messages == []
