@@ -150,36 +150,46 @@ def binary(build_dir):
     return find
 
 
+def reserve_port():
+    """A free loopback TCP port, reserved by a lock file in PORT_LOCK_DIR
+    that keeps two concurrent tests from getting the same one between our
+    probe and the program's bind. The caller removes the lock
+    (release_port) when done; free_port does that for a test."""
+    PORT_LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        try:
+            fd = os.open(PORT_LOCK_DIR / str(port), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return port
+    pytest.fail('no free port found')
+
+
+def release_port(port):
+    try:
+        (PORT_LOCK_DIR / str(port)).unlink()
+    except FileNotFoundError:
+        pass
+
+
 @pytest.fixture
 def free_port():
-    """Returns a function giving a new free loopback port on each call. A
-    lock file per port keeps two concurrent tests from getting the same
-    one between our probe and the program's bind."""
-    PORT_LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+    """Returns a function giving a new free loopback port on each call
+    (reserve_port), released after the test."""
     held = []
 
     def get():
-        for _ in range(200):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind(('127.0.0.1', 0))
-                port = s.getsockname()[1]
-            lock = PORT_LOCK_DIR / str(port)
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                continue
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
-            held.append(lock)
-            return port
-        pytest.fail('no free port found')
+        held.append(reserve_port())
+        return held[-1]
 
     yield get
-    for lock in held:
-        try:
-            lock.unlink()
-        except FileNotFoundError:
-            pass
+    for port in held:
+        release_port(port)
 
 
 @pytest.fixture(scope='session')

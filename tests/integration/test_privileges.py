@@ -37,7 +37,7 @@ import uuid
 
 import pytest
 
-from conftest import PORT_LOCK_DIR, Instance, is_root, wait_for
+from conftest import Instance, is_root, release_port, reserve_port, wait_for
 
 pytestmark = pytest.mark.skipif(not is_root(), reason='needs root')
 
@@ -125,25 +125,6 @@ class Users:
         for name in self.names:
             subprocess.run(['userdel', name], capture_output=True)
             subprocess.run(['groupdel', name], capture_output=True)
-
-
-def reserve_port():
-    """A free loopback port, reserved like conftest's free_port (that
-    fixture is per test; this layout is per module)."""
-    import socket
-    PORT_LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(('127.0.0.1', 0))
-            port = s.getsockname()[1]
-        try:
-            fd = os.open(PORT_LOCK_DIR / str(port), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            continue
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        return port
-    pytest.fail('no free port found')
 
 
 def schema_keys(inst):
@@ -264,10 +245,7 @@ class Layout:
         self.inst.teardown()
         self.users.remove()
         for p in self.ports:
-            try:
-                (PORT_LOCK_DIR / str(p)).unlink()
-            except FileNotFoundError:
-                pass
+            release_port(p)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
