@@ -194,7 +194,9 @@ def test_unknown_user_and_wrong_password_look_the_same(site):
         s.starttls(context=insecure())
         s.ehlo()
         a = s.docmd('AUTH', 'PLAIN ' + base64.b64encode(b'\0ghost@example.org\0x').decode())
+        b = s.docmd('AUTH', 'PLAIN ' + base64.b64encode(b'\0alice@example.org\0x').decode())
     assert a[0] == 535 and a[1].startswith(b'5.7.8')
+    assert a == b  # the same reply, word for word
 
 
 def test_spoofed_sender_refused_alias_accepted(site):
@@ -251,6 +253,57 @@ def test_scram_sha_256(site):
     assert scram_login(site.sub_port, 'alice@example.org', PASSWORDS['alice'],
                        tamper_proof=True)[0] == 535
     assert scram_login(site.sub_port, 'ghost@example.org', 'x')[0] == 535
+
+
+def b64(data):
+    return base64.b64encode(data if isinstance(data, bytes) else data.encode()).decode()
+
+
+def test_auth_line_limits_and_hostile_scram(site):
+    """RFC 4954 §4's 12288 octets per AUTH line: a longer AUTH command or
+    response is refused and the session goes on; a line within the limit
+    whose SASL message is over the exchange's own limit fails as a login;
+    hostile SCRAM messages (a forged nonce, a short proof, a user name with
+    a line break) fail; each failure is logged once, on one line, with its
+    reason. Three failures stay under LOCKOUT: a good login still works."""
+    with smtplib.SMTP('127.0.0.1', site.sub_port, timeout=20) as s:
+        s.ehlo()
+        s.starttls(context=insecure())
+        s.ehlo()
+        # The command line: 'AUTH PLAIN ' + 12278 + CRLF = 12291 octets.
+        code, text = s.docmd('AUTH', 'PLAIN ' + 'A' * 12278)
+        assert (code, text[:5]) == (500, b'5.5.2'), text
+        assert s.noop()[0] == 250
+        # A response line of 20000 octets in the middle of an exchange.
+        assert s.docmd('AUTH', 'LOGIN')[0] == 334
+        code, text = s.docmd('A' * 20000)
+        assert (code, text) == (500, b'5.5.6 Error: authentication exchange line is too long')
+        assert s.noop()[0] == 250
+        # Within 12288 octets, but 5000 octets of password: over SASL's limit.
+        code, text = s.docmd('AUTH', 'PLAIN ' + b64(b'\0alice@example.org\0' + b'p' * 5000))
+        assert (code, text[:5]) == (535, b'5.7.8')
+        # SCRAM: a client-final whose nonce is not the server's.
+        code, text = s.docmd('AUTH', 'SCRAM-SHA-256 ' + b64('n,,n=alice@example.org,r=abcdefgh'))
+        assert code == 334
+        assert base64.b64decode(text).startswith(b'r=abcdefgh')
+        code, text = s.docmd(b64('c=biws,r=abcdefghforged,p=' + b64(bytes(32))))
+        assert (code, text[:5]) == (535, b'5.7.8')
+        # SCRAM: a line break in the user name, then a 16-octet proof.
+        code, text = s.docmd('AUTH', 'SCRAM-SHA-256 ' + b64('n,,n=evil\r\nroot,r=ijklmnop'))
+        assert code == 334
+        nonce = base64.b64decode(text).decode().split(',')[0][2:]
+        code, text = s.docmd(b64(f'c=biws,r={nonce},p=' + b64(bytes(16))))
+        assert (code, text[:5]) == (535, b'5.7.8')
+        s.user, s.password = 'alice@example.org', PASSWORDS['alice']
+        assert s.auth('PLAIN', s.auth_plain)[0] == 235
+    log = site.msad.log()
+    failures = [ln for ln in log.splitlines() if 'auth failed ' in ln]
+    assert len(failures) == 3, failures
+    assert 'reason="response too long"' in failures[0]
+    assert 'mech=SCRAM-SHA-256 reason="nonce mismatch"' in failures[1]
+    assert 'user=evil??root mech=SCRAM-SHA-256 reason="malformed proof"' in failures[2]
+    assert not any(ln.startswith('root') for ln in log.splitlines())
+    assert 'p' * 100 not in log
 
 
 def test_brute_force_locks_out_one_address_only(site):
