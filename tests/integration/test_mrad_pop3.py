@@ -252,6 +252,26 @@ def test_fetchmail_keep_and_delete(pop, tmp_path):
     assert pop.maildir_files('bob') == {'new': [], 'cur': []}
 
 
+def open_files(pid):
+    """What the descriptors of a process point at ('socket:[inode]', paths)."""
+    return [os.readlink(f'/proc/{pid}/fd/{fd}') for fd in os.listdir(f'/proc/{pid}/fd')]
+
+
+def listening_sockets():
+    """'socket:[inode]' of every listening TCP socket (state 0A)."""
+    out = set()
+    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+        try:
+            rows = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if cols[3] == '0A':
+                out.add(f'socket:[{cols[9]}]')
+    return out
+
+
 @pytest.mark.skipif(not is_root(), reason='needs root')
 def test_privilege_split(pop, instance):
     name = pop.add_maildir('bob', msg(1))
@@ -278,9 +298,13 @@ def test_privilege_split(pop, instance):
     assert not can_open_as(pop.login_uid, login_ids['Gid'][0], mailbox_file)
     assert can_open_as(pop.mail_uid, pop.mail_gid, mailbox_file)
     assert not can_open_as(pop.mail_uid, pop.mail_gid, spool)
-    # The mail process holds no listening socket and no TLS key file.
-    fds = [os.readlink(f'/proc/{mail_pid}/fd/{fd}') for fd in os.listdir(f'/proc/{mail_pid}/fd')]
+    # The mail process holds no listening socket and no TLS key file; the
+    # login process holds the listeners (the check sees them).
+    fds = open_files(mail_pid)
     assert not any('key.pem' in f for f in fds)
+    listening = listening_sockets()
+    assert len(listening & set(open_files(pop.proc.pid))) >= 2  # POP3 and POP3S
+    assert not listening & set(fds), fds
     c = login(pop)
     assert retr(c, 1)[0] == crlf(msg(1))
     c.quit()
