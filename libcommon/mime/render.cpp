@@ -1,13 +1,10 @@
 // mime/render: see render.hpp. Trust: renders data from untrusted messages.
 #include "mime/render.hpp"
 
-#include "mime/charset.hpp"
+#include "imap/response.hpp"
 
 namespace yubin::mime {
 namespace {
-
-// Longer strings go as literals, which clients parse without scanning.
-constexpr size_t kMaxQuoted = 1024;
 
 constexpr std::string_view kEmptyPart =
     "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0";
@@ -168,38 +165,17 @@ void appendPart(std::string& out, const Structure& s, uint32_t index, bool ext,
 }  // namespace
 
 void appendIString(std::string& out, std::string_view s, const RenderOptions& o) {
-  std::string cleaned;
-  if (s.find('\0') != std::string_view::npos) {
-    for (char c : s)
-      if (c != '\0') cleaned.push_back(c);
-    s = cleaned;
-  }
-  bool quotable = s.size() <= kMaxQuoted;
-  bool eightBit = false;
-  for (size_t i = 0; quotable && i < s.size(); ++i) {
-    const auto b = static_cast<uint8_t>(s[i]);
-    if (b == '\r' || b == '\n') quotable = false;
-    if (b >= 0x80) eightBit = true;
-  }
-  if (quotable && eightBit) quotable = o.utf8Quoted && isUtf8(s);
-  if (quotable) {
-    out.push_back('"');
-    size_t start = 0;
-    for (size_t i = 0; i < s.size(); ++i) {
-      if (s[i] == '"' || s[i] == '\\') {
-        out.append(s.substr(start, i - start));
-        out.push_back('\\');
-        start = i;
-      }
-    }
-    out.append(s.substr(start));
-    out.push_back('"');
+  // A message may carry NUL, which no IMAP string can (CHAR8 excludes it):
+  // drop it here; imap::appendString then picks quoted or literal.
+  if (s.find('\0') == std::string_view::npos) {
+    imap::appendString(out, s, o.utf8Quoted);
     return;
   }
-  out.push_back('{');
-  out += std::to_string(s.size());
-  out += "}\r\n";
-  out.append(s);
+  std::string cleaned;
+  cleaned.reserve(s.size());
+  for (char c : s)
+    if (c != '\0') cleaned.push_back(c);
+  imap::appendString(out, cleaned, o.utf8Quoted);
 }
 
 void appendNString(std::string& out, const std::optional<std::string>& s, const RenderOptions& o) {

@@ -3,12 +3,12 @@
 // (envelope, body, body-type-1part, body-type-mpart, body-ext-*).
 //
 // API:
-//   appendIString(out, s, opts)   an IMAP string: quoted when every byte is
-//                                 a 7-bit TEXT-CHAR other than CR/LF (and
-//                                 short), else a literal {n}\r\n...; NUL is
-//                                 dropped (never valid in a string). With
-//                                 opts.utf8Quoted (IMAP4rev2 / UTF8=ACCEPT)
-//                                 valid UTF-8 may be quoted too.
+//   appendIString(out, s, opts)   an IMAP string written by
+//                                 imap::appendString (quoted when short and
+//                                 quotable, else a literal {n}\r\n...) after
+//                                 dropping NUL (never valid in a string).
+//                                 With opts.utf8Quoted (IMAP4rev2 /
+//                                 UTF8=ACCEPT) valid UTF-8 may be quoted too.
 //   appendNString(out, optional)  NIL or the string.
 //   renderEnvelope(env, opts)     "(date subject from sender reply-to to cc
 //                                 bcc in-reply-to message-id)"; sender and
