@@ -187,21 +187,6 @@ void CharsetDecoder::finish(std::string& out) {
   pendingLen_ = 0;
 }
 
-bool isUtf8(std::string_view in) {
-  size_t i = 0;
-  while (i < in.size()) {
-    const auto lead = static_cast<uint8_t>(in[i]);
-    const int need = sequenceLength(lead);
-    if (need == 0 || i + need > in.size()) return false;
-    for (int k = 1; k < need; ++k) {
-      const auto b = static_cast<uint8_t>(in[i + k]);
-      if (k == 1 ? !secondOk(lead, b) : (b & 0xC0) != 0x80) return false;
-    }
-    i += need;
-  }
-  return true;
-}
-
 bool toUtf8(std::string_view charsetName, std::string_view bytes, std::string& out) {
   const Charset cs = charsetFromName(charsetName);
   if (cs == Charset::Unknown) return false;

@@ -47,9 +47,6 @@ class CharsetDecoder {
 
 bool toUtf8(std::string_view charsetName, std::string_view bytes, std::string& out);
 
-// Whether bytes are valid UTF-8 (RFC 3629).
-bool isUtf8(std::string_view bytes);
-
 // Appends code point cp as UTF-8 (cp must be a valid scalar value).
 void appendUtf8(std::string& out, uint32_t cp);
 
