@@ -76,4 +76,18 @@ TEST_CASE("identity encodings and hostile blanks") {
   const std::string blanks(100000, ' ');
   const std::string out = decodeTransfer(TransferEncoding::QuotedPrintable, blanks + "x");
   CHECK(out == blanks + "x");
+  // Before anything follows them, at most kMaxPendingBlanks blanks are held
+  // back: plain blanks, and blanks after an "=" that might be a soft break.
+  for (std::string_view prefix : {"", "="}) {
+    TransferDecoder d(TransferEncoding::QuotedPrintable);
+    std::string held;
+    d.decode(prefix, held);
+    d.decode(blanks, held);
+    CHECK(held.size() + TransferDecoder::kMaxPendingBlanks >= prefix.size() + blanks.size());
+    CHECK(held.find_first_not_of(' ', prefix.size()) == std::string::npos);
+    d.decode("x", held);
+    d.finish(held);
+    CHECK(held == std::string(prefix) + blanks + "x");
+    CHECK(d.sawErrors() == !prefix.empty());
+  }
 }
