@@ -6,6 +6,9 @@ namespace {
 
 constexpr std::string_view kMagic = "YMS\x01";
 
+// Writer and Reader share one vocabulary, field(x), for every kind of value
+// a part holds; the field lists below are written once for both, so that
+// the encoder and the decoder cannot drift apart.
 class Writer {
  public:
   void u(uint64_t v) {
@@ -15,28 +18,40 @@ class Writer {
     }
     out_.push_back(static_cast<char>(v));
   }
-  void str(std::string_view s) {
+  void field(uint64_t v) { u(v); }
+  void field(const std::string& s) {
     u(s.size());
     out_.append(s);
   }
-  void opt(const std::optional<std::string>& s) {
+  void field(const std::optional<std::string>& s) {
     u(s ? 1 : 0);
-    if (s) str(*s);
+    if (s) field(*s);
   }
-  void params(const std::vector<Param>& ps) {
+  void field(const std::vector<Param>& ps) {
     u(ps.size());
     for (const auto& p : ps) {
-      str(p.name);
-      str(p.value);
+      field(p.name);
+      field(p.value);
     }
   }
-  void addresses(const std::vector<EnvelopeAddress>& as) {
+  void field(const std::optional<Disposition>& d) {
+    u(d ? 1 : 0);
+    if (d) {
+      field(d->type);
+      field(d->params);
+    }
+  }
+  void field(const std::vector<std::string>& list) {
+    u(list.size());
+    for (const auto& s : list) field(s);
+  }
+  void field(const std::vector<EnvelopeAddress>& as) {
     u(as.size());
     for (const auto& a : as) {
-      opt(a.name);
-      opt(a.adl);
-      opt(a.mailbox);
-      opt(a.host);
+      field(a.name);
+      field(a.adl);
+      field(a.mailbox);
+      field(a.host);
     }
   }
   std::string& out() { return out_; }
@@ -67,36 +82,46 @@ class Reader {
     if (n > in_.size() - pos_) return static_cast<size_t>(fail());
     return static_cast<size_t>(n);
   }
-  std::string str() {
-    const size_t n = count();
-    if (!ok_) return {};
-    std::string s(in_.substr(pos_, n));
-    pos_ += n;
-    return s;
-  }
-  std::optional<std::string> opt() {
+  // 0 or 1: whether an optional value follows.
+  bool present() {
     const uint64_t f = u();
     if (f > 1) fail();
-    if (f != 1 || !ok_) return std::nullopt;
-    return str();
+    return f == 1 && ok_;
   }
-  std::vector<Param> params() {
-    std::vector<Param> ps(count());
+  void field(uint64_t& v) { v = u(); }
+  void field(std::string& s) {
+    const size_t n = count();
+    if (!ok_) return;
+    s.assign(in_.substr(pos_, n));
+    pos_ += n;
+  }
+  void field(std::optional<std::string>& s) {
+    if (present()) field(s.emplace());
+  }
+  void field(std::vector<Param>& ps) {
+    ps.resize(count());
     for (auto& p : ps) {
-      p.name = str();
-      p.value = str();
+      field(p.name);
+      field(p.value);
     }
-    return ps;
   }
-  std::vector<EnvelopeAddress> addresses() {
-    std::vector<EnvelopeAddress> as(count());
+  void field(std::optional<Disposition>& d) {
+    if (!present()) return;
+    field(d.emplace().type);
+    field(d->params);
+  }
+  void field(std::vector<std::string>& list) {
+    const size_t n = count();
+    for (size_t k = 0; k < n && ok_; ++k) field(list.emplace_back());
+  }
+  void field(std::vector<EnvelopeAddress>& as) {
+    as.resize(count());
     for (auto& a : as) {
-      a.name = opt();
-      a.adl = opt();
-      a.mailbox = opt();
-      a.host = opt();
+      field(a.name);
+      field(a.adl);
+      field(a.mailbox);
+      field(a.host);
     }
-    return as;
   }
   uint64_t fail() {
     ok_ = false;
@@ -110,6 +135,43 @@ class Reader {
   bool ok_ = true;
 };
 
+// The fields of a part, in format order, before the tree fields (parent,
+// depth, flags) that the decoder checks.
+template <class Io, class P>
+void sizeFields(Io& io, P& p) {
+  io.field(p.headerOffset);
+  io.field(p.headerSize);
+  io.field(p.headerBareLf);
+  io.field(p.bodyOffset);
+  io.field(p.bodySize);
+  io.field(p.bodyBareLf);
+  io.field(p.bodyLines);
+}
+
+// ... and after them.
+template <class Io, class P>
+void contentFields(Io& io, P& p) {
+  io.field(p.type);
+  io.field(p.subtype);
+  io.field(p.params);
+  io.field(p.id);
+  io.field(p.description);
+  io.field(p.md5);
+  io.field(p.location);
+  io.field(p.encoding);
+  io.field(p.disposition);
+  io.field(p.languages);
+}
+
+template <class Io, class E>
+void envelopeFields(Io& io, E& e) {
+  io.field(e.date);
+  io.field(e.subject);
+  io.field(e.inReplyTo);
+  io.field(e.messageId);
+  for (auto* list : {&e.from, &e.sender, &e.replyTo, &e.to, &e.cc, &e.bcc}) io.field(*list);
+}
+
 }  // namespace
 
 std::string encodeStructure(const Structure& s) {
@@ -119,40 +181,12 @@ std::string encodeStructure(const Structure& s) {
   w.u(s.truncated ? 1 : 0);
   w.u(s.parts.size());
   for (const auto& p : s.parts) {
-    w.u(p.headerOffset);
-    w.u(p.headerSize);
-    w.u(p.headerBareLf);
-    w.u(p.bodyOffset);
-    w.u(p.bodySize);
-    w.u(p.bodyBareLf);
-    w.u(p.bodyLines);
+    sizeFields(w, p);
     w.u(p.parent);
     w.u(p.depth);
     w.u((p.headerTruncated ? 1 : 0) | (p.envelope ? 2 : 0));
-    w.str(p.type);
-    w.str(p.subtype);
-    w.params(p.params);
-    w.opt(p.id);
-    w.opt(p.description);
-    w.opt(p.md5);
-    w.opt(p.location);
-    w.str(p.encoding);
-    w.u(p.disposition ? 1 : 0);
-    if (p.disposition) {
-      w.str(p.disposition->type);
-      w.params(p.disposition->params);
-    }
-    w.u(p.languages.size());
-    for (const auto& l : p.languages) w.str(l);
-    if (p.envelope) {
-      const Envelope& e = *p.envelope;
-      w.opt(e.date);
-      w.opt(e.subject);
-      w.opt(e.inReplyTo);
-      w.opt(e.messageId);
-      for (const auto* list : {&e.from, &e.sender, &e.replyTo, &e.to, &e.cc, &e.bcc})
-        w.addresses(*list);
-    }
+    contentFields(w, p);
+    if (p.envelope) envelopeFields(w, *p.envelope);
   }
   return std::move(w.out());
 }
@@ -170,13 +204,7 @@ Result<Structure> decodeStructure(std::string_view bytes) {
   for (size_t i = 0; i < n && r.ok(); ++i) {
     s.parts.emplace_back();  // one at a time: n is only bounded by the input size
     Part& p = s.parts.back();
-    p.headerOffset = r.u();
-    p.headerSize = r.u();
-    p.headerBareLf = r.u();
-    p.bodyOffset = r.u();
-    p.bodySize = r.u();
-    p.bodyBareLf = r.u();
-    p.bodyLines = r.u();
+    sizeFields(r, p);
     const uint64_t parent = r.u();
     const uint64_t depth = r.u();
     const uint64_t flags = r.u();
@@ -194,34 +222,8 @@ Result<Structure> decodeStructure(std::string_view bytes) {
         p.headerBareLf > p.headerSize || p.bodyBareLf > p.bodySize || p.bodyLines > p.bodySize)
       return Error{"structure cache: range outside the message", 0};
     if (i > 0) s.parts[parent].children.push_back(static_cast<uint32_t>(i));
-    p.type = r.str();
-    p.subtype = r.str();
-    p.params = r.params();
-    p.id = r.opt();
-    p.description = r.opt();
-    p.md5 = r.opt();
-    p.location = r.opt();
-    p.encoding = r.str();
-    const uint64_t hasDisposition = r.u();
-    if (hasDisposition > 1) r.fail();
-    if (hasDisposition == 1 && r.ok()) {
-      Disposition d;
-      d.type = r.str();
-      d.params = r.params();
-      p.disposition = std::move(d);
-    }
-    const size_t langs = r.count();
-    for (size_t k = 0; k < langs && r.ok(); ++k) p.languages.push_back(r.str());
-    if (flags & 2) {
-      Envelope e;
-      e.date = r.opt();
-      e.subject = r.opt();
-      e.inReplyTo = r.opt();
-      e.messageId = r.opt();
-      for (auto* list : {&e.from, &e.sender, &e.replyTo, &e.to, &e.cc, &e.bcc})
-        *list = r.addresses();
-      p.envelope = std::move(e);
-    }
+    contentFields(r, p);
+    if (flags & 2) envelopeFields(r, p.envelope.emplace());
   }
   if (!r.ok() || !r.atEnd() || s.parts.size() != n)
     return Error{"structure cache: truncated or trailing bytes", 0};
