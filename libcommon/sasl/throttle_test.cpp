@@ -115,3 +115,84 @@ TEST_CASE("throttle: lockout 0 never locks") {
   CHECK_FALSE(t.locked("192.0.2.1", "a@x", now));
   CHECK(t.delay("192.0.2.1", "a@x", now) == 1000ms);
 }
+
+TEST_CASE("throttle: the key cap is exact and evicts the least recently failed key") {
+  Throttle t(settings());  // maxKeys 100
+  auto now = Throttle::Clock::time_point{} + 1h;
+  // 50 addresses with no account: 50 keys.
+  for (int i = 0; i < 50; ++i) t.failure("10.1.0." + std::to_string(i), "", now + ms(i));
+  CHECK(t.size() == 50);
+  // The oldest one fails again: it becomes the most recent.
+  t.failure("10.1.0.0", "", now + 100ms);
+  CHECK(t.size() == 50);
+  // 60 more keys: 10 over the cap, the 10 least recently failed go.
+  for (int i = 0; i < 60; ++i) t.failure("10.2.0." + std::to_string(i), "", now + 200ms + ms(i));
+  CHECK(t.size() == 100);
+  const auto later = now + 1s;
+  CHECK(t.ipFailures("10.1.0.0", later) == 2);  // refreshed, so kept
+  for (int i = 1; i <= 10; ++i) CHECK(t.ipFailures("10.1.0." + std::to_string(i), later) == 0);
+  CHECK(t.ipFailures("10.1.0.11", later) == 1);
+  CHECK(t.ipFailures("10.2.0.59", later) == 1);
+  // A key that keeps failing survives a flood of fresh user names (each of
+  // its failures moves it to the back)...
+  for (int round = 0; round < 5; ++round) {
+    t.failure("192.0.2.9", "", later);
+    for (int i = 0; i < 90; ++i)
+      t.failure("198.51.100.1", "flood" + std::to_string(round * 100 + i), later);
+    CHECK(t.size() == 100);
+  }
+  CHECK(t.ipFailures("192.0.2.9", later) == 5);
+  CHECK(t.ipFailures("198.51.100.1", later) == 450);
+  // ...one that stops failing goes once enough newer keys came.
+  for (int i = 0; i < 99; ++i) t.failure("198.51.100.1", "more" + std::to_string(i), later);
+  CHECK(t.ipFailures("192.0.2.9", later) == 0);
+  CHECK(t.size() == 100);
+}
+
+TEST_CASE("throttle: a cap of 0 keeps one key") {
+  auto s = settings();
+  s.maxKeys = 0;
+  Throttle t(s);
+  auto now = Throttle::Clock::time_point{} + 1h;
+  t.failure("192.0.2.1", "", now);
+  t.failure("192.0.2.2", "", now);
+  CHECK(t.size() == 1);
+  CHECK(t.ipFailures("192.0.2.2", now) == 1);
+}
+
+TEST_CASE("throttle: a failure counts for exactly `window`") {
+  Throttle t(settings());  // window 60 s, ipLockout 5
+  auto now = Throttle::Clock::time_point{} + 1h;
+  for (int i = 0; i < 5; ++i) t.failure("192.0.2.1", "a@x", now);
+  CHECK(t.locked("192.0.2.1", "", now + 60s - 1ms));
+  CHECK(t.ipFailures("192.0.2.1", now + 60s - 1ms) == 5);
+  CHECK(t.delay("192.0.2.1", "", now + 60s - 1ms) == 1000ms);
+  CHECK_FALSE(t.locked("192.0.2.1", "", now + 60s));
+  CHECK(t.ipFailures("192.0.2.1", now + 60s) == 0);
+  CHECK(t.accountFailures("a@x", now + 60s) == 0);
+  CHECK(t.delay("192.0.2.1", "a@x", now + 60s) == 0ms);
+  // The window runs from the last failure, not the first.
+  t.failure("192.0.2.3", "", now);
+  t.failure("192.0.2.3", "", now + 50s);
+  CHECK(t.ipFailures("192.0.2.3", now + 100s) == 2);
+  // Expired entries are dropped at the next failure, whoever it is for.
+  CHECK(t.size() == 3);
+  t.failure("192.0.2.4", "", now + 60s);
+  CHECK(t.size() == 2);  // 192.0.2.3 (last failed at +50 s) and 192.0.2.4
+}
+
+TEST_CASE("throttle: hostile keys are only compared") {
+  Throttle t(settings());
+  auto now = Throttle::Clock::time_point{} + 1h;
+  const std::string nul("a\0b", 3);
+  const std::string huge(100000, 'u');
+  for (const std::string& k : {nul, huge, std::string("u:x"), std::string("a:192.0.2.1")})
+    t.failure("192.0.2.1", k, now);
+  CHECK(t.accountFailures(nul, now) == 1);
+  CHECK(t.accountFailures(std::string("a\0c", 3), now) == 0);
+  CHECK(t.accountFailures(huge, now) == 1);
+  // An account named like an address key is still an account.
+  CHECK(t.accountFailures("a:192.0.2.1", now) == 1);
+  CHECK(t.ipFailures("192.0.2.1", now) == 4);
+  CHECK(t.ipFailures("u:x", now) == 0);
+}
