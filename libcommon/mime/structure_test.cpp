@@ -343,6 +343,50 @@ TEST_CASE("structure cache: hostile bytes are refused, never trusted") {
   CHECK_FALSE(decodeStructure(std::string("YMS\x01\x00\x00\xff\xff\xff\xff\x0f", 11)).ok());
 }
 
+TEST_CASE("structure cache: each structural check refuses what it guards") {
+  const Structure good = parseStructure(kNested);
+  REQUIRE(good.parts.size() == 4);
+  REQUIRE(decodeStructure(encodeStructure(good)).ok());
+  // The refusal decodeStructure gives for a well-encoded but forged tree.
+  auto refusal = [](const Structure& forged) -> std::string {
+    auto r = decodeStructure(encodeStructure(forged));
+    return r.ok() ? "accepted" : r.error().message;
+  };
+  const std::string badTree = "structure cache: bad tree";
+  const std::string badRange = "structure cache: range outside the message";
+  Structure s = good;
+  s.parts[3].parent = 3;  // its own parent
+  CHECK(refusal(s) == badTree);
+  s = good;
+  s.parts[1].parent = 2;  // a parent after its child
+  CHECK(refusal(s) == badTree);
+  s = good;
+  s.parts[3].depth = 1;  // not its parent's depth + 1
+  CHECK(refusal(s) == badTree);
+  s = good;
+  s.parts[0].depth = 1;  // the root is at depth 0
+  CHECK(refusal(s) == badTree);
+  s = good;
+  s.parts[1].bodyOffset = s.size + 1;
+  CHECK(refusal(s) == badRange);
+  s = good;
+  s.parts[1].bodySize = s.size - s.parts[1].bodyOffset + 1;
+  CHECK(refusal(s) == badRange);
+  s = good;
+  s.parts[1].headerSize = s.size;
+  CHECK(refusal(s) == badRange);
+  s = good;
+  s.parts[1].headerBareLf = s.parts[1].headerSize + 1;
+  CHECK(refusal(s) == badRange);
+  s = good;
+  s.parts[1].bodyLines = s.parts[1].bodySize + 1;
+  CHECK(refusal(s) == badRange);
+  s = good;
+  s.parts.clear();
+  CHECK(refusal(s) == "structure cache: bad preamble");
+  CHECK(refusal(good) == "accepted");
+}
+
 TEST_CASE("parsing from a seekable source reports read errors") {
   const std::string msg = kNested;
   auto failing = parseStructure(
