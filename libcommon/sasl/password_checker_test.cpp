@@ -111,3 +111,34 @@ TEST_CASE("password checker: a callback may queue the next check") {
   l.runUntil([&] { return rounds == 5; });
   CHECK(rounds == 5);
 }
+
+TEST_CASE("password checker: a full queue refuses at once; the refusal is temporary") {
+  Loop l;
+  // A hash that takes a while to verify (64 MiB, 3 passes: tenths of a
+  // second), so the one worker is still on its first check while the loop
+  // below fills the queue.
+  l.hashes["slow"] = *auth::hashPassword("pw", auth::PasswordCost{3, size_t{64} << 20});
+  l.hashes["a"] = hashOf("pa");
+  auto c = sasl::PasswordChecker::create(l.base.get(), l.lookup(), {.threads = 1, .maxQueued = 2});
+  REQUIRE(c.ok());
+  std::vector<bool> oks;
+  size_t accepted = 0;
+  for (int i = 0; i < 20; ++i)
+    if ((*c)->check("slow", "pw", [&](bool ok) { oks.push_back(ok); })) ++accepted;
+  // Two wait in the queue, and the worker may have taken one already.
+  CHECK(accepted >= 2);
+  CHECK(accepted <= 3);
+  // A refused check leaves nothing behind: no callback will run for it.
+  CHECK((*c)->pending() == accepted);
+  CHECK(l.lookups == 20);
+  l.runUntil([&] { return oks.size() == accepted; });
+  CHECK(oks == std::vector<bool>(accepted, true));
+  CHECK((*c)->pending() == 0);
+  // Drained: checks are taken again (the glue answers 454 4.7.0, a
+  // temporary failure, while it is full).
+  bool again = false;
+  REQUIRE((*c)->check("a", "pa", [&](bool ok) { again = ok; }));
+  l.runUntil([&] { return again; });
+  CHECK(again);
+  CHECK(oks.size() == accepted);  // the refused ones never called back
+}

@@ -6,6 +6,7 @@
 #include "sasl/sasl.hpp"
 
 #include <catch2/catch.hpp>
+#include <functional>
 
 #include "auth/directory.hpp"
 #include "auth/password.hpp"
@@ -393,4 +394,105 @@ TEST_CASE("SCRAM: responses out of order fail") {
   CHECK(ex->respond("c=biws").kind == Kind::Failure);
   CHECK(ex->passwordChecked(true).kind == Kind::Failure);
   CHECK(ex->begin(std::nullopt).kind == Kind::Failure);
+}
+
+TEST_CASE("SCRAM-SHA-256: hostile client-first messages, each with its reason") {
+  Fixture f;
+  const std::string nul(1, '\0');
+  const std::string u = "n=alice@example.org";
+  // A message of exactly kMaxResponse octets is read; one more is not.
+  const std::string atLimit = "n,," + u + ",r=" + std::string(sasl::kMaxResponse - 25, 'x');
+  REQUIRE(atLimit.size() == sasl::kMaxResponse);
+  struct Case {
+    std::string msg, reason;  // reason "": accepted (a Challenge)
+  };
+  const std::vector<Case> cases = {
+      {"n,," + u + ",r=", "malformed nonce"},
+      {"n,," + u + ",r=ab\x01" "cd", "malformed nonce"},
+      {"n,," + u + ",r=ab\xff" "cd", "malformed nonce"},
+      {"n,," + u + ",r=ab cd", "malformed nonce"},
+      {"n,," + u, "missing nonce"},
+      {"n,,r=abc," + u, "missing user name"},
+      {"n,," + u + ",r=abc,x", "malformed extension"},
+      {"n,," + u + ",r=abc,x=1", ""},  // extensions after the nonce are ignored
+      {"n,,m=x," + u + ",r=abc", "unsupported mandatory extension"},
+      {"n,,n=ali" + nul + "ce,r=abc", "malformed user name"},
+      {"n,,n=alice=2,r=abc", "malformed user name"},
+      {"n,,n=alice=2X,r=abc", "malformed user name"},
+      {"n,a=," + u + ",r=abc", "malformed authzid"},
+      {"n,x=bob," + u + ",r=abc", "malformed authzid"},
+      {"n,a=bob@example.org," + u + ",r=abc", "authorization identity differs from the user"},
+      {"p=tls-exporter,," + u + ",r=abc", "channel binding requested with a non-PLUS mechanism"},
+      {"q,," + u + ",r=abc", "malformed gs2 header"},
+      {atLimit, ""},
+      {atLimit + "x", "response too long"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.msg.substr(0, 60) << " (" << c.msg.size() << " octets)");
+    auto ex = f.start("SCRAM-SHA-256");
+    sasl::Step s = ex->begin(std::string_view(c.msg));
+    if (c.reason.empty()) {
+      CHECK(s.kind == Kind::Challenge);
+      continue;
+    }
+    CHECK(s.kind == Kind::Failure);
+    CHECK(s.reason == c.reason);
+    CHECK(s.challenge.empty());
+    // The exchange is over: nothing more is read.
+    sasl::Step again = ex->respond("c=biws,r=abc,p=" + base64Encode(std::string(32, 'x')));
+    CHECK(again.kind == Kind::Failure);
+    CHECK(again.reason == "unexpected response");
+  }
+}
+
+TEST_CASE("SCRAM-SHA-256: hostile client-final messages, each with its reason") {
+  Fixture f;
+  const std::string p32 = base64Encode(std::string(32, '\0'));
+  const std::string p16 = base64Encode(std::string(16, '\0'));
+  struct Case {
+    std::function<std::string(const std::string& r)> msg;  // r: the full nonce
+    std::string reason;
+  };
+  const std::vector<Case> cases = {
+      {[&](const std::string& r) { return "r=" + r + ",c=biws,p=" + p32; },
+       "missing channel binding"},
+      {[&](const std::string&) { return "c=biws,p=" + p32; }, "missing channel binding"},
+      {[&](const std::string& r) { return "c=!!!!,r=" + r + ",p=" + p32; },
+       "malformed channel binding"},
+      {[&](const std::string& r) { return "c=biws,r=" + r; }, "missing proof"},
+      {[&](const std::string& r) { return "c=biws,r=" + r + ",p=" + p16; }, "malformed proof"},
+      {[&](const std::string& r) { return "c=biws,r=" + r + ",p="; }, "malformed proof"},
+      {[&](const std::string& r) { return "c=biws,r=" + r + ",p=%%%%"; }, "malformed proof"},
+      {[&](const std::string& r) { return "c=biws,r=" + r + ",x,p=" + p32; },
+       "malformed extension"},
+      {[&](const std::string& r) { return "c=biws,r=" + r.substr(0, 24) + ",p=" + p32; },
+       "nonce mismatch"},  // the client's part only
+      {[&](const std::string& r) { return "c=biws,r=" + r + "x,p=" + p32; }, "nonce mismatch"},
+      {[&](const std::string&) { return "c=biws,r=,p=" + p32; }, "malformed nonce"},
+      {[&](const std::string& r) { return "c=" + base64Encode("y,,") + ",r=" + r + ",p=" + p32; },
+       "channel binding mismatch"},
+      {[&](const std::string& r) { return "c=biws,r=" + r + ",p=" + p32; }, "invalid proof"},
+      {[&](const std::string& r) { return "c=biws,r=" + r + ",p=" + p32 + ",p=" + p32; },
+       "invalid proof"},  // the last p= is the proof; the first is an extension
+      {[&](const std::string& r) {
+         return "c=biws,r=" + r + ",e=" + std::string(sasl::kMaxResponse, 'e') + ",p=" + p32;
+       },
+       "response too long"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    auto ex = f.start("SCRAM-SHA-256");
+    ScramClient cl{"alice@example.org", "secret", "n,,", ""};
+    sasl::Step s = ex->begin(cl.first());
+    REQUIRE(s.kind == Kind::Challenge);
+    const std::string r = splitAny(s.challenge, ",")[0].substr(2);
+    REQUIRE(r.size() > cl.nonce.size());
+    const std::string msg = cases[i].msg(r);
+    INFO("case " << i << ": " << msg.substr(0, 80));
+    s = ex->respond(msg);
+    CHECK(s.kind == Kind::Failure);
+    CHECK(s.reason == cases[i].reason);
+    CHECK(s.user == "alice@example.org");
+    CHECK(s.serverFinal.empty());
+    CHECK(s.authenticated.empty());
+  }
 }
