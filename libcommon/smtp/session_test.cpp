@@ -1124,6 +1124,22 @@ TEST_CASE("AUTH: challenges, responses and outcomes", "[session][auth]") {
        "AUTH LOGIN\r\n" + std::string(12288, 'A') + "\r\nNOOP\r\n",
        {"334", "500 5.5.6", "250 2.0.0"},
        {"auth-start LOGIN", "auth-abort"}},
+      {"an AUTH command line of 12288 octets is read",
+       "AUTH PLAIN " + std::string(12272, 'A') + "   \r\n",
+       {"535 5.7.8"},
+       {"auth-start PLAIN " + std::string(9204, '|')}},
+      {"a longer AUTH command line is refused before any exchange",
+       "AUTH PLAIN " + std::string(12276, 'A') + "\r\nNOOP\r\n",
+       {"500 5.5.2", "250 2.0.0"},
+       {}},
+      {"a far longer one is skipped, and the next AUTH runs",
+       "AUTH PLAIN " + std::string(100000, 'A') + "\r\n" + kAuthGood,
+       {"500 5.5.2", "235 2.7.0"},
+       {"auth-start PLAIN |user|pw"}},
+      {"a temporary failure, then a login",
+       "AUTH PLAIN " + b64(plain("busy", "x")) + "\r\n" + kAuthGood,
+       {"454 4.7.0", "235 2.7.0"},
+       {"auth-start PLAIN |busy|x", "auth-start PLAIN |user|pw"}},
       {"an AUTH line past maxCommandLine is allowed",
        "AUTH PLAIN " + b64(plain("user", std::string(3000, 'p'))) + "\r\n",
        {"535 5.7.8"},
@@ -1150,6 +1166,18 @@ TEST_CASE("AUTH: the challenges on the wire", "[session][auth]") {
   auto o2 = run(submissionTls(), kEhlo + "AUTH PLAIN\r\n");
   CHECK(o2.sent.substr(o2.sent.size() - 6) == "334 \r\n");
   CHECK(o2.state == Session::State::AuthResponse);
+}
+
+TEST_CASE("AUTH: the refusals on the wire", "[session][auth]") {
+  auto o = run(submissionTls(), kEhlo + "AUTH PLAIN " + b64(plain("busy", "x")) + "\r\n");
+  INFO(o.sent);
+  CHECK(o.sent.ends_with("\r\n454 4.7.0 Error: temporary authentication failure\r\n"));
+  CHECK(o.state == Session::State::Idle);
+  auto o2 = run(submissionTls(), kEhlo + "AUTH LOGIN\r\n" + std::string(20000, 'A') + "\r\n");
+  CHECK(o2.sent.ends_with("\r\n334 VXNlcm5hbWU6\r\n"
+                          "500 5.5.6 Error: authentication exchange line is too long\r\n"));
+  CHECK(o2.state == Session::State::Idle);
+  CHECK(o2.errors == 1);
 }
 
 TEST_CASE("AUTH: sequence rules", "[session][auth]") {
