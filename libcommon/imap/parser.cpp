@@ -1297,11 +1297,9 @@ void Parser::resetCommand() {
   cmd_.clear();
   lineStart_ = 0;
   streamed_.clear();
-  messageIndex_ = 0;
   appendResume_ = 0;
   discarding_ = false;
   discardTail_.clear();
-  errorTag_.clear();
 }
 
 ParseError Parser::makeError(std::string text, bool tooBig) const {
@@ -1325,10 +1323,8 @@ ParseError Parser::makeError(std::string text, bool tooBig) const {
 
 Event Parser::lineTooLong() {
   ParseError e = makeError("line too long", true);
-  const std::string tag = e.tag;
   resetCommand();
   discarding_ = true;
-  errorTag_ = tag;
   return e;
 }
 
@@ -1497,7 +1493,6 @@ Event Parser::lineComplete() {
     if (skip) {
       // The octets come anyway: skip them, then the rest of the command.
       discarding_ = true;
-      errorTag_ = e.tag;
       literalLeft_ = h.size;
       state_ = h.size > 0 ? State::SkipLiteral : State::Line;
     }
@@ -1508,7 +1503,7 @@ Event Parser::lineComplete() {
   if (isMessage) appendResume_ = cmd_.size() + (sink_ ? 0 : h.size);
   if (isMessage && sink_) {
     streamed_.push_back(cmd_.size());
-    sink_->messageBegin(messageIndex_++, h.size, h.binary);
+    sink_->messageBegin(streamed_.size() - 1, h.size, h.binary);
     if (h.size == 0) {
       sink_->messageEnd();
       lineStart_ = cmd_.size();

@@ -141,13 +141,12 @@ class Parser {
   // follows) and buffered literals, as the grammar's cursor will read them.
   std::string cmd_;
   size_t lineStart_ = 0;                // where the current line starts in cmd_
-  std::vector<size_t> streamed_;        // cmd_ offsets of literals sent to the sink
-  size_t messageIndex_ = 0;
+  std::vector<size_t> streamed_;        // cmd_ offsets of literals sent to the sink (in
+                                        // order: the sink's message index)
   size_t appendResume_ = 0;             // cmd_ offset just past the last APPEND message
   uint64_t literalLeft_ = 0;
   bool discarding_ = false;             // dropping the rest of a command already answered
   std::string discardTail_;             // the end of a discarded line (literal detection)
-  std::string errorTag_;                // tag of the command being discarded
 };
 
 // Parses one complete command from its buffered form (lines joined by CRLF
