@@ -8,15 +8,13 @@ the mail) and the mail process as nobody, who owns the mail root."""
 
 import os
 import pwd
-import signal
 import socket
 import ssl
 import subprocess
 import time
 
-import pytest
-
-from conftest import is_root, wait_for
+from conftest import wait_for
+from standalone import Daemon
 
 PASSWORD = 'correct horse'
 
@@ -33,8 +31,7 @@ class Pop3Setup:
         self.mail = inst.dir / 'mail'
         self.port = free_port()
         self.sport = free_port()
-        self.proc = None
-        self.log_path = inst.dir / 'mrad.log'
+        self.daemon = Daemon(inst, self.exe, 'mrad', self._answers, timeout=20)
         cert, key = inst.dir / 'etc/cert.pem', inst.dir / 'etc/key.pem'
         subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
                         '-subj', '/CN=localhost', '-keyout', str(key), '-out', str(cert)],
@@ -117,22 +114,17 @@ class Pop3Setup:
     # -- the daemon -------------------------------------------------------------
 
     def start(self):
-        with open(self.log_path, 'ab') as log:
-            self.proc = subprocess.Popen(
-                [str(self.exe), '-f', '-c', str(self.inst.conf)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        self.inst._pgids.add(self.proc.pid)
-        self.inst.seen_pids.add(self.proc.pid)
-
-        def up():
-            if self.proc.poll() is not None:
-                pytest.fail(f'mrad exited with {self.proc.returncode}:\n{self.log()}')
-            with socket.create_connection(('127.0.0.1', self.port), timeout=5) as s:
-                return s.recv(100).startswith(b'+OK')
-        wait_for(up, 20, 'mrad to answer')
+        self.daemon.start()
         wait_for(lambda: self.mail_pid(), 10, 'the mail process')
         return self
+
+    def _answers(self):
+        with socket.create_connection(('127.0.0.1', self.port), timeout=5) as s:
+            return s.recv(100).startswith(b'+OK')
+
+    @property
+    def proc(self):
+        return self.daemon.proc
 
     def mail_pid(self):
         """Pid of the mail process (the child of the login process)."""
@@ -145,12 +137,10 @@ class Pop3Setup:
         return int(kids[0]) if kids else None
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(20)
+        self.daemon.stop()
 
     def log(self):
-        return self.log_path.read_text(errors='replace') if self.log_path.exists() else ''
+        return self.daemon.log()
 
     def tls_context(self):
         ctx = ssl.create_default_context()

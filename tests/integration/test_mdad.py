@@ -21,6 +21,7 @@ import time
 import pytest
 
 from conftest import is_root, wait_for
+from standalone import Daemon
 
 SENDER = 'alice@example.net'
 
@@ -142,46 +143,24 @@ class Setup:
         return subprocess.run(cmd, input=input, capture_output=True, timeout=60)
 
 
-class Server:
+class Server(Daemon):
     """mdad alone: `mdad -f -c CONF`, binding the socket itself."""
 
     def __init__(self, setup):
+        super().__init__(setup.inst, setup.exe, 'mdad', self._ready, timeout=20)
         self.setup = setup
-        self.proc = None
-        self.log_path = setup.inst.dir / 'mdad.log'
 
-    def start(self):
-        with open(self.log_path, 'ab') as log:
-            self.proc = subprocess.Popen(
-                [str(self.setup.exe), '-f', '-c', str(self.setup.inst.conf)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        self.setup.inst._pgids.add(self.proc.pid)
-        self.setup.inst.seen_pids.add(self.proc.pid)
-
-        def up():
-            if self.proc.poll() is not None:
-                pytest.fail(f'mdad exited with {self.proc.returncode}:\n{self.log()}')
-            c = Lmtp(self.setup.socket, timeout=5)
-            try:
-                return c.line().startswith('220 ')
-            finally:
-                c.close()
-        wait_for(up, 20, 'mdad to serve LMTP')
-        return self
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(15)
+    def _ready(self):
+        c = Lmtp(self.setup.socket, timeout=5)
+        try:
+            return c.line().startswith('220 ')
+        finally:
+            c.close()
 
     def reload(self):
         n = self.log().count('info: reloaded')
         self.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: self.log().count('info: reloaded') > n, 10, 'mdad to reload')
-
-    def log(self):
-        return self.log_path.read_text(errors='replace') if self.log_path.exists() else ''
 
 
 class Lmtp:

@@ -24,6 +24,7 @@ import pytest
 
 import dialog
 from conftest import is_root, wait_for
+from standalone import Daemon
 
 HOST = 'mx.example.org'
 LOCAL_USERS = ('bob@example.org', 'alice@example.org')
@@ -145,32 +146,16 @@ class Client:
 
 # --- the server ------------------------------------------------------------------
 
-class Mtad:
+class Mtad(Daemon):
+    """mtad alone: it binds [mtad] listen itself."""
+
     def __init__(self, inst, binary, port):
-        self.inst = inst
-        self.binary = binary
+        super().__init__(inst, binary, 'mtad', self._ready, timeout=20)
         self.port = port
-        self.proc = None
-        self.log_path = inst.dir / 'mtad.log'
         self.spool = inst.dir / 'spool'
 
-    # Standalone: mtad binds [mtad] listen itself.
-    def start(self):
-        log = open(self.log_path, 'ab')
-        self.proc = subprocess.Popen([str(self.binary), '-f', '-c', str(self.inst.conf)],
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        log.close()
-        self.inst._pgids.add(self.proc.pid)
-        self.inst.seen_pids.add(self.proc.pid)
-        self.wait_listening()
-
-    def wait_listening(self):
-        def up():
-            if self.proc is not None and self.proc.poll() is not None:
-                pytest.fail(f'mtad exited with {self.proc.returncode}:\n{self.log()}')
-            return 'listening on 127.0.0.1:' in self.log() and self._greets()
-        wait_for(up, 20, 'mtad to listen')
+    def _ready(self):
+        return 'listening on 127.0.0.1:' in self.log() and self._greets()
 
     def _greets(self):
         c = Client(self.port, timeout=5)
@@ -180,18 +165,6 @@ class Mtad:
             return ok
         finally:
             c.close()
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(15)
-
-    def log(self):
-        return self.log_path.read_text(errors='replace') if self.log_path.exists() else ''
 
     def client(self, **kw):
         return Client(self.port, **kw)
