@@ -1166,6 +1166,11 @@ std::string FetchAtt::responseName() const {
   return out;
 }
 
+namespace {
+
+// Parses one complete command from its buffered form (lines joined by CRLF
+// after each literal header, literals inline). `streamed` lists the offsets
+// of literals whose content went to the sink and is not in `text`.
 Result<Command> parseCommandText(std::string_view text, const std::vector<size_t>& streamed,
                                  const ParserSettings& settings) {
   Cursor c(text, streamed, settings);
@@ -1192,6 +1197,8 @@ Result<Command> parseCommandText(std::string_view text, const std::vector<size_t
   if (!parseArgs(c, cmd, settings) || !c.end()) return Error{c.error()};
   return cmd;
 }
+
+}  // namespace
 
 bool isIdleDone(std::string_view line) { return iequals(line, "DONE"); }
 

@@ -149,13 +149,6 @@ class Parser {
   std::string discardTail_;             // the end of a discarded line (literal detection)
 };
 
-// Parses one complete command from its buffered form (lines joined by CRLF
-// after each literal header, literals inline). Exposed for tests and the
-// fuzzer; the Parser calls it. `streamed` lists offsets of literals whose
-// content is not in `text`.
-Result<Command> parseCommandText(std::string_view text, const std::vector<size_t>& streamed,
-                                 const ParserSettings& settings);
-
 // True for "DONE" in any case: the line that ends IDLE (RFC 2177).
 bool isIdleDone(std::string_view line);
 
