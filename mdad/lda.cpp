@@ -38,14 +38,6 @@ std::string_view fieldName(std::string_view line) {
 
 bool isBlankLine(std::string_view l) { return l == "\n" || l == "\r\n"; }
 
-LogLevel levelFromName(const std::string& name) {
-  if (name == "debug") return LogLevel::Debug;
-  if (name == "notice") return LogLevel::Notice;
-  if (name == "warning") return LogLevel::Warning;
-  if (name == "error") return LogLevel::Error;
-  return LogLevel::Info;
-}
-
 }  // namespace
 
 // ---- options -----------------------------------------------------------
@@ -223,7 +215,7 @@ int runLda(const std::vector<std::string>& args) {
     return denied ? kExNoPerm : kExConfig;
   }
   logInit("mdad", cfg->str("global", "log") == "stderr" ? LogTarget::Stderr : LogTarget::Syslog,
-          levelFromName(cfg->str("global", "log_level")));
+          logLevelFromName(cfg->str("global", "log_level")));
 
   // Privileges: a caller running as root gets [mdad] user/group, as the
   // daemon does; anyone else delivers as themselves.

@@ -31,14 +31,6 @@ constexpr size_t kLowWater = 32 * 1024;
 constexpr size_t kBudget = 64 * 1024;
 constexpr size_t kReadPiece = 16 * 1024;
 
-LogLevel levelFromName(const std::string& name) {
-  if (name == "debug") return LogLevel::Debug;
-  if (name == "notice") return LogLevel::Notice;
-  if (name == "warning") return LogLevel::Warning;
-  if (name == "error") return LogLevel::Error;
-  return LogLevel::Info;
-}
-
 struct Settings {
   pop3::Limits limits;
   std::chrono::milliseconds idleTimeout{600000};
@@ -318,7 +310,7 @@ int runMailProcess(const std::string& configPath, bool foreground) {
   }
   LogTarget target = foreground || cfg->str("global", "log") == "stderr" ? LogTarget::Stderr
                                                                           : LogTarget::Syslog;
-  logInit("mrad-mail", target, levelFromName(cfg->str("global", "log_level")));
+  logInit("mrad-mail", target, logLevelFromName(cfg->str("global", "log_level")));
 
   // The drop: mail_user / mail_group, users_group kept for the users file.
   if (::geteuid() == 0) {

@@ -76,6 +76,14 @@ void logInit(const std::string& ident, LogTarget target, LogLevel minimum) {
   if (target == LogTarget::Syslog) openlog(s.ident.c_str(), LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
+LogLevel logLevelFromName(const std::string& name) {
+  if (name == "debug") return LogLevel::Debug;
+  if (name == "notice") return LogLevel::Notice;
+  if (name == "warning") return LogLevel::Warning;
+  if (name == "error") return LogLevel::Error;
+  return LogLevel::Info;
+}
+
 void logMessage(LogLevel level, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

@@ -12,6 +12,9 @@ enum class LogTarget { Stderr, Syslog };
 // ident is the program name ("mtad"); called once at start, again after a
 // reload if the target changes.
 void logInit(const std::string& ident, LogTarget target, LogLevel minimum = LogLevel::Info);
+// "debug", "info", "notice", "warning", "error" ([global] log_level); any
+// other name is Info (the config schema already refused it).
+LogLevel logLevelFromName(const std::string& name);
 void logMessage(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define YLOG_DEBUG(...) ::yubin::logMessage(::yubin::LogLevel::Debug, __VA_ARGS__)

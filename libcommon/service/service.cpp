@@ -21,14 +21,6 @@
 namespace yubin::service {
 namespace {
 
-LogLevel levelFromName(const std::string& name) {
-  if (name == "debug") return LogLevel::Debug;
-  if (name == "notice") return LogLevel::Notice;
-  if (name == "warning") return LogLevel::Warning;
-  if (name == "error") return LogLevel::Error;
-  return LogLevel::Info;
-}
-
 std::string userName(uid_t uid) {
   passwd pw{};
   passwd* found = nullptr;
@@ -81,7 +73,7 @@ class Runner final : public Context {
 void Runner::setupLogging() {
   LogTarget target = opts_.foreground || cfg_.str("global", "log") == "stderr" ? LogTarget::Stderr
                                                                                : LogTarget::Syslog;
-  logInit(std::string(spec_.name), target, levelFromName(cfg_.str("global", "log_level")));
+  logInit(std::string(spec_.name), target, logLevelFromName(cfg_.str("global", "log_level")));
 }
 
 // Before the loop runs, a failure is also told on stderr, so whoever started

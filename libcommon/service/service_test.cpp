@@ -23,6 +23,8 @@
 #include <thread>
 
 #include "base/fs.hpp"
+#include "base/log.hpp"
+#include "base/strings.hpp"
 #include "event/event_testing.hpp"
 #include "ipc/ipc.hpp"
 #include "sys/listen.hpp"
@@ -295,6 +297,23 @@ struct Managed {
 }  // namespace
 
 // --- options -------------------------------------------------------------------
+
+TEST_CASE("every [global] log_level choice names its own level") {
+  const config::KeySpec* k = config::findKey("global", "log_level");
+  REQUIRE(k);
+  const std::map<std::string, LogLevel> expected = {{"debug", LogLevel::Debug},
+                                                    {"info", LogLevel::Info},
+                                                    {"notice", LogLevel::Notice},
+                                                    {"warning", LogLevel::Warning},
+                                                    {"error", LogLevel::Error}};
+  std::vector<std::string> choices = splitAny(k->choices, " ");
+  CHECK(choices.size() == expected.size());
+  for (const auto& name : choices) {
+    INFO(name);
+    REQUIRE(expected.count(name));
+    CHECK(logLevelFromName(name) == expected.at(name));
+  }
+}
 
 TEST_CASE("parseOptions") {
   struct Case {
