@@ -118,9 +118,7 @@ Status Mdad::start(service::Context& ctx) {
 
 void Mdad::accept(UniqueFd fd, const event::Peer& peer) {
   smtp::Settings s = settings_.smtp;
-  char id[32];
-  snprintf(id, sizeof id, "%x.%llx", static_cast<unsigned>(getpid()),
-           static_cast<unsigned long long>(++sessionCounter_));
+  const std::string id = connections_.nextSessionId();
   s.logId = id;
   s.clientAddress = id;  // a Unix socket has no address; log lines carry the session
   std::optional<smtp::Reply> refusal;
@@ -130,23 +128,20 @@ void Mdad::accept(UniqueFd fd, const event::Peer& peer) {
     refusal = smtp::Reply{421, "4.7.0", "Too many connections, try again later"};
   }
   if (refusal)
-    YLOG_NOTICE("connection refused session=%s reason=\"%s\"", id, refusal->text.c_str());
-  auto c = std::make_unique<Connection>(*this, std::move(fd), peer, std::move(s));
-  Connection* raw = c.get();
-  connections_.emplace(raw, std::move(c));
+    YLOG_NOTICE("connection refused session=%s reason=\"%s\"", id.c_str(),
+                refusal->text.c_str());
+  // Unix socket peers: no per-address count.
+  Connection* raw =
+      connections_.add(std::make_unique<Connection>(*this, std::move(fd), peer, std::move(s)), {});
   if (auto st = raw->start(refusal); !st) {
-    YLOG_WARN("cannot start session session=%s error=\"%s\"", id, st.error().message.c_str());
+    YLOG_WARN("cannot start session session=%s error=\"%s\"", id.c_str(),
+              st.error().message.c_str());
     closed(raw);
   }
 }
 
 void Mdad::closed(Connection* c) {
-  auto it = connections_.find(c);
-  if (it == connections_.end()) return;
-  std::unique_ptr<Connection> owned = std::move(it->second);
-  connections_.erase(it);
-  owned.reset();
-  if (stopping_ && connections_.empty() && ctx_) ctx_->exit();
+  if (connections_.remove(c) && stopping_ && connections_.empty() && ctx_) ctx_->exit();
 }
 
 void Mdad::reload(const config::Config& cfg) {
@@ -167,10 +162,7 @@ void Mdad::reload(const config::Config& cfg) {
 void Mdad::stop(service::Context& ctx) {
   stopping_ = true;
   for (auto& l : listeners_) l->disable();
-  std::vector<Connection*> all;
-  for (auto& [raw, owned] : connections_) all.push_back(raw);
-  for (Connection* c : all)
-    if (connections_.count(c)) c->shutdown();
+  connections_.forEach([](Connection& c) { c.shutdown(); });
   if (connections_.empty()) ctx.exit();
 }
 

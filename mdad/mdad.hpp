@@ -7,16 +7,15 @@
 // Standards: RFC 2033 (LMTP).
 #pragma once
 
-#include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "auth/directory.hpp"
 #include "event/event.hpp"
 #include "mdad/delivery.hpp"
 #include "mdad/pool.hpp"
+#include "service/connection_table.hpp"
 #include "service/service.hpp"
 #include "smtp/session.hpp"
 
@@ -90,8 +89,7 @@ class Mdad : public service::Daemon {
   // the running ones).
   std::unique_ptr<WorkerPool> pool_;
   std::vector<std::unique_ptr<event::Listener>> listeners_;
-  std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
-  uint64_t sessionCounter_ = 0;
+  service::ConnectionTable<Connection> connections_;
   bool stopping_ = false;
 };
 

@@ -140,48 +140,37 @@ void Mrad::mailProcessGone(const std::string& why) {
   *failure_ = kExitMailProcessDied;
   if (channelEvent_) event_del(channelEvent_.get());
   connections_.clear();
-  perIp_.clear();
   for (auto& l : listeners_) l->disable();
   if (ctx_) ctx_->exit();
 }
 
 void Mrad::accept(UniqueFd fd, const event::Peer& peer, bool implicitTls) {
-  char id[32];
-  std::snprintf(id, sizeof id, "%x.%llx", static_cast<unsigned>(::getpid()),
-                static_cast<unsigned long long>(++counter_));
+  const std::string id = connections_.nextSessionId();
   std::optional<std::string> refusal;
   if (stopping_) {
     refusal = "-ERR [SYS/TEMP] Server shutting down\r\n";
   } else if (connections_.size() >= settings_.maxConnections) {
     refusal = "-ERR [SYS/TEMP] Too many connections, try again later\r\n";
-  } else if (perIp_[peer.ip] >= settings_.maxConnectionsPerIp) {
+  } else if (connections_.fromIp(peer.ip) >= settings_.maxConnectionsPerIp) {
     refusal = "-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n";
   }
   if (refusal)
-    YLOG_NOTICE("connection refused session=%s ip=%s reason=\"%s\"", id, peer.ip.c_str(),
+    YLOG_NOTICE("connection refused session=%s ip=%s reason=\"%s\"", id.c_str(), peer.ip.c_str(),
                 refusal->substr(0, refusal->size() - 2).c_str());
   else
-    YLOG_DEBUG("connection session=%s ip=%s tls=%s", id, peer.ip.c_str(),
+    YLOG_DEBUG("connection session=%s ip=%s tls=%s", id.c_str(), peer.ip.c_str(),
                implicitTls ? "yes" : "no");
-  auto c = std::make_unique<LoginConnection>(*this, settings_, peer, id, implicitTls);
-  LoginConnection* raw = c.get();
-  ++perIp_[peer.ip];
-  connections_.emplace(raw, std::move(c));
+  LoginConnection* raw = connections_.add(
+      std::make_unique<LoginConnection>(*this, settings_, peer, id, implicitTls), peer.ip);
   if (auto st = raw->start(std::move(fd), refusal); !st) {
-    YLOG_WARN("cannot start session session=%s error=\"%s\"", id, st.error().message.c_str());
+    YLOG_WARN("cannot start session session=%s error=\"%s\"", id.c_str(),
+              st.error().message.c_str());
     closed(raw);
   }
 }
 
 void Mrad::closed(LoginConnection* c) {
-  auto it = connections_.find(c);
-  if (it == connections_.end()) return;
-  auto ip = perIp_.find(c->peer().ip);
-  if (ip != perIp_.end() && --ip->second == 0) perIp_.erase(ip);
-  std::unique_ptr<LoginConnection> owned = std::move(it->second);
-  connections_.erase(it);
-  owned.reset();
-  if (stopping_ && connections_.empty() && ctx_) ctx_->exit();
+  if (connections_.remove(c) && stopping_ && connections_.empty() && ctx_) ctx_->exit();
 }
 
 void Mrad::reload(const config::Config& cfg) {
@@ -192,9 +181,7 @@ void Mrad::reload(const config::Config& cfg) {
 void Mrad::stop(service::Context& ctx) {
   stopping_ = true;
   for (auto& l : listeners_) l->disable();
-  std::vector<LoginConnection*> all;
-  for (auto& [raw, owned] : connections_) all.push_back(raw);
-  for (LoginConnection* c : all) c->shutdown();
+  connections_.forEach([](LoginConnection& c) { c.shutdown(); });
   if (connections_.empty()) ctx.exit();
 }
 

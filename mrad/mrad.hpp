@@ -26,6 +26,7 @@
 #include "event/event.hpp"
 #include "sasl/password_checker.hpp"
 #include "sasl/throttle.hpp"
+#include "service/connection_table.hpp"
 #include "service/service.hpp"
 
 namespace yubin::mrad {
@@ -84,9 +85,7 @@ class Mrad : public service::Daemon {
   std::unique_ptr<sasl::PasswordChecker> checker_;
   sasl::Throttle throttle_{sasl::Throttle::Settings{}};
   std::vector<std::unique_ptr<event::Listener>> listeners_;
-  std::unordered_map<LoginConnection*, std::unique_ptr<LoginConnection>> connections_;
-  std::unordered_map<std::string, size_t> perIp_;
-  uint64_t counter_ = 0;
+  service::ConnectionTable<LoginConnection> connections_;
   bool stopping_ = false;
 };
 

@@ -2,7 +2,6 @@
 #include "msad/msad.hpp"
 
 #include <arpa/inet.h>
-#include <unistd.h>
 
 #include <algorithm>
 
@@ -104,16 +103,13 @@ void Msad::accept(UniqueFd fd, const event::Peer& peer, bool implicitTls) {
   s.clientAddress = peer.ip;
   s.tlsActive = implicitTls;
   s.authWithoutTls = settings_.authWithoutTlsLoopback && isLoopback(peer.ip);
-  char id[32];
-  snprintf(id, sizeof id, "%x.%llx", static_cast<unsigned>(getpid()),
-           static_cast<unsigned long long>(++sessionCounter_));
-  s.logId = id;
+  s.logId = connections_.nextSessionId();
   std::optional<smtp::Reply> refusal;
   if (stopping_) {
     refusal = smtp::reply(smtp::ReplyId::ShuttingDown, settings_.smtp.hostname);
   } else if (connections_.size() >= settings_.maxConnections) {
     refusal = smtp::reply(smtp::ReplyId::TooManyConnections, settings_.smtp.hostname);
-  } else if (perIp_[peer.ip] >= settings_.maxConnectionsPerIp) {
+  } else if (connections_.fromIp(peer.ip) >= settings_.maxConnectionsPerIp) {
     refusal = smtp::reply(smtp::ReplyId::TooManyFromAddress, settings_.smtp.hostname);
   } else if (throttle_->locked(peer.ip, "", sasl::Throttle::Clock::now())) {
     refusal = smtp::reply(smtp::ReplyId::AuthTooManyFailures, settings_.smtp.hostname);
@@ -121,10 +117,8 @@ void Msad::accept(UniqueFd fd, const event::Peer& peer, bool implicitTls) {
   if (refusal)
     YLOG_NOTICE("connection refused client=%s reason=\"%s\"", peer.text().c_str(),
                 refusal->text.c_str());
-  auto c = std::make_unique<Connection>(*this, std::move(fd), peer, std::move(s), implicitTls);
-  Connection* raw = c.get();
-  connections_.emplace(raw, std::move(c));
-  ++perIp_[peer.ip];
+  Connection* raw = connections_.add(
+      std::make_unique<Connection>(*this, std::move(fd), peer, std::move(s), implicitTls), peer.ip);
   std::optional<event::SslPtr> ssl;
   if (implicitTls && !refusal) {
     auto made = tls_->newSsl();
@@ -149,14 +143,7 @@ void Msad::accept(UniqueFd fd, const event::Peer& peer, bool implicitTls) {
 }
 
 void Msad::closed(Connection* c) {
-  auto it = connections_.find(c);
-  if (it == connections_.end()) return;
-  auto ip = perIp_.find(c->peer().ip);
-  if (ip != perIp_.end() && --ip->second == 0) perIp_.erase(ip);
-  std::unique_ptr<Connection> owned = std::move(it->second);
-  connections_.erase(it);
-  owned.reset();
-  exitWhenIdle();
+  if (connections_.remove(c)) exitWhenIdle();
 }
 
 void Msad::reload(const config::Config& cfg) {
@@ -172,10 +159,7 @@ void Msad::reload(const config::Config& cfg) {
 void Msad::stop(service::Context& ctx) {
   stopping_ = true;
   for (auto& l : listeners_) l->disable();
-  std::vector<Connection*> all;
-  for (auto& [raw, owned] : connections_) all.push_back(raw);
-  for (Connection* c : all)
-    if (connections_.count(c)) c->shutdown();
+  connections_.forEach([](Connection& c) { c.shutdown(); });
   (void)ctx;
   exitWhenIdle();
 }

@@ -7,10 +7,8 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "auth/directory.hpp"
@@ -19,6 +17,7 @@
 #include "msad/policy.hpp"
 #include "sasl/password_checker.hpp"
 #include "sasl/throttle.hpp"
+#include "service/connection_table.hpp"
 #include "service/service.hpp"
 #include "smtp/session.hpp"
 #include "tls/tls.hpp"
@@ -78,9 +77,7 @@ class Msad : public service::Daemon {
   std::unique_ptr<sasl::PasswordChecker> checker_;
   tls::ServerContext* tls_ = nullptr;  // owned by the skeleton
   std::vector<std::unique_ptr<event::Listener>> listeners_;
-  std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
-  std::map<std::string, size_t> perIp_;
-  uint64_t sessionCounter_ = 0;
+  service::ConnectionTable<Connection> connections_;
   bool stopping_ = false;
 };
 

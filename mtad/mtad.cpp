@@ -1,8 +1,6 @@
 // The mtad daemon object; see mtad.hpp.
 #include "mtad/mtad.hpp"
 
-#include <unistd.h>
-
 #include "base/log.hpp"
 #include "mtad/connection.hpp"
 
@@ -96,25 +94,20 @@ void Mtad::accept(UniqueFd fd, const event::Peer& peer, bool submission) {
     s.normalizeBareLf = true;
     s.tlsAvailable = false;
   }
-  char id[32];
-  snprintf(id, sizeof id, "%x.%llx", static_cast<unsigned>(getpid()),
-           static_cast<unsigned long long>(nextSessionNumber()));
-  s.logId = id;
+  s.logId = connections_.nextSessionId();
   std::optional<smtp::Reply> refusal;
   if (stopping_) {
     refusal = smtp::reply(smtp::ReplyId::ShuttingDown, settings_.smtp.hostname);
   } else if (connections_.size() >= settings_.maxConnections) {
     refusal = smtp::reply(smtp::ReplyId::TooManyConnections, settings_.smtp.hostname);
-  } else if (!peer.isUnix && perIp_[peer.ip] >= settings_.maxConnectionsPerIp) {
+  } else if (!peer.isUnix && connections_.fromIp(peer.ip) >= settings_.maxConnectionsPerIp) {
     refusal = smtp::reply(smtp::ReplyId::TooManyFromAddress, settings_.smtp.hostname);
   }
   if (refusal)
     YLOG_NOTICE("connection refused client=%s reason=\"%s\"", peer.text().c_str(),
                 refusal->text.c_str());
-  auto c = std::make_unique<Connection>(*this, std::move(fd), peer, std::move(s), submission);
-  Connection* raw = c.get();
-  connections_.emplace(raw, std::move(c));
-  ++perIp_[peer.ip];
+  Connection* raw = connections_.add(
+      std::make_unique<Connection>(*this, std::move(fd), peer, std::move(s), submission), peer.ip);
   if (auto st = raw->start(refusal); !st) {
     YLOG_WARN("cannot start session client=%s error=\"%s\"", peer.text().c_str(),
               st.error().message.c_str());
@@ -123,14 +116,7 @@ void Mtad::accept(UniqueFd fd, const event::Peer& peer, bool submission) {
 }
 
 void Mtad::closed(Connection* c) {
-  auto it = connections_.find(c);
-  if (it == connections_.end()) return;
-  auto ip = perIp_.find(c->peer().ip);
-  if (ip != perIp_.end() && --ip->second == 0) perIp_.erase(ip);
-  std::unique_ptr<Connection> owned = std::move(it->second);
-  connections_.erase(it);
-  owned.reset();
-  exitWhenIdle();
+  if (connections_.remove(c)) exitWhenIdle();
 }
 
 void Mtad::reload(const config::Config& cfg) {
@@ -150,11 +136,7 @@ void Mtad::reload(const config::Config& cfg) {
 void Mtad::stop(service::Context& ctx) {
   stopping_ = true;
   for (auto& l : listeners_) l->disable();
-  // Copy: shutdown() may close connections.
-  std::vector<Connection*> all;
-  for (auto& [raw, owned] : connections_) all.push_back(raw);
-  for (Connection* c : all)
-    if (connections_.count(c)) c->shutdown();
+  connections_.forEach([](Connection& c) { c.shutdown(); });
   // Deliveries under way finish (their outcome is saved); none start.
   if (qmgr_) qmgr_->stop([this] { exitWhenIdle(); });
   (void)ctx;

@@ -4,10 +4,8 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "auth/directory.hpp"
@@ -15,6 +13,7 @@
 #include "mtad/policy.hpp"
 #include "mtad/qmgr.hpp"
 #include "queue/queue.hpp"
+#include "service/connection_table.hpp"
 #include "service/service.hpp"
 #include "smtp/session.hpp"
 #include "tls/tls.hpp"
@@ -53,7 +52,6 @@ class Mtad : public service::Daemon {
   const ServerSettings& settings() const { return settings_; }
   // A connection ended: forget it (it is destroyed here).
   void closed(Connection* c);
-  uint64_t nextSessionNumber() { return ++sessionCounter_; }
   // A message was committed to the queue: the queue manager delivers it.
   void queued(const queue::QueueId& id);
 
@@ -73,9 +71,7 @@ class Mtad : public service::Daemon {
   tls::ServerContext* tls_ = nullptr;  // owned by the skeleton
   std::unique_ptr<Qmgr> qmgr_;
   std::vector<std::unique_ptr<event::Listener>> listeners_;
-  std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
-  std::map<std::string, size_t> perIp_;
-  uint64_t sessionCounter_ = 0;
+  service::ConnectionTable<Connection> connections_;
   bool stopping_ = false;
 };
 
