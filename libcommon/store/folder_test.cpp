@@ -176,6 +176,75 @@ TEST_CASE("MaildirFolder: markSeen moves to cur with S; expunge removes; renames
   CHECK_FALSE((*f)->expunge({7}));
 }
 
+TEST_CASE("MaildirFolder: a message removed by another client after the snapshot") {
+  TempDir t;
+  makeMaildir(t);
+  writeFile(t / "new/1.M1P1Q1.h,S=2", "a\n");
+  writeFile(t / "new/2.M1P1Q1.h,S=2", "b\n");
+  writeFile(t / "new/3.M1P1Q1.h,S=2", "c\n");
+  auto f = MaildirFolder::open(t.path());
+  REQUIRE(f);
+  REQUIRE((*f)->messages().size() == 3);
+  // Another POP3 or IMAP session expunges message 2; an IMAP client flags
+  // the other two meanwhile (one rescan finds both new names).
+  REQUIRE(::unlink((t / "new/2.M1P1Q1.h,S=2").c_str()) == 0);
+  REQUIRE(::rename((t / "new/1.M1P1Q1.h,S=2").c_str(), (t / "cur/1.M1P1Q1.h,S=2:2,F").c_str()) ==
+          0);
+  REQUIRE(::rename((t / "new/3.M1P1Q1.h,S=2").c_str(), (t / "cur/3.M1P1Q1.h,S=2:2,R").c_str()) ==
+          0);
+  auto gone = (*f)->open(1);
+  REQUIRE_FALSE(gone);
+  CHECK(gone.error().errnum == ENOENT);
+  CHECK(gone.error().message.find("2.M1P1Q1.h is gone") != std::string::npos);
+  CHECK((*f)->fileName(0) == "cur/1.M1P1Q1.h,S=2:2,F");
+  CHECK((*f)->fileName(2) == "cur/3.M1P1Q1.h,S=2:2,R");
+  auto seen = (*f)->markSeen(1);
+  REQUIRE_FALSE(seen);
+  CHECK(seen.error().errnum == ENOENT);
+  // The snapshot is unchanged; the others still read and mark.
+  CHECK((*f)->messages().size() == 3);
+  CHECK(readMessage(**f, 0) == "a\n");
+  CHECK(readMessage(**f, 2) == "c\n");
+  REQUIRE((*f)->markSeen(2));
+  CHECK(listDir(t / "cur") ==
+        std::vector<std::string>{"1.M1P1Q1.h,S=2:2,F", "3.M1P1Q1.h,S=2:2,RS"});
+  // Expunging it with another is fine: the other goes, nothing else.
+  REQUIRE((*f)->expunge({0, 1}));
+  CHECK(listDir(t / "cur") == std::vector<std::string>{"3.M1P1Q1.h,S=2:2,RS"});
+  CHECK(listDir(t / "new").empty());
+}
+
+TEST_CASE("MaildirFolder: a corrupt size cache is ignored and rewritten") {
+  TempDir t;
+  makeMaildir(t);
+  writeFile(t / "new/1.M1P1Q1.h,S=4", "a\nb\n");     // 6 with CRLF
+  writeFile(t / "new/2.M1P1Q1.h,S=3", "cd\n");        // 4
+  std::string junk = GENERATE(as<std::string>{},
+                              std::string("\0\xff\x01garbage\n\n\n", 13),
+                              "1.M1P1Q1.h 4 3\n",                    // CRLF size below the raw one
+                              "1.M1P1Q1.h 4 99999999999999999999\n",  // overflows
+                              "1.M1P1Q1.h 4\n2.M1P1Q1.h\n",          // fields missing
+                              "1.M1P1Q1.h  4 6 7\n",                  // extra field
+                              "1.M1P1Q1.h -4 -6\n", "1.M1P1Q1.h 4 6");  // last: no newline, fine
+  INFO(junk);
+  writeFile(t / kMaildirSizeCache, junk);
+  auto f = MaildirFolder::open(t.path());
+  REQUIRE(f);
+  REQUIRE((*f)->messages().size() == 2);
+  CHECK((*f)->messages()[0].size == 6);
+  CHECK((*f)->messages()[1].size == 4);
+  CHECK(slurp(t / kMaildirSizeCache) == "1.M1P1Q1.h 4 6\n2.M1P1Q1.h 3 4\n");
+  // A cache that is not a file: counted every time, nothing breaks.
+  REQUIRE(::unlink((t / kMaildirSizeCache).c_str()) == 0);
+  REQUIRE(::mkdir((t / kMaildirSizeCache).c_str(), 0700) == 0);
+  auto g = MaildirFolder::open(t.path());
+  REQUIRE(g);
+  CHECK((*g)->messages()[0].size == 6);
+  CHECK((*g)->messages()[1].size == 4);
+  CHECK(listDir(t.path()) ==
+        std::vector<std::string>{"cur", "new", "tmp", kMaildirSizeCache});  // no temp file left
+}
+
 TEST_CASE("MaildirFolder: a missing folder is empty") {
   TempDir t;
   auto f = MaildirFolder::open(t / "nothing");
@@ -260,6 +329,52 @@ TEST_CASE("MboxFolder: expunge refuses a mailbox another program changed") {
     REQUIRE(::truncate(path.c_str(), 5) == 0);
     REQUIRE_FALSE((*f)->expunge({0}));
   }
+}
+
+TEST_CASE("MboxFolder: an expunge that fails (full disk, fsync, rename) leaves the mbox as it was") {
+  TempDir t;
+  std::string path = t / "box";
+  std::string before = mboxOf({{"a@x", "1\n"}, {"b@x", std::string(3000, 'x') + "\n"}, {"c@x", "3\n"}});
+  writeFile(path, before);
+  struct Case {
+    const char* name;
+    long long writeBudget;
+    int failFsyncAt;
+    int renameErr;
+    bool failCreate;
+    int want;
+  };
+  auto c = GENERATE(Case{"disk full mid-copy", 100, 0, 0, false, ENOSPC},
+                    Case{"disk full at once", 0, 0, 0, false, ENOSPC},
+                    Case{"fsync fails", -1, 1, 0, false, EIO},
+                    Case{"rename fails", -1, 0, EIO, false, EIO},
+                    Case{"temp file cannot be made", -1, 0, 0, true, ENOSPC});
+  INFO(c.name);
+  test::FaultyFs fs;
+  MboxLockSettings lock;
+  lock.dotLock = DotLock::Off;  // the temp file is the only thing written
+  auto f = MboxFolder::open(path, lock, fs);
+  REQUIRE(f);
+  fs.writeBudget = c.writeBudget;
+  if (c.failFsyncAt) fs.failFsyncAt = fs.fsyncCalls + c.failFsyncAt;
+  fs.renameErr = c.renameErr;
+  if (c.failCreate) {
+    fs.openFailSuffix = ".yubin-" + std::to_string(::getpid());
+    fs.openErr = ENOSPC;
+  }
+  auto st = (*f)->expunge({0, 2});
+  REQUIRE_FALSE(st);
+  CHECK(st.error().errnum == c.want);
+  CHECK(slurp(path) == before);
+  CHECK(listDir(t.path()) == std::vector<std::string>{"box"});  // no temp file left
+  // The locks were released and the snapshot still holds: once there is
+  // room again the same session expunges.
+  fs.writeBudget = -1;
+  fs.failFsyncAt = 0;
+  fs.renameErr = 0;
+  fs.openFailSuffix.clear();
+  REQUIRE((*f)->expunge({0, 2}));
+  CHECK(slurp(path) == mboxOf({{"b@x", std::string(3000, 'x') + "\n"}}));
 }
 
 TEST_CASE("MboxFolder: missing file is empty; lock held elsewhere times out") {

@@ -47,42 +47,59 @@ bool naturalLess(std::string_view a, std::string_view b) {
   return a.size() - i < b.size() - j;
 }
 
-Result<std::vector<MailboxEntry>> MaildirMailbox::list() {
-  std::map<std::string, MailboxEntry, std::less<>> byId;
-  // new/ before cur/: a message moved between the two reads is seen
-  // twice (cur/ wins) rather than not at all.
+Result<std::vector<MaildirFile>> scanMaildir(const std::string& dir) {
+  std::map<std::string, MaildirFile, std::less<>> byId;
   for (const char* sub : {"new", "cur"}) {
-    std::string subdir = dir_ + "/" + sub;
+    std::string subdir = dir + "/" + sub;
     CPtr<DIR, closedir> d(::opendir(subdir.c_str()));
     if (!d) {
       if (errno == ENOENT) continue;
       return errnoError("opendir " + subdir);
     }
-    errno = 0;
-    while (struct dirent* e = ::readdir(d.get())) {
+    for (;;) {
+      errno = 0;
+      struct dirent* e = ::readdir(d.get());
+      if (!e) {
+        if (errno != 0) return errnoError("readdir " + subdir);
+        break;
+      }
       std::string name = e->d_name;
       if (name.empty() || name[0] == '.') continue;
       struct stat st;
       if (::lstat((subdir + "/" + name).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-      MailboxEntry m;
-      m.id = std::string(maildirId(name));
-      m.fileName = std::string(sub) + "/" + name;
-      m.isNew = sub[0] == 'n';
-      m.size = maildirSizeFromName(name).value_or(static_cast<uint64_t>(st.st_size));
-      m.flags = m.isNew ? std::string() : maildirNormaliseFlags(maildirFlags(name));
-      m.mtime = static_cast<int64_t>(st.st_mtime);
-      byId[m.id] = std::move(m);
+      MaildirFile f;
+      f.id = std::string(maildirId(name));
+      f.fileName = std::string(sub) + "/" + name;
+      f.diskSize = static_cast<uint64_t>(st.st_size);
+      f.mtime = static_cast<int64_t>(st.st_mtime);
+      byId[f.id] = std::move(f);
     }
   }
-  std::vector<MailboxEntry> out;
+  std::vector<MaildirFile> out;
   out.reserve(byId.size());
+  for (auto& [id, f] : byId) out.push_back(std::move(f));
+  std::sort(out.begin(), out.end(),
+            [](const MaildirFile& a, const MaildirFile& b) { return naturalLess(a.id, b.id); });
+  return out;
+}
+
+Result<std::vector<MailboxEntry>> MaildirMailbox::list() {
+  auto files = scanMaildir(dir_);
+  if (!files) return files.error();
+  std::vector<MailboxEntry> out;
+  out.reserve(files->size());
   where_.clear();
-  for (auto& [id, m] : byId) {
-    where_[id] = m.fileName;
+  for (MaildirFile& f : *files) {
+    MailboxEntry m;
+    m.isNew = f.isNew();
+    m.size = maildirSizeFromName(f.name()).value_or(f.diskSize);
+    m.flags = m.isNew ? std::string() : maildirNormaliseFlags(maildirFlags(f.name()));
+    m.mtime = f.mtime;
+    where_[f.id] = f.fileName;
+    m.id = std::move(f.id);
+    m.fileName = std::move(f.fileName);
     out.push_back(std::move(m));
   }
-  std::sort(out.begin(), out.end(),
-            [](const MailboxEntry& a, const MailboxEntry& b) { return naturalLess(a.id, b.id); });
   return out;
 }
 

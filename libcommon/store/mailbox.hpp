@@ -66,4 +66,20 @@ class MaildirMailbox final : public Mailbox {
 // Natural order: digit runs compare by value, everything else bytewise.
 bool naturalLess(std::string_view a, std::string_view b);
 
+// One message file of a Maildir folder, as scanMaildir() finds it.
+struct MaildirFile {
+  std::string id;        // maildirId of the name
+  std::string fileName;  // "new/<name>" or "cur/<name>"
+  uint64_t diskSize = 0;
+  int64_t mtime = 0;
+  bool isNew() const { return fileName[0] == 'n'; }
+  std::string_view name() const { return std::string_view(fileName).substr(4); }
+};
+// The regular files of <dir>/new and <dir>/cur (names starting with '.'
+// skipped), one per id, in natural order of the id (delivery order). new/
+// is read before cur/: a message moved between the two reads is seen
+// twice (cur/ wins) rather than not at all. A missing new/ or cur/ is
+// empty. The one directory scan under MaildirMailbox and MaildirFolder.
+Result<std::vector<MaildirFile>> scanMaildir(const std::string& dir);
+
 }  // namespace yubin::store

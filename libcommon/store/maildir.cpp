@@ -96,17 +96,21 @@ std::string_view maildirId(std::string_view fileName) {
   return fileName.substr(0, fileName.find_first_of(",:"));
 }
 
-std::optional<uint64_t> maildirSizeFromName(std::string_view fileName) {
+std::optional<uint64_t> maildirNameField(std::string_view fileName, char key) {
   std::string_view base = maildirBase(fileName);
   size_t comma = base.find(',');
   while (comma != std::string_view::npos) {
     size_t next = base.find(',', comma + 1);
     std::string_view field =
         base.substr(comma + 1, next == std::string_view::npos ? next : next - comma - 1);
-    if (field.size() > 2 && field.substr(0, 2) == "S=") return parseU64(field.substr(2));
+    if (field.size() > 2 && field[0] == key && field[1] == '=') return parseU64(field.substr(2));
     comma = next;
   }
   return std::nullopt;
+}
+
+std::optional<uint64_t> maildirSizeFromName(std::string_view fileName) {
+  return maildirNameField(fileName, 'S');
 }
 
 std::string_view maildirFlags(std::string_view fileName) {

@@ -58,6 +58,9 @@ std::string_view maildirBase(std::string_view fileName);
 // The stable id of a message: the name before any ',' field or ':' info
 // (Dovecot's "base name"; fields such as ,W= may be added later).
 std::string_view maildirId(std::string_view fileName);
+// The value of the ,<key>=<digits> field of the base part (S= the size on
+// disk, W= the size with CRLF line ends), if present and well-formed.
+std::optional<uint64_t> maildirNameField(std::string_view fileName, char key);
 // The S=<size> field of the base part, if present and well-formed.
 std::optional<uint64_t> maildirSizeFromName(std::string_view fileName);
 // The flags after ":2,", or "" (no info, or an info of another version).

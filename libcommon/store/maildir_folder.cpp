@@ -1,13 +1,9 @@
 // MaildirFolder; see maildir_folder.hpp.
 #include "store/maildir_folder.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <map>
 #include <unordered_map>
 
 #include "base/fs.hpp"
@@ -45,20 +41,6 @@ class FileReader final : public MessageReader {
  private:
   UniqueFd fd_;
 };
-
-// The value of a ",X=<digits>" field of the base name.
-std::optional<uint64_t> nameField(std::string_view fileName, char key) {
-  std::string_view base = maildirBase(fileName);
-  size_t comma = base.find(',');
-  while (comma != std::string_view::npos) {
-    size_t next = base.find(',', comma + 1);
-    std::string_view field =
-        base.substr(comma + 1, next == std::string_view::npos ? next : next - comma - 1);
-    if (field.size() > 2 && field[0] == key && field[1] == '=') return parseU64(field.substr(2));
-    comma = next;
-  }
-  return std::nullopt;
-}
 
 Result<uint64_t> countCrlf(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
@@ -109,55 +91,21 @@ Result<std::unique_ptr<MaildirFolder>> MaildirFolder::open(const std::string& di
 }
 
 Status MaildirFolder::scan() {
-  struct Found {
-    std::string id;
-    std::string file;
-    uint64_t rawSize;
-    bool seen;
-  };
-  std::map<std::string, Found, std::less<>> byId;
-  // new/ before cur/: a message moved between the two reads is seen twice
-  // (cur/ wins) rather than not at all.
-  for (const char* sub : {"new", "cur"}) {
-    std::string subdir = dir_ + "/" + sub;
-    CPtr<DIR, closedir> d(::opendir(subdir.c_str()));
-    if (!d) {
-      if (errno == ENOENT) continue;
-      return errnoError("opendir " + subdir);
-    }
-    errno = 0;
-    while (struct dirent* e = ::readdir(d.get())) {
-      std::string name = e->d_name;
-      if (name.empty() || name[0] == '.') continue;
-      struct stat st;
-      if (::lstat((subdir + "/" + name).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-      Found m;
-      m.id = std::string(maildirId(name));
-      m.file = std::string(sub) + "/" + name;
-      m.rawSize = static_cast<uint64_t>(st.st_size);
-      m.seen = sub[0] == 'c' && maildirFlags(name).find('S') != std::string_view::npos;
-      byId[m.id] = std::move(m);
-    }
-  }
-  std::vector<Found> all;
-  all.reserve(byId.size());
-  for (auto& [id, m] : byId) all.push_back(std::move(m));
-  std::sort(all.begin(), all.end(),
-            [](const Found& a, const Found& b) { return naturalLess(a.id, b.id); });
+  auto all = scanMaildir(dir_);
+  if (!all) return all.error();
 
   const std::string cachePath = dir_ + "/" + kMaildirSizeCache;
   auto cache = readCache(cachePath);
   bool dirty = false;
   std::string newCache;
-  for (const Found& m : all) {
-    std::string_view name = std::string_view(m.file).substr(4);
+  for (const MaildirFile& m : *all) {
     uint64_t size;
-    if (auto w = nameField(name, 'W'); w && *w >= m.rawSize) {
+    if (auto w = maildirNameField(m.name(), 'W'); w && *w >= m.diskSize) {
       size = *w;
-    } else if (auto c = cache.find(m.id); c != cache.end() && c->second.rawSize == m.rawSize) {
+    } else if (auto c = cache.find(m.id); c != cache.end() && c->second.rawSize == m.diskSize) {
       size = c->second.crlfSize;
     } else {
-      auto counted = countCrlf(dir_ + "/" + m.file);
+      auto counted = countCrlf(dir_ + "/" + m.fileName);
       if (!counted) {
         if (counted.error().errnum == ENOENT) continue;  // removed meanwhile
         return counted.error();
@@ -165,11 +113,12 @@ Status MaildirFolder::scan() {
       size = *counted;
       dirty = true;
     }
-    newCache += m.id + " " + std::to_string(m.rawSize) + " " + std::to_string(size) + "\n";
+    newCache += m.id + " " + std::to_string(m.diskSize) + " " + std::to_string(size) + "\n";
     std::string uid = validUid(m.id) ? m.id : uidDigest(m.id);
-    list_.push_back({std::move(uid), size, m.seen});
+    const bool seen = !m.isNew() && maildirFlags(m.name()).find('S') != std::string_view::npos;
+    list_.push_back({std::move(uid), size, seen});
     ids_.push_back(m.id);
-    files_.push_back(m.file);
+    files_.push_back(m.fileName);
   }
   // Entries of removed messages are dropped too, so the cache does not grow.
   if (!dirty && cache.size() != list_.size()) dirty = true;
@@ -182,20 +131,21 @@ Status MaildirFolder::scan() {
 }
 
 Result<std::string> MaildirFolder::relocate(size_t index) {
-  const std::string& id = ids_[index];
-  for (const char* sub : {"cur", "new"}) {
-    std::string subdir = dir_ + "/" + sub;
-    CPtr<DIR, closedir> d(::opendir(subdir.c_str()));
-    if (!d) continue;
-    while (struct dirent* e = ::readdir(d.get())) {
-      std::string_view name = e->d_name;
-      if (maildirId(name) == id) {
-        files_[index] = std::string(sub) + "/" + std::string(name);
-        return files_[index];
-      }
-    }
+  // Renames usually come in batches (an IMAP client flagging many
+  // messages): one rescan refreshes the name of every message.
+  auto now = scanMaildir(dir_);
+  if (!now) return now.error();
+  std::unordered_map<std::string_view, size_t> byId;
+  for (size_t i = 0; i < ids_.size(); ++i) byId.emplace(ids_[i], i);
+  bool found = false;
+  for (MaildirFile& m : *now) {
+    auto it = byId.find(m.id);
+    if (it == byId.end()) continue;
+    files_[it->second] = std::move(m.fileName);
+    found = found || it->second == index;
   }
-  return Error{"message " + id + " is gone", ENOENT};
+  if (!found) return Error{"message " + ids_[index] + " is gone", ENOENT};
+  return files_[index];
 }
 
 Result<std::unique_ptr<MessageReader>> MaildirFolder::open(size_t index) {

@@ -67,6 +67,9 @@ TEST_CASE("S= and info parsing") {
   CHECK_FALSE(maildirSizeFromName("1.M2P3Q4.h,S="));
   CHECK_FALSE(maildirSizeFromName("1.M2P3Q4.h,S=12x"));
   CHECK_FALSE(maildirSizeFromName("1.h:2,S=5"));  // S= inside the info is not a size
+  CHECK(maildirNameField("1.M2P3Q4.h,S=1234,W=1300:2,RS", 'W') == 1300u);
+  CHECK_FALSE(maildirNameField("1.M2P3Q4.h,S=1234:2,W=5", 'W'));
+  CHECK_FALSE(maildirNameField("1.M2P3Q4.h,SW=5", 'W'));
   CHECK(maildirFlags("x:2,FRS") == "FRS");
   CHECK(maildirFlags("x:1,FRS").empty());
   CHECK(maildirFlags("x").empty());

@@ -18,6 +18,8 @@
 #include "base/fs.hpp"
 #include "base/log.hpp"
 #include "base/strings.hpp"
+#include "base/unique_fd.hpp"
+#include "store/transform.hpp"
 
 namespace yubin::store {
 namespace {
@@ -134,8 +136,8 @@ void MboxUnquoter::drain(std::string& out, bool final) {
 // ---- MboxFolder ----
 
 Result<std::unique_ptr<MboxFolder>> MboxFolder::open(const std::string& path,
-                                                     const MboxLockSettings& lock) {
-  std::unique_ptr<MboxFolder> f(new MboxFolder(path, lock));
+                                                     const MboxLockSettings& lock, Fs& fs) {
+  std::unique_ptr<MboxFolder> f(new MboxFolder(path, lock, fs));
   if (auto st = f->snapshot(); !st) return st.error();
   return f;
 }
@@ -149,7 +151,7 @@ Status MboxFolder::snapshot() {
   struct stat st;
   if (::fstat(fd_.get(), &st) != 0) return errnoError("fstat " + path_);
   if (!S_ISREG(st.st_mode)) return Error{path_ + ": not a regular file", EINVAL};
-  auto w = MboxWriter::open(path_, lock_);
+  auto w = MboxWriter::open(path_, lock_, fs_);
   if (!w) return w.error();
   struct stat now;
   if (::fstat(fd_.get(), &now) != 0) return errnoError("fstat " + path_);
@@ -230,7 +232,7 @@ Status MboxFolder::expunge(const std::vector<size_t>& indexes) {
     if (i >= spans_.size()) return Error{"no such message", EINVAL};
     gone[i] = true;
   }
-  auto w = MboxWriter::open(path_, lock_);
+  auto w = MboxWriter::open(path_, lock_, fs_);
   if (!w) return w.error();
   struct stat named;
   if (::lstat(path_.c_str(), &named) != 0) return errnoError("stat " + path_);
@@ -262,16 +264,9 @@ Status MboxFolder::expunge(const std::vector<size_t>& indexes) {
   const std::string base = slash == std::string::npos ? path_ : path_.substr(slash + 1);
   const std::string tmp =
       (dir.empty() ? std::string() : dir + "/") + "." + base + ".yubin-" + std::to_string(::getpid());
-  UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  UniqueFd out(fs_.open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!out) return errnoError("create " + tmp);
-  bool done = false;
-  struct Cleanup {
-    const std::string& path;
-    bool& done;
-    ~Cleanup() {
-      if (!done) ::unlink(path.c_str());
-    }
-  } cleanup{tmp, done};
+  ScopeExit removeTmp([&tmp] { ::unlink(tmp.c_str()); });
   std::string buf(kChunk, '\0');
   for (auto [from, to] : keep) {
     for (uint64_t pos = from; pos < to;) {
@@ -279,16 +274,17 @@ Status MboxFolder::expunge(const std::vector<size_t>& indexes) {
       auto got = preadSome(fd_.get(), buf.data(), n, pos);
       if (!got) return got.error();
       if (*got == 0) return Error{path_ + ": shorter than expected", EIO};
-      if (auto st = writeAll(out.get(), std::string_view(buf.data(), *got)); !st) return st;
+      if (auto st = writeAllFs(fs_, out.get(), std::string_view(buf.data(), *got), tmp); !st)
+        return st;
       pos += *got;
     }
   }
   struct stat old;
   if (::fstat(fd_.get(), &old) == 0) (void)::fchmod(out.get(), old.st_mode & 07777);
-  if (::fsync(out.get()) != 0) return errnoError("fsync " + tmp);
+  if (fs_.fsync(out.get()) != 0) return errnoError("fsync " + tmp);
   if (::close(out.release()) != 0) return errnoError("close " + tmp);
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) return errnoError("rename " + tmp);
-  done = true;
+  if (fs_.rename(tmp.c_str(), path_.c_str()) != 0) return errnoError("rename " + tmp);
+  removeTmp.dismiss();
   if (auto st = fsyncDir(dir.empty() ? std::string(".") : dir); !st) return st;
   return {};  // w released here: the old file's lock and the dot-lock
 }

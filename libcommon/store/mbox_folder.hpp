@@ -18,9 +18,10 @@
 // byte appended since the snapshot into a temporary file beside it, fsyncs
 // it, renames it over the mbox and fsyncs the folder: a crash leaves the old
 // or the new mailbox, never a broken one.
-// Known limit: a deliverer that was already waiting for the lock on the old
-// file when the rename happens appends to the replaced file unless it
-// checks, after locking, that the path still names the file it locked.
+// A deliverer that was already waiting for the lock on the old file when
+// the rename happens notices it (MboxWriter checks, once it holds the
+// locks, that the path still names the file it locked) and starts over on
+// the new file.
 //
 // Trust: as folder.hpp. All of this runs on the caller's thread and blocks
 // it for the lock wait (at most the lock timeout) and the file I/O.
@@ -35,15 +36,19 @@
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
 #include "store/folder.hpp"
+#include "store/fs_ops.hpp"
 #include "store/mbox.hpp"
 
 namespace yubin::store {
 
 class MboxFolder final : public Folder {
  public:
-  // A missing file (or folder) is an empty mailbox.
+  // A missing file (or folder) is an empty mailbox. The locks and the
+  // rewrite go through fs (tests inject a full disk), which must outlive
+  // the folder.
   static Result<std::unique_ptr<MboxFolder>> open(const std::string& path,
-                                                  const MboxLockSettings& lock = {});
+                                                  const MboxLockSettings& lock = {},
+                                                  Fs& fs = realFs());
 
   const std::vector<FolderMessage>& messages() const override { return list_; }
   Result<std::unique_ptr<MessageReader>> open(size_t index) override;
@@ -51,8 +56,8 @@ class MboxFolder final : public Folder {
   Status expunge(const std::vector<size_t>& indexes) override;
 
  private:
-  MboxFolder(std::string path, MboxLockSettings lock)
-      : path_(std::move(path)), lock_(std::move(lock)) {}
+  MboxFolder(std::string path, MboxLockSettings lock, Fs& fs)
+      : path_(std::move(path)), lock_(std::move(lock)), fs_(fs) {}
   Status snapshot();
   Result<std::string> digestPrefix(uint64_t end) const;
 
@@ -63,6 +68,7 @@ class MboxFolder final : public Folder {
   };
   std::string path_;
   MboxLockSettings lock_;
+  Fs& fs_;
   UniqueFd fd_;  // read side; kept open for the whole session (see mbox_folder.cpp)
   ino_t ino_ = 0;
   dev_t dev_ = 0;

@@ -5,9 +5,15 @@
 // byte at a time and must give the same output; hostile input.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/fs.hpp"
 #include "base/strings.hpp"
 #include "mrad/pop3/login_session.hpp"
 #include "mrad/pop3/mail_session.hpp"
+#include "store/maildir_folder.hpp"
+#include "store/test_util.hpp"
 
 using namespace yubin;
 using namespace yubin::mrad::pop3;
@@ -51,6 +57,30 @@ std::string drive(MailSession& s, std::string_view input, bool bytewise) {
     pump();
   }
   return out;
+}
+
+// Feeds in to r whole or a byte at a time; returns the lines it gives,
+// "<long>" for each over-long one.
+std::vector<std::string> readLines(LineReader& r, std::string_view in, bool bytewise) {
+  std::vector<std::string> got;
+  std::string line;
+  auto drain = [&] {
+    for (;;) {
+      auto k = r.next(&line);
+      if (k == LineReader::Kind::None) return;
+      got.push_back(k == LineReader::Kind::TooLong ? "<long>" : line);
+    }
+  };
+  if (bytewise) {
+    for (char c : in) {
+      r.feed(std::string_view(&c, 1));
+      drain();
+    }
+  } else {
+    r.feed(in);
+    drain();
+  }
+  return got;
 }
 
 std::vector<store::MemoryFolder::Item> sample() {
@@ -154,22 +184,8 @@ std::string feedLogin(LoginSession& s, std::string_view input, bool bytewise) {
 TEST_CASE("LineReader splits CRLF and LF lines, whole and byte at a time") {
   bool bytewise = GENERATE(false, true);
   LineReader r(16);
-  std::string in = "A\r\nB\nC D\r\n\r\npartial";
-  std::vector<std::string> got;
-  std::string line;
-  auto drain = [&] {
-    while (r.next(&line) == LineReader::Kind::Line) got.push_back(line);
-  };
-  if (bytewise) {
-    for (char c : in) {
-      r.feed(std::string_view(&c, 1));
-      drain();
-    }
-  } else {
-    r.feed(in);
-    drain();
-  }
-  CHECK(got == std::vector<std::string>{"A", "B", "C D", ""});
+  CHECK(readLines(r, "A\r\nB\nC D\r\n\r\npartial", bytewise) ==
+        std::vector<std::string>{"A", "B", "C D", ""});
   CHECK(r.takeRest() == "partial");
   CHECK(r.buffered() == 0);
 }
@@ -178,25 +194,15 @@ TEST_CASE("LineReader reports an over-long line once and skips it") {
   bool bytewise = GENERATE(false, true);
   LineReader r(8);
   std::string in = std::string(20, 'x') + "\r\nNOOP\r\n" + std::string(9, 'y') + "\nok\n";
-  std::vector<std::string> got;
-  std::string line;
-  auto drain = [&] {
-    for (;;) {
-      auto k = r.next(&line);
-      if (k == LineReader::Kind::None) return;
-      got.push_back(k == LineReader::Kind::TooLong ? "<long>" : line);
-    }
-  };
-  if (bytewise) {
-    for (char c : in) {
-      r.feed(std::string_view(&c, 1));
-      drain();
-    }
-  } else {
-    r.feed(in);
-    drain();
-  }
-  CHECK(got == std::vector<std::string>{"<long>", "NOOP", "<long>", "ok"});
+  CHECK(readLines(r, in, bytewise) == std::vector<std::string>{"<long>", "NOOP", "<long>", "ok"});
+}
+
+TEST_CASE("LineReader: the limit counts the line end; exactly the limit is accepted") {
+  bool bytewise = GENERATE(false, true);
+  LineReader r(8);
+  std::string in = "123456\r\n1234567\r\n1234567\n12345678\nA\r\n";
+  CHECK(readLines(r, in, bytewise) ==
+        std::vector<std::string>{"123456", "<long>", "1234567", "<long>", "A"});
 }
 
 TEST_CASE("parseCommand and parseNumber") {
@@ -376,6 +382,19 @@ TEST_CASE("LoginSession: too many bad commands and over-long lines close the ses
   LoginSession g(tlsSettings());
   out = feedLogin(g, std::string("\0\xff\x01 x\r\n", 7), false);
   CHECK(out == "-ERR Unknown command\r\n");
+}
+
+TEST_CASE("LoginSession: an over-long SASL response cancels the exchange") {
+  bool bytewise = GENERATE(false, true);
+  LoginSettings st = tlsSettings();
+  st.limits.maxLine = 32;
+  LoginSession s(st, scripted());
+  // "QUIT" is valid base64 too: answered as a command, the exchange is over.
+  std::string out =
+      feedLogin(s, "AUTH CHAL\r\n" + std::string(40, 'A') + "\r\nQUIT\r\n", bytewise);
+  CHECK(out == "+ \r\n-ERR Line too long\r\n+OK Bye\r\n");
+  CHECK(s.event() == Event::Close);
+  CHECK(s.badCommands() == 1);
 }
 
 TEST_CASE("LoginSession: AUTH with an initial response, password checked by the glue") {
@@ -567,6 +586,27 @@ TEST_CASE("MailSession: bad arguments and commands of other states") {
   CHECK_FALSE(s.closing());
 }
 
+TEST_CASE("MailSession: over-long lines count as bad commands; a line of exactly the limit is served") {
+  bool bytewise = GENERATE(false, true);
+  store::MemoryFolder f(sample());
+  MailSettings st;
+  st.limits.maxLine = 16;
+  st.limits.maxBadCommands = 3;
+  MailSession s(f, st);
+  s.start("");
+  (void)s.takeOutput();
+  uint64_t total = f.messages()[0].size + f.messages()[1].size + f.messages()[2].size;
+  CHECK(drive(s,
+              std::string(30, 'A') + "\r\nSTAT\r\nUIDL 000000001\r\n" + std::string(17, 'B') +
+                  "\r\nX\r\nNOOP\r\n",
+              bytewise) ==
+        "-ERR Line too long\r\n+OK 3 " + std::to_string(total) +
+            "\r\n+OK 1 uid-1\r\n-ERR Line too long\r\n"
+            "-ERR Too many bad commands, closing connection\r\n");
+  CHECK(s.closing());
+  CHECK_FALSE(s.updated());
+}
+
 TEST_CASE("MailSession: limits and storage failures") {
   SECTION("too many bad commands") {
     store::MemoryFolder f(sample());
@@ -625,4 +665,26 @@ TEST_CASE("MailSession: pipelined commands wait for the transfer before them") {
   CHECK(out.find(".\r\n+OK Message 1 deleted\r\n+OK Bye, 1 messages deleted\r\n") !=
         std::string::npos);
   CHECK(f.seenFlags()[0]);
+}
+
+TEST_CASE("MailSession over a Maildir: a message another client removed since the snapshot") {
+  bool bytewise = GENERATE(false, true);
+  store::test::TempDir t;
+  for (const char* d : {"cur", "new", "tmp"}) REQUIRE(::mkdir((t / d).c_str(), 0700) == 0);
+  REQUIRE(atomicWrite(t / "new/1.M1P1Q1.h,S=10", "A: 1\n\none\n", 0600));
+  REQUIRE(atomicWrite(t / "new/2.M1P1Q1.h,S=10", "A: 2\n\ntwo\n", 0600));
+  auto f = store::MaildirFolder::open(t.path());
+  REQUIRE(f);
+  MailSession s(**f, {});
+  s.start("");
+  CHECK(s.takeOutput() == "+OK Logged in, 2 messages (26 octets)\r\n");
+  REQUIRE(::unlink((t / "new/1.M1P1Q1.h,S=10").c_str()) == 0);  // another session's QUIT
+  CHECK(drive(s, "RETR 1\r\nRETR 2\r\nDELE 1\r\nDELE 2\r\nQUIT\r\n", bytewise) ==
+        "-ERR [SYS/TEMP] Cannot read the message now, try again later\r\n"
+        "+OK 13 octets\r\nA: 2\r\n\r\ntwo\r\n.\r\n"
+        "+OK Message 1 deleted\r\n+OK Message 2 deleted\r\n"
+        "+OK Bye, 2 messages deleted\r\n");
+  CHECK(s.stats().retrieved == 1);
+  CHECK(store::test::listDir(t / "new").empty());
+  CHECK(store::test::listDir(t / "cur").empty());
 }
