@@ -2,10 +2,13 @@
 // in LMTP mode) on a Unix socket, with knobs for refusing recipients,
 // per-recipient final replies, silence, broken greetings and hanging up at
 // chosen moments. It records every connection's input and every message.
-// Header-only; test code, local sockets only.
+// The same engine in SMTP mode on 127.0.0.1 stands in for a remote MX.
+// Header-only; test code, local sockets and loopback only.
 #pragma once
 
+#include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -67,6 +70,7 @@ class ServerConn : public smtp::Io, public smtp::Policy {
 
 class FakeServer {
  public:
+  // LMTP on the Unix socket `path`.
   FakeServer(event_base* base, const std::string& path, Behaviour b)
       : base_(base), behaviour(std::move(b)) {
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -74,8 +78,24 @@ class FakeServer {
     sa.sun_family = AF_UNIX;
     std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
     REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    listen(std::move(fd));
+  }
+  // SMTP on 127.0.0.1, a free port (port).
+  FakeServer(event_base* base, Behaviour b) : base_(base), behaviour(std::move(b)) {
+    mode = smtp::Mode::Smtp;
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    socklen_t len = sizeof sa;
+    REQUIRE(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&sa), &len) == 0);
+    port = ntohs(sa.sin_port);
+    listen(std::move(fd));
+  }
+  void listen(UniqueFd fd) {
     REQUIRE(::listen(fd.get(), 16) == 0);
-    auto l = event::Listener::create(base, std::move(fd), [this](UniqueFd c, const event::Peer&) {
+    auto l = event::Listener::create(base_, std::move(fd), [this](UniqueFd c, const event::Peer&) {
       ++accepted;
       conns.push_back(std::make_unique<ServerConn>(*this, std::move(c)));
     });
@@ -84,6 +104,8 @@ class FakeServer {
   }
   event_base* base_;
   Behaviour behaviour;
+  smtp::Mode mode = smtp::Mode::Lmtp;
+  uint16_t port = 0;  // SMTP
   int accepted = 0;
   std::vector<std::string> messages;  // content of every message received
   // Its sender ("" for <>) and the recipients it was accepted for.
@@ -105,8 +127,8 @@ inline ServerConn::ServerConn(FakeServer& server, UniqueFd fd) : server_(server)
     return;
   }
   smtp::Settings s;
-  s.mode = smtp::Mode::Lmtp;
-  s.hostname = "mdad.test";
+  s.mode = server.mode;
+  s.hostname = server.mode == smtp::Mode::Lmtp ? "mdad.test" : "mx.remote.test";
   s.maxMessageSize = 0;
   session_ = std::make_unique<smtp::Session>(s, *this, *this);
   session_->greet();
@@ -160,7 +182,10 @@ inline void ServerConn::messageEnd() {
                           ? it->second
                           : smtp::reply(smtp::ReplyId::Delivered));
   }
-  session_->messageDone(replies);
+  if (server_.mode == smtp::Mode::Lmtp)
+    session_->messageDone(replies);
+  else
+    session_->messageDone(replies.front());  // SMTP: one reply for the transaction
 }
 
 }  // namespace yubin::mtad::testing

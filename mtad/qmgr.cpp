@@ -34,6 +34,37 @@ const char* targetStatusName(TargetStatus s) {
   return "?";
 }
 
+// RFC 3461 §4.1 / RFC 3464 §2.3.3: a delivered target gets a success report
+// when NOTIFY asks for one, unless the server that took it over SMTP also
+// took NOTIFY (the report is then its job); otherwise we say "relayed".
+bool wantsSuccessReport(const queue::Recipient& rcpt, const TargetOutcome& t) {
+  return t.status == TargetStatus::Delivered && wantsSuccessDsn(rcpt.notify) &&
+         !(t.remote && t.dsnPassed);
+}
+
+// The log line of one target's outcome in this attempt (`v`: its
+// recipient's verdict).
+void logOutcome(const std::string& id, const queue::Recipient& rcpt, const TargetOutcome& t,
+                const Verdict& v, bool expired, int64_t now) {
+  const char* i = id.c_str();
+  std::string reply = t.reply.summary();
+  std::string via = t.via.empty() ? std::string() : " relay=" + t.via;
+  if (t.status != TargetStatus::Deferred) {
+    YLOG_INFO("%s id=%s rcpt=%s to=%s%s reply=\"%s\"", targetStatusName(t.status), i,
+              rcpt.address.c_str(), t.address.c_str(), via.c_str(), reply.c_str());
+  } else if (expired) {
+    YLOG_INFO("bounced id=%s rcpt=%s to=%s%s why=\"queue lifetime exceeded\" reply=\"%s\"", i,
+              rcpt.address.c_str(), t.address.c_str(), via.c_str(), reply.c_str());
+  } else if (!v.split.empty()) {
+    YLOG_INFO("deferred id=%s rcpt=%s to=%s%s next=\"with a new message\" reply=\"%s\"", i,
+              rcpt.address.c_str(), t.address.c_str(), via.c_str(), reply.c_str());
+  } else {
+    YLOG_INFO("deferred id=%s rcpt=%s to=%s%s attempts=%u next_in=%llds reply=\"%s\"", i,
+              rcpt.address.c_str(), t.address.c_str(), via.c_str(), v.state.attempts,
+              static_cast<long long>(v.state.nextAttempt - now), reply.c_str());
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- pure parts
@@ -589,7 +620,10 @@ void Qmgr::remoteDone(Delivery& d, size_t k, RemoteResult result) {
 
 void Qmgr::partDone(Delivery& d) {
   if (d.partsPending == 0) fatal("queue manager: delivery part count underflow");
-  if (--d.partsPending > 0) return;
+  if (--d.partsPending > 0) {
+    if (!d.quarantined) saveDelivered(d);
+    return;
+  }
   if (d.quarantined) {
     finish(d, 0, false);
     return;
@@ -650,6 +684,41 @@ void Qmgr::lmtpDone(Delivery& d, LmtpResult result) {
   partDone(d);
 }
 
+void Qmgr::saveDelivered(Delivery& d) {
+  const queue::Envelope& env = d.file->envelope();
+  queue::MessageState next = d.state;
+  std::vector<size_t> done;
+  for (size_t i = 0; i < d.due.size(); ++i) {
+    const std::vector<TargetOutcome>& out = d.outcomes[i];
+    if (!d.due[i] || out.empty()) continue;
+    const queue::Recipient& rcpt = env.recipients[i];
+    // Only a real 2xx makes a target Delivered: the placeholders of the
+    // parts still running are Deferred.
+    if (!std::all_of(out.begin(), out.end(), [&](const TargetOutcome& t) {
+          return t.status == TargetStatus::Delivered && !wantsSuccessReport(rcpt, t);
+        }))
+      continue;
+    next.rcpts[i] = decide(d.state.rcpts[i], out, d.now, env.arrivalTime, settings_.retry).state;
+    done.push_back(i);
+  }
+  if (done.empty()) return;
+  if (auto st = queue_.saveState(d.id, next); !st) {
+    // settle() saves them with the rest.
+    YLOG_WARN("cannot save delivery state yet id=%s error=\"%s\"", d.id.str().c_str(),
+              st.error().message.c_str());
+    return;
+  }
+  for (size_t i : done) {
+    Verdict v;
+    v.state = next.rcpts[i];
+    for (const auto& t : d.outcomes[i])
+      logOutcome(d.id.str(), env.recipients[i], t, v, false, d.now);
+    d.due[i] = false;  // settle() leaves it alone
+    d.next.rcpts[i] = next.rcpts[i];
+  }
+  d.state = std::move(next);
+}
+
 void Qmgr::settle(Delivery& d) {
   const queue::Envelope& env = d.file->envelope();
   const char* id = d.id.str().c_str();
@@ -666,26 +735,8 @@ void Qmgr::settle(Delivery& d) {
     Verdict v = decide(d.state.rcpts[i], d.outcomes[i], d.now, env.arrivalTime, settings_.retry);
     for (const auto& t : d.outcomes[i]) {
       if (t.status == TargetStatus::Remote) continue;
-      std::string reply = t.reply.summary();
-      std::string via = t.via.empty() ? std::string() : " relay=" + t.via;
-      if (t.status != TargetStatus::Deferred) {
-        YLOG_INFO("%s id=%s rcpt=%s to=%s%s reply=\"%s\"", targetStatusName(t.status), id,
-                  rcpt.address.c_str(), t.address.c_str(), via.c_str(), reply.c_str());
-      } else if (expired) {
-        YLOG_INFO("bounced id=%s rcpt=%s to=%s%s why=\"queue lifetime exceeded\" reply=\"%s\"", id,
-                  rcpt.address.c_str(), t.address.c_str(), via.c_str(), reply.c_str());
-      } else if (!v.split.empty()) {
-        YLOG_INFO("deferred id=%s rcpt=%s to=%s%s next=\"with a new message\" reply=\"%s\"", id,
-                  rcpt.address.c_str(), t.address.c_str(), via.c_str(), reply.c_str());
-      } else {
-        YLOG_INFO("deferred id=%s rcpt=%s to=%s%s attempts=%u next_in=%llds reply=\"%s\"", id,
-                  rcpt.address.c_str(), t.address.c_str(), via.c_str(), v.state.attempts,
-                  static_cast<long long>(v.state.nextAttempt - d.now), reply.c_str());
-      }
-      // RFC 3461 §4.1 / RFC 3464 §2.3.3: success reports. A server that
-      // took NOTIFY reports for itself; otherwise we say "relayed".
-      if (t.status == TargetStatus::Delivered && wantsSuccessDsn(rcpt.notify) &&
-          !(t.remote && t.dsnPassed))
+      logOutcome(d.id.str(), rcpt, t, v, expired, d.now);
+      if (wantsSuccessReport(rcpt, t))
         succeeded.push_back({i, {t.address, "2.0.0", t.reply, t.remote ? "relayed" : "delivered"}});
     }
     // The attempt that crosses the delay_warning age sends the one warning.

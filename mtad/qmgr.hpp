@@ -12,8 +12,11 @@
 // the way (a DSN, the copy for recipients still to do, see below) are
 // committed before the state that depends on them is saved. So a crash
 // never loses a recipient; it may deliver one twice (the window between
-// mdad's 250 and our saveState), or send a DSN twice: at least once, never
-// zero times.
+// mdad's or the remote server's 250 and our saveState), or send a DSN
+// twice: at least once, never zero times. To keep that window short, a
+// recipient delivered everywhere and needing no report is saved as soon as
+// its last target answers (saveDelivered), not when the slowest part of
+// the attempt ends.
 //
 // Recipients and targets. A queued recipient resolves to one or more
 // targets: local users (an alias may name several), remote addresses (an
@@ -199,6 +202,14 @@ class Qmgr {
   void startRemote(Delivery& d, size_t job);
   void remoteDone(Delivery& d, size_t job, RemoteResult result);
   void partDone(Delivery& d);
+  // One part of the attempt (the LMTP run, one remote job) ended while
+  // others still run: the recipients whose targets were all delivered and
+  // that need no report are final already; their state is saved now, not
+  // when the slowest part ends (a remote domain timing out, mdad busy), so
+  // that a crash meanwhile does not deliver them again. A recipient with a
+  // failure, a split or a report waits for settle(): its side messages are
+  // committed before its state.
+  void saveDelivered(Delivery& d);
   void settle(Delivery& d);
   void enqueueSplit(Delivery& d, const std::vector<std::pair<size_t, std::string>>& targets,
                     std::vector<size_t> rcpts);

@@ -3,8 +3,9 @@
 // aliases files) and the fake mdad: start-up scan, the queued() hook,
 // deferral and retry with the state file checked between, an alias whose
 // targets end differently (split into a new message, no second copy), a
-// permanent failure turned into a DSN from <>, and a stop that waits for the
-// delivery under way.
+// permanent failure turned into a DSN from <>, a stop that waits for the
+// delivery under way, and remote recipients (fake DNS, fake SMTP server)
+// saved as soon as their own domain answers.
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <filesystem>
@@ -14,6 +15,7 @@
 
 #include "auth/directory.hpp"
 #include "auth/test_util.hpp"
+#include "dns/dns_testing.hpp"
 #include "event/event_testing.hpp"
 #include "mtad/lmtp_test_server.hpp"
 #include "mtad/qmgr.hpp"
@@ -259,4 +261,50 @@ TEST_CASE("stop waits for the delivery under way and starts no other", "[qmgr]")
   auto s2 = e.queue->loadState(second, 1);
   REQUIRE(s2);
   CHECK(s2->rcpts[0].status == queue::RcptStatus::Pending);
+}
+
+TEST_CASE("a recipient delivered is saved at once, while another domain is still slow", "[qmgr]") {
+  // The crash window: the state of a recipient whose server said 250 must
+  // not wait for the rest of the attempt (here a domain whose DNS never
+  // answers), or a crash meanwhile delivers it again.
+  Engine e;
+  auth::testing::writeText(e.dir.file("aliases"),
+                           "fast@example.org: r@fast.test\nslow@example.org: r@slow.test\n");
+  REQUIRE(e.directory->reload());
+  dns::testing::FakeServer dns(e.base.get(), [](const dns::testing::Question& q)
+                                                 -> std::optional<std::string> {
+    if (q.name == "slow.test") return std::nullopt;  // never answers
+    dns::testing::Reply r(q);
+    if (q.name == "fast.test" && q.type == dns::testing::kTypeA) r.a("127.0.0.1");
+    return r.bytes();  // MX, AAAA: no data (the implicit MX, IPv4 only)
+  });
+  FakeServer lmtp(e.base.get(), e.settings.lmtp.socketPath, Behaviour{});
+  FakeServer mx(e.base.get(), Behaviour{});
+  e.settings.remoteEnabled = true;
+  e.settings.remote.port = mx.port;
+  e.settings.remote.tlsPolicy = TlsPolicy::None;
+  e.settings.remote.dns.servers = {dns.server()};
+  e.settings.remote.dns.timeout = 60s;
+  e.settings.remote.dns.tries = 1;
+  auto id = e.commit({"fast@example.org", "slow@example.org", "bob@example.org"},
+                     "Subject: r\r\n\r\nremote\r\n");
+  e.startQmgr();
+  auto state = [&] { return e.queue->loadState(id, 3); };
+  e.loopUntil([&] {
+    auto s = state();
+    return s && s->rcpts[0].status == queue::RcptStatus::Delivered &&
+           s->rcpts[2].status == queue::RcptStatus::Delivered;
+  });
+  auto s = state();
+  REQUIRE(s);
+  CHECK(s->rcpts[0].reply.rfind("250", 0) == 0);
+  CHECK(s->rcpts[0].attempts == 1);
+  CHECK(s->rcpts[1].status == queue::RcptStatus::Pending);  // still being looked up
+  CHECK(s->rcpts[1].attempts == 0);
+  REQUIRE(mx.envelopes.size() == 1);
+  CHECK(mx.envelopes[0].second == std::vector<std::string>{"r@fast.test"});
+  CHECK(mx.messages[0] == "Subject: r\r\n\r\nremote\r\n");
+  CHECK(copiesFor(lmtp, "bob@example.org") == 1);
+  CHECK(e.qmgr->active() == 1);  // the attempt goes on for slow.test
+  CHECK(e.ids() == std::vector<queue::QueueId>{id});
 }
