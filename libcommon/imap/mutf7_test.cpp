@@ -109,6 +109,17 @@ TEST_CASE("bad mailbox names are refused", "[imap][mutf7]") {
   CHECK_FALSE(mailboxFromWire(std::string("a\0b", 3), utf8).ok());
   CHECK_FALSE(mailboxFromWire("abcdefghi", shortNames).ok());
   CHECK(mailboxFromWire("abcdefgh", shortNames).ok());
+  // The limit counts octets of the UTF-8 form, not of the wire form: four
+  // U+00FC are 13 octets in mUTF-7 and 8 in UTF-8; five are 10 in UTF-8.
+  const std::string four = mutf7Encode("\xC3\xBC\xC3\xBC\xC3\xBC\xC3\xBC").value();
+  REQUIRE(four.size() > 8);
+  CHECK(mailboxFromWire(four, shortNames).ok());
+  auto five =
+      mailboxFromWire(mutf7Encode("\xC3\xBC\xC3\xBC\xC3\xBC\xC3\xBC\xC3\xBC").value(), shortNames);
+  REQUIRE_FALSE(five.ok());
+  CHECK(five.error().message == "mailbox name too long");
+  CHECK(mailboxFromWire("abcd\xC3\xBC\xC3\xBC", MailboxNameRules{'.', true, 8}).ok());
+  CHECK_FALSE(mailboxFromWire("abcde\xC3\xBC\xC3\xBC", MailboxNameRules{'.', true, 8}).ok());
 }
 
 TEST_CASE("LIST patterns", "[imap][mutf7]") {

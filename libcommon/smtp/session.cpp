@@ -379,6 +379,16 @@ bool Session::readCommand(std::string_view in) {
                            ? std::max(settings_.maxCommandLine, kMaxAuthLine)
                            : settings_.maxCommandLine;
   const bool authLineExpected = state_ == State::AuthResponse;
+  // A line past the limit; in an AUTH exchange it also ends the exchange.
+  auto refuseLongLine = [&] {
+    if (authLineExpected) {
+      endAuth();
+      fail(reply(ReplyId::AuthLineTooLong));
+    } else {
+      fail(reply(ReplyId::LineTooLong));
+    }
+    return true;
+  };
   if (discardingLine_) {
     size_t lf = in.find('\n');
     if (lf == std::string_view::npos) {
@@ -387,13 +397,7 @@ bool Session::readCommand(std::string_view in) {
     }
     pos_ += lf + 1;
     discardingLine_ = false;
-    if (authLineExpected) {
-      endAuth();
-      fail(reply(ReplyId::AuthLineTooLong));
-    } else {
-      fail(reply(ReplyId::LineTooLong));
-    }
-    return true;
+    return refuseLongLine();
   }
   size_t lf = in.find('\n', scanned_);
   if (lf == std::string_view::npos) {
@@ -409,15 +413,7 @@ bool Session::readCommand(std::string_view in) {
   }
   scanned_ = 0;
   pos_ += lf + 1;
-  if (lf + 1 > limit) {
-    if (authLineExpected) {
-      endAuth();
-      fail(reply(ReplyId::AuthLineTooLong));
-    } else {
-      fail(reply(ReplyId::LineTooLong));
-    }
-    return true;
-  }
+  if (lf + 1 > limit) return refuseLongLine();
   std::string_view line = in.substr(0, lf);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (authLineExpected) {
