@@ -1,0 +1,222 @@
+// MailStore and ImapMailbox: one user's mailboxes as an IMAP session sees
+// them. MailStore is the folder tree (LIST, CREATE, DELETE, RENAME,
+// SUBSCRIBE, STATUS, APPEND, SELECT); ImapMailbox is one selected mailbox:
+// the session's view of its messages (sequence number = index + 1) with
+// persistent UIDs, flags and keywords, kept in step with the disk by
+// sync(), which reports what changed since the last call.
+//
+// Backends: Maildir++ (maildir_store.hpp: the INBOX is the root, folder
+// "A.B" is the directory ".A.B" with mUTF-7 on disk as Dovecot and Courier
+// lay it out; UIDs in a crash-safe uid list per folder; flags in the
+// ":2,<flags>" info of the file name, keywords as Dovecot's letters a-z
+// mapped by a per-folder keywords file), and MemoryStore (memory_store.hpp)
+// for the protocol tests.
+//
+// Names are UTF-8, already decoded from the wire and normalised by
+// imap::mailboxFromWire (INBOX in any case is "INBOX"); the hierarchy
+// delimiter is delimiter(). A backend refuses any name that could leave the
+// user's mail folder (empty components, ".", "..", "/", "~" at the start,
+// NUL, control characters) with EINVAL.
+//
+// Concurrency: several sessions (in this process or others) and the
+// delivery agent work on the same folders at once; each ImapMailbox sees the
+// others' changes at its next sync(). Assigning UIDs is serialised across
+// processes by the backend (a lock on the uid list).
+//
+// Trust: runs as the mailboxes' owner (mrad's mail process). File names and
+// contents are untrusted; names from the client are checked here.
+// Standards: RFC 3501 / RFC 9051 (UID, UIDVALIDITY, UIDNEXT, flags,
+// \Recent), RFC 4315 (UIDPLUS: the UIDs APPEND and COPY assign), RFC 6154
+// (special-use attributes), RFC 6851 (MOVE), RFC 7162 (MODSEQ: a backend
+// may report 0 = not supported).
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.hpp"
+#include "store/folder.hpp"  // MessageReader
+
+namespace yubin::store {
+
+// System flags as bits (\Recent is not a stored flag: see MessageInfo).
+enum SystemFlag : uint8_t {
+  kFlagSeen = 1,
+  kFlagAnswered = 2,
+  kFlagFlagged = 4,
+  kFlagDeleted = 8,
+  kFlagDraft = 16,
+};
+
+struct Flags {
+  uint8_t system = 0;                 // SystemFlag bits
+  std::vector<std::string> keywords;  // IMAP flag-keyword atoms, as first created (case kept)
+  bool operator==(const Flags&) const = default;
+};
+
+struct MessageInfo {
+  uint32_t uid = 0;
+  Flags flags;
+  bool recent = false;        // \Recent for this session (RFC 3501 §2.3.2)
+  uint64_t size = 0;          // RFC822.SIZE: octets with every line end as CRLF
+  int64_t internalDate = 0;   // seconds since the epoch (Maildir: the file's mtime)
+  uint64_t modSeq = 0;        // 0 when the backend has no mod-sequences
+  bool expunged = false;      // gone from disk, not yet reported (see sync)
+};
+
+// What sync() found since the previous call, for the untagged responses.
+struct MailboxChanges {
+  // Sequence numbers to announce with EXPUNGE, in the order to send them
+  // (each is valid after the ones before it were removed: descending works).
+  std::vector<uint32_t> expunged;
+  // UIDs of the expunged messages, in the same order (for VANISHED later).
+  std::vector<uint32_t> expungedUids;
+  bool existsChanged = false;   // messages were added: send EXISTS (and RECENT)
+  // Indexes (0-based, after the expunges) whose flags changed: FETCH FLAGS.
+  std::vector<size_t> flagsChanged;
+};
+
+enum class FlagOp : uint8_t { Replace, Add, Remove };
+
+struct AppendedUids {
+  uint32_t uidValidity = 0;
+  std::vector<uint32_t> uids;  // in the order of the messages
+};
+
+struct CopiedUids {
+  uint32_t uidValidity = 0;        // of the destination
+  std::vector<uint32_t> sourceUids;  // only those that were copied, ascending
+  std::vector<uint32_t> destUids;    // item by item with sourceUids
+};
+
+// One selected mailbox. Not thread-safe; one per session.
+class ImapMailbox {
+ public:
+  virtual ~ImapMailbox() = default;
+
+  virtual uint32_t uidValidity() const = 0;
+  virtual uint32_t uidNext() const = 0;
+  virtual uint64_t highestModSeq() const = 0;  // 0: no CONDSTORE
+  virtual bool readOnly() const = 0;
+  // The keywords defined in this mailbox (for FLAGS / PERMANENTFLAGS), and
+  // whether new ones may be created (a backend may hold a bounded number).
+  virtual std::vector<std::string> keywords() const = 0;
+  virtual bool canCreateKeywords() const = 0;
+
+  // The session's view: index i is sequence number i + 1.
+  virtual const std::vector<MessageInfo>& messages() const = 0;
+
+  // Looks at the disk: new messages get UIDs and are appended to the view;
+  // flag changes by others update it. Messages gone from disk are removed
+  // from the view and reported only when allowExpunge; otherwise they stay,
+  // marked expunged (open() then fails with ENOENT), until a later call
+  // with allowExpunge (RFC 3501 §7.4.1: no EXPUNGE during FETCH, STORE,
+  // SEARCH). Cheap when nothing changed (directory mtimes).
+  virtual Result<MailboxChanges> sync(bool allowExpunge) = 0;
+
+  // A pull stream of message `index` as stored (LF or CRLF line ends).
+  virtual Result<std::unique_ptr<MessageReader>> open(size_t index) = 0;
+
+  // Changes the flags of the messages at these indexes (durably, before
+  // returning); the view is updated. Keywords not yet defined are created
+  // when canCreateKeywords(). EROFS when readOnly().
+  virtual Status setFlags(const std::vector<size_t>& indexes, FlagOp op, const Flags& flags) = 0;
+
+  // Removes the messages at these indexes (only those with \Deleted; the
+  // caller chooses them) from disk, durably. The view keeps them marked
+  // expunged; the next sync(true) reports them, in the right order.
+  virtual Status expunge(const std::vector<size_t>& indexes) = 0;
+
+  // Copies the messages at these indexes into mailbox `dest` of the same
+  // store (flags kept, \Recent set there); with move, they are then
+  // expunged here as expunge() does. ENOENT: no such destination
+  // ([TRYCREATE]).
+  virtual Result<CopiedUids> copy(const std::vector<size_t>& indexes, const std::string& dest,
+                                  bool move) = 0;
+
+  // A file descriptor that becomes readable when the mailbox may have
+  // changed on disk (inotify on the Maildir's new/ and cur/), or -1 when the
+  // backend cannot tell (the session then syncs on a timer). After it turns
+  // readable, drainChangeFd() empties it; sync() tells what changed.
+  virtual int changeFd() const = 0;
+  virtual void drainChangeFd() = 0;
+};
+
+struct MailboxListEntry {
+  std::string name;        // UTF-8, e.g. "INBOX", "Archive.2024"
+  bool noSelect = false;   // \Noselect: exists only as a parent
+  bool hasChildren = false;
+  bool subscribed = false;
+  std::string specialUse;  // "\Sent", "\Drafts", "\Trash", "\Junk", "\Archive" or ""
+};
+
+struct MailboxStatus {
+  uint32_t messages = 0;
+  uint32_t recent = 0;
+  uint32_t unseen = 0;
+  uint32_t deleted = 0;
+  uint32_t uidNext = 0;
+  uint32_t uidValidity = 0;
+  uint64_t size = 0;  // sum of RFC822.SIZE
+  uint64_t highestModSeq = 0;
+};
+
+// An APPEND being received: the bytes go to a temporary file as they arrive
+// (the parser streams the literal); commit() makes the message durable in
+// the mailbox (file and directory fsync'd) and returns its UID.
+class AppendTransaction {
+ public:
+  virtual ~AppendTransaction() = default;
+  virtual Status write(std::string_view bytes) = 0;
+  // internalDate 0: now.
+  virtual Result<AppendedUids> commit(const Flags& flags, int64_t internalDate) = 0;
+  // Dropping a transaction without commit() removes the temporary file.
+};
+
+class MailStore {
+ public:
+  virtual ~MailStore() = default;
+
+  virtual char delimiter() const = 0;
+
+  // Every mailbox, INBOX first, then in name order; parents that exist
+  // only as a path component are listed with noSelect.
+  virtual Result<std::vector<MailboxListEntry>> list() = 0;
+  // The subscribed names (they may name mailboxes that do not exist).
+  virtual Result<std::vector<std::string>> subscriptions() = 0;
+  virtual Status subscribe(const std::string& name, bool on) = 0;
+
+  // EEXIST if it exists; parents are created as needed. specialUse: "" or
+  // one of the five attributes above.
+  virtual Status create(const std::string& name, const std::string& specialUse) = 0;
+  // ENOENT, EINVAL for INBOX; a mailbox with children becomes \Noselect
+  // (its messages are removed) as RFC 3501 §6.3.4 allows.
+  virtual Status remove(const std::string& name) = 0;
+  // Children move along. Renaming INBOX moves its messages into a new
+  // mailbox `to` and leaves INBOX empty (RFC 3501 §6.3.5). EEXIST, ENOENT.
+  virtual Status rename(const std::string& from, const std::string& to) = 0;
+
+  virtual Result<MailboxStatus> status(const std::string& name) = 0;
+
+  // readOnly: EXAMINE (no \Recent is taken, flags cannot change).
+  virtual Result<std::unique_ptr<ImapMailbox>> select(const std::string& name, bool readOnly) = 0;
+
+  // ENOENT: no such mailbox ([TRYCREATE]).
+  virtual Result<std::unique_ptr<AppendTransaction>> beginAppend(const std::string& name) = 0;
+};
+
+// The special-use mailboxes created for a user who has none yet (RFC 6154).
+struct SpecialMailbox {
+  const char* name;
+  const char* use;
+};
+inline constexpr SpecialMailbox kDefaultMailboxes[] = {
+    {"Drafts", "\\Drafts"}, {"Sent", "\\Sent"},       {"Trash", "\\Trash"},
+    {"Junk", "\\Junk"},     {"Archive", "\\Archive"},
+};
+
+}  // namespace yubin::store
