@@ -1,0 +1,105 @@
+// The IMAP authenticated and selected states (RFC 3501 §6.3, §6.4; RFC 9051
+// §6.3, §6.4) over one user's store::MailStore: CAPABILITY, NOOP, LOGOUT,
+// ENABLE, ID, SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE,
+// UNSUBSCRIBE, LIST (LIST-EXTENDED, LIST-STATUS, SPECIAL-USE), LSUB,
+// NAMESPACE, STATUS, APPEND (MULTIAPPEND, streamed to the store), CHECK,
+// CLOSE, UNSELECT, EXPUNGE, UID EXPUNGE, SEARCH (ESEARCH, SEARCHRES), FETCH,
+// STORE, COPY, MOVE and their UID forms, IDLE.
+//
+// A pure state machine like the POP3 MailSession: fed bytes, it queues
+// output; a FETCH whose body sections are large becomes a transfer the glue
+// pumps with produce() as the client drains, so a message is never held in
+// memory whole and later pipelined commands wait for it. Untagged EXISTS,
+// EXPUNGE and FETCH FLAGS for changes made elsewhere are sent after each
+// command and while idling (changed()); never an EXPUNGE during FETCH,
+// STORE or SEARCH (RFC 3501 §7.4.1, RFC 9051 §7.5.1).
+//
+// Memory per session is bounded whatever the mailbox size: message bodies
+// are read through store::MessageReader in pieces, parsed structures are
+// kept in a small LRU, and the parser's limits (ParserSettings) bound each
+// command.
+//
+// Trust: parses untrusted input from an authenticated user; runs in mrad's
+// mail process as the mailboxes' owner, with that one user's store.
+// Standards: RFC 3501, RFC 9051, RFC 2177 (IDLE), RFC 2342 (NAMESPACE),
+// RFC 2971 (ID), RFC 3502 (MULTIAPPEND), RFC 3516 (BINARY), RFC 3691
+// (UNSELECT), RFC 4315 (UIDPLUS), RFC 4731 (ESEARCH), RFC 5161 (ENABLE),
+// RFC 5182 (SEARCHRES), RFC 5258 / RFC 5819 (LIST-EXTENDED, LIST-STATUS),
+// RFC 6154 (SPECIAL-USE), RFC 6851 (MOVE), RFC 7888 (LITERAL+), RFC 8438
+// (STATUS=SIZE).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "imap/parser.hpp"
+#include "store/mail_store.hpp"
+
+namespace yubin::mrad::imap {
+
+struct MailSettings {
+  std::string user;   // for the log
+  std::string logId;  // session id for log lines
+  bool tls = false;   // the connection is encrypted (for the log; no STARTTLS here)
+  yubin::imap::ParserSettings parser;
+  unsigned maxBadCommands = 20;  // then BYE and close
+  // The capabilities the login side advertised (unused by the session
+  // itself; kept so the glue can log or compare).
+  std::vector<std::string> loginCapabilities;
+};
+
+// What a session did, for the log line at its end.
+struct MailStats {
+  uint64_t commands = 0;
+  uint64_t fetchedBytes = 0;   // body octets sent by FETCH
+  uint64_t appended = 0;       // messages APPENDed
+  uint64_t expunged = 0;       // messages this session expunged
+};
+
+class MailSession {
+ public:
+  MailSession(store::MailStore& store, MailSettings s);
+  ~MailSession();
+  MailSession(const MailSession&) = delete;
+  MailSession& operator=(const MailSession&) = delete;
+
+  // Queues "<loginTag> OK [CAPABILITY ...] Logged in", then runs the
+  // commands pipelined behind the login command.
+  void start(std::string_view loginTag, std::string_view pendingInput);
+  void feed(std::string_view bytes);
+  std::string takeOutput();
+  bool hasOutput() const;
+
+  // A FETCH is streaming message data: call produce() whenever the
+  // client's output is below the glue's low-water mark.
+  bool producing() const;
+  // Writes about `budget` more octets of the current FETCH into the output;
+  // at its end, the tagged reply, then the next pipelined commands.
+  void produce(size_t budget);
+
+  // LOGOUT was answered, or the session gave up (too many bad commands, a
+  // fatal storage error): flush the output, then close.
+  bool closing() const;
+
+  // The selected mailbox's change descriptor (-1 when nothing is selected
+  // or the backend has none: then the glue calls changed() on a timer
+  // while idling).
+  int changeFd() const;
+  // changeFd() turned readable or the poll timer fired: while idling, the
+  // changes are sent at once; otherwise they wait for the next command.
+  void changed();
+  // Inside IDLE (between "+ idling" and DONE): the glue runs its idle timer.
+  bool idling() const;
+
+  const MailStats& stats() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace yubin::mrad::imap
