@@ -4,18 +4,26 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <mutex>
 
 namespace yubin {
 namespace {
 
+// Worker threads log while the main thread may run logInit() again (a
+// reload): the level and target are atomics, the ident is only read or
+// written under the mutex. openlog() keeps a pointer to the ident, so it
+// lives in a fixed buffer, never reallocated.
 struct LogState {
-  std::string ident = "yubin";
-  LogTarget target = LogTarget::Stderr;
-  LogLevel minimum = LogLevel::Info;
+  std::mutex mutex;
+  char ident[64] = "yubin";
+  std::atomic<LogTarget> target{LogTarget::Stderr};
+  std::atomic<LogLevel> minimum{LogLevel::Info};
 };
 
 LogState& state() {
@@ -53,7 +61,7 @@ void vlog(LogLevel level, const char* fmt, va_list ap) {
   // One event, one line: never let a logged value start a new line.
   for (char* p = buf; *p; ++p)
     if (*p == '\n' || *p == '\r') *p = ' ';
-  if (s.target == LogTarget::Syslog) {
+  if (s.target.load() == LogTarget::Syslog) {
     syslog(syslogPriority(level), "%s", buf);
   } else {
     char ts[32];
@@ -61,7 +69,8 @@ void vlog(LogLevel level, const char* fmt, va_list ap) {
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    fprintf(stderr, "%s %s[%d]: %s: %s\n", ts, s.ident.c_str(), static_cast<int>(getpid()),
+    std::lock_guard<std::mutex> lock(s.mutex);
+    fprintf(stderr, "%s %s[%d]: %s: %s\n", ts, s.ident, static_cast<int>(getpid()),
             levelName(level), buf);
   }
 }
@@ -70,10 +79,12 @@ void vlog(LogLevel level, const char* fmt, va_list ap) {
 
 void logInit(const std::string& ident, LogTarget target, LogLevel minimum) {
   LogState& s = state();
-  s.ident = ident;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (std::strncmp(s.ident, ident.c_str(), sizeof s.ident) != 0)
+    std::snprintf(s.ident, sizeof s.ident, "%s", ident.c_str());
   s.target = target;
   s.minimum = minimum;
-  if (target == LogTarget::Syslog) openlog(s.ident.c_str(), LOG_PID | LOG_NDELAY, LOG_MAIL);
+  if (target == LogTarget::Syslog) openlog(s.ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
 LogLevel logLevelFromName(const std::string& name) {
