@@ -96,6 +96,10 @@ constexpr KeySpec kSchema[] = {
     {"mrad", "max_connections", Type::Int, "1000", "concurrent sessions"},
     {"mrad", "max_connections_per_ip", Type::Int, "20", "concurrent sessions per client address"},
     {"mrad", "pop3_idle_timeout", Type::Duration, "10m", "idle time allowed between POP3 commands (RFC 1939: at least 10 minutes)"},
+    {"mrad", "imap_listen", Type::Listen, "0.0.0.0:143, [::]:143", "IMAP listening addresses (STARTTLS offered when a certificate is configured)"},
+    {"mrad", "imaps_listen", Type::Listen, "0.0.0.0:993, [::]:993", "IMAP over implicit TLS listening addresses (needs tls_cert)"},
+    {"mrad", "imap_idle_timeout", Type::Duration, "30m", "idle time allowed to a logged-in IMAP client; IDLE restarts it (RFC 3501: at least 30 minutes)"},
+    {"mrad", "max_imap_sessions_per_user", Type::Int, "20", "concurrent IMAP sessions of one user (read at start)"},
     {"mrad", "lock_timeout", Type::Duration, "5s", "longest wait for an mbox lock when a session opens or updates an mbox (read at start)"},
     // [msad]: SMTP submission with AUTH; hands messages to mtad.
     {"msad", "user", Type::String, "yubin-msa", "user msad runs as"},
