@@ -48,6 +48,12 @@ constexpr int kClientIdleSeconds = 30;
 constexpr size_t kMaxClients = 32;
 // After the daemons stopped, how long the last replies may take to leave.
 constexpr std::chrono::milliseconds kFlushTimeout{2000};
+// How long mtad has to answer a queue command (an action on a message
+// being delivered waits for the attempt to end). Under kClientIdleSeconds,
+// so the client is still there to be told.
+constexpr std::chrono::milliseconds kQueueTimeout{25000};
+// The daemon that owns the queue and gets the queue channel.
+constexpr const char* kQueueDaemon = "mtad";
 
 timeval toTimeval(std::chrono::milliseconds ms) {
   timeval tv;
@@ -146,6 +152,19 @@ struct Child {
   bool asked = false;
   bool answered = false;
   uint64_t sessions = 0;
+  // mtad only: the queue channel (ipc::kQueueChannelName), queue commands
+  // out, their results in.
+  UniqueFd queueChannel;
+  Event queueEv;
+  ipc::FrameReader queueReader{ipc::kMaxFrameSize};
+};
+
+// A queue command passed to mtad, waiting for its result.
+struct QueueWait {
+  Supervisor* sup = nullptr;
+  uint32_t serial = 0;
+  uint64_t clientId = 0;
+  Event timer;
 };
 
 struct Client {
@@ -181,6 +200,14 @@ class Supervisor {
   void onChannelReadable(Child& c);
   static void channelCb(evutil_socket_t, short, void* arg);
   static void restartCb(evutil_socket_t, short, void* arg);
+
+  // Queue commands: ctl -> master -> mtad and back.
+  void forwardQueue(Client& cl, const ipc::QueueCommand& cmd);
+  void closeQueueChannel(Child& c, const char* why);
+  void onQueueReadable(Child& c);
+  void endQueueWait(uint32_t serial, const ipc::Message& reply);
+  static void queueChannelCb(evutil_socket_t, short, void* arg);
+  static void queueTimeoutCb(evutil_socket_t, short, void* arg);
 
   // Control.
   static void acceptCb(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg);
@@ -222,6 +249,9 @@ class Supervisor {
   std::vector<std::unique_ptr<Child>> children_;
   std::map<uint64_t, std::unique_ptr<Client>> clients_;
   uint64_t nextClientId_ = 1;
+
+  uint32_t queueSerial_ = 0;
+  std::map<uint32_t, std::unique_ptr<QueueWait>> queueWaits_;
 
   uint32_t statusSerial_ = 0;
   bool statusActive_ = false;
@@ -372,10 +402,20 @@ void Supervisor::spawn(Child& c) {
     return;
   }
   UniqueFd mine(sv[0]), theirs(sv[1]);
+  UniqueFd queueMine, queueTheirs;
+  if (c.name == kQueueDaemon) {
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
+      scheduleRestart(c, std::string("socketpair: ") + std::strerror(errno));
+      return;
+    }
+    queueMine.reset(sv[0]);
+    queueTheirs.reset(sv[1]);
+  }
 
   std::vector<std::pair<std::string, int>> fds;
   for (const auto& l : c.listeners) fds.emplace_back(l.name, l.fd.get());
   fds.emplace_back(sys::kMasterChannelName, theirs.get());
+  if (queueTheirs) fds.emplace_back(ipc::kQueueChannelName, queueTheirs.get());
   std::vector<std::string> args = {program, "-c", opts_.configPath};
   if (opts_.foreground) args.push_back("-f");
   std::vector<char*> argv;
@@ -415,6 +455,14 @@ void Supervisor::spawn(Child& c) {
   c.channelEv.reset(event_new(base_.get(), c.channel.get(), EV_READ | EV_PERSIST,
                               &Supervisor::channelCb, &c));
   if (c.channelEv) event_add(c.channelEv.get(), nullptr);
+  if (queueMine) {
+    queueTheirs.reset();
+    c.queueChannel = std::move(queueMine);
+    c.queueReader = ipc::FrameReader(ipc::kMaxFrameSize);
+    c.queueEv.reset(event_new(base_.get(), c.queueChannel.get(), EV_READ | EV_PERSIST,
+                              &Supervisor::queueChannelCb, &c));
+    if (c.queueEv) event_add(c.queueEv.get(), nullptr);
+  }
   YLOG_INFO("daemon started name=%s pid=%d program=%s", c.name.c_str(), int(pid),
             program.c_str());
 }
@@ -457,6 +505,7 @@ void Supervisor::onChildExit(pid_t pid, int status) {
     if (ch->pid == pid) c = ch.get();
   if (!c) return;  // not ours (cannot happen: we start no other process)
   closeChannel(*c);
+  closeQueueChannel(*c, "mtad exited before answering");
   bool wasPending = statusActive_ && c->asked && !c->answered;
   c->asked = false;
   std::string cause = describeExit(status);
@@ -636,6 +685,8 @@ void Supervisor::onClientMessage(Client& cl, ipc::Message&& m) {
       reply(cl, ipc::OkReply{"reloaded"}, false);
     else
       reply(cl, ipc::ErrorReply{s.error().message}, false);
+  } else if (auto* q = std::get_if<ipc::QueueCommand>(&m)) {
+    forwardQueue(cl, *q);
   } else if (std::holds_alternative<ipc::StopCommand>(m)) {
     YLOG_INFO("stop requested uid=%u", unsigned(cl.cred.uid));
     reply(cl, ipc::OkReply{"stopping"}, true);
@@ -645,6 +696,112 @@ void Supervisor::onClientMessage(Client& cl, ipc::Message&& m) {
           ipc::ErrorReply{std::string("unexpected message ") +
                           ipc::typeName(static_cast<uint16_t>(ipc::typeOf(m)))},
           true);
+  }
+}
+
+// ---------------------------------------------------------------- queue --
+
+// The ID as the log may show it: it comes from the client and is checked
+// by mtad only.
+std::string logSafeId(std::string_view id) {
+  std::string out;
+  for (char ch : id.substr(0, 32)) out.push_back((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ? ch : '?');
+  if (id.size() > 32) out += "...";
+  return out;
+}
+
+void Supervisor::forwardQueue(Client& cl, const ipc::QueueCommand& cmd) {
+  YLOG_INFO("queue command uid=%u action=%s id=%s", unsigned(cl.cred.uid),
+            ipc::queueActionName(cmd.action), logSafeId(cmd.id).c_str());
+  Child* mtad = nullptr;
+  for (auto& c : children_)
+    if (c->name == kQueueDaemon && !c->removed) mtad = c.get();
+  if (!mtad) return reply(cl, ipc::ErrorReply{"no [mtad] section: there is no queue"}, false);
+  if (mtad->state != ipc::DaemonState::Running || !mtad->queueChannel)
+    return reply(cl,
+                 ipc::ErrorReply{std::string("mtad is not running (") +
+                                 ipc::stateName(mtad->state) + "); try again when it runs"},
+                 false);
+  uint32_t serial = ++queueSerial_;
+  std::string frame = ipc::encode(ipc::QueueRequest{serial, cmd.action, cmd.id});
+  ssize_t n = ::send(mtad->queueChannel.get(), frame.data(), frame.size(),
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n != static_cast<ssize_t>(frame.size())) {
+    // A partial frame would desynchronise the channel: drop it.
+    closeQueueChannel(*mtad, "the queue channel failed");
+    return reply(cl, ipc::ErrorReply{"mtad's queue channel is not writable"}, false);
+  }
+  auto w = std::make_unique<QueueWait>();
+  w->sup = this;
+  w->serial = serial;
+  w->clientId = cl.id;
+  w->timer.reset(evtimer_new(base_.get(), &Supervisor::queueTimeoutCb, w.get()));
+  timeval tv = toTimeval(kQueueTimeout);
+  if (w->timer) evtimer_add(w->timer.get(), &tv);
+  queueWaits_[serial] = std::move(w);
+}
+
+void Supervisor::endQueueWait(uint32_t serial, const ipc::Message& m) {
+  auto it = queueWaits_.find(serial);
+  if (it == queueWaits_.end()) return;  // timed out already
+  uint64_t clientId = it->second->clientId;
+  queueWaits_.erase(it);
+  auto cl = clients_.find(clientId);
+  if (cl != clients_.end() && !cl->second->closing) reply(*cl->second, m, false);
+}
+
+void Supervisor::queueTimeoutCb(evutil_socket_t, short, void* arg) {
+  auto* w = static_cast<QueueWait*>(arg);
+  YLOG_WARN("queue command: no answer from mtad in time serial=%u", w->serial);
+  w->sup->endQueueWait(w->serial,
+                       ipc::ErrorReply{"mtad did not answer within " +
+                                       std::to_string(kQueueTimeout.count() / 1000) +
+                                       " s; the action may still complete"});
+}
+
+void Supervisor::closeQueueChannel(Child& c, const char* why) {
+  if (!c.queueChannel) return;
+  c.queueEv.reset();
+  c.queueChannel.reset();
+  std::vector<uint32_t> serials;
+  for (auto& [serial, w] : queueWaits_) serials.push_back(serial);
+  for (uint32_t serial : serials) endQueueWait(serial, ipc::ErrorReply{why});
+}
+
+void Supervisor::queueChannelCb(evutil_socket_t, short, void* arg) {
+  auto* c = static_cast<Child*>(arg);
+  c->sup->onQueueReadable(*c);
+}
+
+void Supervisor::onQueueReadable(Child& c) {
+  char buf[16384];
+  ssize_t n = ::recv(c.queueChannel.get(), buf, sizeof buf, 0);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n <= 0) {
+    closeQueueChannel(c, "mtad closed its queue channel before answering");
+    return;
+  }
+  c.queueReader.feed(std::string_view(buf, static_cast<size_t>(n)));
+  for (;;) {
+    auto m = c.queueReader.next();
+    if (!m) {
+      YLOG_WARN("protocol error on the queue channel; closing it pid=%d error=\"%s\"",
+                int(c.pid), m.error().message.c_str());
+      closeQueueChannel(c, "protocol error on mtad's queue channel");
+      return;
+    }
+    if (!*m) return;
+    auto* r = std::get_if<ipc::QueueResult>(&**m);
+    if (!r) {
+      YLOG_WARN("unexpected message on the queue channel; closing it type=%s",
+                ipc::typeName(static_cast<uint16_t>(ipc::typeOf(**m))));
+      closeQueueChannel(c, "protocol error on mtad's queue channel");
+      return;
+    }
+    if (r->ok)
+      endQueueWait(r->serial, ipc::QueueReply{std::move(r->text), std::move(r->messages)});
+    else
+      endQueueWait(r->serial, ipc::ErrorReply{std::move(r->text)});
   }
 }
 

@@ -3,6 +3,7 @@
 
 #include "base/log.hpp"
 #include "mtad/connection.hpp"
+#include "mtad/control.hpp"
 
 namespace yubin::mtad {
 ServerSettings ServerSettings::fromConfig(const config::Config& cfg) {
@@ -24,6 +25,7 @@ ServerSettings ServerSettings::fromConfig(const config::Config& cfg) {
 
 Mtad::Mtad() = default;
 Mtad::~Mtad() {
+  control_.reset();
   connections_.clear();
   qmgr_.reset();
   listeners_.clear();
@@ -74,7 +76,14 @@ Status Mtad::start(service::Context& ctx) {
   qmgr_ = std::make_unique<Qmgr>(
       base_, *queue_, *directory_,
       QmgrSettings::fromConfig(cfg, settings_.smtp.hostname, settings_.catchall));
-  return qmgr_->start();
+  if (auto st = qmgr_->start(); !st) return st;
+  // The admin's queue commands, from yubin-master (absent when run alone).
+  for (auto& fd : ctx.takeListeners(ipc::kQueueChannelName)) {
+    auto c = QueueControl::create(base_, std::move(fd), *queue_, *qmgr_);
+    if (!c) return Error{"queue channel: " + c.error().message};
+    control_ = std::move(*c);
+  }
+  return {};
 }
 
 void Mtad::queued(const queue::QueueId& id) {

@@ -21,6 +21,7 @@
 namespace yubin::mtad {
 
 class Connection;
+class QueueControl;
 
 // What a connection needs from the daemon; settings are copied at accept
 // time so a reload only affects new connections.
@@ -70,6 +71,7 @@ class Mtad : public service::Daemon {
   std::unique_ptr<SubmissionInPolicy> submissionPolicy_;
   tls::ServerContext* tls_ = nullptr;  // owned by the skeleton
   std::unique_ptr<Qmgr> qmgr_;
+  std::unique_ptr<QueueControl> control_;  // the admin's queue commands (control.hpp)
   std::vector<std::unique_ptr<event::Listener>> listeners_;
   service::ConnectionTable<Connection> connections_;
   bool stopping_ = false;

@@ -1,6 +1,8 @@
 // mtad's queue manager; see qmgr.hpp.
 #include "mtad/qmgr.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
@@ -252,6 +254,13 @@ struct Qmgr::Delivery {
   bool quarantined = false;
   size_t sidePending = 0;  // side messages (split copy, DSN) being committed
   std::set<queue::CommitTicket> tickets;
+  // Admin actions: deferred recipients are due now (flush, retry,
+  // release); or every recipient not final is bounced, from `area`, and
+  // bounceDone is told how it went.
+  bool forced = false;
+  queue::Area area = queue::Area::Queue;
+  std::vector<AdminDone> bounceDone;
+  size_t bounced = 0;
 };
 
 Qmgr::Qmgr(event_base* base, queue::Queue& queue, auth::Directory& directory, QmgrSettings settings)
@@ -262,6 +271,7 @@ Qmgr::Qmgr(event_base* base, queue::Queue& queue, auth::Directory& directory, Qm
       wake_(base, [this] { pump(); }),
       kicker_(base,
               [this] {
+                runAdminQueue();
                 finished_.clear();
                 deadClients_.clear();
                 std::erase_if(retiredRemote_, [](const auto& r) { return r->idle(); });
@@ -411,7 +421,13 @@ void Qmgr::begin(const queue::QueueId& id) {
   if (!inserted) fatal("queue manager: %s delivered twice at once", id.str().c_str());
   Delivery& d = *it->second;
   d.now = nowSeconds();
-  auto f = queue_.load(id);
+  d.forced = forced_.erase(id) > 0;
+  if (auto b = bounces_.find(id); b != bounces_.end()) {
+    d.area = b->second.first;
+    d.bounceDone = std::move(b->second.second);
+    bounces_.erase(b);
+  }
+  auto f = queue_.load(id, d.area);
   if (!f) {
     int e = f.error().errnum;
     if (e == ENOENT) {
@@ -451,6 +467,24 @@ void Qmgr::begin(const queue::QueueId& id) {
     saveAndFinish(d);
     return;
   }
+  if (!d.bounceDone.empty()) {
+    // The admin's bounce: every recipient not final fails now, through
+    // settle() like any failure (DSN first, then the state, then removal).
+    const queue::Envelope& env = d.file->envelope();
+    d.due.assign(n, false);
+    d.outcomes.assign(n, {});
+    for (size_t i = 0; i < n; ++i) {
+      if (isFinal(d.state.rcpts[i].status)) continue;
+      d.due[i] = true;
+      ++d.bounced;
+      d.outcomes[i].push_back({env.recipients[i].address, TargetStatus::Failed,
+                               localReply(554, "5.0.0", "bounced by the administrator")});
+    }
+    YLOG_NOTICE("bounce requested by the administrator id=%s rcpts=%zu", id.str().c_str(),
+                d.bounced);
+    settle(d);
+    return;
+  }
   plan(d);
 }
 
@@ -464,7 +498,8 @@ void Qmgr::plan(Delivery& d) {
   std::map<std::string, size_t> remoteRcpt;   // address -> index in its job
   bool anyDue = false;
   for (size_t i = 0; i < n; ++i) {
-    if (!isDue(d.state.rcpts[i], d.now)) continue;
+    const RcptState& rs = d.state.rcpts[i];
+    if (!isDue(rs, d.now) && !(d.forced && rs.status == RcptStatus::Deferred)) continue;
     d.due[i] = true;
     anyDue = true;
     const std::string& addr = env.recipients[i].address;
@@ -1001,13 +1036,182 @@ void Qmgr::finish(Delivery& d, int64_t next, bool parked) {
   auto it = active_.find(id);
   if (it == active_.end())
     fatal("queue manager: finishing %s, which is not active", id.str().c_str());
+  if (!d.bounceDone.empty()) {
+    Result<std::string> r = std::string();
+    if (!d.file)
+      r = Error{"no message " + id.str() + " in the queue", ENOENT};
+    else if (allFinal(d.next))
+      r = "bounced " + std::to_string(d.bounced) + (d.bounced == 1 ? " recipient" : " recipients");
+    else
+      r = Error{"the report could not be queued (see the log): the recipients stay deferred",
+                EAGAIN};
+    for (auto& done : d.bounceDone) answer(std::move(done), r);
+    d.bounceDone.clear();
+  }
   finished_.push_back(std::move(it->second));
   active_.erase(it);
   if (next > 0)
     schedule(id, next);
   else if (parked)
     parked_.insert(id);
+  if (auto w = afterActive_.find(id); w != afterActive_.end()) {
+    for (auto& fn : w->second) adminQueue_.push_back(std::move(fn));
+    afterActive_.erase(w);
+  }
   kick();
+}
+
+// ---------------------------------------------------------------- admin actions
+
+void Qmgr::answer(AdminDone done, Result<std::string> r) {
+  adminQueue_.push_back([done = std::move(done), r = std::move(r)] { done(r); });
+  kick();
+}
+
+void Qmgr::runAdminQueue() {
+  // An action may queue more (an answer): take the list first.
+  while (!adminQueue_.empty()) {
+    auto fns = std::move(adminQueue_);
+    adminQueue_.clear();
+    for (auto& fn : fns) fn();
+  }
+}
+
+queue::Area Qmgr::locate(const queue::QueueId& id) const {
+  struct stat st;
+  for (queue::Area a : {queue::Area::Queue, queue::Area::Hold})
+    if (::lstat(queue::filePath(queue_.spoolDir(), a, id).c_str(), &st) == 0 && S_ISREG(st.st_mode))
+      return a;
+  return queue::Area::Tmp;
+}
+
+void Qmgr::forget(const queue::QueueId& id) {
+  if (auto it = waiting_.find(id); it != waiting_.end()) {
+    byTime_.erase({it->second, id});
+    waiting_.erase(it);
+  }
+  if (readySet_.erase(id)) std::erase(ready_, id);
+  parked_.erase(id);
+  forced_.erase(id);
+}
+
+void Qmgr::whenInactive(const queue::QueueId& id, std::function<void()> fn) {
+  if (active_.count(id)) {
+    YLOG_INFO("admin action waits for the attempt under way id=%s", id.str().c_str());
+    afterActive_[id].push_back(std::move(fn));
+  } else {
+    adminQueue_.push_back(std::move(fn));
+    kick();
+  }
+}
+
+namespace {
+Error noSuchMessage(const queue::QueueId& id) {
+  return Error{"no message " + id.str() + " in the queue", ENOENT};
+}
+}  // namespace
+
+void Qmgr::flush(AdminDone done) {
+  if (stopping_) return answer(std::move(done), Error{"mtad is stopping", EAGAIN});
+  int64_t now = nowSeconds();
+  std::vector<queue::QueueId> ids;
+  for (const auto& [id, when] : waiting_) ids.push_back(id);
+  for (const auto& id : parked_) ids.push_back(id);
+  for (const auto& id : ids) {
+    forced_.insert(id);
+    schedule(id, now);
+  }
+  YLOG_NOTICE("flush requested by the administrator messages=%zu", ids.size());
+  answer(std::move(done), "scheduled " + std::to_string(ids.size()) +
+                              (ids.size() == 1 ? " message" : " messages"));
+}
+
+void Qmgr::retry(const queue::QueueId& id, AdminDone done) {
+  if (stopping_) return answer(std::move(done), Error{"mtad is stopping", EAGAIN});
+  queue::Area a = locate(id);
+  if (a == queue::Area::Hold)
+    return answer(std::move(done),
+                  Error{"message " + id.str() + " is on hold: release it instead", EBUSY});
+  if (a != queue::Area::Queue) return answer(std::move(done), noSuchMessage(id));
+  YLOG_NOTICE("retry requested by the administrator id=%s", id.str().c_str());
+  if (active_.count(id)) return answer(std::move(done), std::string("an attempt is under way"));
+  forced_.insert(id);
+  schedule(id, nowSeconds());
+  answer(std::move(done), std::string("scheduled"));
+}
+
+void Qmgr::hold(const queue::QueueId& id, AdminDone done) {
+  if (stopping_) return answer(std::move(done), Error{"mtad is stopping", EAGAIN});
+  if (locate(id) == queue::Area::Tmp) return answer(std::move(done), noSuchMessage(id));
+  whenInactive(id, [this, id, done = std::move(done)] {
+    queue::Area a = locate(id);
+    if (a == queue::Area::Hold) return done(std::string("already on hold"));
+    if (a != queue::Area::Queue) return done(noSuchMessage(id));  // delivered meanwhile
+    forget(id);
+    bounces_.erase(id);
+    if (auto st = queue_.hold(id); !st) {
+      YLOG_ERROR("cannot hold id=%s error=\"%s\"", id.str().c_str(), st.error().message.c_str());
+      schedule(id, nowSeconds());
+      return done(st.error());
+    }
+    YLOG_NOTICE("held by the administrator id=%s", id.str().c_str());
+    done(std::string("held"));
+  });
+}
+
+void Qmgr::release(const queue::QueueId& id, AdminDone done) {
+  if (stopping_) return answer(std::move(done), Error{"mtad is stopping", EAGAIN});
+  queue::Area a = locate(id);
+  if (a == queue::Area::Queue)
+    return answer(std::move(done), Error{"message " + id.str() + " is not on hold", EBUSY});
+  if (a != queue::Area::Hold) return answer(std::move(done), noSuchMessage(id));
+  whenInactive(id, [this, id, done = std::move(done)] {
+    if (locate(id) != queue::Area::Hold) return done(noSuchMessage(id));
+    if (auto st = queue_.release(id); !st) {
+      YLOG_ERROR("cannot release id=%s error=\"%s\"", id.str().c_str(),
+                 st.error().message.c_str());
+      return done(st.error());
+    }
+    YLOG_NOTICE("released by the administrator id=%s", id.str().c_str());
+    forced_.insert(id);
+    schedule(id, nowSeconds());
+    done(std::string("released"));
+  });
+}
+
+void Qmgr::remove(const queue::QueueId& id, AdminDone done) {
+  if (stopping_) return answer(std::move(done), Error{"mtad is stopping", EAGAIN});
+  if (locate(id) == queue::Area::Tmp) return answer(std::move(done), noSuchMessage(id));
+  whenInactive(id, [this, id, done = std::move(done)] {
+    if (locate(id) == queue::Area::Tmp) return done(noSuchMessage(id));  // delivered meanwhile
+    forget(id);
+    bounces_.erase(id);
+    remoteLogged_.erase(id);
+    if (auto st = queue_.remove(id); !st) {
+      YLOG_ERROR("cannot delete id=%s error=\"%s\"", id.str().c_str(), st.error().message.c_str());
+      if (locate(id) == queue::Area::Queue) schedule(id, nowSeconds());
+      return done(st.error());
+    }
+    YLOG_NOTICE("deleted by the administrator id=%s", id.str().c_str());
+    done(std::string("deleted"));
+  });
+}
+
+void Qmgr::bounce(const queue::QueueId& id, AdminDone done) {
+  if (stopping_) return answer(std::move(done), Error{"mtad is stopping", EAGAIN});
+  if (locate(id) == queue::Area::Tmp) return answer(std::move(done), noSuchMessage(id));
+  whenInactive(id, [this, id, done = std::move(done)] {
+    queue::Area a = locate(id);
+    if (a == queue::Area::Tmp) return done(noSuchMessage(id));
+    // begin() sees the request and bounces instead of delivering; a held
+    // message is bounced from hold/.
+    forget(id);
+    auto& entry = bounces_[id];
+    entry.first = a;
+    entry.second.push_back(done);
+    if (readySet_.insert(id).second) ready_.push_front(id);
+    kick();
+  });
 }
 
 std::unique_ptr<LmtpClient> Qmgr::acquireClient() {

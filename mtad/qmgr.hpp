@@ -186,6 +186,29 @@ class Qmgr {
   size_t active() const { return active_.size(); }
   size_t scheduled() const { return waiting_.size() + ready_.size(); }
 
+  // --- the admin's actions (yubinctl queue, through mtad/control.cpp) ---
+  // Each acts on the queue through the manager, never behind its back: a
+  // message being delivered is acted on once its attempt has ended and its
+  // outcome is saved (never a half-written state). `done` runs from the
+  // loop, never inside the call, with a short text for the admin or an
+  // Error (ENOENT: no such message; EBUSY: it is not in the right place).
+  using AdminDone = std::function<void(Result<std::string>)>;
+  bool isActive(const queue::QueueId& id) const { return active_.count(id) != 0; }
+  // Every waiting message (deferred recipients included) is attempted now.
+  void flush(AdminDone done);
+  // This message (in queue/) is attempted now, deferred recipients included.
+  void retry(const queue::QueueId& id, AdminDone done);
+  // queue/ -> hold/: no attempt until released; hold/ survives restarts.
+  void hold(const queue::QueueId& id, AdminDone done);
+  // hold/ -> queue/, and attempted now.
+  void release(const queue::QueueId& id, AdminDone done);
+  // Removed (from queue/ or hold/) with its state, without any report.
+  void remove(const queue::QueueId& id, AdminDone done);
+  // Every recipient not yet final fails with 5.0.0 "bounced by the
+  // administrator", reported through the normal DSN path (NOTIFY, <>,
+  // postmaster rules as for any failure); the message is then removed.
+  void bounce(const queue::QueueId& id, AdminDone done);
+
  private:
   struct Delivery;
 
@@ -225,6 +248,15 @@ class Qmgr {
   void releaseClient(std::unique_ptr<LmtpClient> c);
   void dropIdleClient(LmtpClient* c);
   bool known(const queue::QueueId& id) const;
+  // Where the message is: Queue, Hold, or Tmp for nowhere.
+  queue::Area locate(const queue::QueueId& id) const;
+  // Drops every plan for id (waiting, ready, parked, forced).
+  void forget(const queue::QueueId& id);
+  // Runs fn now if id is not being delivered, else once its attempt ends.
+  void whenInactive(const queue::QueueId& id, std::function<void()> fn);
+  // Runs done(r) from the loop.
+  void answer(AdminDone done, Result<std::string> r);
+  void runAdminQueue();
 
   event_base* base_;
   queue::Queue& queue_;
@@ -253,6 +285,15 @@ class Qmgr {
 
   std::vector<std::unique_ptr<LmtpClient>> idleClients_;
   std::vector<std::unique_ptr<LmtpClient>> deadClients_;  // destroyed from the loop
+
+  // Admin actions: messages whose deferred recipients are due at their
+  // next attempt whatever their retry time; messages to bounce (and the
+  // folder they are in); actions waiting for an attempt to end; answers
+  // and actions to run from the loop.
+  std::set<queue::QueueId> forced_;
+  std::map<queue::QueueId, std::pair<queue::Area, std::vector<AdminDone>>> bounces_;
+  std::map<queue::QueueId, std::vector<std::function<void()>>> afterActive_;
+  std::vector<std::function<void()>> adminQueue_;
 
   bool stopping_ = false;
   std::function<void()> onIdle_;

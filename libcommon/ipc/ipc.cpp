@@ -114,9 +114,110 @@ class Reader {
 // uptime 8 + restarts 4 + responding 1 + sessions 8.
 constexpr size_t kMinDaemonInfoSize = 30;
 
+// Smallest encodings: a QueueRcptInfo (three empty strings 12 + notify 1 +
+// status 1 + attempts 4 + two times 16 + empty reply 4) and a
+// QueueMessageInfo (id 4 + state 1 + sender 4 + arrival 8 + size 8 + envid 4
+// + ret 1 + count 4).
+constexpr size_t kMinRcptInfoSize = 38;
+constexpr size_t kMinMessageInfoSize = 34;
+
+void encodeMessages(Writer& w, const std::vector<QueueMessageInfo>& messages) {
+  w.u32(static_cast<uint32_t>(messages.size()));
+  for (const auto& m : messages) {
+    w.str(m.id);
+    w.u8(static_cast<uint8_t>(m.state));
+    w.str(m.sender);
+    w.u64(m.arrival);
+    w.u64(m.size);
+    w.str(m.envid);
+    w.u8(m.ret);
+    w.u32(static_cast<uint32_t>(m.recipients.size()));
+    for (const auto& r : m.recipients) {
+      w.str(r.address);
+      w.str(r.orcptType);
+      w.str(r.orcpt);
+      w.u8(r.notify);
+      w.u8(static_cast<uint8_t>(r.status));
+      w.u32(r.attempts);
+      w.u64(r.lastAttempt);
+      w.u64(r.nextAttempt);
+      w.str(r.reply);
+    }
+  }
+}
+
+bool validAction(uint8_t a) {
+  return a >= static_cast<uint8_t>(QueueAction::List) &&
+         a <= static_cast<uint8_t>(QueueAction::Bounce);
+}
+
+QueueAction readAction(Reader& r) {
+  uint8_t a = r.u8();
+  if (r.ok() && !validAction(a)) r.fail("unknown queue action " + std::to_string(a));
+  return static_cast<QueueAction>(a);
+}
+
+std::vector<QueueMessageInfo> decodeMessages(Reader& r) {
+  std::vector<QueueMessageInfo> out;
+  uint32_t n = r.count(kMinMessageInfoSize);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    QueueMessageInfo m;
+    m.id = r.str();
+    uint8_t st = r.u8();
+    if (r.ok() && st > static_cast<uint8_t>(QueueMsgState::Active))
+      r.fail("unknown message state " + std::to_string(st));
+    m.state = static_cast<QueueMsgState>(st);
+    m.sender = r.str();
+    m.arrival = r.u64();
+    m.size = r.u64();
+    m.envid = r.str();
+    m.ret = r.u8();
+    if (r.ok() && m.ret > 2) r.fail("unknown RET value " + std::to_string(m.ret));
+    uint32_t k = r.count(kMinRcptInfoSize);
+    for (uint32_t j = 0; j < k && r.ok(); ++j) {
+      QueueRcptInfo q;
+      q.address = r.str();
+      q.orcptType = r.str();
+      q.orcpt = r.str();
+      q.notify = r.u8();
+      if (r.ok() && q.notify > 15) r.fail("NOTIFY bits " + std::to_string(q.notify));
+      uint8_t s = r.u8();
+      if (r.ok() && s > static_cast<uint8_t>(QueueRcptStatus::Held))
+        r.fail("unknown recipient status " + std::to_string(s));
+      q.status = static_cast<QueueRcptStatus>(s);
+      q.attempts = r.u32();
+      q.lastAttempt = r.u64();
+      q.nextAttempt = r.u64();
+      q.reply = r.str();
+      m.recipients.push_back(std::move(q));
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 void encodePayload(Writer& w, const Message& m) {
   struct Visitor {
     Writer& w;
+    void operator()(const QueueCommand& c) {
+      w.u8(static_cast<uint8_t>(c.action));
+      w.str(c.id);
+    }
+    void operator()(const QueueReply& r) {
+      w.str(r.text);
+      encodeMessages(w, r.messages);
+    }
+    void operator()(const QueueRequest& r) {
+      w.u32(r.serial);
+      w.u8(static_cast<uint8_t>(r.action));
+      w.str(r.id);
+    }
+    void operator()(const QueueResult& r) {
+      w.u32(r.serial);
+      w.boolean(r.ok);
+      w.str(r.text);
+      encodeMessages(w, r.messages);
+    }
     void operator()(const StatusCommand&) {}
     void operator()(const ReloadCommand&) {}
     void operator()(const StopCommand&) {}
@@ -189,6 +290,33 @@ std::optional<Message> decodeFields(Reader& r, uint16_t type) {
       d.sessions = r.u64();
       return d;
     }
+    case MsgType::QueueCommand: {
+      QueueCommand c;
+      c.action = readAction(r);
+      c.id = r.str();
+      return c;
+    }
+    case MsgType::QueueReply: {
+      QueueReply q;
+      q.text = r.str();
+      q.messages = decodeMessages(r);
+      return q;
+    }
+    case MsgType::QueueRequest: {
+      QueueRequest q;
+      q.serial = r.u32();
+      q.action = readAction(r);
+      q.id = r.str();
+      return q;
+    }
+    case MsgType::QueueResult: {
+      QueueResult q;
+      q.serial = r.u32();
+      q.ok = r.boolean();
+      q.text = r.str();
+      q.messages = decodeMessages(r);
+      return q;
+    }
   }
   return std::nullopt;
 }
@@ -245,6 +373,10 @@ MsgType typeOf(const Message& m) {
     MsgType operator()(const StatusReply&) { return MsgType::StatusReply; }
     MsgType operator()(const StatusRequest&) { return MsgType::StatusRequest; }
     MsgType operator()(const DaemonStatus&) { return MsgType::DaemonStatus; }
+    MsgType operator()(const QueueCommand&) { return MsgType::QueueCommand; }
+    MsgType operator()(const QueueReply&) { return MsgType::QueueReply; }
+    MsgType operator()(const QueueRequest&) { return MsgType::QueueRequest; }
+    MsgType operator()(const QueueResult&) { return MsgType::QueueResult; }
   };
   return std::visit(Visitor{}, m);
 }
@@ -259,6 +391,47 @@ const char* typeName(uint16_t type) {
     case MsgType::StatusReply: return "StatusReply";
     case MsgType::StatusRequest: return "StatusRequest";
     case MsgType::DaemonStatus: return "DaemonStatus";
+    case MsgType::QueueCommand: return "QueueCommand";
+    case MsgType::QueueReply: return "QueueReply";
+    case MsgType::QueueRequest: return "QueueRequest";
+    case MsgType::QueueResult: return "QueueResult";
+  }
+  return "unknown";
+}
+
+const char* queueActionName(QueueAction a) {
+  switch (a) {
+    case QueueAction::List: return "list";
+    case QueueAction::Show: return "show";
+    case QueueAction::Flush: return "flush";
+    case QueueAction::Retry: return "retry";
+    case QueueAction::Hold: return "hold";
+    case QueueAction::Release: return "release";
+    case QueueAction::Delete: return "delete";
+    case QueueAction::Bounce: return "bounce";
+  }
+  return "unknown";
+}
+
+bool queueActionNeedsId(QueueAction a) { return a != QueueAction::List && a != QueueAction::Flush; }
+
+const char* queueRcptStatusName(QueueRcptStatus s) {
+  switch (s) {
+    case QueueRcptStatus::Pending: return "pending";
+    case QueueRcptStatus::Delivered: return "delivered";
+    case QueueRcptStatus::Deferred: return "deferred";
+    case QueueRcptStatus::Bounced: return "bounced";
+    case QueueRcptStatus::Held: return "held";
+  }
+  return "unknown";
+}
+
+const char* queueMsgStateName(QueueMsgState s) {
+  switch (s) {
+    case QueueMsgState::Queued: return "queued";
+    case QueueMsgState::Deferred: return "deferred";
+    case QueueMsgState::Held: return "held";
+    case QueueMsgState::Active: return "active";
   }
   return "unknown";
 }

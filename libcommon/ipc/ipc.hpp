@@ -35,13 +35,14 @@
 
 namespace yubin::ipc {
 
-inline constexpr uint16_t kVersion = 1;
+// 2: the queue commands (QueueCommand, QueueReply, QueueRequest, QueueResult).
+inline constexpr uint16_t kVersion = 2;
 inline constexpr size_t kHeaderSize = 8;
 inline constexpr uint32_t kMaxFrameSize = 1u << 20;
 
 // Type numbers are stable within a version. Ranges: 1-15 ctl -> master
-// commands, 16-63 reserved for queue commands (ctl -> master -> mtad),
-// 100-127 master -> ctl replies, 200-227 master <-> daemon.
+// commands, 16-63 queue commands (ctl -> master -> mtad), 100-127 master ->
+// ctl replies, 200-227 master <-> daemon.
 enum class MsgType : uint16_t {
   StatusCommand = 1,
   ReloadCommand = 2,
@@ -51,7 +52,16 @@ enum class MsgType : uint16_t {
   StatusReply = 102,
   StatusRequest = 200,
   DaemonStatus = 201,
+  QueueCommand = 16,
+  QueueReply = 103,
+  QueueRequest = 202,
+  QueueResult = 203,
 };
+
+// The name of mtad's queue channel among the sockets the master passes
+// (LISTEN_FDNAMES): a socketpair, like the "yubin-master" status channel,
+// carrying QueueRequest in and QueueResult out.
+inline constexpr const char* kQueueChannelName = "yubin-queue";
 
 // --- ctl -> master -------------------------------------------------------
 
@@ -122,8 +132,101 @@ struct DaemonStatus {
   bool operator==(const DaemonStatus&) const = default;
 };
 
+// --- queue commands: ctl -> master -> mtad and back ----------------------
+//
+// yubinctl sends QueueCommand to the master, which checks the peer's
+// credentials, gives the command a serial and passes it to mtad as
+// QueueRequest on the "yubin-queue" channel. mtad answers QueueResult with
+// the same serial; the master turns it into QueueReply (ok) or ErrorReply
+// (the text) for the client. Queue IDs travel as text and are validated by
+// mtad (queue::QueueId::parse): the master and yubinctl only pass them on.
+
+enum class QueueAction : uint8_t {
+  List = 1,     // every message in queue/ and hold/
+  Show = 2,     // one message, in detail
+  Flush = 3,    // every deferred message: attempt now
+  Retry = 4,    // one message: attempt now
+  Hold = 5,     // no attempt until released; persists (hold/)
+  Release = 6,  // back from hold: attempt now
+  Delete = 7,   // removed without a report
+  Bounce = 8,   // every pending recipient fails (5.0.0) with a DSN
+};
+// "list", "show", ... ("unknown" for other values).
+const char* queueActionName(QueueAction a);
+// Whether the action names one message (all but List and Flush).
+bool queueActionNeedsId(QueueAction a);
+
+// A recipient's state, the values of queue::RcptStatus.
+enum class QueueRcptStatus : uint8_t { Pending = 0, Delivered = 1, Deferred = 2, Bounced = 3, Held = 4 };
+const char* queueRcptStatusName(QueueRcptStatus s);  // "pending", ...
+
+// Where a message stands as a whole.
+enum class QueueMsgState : uint8_t {
+  Queued = 0,    // waiting for its first attempt, or between attempts with none deferred
+  Deferred = 1,  // some recipient waits for its retry time
+  Held = 2,      // in hold/: no attempt until released
+  Active = 3,    // an attempt is under way
+};
+const char* queueMsgStateName(QueueMsgState s);  // "queued", ...
+
+struct QueueRcptInfo {
+  std::string address;
+  std::string orcptType;  // empty when no ORCPT was given
+  std::string orcpt;      // xtext-decoded; any bytes
+  uint8_t notify = 0;     // RFC 3461 NOTIFY bits as in queue/format.hpp (0: not given)
+  QueueRcptStatus status = QueueRcptStatus::Pending;
+  uint32_t attempts = 0;
+  uint64_t lastAttempt = 0;  // seconds since the epoch; 0 = never
+  uint64_t nextAttempt = 0;  // for Deferred; 0 = as soon as possible
+  std::string reply;         // the last reply, one line
+  bool operator==(const QueueRcptInfo&) const = default;
+};
+
+struct QueueMessageInfo {
+  std::string id;
+  QueueMsgState state = QueueMsgState::Queued;
+  std::string sender;  // empty for <>
+  uint64_t arrival = 0;
+  uint64_t size = 0;   // message bytes
+  std::string envid;   // RFC 3461 ENVID, xtext-decoded; any bytes
+  uint8_t ret = 0;     // RFC 3461 RET: 0 not given, 1 FULL, 2 HDRS
+  std::vector<QueueRcptInfo> recipients;
+  bool operator==(const QueueMessageInfo&) const = default;
+};
+
+// ctl -> master.
+struct QueueCommand {
+  QueueAction action = QueueAction::List;
+  std::string id;  // empty unless queueActionNeedsId(action)
+  bool operator==(const QueueCommand&) const = default;
+};
+// master -> ctl: the command succeeded. `text` says what was done
+// ("held", "scheduled 3 messages"); `messages` for List and Show.
+struct QueueReply {
+  std::string text;
+  std::vector<QueueMessageInfo> messages;
+  bool operator==(const QueueReply&) const = default;
+};
+// master -> mtad.
+struct QueueRequest {
+  uint32_t serial = 0;
+  QueueAction action = QueueAction::List;
+  std::string id;
+  bool operator==(const QueueRequest&) const = default;
+};
+// mtad -> master: the answer to the request with this serial; !ok: `text`
+// is the error for the admin ("no message 0123... in the queue").
+struct QueueResult {
+  uint32_t serial = 0;
+  bool ok = false;
+  std::string text;
+  std::vector<QueueMessageInfo> messages;
+  bool operator==(const QueueResult&) const = default;
+};
+
 using Message = std::variant<StatusCommand, ReloadCommand, StopCommand, OkReply, ErrorReply,
-                             StatusReply, StatusRequest, DaemonStatus>;
+                             StatusReply, StatusRequest, DaemonStatus, QueueCommand, QueueReply,
+                             QueueRequest, QueueResult>;
 
 MsgType typeOf(const Message& m);
 // "StatusCommand", ...; "unknown" for numbers that are not a MsgType.

@@ -19,6 +19,8 @@ std::string bytes(std::initializer_list<int> b) {
   return s;
 }
 
+constexpr uint16_t V = kVersion;
+
 std::string header(uint32_t len, uint16_t version, uint16_t type) {
   return bytes({int(len >> 24), int(len >> 16 & 0xff), int(len >> 8 & 0xff), int(len & 0xff),
                 version >> 8, version & 0xff, type >> 8, type & 0xff});
@@ -34,6 +36,23 @@ StatusReply sampleStatus() {
   return s;
 }
 
+QueueMessageInfo sampleMessage() {
+  QueueMessageInfo m;
+  m.id = "362j7yryy8pvkg00";
+  m.state = QueueMsgState::Deferred;
+  m.sender = "alice@example.org";
+  m.arrival = 1700000000;
+  m.size = 1500;
+  m.envid = std::string("env\0id", 6);
+  m.ret = 2;
+  m.recipients.push_back({"bob@example.net", "rfc822", "bob@example.net", 6,
+                          QueueRcptStatus::Deferred, 2, 1700000010, 1700000610,
+                          "451 4.7.1 greylisted"});
+  m.recipients.push_back({"carol@example.org", "", "", 0, QueueRcptStatus::Delivered, 1,
+                          1700000010, 0, "250 2.0.0 ok"});
+  return m;
+}
+
 std::vector<Message> allSamples() {
   return {StatusCommand{},
           ReloadCommand{},
@@ -45,18 +64,27 @@ std::vector<Message> allSamples() {
           sampleStatus(),
           StatusReply{},
           StatusRequest{0xfffffffe},
-          DaemonStatus{7, 99, 0x0102030405060708ull}};
+          DaemonStatus{7, 99, 0x0102030405060708ull},
+          QueueCommand{QueueAction::Flush, ""},
+          QueueCommand{QueueAction::Show, "0123456789abcdef"},
+          QueueCommand{QueueAction::Bounce, "../../etc/passwd"},  // mtad validates IDs
+          QueueReply{},
+          QueueReply{"held", {}},
+          QueueReply{"", {sampleMessage(), QueueMessageInfo{}}},
+          QueueRequest{0xffffffff, QueueAction::Delete, "x"},
+          QueueResult{3, false, "no message x in the queue", {}},
+          QueueResult{4, true, "", {sampleMessage()}}};
 }
 
 }  // namespace
 
 TEST_CASE("ipc: exact wire bytes") {
-  CHECK(encode(StatusCommand{}) == header(0, 1, 1));
-  CHECK(encode(StopCommand{}) == header(0, 1, 3));
-  CHECK(encode(OkReply{"hi"}) == header(6, 1, 100) + bytes({0, 0, 0, 2, 'h', 'i'}));
-  CHECK(encode(StatusRequest{0x01020304}) == header(4, 1, 200) + bytes({1, 2, 3, 4}));
+  CHECK(encode(StatusCommand{}) == header(0, V, 1));
+  CHECK(encode(StopCommand{}) == header(0, V, 3));
+  CHECK(encode(OkReply{"hi"}) == header(6, V, 100) + bytes({0, 0, 0, 2, 'h', 'i'}));
+  CHECK(encode(StatusRequest{0x01020304}) == header(4, V, 200) + bytes({1, 2, 3, 4}));
   CHECK(encode(DaemonStatus{1, 2, 3}) ==
-        header(16, 1, 201) + bytes({0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3}));
+        header(16, V, 201) + bytes({0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3}));
   StatusReply s;
   s.masterPid = 9;
   s.masterUptimeSeconds = 10;
@@ -65,7 +93,7 @@ TEST_CASE("ipc: exact wire bytes") {
   std::string payload = bytes({0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 1, 'v', 0, 0, 0, 1,
                                0, 0, 0, 1, 'm', 0, 0, 0, 5, 3, 0, 0, 0, 0, 0, 0, 0, 11, 0, 0, 0,
                                12, 1, 0, 0, 0, 0, 0, 0, 0, 13});
-  CHECK(encode(s) == header(static_cast<uint32_t>(payload.size()), 1, 102) + payload);
+  CHECK(encode(s) == header(static_cast<uint32_t>(payload.size()), V, 102) + payload);
 }
 
 TEST_CASE("ipc: every message round-trips whole and byte by byte") {
@@ -120,7 +148,7 @@ TEST_CASE("ipc: hostile frames are protocol errors") {
   struct Case {
     const char* what;
     std::string frame;
-    const char* error;
+    std::string error;
   };
   std::string okPayload = bytes({0, 0, 0, 1, 'x'});
   // A StatusReply with one daemon whose state byte is at `stateAt`.
@@ -134,26 +162,68 @@ TEST_CASE("ipc: hostile frames are protocol errors") {
   zeroState[stateAt] = 0;
   badBool[respondingAt] = 2;
 
+  // Queue messages with one bad byte each.
+  std::string cmd = encode(QueueCommand{QueueAction::Hold, "a"});
+  std::string action0 = cmd, action9 = cmd;
+  action0[kHeaderSize] = 0;
+  action9[kHeaderSize] = 9;
+  std::string req = encode(QueueRequest{1, QueueAction::Retry, ""});
+  std::string reqAction = req;
+  reqAction[kHeaderSize + 4] = 42;
+  QueueReply qr{"", {QueueMessageInfo{}}};
+  qr.messages[0].recipients.push_back({});
+  std::string qgood = encode(qr);
+  size_t msgStateAt = kHeaderSize + 4 + 4 + 4;  // text, count, id
+  size_t retAt = msgStateAt + 1 + 4 + 8 + 8 + 4;
+  size_t notifyAt = retAt + 1 + 4 + 4 + 4 + 4;
+  std::string badMsgState = qgood, badRet = qgood, badNotify = qgood, badRcptStatus = qgood;
+  badMsgState[msgStateAt] = 4;
+  badRet[retAt] = 3;
+  badNotify[notifyAt] = 16;
+  badRcptStatus[notifyAt + 1] = 5;
+  std::string resultBool = encode(QueueResult{1, true, "", {}});
+  resultBool[kHeaderSize + 4] = 7;
+  std::string resultPayload = encode(QueueResult{}).substr(kHeaderSize);
+
   std::vector<Case> cases = {
-      {"wrong version", header(0, 2, 1), "protocol version 2"},
+      {"wrong version", header(0, 1, 1), "protocol version 1"},
+      {"a later version", header(0, V + 1, 1), "protocol version " + std::to_string(V + 1)},
       {"version zero", header(0, 0, 1), "protocol version 0"},
-      {"unknown type", header(0, 1, 77), "unknown message type 77"},
-      {"unknown type with payload", header(1, 1, 65535) + "x", "unknown message type 65535"},
-      {"leftover bytes after a command", header(1, 1, 1) + "x", "1 bytes left over"},
-      {"leftover bytes after a string", header(6, 1, 100) + okPayload + "y", "1 bytes left over"},
-      {"string longer than payload", header(5, 1, 101) + bytes({0, 0, 0, 9, 'x'}),
+      {"unknown type", header(0, V, 77), "unknown message type 77"},
+      {"unknown type with payload", header(1, V, 65535) + "x", "unknown message type 65535"},
+      {"leftover bytes after a command", header(1, V, 1) + "x", "1 bytes left over"},
+      {"leftover bytes after a string", header(6, V, 100) + okPayload + "y", "1 bytes left over"},
+      {"string longer than payload", header(5, V, 101) + bytes({0, 0, 0, 9, 'x'}),
        "truncated string"},
-      {"string length huge", header(4, 1, 101) + bytes({0xff, 0xff, 0xff, 0xff}),
+      {"string length huge", header(4, V, 101) + bytes({0xff, 0xff, 0xff, 0xff}),
        "truncated string"},
-      {"missing string length", header(2, 1, 100) + bytes({0, 0}), "truncated u32"},
-      {"truncated DaemonStatus", header(8, 1, 201) + std::string(8, '\0'), "truncated u32"},
+      {"missing string length", header(2, V, 100) + bytes({0, 0}), "truncated u32"},
+      {"truncated DaemonStatus", header(8, V, 201) + std::string(8, '\0'), "truncated u32"},
       {"list count exceeds payload",
-       header(4 + 8 + 4 + 4, 1, 102) + std::string(16, '\0') + bytes({0, 1, 0, 0}),
+       header(4 + 8 + 4 + 4, V, 102) + std::string(16, '\0') + bytes({0, 1, 0, 0}),
        "list count 65536 exceeds"},
       {"unknown daemon state", badState, "unknown daemon state 9"},
       {"daemon state zero", zeroState, "unknown daemon state 0"},
       {"bool not 0 or 1", badBool, "bool field is 2"},
-      {"frame over the limit", header(kMaxFrameSize + 1, 1, 100), "exceeds the limit"},
+      {"frame over the limit", header(kMaxFrameSize + 1, V, 100), "exceeds the limit"},
+      {"queue action 0", action0, "unknown queue action 0"},
+      {"queue action 9", action9, "unknown queue action 9"},
+      {"queue request action", reqAction, "unknown queue action 42"},
+      {"queue command without its id", header(1, V, 16) + bytes({5}), "truncated u32"},
+      {"message state", badMsgState, "unknown message state 4"},
+      {"RET value", badRet, "unknown RET value 3"},
+      {"NOTIFY bits", badNotify, "NOTIFY bits 16"},
+      {"recipient status", badRcptStatus, "unknown recipient status 5"},
+      {"result ok flag", resultBool, "bool field is 7"},
+      {"message count exceeds payload", header(8, V, 103) + bytes({0, 0, 0, 0, 0, 0, 0, 1}),
+       "list count 1 exceeds"},
+      {"recipient count exceeds payload",
+       header(4 + 4 + 34, V, 103) + bytes({0, 0, 0, 0, 0, 0, 0, 1}) + std::string(30, '\0') +
+           bytes({0, 0, 0, 1}),
+       "list count 1 exceeds"},
+      {"leftover after a queue result",
+       header(static_cast<uint32_t>(resultPayload.size() + 1), V, 203) + resultPayload + "z",
+       "1 bytes left over"},
   };
   for (const auto& c : cases) {
     SECTION(c.what) {
@@ -187,7 +257,7 @@ TEST_CASE("ipc: hostile frames are protocol errors") {
 
 TEST_CASE("ipc: an oversized frame is refused from its header alone") {
   FrameReader r(64);
-  r.feed(header(65, 1, 100));
+  r.feed(header(65, V, 100));
   auto m = r.next();
   REQUIRE_FALSE(m.ok());
   CHECK_THAT(m.error().message, Catch::Contains("65 bytes exceeds the limit of 64"));
@@ -207,6 +277,49 @@ TEST_CASE("ipc: decodeFrame wants exactly one frame") {
   std::string ok = encode(OkReply{"abc"});
   CHECK_THAT(decodeFrame(ok.substr(0, ok.size() - 1)).error().message,
              Catch::Contains("truncated frame"));
+}
+
+TEST_CASE("ipc: queue messages, exact wire bytes") {
+  CHECK(encode(QueueCommand{QueueAction::Retry, "ab"}) ==
+        header(7, V, 16) + bytes({4, 0, 0, 0, 2, 'a', 'b'}));
+  CHECK(encode(QueueRequest{0x0a0b0c0d, QueueAction::Flush, ""}) ==
+        header(9, V, 202) + bytes({10, 11, 12, 13, 3, 0, 0, 0, 0}));
+  CHECK(encode(QueueResult{5, false, "no", {}}) ==
+        header(15, V, 203) + bytes({0, 0, 0, 5, 0, 0, 0, 0, 2, 'n', 'o', 0, 0, 0, 0}));
+  QueueReply r;
+  r.messages.push_back({});
+  r.messages[0].id = "i";
+  r.messages[0].state = QueueMsgState::Held;
+  r.messages[0].arrival = 0x0102;
+  r.messages[0].size = 7;
+  r.messages[0].ret = 1;
+  r.messages[0].recipients.push_back({"a", "", "", 2, QueueRcptStatus::Bounced, 1, 3, 4, "5"});
+  std::string payload = bytes({0, 0, 0, 0,                        // text
+                               0, 0, 0, 1,                        // one message
+                               0, 0, 0, 1, 'i', 2,                // id, state
+                               0, 0, 0, 0,                        // sender <>
+                               0, 0, 0, 0, 0, 0, 1, 2,            // arrival
+                               0, 0, 0, 0, 0, 0, 0, 7,            // size
+                               0, 0, 0, 0, 1,                     // envid, ret
+                               0, 0, 0, 1,                        // one recipient
+                               0, 0, 0, 1, 'a', 0, 0, 0, 0, 0, 0, 0, 0,  // address, orcpt
+                               2, 3, 0, 0, 0, 1,                  // notify, status, attempts
+                               0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 4,  // times
+                               0, 0, 0, 1, '5'});
+  CHECK(encode(r) == header(static_cast<uint32_t>(payload.size()), V, 103) + payload);
+}
+
+TEST_CASE("ipc: queue names") {
+  CHECK(std::string(queueActionName(QueueAction::Release)) == "release");
+  CHECK(std::string(queueActionName(static_cast<QueueAction>(0))) == "unknown");
+  CHECK(queueActionNeedsId(QueueAction::Show));
+  CHECK(queueActionNeedsId(QueueAction::Bounce));
+  CHECK_FALSE(queueActionNeedsId(QueueAction::List));
+  CHECK_FALSE(queueActionNeedsId(QueueAction::Flush));
+  CHECK(std::string(queueRcptStatusName(QueueRcptStatus::Deferred)) == "deferred");
+  CHECK(std::string(queueMsgStateName(QueueMsgState::Active)) == "active");
+  CHECK(std::string(typeName(203)) == "QueueResult");
+  CHECK(typeOf(QueueCommand{}) == MsgType::QueueCommand);
 }
 
 TEST_CASE("ipc: names") {
