@@ -1,0 +1,1339 @@
+// MaildirStore; see maildir_store.hpp.
+#include "store/maildir_store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <ctime>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "base/fs.hpp"
+#include "base/log.hpp"
+#include "base/strings.hpp"
+#include "base/unique_fd.hpp"
+#include "imap/mutf7.hpp"
+#include "store/mailbox.hpp"
+#include "store/maildir_folder.hpp"  // kMaildirSizeCache
+#include "store/maildir.hpp"
+#include "store/memory_store.hpp"  // checkMailboxName, validSpecialUse
+#include "store/uid_list.hpp"
+
+namespace yubin::store {
+namespace {
+
+constexpr const char* kInbox = "INBOX";
+constexpr size_t kReadChunk = size_t{64} * 1024;
+constexpr size_t kMaxSmallFile = size_t{16} << 20;
+constexpr size_t kMaxKeywords = 26;
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+bool isDir(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool isUnder(const std::string& name, const std::string& parent, char delim) {
+  return name.size() > parent.size() && name.compare(0, parent.size(), parent) == 0 &&
+         name[parent.size()] == delim;
+}
+
+std::vector<std::string_view> lines(std::string_view text) {
+  std::vector<std::string_view> out;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    out.push_back(text.substr(0, nl));
+    if (nl == std::string_view::npos) break;
+    text.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
+// Removes a tree without following symlinks.
+void removeTree(const std::string& path) {
+  ::nftw(
+      path.c_str(),
+      [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+      FTW_DEPTH | FTW_PHYS);
+}
+
+Status makeDir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return {};
+  return errnoError("mkdir " + path);
+}
+
+// ---- flags <-> Maildir info ----
+
+struct LetterFlag {
+  char letter;
+  uint8_t flag;
+};
+constexpr LetterFlag kLetters[] = {{'D', kFlagDraft},
+                                   {'F', kFlagFlagged},
+                                   {'R', kFlagAnswered},
+                                   {'S', kFlagSeen},
+                                   {'T', kFlagDeleted}};
+
+// Keyword names by letter index (slot n = letter 'a' + n; "" = unused).
+using KeywordSlots = std::vector<std::string>;
+
+KeywordSlots readKeywords(const std::string& dir) {
+  KeywordSlots slots;
+  auto text = readFile(dir + "/" + kKeywordsFile, kMaxSmallFile);
+  if (!text) return slots;
+  for (std::string_view line : lines(*text)) {
+    size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) continue;
+    auto n = parseU64(line.substr(0, sp));
+    std::string_view name = line.substr(sp + 1);
+    if (!n || *n >= kMaxKeywords || name.empty()) continue;
+    if (slots.size() <= *n) slots.resize(*n + 1);
+    slots[*n] = std::string(name);
+  }
+  return slots;
+}
+
+Status writeKeywords(const std::string& dir, const KeywordSlots& slots) {
+  std::string text;
+  for (size_t i = 0; i < slots.size(); ++i)
+    if (!slots[i].empty()) text += std::to_string(i) + " " + slots[i] + "\n";
+  return atomicWrite(dir + "/" + kKeywordsFile, text, 0600);
+}
+
+int findKeyword(const KeywordSlots& slots, std::string_view k) {
+  for (size_t i = 0; i < slots.size(); ++i)
+    if (!slots[i].empty() && iequals(slots[i], k)) return static_cast<int>(i);
+  return -1;
+}
+
+size_t usedSlots(const KeywordSlots& slots) {
+  return static_cast<size_t>(
+      std::count_if(slots.begin(), slots.end(), [](const std::string& s) { return !s.empty(); }));
+}
+
+// Makes sure dir's keyword file names every keyword of flags (those that do
+// not fit are left out), under the folder's uid list lock. Returns the slots.
+Result<KeywordSlots> defineKeywords(const std::string& dir, const Flags& flags) {
+  KeywordSlots slots = readKeywords(dir);
+  bool missing = false;
+  for (const auto& k : flags.keywords)
+    if (findKeyword(slots, k) < 0) missing = true;
+  if (!missing) return slots;
+  auto lock = lockUidList(dir);
+  if (!lock) return lock.error();
+  slots = readKeywords(dir);
+  bool changed = false;
+  for (const auto& k : flags.keywords) {
+    if (findKeyword(slots, k) >= 0) continue;
+    auto free = std::find(slots.begin(), slots.end(), std::string());
+    if (free != slots.end()) {
+      *free = k;
+    } else if (slots.size() < kMaxKeywords) {
+      slots.push_back(k);
+    } else {
+      continue;
+    }
+    changed = true;
+  }
+  if (changed)
+    if (auto st = writeKeywords(dir, slots); !st) return st.error();
+  return slots;
+}
+
+Flags flagsFromInfo(std::string_view info, const KeywordSlots& slots) {
+  Flags f;
+  for (char c : info) {
+    for (const auto& l : kLetters)
+      if (c == l.letter) f.system |= l.flag;
+    if (c >= 'a' && c <= 'z') {
+      size_t n = static_cast<size_t>(c - 'a');
+      if (n < slots.size() && !slots[n].empty()) f.keywords.push_back(slots[n]);
+    }
+  }
+  std::sort(f.keywords.begin(), f.keywords.end());
+  return f;
+}
+
+// The info for flags; upper-case letters of old that are not ours (P) stay.
+std::string infoFor(const Flags& f, std::string_view old, const KeywordSlots& slots) {
+  std::string out;
+  for (char c : old) {
+    bool ours = false;
+    for (const auto& l : kLetters) ours = ours || c == l.letter;
+    if (c >= 'A' && c <= 'Z' && !ours) out += c;
+  }
+  for (const auto& l : kLetters)
+    if (f.system & l.flag) out += l.letter;
+  for (const auto& k : f.keywords)
+    if (int n = findKeyword(slots, k); n >= 0) out += static_cast<char>('a' + n);
+  return maildirNormaliseFlags(out);
+}
+
+Flags applyFlags(const Flags& old, FlagOp op, const Flags& change, const KeywordSlots& slots) {
+  Flags out = old;
+  auto has = [](const std::vector<std::string>& v, const std::string& k) {
+    return std::any_of(v.begin(), v.end(), [&](const std::string& x) { return iequals(x, k); });
+  };
+  switch (op) {
+    case FlagOp::Replace:
+      out.system = change.system;
+      out.keywords.clear();
+      [[fallthrough]];
+    case FlagOp::Add:
+      out.system |= change.system;
+      for (const auto& k : change.keywords) {
+        int n = findKeyword(slots, k);
+        if (n >= 0 && !has(out.keywords, slots[static_cast<size_t>(n)]))
+          out.keywords.push_back(slots[static_cast<size_t>(n)]);
+      }
+      break;
+    case FlagOp::Remove:
+      out.system &= static_cast<uint8_t>(~change.system);
+      out.keywords.erase(std::remove_if(out.keywords.begin(), out.keywords.end(),
+                                        [&](const std::string& k) { return has(change.keywords, k); }),
+                         out.keywords.end());
+      break;
+  }
+  out.system &= 31;
+  std::sort(out.keywords.begin(), out.keywords.end());
+  return out;
+}
+
+// ---- sizes ----
+
+Result<uint64_t> countCrlf(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
+  if (!fd) return errnoError("open " + path);
+  CrlfCounter c;
+  std::string buf(kReadChunk, '\0');
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errnoError("read " + path);
+    if (n == 0) break;
+    c.feed(std::string_view(buf.data(), static_cast<size_t>(n)));
+  }
+  return c.total();
+}
+
+// The yubin-sizes cache MaildirFolder keeps too: "<id> <raw> <crlf>" lines.
+class SizeCache {
+ public:
+  explicit SizeCache(std::string dir) : dir_(std::move(dir)) {
+    auto text = readFile(dir_ + "/" + kMaildirSizeCache, kMaxSmallFile);
+    if (!text) return;
+    for (std::string_view line : lines(*text)) {
+      auto f = splitAny(line, " ");
+      if (f.size() != 3) continue;
+      auto raw = parseU64(f[1]), crlf = parseU64(f[2]);
+      if (!raw || !crlf || *crlf < *raw) continue;
+      map_[f[0]] = {*raw, *crlf};
+    }
+  }
+  // The CRLF size of f: ,W=, the cache, or counted (then remembered).
+  Result<uint64_t> size(const MaildirFile& f) {
+    if (auto w = maildirNameField(f.name(), 'W'); w && *w >= f.diskSize) return *w;
+    if (auto c = map_.find(f.id); c != map_.end() && c->second.first == f.diskSize)
+      return c->second.second;
+    auto n = countCrlf(dir_ + "/" + f.fileName);
+    if (!n) return n.error();
+    map_[f.id] = {f.diskSize, *n};
+    dirty_ = true;
+    return *n;
+  }
+  // Writes the cache when it learnt something, keeping the live ids only.
+  void save(const std::vector<MaildirFile>& live) {
+    if (!dirty_) return;
+    dirty_ = false;
+    std::string text;
+    for (const auto& f : live) {
+      auto c = map_.find(f.id);
+      if (c == map_.end() || c->second.first != f.diskSize) continue;
+      text += f.id + " " + std::to_string(c->second.first) + " " +
+              std::to_string(c->second.second) + "\n";
+    }
+    const std::string path = dir_ + "/" + kMaildirSizeCache;
+    if (auto st = atomicWrite(path, text, 0600); !st)
+      YLOG_WARN("maildir: size cache not written path=%s error=\"%s\"", path.c_str(),
+                st.error().message.c_str());
+  }
+
+ private:
+  std::string dir_;
+  std::unordered_map<std::string, std::pair<uint64_t, uint64_t>> map_;
+  bool dirty_ = false;
+};
+
+// ---- the uid list of a folder, brought in step with its files ----
+
+struct LoadedMessage {
+  uint32_t uid;
+  MaildirFile file;
+};
+struct LoadedFolder {
+  uint32_t uidValidity = 0;
+  uint32_t uidNext = 1;
+  uint32_t firstRecent = 1;  // before this load took \Recent
+  std::vector<LoadedMessage> messages;  // ascending UID
+};
+
+// A list for a folder that has none of ours: Dovecot's, or a fresh one.
+Result<UidList> startList(const std::string& root, const std::string& dir, bool corrupt) {
+  if (!corrupt) {
+    if (auto text = readFile(dir + "/" + kDovecotUidListFile, size_t{256} << 20); text) {
+      if (auto l = parseDovecotUidList(*text)) return std::move(*l);
+      YLOG_WARN("maildir: dovecot-uidlist not usable, new UIDVALIDITY dir=%s", dir.c_str());
+    }
+  } else {
+    YLOG_WARN("maildir: uid list corrupt, rebuilt with a new UIDVALIDITY dir=%s", dir.c_str());
+  }
+  UidList l;
+  auto v = allocateUidValidity(root);
+  if (!v) return v.error();
+  l.uidValidity = *v;
+  return l;
+}
+
+// Scans dir and gives every message a UID (under the lock when the list
+// must change); with claimRecent, \Recent is taken.
+Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
+                                bool claimRecent) {
+  auto files = scanMaildir(dir);
+  if (!files) return files.error();
+  auto read = readUidList(dir);
+  if (!read) return read.error();
+
+  auto needsWrite = [&](const UidList& l, const std::vector<MaildirFile>& fs, bool& stale) {
+    std::unordered_map<std::string_view, uint32_t> known;
+    known.reserve(l.entries.size());
+    for (const auto& [uid, id] : l.entries) known.emplace(id, uid);
+    bool unknown = false;
+    for (const auto& f : fs)
+      if (known.erase(f.id) == 0) unknown = true;
+    stale = !known.empty();  // entries whose file is gone
+    return unknown || (claimRecent && l.firstRecent < l.uidNext);
+  };
+
+  bool stale = false;
+  bool write = read->state != UidListState::Ok || needsWrite(read->list, *files, stale);
+  if (!write && stale) {
+    // A file renamed while readdir ran may have been missed: look again
+    // before dropping its entry.
+    files = scanMaildir(dir);
+    if (!files) return files.error();
+    write = needsWrite(read->list, *files, stale) || stale;
+  }
+  UidList list;
+  uint32_t firstRecent;
+  if (write) {
+    auto lock = lockUidList(dir);
+    if (!lock) return lock.error();
+    read = readUidList(dir);
+    if (!read) return read.error();
+    files = scanMaildir(dir);
+    if (!files) return files.error();
+    if (read->state == UidListState::Ok) {
+      list = std::move(read->list);
+    } else {
+      auto l = startList(root, dir, read->state == UidListState::Corrupt);
+      if (!l) return l.error();
+      list = std::move(*l);
+    }
+    std::unordered_map<std::string_view, const MaildirFile*> present;
+    present.reserve(files->size());
+    for (const auto& f : *files) present.emplace(f.id, &f);
+    UidList next;
+    next.uidValidity = list.uidValidity;
+    next.uidNext = list.uidNext;
+    next.firstRecent = list.firstRecent;
+    for (auto& e : list.entries)
+      if (present.erase(e.second)) next.entries.push_back(std::move(e));
+    for (const auto& f : *files) {  // delivery order
+      if (!present.count(f.id)) continue;
+      if (next.uidNext == UINT32_MAX) return Error{"UID space exhausted in " + dir, EOVERFLOW};
+      next.entries.emplace_back(next.uidNext++, f.id);
+    }
+    firstRecent = next.firstRecent;
+    if (claimRecent) next.firstRecent = next.uidNext;
+    if (auto st = writeUidList(dir, next); !st) return st.error();
+    list = std::move(next);
+  } else {
+    list = std::move(read->list);
+    firstRecent = list.firstRecent;
+  }
+  LoadedFolder out;
+  out.uidValidity = list.uidValidity;
+  out.uidNext = list.uidNext;
+  out.firstRecent = firstRecent;
+  std::unordered_map<std::string_view, MaildirFile*> byId;
+  byId.reserve(files->size());
+  for (auto& f : *files) byId.emplace(f.id, &f);
+  out.messages.reserve(list.entries.size());
+  for (const auto& [uid, id] : list.entries) {
+    auto it = byId.find(id);
+    if (it == byId.end()) continue;  // vanished after the scan
+    out.messages.push_back({uid, std::move(*it->second)});
+  }
+  return out;
+}
+
+// UIDs for messages this session just placed into dir (APPEND, COPY). A
+// message another session has already seen keeps the UID it was given.
+Result<AppendedUids> assignUids(const std::string& root, const std::string& dir,
+                                const std::vector<std::string>& ids) {
+  for (int attempt = 0;; ++attempt) {
+    auto lock = lockUidList(dir);
+    if (!lock) return lock.error();
+    auto read = readUidList(dir);
+    if (!read) return read.error();
+    if (read->state != UidListState::Ok) {
+      // No usable list yet: the full load (which sees every file, ours
+      // included) builds it first.
+      if (attempt == 1) return Error{"uid list of " + dir + " cannot be built", EIO};
+      lock = Error{};
+      auto loaded = loadFolder(root, dir, false);
+      if (!loaded) return loaded.error();
+      continue;
+    }
+    UidList& list = read->list;
+    std::unordered_map<std::string_view, uint32_t> known;
+    for (const auto& [uid, id] : list.entries) known.emplace(id, uid);
+    AppendedUids out;
+    out.uidValidity = list.uidValidity;
+    bool changed = false;
+    for (const auto& id : ids) {
+      if (auto it = known.find(id); it != known.end()) {
+        out.uids.push_back(it->second);
+        continue;
+      }
+      if (list.uidNext == UINT32_MAX) return Error{"UID space exhausted in " + dir, EOVERFLOW};
+      out.uids.push_back(list.uidNext);
+      list.entries.emplace_back(list.uidNext++, id);
+      changed = true;
+    }
+    if (changed)
+      if (auto st = writeUidList(dir, list); !st) return st.error();
+    return out;
+  }
+}
+
+// ---- reading ----
+
+class FileReader final : public MessageReader {
+ public:
+  explicit FileReader(UniqueFd fd) : fd_(std::move(fd)) {}
+  Result<size_t> read(std::string& out, size_t max) override {
+    size_t old = out.size();
+    out.resize(old + max);
+    for (;;) {
+      ssize_t n = ::read(fd_.get(), out.data() + old, max);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        out.resize(old);
+        return errnoError("read message");
+      }
+      out.resize(old + static_cast<size_t>(n));
+      return static_cast<size_t>(n);
+    }
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+struct Shared {
+  explicit Shared(std::string r) : root(std::move(r)) {}
+  std::string root;
+  MaildirNameGenerator names;
+};
+
+// ---- the selected mailbox ----
+
+class MaildirImapMailbox final : public ImapMailbox {
+ public:
+  MaildirImapMailbox(std::shared_ptr<Shared> shared, std::string dir, bool readOnly)
+      : shared_(std::move(shared)), dir_(std::move(dir)), readOnly_(readOnly), sizes_(dir_) {}
+
+  Status init() {
+    fd_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (fd_) {
+      for (const char* sub : {"/new", "/cur"})
+        if (::inotify_add_watch(fd_.get(), (dir_ + sub).c_str(),
+                                IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE) < 0)
+          fd_.reset();
+    }
+    auto r = refresh(true, true);
+    if (!r) return r.error();
+    return {};
+  }
+
+  uint32_t uidValidity() const override { return uidValidity_; }
+  uint32_t uidNext() const override { return uidNext_; }
+  uint64_t highestModSeq() const override { return 0; }
+  bool readOnly() const override { return readOnly_; }
+  std::vector<std::string> keywords() const override {
+    std::vector<std::string> out;
+    for (const auto& k : slots_)
+      if (!k.empty()) out.push_back(k);
+    return out;
+  }
+  bool canCreateKeywords() const override { return !readOnly_ && usedSlots(slots_) < kMaxKeywords; }
+  const std::vector<MessageInfo>& messages() const override { return view_; }
+  Result<MailboxChanges> sync(bool allowExpunge) override { return refresh(allowExpunge, false); }
+  Result<std::unique_ptr<MessageReader>> open(size_t index) override;
+  Status setFlags(const std::vector<size_t>& indexes, FlagOp op, const Flags& flags) override;
+  Status expunge(const std::vector<size_t>& indexes) override;
+  Result<CopiedUids> copy(const std::vector<size_t>& indexes, const std::string& dest,
+                          bool move) override;
+  int changeFd() const override { return fd_ ? fd_.get() : -1; }
+  void drainChangeFd() override {
+    if (!fd_) return;
+    char buf[4096];
+    while (::read(fd_.get(), buf, sizeof buf) > 0) {
+    }
+  }
+
+ private:
+  Result<MailboxChanges> refresh(bool allowExpunge, bool force);
+  bool dirsChanged();
+  // Finds the current files of the view's messages again (renamed by
+  // another session); false when index is gone.
+  Result<bool> relocate(size_t index);
+  Status checkIndexes(const std::vector<size_t>& indexes) const {
+    for (size_t i : indexes)
+      if (i >= view_.size()) return Error{"no such message", EINVAL};
+    return {};
+  }
+  Status removeFiles(const std::vector<size_t>& indexes);
+
+  std::shared_ptr<Shared> shared_;
+  std::string dir_;
+  bool readOnly_;
+  SizeCache sizes_;
+  UniqueFd fd_;
+  uint32_t uidValidity_ = 0;
+  uint32_t uidNext_ = 1;
+  uint32_t maxUid_ = 0;
+  KeywordSlots slots_;
+  std::vector<MessageInfo> view_;
+  std::vector<std::string> ids_;
+  std::vector<std::string> files_;  // "new/<name>" or "cur/<name>"
+  struct timespec newMtime_ {};
+  struct timespec curMtime_ {};
+  bool unsure_ = true;
+};
+
+bool sameTime(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+bool MaildirImapMailbox::dirsChanged() {
+  struct stat n, c;
+  if (::stat((dir_ + "/new").c_str(), &n) != 0 || ::stat((dir_ + "/cur").c_str(), &c) != 0)
+    return true;
+  return unsure_ || !sameTime(n.st_mtim, newMtime_) || !sameTime(c.st_mtim, curMtime_);
+}
+
+Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge, bool force) {
+  MailboxChanges ch;
+  bool expungedPending = false;
+  for (const auto& v : view_) expungedPending = expungedPending || v.expunged;
+  if (!force && !dirsChanged()) {
+    if (!allowExpunge || !expungedPending) return ch;
+  } else {
+    // The times before the scan: a change during it shows at the next sync.
+    struct stat n, c;
+    if (::stat((dir_ + "/new").c_str(), &n) != 0 || ::stat((dir_ + "/cur").c_str(), &c) != 0) {
+      if (errno != ENOENT) return errnoError("stat " + dir_);
+      // The folder was deleted: every message is gone.
+      for (auto& v : view_) v.expunged = true;
+      unsure_ = true;
+    } else {
+      newMtime_ = n.st_mtim;
+      curMtime_ = c.st_mtim;
+      const int64_t now = static_cast<int64_t>(::time(nullptr));
+      unsure_ = n.st_mtim.tv_sec >= now - 1 || c.st_mtim.tv_sec >= now - 1;
+      slots_ = readKeywords(dir_);
+      auto loaded = loadFolder(shared_->root, dir_, !readOnly_);
+      if (!loaded) return loaded.error();
+      if (uidValidity_ != 0 && loaded->uidValidity != uidValidity_)
+        return Error{"UIDVALIDITY of " + dir_ + " changed", ESTALE};
+      uidValidity_ = loaded->uidValidity;
+      std::unordered_map<std::string_view, LoadedMessage*> byId;
+      byId.reserve(loaded->messages.size());
+      for (auto& m : loaded->messages) byId.emplace(m.file.id, &m);
+      for (size_t i = 0; i < view_.size(); ++i) {
+        MessageInfo& v = view_[i];
+        if (v.expunged) continue;
+        auto it = byId.find(ids_[i]);
+        if (it == byId.end()) {
+          v.expunged = true;
+          continue;
+        }
+        files_[i] = it->second->file.fileName;
+        Flags f = it->second->file.isNew() ? Flags{}
+                                           : flagsFromInfo(maildirFlags(it->second->file.name()),
+                                                           slots_);
+        if (!(f == v.flags)) {
+          v.flags = std::move(f);
+          ch.flagsChanged.push_back(i);
+        }
+      }
+      for (auto& m : loaded->messages) {
+        if (m.uid <= maxUid_) continue;
+        auto size = sizes_.size(m.file);
+        if (!size) {
+          if (size.error().errnum == ENOENT) continue;  // removed meanwhile
+          return size.error();
+        }
+        MessageInfo v;
+        v.uid = m.uid;
+        v.size = *size;
+        v.internalDate = m.file.mtime;
+        v.recent = m.uid >= loaded->firstRecent;
+        v.flags = m.file.isNew() ? Flags{} : flagsFromInfo(maildirFlags(m.file.name()), slots_);
+        view_.push_back(std::move(v));
+        ids_.push_back(m.file.id);
+        files_.push_back(m.file.fileName);
+        maxUid_ = m.uid;
+        ch.existsChanged = true;
+      }
+      std::vector<MaildirFile> live;
+      live.reserve(loaded->messages.size());
+      for (auto& m : loaded->messages) live.push_back(std::move(m.file));
+      sizes_.save(live);
+      uidNext_ = std::max(loaded->uidNext, maxUid_ + 1);
+      // Dovecot's rule: a read-write session moves new/ to cur/.
+      if (!readOnly_) {
+        for (size_t i = 0; i < files_.size(); ++i) {
+          if (view_[i].expunged || files_[i][0] != 'n') continue;
+          std::string target = "cur/" + files_[i].substr(4) + ":2,";
+          if (::rename((dir_ + "/" + files_[i]).c_str(), (dir_ + "/" + target).c_str()) == 0)
+            files_[i] = std::move(target);
+        }
+      }
+    }
+  }
+  if (allowExpunge) {
+    std::vector<size_t> remap(view_.size());
+    size_t kept = 0;
+    for (size_t i = 0; i < view_.size(); ++i) remap[i] = view_[i].expunged ? SIZE_MAX : kept++;
+    for (size_t i = view_.size(); i-- > 0;) {
+      if (!view_[i].expunged) continue;
+      ch.expunged.push_back(static_cast<uint32_t>(i + 1));
+      ch.expungedUids.push_back(view_[i].uid);
+    }
+    std::vector<size_t> flags;
+    for (size_t i : ch.flagsChanged)
+      if (remap[i] != SIZE_MAX) flags.push_back(remap[i]);
+    ch.flagsChanged = std::move(flags);
+    size_t w = 0;
+    for (size_t i = 0; i < view_.size(); ++i) {
+      if (view_[i].expunged) continue;
+      if (w != i) {
+        view_[w] = std::move(view_[i]);
+        ids_[w] = std::move(ids_[i]);
+        files_[w] = std::move(files_[i]);
+      }
+      ++w;
+    }
+    view_.resize(w);
+    ids_.resize(w);
+    files_.resize(w);
+  } else {
+    std::vector<size_t> flags;
+    for (size_t i : ch.flagsChanged)
+      if (!view_[i].expunged) flags.push_back(i);
+    ch.flagsChanged = std::move(flags);
+  }
+  return ch;
+}
+
+Result<bool> MaildirImapMailbox::relocate(size_t index) {
+  auto now = scanMaildir(dir_);
+  if (!now) return now.error();
+  std::unordered_map<std::string_view, size_t> byId;
+  for (size_t i = 0; i < ids_.size(); ++i) byId.emplace(ids_[i], i);
+  bool found = false;
+  for (MaildirFile& m : *now) {
+    auto it = byId.find(m.id);
+    if (it == byId.end()) continue;
+    files_[it->second] = std::move(m.fileName);
+    found = found || it->second == index;
+  }
+  return found;
+}
+
+Result<std::unique_ptr<MessageReader>> MaildirImapMailbox::open(size_t index) {
+  if (index >= view_.size()) return Error{"no such message", EINVAL};
+  if (view_[index].expunged) return Error{"message expunged", ENOENT};
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::string path = dir_ + "/" + files_[index];
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
+    if (fd) return std::unique_ptr<MessageReader>(std::make_unique<FileReader>(std::move(fd)));
+    if (errno != ENOENT || attempt == 1) return errnoError("open " + path);
+    auto r = relocate(index);
+    if (!r) return r.error();
+    if (!*r) return Error{"message expunged", ENOENT};
+  }
+  return Error{"unreachable", EIO};
+}
+
+Status MaildirImapMailbox::setFlags(const std::vector<size_t>& indexes, FlagOp op,
+                                    const Flags& flags) {
+  if (readOnly_) return Error{"mailbox is read-only", EROFS};
+  if (auto st = checkIndexes(indexes); !st) return st;
+  if (op != FlagOp::Remove) {
+    auto slots = defineKeywords(dir_, flags);
+    if (!slots) return slots.error();
+    slots_ = std::move(*slots);
+  }
+  bool renamed = false, fromNew = false;
+  for (size_t i : indexes) {
+    if (view_[i].expunged) continue;
+    Flags next = applyFlags(view_[i].flags, op, flags, slots_);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      std::string_view name = std::string_view(files_[i]).substr(4);
+      std::string target = "cur/" + std::string(maildirBase(name)) + ":2," +
+                           infoFor(next, maildirFlags(name), slots_);
+      if (target == files_[i]) break;
+      if (::rename((dir_ + "/" + files_[i]).c_str(), (dir_ + "/" + target).c_str()) == 0) {
+        fromNew = fromNew || files_[i][0] == 'n';
+        files_[i] = std::move(target);
+        renamed = true;
+        break;
+      }
+      if (errno != ENOENT || attempt == 1) return errnoError("rename " + dir_ + "/" + files_[i]);
+      auto r = relocate(i);
+      if (!r) return r.error();
+      if (!*r) break;  // gone: the next sync reports it
+    }
+    view_[i].flags = std::move(next);
+  }
+  if (renamed) {
+    if (auto st = fsyncDir(dir_ + "/cur"); !st) return st;
+    if (fromNew)
+      if (auto st = fsyncDir(dir_ + "/new"); !st) return st;
+  }
+  return {};
+}
+
+Status MaildirImapMailbox::removeFiles(const std::vector<size_t>& indexes) {
+  bool any = false;
+  for (size_t i : indexes) {
+    if (view_[i].expunged) continue;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      std::string path = dir_ + "/" + files_[i];
+      if (::unlink(path.c_str()) == 0) {
+        any = true;
+        break;
+      }
+      if (errno != ENOENT) return errnoError("unlink " + path);
+      if (attempt == 1) break;
+      auto r = relocate(i);
+      if (!r) return r.error();
+      if (!*r) break;  // already gone
+    }
+    view_[i].expunged = true;
+  }
+  if (!any) return {};
+  for (const char* sub : {"/cur", "/new"})
+    if (auto st = fsyncDir(dir_ + sub); !st) return st;
+  return {};
+}
+
+Status MaildirImapMailbox::expunge(const std::vector<size_t>& indexes) {
+  if (readOnly_) return Error{"mailbox is read-only", EROFS};
+  if (auto st = checkIndexes(indexes); !st) return st;
+  return removeFiles(indexes);
+}
+
+// Places a copy of the file at src into dest's cur/ under a new unique
+// name (link, or a byte copy when link is refused). Returns the new id.
+Result<std::string> placeCopy(Shared& shared, const std::string& src, const std::string& dest,
+                              uint64_t crlfSize, const std::string& info) {
+  struct stat st;
+  if (::lstat(src.c_str(), &st) != 0) return errnoError("stat " + src);
+  const auto diskSize = static_cast<uint64_t>(st.st_size);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::string base = shared.names.next();
+    std::string name = base + ",S=" + std::to_string(diskSize) + ",W=" +
+                       std::to_string(crlfSize) + ":2," + info;
+    std::string target = dest + "/cur/" + name;
+    if (::link(src.c_str(), target.c_str()) == 0) return base;
+    if (errno == EEXIST) continue;
+    if (errno != EXDEV && errno != EPERM && errno != EMLINK) return errnoError("link " + target);
+    // Byte copy through tmp/.
+    std::string tmp = dest + "/tmp/" + base;
+    UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
+    if (!in) return errnoError("open " + src);
+    UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!out) {
+      if (errno == EEXIST) continue;
+      return errnoError("create " + tmp);
+    }
+    ScopeExit cleanup([&] { ::unlink(tmp.c_str()); });
+    std::string buf(kReadChunk, '\0');
+    for (;;) {
+      ssize_t n = ::read(in.get(), buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return errnoError("read " + src);
+      if (n == 0) break;
+      if (auto w = writeAll(out.get(), std::string_view(buf.data(), static_cast<size_t>(n))); !w)
+        return w.error();
+    }
+    struct timespec times[2] = {st.st_mtim, st.st_mtim};
+    if (::futimens(out.get(), times) != 0) return errnoError("futimens " + tmp);
+    if (::fsync(out.get()) != 0) return errnoError("fsync " + tmp);
+    if (::link(tmp.c_str(), target.c_str()) != 0) {
+      if (errno == EEXIST) continue;
+      return errnoError("link " + target);
+    }
+    return base;
+  }
+  return Error{"no unique name in " + dest, EEXIST};
+}
+
+Result<CopiedUids> MaildirImapMailbox::copy(const std::vector<size_t>& indexes,
+                                            const std::string& destName, bool move) {
+  if (move && readOnly_) return Error{"mailbox is read-only", EROFS};
+  if (auto st = checkIndexes(indexes); !st) return st.error();
+  auto dest = maildirStorePath(shared_->root, destName);
+  if (!dest) return dest.error();
+  if (!isDir(*dest + "/cur")) return Error{"no such mailbox: " + destName, ENOENT};
+  std::vector<size_t> order = indexes;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return view_[a].uid < view_[b].uid; });
+  order.erase(std::unique(order.begin(), order.end()), order.end());
+  Flags all;
+  for (size_t i : order)
+    for (const auto& k : view_[i].flags.keywords) all.keywords.push_back(k);
+  auto destSlots = defineKeywords(*dest, all);
+  if (!destSlots) return destSlots.error();
+  std::vector<std::string> newIds;
+  std::vector<size_t> copied;
+  CopiedUids out;
+  for (size_t i : order) {
+    if (view_[i].expunged) continue;
+    const std::string info = infoFor(view_[i].flags, "", *destSlots);
+    Result<std::string> id = Error{"", ENOENT};
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      id = placeCopy(*shared_, dir_ + "/" + files_[i], *dest, view_[i].size, info);
+      if (id || id.error().errnum != ENOENT || attempt == 1) break;
+      auto r = relocate(i);
+      if (!r) return r.error();
+      if (!*r) break;
+    }
+    if (!id) {
+      if (id.error().errnum == ENOENT) continue;  // expunged by someone else
+      return id.error();
+    }
+    newIds.push_back(std::move(*id));
+    out.sourceUids.push_back(view_[i].uid);
+    copied.push_back(i);
+  }
+  if (!newIds.empty())
+    if (auto st = fsyncDir(*dest + "/cur"); !st) return st.error();
+  auto uids = assignUids(shared_->root, *dest, newIds);
+  if (!uids) return uids.error();
+  out.uidValidity = uids->uidValidity;
+  out.destUids = std::move(uids->uids);
+  if (move)
+    if (auto st = removeFiles(copied); !st) return st.error();
+  return out;
+}
+
+// ---- APPEND ----
+
+class MaildirAppend final : public AppendTransaction {
+ public:
+  MaildirAppend(std::shared_ptr<Shared> shared, std::string dir, std::string base, UniqueFd fd)
+      : shared_(std::move(shared)),
+        dir_(std::move(dir)),
+        base_(std::move(base)),
+        tmp_(dir_ + "/tmp/" + base_),
+        fd_(std::move(fd)) {}
+  ~MaildirAppend() override {
+    if (fd_ || !committed_) ::unlink(tmp_.c_str());
+  }
+  MaildirAppend(const MaildirAppend&) = delete;
+  MaildirAppend& operator=(const MaildirAppend&) = delete;
+
+  Status write(std::string_view bytes) override {
+    if (!fd_) return Error{"append already finished", EINVAL};
+    if (auto st = writeAll(fd_.get(), bytes); !st) return st;
+    counter_.feed(bytes);
+    size_ += bytes.size();
+    return {};
+  }
+
+  Result<AppendedUids> commit(const Flags& flags, int64_t internalDate) override {
+    if (!fd_) return Error{"append already finished", EINVAL};
+    if (!isDir(dir_ + "/cur")) return Error{"mailbox deleted", ENOENT};
+    struct timespec t {internalDate ? internalDate : static_cast<int64_t>(::time(nullptr)), 0};
+    struct timespec times[2] = {t, t};
+    if (::futimens(fd_.get(), times) != 0) return errnoError("futimens " + tmp_);
+    if (::fsync(fd_.get()) != 0) return errnoError("fsync " + tmp_);
+    if (::close(fd_.release()) != 0) return errnoError("close " + tmp_);
+    auto slots = defineKeywords(dir_, flags);
+    if (!slots) return slots.error();
+    const std::string info = infoFor(applyFlags({}, FlagOp::Add, flags, *slots), "", *slots);
+    std::string id = base_;
+    for (int attempt = 0;; ++attempt) {
+      std::string target = dir_ + "/cur/" + id + ",S=" + std::to_string(size_) + ",W=" +
+                           std::to_string(counter_.total()) + ":2," + info;
+      if (::link(tmp_.c_str(), target.c_str()) == 0) break;
+      if (errno != EEXIST || attempt == 100) return errnoError("link " + target);
+      id = shared_->names.next();
+    }
+    ::unlink(tmp_.c_str());
+    committed_ = true;
+    if (auto st = fsyncDir(dir_ + "/cur"); !st) return st.error();
+    return assignUids(shared_->root, dir_, {id});
+  }
+
+ private:
+  std::shared_ptr<Shared> shared_;
+  std::string dir_, base_, tmp_;
+  UniqueFd fd_;
+  CrlfCounter counter_;
+  uint64_t size_ = 0;
+  bool committed_ = false;
+};
+
+// ---- the store ----
+
+class MaildirStore final : public MailStore {
+ public:
+  explicit MaildirStore(std::shared_ptr<Shared> shared)
+      : shared_(std::move(shared)), root_(shared_->root) {}
+
+  Status init();
+  char delimiter() const override { return '.'; }
+  Result<std::vector<MailboxListEntry>> list() override;
+  Result<std::vector<std::string>> subscriptions() override;
+  Status subscribe(const std::string& name, bool on) override;
+  Status create(const std::string& name, const std::string& specialUse) override;
+  Status remove(const std::string& name) override;
+  Status rename(const std::string& from, const std::string& to) override;
+  Result<MailboxStatus> status(const std::string& name) override;
+  Result<std::unique_ptr<ImapMailbox>> select(const std::string& name, bool readOnly) override;
+  Result<std::unique_ptr<AppendTransaction>> beginAppend(const std::string& name) override;
+
+ private:
+  // The mailbox names of the directories under the root (decoded, checked),
+  // without INBOX, with whether each is selectable.
+  Result<std::map<std::string, bool>> folders();
+  std::map<std::string, std::string> readSpecialUse();
+  Status writeSpecialUse(const std::map<std::string, std::string>& m);
+  Status makeFolder(const std::string& name);
+  // The existing selectable folder's directory, or ENOENT.
+  Result<std::string> selectable(const std::string& name);
+
+  std::shared_ptr<Shared> shared_;
+  std::string root_;
+};
+
+Result<std::map<std::string, bool>> MaildirStore::folders() {
+  std::map<std::string, bool> out;
+  CPtr<DIR, closedir> d(::opendir(root_.c_str()));
+  if (!d) return errnoError("opendir " + root_);
+  for (;;) {
+    errno = 0;
+    struct dirent* e = ::readdir(d.get());
+    if (!e) {
+      if (errno != 0) return errnoError("readdir " + root_);
+      break;
+    }
+    std::string_view entry = e->d_name;
+    if (entry.size() < 2 || entry[0] != '.' || entry == "..") continue;
+    auto name = imap::mutf7Decode(entry.substr(1));
+    if (!name) continue;
+    auto checked = checkMailboxName(*name, '.');
+    if (!checked || *checked != *name || *name == kInbox) continue;
+    const std::string path = root_ + "/" + std::string(entry);
+    if (!isDir(path)) continue;
+    out[*name] = isDir(path + "/cur");
+  }
+  return out;
+}
+
+std::map<std::string, std::string> MaildirStore::readSpecialUse() {
+  std::map<std::string, std::string> out;
+  auto text = readFile(root_ + "/" + kSpecialUseFile, kMaxSmallFile);
+  if (!text) return out;
+  for (std::string_view line : lines(*text)) {
+    size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) continue;
+    std::string use(line.substr(0, sp));
+    auto name = imap::mutf7Decode(line.substr(sp + 1));
+    if (!name || use.empty() || !validSpecialUse(use)) continue;
+    out[*name] = use;
+  }
+  return out;
+}
+
+Status MaildirStore::writeSpecialUse(const std::map<std::string, std::string>& m) {
+  std::string text;
+  for (const auto& [name, use] : m) {
+    auto enc = imap::mutf7Encode(name);
+    if (enc) text += use + " " + *enc + "\n";
+  }
+  return atomicWrite(root_ + "/" + kSpecialUseFile, text, 0600);
+}
+
+Status MaildirStore::makeFolder(const std::string& name) {
+  auto path = maildirStorePath(root_, name);
+  if (!path) return path.error();
+  if (auto st = makeDir(*path); !st) return st;
+  // The uid list first: the folder is selectable once cur/ exists.
+  if (!exists(*path + "/" + kUidListFile)) {
+    UidList l;
+    auto v = allocateUidValidity(root_);
+    if (!v) return v.error();
+    l.uidValidity = *v;
+    if (auto st = writeUidList(*path, l); !st) return st;
+  }
+  for (const char* sub : {"/tmp", "/new", "/cur"})
+    if (auto st = makeDir(*path + sub); !st) return st;
+  UniqueFd marker(::open((*path + "/maildirfolder").c_str(),
+                         O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!marker) return errnoError("create " + *path + "/maildirfolder");
+  if (auto st = fsyncDir(*path); !st) return st;
+  return fsyncDir(root_);
+}
+
+Status MaildirStore::init() {
+  if (auto st = makeDirs(root_, 0700); !st) return st;
+  for (const char* sub : {"/cur", "/new", "/tmp"})
+    if (auto st = makeDir(root_ + sub); !st) return st;
+  const std::string marker = root_ + "/" + kStoreMarkerFile;
+  if (exists(marker)) return {};
+  auto fs = folders();
+  if (!fs) return fs.error();
+  if (fs->empty()) {
+    auto su = readSpecialUse();
+    std::set<std::string> subs;
+    if (auto s = subscriptions(); s) subs.insert(s->begin(), s->end());
+    for (const auto& m : kDefaultMailboxes) {
+      if (auto st = makeFolder(m.name); !st) return st;
+      su[m.name] = m.use;
+      subs.insert(m.name);
+    }
+    if (auto st = writeSpecialUse(su); !st) return st;
+    for (const auto& m : kDefaultMailboxes)
+      if (auto st = subscribe(m.name, true); !st) return st;
+  }
+  return atomicWrite(marker, "1\n", 0600);
+}
+
+Result<std::vector<MailboxListEntry>> MaildirStore::list() {
+  auto fs = folders();
+  if (!fs) return fs.error();
+  auto su = readSpecialUse();
+  auto subs = subscriptions();
+  std::set<std::string> subscribed;
+  if (subs) subscribed.insert(subs->begin(), subs->end());
+  std::map<std::string, MailboxListEntry> all;
+  auto add = [&](const std::string& name, bool selectable) {
+    MailboxListEntry& e = all[name];
+    e.name = name;
+    e.noSelect = !selectable;
+    if (auto it = su.find(name); it != su.end()) e.specialUse = it->second;
+    for (size_t d = name.find('.'); d != std::string::npos; d = name.find('.', d + 1)) {
+      std::string parent = name.substr(0, d);
+      auto [it, fresh] = all.try_emplace(parent);
+      if (fresh) {
+        it->second.name = parent;
+        it->second.noSelect = !fs->count(parent) || !(*fs)[parent];
+      }
+      it->second.hasChildren = true;
+    }
+  };
+  for (const auto& [name, selectable] : *fs) add(name, selectable);
+  std::vector<MailboxListEntry> out;
+  MailboxListEntry inbox;
+  inbox.name = kInbox;
+  inbox.subscribed = subscribed.count(kInbox) > 0;
+  if (auto it = all.find(kInbox); it != all.end()) {  // "INBOX.Sub" makes INBOX a parent
+    inbox.hasChildren = it->second.hasChildren;
+    all.erase(it);
+  }
+  out.push_back(inbox);
+  for (auto& [name, e] : all) {
+    e.subscribed = subscribed.count(name) > 0;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> MaildirStore::subscriptions() {
+  std::vector<std::string> out;
+  auto text = readFile(root_ + "/" + kSubscriptionsFile, kMaxSmallFile);
+  if (!text) {
+    if (text.error().errnum == ENOENT) return out;
+    return text.error();
+  }
+  auto ls = lines(*text);
+  size_t i = 0;
+  bool v2 = !ls.empty() && ls[0] == "V\t2";
+  if (v2) {  // Dovecot's newer format: header, blank line, tab-separated UTF-8 levels
+    while (i < ls.size() && !ls[i].empty()) ++i;
+    ++i;
+  }
+  std::set<std::string> seen;
+  for (; i < ls.size(); ++i) {
+    if (ls[i].empty()) continue;
+    std::string name;
+    if (v2) {
+      name = std::string(ls[i]);
+      std::replace(name.begin(), name.end(), '\t', '.');
+    } else {
+      auto d = imap::mutf7Decode(ls[i]);
+      if (!d) continue;
+      name = std::move(*d);
+    }
+    auto checked = checkMailboxName(name, '.');
+    if (checked && seen.insert(*checked).second) out.push_back(*checked);
+  }
+  return out;
+}
+
+Status MaildirStore::subscribe(const std::string& name, bool on) {
+  auto n = checkMailboxName(name, '.');
+  if (!n) return n.error();
+  auto lock = FileLock::acquire(root_ + "/yubin-store.lock");
+  if (!lock) return lock.error();
+  auto subs = subscriptions();
+  if (!subs) return subs.error();
+  auto it = std::find(subs->begin(), subs->end(), *n);
+  if (on == (it != subs->end())) return {};
+  if (on)
+    subs->push_back(*n);
+  else
+    subs->erase(it);
+  std::string text;
+  for (const auto& s : *subs) {
+    auto enc = imap::mutf7Encode(s);
+    if (enc) text += *enc + "\n";
+  }
+  return atomicWrite(root_ + "/" + kSubscriptionsFile, text, 0600);
+}
+
+Result<std::string> MaildirStore::selectable(const std::string& name) {
+  auto path = maildirStorePath(root_, name);
+  if (!path) return path.error();
+  if (!isDir(*path + "/cur")) return Error{"no such mailbox: " + name, ENOENT};
+  return path;
+}
+
+Status MaildirStore::create(const std::string& name, const std::string& specialUse) {
+  auto n = checkMailboxName(name, '.');
+  if (!n) return n.error();
+  if (!validSpecialUse(specialUse)) return Error{"unknown special-use attribute", EINVAL};
+  if (*n == kInbox) return Error{"mailbox exists: INBOX", EEXIST};
+  auto path = maildirStorePath(root_, *n);
+  if (!path) return path.error();
+  if (isDir(*path + "/cur")) return Error{"mailbox exists: " + *n, EEXIST};
+  for (size_t d = n->find('.'); d != std::string::npos; d = n->find('.', d + 1)) {
+    std::string parent = n->substr(0, d);
+    if (parent == kInbox) continue;
+    auto pp = maildirStorePath(root_, parent);
+    if (!pp) return pp.error();
+    if (!isDir(*pp))
+      if (auto st = makeFolder(parent); !st) return st;
+  }
+  if (auto st = makeFolder(*n); !st) return st;
+  auto su = readSpecialUse();
+  if (specialUse.empty() ? su.erase(*n) > 0 : (su[*n] = specialUse, true))
+    if (auto st = writeSpecialUse(su); !st) return st;
+  return {};
+}
+
+Status MaildirStore::remove(const std::string& name) {
+  auto n = checkMailboxName(name, '.');
+  if (!n) return n.error();
+  if (*n == kInbox) return Error{"INBOX cannot be deleted", EINVAL};
+  auto fs = folders();
+  if (!fs) return fs.error();
+  bool children = false;
+  for (const auto& [other, sel] : *fs) children = children || isUnder(other, *n, '.');
+  auto it = fs->find(*n);
+  if (it == fs->end() || !it->second) {
+    if (children) return Error{"\\Noselect mailbox with children: " + *n, ENOTEMPTY};
+    if (it == fs->end()) return Error{"no such mailbox: " + *n, ENOENT};
+  }
+  auto path = maildirStorePath(root_, *n);
+  if (!path) return path.error();
+  if (children) {
+    // Keep the directory as a \Noselect parent: cur/ goes first.
+    for (const char* sub : {"/cur", "/new", "/tmp"}) removeTree(*path + sub);
+    CPtr<DIR, closedir> d(::opendir(path->c_str()));
+    if (d) {
+      std::vector<std::string> names;
+      while (struct dirent* e = ::readdir(d.get())) {
+        std::string f = e->d_name;
+        if (f != "." && f != "..") names.push_back(f);
+      }
+      for (const auto& f : names) removeTree(*path + "/" + f);
+    }
+    if (isDir(*path + "/cur")) return Error{"could not delete " + *n, EIO};
+  } else {
+    // Out of the namespace in one rename ("..": never a mailbox name), then away.
+    std::string trash = root_ + "/..yubin-trash." + shared_->names.next();
+    if (::rename(path->c_str(), trash.c_str()) != 0) return errnoError("rename " + *path);
+    removeTree(trash);
+  }
+  if (auto st = fsyncDir(root_); !st) return st;
+  auto su = readSpecialUse();
+  if (su.erase(*n))
+    if (auto st = writeSpecialUse(su); !st) return st;
+  return {};
+}
+
+Status MaildirStore::rename(const std::string& fromName, const std::string& toName) {
+  auto from = checkMailboxName(fromName, '.');
+  if (!from) return from.error();
+  auto to = checkMailboxName(toName, '.');
+  if (!to) return to.error();
+  if (*to == kInbox || *from == *to || isUnder(*to, *from, '.'))
+    return Error{"cannot rename " + *from + " to " + *to, EINVAL};
+  auto fs = folders();
+  if (!fs) return fs.error();
+  for (const auto& [other, sel] : *fs)
+    if (other == *to || isUnder(other, *to, '.')) return Error{"mailbox exists: " + *to, EEXIST};
+  auto su = readSpecialUse();
+  if (*from == kInbox) {
+    // RFC 3501 §6.3.5: INBOX's messages move to a new mailbox; INBOX stays.
+    if (auto st = create(*to, ""); !st) return st;
+    auto dest = maildirStorePath(root_, *to);
+    if (!dest) return dest.error();
+    if (auto kw = readFile(root_ + "/" + kKeywordsFile, kMaxSmallFile); kw)
+      if (auto st = atomicWrite(*dest + "/" + kKeywordsFile, *kw, 0600); !st) return st;
+    auto files = scanMaildir(root_);
+    if (!files) return files.error();
+    for (const auto& f : *files) {
+      std::string src = root_ + "/" + f.fileName, dst = *dest + "/" + f.fileName;
+      if (::rename(src.c_str(), dst.c_str()) != 0 && errno != ENOENT)
+        return errnoError("rename " + src);
+    }
+    for (const char* sub : {"/cur", "/new"}) {
+      if (auto st = fsyncDir(*dest + sub); !st) return st;
+      if (auto st = fsyncDir(root_ + sub); !st) return st;
+    }
+    return {};
+  }
+  std::vector<std::string> moving;
+  for (const auto& [other, sel] : *fs)
+    if (other == *from || isUnder(other, *from, '.')) moving.push_back(other);
+  if (moving.empty()) return Error{"no such mailbox: " + *from, ENOENT};
+  for (size_t d = to->find('.'); d != std::string::npos; d = to->find('.', d + 1)) {
+    std::string parent = to->substr(0, d);
+    if (parent == kInbox) continue;
+    auto pp = maildirStorePath(root_, parent);
+    if (!pp) return pp.error();
+    if (!isDir(*pp))
+      if (auto st = makeFolder(parent); !st) return st;
+  }
+  bool suChanged = false;
+  for (const auto& old : moving) {
+    const std::string renamed = *to + old.substr(from->size());
+    auto a = maildirStorePath(root_, old), b = maildirStorePath(root_, renamed);
+    if (!a) return a.error();
+    if (!b) return b.error();
+    if (::rename(a->c_str(), b->c_str()) != 0) return errnoError("rename " + *a);
+    if (auto it = su.find(old); it != su.end()) {
+      su[renamed] = it->second;
+      su.erase(old);
+      suChanged = true;
+    }
+  }
+  if (auto st = fsyncDir(root_); !st) return st;
+  if (suChanged)
+    if (auto st = writeSpecialUse(su); !st) return st;
+  return {};
+}
+
+Result<MailboxStatus> MaildirStore::status(const std::string& name) {
+  auto dir = selectable(name);
+  if (!dir) return dir.error();
+  auto loaded = loadFolder(root_, *dir, false);
+  if (!loaded) return loaded.error();
+  SizeCache sizes(*dir);
+  MailboxStatus s;
+  s.uidNext = loaded->uidNext;
+  s.uidValidity = loaded->uidValidity;
+  std::vector<MaildirFile> live;
+  live.reserve(loaded->messages.size());
+  for (auto& m : loaded->messages) {
+    auto size = sizes.size(m.file);
+    if (!size) {
+      if (size.error().errnum == ENOENT) continue;
+      return size.error();
+    }
+    ++s.messages;
+    s.size += *size;
+    if (m.uid >= loaded->firstRecent) ++s.recent;
+    std::string_view info = m.file.isNew() ? std::string_view() : maildirFlags(m.file.name());
+    if (info.find('S') == std::string_view::npos) ++s.unseen;
+    if (info.find('T') != std::string_view::npos) ++s.deleted;
+    live.push_back(std::move(m.file));
+  }
+  sizes.save(live);
+  return s;
+}
+
+Result<std::unique_ptr<ImapMailbox>> MaildirStore::select(const std::string& name, bool readOnly) {
+  auto dir = selectable(name);
+  if (!dir) return dir.error();
+  auto mb = std::make_unique<MaildirImapMailbox>(shared_, *dir, readOnly);
+  if (auto st = mb->init(); !st) return st.error();
+  return std::unique_ptr<ImapMailbox>(std::move(mb));
+}
+
+Result<std::unique_ptr<AppendTransaction>> MaildirStore::beginAppend(const std::string& name) {
+  auto dir = selectable(name);
+  if (!dir) return dir.error();
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::string base = shared_->names.next();
+    std::string tmp = *dir + "/tmp/" + base;
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (fd)
+      return std::unique_ptr<AppendTransaction>(
+          std::make_unique<MaildirAppend>(shared_, *dir, std::move(base), std::move(fd)));
+    if (errno != EEXIST) return errnoError("create " + tmp);
+  }
+  return Error{"no unique name in " + *dir + "/tmp", EEXIST};
+}
+
+}  // namespace
+
+Result<std::string> maildirStorePath(const std::string& root, const std::string& name) {
+  auto n = checkMailboxName(name, '.');
+  if (!n) return n.error();
+  if (*n == kInbox) return root;
+  auto enc = imap::mutf7Encode(*n);
+  if (!enc) return Error{"mailbox name is not UTF-8", EINVAL};
+  // mUTF-7 never produces '/' (its base64 uses ','); checked anyway.
+  if (enc->find('/') != std::string::npos) return Error{"invalid mailbox name", EINVAL};
+  return root + "/." + *enc;
+}
+
+Result<std::unique_ptr<MailStore>> openMaildirStore(const std::string& root) {
+  auto shared = std::make_shared<Shared>(root);
+  auto store = std::make_unique<MaildirStore>(std::move(shared));
+  if (auto st = store->init(); !st) return st.error();
+  return std::unique_ptr<MailStore>(std::move(store));
+}
+
+}  // namespace yubin::store

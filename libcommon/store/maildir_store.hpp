@@ -1,0 +1,70 @@
+// MaildirStore: the MailStore interface (mail_store.hpp) over a Maildir++
+// tree laid out as Dovecot lays it out, so an existing Dovecot Maildir can
+// be served as it is and both can work on it.
+//
+// Layout: the root is the INBOX (cur/ new/ tmp/); mailbox "A.B" is the
+// directory <root>/.A.B with the name in modified UTF-7 (RFC 3501 §5.1.3;
+// the delimiter is '.'), its own cur/ new/ tmp/ and a "maildirfolder"
+// marker. A directory without cur/ is a \Noselect parent (what DELETE of a
+// mailbox with children leaves). Directories whose names do not decode to
+// an acceptable mailbox name (e.g. Dovecot's "..DOVECOT-TRASH") are skipped.
+// Root files: "subscriptions" (one mUTF-7 name per line, as Dovecot's
+// Maildir++ layout has it; Dovecot's "V\t2" format is read too),
+// "yubin-special-use" ("<attribute> <mUTF-7 name>" lines), "yubin-store"
+// (marker: the default special-use mailboxes were created once; a user who
+// deletes them does not get them back), "yubin-uidvalidity" (uid_list.hpp).
+// Per folder: "yubin-uidlist" (UIDs, crash-safe, see uid_list.hpp;
+// imported from "dovecot-uidlist" when ours is missing), "dovecot-keywords"
+// ("<n> <keyword>" lines: keyword n is the info letter 'a' + n, at most 26),
+// "yubin-sizes" (the CRLF size cache MaildirFolder also keeps).
+//
+// Messages: flags are the ":2,<info>" letters D F R S T (T = \Deleted),
+// other upper-case letters (P) are kept as they are; setFlags renames
+// (atomic) and fsyncs the directory. The first read-write sync moves new/
+// files to cur/ and takes \Recent (the uid list's first-recent UID).
+// Size = octets with CRLF line ends (,W= field, the size cache, or counted
+// once); internal date = file mtime (APPEND sets it with futimens).
+// APPEND streams into tmp/, fsync, link into cur/ with ,S= ,W= and the
+// flags, directory fsync, then the UID. COPY links the file under a new
+// unique name into the destination's cur/ (copies the bytes when link
+// fails: EXDEV, EPERM, EMLINK); MOVE = COPY then expunge.
+//
+// sync() rescans only when new/ or cur/ changed (directory mtimes, an
+// mtime in the last second counting as "maybe changed again"); messages
+// are followed by their Maildir id across renames by other sessions.
+// changeFd() is an inotify descriptor on new/ and cur/. If the uid list
+// had to be rebuilt under a new UIDVALIDITY while a mailbox is selected,
+// sync() fails with ESTALE (the session must end; clients resync).
+//
+// Trust: runs as the mailboxes' owner. File and directory names on disk
+// and every file's contents are untrusted; mailbox names from the client
+// are checked (checkMailboxName) before they become paths.
+// Standards: RFC 3501 / 9051, RFC 4315 (UIDPLUS), RFC 6154 (SPECIAL-USE),
+// RFC 6851 (MOVE); maildir(5), Maildir++; Dovecot's dovecot-uidlist (read)
+// and dovecot-keywords (read and written).
+// Not here: CONDSTORE (mod-sequences are 0), a message structure cache.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "base/result.hpp"
+#include "store/mail_store.hpp"
+
+namespace yubin::store {
+
+inline constexpr const char* kSpecialUseFile = "yubin-special-use";
+inline constexpr const char* kStoreMarkerFile = "yubin-store";
+inline constexpr const char* kKeywordsFile = "dovecot-keywords";
+inline constexpr const char* kSubscriptionsFile = "subscriptions";
+
+// root: the user's Maildir (created if missing). The first open for a user
+// without folders creates kDefaultMailboxes (subscribed, with their
+// attributes).
+Result<std::unique_ptr<MailStore>> openMaildirStore(const std::string& root);
+
+// The directory of mailbox `name` (checked) under root: root for INBOX,
+// else root + "/." + mUTF-7 of the name. EINVAL for a refused name.
+Result<std::string> maildirStorePath(const std::string& root, const std::string& name);
+
+}  // namespace yubin::store

@@ -1,0 +1,224 @@
+// The Maildir UID list; see uid_list.hpp.
+#include "store/uid_list.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <ctime>
+#include <unordered_set>
+
+#include "base/fs.hpp"
+#include "base/strings.hpp"
+#include "store/maildir.hpp"
+
+namespace yubin::store {
+namespace {
+
+constexpr size_t kMaxUidListFile = size_t{256} << 20;
+
+std::optional<uint32_t> parseU32(std::string_view s) {
+  auto v = parseU64(s);
+  if (!v || *v > UINT32_MAX) return std::nullopt;
+  return static_cast<uint32_t>(*v);
+}
+
+// Splits text into lines; false when the last line is not terminated.
+bool splitLines(std::string_view text, std::vector<std::string_view>& out) {
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    if (nl == std::string_view::npos) return false;
+    out.push_back(text.substr(0, nl));
+    text.remove_prefix(nl + 1);
+  }
+  return true;
+}
+
+bool validId(std::string_view id) {
+  if (id.empty() || id.front() == '.') return false;
+  for (char c : id) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f || c == '/') return false;
+  }
+  return true;
+}
+
+// Checks order, bounds and unique ids.
+bool consistent(const UidList& l) {
+  if (l.uidValidity == 0 || l.uidNext == 0 || l.firstRecent == 0 || l.firstRecent > l.uidNext)
+    return false;
+  uint32_t prev = 0;
+  std::unordered_set<std::string_view> ids;
+  for (const auto& [uid, id] : l.entries) {
+    if (uid <= prev || uid >= l.uidNext || !validId(id) || !ids.insert(id).second) return false;
+    prev = uid;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<FileLock> FileLock::acquire(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600));
+  if (!fd) return errnoError("open " + path);
+  for (;;) {
+    if (::flock(fd.get(), LOCK_EX) == 0) break;
+    if (errno != EINTR) return errnoError("flock " + path);
+  }
+  return FileLock(std::move(fd));
+}
+
+Result<FileLock> lockUidList(const std::string& dir) {
+  return FileLock::acquire(dir + "/" + kUidListFile + ".lock");
+}
+
+std::string formatUidList(const UidList& list) {
+  std::string out = std::string(kUidListFile) + " 1 V" + std::to_string(list.uidValidity) + " N" +
+                    std::to_string(list.uidNext) + " R" + std::to_string(list.firstRecent) + "\n";
+  out.reserve(out.size() + list.entries.size() * 48);
+  for (const auto& [uid, id] : list.entries) {
+    out += std::to_string(uid);
+    out += ' ';
+    out += id;
+    out += '\n';
+  }
+  out += "end " + std::to_string(list.entries.size()) + "\n";
+  return out;
+}
+
+std::optional<UidList> parseUidList(std::string_view text) {
+  std::vector<std::string_view> lines;
+  if (!splitLines(text, lines) || lines.size() < 2) return std::nullopt;
+  auto head = splitAny(lines[0], " ");
+  if (head.size() != 5 || head[0] != kUidListFile || head[1] != "1") return std::nullopt;
+  UidList l;
+  auto field = [&](const std::string& f, char key, uint32_t& out) {
+    if (f.size() < 2 || f[0] != key) return false;
+    auto v = parseU32(std::string_view(f).substr(1));
+    if (!v) return false;
+    out = *v;
+    return true;
+  };
+  if (!field(head[2], 'V', l.uidValidity) || !field(head[3], 'N', l.uidNext) ||
+      !field(head[4], 'R', l.firstRecent))
+    return std::nullopt;
+  std::string_view last = lines.back();
+  if (last.substr(0, 4) != "end ") return std::nullopt;
+  auto count = parseU64(last.substr(4));
+  if (!count || *count != lines.size() - 2) return std::nullopt;
+  l.entries.reserve(lines.size() - 2);
+  for (size_t i = 1; i + 1 < lines.size(); ++i) {
+    std::string_view line = lines[i];
+    size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) return std::nullopt;
+    auto uid = parseU32(line.substr(0, sp));
+    if (!uid) return std::nullopt;
+    l.entries.emplace_back(*uid, std::string(line.substr(sp + 1)));
+  }
+  if (!consistent(l)) return std::nullopt;
+  return l;
+}
+
+Result<UidListRead> readUidList(const std::string& dir) {
+  UidListRead r;
+  auto text = readFile(dir + "/" + kUidListFile, kMaxUidListFile);
+  if (!text) {
+    if (text.error().errnum == ENOENT) return r;
+    if (text.error().errnum == EFBIG || text.error().errnum == 0) {
+      r.state = UidListState::Corrupt;
+      return r;
+    }
+    return text.error();
+  }
+  auto l = parseUidList(*text);
+  if (!l) {
+    r.state = UidListState::Corrupt;
+    return r;
+  }
+  r.state = UidListState::Ok;
+  r.list = std::move(*l);
+  return r;
+}
+
+Status writeUidList(const std::string& dir, const UidList& list) {
+  return atomicWrite(dir + "/" + kUidListFile, formatUidList(list), 0600);
+}
+
+std::optional<UidList> parseDovecotUidList(std::string_view text) {
+  std::vector<std::string_view> lines;
+  size_t start = 0;
+  while (start < text.size()) {  // the last line may lack its '\n'
+    size_t nl = text.find('\n', start);
+    if (nl == std::string_view::npos) nl = text.size();
+    lines.push_back(text.substr(start, nl - start));
+    start = nl + 1;
+  }
+  if (lines.empty()) return std::nullopt;
+  auto head = splitAny(lines[0], " ");
+  UidList l;
+  if (head.size() >= 3 && head[0] == "1") {
+    auto v = parseU32(head[1]), n = parseU32(head[2]);
+    if (!v || !n) return std::nullopt;
+    l.uidValidity = *v;
+    l.uidNext = *n;
+  } else if (!head.empty() && head[0] == "3") {
+    bool haveV = false, haveN = false;
+    for (size_t i = 1; i < head.size(); ++i) {
+      const std::string& f = head[i];
+      if (f.size() < 2) continue;
+      if (f[0] == 'V' || f[0] == 'N') {
+        auto v = parseU32(std::string_view(f).substr(1));
+        if (!v) return std::nullopt;
+        (f[0] == 'V' ? l.uidValidity : l.uidNext) = *v;
+        (f[0] == 'V' ? haveV : haveN) = true;
+      }
+    }
+    if (!haveV || !haveN) return std::nullopt;
+  } else {
+    return std::nullopt;
+  }
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::string_view line = lines[i];
+    if (line.empty()) continue;
+    size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) return std::nullopt;
+    auto uid = parseU32(line.substr(0, sp));
+    if (!uid) return std::nullopt;
+    std::string_view name;
+    if (head[0] == "3") {
+      // "<uid> [<fields>] :<name>": the name follows the first " :".
+      size_t colon = line.find(" :", sp);
+      if (colon != std::string_view::npos)
+        name = line.substr(colon + 2);
+      else
+        name = line.substr(line.rfind(' ') + 1);
+    } else {
+      name = line.substr(sp + 1);
+    }
+    l.entries.emplace_back(*uid, std::string(maildirId(name)));
+  }
+  // Dovecot may not have stored N past the last UID after a crash.
+  if (!l.entries.empty() && l.uidNext <= l.entries.back().first)
+    l.uidNext = l.entries.back().first + 1;
+  l.firstRecent = l.uidNext;
+  if (!consistent(l)) return std::nullopt;
+  return l;
+}
+
+Result<uint32_t> allocateUidValidity(const std::string& root) {
+  auto lock = FileLock::acquire(root + "/yubin-store.lock");
+  if (!lock) return lock.error();
+  const std::string path = root + "/yubin-uidvalidity";
+  uint32_t last = 0;
+  if (auto text = readFile(path, 64); text) {
+    if (auto v = parseU32(trim(*text))) last = *v;
+  }
+  auto now = static_cast<uint32_t>(::time(nullptr));
+  uint32_t next = std::max(now, last + 1);
+  if (next == 0) next = 1;
+  if (auto st = atomicWrite(path, std::to_string(next) + "\n", 0600); !st) return st.error();
+  return next;
+}
+
+}  // namespace yubin::store
