@@ -124,6 +124,12 @@ constexpr KeySpec kSchema[] = {
     {"msad", "auth_window", Type::Duration, "15m", "how long a failed login counts"},
     {"msad", "rate_messages", Type::Int, "200", "messages one user may send per hour (0: no limit)"},
     {"msad", "rate_recipients", Type::Int, "1000", "recipients one user may send to per hour (0: no limit)"},
+
+    // [sendmail]: yubin-sendmail and mtad's maildrop pickup (not a daemon).
+    {"sendmail", "trusted_users", Type::List, "", "local users besides root whose -f (envelope sender) is honoured; for others it is ignored and logged"},
+    {"sendmail", "maildrop_group", Type::String, "yubin-drop", "group of the maildrop folder (<spool_dir>/maildrop) that yubin-postdrop is set-group-ID to"},
+    {"sendmail", "qualify_domain", Type::String, "", "domain appended to bare user names, senders and recipients (empty: [global] hostname)"},
+    {"sendmail", "postdrop", Type::Path, YUBIN_LIBEXECDIR "/yubin-postdrop", "the set-group-ID program that writes into the maildrop for users other than root"},
 };
 
 constexpr std::string_view kDaemons[] = {"mtad", "mdad", "mrad", "msad"};
