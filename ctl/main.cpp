@@ -429,10 +429,36 @@ int cmdUser(Context& ctx) {
   return runUserCommand(*cfg, ctx.args, std::cin, std::cout, std::cerr);
 }
 
+// Queue commands wait longer than the others: an action on a message being
+// delivered waits for the attempt to end (the master gives up after 25 s).
+constexpr auto kQueueTimeout = 30s;
+
 int cmdQueue(Context& ctx) {
   auto cfg = loadConfig(ctx);
   if (!cfg) return fail(cfg.error().message);
-  return runQueueCommand(*cfg, ctx.args, std::cout, std::cerr);
+  return runQueueCommand(*cfg, ctx.args, std::cout, std::cerr,
+                         [&](const ipc::Message& m) { return ask(*cfg, m, kQueueTimeout); });
+}
+
+// yubinctl run as "mailq" (a link installed beside it): the queue as mtad
+// sees it, in Postfix's format. Takes -c file like yubinctl.
+int runAsMailq(int argc, char** argv) {
+  std::string configPath = YUBIN_SYSCONFDIR "/yubin.conf";
+  std::vector<std::string> rest;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-c" && i + 1 < argc)
+      configPath = argv[++i];
+    else
+      rest.push_back(a);
+  }
+  auto cfg = config::Config::load(configPath);
+  if (!cfg) {
+    std::fprintf(stderr, "mailq: %s\n", cfg.error().message.c_str());
+    return kFail;
+  }
+  return runMailq(rest, std::cout, std::cerr,
+                  [&](const ipc::Message& m) { return ask(*cfg, m, kQueueTimeout); });
 }
 
 int cmdConvert(Context& ctx) { return runConvertCommand(ctx.args, std::cout, std::cerr); }
@@ -457,6 +483,18 @@ const Command kCommands[] = {
     {"user", "user list [--json]", "List the users.", cmdUser},
     {"queue", "queue list [--json]",
      "List the queued messages: ID, size, sender, recipients, age and state.", cmdQueue},
+    {"queue", "queue show ID [--json]",
+     "Show one message: envelope, and per recipient its state, attempts and last reply.",
+     cmdQueue},
+    {"queue", "queue flush", "Make mtad attempt every deferred message now.", cmdQueue},
+    {"queue", "queue retry ID", "Make mtad attempt one message now.", cmdQueue},
+    {"queue", "queue hold ID", "Put a message on hold: no delivery until it is released.",
+     cmdQueue},
+    {"queue", "queue release ID", "Release a message on hold; it is attempted at once.",
+     cmdQueue},
+    {"queue", "queue delete ID", "Remove a message from the queue, without a report.", cmdQueue},
+    {"queue", "queue bounce ID",
+     "Fail every pending recipient of a message, with a report to the sender.", cmdQueue},
     {"convert", "convert mbox2maildir MBOX MAILDIR",
      "Copy the messages of an mbox file into a Maildir (flags and dates kept).", cmdConvert},
     {"convert", "convert maildir2mbox MAILDIR MBOX",
@@ -486,6 +524,10 @@ void printHelp() {
 
 int run(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
+  if (argc > 0) {
+    std::string_view self = argv[0];
+    if (self.substr(self.rfind('/') + 1) == "mailq") return runAsMailq(argc, argv);
+  }
   Context ctx;
   int i = 1;
   for (; i < argc; ++i) {
