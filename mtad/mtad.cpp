@@ -26,6 +26,7 @@ ServerSettings ServerSettings::fromConfig(const config::Config& cfg) {
 Mtad::Mtad() = default;
 Mtad::~Mtad() {
   control_.reset();
+  pickup_.reset();
   connections_.clear();
   qmgr_.reset();
   listeners_.clear();
@@ -83,6 +84,14 @@ Status Mtad::start(service::Context& ctx) {
     if (!c) return Error{"queue channel: " + c.error().message};
     control_ = std::move(*c);
   }
+  // yubin-sendmail's maildrop. Without it mtad still runs (root's
+  // yubin-sendmail keeps dropping; the files wait for the next start).
+  pickup_ = std::make_unique<Pickup>(base_, *queue_, *directory_, PickupSettings::fromConfig(cfg),
+                                     [this](const queue::QueueId& id) { queued(id); });
+  if (auto st = pickup_->start(); !st) {
+    YLOG_ERROR("pickup: %s (local submission waits in the maildrop)", st.error().message.c_str());
+    pickup_.reset();
+  }
   return {};
 }
 
@@ -91,7 +100,9 @@ void Mtad::queued(const queue::QueueId& id) {
 }
 
 void Mtad::exitWhenIdle() {
-  if (stopping_ && connections_.empty() && (!qmgr_ || qmgr_->idle()) && ctx_) ctx_->exit();
+  if (stopping_ && connections_.empty() && (!qmgr_ || qmgr_->idle()) &&
+      (!pickup_ || pickup_->idle()) && ctx_)
+    ctx_->exit();
 }
 
 void Mtad::accept(UniqueFd fd, const event::Peer& peer, bool submission) {
@@ -139,6 +150,7 @@ void Mtad::reload(const config::Config& cfg) {
   policy_->setCatchall(settings_.catchall);
   if (qmgr_)
     qmgr_->reload(QmgrSettings::fromConfig(cfg, settings_.smtp.hostname, settings_.catchall));
+  if (pickup_) pickup_->reload(PickupSettings::fromConfig(cfg));
   YLOG_INFO("reloaded");
 }
 
@@ -148,6 +160,7 @@ void Mtad::stop(service::Context& ctx) {
   connections_.forEach([](Connection& c) { c.shutdown(); });
   // Deliveries under way finish (their outcome is saved); none start.
   if (qmgr_) qmgr_->stop([this] { exitWhenIdle(); });
+  if (pickup_) pickup_->stop([this] { exitWhenIdle(); });
   (void)ctx;
   exitWhenIdle();
 }

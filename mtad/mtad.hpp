@@ -10,6 +10,7 @@
 
 #include "auth/directory.hpp"
 #include "event/event.hpp"
+#include "mtad/pickup.hpp"
 #include "mtad/policy.hpp"
 #include "mtad/qmgr.hpp"
 #include "queue/queue.hpp"
@@ -72,6 +73,7 @@ class Mtad : public service::Daemon {
   tls::ServerContext* tls_ = nullptr;  // owned by the skeleton
   std::unique_ptr<Qmgr> qmgr_;
   std::unique_ptr<QueueControl> control_;  // the admin's queue commands (control.hpp)
+  std::unique_ptr<Pickup> pickup_;         // yubin-sendmail's maildrop (pickup.hpp)
   std::vector<std::unique_ptr<event::Listener>> listeners_;
   service::ConnectionTable<Connection> connections_;
   bool stopping_ = false;

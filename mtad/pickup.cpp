@@ -143,7 +143,7 @@ std::string quoteDisplayName(std::string_view name) {
                  static_cast<unsigned char>(c) >= 0x80;
     if (!atext) atomOnly = false;
   }
-  if (atomOnly) return clean;
+  if (clean.empty() || atomOnly) return clean;
   std::string q = "\"";
   for (char c : clean) {
     if (c == '"' || c == '\\') q += '\\';
@@ -186,8 +186,11 @@ Result<PickupMessage> preparePickup(const ParsedDrop& drop, std::string_view mes
 
   p.scan = scanHeader(message);
   if (!p.scan.hasFrom) {
-    std::string name = drop.header.fullName ? *drop.header.fullName : who.fullName;
     std::string addr = env.nullSender ? who.address : env.sender;
+    // The account's GECOS name only names the account's own address.
+    std::string name = drop.header.fullName ? *drop.header.fullName
+                       : addr == who.address ? who.fullName
+                                             : std::string();
     std::string q = quoteDisplayName(name);
     p.added += "From: " + (q.empty() ? addr : q + " <" + addr + ">") + "\r\n";
   }
@@ -270,8 +273,9 @@ void Pickup::reload(PickupSettings settings) {
   settings_ = std::move(settings);
 }
 
-void Pickup::stop() {
+void Pickup::stop(std::function<void()> idle) {
   stopped_ = true;
+  onIdle_ = std::move(idle);
   if (inotifyEvent_) event_del(inotifyEvent_.get());
   rescan_.cancel();
   todo_.clear();
@@ -452,6 +456,14 @@ bool Pickup::process(const std::string& name) {
   ticket_ = queue_.commit(std::move(*msg), [this, name, id, nrcpt, from, uid](Result<queue::QueueId> r) {
     ticket_.reset();
     committing_ = false;
+    if (stopped_ && onIdle_) {
+      // Called last: it may destroy this Pickup (mtad exiting).
+      auto idle = std::move(onIdle_);
+      if (r && unlinkat(dirFd_.get(), name.c_str(), 0) == 0) ++pickedUp_;
+      if (r && queued_) queued_(*r);
+      idle();
+      return;
+    }
     if (!r) {
       YLOG_WARN("pickup: queue commit failed file=%s id=%s error=\"%s\"; retrying later",
                 name.c_str(), id.c_str(), r.error().message.c_str());

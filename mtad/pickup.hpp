@@ -101,8 +101,9 @@ class Pickup {
   // A failure is returned; mtad logs it and runs without a pickup.
   Status start();
   void reload(PickupSettings settings);
-  // No new files are taken; a commit under way finishes.
-  void stop();
+  // No new files are taken. A commit under way finishes; `idle` runs
+  // after it (only then: check idle() first).
+  void stop(std::function<void()> idle = {});
   bool idle() const { return !committing_; }
 
   // For tests: files picked up and files quarantined so far.
@@ -131,6 +132,7 @@ class Pickup {
   std::set<std::string> pendingNames_;
   bool committing_ = false;
   bool stopped_ = false;
+  std::function<void()> onIdle_;
   std::optional<queue::CommitTicket> ticket_;
   uint64_t pickedUp_ = 0;
   uint64_t quarantined_ = 0;

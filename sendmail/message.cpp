@@ -90,12 +90,22 @@ void InputReader::finish(std::string& out) {
 
 Result<std::vector<std::string>> parseRecipientArgument(std::string_view text,
                                                         const std::string& qualify) {
+  // A plain "user" or "local@domain" (what nearly every caller passes) is
+  // checked strictly; the address-list parser would repair "a@@b".
+  if (text.find_first_of("<>,()\"\\ \t:;") == std::string_view::npos) {
+    std::string a(text);
+    if (a.find('@') == std::string::npos) a += "@" + qualify;
+    auto parsed = mail::parseMailbox(a, true);
+    if (!parsed)
+      return Error{"bad address " + a + ": " + std::string(mail::describe(parsed.error())), EINVAL};
+    return std::vector<std::string>{parsed->str()};
+  }
   return addressesOf(text, qualify, false);
 }
 
 Result<std::string> parseSenderArgument(std::string_view text, const std::string& qualify) {
   if (text.empty() || text == "<>") return std::string("<>");
-  auto list = addressesOf(text, qualify, false);
+  auto list = parseRecipientArgument(text, qualify);
   if (!list) return list.error();
   if (list->size() != 1) return Error{"one sender address expected", EINVAL};
   return list->front();
