@@ -243,18 +243,13 @@ class MailSession::Impl : public wire::MessageSink {
                 settings_.logId.c_str(), ch.error().message.c_str());
       return;
     }
-    for (uint32_t n : ch->expunged) {
-      out_ += wire::untaggedData(std::to_string(n) + " EXPUNGE");
-      saveDropNothing();
-    }
+    for (uint32_t n : ch->expunged) out_ += wire::untaggedData(std::to_string(n) + " EXPUNGE");
     const auto& msgs = box_->messages();
-    if (ch->existsChanged || !ch->expunged.empty()) {
-      if (ch->existsChanged || lastExists_ != msgs.size()) {
-        out_ += wire::untaggedData(std::to_string(msgs.size()) + " EXISTS");
-        if (!rev2_ && ch->existsChanged) out_ += wire::untaggedData(std::to_string(recent()) + " RECENT");
-      }
+    // EXPUNGE already lowers the count; EXISTS only for new messages.
+    if (ch->existsChanged) {
+      out_ += wire::untaggedData(std::to_string(msgs.size()) + " EXISTS");
+      if (!rev2_) out_ += wire::untaggedData(std::to_string(recent()) + " RECENT");
     }
-    lastExists_ = msgs.size();
     for (size_t i : ch->flagsChanged) {
       if (i >= msgs.size()) continue;
       std::string d = std::to_string(i + 1) + " FETCH (";
@@ -263,8 +258,6 @@ class MailSession::Impl : public wire::MessageSink {
       out_ += wire::untaggedData(d);
     }
   }
-  void saveDropNothing() {}
-
   uint32_t recent() const {
     uint32_t n = 0;
     for (const auto& m : box_->messages()) n += m.recent ? 1 : 0;
@@ -301,12 +294,13 @@ class MailSession::Impl : public wire::MessageSink {
       return true;
     }
     const uint32_t count = static_cast<uint32_t>(msgs.size());
+    // A number past the count is an error (RFC 9051 §6.4.8), but a range
+    // that ends in "*" is not: "1:*" in an empty mailbox names nothing.
     for (const auto& r : s.ranges()) {
-      for (wire::SeqNumber n : {r.first, r.last}) {
-        if (n != wire::kStar && n > count) {
-          bad(c.tag, "Invalid message sequence number");
-          return false;
-        }
+      if (r.first == wire::kStar || r.last == wire::kStar) continue;
+      if (r.first > count || r.last > count) {
+        bad(c.tag, "Invalid message sequence number");
+        return false;
       }
     }
     s.forEachNumber(count, [&](uint32_t n) { out.push_back(n - 1); });
@@ -439,7 +433,6 @@ class MailSession::Impl : public wire::MessageSink {
     }
     box_ = std::move(*box);
     const auto& msgs = box_->messages();
-    lastExists_ = msgs.size();
     std::vector<std::string> flags = {"\\Answered", "\\Flagged", "\\Deleted", "\\Seen",
                                       "\\Draft"};
     for (const auto& k : box_->keywords()) flags.push_back(k);
@@ -1109,7 +1102,6 @@ class MailSession::Impl : public wire::MessageSink {
   std::vector<uint32_t> saved_;  // SEARCHRES, as UIDs
   wire::Command fetchTag_;
   std::string idleTag_;
-  size_t lastExists_ = 0;
   unsigned bad_ = 0;
   bool rev2_ = false;
 };

@@ -1,18 +1,634 @@
-// Tests of the IMAP mail session (mail_session.hpp) over MemoryStore.
+// Tests of the IMAP mail session (mail_session.hpp, fetch.hpp) over
+// MemoryStore: every command with the exact lines it answers, fed whole and
+// one byte at a time; expunge rules with two sessions on one store; IDLE;
+// APPEND then FETCH byte for byte; partial fetch edges; BODYSTRUCTURE of a
+// multipart from libcommon/mime/testdata; streaming with produce(); hostile
+// input.
+// Trust: test code.
 #include "mrad/imap/mail_session.hpp"
 
 #include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "store/memory_store.hpp"
 
 namespace yubin::mrad::imap {
 namespace {
 
-TEST_CASE("login reply") {
+std::string readTestdata(const std::string& name) {
+  std::ifstream f(std::string(MIME_TESTDATA) + "/" + name, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// The line of a .expected file that starts with `prefix`.
+std::string expectedLine(const std::string& name, const std::string& prefix) {
+  std::istringstream in(readTestdata(name));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) return line;
+  }
+  return "";
+}
+
+std::string crlf(std::string_view lf) {
+  std::string out;
+  for (char c : lf) {
+    if (c == '\n') out += '\r';
+    out += c;
+  }
+  return out;
+}
+
+const char* const kCaps =
+    "IMAP4rev1 IMAP4rev2 SASL-IR ID ENABLE IDLE LITERAL+ NAMESPACE UIDPLUS MOVE UNSELECT "
+    "CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY";
+
+const char* const kSimple = "From: a@b.c\nSubject: hi\n\nbody line\n";  // 39 octets as CRLF
+
+// One session on a store (shared with other rigs when given).
+struct Rig {
+  explicit Rig(std::shared_ptr<store::MemoryStoreData> d = nullptr, bool bytewise = false,
+               MailSettings ms = {})
+      : data(d ? std::move(d) : std::make_shared<store::MemoryStoreData>(true)),
+        st(data),
+        s(st, std::move(ms)),
+        byteByByte(bytewise) {
+    s.start("L", "");
+    (void)s.takeOutput();
+  }
+  std::string cmd(std::string_view in) {
+    if (byteByByte) {
+      for (char c : in) {
+        s.feed(std::string_view(&c, 1));
+        drain();
+      }
+    } else {
+      s.feed(in);
+      drain();
+    }
+    return s.takeOutput();
+  }
+  void drain() {
+    while (s.producing()) s.produce(97);
+  }
+  uint32_t deliver(const std::string& bytes, const std::string& box = "INBOX") {
+    auto r = st.deliver(box, bytes);
+    REQUIRE(r);
+    return *r;
+  }
+  uint32_t validity(const std::string& box = "INBOX") { return data->folders[box]->uidValidity; }
+
+  std::shared_ptr<store::MemoryStoreData> data;
   store::MemoryStore st;
+  MailSession s;
+  bool byteByByte;
+};
+
+std::string selectLines(uint32_t exists, uint32_t recent, std::optional<uint32_t> unseen,
+                        uint32_t validity, uint32_t next, const char* tag = "s",
+                        bool readOnly = false, const std::string& keywords = "") {
+  std::string r = "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft" + keywords + ")\r\n";
+  r += "* " + std::to_string(exists) + " EXISTS\r\n";
+  r += "* " + std::to_string(recent) + " RECENT\r\n";
+  if (unseen) r += "* OK [UNSEEN " + std::to_string(*unseen) + "] First unseen message\r\n";
+  if (readOnly) {
+    r += "* OK [PERMANENTFLAGS ()] No permanent flags permitted\r\n";
+  } else {
+    r += "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft" + keywords +
+         " \\*)] Flags permitted\r\n";
+  }
+  r += "* OK [UIDVALIDITY " + std::to_string(validity) + "] UIDs valid\r\n";
+  r += "* OK [UIDNEXT " + std::to_string(next) + "] Predicted next UID\r\n";
+  r += std::string(tag) + (readOnly ? " OK [READ-ONLY] EXAMINE completed\r\n"
+                                    : " OK [READ-WRITE] SELECT completed\r\n");
+  return r;
+}
+
+TEST_CASE("start answers the login tag with the capabilities and runs pipelined commands") {
+  auto data = std::make_shared<store::MemoryStoreData>(true);
+  store::MemoryStore st(data);
   MailSession s(st, {});
-  s.start("a1", "");
-  CHECK(s.takeOutput().rfind("a1 OK [CAPABILITY IMAP4rev1", 0) == 0);
+  s.start("A001", "a NOOP\r\nb CAPABILITY\r\n");
+  CHECK(s.takeOutput() == std::string("A001 OK [CAPABILITY ") + kCaps + "] Logged in\r\n" +
+                              "a OK NOOP completed\r\n* CAPABILITY " + kCaps +
+                              "\r\nb OK CAPABILITY completed\r\n");
+  CHECK_FALSE(s.closing());
+  CHECK(s.changeFd() == -1);
+  s.feed("c LOGOUT\r\n");
+  CHECK(s.takeOutput() == "* BYE Logging out\r\nc OK LOGOUT completed\r\n");
+  CHECK(s.closing());
+}
+
+TEST_CASE("state checks: selected-state commands without a mailbox, login commands") {
+  bool bytewise = GENERATE(false, true);
+  Rig r(nullptr, bytewise);
+  for (const char* c : {"FETCH 1 FLAGS", "STORE 1 +FLAGS (\\Seen)", "SEARCH ALL", "COPY 1 Trash",
+                        "MOVE 1 Trash", "EXPUNGE", "CLOSE", "UNSELECT", "CHECK", "UID FETCH 1 UID",
+                        "UID EXPUNGE 1"}) {
+    INFO(c);
+    CHECK(r.cmd(std::string("t ") + c + "\r\n") == "t BAD No mailbox selected\r\n");
+  }
+  CHECK(r.cmd("t LOGIN a b\r\n") == "t BAD Already authenticated\r\n");
+  CHECK(r.cmd("t STARTTLS\r\n") == "t BAD Already authenticated\r\n");
+}
+
+TEST_CASE("SELECT, EXAMINE, re-SELECT, failed SELECT") {
+  bool bytewise = GENERATE(false, true);
+  Rig r(nullptr, bytewise);
+  r.deliver(kSimple);
+  r.deliver(kSimple);
+  const uint32_t v = r.validity();
+  CHECK(r.cmd("s SELECT INBOX\r\n") == selectLines(2, 2, 1, v, 3));
+  CHECK(r.s.changeFd() >= 0);
+  // A second read-write session does not get \Recent again.
+  Rig r2(r.data);
+  CHECK(r2.cmd("s SELECT inbox\r\n") == selectLines(2, 0, 1, v, 3));
+  CHECK(r2.cmd("e EXAMINE INBOX\r\n") == selectLines(2, 0, 1, v, 3, "e", true));
+  // A failed SELECT leaves no mailbox selected.
+  CHECK(r2.cmd("f SELECT Nope\r\n") == "f NO [NONEXISTENT] No such mailbox\r\n");
+  CHECK(r2.cmd("g FETCH 1 UID\r\n") == "g BAD No mailbox selected\r\n");
+  CHECK(r2.s.changeFd() == -1);
+  CHECK(r2.cmd("h SELECT \"a..b\"\r\n") == "h BAD Invalid mailbox name\r\n");
+}
+
+TEST_CASE("IMAP4rev2: ENABLE, SELECT without RECENT/UNSEEN, OK [CLOSED], LIST line") {
+  Rig r;
+  r.deliver(kSimple);
+  CHECK(r.cmd("e ENABLE IMAP4rev2\r\n") == "* ENABLED IMAP4rev2\r\ne OK ENABLE completed\r\n");
+  CHECK(r.cmd("e2 ENABLE IMAP4rev2 CONDSTORE\r\n") == "* ENABLED\r\ne2 OK ENABLE completed\r\n");
+  const uint32_t v = r.validity();
+  std::string sel =
+      "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* 1 EXISTS\r\n"
+      "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n"
+      "* OK [UIDVALIDITY " + std::to_string(v) + "] UIDs valid\r\n"
+      "* OK [UIDNEXT 2] Predicted next UID\r\n"
+      "* LIST () \".\" INBOX\r\n"
+      "s OK [READ-WRITE] SELECT completed\r\n";
+  CHECK(r.cmd("s SELECT INBOX\r\n") == sel);
+  CHECK(r.cmd("s SELECT INBOX\r\n") == "* OK [CLOSED] Previous mailbox closed\r\n" + sel);
+  // UTF-8 names are sent as they are.
+  CHECK(r.cmd("c CREATE \"Bücher\"\r\n") == "c OK CREATE completed\r\n");
+  CHECK(r.cmd("l LIST \"\" B*\r\n") ==
+        "* LIST (\\HasNoChildren) \".\" \"Bücher\"\r\nl OK LIST completed\r\n");
+}
+
+TEST_CASE("FETCH: FLAGS, UID, RFC822.SIZE, INTERNALDATE, ENVELOPE, BODY, BODYSTRUCTURE") {
+  bool bytewise = GENERATE(false, true);
+  Rig r(nullptr, bytewise);
+  store::Flags f;
+  f.system = store::kFlagFlagged | store::kFlagAnswered;
+  f.keywords = {"$Label1"};
+  REQUIRE(r.st.deliver("INBOX", kSimple, f, 837000000));
+  const std::string nested = readTestdata("nested-multipart.eml");
+  REQUIRE(r.st.deliver("INBOX", nested, {}, 837000000));
+  (void)r.cmd("s SELECT INBOX\r\n");
+  CHECK(r.cmd("f FETCH 1:* (FLAGS UID RFC822.SIZE INTERNALDATE)\r\n") ==
+        "* 1 FETCH (FLAGS (\\Answered \\Flagged $Label1 \\Recent) UID 1 RFC822.SIZE 39 "
+        "INTERNALDATE \"10-Jul-1996 12:00:00 +0000\")\r\n"
+        "* 2 FETCH (FLAGS (\\Recent) UID 2 RFC822.SIZE " + std::to_string(nested.size()) +
+        " INTERNALDATE \"10-Jul-1996 12:00:00 +0000\")\r\n"
+        "f OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 2 (ENVELOPE BODY)\r\n") ==
+        "* 2 FETCH (" + expectedLine("nested-multipart.expected", "ENVELOPE ") + " " +
+        expectedLine("nested-multipart.expected", "BODY ") + ")\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 2 BODYSTRUCTURE\r\n") ==
+        "* 2 FETCH (" + expectedLine("nested-multipart.expected", "BODYSTRUCTURE ") +
+        ")\r\nf OK FETCH completed\r\n");
+  // The macros; UID FETCH adds UID.
+  CHECK(r.cmd("f FETCH 1 FAST\r\n") ==
+        "* 1 FETCH (FLAGS (\\Answered \\Flagged $Label1 \\Recent) INTERNALDATE "
+        "\"10-Jul-1996 12:00:00 +0000\" RFC822.SIZE 39)\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("u UID FETCH 2 RFC822.SIZE\r\n") ==
+        "* 2 FETCH (UID 2 RFC822.SIZE " + std::to_string(nested.size()) +
+        ")\r\nu OK FETCH completed\r\n");
+  // UID sets name no message without an error.
+  CHECK(r.cmd("u UID FETCH 5:7 FLAGS\r\n") == "u OK FETCH completed\r\n");
+  CHECK(r.cmd("u UID FETCH 7:* UID\r\n") == "* 2 FETCH (UID 2)\r\nu OK FETCH completed\r\n");
+}
+
+TEST_CASE("FETCH body sections: byte-exact, CRLF, partial edges, \\Seen") {
+  bool bytewise = GENERATE(false, true);
+  Rig r(nullptr, bytewise);
+  r.deliver(kSimple);
+  const std::string nested = readTestdata("nested-multipart.eml");
+  r.deliver(nested);
+  (void)r.cmd("s SELECT INBOX\r\n");
+  const std::string simple = crlf(kSimple);
+  // PEEK keeps \Seen off.
+  CHECK(r.cmd("f FETCH 1 BODY.PEEK[]\r\n") ==
+        "* 1 FETCH (BODY[] {39}\r\n" + simple + ")\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 1 BODY.PEEK[HEADER]\r\n") ==
+        "* 1 FETCH (BODY[HEADER] {28}\r\nFrom: a@b.c\r\nSubject: hi\r\n\r\n)\r\n"
+        "f OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 1 (BODY.PEEK[TEXT] RFC822.HEADER)\r\n") ==
+        "* 1 FETCH (BODY[TEXT] {11}\r\nbody line\r\n RFC822.HEADER {28}\r\n"
+        "From: a@b.c\r\nSubject: hi\r\n\r\n)\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 1 BODY.PEEK[1]\r\n") ==
+        "* 1 FETCH (BODY[1] {11}\r\nbody line\r\n)\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 1 BODY.PEEK[2]\r\n") == "* 1 FETCH (BODY[2] NIL)\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT x-none)]\r\n") ==
+        "* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT x-none)] {15}\r\nSubject: hi\r\n\r\n)\r\n"
+        "f OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 1 BODY.PEEK[HEADER.FIELDS.NOT (Subject)]\r\n") ==
+        "* 1 FETCH (BODY[HEADER.FIELDS.NOT (Subject)] {15}\r\nFrom: a@b.c\r\n\r\n)\r\n"
+        "f OK FETCH completed\r\n");
+  // Partial: start, middle, cut at the end, exactly at the end, past it.
+  struct P {
+    const char* spec;
+    std::string expect;
+  };
+  for (const P& p : std::vector<P>{
+           {"<0.4>", "BODY[]<0> {4}\r\nFrom"},
+           {"<6.5>", "BODY[]<6> {5}\r\na@b.c"},
+           {"<30.100>", "BODY[]<30> {9}\r\ndy line\r\n"},
+           {"<38.1>", "BODY[]<38> {1}\r\n\n"},
+           {"<39.1>", "BODY[]<39> \"\""},
+           {"<1000.5>", "BODY[]<1000> \"\""},
+       }) {
+    INFO(p.spec);
+    CHECK(r.cmd(std::string("f FETCH 1 BODY.PEEK[]") + p.spec + "\r\n") ==
+          "* 1 FETCH (" + p.expect + ")\r\nf OK FETCH completed\r\n");
+  }
+  // Parts of the multipart: a nested text part, the MIME header, the
+  // decoded forms (BINARY, RFC 3516).
+  const std::string mime =
+      "Content-Type: image/png; name=\"dot.png\"\r\nContent-Transfer-Encoding: base64\r\n"
+      "Content-Disposition: attachment; filename=\"dot.png\"\r\nContent-ID: <dot@example.org>\r\n"
+      "Content-Description: a dot\r\n\r\n";
+  CHECK(r.cmd("f FETCH 2 (BODY.PEEK[1.2] BODY.PEEK[2.MIME])\r\n") ==
+        "* 2 FETCH (BODY[1.2] {11}\r\n<p>html</p> BODY[2.MIME] {" + std::to_string(mime.size()) +
+        "}\r\n" + mime + ")\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 2 (BINARY.SIZE[2] BINARY.PEEK[2] BINARY.PEEK[1.1]<6.10>)\r\n") ==
+        "* 2 FETCH (BINARY.SIZE[2] 8 BINARY[2] {8}\r\n" + std::string("\x89PNG\r\n\x1a\n", 8) +
+        " BINARY[1.1]<6> {4}\r\ntext)\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 1:2 FLAGS\r\n") ==
+        "* 1 FETCH (FLAGS (\\Recent))\r\n* 2 FETCH (FLAGS (\\Recent))\r\nf OK FETCH completed\r\n");
+  // Without PEEK, \Seen is set and FLAGS reported with the body.
+  CHECK(r.cmd("f FETCH 1 BODY[TEXT]\r\n") ==
+        "* 1 FETCH (BODY[TEXT] {11}\r\nbody line\r\n FLAGS (\\Seen \\Recent))\r\n"
+        "f OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 1 (FLAGS RFC822)\r\n") ==
+        "* 1 FETCH (FLAGS (\\Seen \\Recent) RFC822 {39}\r\n" + simple + ")\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 2 RFC822.TEXT\r\n").find("FLAGS (\\Seen \\Recent))\r\nf OK FETCH completed") !=
+        std::string::npos);
+}
+
+TEST_CASE("FETCH: bad sets and items") {
+  Rig r;
+  r.deliver(kSimple);
+  (void)r.cmd("s SELECT INBOX\r\n");
+  CHECK(r.cmd("f FETCH 2 FLAGS\r\n") == "f BAD Invalid message sequence number\r\n");
+  CHECK(r.cmd("f FETCH 1:5 FLAGS\r\n") == "f BAD Invalid message sequence number\r\n");
+  CHECK(r.cmd("f FETCH 1:* FLAGS\r\n") ==
+        "* 1 FETCH (FLAGS (\\Recent))\r\nf OK FETCH completed\r\n");
+  for (const char* c : {"f FETCH 0 FLAGS\r\n", "f FETCH a FLAGS\r\n", "f FETCH 1 (FLAGS\r\n",
+                        "f FETCH 1 BODY[x]\r\n", "f FETCH 1 NOPE\r\n", "f FETCH\r\n"}) {
+    INFO(c);
+    CHECK(r.cmd(c).rfind("f BAD ", 0) == 0);
+  }
+  // "*" in an empty mailbox names nothing.
+  (void)r.cmd("s SELECT Trash\r\n");
+  CHECK(r.cmd("f FETCH 1:* FLAGS\r\n") == "f OK FETCH completed\r\n");
+}
+
+TEST_CASE("FETCH streams a large body with produce() and holds pipelined commands") {
+  Rig r;
+  std::string big = "Subject: big\r\n\r\n";
+  for (int i = 0; big.size() < 3 * 1024 * 1024; ++i) big += "line " + std::to_string(i) + "\r\n";
+  r.deliver(big);
+  (void)r.cmd("s SELECT INBOX\r\n");
+  r.s.feed("f FETCH 1 BODY.PEEK[]\r\nn NOOP\r\n");
+  CHECK(r.s.producing());
+  std::string out = r.s.takeOutput();
+  CHECK(out.size() < 512 * 1024);  // the first step is bounded
+  size_t maxStep = 0;
+  while (r.s.producing()) {
+    r.s.produce(64 * 1024);
+    std::string piece = r.s.takeOutput();
+    maxStep = std::max(maxStep, piece.size());
+    out += piece;
+  }
+  CHECK(maxStep < 200 * 1024);
+  const std::string head = "* 1 FETCH (BODY[] {" + std::to_string(big.size()) + "}\r\n";
+  REQUIRE(out.size() == head.size() + big.size() + 3 + 22 + 21);
+  CHECK(out.substr(0, head.size()) == head);
+  CHECK(out.substr(head.size(), big.size()) == big);
+  CHECK(out.substr(head.size() + big.size()) ==
+        ")\r\nf OK FETCH completed\r\nn OK NOOP completed\r\n");
+}
+
+TEST_CASE("STORE: FLAGS, +FLAGS, -FLAGS, .SILENT, UID STORE, keywords, read-only") {
+  bool bytewise = GENERATE(false, true);
+  Rig r(nullptr, bytewise);
+  r.deliver(kSimple);
+  r.deliver(kSimple);
+  (void)r.cmd("s SELECT INBOX\r\n");
+  CHECK(r.cmd("a STORE 1 +FLAGS (\\Seen \\flagged)\r\n") ==
+        "* 1 FETCH (FLAGS (\\Flagged \\Seen \\Recent))\r\na OK STORE completed\r\n");
+  CHECK(r.cmd("a STORE 1:2 FLAGS.SILENT (\\Deleted $Work)\r\n") == "a OK STORE completed\r\n");
+  CHECK(r.cmd("a FETCH 1:2 FLAGS\r\n") ==
+        "* 1 FETCH (FLAGS (\\Deleted $Work \\Recent))\r\n* 2 FETCH (FLAGS (\\Deleted $Work \\Recent))\r\n"
+        "a OK FETCH completed\r\n");
+  CHECK(r.cmd("a UID STORE 2 -FLAGS ($work)\r\n") ==
+        "* 2 FETCH (UID 2 FLAGS (\\Deleted \\Recent))\r\na OK STORE completed\r\n");
+  CHECK(r.cmd("a STORE 1 -FLAGS.SILENT (\\Deleted)\r\n") == "a OK STORE completed\r\n");
+  CHECK(r.cmd("a STORE 1 +FLAGS (\\Bogus)\r\n") == "a BAD Unknown system flag\r\n");
+  CHECK(r.cmd("a STORE 3 +FLAGS (\\Seen)\r\n") == "a BAD Invalid message sequence number\r\n");
+  CHECK(r.cmd("a UID STORE 9 +FLAGS (\\Seen)\r\n") == "a OK STORE completed\r\n");
+  // The new keyword is announced at the next SELECT.
+  Rig r2(r.data);
+  CHECK(r2.cmd("e EXAMINE INBOX\r\n") ==
+        selectLines(2, 0, 1, r.validity(), 3, "e", true, " $Work"));
+  CHECK(r2.cmd("a STORE 1 +FLAGS (\\Seen)\r\n") == "a NO [READ-ONLY] Mailbox is read-only\r\n");
+  CHECK(r2.cmd("a EXPUNGE\r\n") == "a NO [READ-ONLY] Mailbox is read-only\r\n");
+  CHECK(r2.cmd("a MOVE 1 Trash\r\n") == "a NO [READ-ONLY] Mailbox is read-only\r\n");
+  // A body fetch in EXAMINE does not set \Seen.
+  CHECK(r2.cmd("f FETCH 2 BODY[1]\r\n") ==
+        "* 2 FETCH (BODY[1] {11}\r\nbody line\r\n)\r\nf OK FETCH completed\r\n");
+}
+
+TEST_CASE("EXPUNGE, UID EXPUNGE, CLOSE, UNSELECT") {
+  Rig r;
+  for (int i = 0; i < 5; ++i) r.deliver(kSimple);
+  (void)r.cmd("s SELECT INBOX\r\n");
+  (void)r.cmd("a STORE 2,4:5 +FLAGS.SILENT (\\Deleted)\r\n");
+  CHECK(r.cmd("a UID EXPUNGE 1:4\r\n") == "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\na OK EXPUNGE completed\r\n");
+  CHECK(r.cmd("a EXPUNGE\r\n") == "* 3 EXPUNGE\r\na OK EXPUNGE completed\r\n");
+  CHECK(r.cmd("a EXPUNGE\r\n") == "a OK EXPUNGE completed\r\n");
+  CHECK(r.cmd("f FETCH 1:* UID\r\n") ==
+        "* 1 FETCH (UID 1)\r\n* 2 FETCH (UID 3)\r\nf OK FETCH completed\r\n");
+  (void)r.cmd("a STORE 1 +FLAGS.SILENT (\\Deleted)\r\n");
+  CHECK(r.cmd("u UNSELECT\r\n") == "u OK UNSELECT completed\r\n");
+  CHECK(r.cmd("t STATUS INBOX (MESSAGES DELETED)\r\n") ==
+        "* STATUS INBOX (MESSAGES 2 DELETED 1)\r\nt OK STATUS completed\r\n");
+  (void)r.cmd("s SELECT INBOX\r\n");
+  CHECK(r.cmd("c CLOSE\r\n") == "c OK CLOSE completed\r\n");  // silent
+  CHECK(r.cmd("t STATUS INBOX (MESSAGES DELETED)\r\n") ==
+        "* STATUS INBOX (MESSAGES 1 DELETED 0)\r\nt OK STATUS completed\r\n");
+  CHECK(r.cmd("f FETCH 1 UID\r\n") == "f BAD No mailbox selected\r\n");
+}
+
+TEST_CASE("two sessions: no EXPUNGE during FETCH, STORE, SEARCH; sent at NOOP") {
+  Rig a;
+  for (int i = 0; i < 3; ++i) a.deliver(kSimple);
+  Rig b(a.data);
+  (void)a.cmd("s SELECT INBOX\r\n");
+  (void)b.cmd("s SELECT INBOX\r\n");
+  (void)b.cmd("x STORE 2 +FLAGS.SILENT (\\Deleted)\r\n");
+  CHECK(b.cmd("x EXPUNGE\r\n") == "* 2 EXPUNGE\r\nx OK EXPUNGE completed\r\n");
+  // a still sees three messages; the flag change comes as FETCH, the
+  // expunge waits.
+  CHECK(a.cmd("f FETCH 1 UID\r\n") ==
+        "* 1 FETCH (UID 1)\r\nf OK FETCH completed\r\n");
+  CHECK(a.cmd("f FETCH 3 UID\r\n") == "* 3 FETCH (UID 3)\r\nf OK FETCH completed\r\n");
+  CHECK(a.cmd("f FETCH 2 BODY.PEEK[]\r\n") == "f NO [EXPUNGEISSUED] Some messages were expunged\r\n");
+  CHECK(a.cmd("g SEARCH ALL\r\n") == "* SEARCH 1 2 3\r\ng OK SEARCH completed\r\n");
+  CHECK(a.cmd("h STORE 3 +FLAGS (\\Seen)\r\n") ==
+        "* 3 FETCH (FLAGS (\\Seen \\Recent))\r\nh OK STORE completed\r\n");
+  CHECK(a.cmd("n NOOP\r\n") == "* 2 EXPUNGE\r\nn OK NOOP completed\r\n");
+  CHECK(a.cmd("f FETCH 1:* UID\r\n") ==
+        "* 1 FETCH (UID 1)\r\n* 2 FETCH (UID 3)\r\nf OK FETCH completed\r\n");
+  // b sees a's flag change at its next command.
+  CHECK(b.cmd("n NOOP\r\n") == "* 2 FETCH (FLAGS (\\Seen))\r\nn OK NOOP completed\r\n");
+}
+
+TEST_CASE("IDLE: a delivered message is announced at once; DONE ends it") {
+  bool bytewise = GENERATE(false, true);
+  Rig r(nullptr, bytewise);
+  r.deliver(kSimple);
+  (void)r.cmd("s SELECT INBOX\r\n");
+  CHECK(r.cmd("i IDLE\r\n") == "+ idling\r\n");
+  CHECK(r.s.idling());
+  const int fd = r.s.changeFd();
+  REQUIRE(fd >= 0);
+  r.deliver(kSimple);
+  r.s.changed();
+  CHECK(r.s.takeOutput() == "* 2 EXISTS\r\n* 2 RECENT\r\n");
+  r.s.changed();  // nothing new
+  CHECK(r.s.takeOutput() == "");
+  CHECK(r.cmd("done\r\n") == "i OK IDLE terminated\r\n");
+  CHECK_FALSE(r.s.idling());
+  CHECK(r.cmd("i IDLE\r\n") == "+ idling\r\n");
+  CHECK(r.cmd("nope\r\n") == "i BAD Expected DONE\r\n");
+  CHECK_FALSE(r.s.idling());
+  CHECK(r.cmd("n NOOP\r\n") == "n OK NOOP completed\r\n");
+}
+
+TEST_CASE("APPEND then FETCH byte for byte; flags, date, APPENDUID, TRYCREATE, MULTIAPPEND") {
+  bool bytewise = GENERATE(false, true);
+  Rig r(nullptr, bytewise);
+  const std::string msg = "Subject: appended\r\n\r\nline 1\r\nline 2 \x01\r\n";
+  const std::string cmd = "a APPEND Drafts (\\Draft $x) \"17-Jul-1996 02:44:25 -0700\" {" +
+                          std::to_string(msg.size()) + "}\r\n";
+  CHECK(r.cmd(cmd) == "+ Ready for literal\r\n");
+  CHECK(r.cmd(msg + "\r\n") ==
+        "a OK [APPENDUID " + std::to_string(r.validity("Drafts")) + " 1] APPEND completed\r\n");
+  (void)r.cmd("s SELECT Drafts\r\n");
+  CHECK(r.cmd("f FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])\r\n") ==
+        "* 1 FETCH (FLAGS (\\Draft $x \\Recent) INTERNALDATE \"17-Jul-1996 09:44:25 +0000\" "
+        "RFC822.SIZE " + std::to_string(msg.size()) + " BODY[] {" + std::to_string(msg.size()) +
+        "}\r\n" + msg + ")\r\nf OK FETCH completed\r\n");
+  // LITERAL+ into the selected mailbox: EXISTS follows.
+  CHECK(r.cmd("b APPEND Drafts {3+}\r\nxyz\r\n") ==
+        "* 2 EXISTS\r\n* 2 RECENT\r\nb OK [APPENDUID " + std::to_string(r.validity("Drafts")) +
+        " 2] APPEND completed\r\n");
+  CHECK(r.cmd("c APPEND Nope {3+}\r\nxyz\r\n") == "c NO [TRYCREATE] No such mailbox\r\n");
+  CHECK(r.cmd("d APPEND Trash {2+}\r\nab {2+}\r\ncd\r\n") ==
+        "d OK [APPENDUID " + std::to_string(r.validity("Trash")) + " 1:2] APPEND completed\r\n");
+  CHECK(r.cmd("e STATUS Trash (MESSAGES SIZE)\r\n") ==
+        "* STATUS \"Trash\" (MESSAGES 2 SIZE 4)\r\ne OK STATUS completed\r\n");
+  CHECK(r.cmd("g APPEND Trash (\\Bogus) {2+}\r\nab\r\n") == "g BAD Unknown system flag\r\n");
+  CHECK(r.cmd("e STATUS Trash (MESSAGES)\r\n") ==
+        "* STATUS \"Trash\" (MESSAGES 2)\r\ne OK STATUS completed\r\n");
+}
+
+TEST_CASE("APPEND over the message limit: NO [TOOBIG], the session goes on") {
+  MailSettings ms;
+  ms.parser.maxMessage = 100;
+  Rig r(nullptr, false, ms);
+  CHECK(r.cmd("a APPEND INBOX {101}\r\n") == "a NO [TOOBIG] message too large\r\n");
+  CHECK(r.cmd("b NOOP\r\n") == "b OK NOOP completed\r\n");
+  // A non-synchronising literal far over the limit: closed.
+  std::string out = r.cmd("c APPEND INBOX {99999999999+}\r\n");
+  CHECK(out.find("c NO [TOOBIG]") == 0);
+  CHECK(out.find("* BYE") != std::string::npos);
+  CHECK(r.s.closing());
+}
+
+TEST_CASE("SEARCH, UID SEARCH, ESEARCH, SAVE and $, BADCHARSET") {
+  bool bytewise = GENERATE(false, true);
+  Rig r(nullptr, bytewise);
+  r.deliver(kSimple);
+  r.deliver(readTestdata("nested-multipart.eml"));
+  r.deliver("Subject: third\n\nnested words\n");
+  (void)r.cmd("s SELECT INBOX\r\n");
+  (void)r.cmd("x STORE 2 +FLAGS.SILENT (\\Seen)\r\n");
+  CHECK(r.cmd("a SEARCH ALL\r\n") == "* SEARCH 1 2 3\r\na OK SEARCH completed\r\n");
+  CHECK(r.cmd("a SEARCH UNSEEN\r\n") == "* SEARCH 1 3\r\na OK SEARCH completed\r\n");
+  CHECK(r.cmd("a SEARCH SUBJECT nested\r\n") == "* SEARCH 2\r\na OK SEARCH completed\r\n");
+  CHECK(r.cmd("a SEARCH BODY nested\r\n") == "* SEARCH 3\r\na OK SEARCH completed\r\n");
+  CHECK(r.cmd("a UID SEARCH 2:*\r\n") == "* SEARCH 2 3\r\na OK SEARCH completed\r\n");
+  CHECK(r.cmd("a SEARCH CHARSET UTF-8 FROM b.c\r\n") == "* SEARCH 1\r\na OK SEARCH completed\r\n");
+  CHECK(r.cmd("a SEARCH KEYWORD nothing\r\n") == "* SEARCH\r\na OK SEARCH completed\r\n");
+  CHECK(r.cmd("b SEARCH CHARSET KOI8-R ALL\r\n") ==
+        "b NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset\r\n");
+  CHECK(r.cmd("c SEARCH RETURN () ALL\r\n") ==
+        "* ESEARCH (TAG \"c\") ALL 1:3\r\nc OK SEARCH completed\r\n");
+  CHECK(r.cmd("c UID SEARCH RETURN (MIN MAX COUNT) UNSEEN\r\n") ==
+        "* ESEARCH (TAG \"c\") UID MIN 1 MAX 3 COUNT 2\r\nc OK SEARCH completed\r\n");
+  CHECK(r.cmd("c SEARCH RETURN (COUNT) KEYWORD none\r\n") ==
+        "* ESEARCH (TAG \"c\") COUNT 0\r\nc OK SEARCH completed\r\n");
+  CHECK(r.cmd("d SEARCH RETURN (SAVE) UNSEEN\r\n") == "d OK SEARCH completed\r\n");
+  CHECK(r.cmd("e FETCH $ UID\r\n") ==
+        "* 1 FETCH (UID 1)\r\n* 3 FETCH (UID 3)\r\ne OK FETCH completed\r\n");
+  CHECK(r.cmd("e UID FETCH $ FLAGS\r\n") ==
+        "* 1 FETCH (UID 1 FLAGS (\\Recent))\r\n* 3 FETCH (UID 3 FLAGS (\\Recent))\r\n"
+        "e OK FETCH completed\r\n");
+  CHECK(r.cmd("e SEARCH $ SMALLER 100\r\n") == "* SEARCH 1 3\r\ne OK SEARCH completed\r\n");
+  CHECK(r.cmd("f SEARCH RETURN (SAVE MIN) UNSEEN\r\n") ==
+        "* ESEARCH (TAG \"f\") MIN 1\r\nf OK SEARCH completed\r\n");
+  CHECK(r.cmd("g FETCH $ UID\r\n") == "* 1 FETCH (UID 1)\r\ng OK FETCH completed\r\n");
+  CHECK(r.cmd("h SEARCH NOPE\r\n").rfind("h BAD ", 0) == 0);
+}
+
+TEST_CASE("COPY, MOVE, UID variants: COPYUID, TRYCREATE, EXPUNGE after MOVE") {
+  bool bytewise = GENERATE(false, true);
+  Rig r(nullptr, bytewise);
+  for (int i = 0; i < 4; ++i) r.deliver(kSimple);
+  (void)r.cmd("s SELECT INBOX\r\n");
+  const std::string tv = std::to_string(r.validity("Trash"));
+  CHECK(r.cmd("c COPY 2:3 Trash\r\n") == "c OK [COPYUID " + tv + " 2:3 1:2] COPY completed\r\n");
+  CHECK(r.cmd("c UID COPY 4 Trash\r\n") == "c OK [COPYUID " + tv + " 4 3] COPY completed\r\n");
+  CHECK(r.cmd("c COPY 1 Nope\r\n") == "c NO [TRYCREATE] No such mailbox\r\n");
+  CHECK(r.cmd("c UID COPY 99 Trash\r\n") == "c OK COPY completed\r\n");
+  CHECK(r.cmd("m MOVE 2:3 Trash\r\n") ==
+        "* OK [COPYUID " + tv + " 2:3 4:5] Moved\r\n* 3 EXPUNGE\r\n* 2 EXPUNGE\r\nm OK MOVE completed\r\n");
+  CHECK(r.cmd("m UID MOVE 4 Archive\r\n") ==
+        "* OK [COPYUID " + std::to_string(r.validity("Archive")) +
+        " 4 1] Moved\r\n* 2 EXPUNGE\r\nm OK MOVE completed\r\n");
+  CHECK(r.cmd("m MOVE 1 Nope\r\n") == "m NO [TRYCREATE] No such mailbox\r\n");
+  CHECK(r.cmd("t STATUS Trash (MESSAGES UIDNEXT)\r\n") ==
+        "* STATUS \"Trash\" (MESSAGES 5 UIDNEXT 6)\r\nt OK STATUS completed\r\n");
+  // Copy into the selected mailbox: EXISTS at the end of the command.
+  CHECK(r.cmd("c COPY 1 INBOX\r\n") ==
+        "* 2 EXISTS\r\n* 2 RECENT\r\nc OK [COPYUID " + std::to_string(r.validity()) +
+        " 1 5] COPY completed\r\n");
+}
+
+TEST_CASE("CREATE, DELETE, RENAME, SUBSCRIBE, LIST, LSUB, STATUS, NAMESPACE, ID") {
+  bool bytewise = GENERATE(false, true);
+  Rig r(nullptr, bytewise);
+  CHECK(r.cmd("a CREATE Work.Projects.\r\n") == "a OK CREATE completed\r\n");
+  CHECK(r.cmd("a CREATE Work\r\n") == "a NO [ALREADYEXISTS] Mailbox already exists\r\n");
+  CHECK(r.cmd("a CREATE inbox\r\n") == "a NO [ALREADYEXISTS] INBOX always exists\r\n");
+  CHECK(r.cmd("a CREATE Sent2 (USE (\\Sent))\r\n") == "a OK CREATE completed\r\n");
+  CHECK(r.cmd("a CREATE Odd (USE (\\Important))\r\n") ==
+        "a NO [USEATTR] Unsupported special-use attribute\r\n");
+  CHECK(r.cmd("a CREATE \"&AOQ-rger\"\r\n") == "a OK CREATE completed\r\n");
+  CHECK(r.cmd("l LIST \"\" %\r\n") ==
+        "* LIST (\\HasNoChildren) \".\" INBOX\r\n"
+        "* LIST (\\HasNoChildren \\Archive) \".\" \"Archive\"\r\n"
+        "* LIST (\\HasNoChildren \\Drafts) \".\" \"Drafts\"\r\n"
+        "* LIST (\\HasNoChildren \\Junk) \".\" \"Junk\"\r\n"
+        "* LIST (\\HasNoChildren \\Sent) \".\" \"Sent\"\r\n"
+        "* LIST (\\HasNoChildren \\Sent) \".\" \"Sent2\"\r\n"
+        "* LIST (\\HasNoChildren \\Trash) \".\" \"Trash\"\r\n"
+        "* LIST (\\HasChildren) \".\" \"Work\"\r\n"
+        "* LIST (\\HasNoChildren) \".\" \"&AOQ-rger\"\r\n"
+        "l OK LIST completed\r\n");
+  CHECK(r.cmd("l LIST Work. *\r\n") ==
+        "* LIST (\\HasNoChildren) \".\" \"Work.Projects\"\r\nl OK LIST completed\r\n");
+  CHECK(r.cmd("l LIST \"\" \"\"\r\n") == "* LIST (\\Noselect) \".\" \"\"\r\nl OK LIST completed\r\n");
+  CHECK(r.cmd("l LIST \"\" W*s\r\n") ==
+        "* LIST (\\HasNoChildren) \".\" \"Work.Projects\"\r\nl OK LIST completed\r\n");
+  CHECK(r.cmd("b SUBSCRIBE Work.Projects\r\n") == "b OK SUBSCRIBE completed\r\n");
+  CHECK(r.cmd("b SUBSCRIBE Gone\r\n") == "b OK SUBSCRIBE completed\r\n");
+  CHECK(r.cmd("l LSUB \"\" *\r\n") ==
+        "* LSUB () \".\" \"Archive\"\r\n* LSUB () \".\" \"Drafts\"\r\n* LSUB () \".\" \"Junk\"\r\n"
+        "* LSUB () \".\" \"Sent\"\r\n* LSUB () \".\" \"Trash\"\r\n* LSUB () \".\" \"Work.Projects\"\r\n* LSUB (\\Noselect) \".\" \"Gone\"\r\n"
+        "l OK LSUB completed\r\n");
+  CHECK(r.cmd("l LIST (SUBSCRIBED) \"\" W*\r\n") ==
+        "* LIST (\\HasNoChildren \\Subscribed) \".\" \"Work.Projects\"\r\n"
+        "l OK LIST completed\r\n");
+  CHECK(r.cmd("l LIST (SUBSCRIBED) \"\" G*\r\n") ==
+        "* LIST (\\NonExistent \\Subscribed) \".\" \"Gone\"\r\nl OK LIST completed\r\n");
+  CHECK(r.cmd("l LIST \"\" (Work* Junk) RETURN (SUBSCRIBED CHILDREN STATUS (MESSAGES UNSEEN))\r\n") ==
+        "* LIST (\\HasNoChildren \\Subscribed \\Junk) \".\" \"Junk\"\r\n"
+        "* STATUS \"Junk\" (MESSAGES 0 UNSEEN 0)\r\n"
+        "* LIST (\\HasChildren) \".\" \"Work\"\r\n"
+        "* STATUS \"Work\" (MESSAGES 0 UNSEEN 0)\r\n"
+        "* LIST (\\HasNoChildren \\Subscribed) \".\" \"Work.Projects\"\r\n"
+        "* STATUS \"Work.Projects\" (MESSAGES 0 UNSEEN 0)\r\nl OK LIST completed\r\n");
+  CHECK(r.cmd("l LIST (SPECIAL-USE) \"\" *\r\n") ==
+        "* LIST (\\HasNoChildren \\Archive) \".\" \"Archive\"\r\n"
+        "* LIST (\\HasNoChildren \\Drafts) \".\" \"Drafts\"\r\n"
+        "* LIST (\\HasNoChildren \\Junk) \".\" \"Junk\"\r\n"
+        "* LIST (\\HasNoChildren \\Sent) \".\" \"Sent\"\r\n"
+        "* LIST (\\HasNoChildren \\Sent) \".\" \"Sent2\"\r\n"
+        "* LIST (\\HasNoChildren \\Trash) \".\" \"Trash\"\r\nl OK LIST completed\r\n");
+  CHECK(r.cmd("b UNSUBSCRIBE Gone\r\n") == "b OK UNSUBSCRIBE completed\r\n");
+  CHECK(r.cmd("r RENAME Work Play\r\n") == "r OK RENAME completed\r\n");
+  CHECK(r.cmd("r RENAME Work Other\r\n") == "r NO [NONEXISTENT] No such mailbox\r\n");
+  CHECK(r.cmd("r RENAME Junk Play\r\n") == "r NO [ALREADYEXISTS] Mailbox already exists\r\n");
+  CHECK(r.cmd("l LIST \"\" Play*\r\n") ==
+        "* LIST (\\HasChildren) \".\" \"Play\"\r\n* LIST (\\HasNoChildren) \".\" \"Play.Projects\"\r\n"
+        "l OK LIST completed\r\n");
+  CHECK(r.cmd("d DELETE Play.Projects\r\n") == "d OK DELETE completed\r\n");
+  CHECK(r.cmd("d DELETE Play.Projects\r\n") == "d NO [NONEXISTENT] No such mailbox\r\n");
+  CHECK(r.cmd("d DELETE INBOX\r\n") == "d NO [CANNOT] INBOX cannot be deleted\r\n");
+  CHECK(r.cmd("d DELETE \"a\tb\"\r\n").rfind("d BAD ", 0) == 0);
+  CHECK(r.cmd("t STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE)\r\n") ==
+        "* STATUS INBOX (MESSAGES 0 RECENT 0 UIDNEXT 1 UIDVALIDITY " +
+        std::to_string(r.validity()) + " UNSEEN 0 DELETED 0 SIZE 0)\r\nt OK STATUS completed\r\n");
+  CHECK(r.cmd("t STATUS Nope (MESSAGES)\r\n") == "t NO [NONEXISTENT] No such mailbox\r\n");
+  CHECK(r.cmd("n NAMESPACE\r\n") == "* NAMESPACE ((\"\" \".\")) NIL NIL\r\nn OK NAMESPACE completed\r\n");
+  CHECK(r.cmd("i ID (\"name\" \"test\")\r\n") == "* ID (\"name\" \"yubin\")\r\ni OK ID completed\r\n");
+  CHECK(r.cmd("i ID NIL\r\n") == "* ID (\"name\" \"yubin\")\r\ni OK ID completed\r\n");
+}
+
+TEST_CASE("hostile input: bad tags, NUL, huge literals, deep nesting, too many bad commands") {
+  MailSettings ms;
+  ms.maxBadCommands = 5;
+  Rig r(nullptr, false, ms);
+  CHECK(r.cmd("\r\n").rfind("* BAD ", 0) == 0);
+  CHECK(r.cmd(std::string("a NOOP\0x\r\n", 10)).rfind("a BAD ", 0) == 0);
+  CHECK(r.cmd("b SELECT {99999999}\r\n").rfind("b BAD [TOOBIG] ", 0) == 0);
+  std::string deep = "c SEARCH ";
+  for (int i = 0; i < 100; ++i) deep += "(";
+  deep += "ALL";
+  for (int i = 0; i < 100; ++i) deep += ")";
+  CHECK(r.cmd(deep + "\r\n").rfind("c BAD ", 0) == 0);
+  CHECK(r.cmd("ok NOOP\r\n") == "ok OK NOOP completed\r\n");
+  CHECK_FALSE(r.s.closing());
+  CHECK(r.cmd("d FOO\r\n") == "d BAD unknown command\r\n* BYE Too many invalid commands\r\n");
+  CHECK(r.s.closing());
+  CHECK(r.cmd("e NOOP\r\n") == "");
+}
+
+TEST_CASE("a pipelined script gives the same output whole and one byte at a time") {
+  const std::string script =
+      "a SELECT INBOX\r\nb FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (Subject)])\r\n"
+      "c STORE 1 +FLAGS (\\Answered)\r\nd APPEND INBOX {5+}\r\nhello\r\n"
+      "e UID SEARCH RETURN (ALL) ALL\r\nf FETCH 3 BODY[]<1.3>\r\ng LOGOUT\r\n";
+  std::string outs[2];
+  for (int i = 0; i < 2; ++i) {
+    auto data = std::make_shared<store::MemoryStoreData>(true);
+    data->folders["INBOX"]->uidValidity = 42;
+    Rig r(data, i == 1);
+    r.deliver(kSimple);
+    r.deliver(readTestdata("nested-multipart.eml"));
+    outs[i] = r.cmd(script);
+    CHECK(r.s.closing());
+  }
+  CHECK(outs[0] == outs[1]);
+  CHECK(outs[0].find("* 3 FETCH (BODY[]<1> {3}\r\nell FLAGS (\\Seen \\Recent))\r\n") != std::string::npos);
+  CHECK(outs[0].find("* ESEARCH (TAG \"e\") UID ALL 1:3\r\n") != std::string::npos);
 }
 
 }  // namespace
