@@ -24,6 +24,19 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+bool standsAlone(std::string_view text, std::string_view word) {
+  auto boundary = [](char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == '<' || c == '>' ||
+           c == ':' || c == ';' || c == '(' || c == ')';
+  };
+  for (size_t at = text.find(word); at != std::string_view::npos; at = text.find(word, at + 1)) {
+    size_t end = at + word.size();
+    if ((at == 0 || boundary(text[at - 1])) && (end == text.size() || boundary(text[end])))
+      return true;
+  }
+  return false;
+}
+
 Result<std::vector<std::string>> addressesOf(std::string_view value, const std::string& qualify,
                                              bool allowEmpty) {
   std::vector<std::string> out;
@@ -31,9 +44,14 @@ Result<std::vector<std::string>> addressesOf(std::string_view value, const std::
     if (e.isGroupStart() || e.isGroupEnd()) continue;
     if (!e.mailbox || *e.mailbox == kMissingMailbox || e.mailbox->empty())
       return Error{"bad address in \"" + std::string(value) + "\"", EINVAL};
+    bool bare = !e.host || *e.host == kMissingDomain;
+    // The list parser repairs "a@" or "a b@" into a bare name: a bare name
+    // must stand as a word of its own in what the user wrote.
+    if (bare && !standsAlone(value, *e.mailbox))
+      return Error{"bad address in \"" + std::string(value) + "\"", EINVAL};
     mail::Address a;
     a.local = *e.mailbox;
-    a.domain = (!e.host || *e.host == kMissingDomain) ? qualify : *e.host;
+    a.domain = bare ? qualify : *e.host;
     if (a.domain.empty()) return Error{"no domain for " + a.local, EINVAL};
     std::string text = a.str();
     auto parsed = mail::parseMailbox(text, true);
