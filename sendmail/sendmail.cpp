@@ -3,7 +3,8 @@
 // session with -bs) and leaves it in the maildrop, where mtad's pickup
 // queues it at once, or when mtad next starts. Root writes the maildrop
 // directly; everyone else goes through the set-group-ID yubin-postdrop.
-// -bp (mailq) runs `yubinctl queue list`.
+// -bp (mailq) runs yubinctl under the name mailq (the queue in Postfix's
+// mailq format, through the master).
 //
 // Trust: runs as the invoking user with no privilege; everything it writes
 // is checked again by yubin-postdrop and mtad's pickup, which takes the
@@ -229,7 +230,8 @@ class StdioSmtp : public smtp::Io, public smtp::Policy {
 int listQueue(const Context& ctx) {
   const char* env = getenv("YUBINCTL");
   std::string ctl = env && *env ? env : YUBIN_SBINDIR "/yubinctl";
-  std::vector<std::string> args = {ctl, "-c", ctx.configPath, "queue", "list"};
+  // yubinctl called "mailq" prints the queue in Postfix's format.
+  std::vector<std::string> args = {"mailq", "-c", ctx.configPath};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

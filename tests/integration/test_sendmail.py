@@ -200,3 +200,13 @@ def test_exit_codes(mail):
     assert mail.run('-bd').returncode == 69               # EX_UNAVAILABLE
     assert mail.run('-C', '/nonexistent/yubin.conf', 'bob').returncode == 78  # EX_CONFIG
     assert mail.drop_files() == []
+
+
+def test_mailq_runs_yubinctl_as_mailq(mail, binary):
+    # No master runs: yubinctl, called as mailq, says so in its own words.
+    env = dict(os.environ, YUBINCTL=str(binary('ctl/yubinctl')))
+    for args in (['-bp'], ['-bp', '-oi']):
+        r = subprocess.run([str(mail.sendmail), '-C', str(mail.inst.conf), *args],
+                           capture_output=True, text=True, timeout=30, env=env)
+        assert r.returncode != 0
+        assert r.stderr.startswith('mailq: '), r.stderr
