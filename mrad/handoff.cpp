@@ -76,6 +76,7 @@ std::string encodeHandoff(const Handoff& h) {
   putString(p, h.clientIp);
   putU8(p, h.tls ? 1 : 0);
   putString(p, h.method);
+  putString(p, h.tag);
   putString(p, h.pending);
   std::string frame;
   putU32(frame, static_cast<uint32_t>(p.size()));
@@ -98,10 +99,11 @@ Result<Handoff> decodeHandoff(std::string_view record) {
   uint8_t proto, kind;
   if (!r.u8(proto) || !r.str(h.user) || !r.str(h.mailbox) || !r.u8(kind) ||
       !r.str(h.sessionId) || !r.str(h.clientIp) || !r.boolean(h.tls) || !r.str(h.method) ||
-      !r.str(h.pending))
+      !r.str(h.tag) || !r.str(h.pending))
     return Error{"handoff: truncated or malformed field"};
   if (!r.empty()) return Error{"handoff: bytes left over"};
   if (proto != 1 && proto != 2) return Error{"handoff: unknown protocol"};
+  if (proto == 2 && h.tag.empty()) return Error{"handoff: IMAP without the login tag"};
   if (kind != 1 && kind != 2) return Error{"handoff: unknown mailbox kind"};
   h.protocol = static_cast<Protocol>(proto);
   h.kind = static_cast<MailboxKind>(kind);

@@ -30,7 +30,8 @@
 
 namespace yubin::mrad {
 
-inline constexpr uint16_t kHandoffVersion = 1;
+// 2: the login command's tag (IMAP).
+inline constexpr uint16_t kHandoffVersion = 2;
 inline constexpr uint16_t kHandoffType = 300;
 // A record never needs more: the pending input is bounded by the login
 // session's line limit and buffer.
@@ -48,6 +49,7 @@ struct Handoff {
   std::string clientIp;
   bool tls = false;
   std::string method;   // login method for the log ("USER", "plain", ...)
+  std::string tag;      // IMAP: the LOGIN / AUTHENTICATE tag the mail process answers; POP3: ""
   std::string pending;  // client bytes received after the login command
   bool operator==(const Handoff&) const = default;
 };

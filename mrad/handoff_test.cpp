@@ -27,6 +27,15 @@ Handoff sample() {
   return h;
 }
 
+Handoff imapSample() {
+  Handoff h = sample();
+  h.protocol = Protocol::Imap;
+  h.kind = MailboxKind::Maildir;
+  h.tag = "A0001";
+  h.pending = "A0002 SELECT INBOX\r\n";
+  return h;
+}
+
 }  // namespace
 
 TEST_CASE("handoff round trip") {
@@ -38,6 +47,16 @@ TEST_CASE("handoff round trip") {
   auto e = decodeHandoff(encodeHandoff(empty));
   REQUIRE(e);
   CHECK(*e == empty);
+  auto i = decodeHandoff(encodeHandoff(imapSample()));
+  REQUIRE(i);
+  CHECK(i->tag == "A0001");
+  CHECK(*i == imapSample());
+  // IMAP needs the tag the mail process answers.
+  Handoff untagged = imapSample();
+  untagged.tag.clear();
+  auto u = decodeHandoff(encodeHandoff(untagged));
+  REQUIRE_FALSE(u);
+  CHECK(u.error().message.find("tag") != std::string::npos);
 }
 
 TEST_CASE("handoff decoding is strict") {
@@ -54,7 +73,7 @@ TEST_CASE("handoff decoding is strict") {
   REQUIRE_FALSE(left);
   CHECK(left.error().message.find("left over") != std::string::npos);
   std::string v = good;
-  v[5] = 2;
+  v[5] = 1;  // the version before the tag
   CHECK(decodeHandoff(v).error().message.find("version") != std::string::npos);
   std::string t = good;
   t[7] = 1;

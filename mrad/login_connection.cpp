@@ -4,13 +4,122 @@
 #include <event2/buffer.h>
 #include <sys/socket.h>
 
+#include <cstring>
+
 #include "base/log.hpp"
 #include "mrad/handoff.hpp"
+#include "mrad/imap/login_session.hpp"
+#include "mrad/pop3/login_session.hpp"
 #include "sasl/sasl.hpp"
 #include "tls/tls.hpp"
 
 namespace yubin::mrad {
+
+// What the connection needs of a login state machine; the two sessions
+// have the same shape and differ in their refusals and their tag.
+class LoginProtocol {
+ public:
+  enum class Event { None, StartTls, CheckPassword, AuthFailed, LoggedIn, Close };
+  enum class Refusal { LockedOut, Busy, Unavailable };
+  virtual ~LoginProtocol() = default;
+  virtual void start() = 0;
+  virtual void feed(std::string_view bytes) = 0;
+  virtual std::string takeOutput() = 0;
+  virtual bool hasOutput() const = 0;
+  virtual Event event() const = 0;
+  virtual void setMechanisms(std::vector<std::string> m) = 0;
+  virtual const std::string& user() const = 0;
+  virtual const std::string& password() const = 0;
+  virtual void passwordChecked(bool ok, const std::string& canonical) = 0;
+  virtual void resume() = 0;
+  virtual const std::string& failedUser() const = 0;
+  virtual void tlsStarted() = 0;
+  virtual const std::string& authenticated() const = 0;
+  virtual std::string takePendingInput() = 0;
+  virtual const std::string& method() const = 0;
+  virtual std::string tag() const = 0;
+  virtual void refuse(Refusal r) = 0;
+};
+
 namespace {
+
+template <typename S>
+class SessionAdapter : public LoginProtocol {
+ public:
+  explicit SessionAdapter(std::unique_ptr<S> s) : s_(std::move(s)) {}
+  void start() override { s_->start(); }
+  void feed(std::string_view b) override { s_->feed(b); }
+  std::string takeOutput() override { return s_->takeOutput(); }
+  bool hasOutput() const override { return s_->hasOutput(); }
+  Event event() const override { return static_cast<Event>(s_->event()); }
+  void setMechanisms(std::vector<std::string> m) override { s_->setMechanisms(std::move(m)); }
+  const std::string& user() const override { return s_->user(); }
+  const std::string& password() const override { return s_->password(); }
+  void passwordChecked(bool ok, const std::string& c) override { s_->passwordChecked(ok, c); }
+  void resume() override { s_->resume(); }
+  const std::string& failedUser() const override { return s_->failedUser(); }
+  void tlsStarted() override { s_->tlsStarted(); }
+  const std::string& authenticated() const override { return s_->authenticated(); }
+  std::string takePendingInput() override { return s_->takePendingInput(); }
+  const std::string& method() const override { return s_->method(); }
+  std::string tag() const override;
+  void refuse(Refusal r) override;
+
+ private:
+  std::unique_ptr<S> s_;
+};
+
+// The adapter casts between the event enums: keep them in step.
+static_assert(int(LoginProtocol::Event::Close) == int(LoginProtocol::Event::Close) &&
+              int(LoginProtocol::Event::LoggedIn) == int(LoginProtocol::Event::LoggedIn) &&
+              int(LoginProtocol::Event::StartTls) == int(LoginProtocol::Event::StartTls));
+static_assert(int(imap::LoginSession::Event::Close) == int(LoginProtocol::Event::Close) &&
+              int(imap::LoginSession::Event::LoggedIn) == int(LoginProtocol::Event::LoggedIn) &&
+              int(imap::LoginSession::Event::StartTls) == int(LoginProtocol::Event::StartTls) &&
+              int(imap::LoginSession::Event::AuthFailed) == int(LoginProtocol::Event::AuthFailed) &&
+              int(imap::LoginSession::Event::CheckPassword) ==
+                  int(LoginProtocol::Event::CheckPassword));
+
+template <>
+std::string SessionAdapter<pop3::LoginSession>::tag() const {
+  return {};
+}
+template <>
+void SessionAdapter<pop3::LoginSession>::refuse(Refusal r) {
+  switch (r) {
+    case Refusal::LockedOut:
+      return s_->refuse(pop3::errCode(pop3::kAuth, "Too many failed logins, try again later"));
+    case Refusal::Busy:
+      return s_->refuse(pop3::errCode(pop3::kSysTemp, "Server busy, try again later"));
+    case Refusal::Unavailable:
+      return s_->refuse(pop3::errCode(pop3::kSysTemp, "Mailbox unavailable, try again later"));
+  }
+}
+template <>
+std::string SessionAdapter<imap::LoginSession>::tag() const {
+  return s_->loginTag();
+}
+template <>
+void SessionAdapter<imap::LoginSession>::refuse(Refusal r) {
+  switch (r) {
+    case Refusal::LockedOut:
+      return s_->refuse("AUTHENTICATIONFAILED", "Too many failed logins, try again later");
+    case Refusal::Busy:
+      return s_->refuse("UNAVAILABLE", "Server busy, try again later");
+    case Refusal::Unavailable:
+      return s_->refuse("UNAVAILABLE", "Mailbox unavailable, try again later");
+  }
+}
+
+// What the connection itself says, in the protocol's words.
+const char* idleMessage(Protocol p) {
+  return p == Protocol::Imap ? "* BYE Disconnected for inactivity\r\n"
+                             : "-ERR Disconnected for inactivity\r\n";
+}
+const char* shutdownMessage(Protocol p) {
+  return p == Protocol::Imap ? "* BYE [UNAVAILABLE] Server shutting down\r\n"
+                             : "-ERR [SYS/TEMP] Server shutting down\r\n";
+}
 
 // The proxy stops reading one side while the other side's output holds
 // this much, and resumes under half of it: bounded memory per session.
@@ -52,17 +161,19 @@ class SaslAdapter final : public pop3::SaslExchange {
 }  // namespace
 
 LoginConnection::LoginConnection(Mrad& d, const LoginSettings& s, const event::Peer& peer,
-                                 std::string id, bool implicitTls)
+                                 std::string id, bool implicitTls, Protocol protocol)
     : d_(d),
       settings_(s),
       peer_(peer),
       id_(std::move(id)),
       implicitTls_(implicitTls),
+      protocol_(protocol),
       idle_(d.base(),
             [this] {
               YLOG_INFO("idle timeout before login session=%s ip=%s", id_.c_str(),
                         peer_.ip.c_str());
-              bufferevent_write(bev_.get(), "-ERR Disconnected for inactivity\r\n", 34);
+              bufferevent_write(bev_.get(), idleMessage(protocol_),
+                                std::strlen(idleMessage(protocol_)));
               closeAfterFlush();
             }),
       delay_(d.base(), [this] { checkPassword(); }),
@@ -101,25 +212,44 @@ Status LoginConnection::start(UniqueFd fd, const std::optional<std::string>& ref
     closeAfterFlush();
     return {};
   }
-  pop3::LoginSettings ls;
-  ls.greeting = "Yubin POP3 server ready";
-  ls.tlsAvailable = d_.tls() != nullptr && !implicitTls_;
-  ls.tlsActive = tlsActive_;
-  ls.plaintextAllowed = settings_.loopbackPlaintext && isLoopback(peer_.ip);
-  session_ = std::make_unique<pop3::LoginSession>(
-      ls, [this](std::string_view mech) -> std::unique_ptr<pop3::SaslExchange> {
-        sasl::Options o;
-        o.tls = tlsActive_;
-        o.tlsExporter = tlsExporter_;
-        auto ex = sasl::Exchange::start(mech, d_.directory(), o);
-        if (!ex) return nullptr;
-        return std::make_unique<SaslAdapter>(std::move(*ex));
-      });
+  // Over implicit TLS an IMAP greeting waits for the handshake: its
+  // capabilities name SCRAM-SHA-256-PLUS only once channel binding data
+  // exists.
+  if (!(implicitTls_ && protocol_ == Protocol::Imap)) startSession();
+  idle_.arm(protocol_ == Protocol::Imap ? settings_.imapLoginTimeout : settings_.idleTimeout);
+  return {};
+}
+
+void LoginConnection::startSession() {
+  auto sasl = [this](std::string_view mech) -> std::unique_ptr<pop3::SaslExchange> {
+    sasl::Options o;
+    o.tls = tlsActive_;
+    o.tlsExporter = tlsExporter_;
+    auto ex = sasl::Exchange::start(mech, d_.directory(), o);
+    if (!ex) return nullptr;
+    return std::make_unique<SaslAdapter>(std::move(*ex));
+  };
+  const bool tlsAvailable = d_.tls() != nullptr && !implicitTls_;
+  const bool plaintextAllowed = settings_.loopbackPlaintext && isLoopback(peer_.ip);
+  if (protocol_ == Protocol::Imap) {
+    imap::LoginSettings ls;
+    ls.tlsAvailable = tlsAvailable;
+    ls.tlsActive = tlsActive_;
+    ls.plaintextAllowed = plaintextAllowed;
+    session_ = std::make_unique<SessionAdapter<imap::LoginSession>>(
+        std::make_unique<imap::LoginSession>(ls, sasl));
+  } else {
+    pop3::LoginSettings ls;
+    ls.greeting = "Yubin POP3 server ready";
+    ls.tlsAvailable = tlsAvailable;
+    ls.tlsActive = tlsActive_;
+    ls.plaintextAllowed = plaintextAllowed;
+    session_ = std::make_unique<SessionAdapter<pop3::LoginSession>>(
+        std::make_unique<pop3::LoginSession>(ls, sasl));
+  }
   refreshMechanisms();
   session_->start();
-  idle_.arm(settings_.idleTimeout);
   flush();
-  return {};
 }
 
 void LoginConnection::refreshMechanisms() {
@@ -145,9 +275,9 @@ void LoginConnection::flush() {
 void LoginConnection::step() {
   while (session_) {
     switch (session_->event()) {
-      case pop3::LoginSession::Event::None:
+      case LoginProtocol::Event::None:
         return;
-      case pop3::LoginSession::Event::StartTls: {
+      case LoginProtocol::Event::StartTls: {
         flush();
         auto ssl = d_.tls() ? d_.tls()->newSsl() : Result<tls::SslPtr>(Error{"no TLS context"});
         if (!ssl) {
@@ -166,7 +296,7 @@ void LoginConnection::step() {
         session_->tlsStarted();
         break;
       }
-      case pop3::LoginSession::Event::CheckPassword: {
+      case LoginProtocol::Event::CheckPassword: {
         auto now = sasl::Throttle::Clock::now();
         auto wait = d_.throttle().delay(peer_.ip, session_->user(), now);
         if (wait.count() > 0)
@@ -175,22 +305,22 @@ void LoginConnection::step() {
           checkPassword();
         return;
       }
-      case pop3::LoginSession::Event::AuthFailed: {
+      case LoginProtocol::Event::AuthFailed: {
         auto now = sasl::Throttle::Clock::now();
         d_.throttle().failure(peer_.ip, session_->failedUser(), now);
         YLOG_NOTICE("authentication failed session=%s ip=%s user=\"%s\" method=%s",
                     id_.c_str(), peer_.ip.c_str(), session_->failedUser().c_str(),
                     session_->method().c_str());
         if (d_.throttle().locked(peer_.ip, session_->failedUser(), now)) {
-          session_->refuse(pop3::errCode(pop3::kAuth, "Too many failed logins, try again later"));
+          session_->refuse(LoginProtocol::Refusal::LockedOut);
         } else {
           session_->resume();
         }
         break;
       }
-      case pop3::LoginSession::Event::LoggedIn:
+      case LoginProtocol::Event::LoggedIn:
         return handOver();
-      case pop3::LoginSession::Event::Close:
+      case LoginProtocol::Event::Close:
         flush();
         return closeAfterFlush();
     }
@@ -204,7 +334,7 @@ void LoginConnection::checkPassword() {
   if (d_.throttle().locked(peer_.ip, session_->user(), now)) {
     YLOG_NOTICE("login refused, locked out session=%s ip=%s user=\"%s\"", id_.c_str(),
                 peer_.ip.c_str(), session_->user().c_str());
-    session_->refuse(pop3::errCode(pop3::kAuth, "Too many failed logins, try again later"));
+    session_->refuse(LoginProtocol::Refusal::LockedOut);
     flush();
     return step();
   }
@@ -223,7 +353,7 @@ void LoginConnection::checkPassword() {
     step();
   });
   if (!ticket_) {
-    session_->refuse(pop3::errCode(pop3::kSysTemp, "Server busy, try again later"));
+    session_->refuse(LoginProtocol::Refusal::Busy);
     flush();
     step();
   }
@@ -235,14 +365,15 @@ void LoginConnection::handOver() {
   auto fail = [this](const std::string& why) {
     YLOG_ERROR("hand-over failed session=%s user=%s error=\"%s\"", id_.c_str(), user_.c_str(),
                why.c_str());
-    session_->refuse(pop3::errCode(pop3::kSysTemp, "Mailbox unavailable, try again later"));
+    session_->refuse(LoginProtocol::Refusal::Unavailable);
     flush();
     closeAfterFlush();
   };
   auto u = d_.directory().findUser(user_);
   if (!u) return fail("user not in the user database");
   Handoff h;
-  h.protocol = Protocol::Pop3;
+  h.protocol = protocol_;
+  h.tag = session_->tag();
   h.user = u->address;
   h.mailbox = u->mailbox;
   h.kind = u->format == auth::MailboxFormat::Mbox ? MailboxKind::Mbox : MailboxKind::Maildir;
@@ -298,7 +429,7 @@ void LoginConnection::closeAfterFlush() {
 void LoginConnection::shutdown() {
   if (proxying_ || closing_) return;
   session_.reset();
-  bufferevent_write(bev_.get(), "-ERR [SYS/TEMP] Server shutting down\r\n", 38);
+  bufferevent_write(bev_.get(), shutdownMessage(protocol_), std::strlen(shutdownMessage(protocol_)));
   closeAfterFlush();
 }
 
@@ -326,11 +457,12 @@ void LoginConnection::onRead(bufferevent* bev, void* self) {
     return;
   }
   if (!c->session_ || c->closing_) return;
-  c->idle_.arm(c->settings_.idleTimeout);
+  c->idle_.arm(c->protocol_ == Protocol::Imap ? c->settings_.imapLoginTimeout
+                                              : c->settings_.idleTimeout);
   char buf[4096];
   // While the session waits (password check, TLS), input stays in the
   // bufferevent, whose read watermark bounds it.
-  while (c->session_ && c->session_->event() == pop3::LoginSession::Event::None &&
+  while (c->session_ && c->session_->event() == LoginProtocol::Event::None &&
          evbuffer_get_length(in) > 0) {
     int n = evbuffer_remove(in, buf, sizeof buf);
     if (n <= 0) break;
@@ -352,7 +484,11 @@ void LoginConnection::onEvent(bufferevent*, short what, void* self) {
   auto* c = static_cast<LoginConnection*>(self);
   if (c->dead_) return;
   if (what & BEV_EVENT_CONNECTED) {
-    c->refreshMechanisms();  // TLS handshake done: channel binding known
+    // TLS handshake done: channel binding known.
+    if (!c->session_ && !c->proxying_ && !c->closing_)
+      c->startSession();
+    else
+      c->refreshMechanisms();
     return;
   }
   if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {

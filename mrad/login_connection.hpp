@@ -1,28 +1,34 @@
 // One client connection in the login process: the bufferevent (plain,
-// STLS-upgraded or implicit TLS), the pop3::LoginSession of the
-// AUTHORIZATION state, the password check off the loop with the shared
-// throttle, and, once the user is authenticated, the hand-over to the mail
-// process followed by a byte proxy between the client and the mail
-// process's socket for the rest of the session (TLS stays here; the mail
-// process never touches the client's socket).
+// STLS / STARTTLS-upgraded or implicit TLS), the login state machine of its
+// listener's protocol (pop3::LoginSession for the AUTHORIZATION state,
+// imap::LoginSession for the not-authenticated state, both behind one small
+// adapter), the password check off the loop with the shared throttle, and,
+// once the user is authenticated, the hand-over to the mail process followed
+// by a byte proxy between the client and the mail process's socket for the
+// rest of the session (TLS stays here; the mail process never touches the
+// client's socket).
 // Trust: untrusted pre-authentication input, as [mrad] user. Auth failures
 // are logged with the client IP (for fail2ban), never with the password.
-// Standards: RFC 1939, RFC 2595, RFC 5034, RFC 8314.
+// Standards: RFC 1939, RFC 2595, RFC 5034, RFC 3501, RFC 9051, RFC 8314.
 #pragma once
 
 #include <optional>
 #include <string>
 
 #include "event/event.hpp"
+#include "mrad/handoff.hpp"
 #include "mrad/mrad.hpp"
-#include "mrad/pop3/login_session.hpp"
 
 namespace yubin::mrad {
+
+// The protocol's login state machine as the connection drives it
+// (login_connection.cpp adapts pop3::LoginSession and imap::LoginSession).
+class LoginProtocol;
 
 class LoginConnection {
  public:
   LoginConnection(Mrad& d, const LoginSettings& s, const event::Peer& peer, std::string id,
-                  bool implicitTls);
+                  bool implicitTls, Protocol protocol = Protocol::Pop3);
   ~LoginConnection();
   LoginConnection(const LoginConnection&) = delete;
   LoginConnection& operator=(const LoginConnection&) = delete;
@@ -45,6 +51,7 @@ class LoginConnection {
   static void onLocalEvent(bufferevent*, short what, void* self);
 
   void setCallbacks();
+  void startSession();
   void refreshMechanisms();
   void step();  // acts on the session's event
   void flush();
@@ -58,10 +65,11 @@ class LoginConnection {
   event::Peer peer_;
   std::string id_;
   bool implicitTls_;
+  Protocol protocol_;
   bool tlsActive_ = false;
   std::string tlsExporter_;
   event::Bufferevent bev_;
-  std::unique_ptr<pop3::LoginSession> session_;
+  std::unique_ptr<LoginProtocol> session_;
   event::Timer idle_;
   event::Timer delay_;
   // done() never destroys the connection inside a callback: it marks it

@@ -15,11 +15,14 @@
 #include "base/log.hpp"
 #include "config/config.hpp"
 #include "event/event.hpp"
+#include "imap/response.hpp"
 #include "mrad/handoff.hpp"
+#include "mrad/imap/mail_session.hpp"
 #include "mrad/pop3/mail_session.hpp"
 #include "service/privdrop.hpp"
 #include "service/service.hpp"
 #include "store/maildir_folder.hpp"
+#include "store/maildir_store.hpp"
 #include "store/mbox_folder.hpp"
 
 namespace yubin::mrad {
@@ -35,15 +38,28 @@ struct Settings {
   pop3::Limits limits;
   std::chrono::milliseconds idleTimeout{600000};
   store::MboxLockSettings lock;
+  std::chrono::milliseconds imapIdleTimeout{1800000};
+  size_t maxImapPerUser = 20;
 };
+
+// While an IMAP session idles over a backend without a change descriptor,
+// it looks at the mailbox this often.
+constexpr std::chrono::milliseconds kIdlePoll{1000};
 
 class MailProcess;
 
-class MailConnection {
+// One handed-over session, of either protocol.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  virtual void start() = 0;
+};
+
+class MailConnection : public Connection {
  public:
   MailConnection(MailProcess& owner, Handoff h, event::Bufferevent bev);
-  ~MailConnection();
-  void start();
+  ~MailConnection() override;
+  void start() override;
 
  private:
   static void onRead(bufferevent* bev, void* self);
@@ -75,6 +91,8 @@ class MailProcess {
     settings_.idleTimeout = cfg.duration("mrad", "pop3_idle_timeout");
     settings_.lock.timeout = cfg.duration("mrad", "lock_timeout");
     settings_.lock.dotLock = store::DotLock::Try;
+    settings_.imapIdleTimeout = cfg.duration("mrad", "imap_idle_timeout");
+    settings_.maxImapPerUser = static_cast<size_t>(cfg.integer("mrad", "max_imap_sessions_per_user"));
   }
   Status start();
   event_base* base() const { return base_; }
@@ -84,7 +102,19 @@ class MailProcess {
   // The in-use table: false when another session holds the mailbox.
   bool acquire(const std::string& mailbox) { return inUse_.insert(mailbox).second; }
   void release(const std::string& mailbox) { inUse_.erase(mailbox); }
-  void closed(MailConnection* c) { sessions_.erase(c); }
+  void closed(Connection* c) { sessions_.erase(c); }
+  // IMAP sessions per user (many are normal: one per folder a client
+  // watches); false when the user has settings().maxImapPerUser already.
+  bool acquireImap(const std::string& user) {
+    size_t& n = imapUsers_[user];
+    if (n >= settings_.maxImapPerUser) return false;
+    ++n;
+    return true;
+  }
+  void releaseImap(const std::string& user) {
+    auto it = imapUsers_.find(user);
+    if (it != imapUsers_.end() && --it->second == 0) imapUsers_.erase(it);
+  }
 
  private:
   static void onChannel(evutil_socket_t, short, void* self);
@@ -95,9 +125,16 @@ class MailProcess {
   Settings settings_;
   event::Event channel_;
   std::unordered_set<std::string> inUse_;
-  // Declared last: sessions release their mailbox into inUse_ when destroyed.
-  std::unordered_map<MailConnection*, std::unique_ptr<MailConnection>> sessions_;
+  std::unordered_map<std::string, size_t> imapUsers_;
+  // Declared last: sessions release their mailbox into inUse_ (and their
+  // count into imapUsers_) when destroyed.
+  std::unordered_map<Connection*, std::unique_ptr<Connection>> sessions_;
 };
+
+// The login process named the mailbox; it must be the one the user
+// database gives this user, or a subverted login process could point us at
+// any file we can open.
+bool matchesDirectory(MailProcess& owner, const Handoff& h);
 
 // ---- MailConnection ----
 
@@ -135,13 +172,15 @@ void MailConnection::start() {
   bufferevent_set_max_single_write(bev_.get(), kBudget);
   bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
 
-  // The login process named the mailbox; it must be the one the user
-  // database gives this user, or a subverted login process could point us
-  // at any file we can open.
-  auto user = owner_.directory().findUser(h_.user);
-  MailboxKind kind =
-      user && user->format == auth::MailboxFormat::Mbox ? MailboxKind::Mbox : MailboxKind::Maildir;
-  if (!user || user->mailbox != h_.mailbox || kind != h_.kind)
+  if (h_.protocol == Protocol::Imap) {
+    // Only in a build without the IMAP mail session (see mrad/meson.build).
+    const char* text = h_.kind == MailboxKind::Mbox ? "IMAP is not available for mbox mailboxes yet"
+                                                    : "IMAP is not available yet";
+    return refuse(yubin::imap::tagged(h_.tag, yubin::imap::Cond::No, "UNAVAILABLE", text) +
+                      yubin::imap::untagged(yubin::imap::Cond::Bye, "", text),
+                  "no imap session in this build");
+  }
+  if (!matchesDirectory(owner_, h_))
     return refuse(pop3::errCode(pop3::kSysTemp, "Mailbox unavailable, try again later"),
                   "the handoff does not match the user database");
   if (!owner_.acquire(h_.mailbox))
@@ -255,6 +294,238 @@ void MailConnection::onEvent(bufferevent*, short what, void* self) {
     c->finish(what & BEV_EVENT_EOF ? "client gone" : "connection error");
 }
 
+bool matchesDirectory(MailProcess& owner, const Handoff& h) {
+  auto user = owner.directory().findUser(h.user);
+  MailboxKind kind =
+      user && user->format == auth::MailboxFormat::Mbox ? MailboxKind::Mbox : MailboxKind::Maildir;
+  return user && user->mailbox == h.mailbox && kind == h.kind;
+}
+
+// ---- ImapConnection ----
+
+#ifdef YUBIN_MRAD_IMAP_SESSION
+
+// One IMAP session after login: the user's MailStore and an
+// imap::MailSession on the socket to the login process's proxy. The glue
+// pumps streamed FETCH bodies with produce(), watches the selected
+// mailbox's change descriptor (re-registered when SELECT changes it) so an
+// idling client hears of new mail at once, and logs the client out after
+// imap_idle_timeout of silence (any command, IDLE included, restarts it).
+class ImapConnection : public Connection {
+ public:
+  ImapConnection(MailProcess& owner, Handoff h, event::Bufferevent bev)
+      : owner_(owner),
+        h_(std::move(h)),
+        bev_(std::move(bev)),
+        idle_(owner.base(),
+              [this] {
+                YLOG_INFO("idle timeout session=%s user=%s", h_.sessionId.c_str(),
+                          h_.user.c_str());
+                static constexpr std::string_view kBye =
+                    "* BYE Autologout; idle for too long\r\n";
+                bufferevent_write(bev_.get(), kBye.data(), kBye.size());
+                closing_ = true;
+                bufferevent_disable(bev_.get(), EV_READ);
+                flush();
+              }),
+        poll_(owner.base(),
+              [this] {
+                if (dead_ || !session_) return;
+                session_->changed();
+                flush();
+              }),
+        reaper_(owner.base(), [this] { owner_.closed(this); }) {}
+
+  ~ImapConnection() override {
+    watch_.reset();
+    session_.reset();
+    store_.reset();
+    if (counted_) owner_.releaseImap(h_.user);
+  }
+
+  void start() override {
+    bufferevent_setcb(bev_.get(), &ImapConnection::onRead, &ImapConnection::onWrite,
+                      &ImapConnection::onEvent, this);
+    bufferevent_setwatermark(bev_.get(), EV_WRITE, kLowWater, 0);
+    bufferevent_set_max_single_write(bev_.get(), kBudget);
+    bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+
+    if (!matchesDirectory(owner_, h_))
+      return refuse("Mailbox unavailable, try again later",
+                    "the handoff does not match the user database");
+    if (h_.kind == MailboxKind::Mbox)
+      return refuse("IMAP is not available for mbox mailboxes yet", "imap over mbox");
+    if (!owner_.acquireImap(h_.user))
+      return refuse("Too many IMAP sessions for this user", "too many sessions", "LIMIT");
+    counted_ = true;
+    auto st = store::openMaildirStore(h_.mailbox);
+    if (!st) {
+      YLOG_ERROR("cannot open mail store session=%s user=%s mailbox=%s error=\"%s\"",
+                 h_.sessionId.c_str(), h_.user.c_str(), h_.mailbox.c_str(),
+                 st.error().message.c_str());
+      return refuse("Cannot open the mailbox now, try again later", "mail store not opened");
+    }
+    store_ = std::move(*st);
+    imap::MailSettings ms;
+    ms.user = h_.user;
+    ms.logId = h_.sessionId;
+    ms.tls = h_.tls;
+    session_ = std::make_unique<imap::MailSession>(*store_, ms);
+    YLOG_INFO("imap session started session=%s user=%s", h_.sessionId.c_str(), h_.user.c_str());
+    idle_.arm(owner_.settings().imapIdleTimeout);
+    std::string pending = std::move(h_.pending);
+    session_->start(h_.tag, pending);
+    flush();
+  }
+
+ private:
+  // The login command is answered NO here, then the connection closes.
+  void refuse(std::string_view text, const char* why, std::string_view code = "UNAVAILABLE") {
+    YLOG_NOTICE("session refused session=%s user=%s reason=\"%s\"", h_.sessionId.c_str(),
+                h_.user.c_str(), why);
+    std::string reply = yubin::imap::tagged(h_.tag, yubin::imap::Cond::No, code, text) +
+                        yubin::imap::untagged(yubin::imap::Cond::Bye, "", text);
+    bufferevent_write(bev_.get(), reply.data(), reply.size());
+    closing_ = true;
+    bufferevent_disable(bev_.get(), EV_READ);
+    flush();
+  }
+
+  // Writes what the session queued, pumps a streaming FETCH while the
+  // output is short, follows the change descriptor, closes once a closing
+  // session's output is gone.
+  void flush() {
+    if (dead_) return;
+    evbuffer* out = bufferevent_get_output(bev_.get());
+    if (session_) {
+      if (session_->hasOutput()) {
+        std::string o = session_->takeOutput();
+        bufferevent_write(bev_.get(), o.data(), o.size());
+      }
+      while (session_->producing() && evbuffer_get_length(out) < kLowWater) {
+        session_->produce(kBudget);
+        std::string o = session_->takeOutput();
+        bufferevent_write(bev_.get(), o.data(), o.size());
+      }
+      if (session_->closing() && !closing_) {
+        closing_ = true;
+        bufferevent_disable(bev_.get(), EV_READ);
+      }
+      if (!closing_) follow();
+    }
+    if (closing_) {
+      watch_.reset();
+      poll_.cancel();
+      bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
+      if (evbuffer_get_length(out) == 0) finish("closed");
+    }
+  }
+
+  // SELECT, EXAMINE, CLOSE and UNSELECT change the descriptor to watch.
+  void follow() {
+    int fd = session_->changeFd();
+    if (fd != watchedFd_) {
+      watch_.reset();
+      watchedFd_ = -1;
+      if (fd >= 0) {
+        watch_.reset(event_new(owner_.base(), fd, EV_READ | EV_PERSIST, &ImapConnection::onChange,
+                               this));
+        if (watch_ && event_add(watch_.get(), nullptr) == 0) {
+          watchedFd_ = fd;
+        } else {
+          watch_.reset();
+          YLOG_WARN("cannot watch the mailbox session=%s (polling while idle)",
+                    h_.sessionId.c_str());
+        }
+      }
+    }
+    if (session_->idling() && watchedFd_ < 0) {
+      if (!poll_.pending()) poll_.arm(kIdlePoll);
+    } else {
+      poll_.cancel();
+    }
+  }
+
+  void finish(const char* reason) {
+    if (dead_) return;
+    dead_ = true;
+    idle_.cancel();
+    poll_.cancel();
+    watch_.reset();
+    bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
+    reaper_.arm(std::chrono::milliseconds(0));
+    if (session_) {
+      const auto& s = session_->stats();
+      YLOG_INFO("session ended session=%s user=%s reason=%s commands=%llu fetched=%llu "
+                "appended=%llu expunged=%llu",
+                h_.sessionId.c_str(), h_.user.c_str(), reason,
+                static_cast<unsigned long long>(s.commands),
+                static_cast<unsigned long long>(s.fetchedBytes),
+                static_cast<unsigned long long>(s.appended),
+                static_cast<unsigned long long>(s.expunged));
+    }
+  }
+
+  static void onChange(evutil_socket_t, short, void* self) {
+    auto* c = static_cast<ImapConnection*>(self);
+    if (c->dead_ || !c->session_) return;
+    c->session_->changed();
+    c->flush();
+  }
+
+  static void onRead(bufferevent* bev, void* self) {
+    auto* c = static_cast<ImapConnection*>(self);
+    if (c->dead_ || !c->session_ || c->closing_) return;
+    c->idle_.arm(c->owner_.settings().imapIdleTimeout);
+    evbuffer* in = bufferevent_get_input(bev);
+    char buf[kReadPiece];
+    // While a FETCH streams, later commands wait in the socket: the input
+    // held here stays bounded.
+    while (evbuffer_get_length(in) > 0 && !c->session_->producing() && !c->closing_) {
+      int n = evbuffer_remove(in, buf, sizeof buf);
+      if (n <= 0) break;
+      c->session_->feed(std::string_view(buf, static_cast<size_t>(n)));
+      if (c->session_->closing()) break;
+      // Answers leave as they are made: a client that pipelines a lot
+      // does not make the output grow without bound.
+      c->flush();
+      if (c->dead_ || c->closing_) return;
+    }
+    c->flush();
+  }
+
+  static void onWrite(bufferevent* bev, void* self) {
+    auto* c = static_cast<ImapConnection*>(self);
+    if (c->dead_) return;
+    c->flush();
+    if (!c->dead_ && c->session_ && !c->closing_ && !c->session_->producing() &&
+        evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+      onRead(bev, self);
+  }
+
+  static void onEvent(bufferevent*, short what, void* self) {
+    auto* c = static_cast<ImapConnection*>(self);
+    if (c->dead_) return;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+      c->finish(what & BEV_EVENT_EOF ? "client gone" : "connection error");
+  }
+
+  MailProcess& owner_;
+  Handoff h_;
+  event::Bufferevent bev_;
+  std::unique_ptr<store::MailStore> store_;
+  std::unique_ptr<imap::MailSession> session_;
+  event::Event watch_;
+  int watchedFd_ = -1;
+  event::Timer idle_;
+  event::Timer poll_;
+  event::Timer reaper_;
+  bool dead_ = false;
+  bool closing_ = false;
+  bool counted_ = false;
+};
+#endif  // YUBIN_MRAD_IMAP_SESSION
+
 // ---- MailProcess ----
 
 Status MailProcess::start() {
@@ -292,8 +563,14 @@ void MailProcess::receive() {
     }
     YLOG_DEBUG("session handed over session=%s user=%s ip=%s tls=%s", r->handoff.sessionId.c_str(),
                r->handoff.user.c_str(), r->handoff.clientIp.c_str(), r->handoff.tls ? "yes" : "no");
-    auto c = std::make_unique<MailConnection>(*this, std::move(r->handoff), std::move(*bev));
-    MailConnection* raw = c.get();
+    std::unique_ptr<Connection> c;
+#ifdef YUBIN_MRAD_IMAP_SESSION
+    if (r->handoff.protocol == Protocol::Imap)
+      c = std::make_unique<ImapConnection>(*this, std::move(r->handoff), std::move(*bev));
+    else
+#endif
+      c = std::make_unique<MailConnection>(*this, std::move(r->handoff), std::move(*bev));
+    Connection* raw = c.get();
     sessions_.emplace(raw, std::move(c));
     raw->start();
   }

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <thread>
 
@@ -34,6 +35,8 @@ LoginSettings LoginSettings::fromConfig(const config::Config& cfg) {
   s.maxConnections = cfg.integer("mrad", "max_connections");
   s.maxConnectionsPerIp = cfg.integer("mrad", "max_connections_per_ip");
   s.idleTimeout = cfg.duration("mrad", "pop3_idle_timeout");
+  s.imapLoginTimeout = std::min<std::chrono::milliseconds>(
+      s.idleTimeout, cfg.duration("mrad", "imap_idle_timeout"));
   return s;
 }
 
@@ -110,19 +113,28 @@ Status Mrad::start(service::Context& ctx) {
     }
   });
 
-  auto plain = service::acceptOn(ctx, "pop3_listen", [this](UniqueFd c, const event::Peer& p) {
-    accept(std::move(c), p, false);
-  });
-  if (!plain) return plain.error();
-  auto tls = service::acceptOn(ctx, "pop3s_listen", [this](UniqueFd c, const event::Peer& p) {
-    accept(std::move(c), p, true);
-  });
-  if (!tls) return tls.error();
-  if (!tls->empty() && !ctx.tls())
-    return Error{cfg.where("mrad", "pop3s_listen") + ": needs [global] tls_cert and tls_key"};
-  for (auto& l : *plain) listeners_.push_back(std::move(l));
-  for (auto& l : *tls) listeners_.push_back(std::move(l));
-  if (listeners_.empty()) return Error{"no [mrad] pop3_listen or pop3s_listen socket"};
+  struct Kind {
+    const char* key;
+    bool implicitTls;
+    Protocol protocol;
+  };
+  static constexpr Kind kKinds[] = {
+      {"pop3_listen", false, Protocol::Pop3},
+      {"pop3s_listen", true, Protocol::Pop3},
+      {"imap_listen", false, Protocol::Imap},
+      {"imaps_listen", true, Protocol::Imap},
+  };
+  for (const Kind& k : kKinds) {
+    auto ls = service::acceptOn(ctx, k.key, [this, k](UniqueFd c, const event::Peer& p) {
+      accept(std::move(c), p, k.implicitTls, k.protocol);
+    });
+    if (!ls) return ls.error();
+    if (k.implicitTls && !ls->empty() && !ctx.tls())
+      return Error{cfg.where("mrad", k.key) + ": needs [global] tls_cert and tls_key"};
+    for (auto& l : *ls) listeners_.push_back(std::move(l));
+  }
+  if (listeners_.empty())
+    return Error{"no [mrad] pop3_listen, pop3s_listen, imap_listen or imaps_listen socket"};
   return {};
 }
 
@@ -144,24 +156,27 @@ void Mrad::mailProcessGone(const std::string& why) {
   if (ctx_) ctx_->exit();
 }
 
-void Mrad::accept(UniqueFd fd, const event::Peer& peer, bool implicitTls) {
+void Mrad::accept(UniqueFd fd, const event::Peer& peer, bool implicitTls, Protocol protocol) {
   const std::string id = connections_.nextSessionId();
   std::optional<std::string> refusal;
+  // POP3: "-ERR [SYS/TEMP] ..."; IMAP: "* BYE [UNAVAILABLE] ..." (RFC 5530).
+  const char* prefix = protocol == Protocol::Imap ? "* BYE [UNAVAILABLE] " : "-ERR [SYS/TEMP] ";
   if (stopping_) {
-    refusal = "-ERR [SYS/TEMP] Server shutting down\r\n";
+    refusal = std::string(prefix) + "Server shutting down\r\n";
   } else if (connections_.size() >= settings_.maxConnections) {
-    refusal = "-ERR [SYS/TEMP] Too many connections, try again later\r\n";
+    refusal = std::string(prefix) + "Too many connections, try again later\r\n";
   } else if (connections_.fromIp(peer.ip) >= settings_.maxConnectionsPerIp) {
-    refusal = "-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n";
+    refusal = std::string(prefix) + "Too many connections from your address, try again later\r\n";
   }
   if (refusal)
     YLOG_NOTICE("connection refused session=%s ip=%s reason=\"%s\"", id.c_str(), peer.ip.c_str(),
                 refusal->substr(0, refusal->size() - 2).c_str());
   else
-    YLOG_DEBUG("connection session=%s ip=%s tls=%s", id.c_str(), peer.ip.c_str(),
-               implicitTls ? "yes" : "no");
+    YLOG_DEBUG("connection session=%s ip=%s protocol=%s tls=%s", id.c_str(), peer.ip.c_str(),
+               protocol == Protocol::Imap ? "imap" : "pop3", implicitTls ? "yes" : "no");
   LoginConnection* raw = connections_.add(
-      std::make_unique<LoginConnection>(*this, settings_, peer, id, implicitTls), peer.ip);
+      std::make_unique<LoginConnection>(*this, settings_, peer, id, implicitTls, protocol),
+      peer.ip);
   if (auto st = raw->start(std::move(fd), refusal); !st) {
     YLOG_WARN("cannot start session session=%s error=\"%s\"", id.c_str(),
               st.error().message.c_str());

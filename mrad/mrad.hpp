@@ -1,6 +1,8 @@
 // The mrad daemon object, in the login process: starts the mail process
 // (prepare, still root), owns the POP3 listeners (pop3_listen with STLS,
-// pop3s_listen with implicit TLS), the connection limits, the Directory,
+// pop3s_listen with implicit TLS) and the IMAP ones (imap_listen with
+// STARTTLS, imaps_listen with implicit TLS), the connection limits (shared by
+// both protocols), the Directory,
 // the password checker and the login throttle; each connection is a
 // LoginConnection (login_connection.hpp). When the mail process dies, every
 // session is closed and mrad exits with a failure status, so yubin-master
@@ -9,8 +11,8 @@
 // Trust: runs as [mrad] user (default yubin-login) after the skeleton's
 // privilege drop: it can read the users file (users_group) but no mailbox
 // and not the queue. Parses untrusted pre-authentication input.
-// Standards: RFC 1939, RFC 2449, RFC 2595, RFC 5034, RFC 8314 (implicit
-// TLS on 995).
+// Standards: RFC 1939, RFC 2449, RFC 2595, RFC 5034, RFC 3501, RFC 9051,
+// RFC 8314 (implicit TLS on 995 and 993).
 #pragma once
 
 #include <sys/types.h>
@@ -23,6 +25,7 @@
 
 #include "auth/directory.hpp"
 #include "base/unique_fd.hpp"
+#include "mrad/handoff.hpp"
 #include "event/event.hpp"
 #include "sasl/password_checker.hpp"
 #include "sasl/throttle.hpp"
@@ -40,7 +43,8 @@ struct LoginSettings {
   bool loopbackPlaintext = true;
   size_t maxConnections = 1000;
   size_t maxConnectionsPerIp = 20;
-  std::chrono::milliseconds idleTimeout{600000};
+  std::chrono::milliseconds idleTimeout{600000};       // POP3 before login
+  std::chrono::milliseconds imapLoginTimeout{600000};  // IMAP before login
   static LoginSettings fromConfig(const config::Config& cfg);
 };
 
@@ -68,7 +72,7 @@ class Mrad : public service::Daemon {
   void closed(LoginConnection* c);
 
  private:
-  void accept(UniqueFd fd, const event::Peer& peer, bool implicitTls);
+  void accept(UniqueFd fd, const event::Peer& peer, bool implicitTls, Protocol protocol);
   void mailProcessGone(const std::string& why);
   static void onChannel(evutil_socket_t, short, void* self);
 

@@ -40,6 +40,9 @@ class Pop3Setup:
         inst.write_config({'global': {'tls_cert': str(cert), 'tls_key': str(key)}})
         self.keys = {'pop3_listen': f'127.0.0.1:{self.port}',
                      'pop3s_listen': f'127.0.0.1:{self.sport}',
+                     # No IMAP unless asked for (imap_helper.ImapSetup): the
+                     # defaults would bind 143 and 993 on every address.
+                     'imap_listen': '', 'imaps_listen': '',
                      'lock_timeout': '2s'}
         self.keys.update(keys)
         self.mail_uid = self.mail_gid = None

@@ -198,7 +198,9 @@ class Layout:
             sections['mrad'] = {'user': self.login.pw_name, 'group': self.login.pw_name,
                                 'mail_user': self.mail.pw_name, 'mail_group': self.mail.pw_name,
                                 'pop3_listen': f'127.0.0.1:{self.port()}',
-                                'pop3s_listen': f'127.0.0.1:{self.port()}'}
+                                'pop3s_listen': f'127.0.0.1:{self.port()}',
+                                'imap_listen': f'127.0.0.1:{self.port()}',
+                                'imaps_listen': f'127.0.0.1:{self.port()}'}
         if 'msad' in self.daemons:
             self.msa = self.users.make('msa')
             sub = inst.run_dir / 'submission'

@@ -1,0 +1,59 @@
+"""Helpers for the mrad IMAP integration tests: Pop3Setup (mrad_helper.py)
+with the IMAP listeners added (imap_listen with STARTTLS, imaps_listen with
+implicit TLS, both on free loopback ports), and imaplib clients for them."""
+
+import imaplib
+import re
+
+import pytest
+
+from mrad_helper import PASSWORD, Pop3Setup
+
+
+class ImapSetup(Pop3Setup):
+    def __init__(self, inst, binary, free_port, login_user=None, users=None, **keys):
+        self.iport = free_port()
+        self.isport = free_port()
+        keys.setdefault('imap_listen', f'127.0.0.1:{self.iport}')
+        keys.setdefault('imaps_listen', f'127.0.0.1:{self.isport}')
+        super().__init__(inst, binary, free_port, login_user=login_user, users=users, **keys)
+
+    def client(self, tls=False, starttls=False):
+        """An imaplib client, not logged in: plain (optionally upgraded with
+        STARTTLS) on imap_listen, or IMAP4_SSL on imaps_listen."""
+        if tls:
+            return imaplib.IMAP4_SSL('127.0.0.1', self.isport, ssl_context=self.tls_context(),
+                                     timeout=20)
+        c = imaplib.IMAP4('127.0.0.1', self.iport, timeout=20)
+        if starttls:
+            c.starttls(ssl_context=self.tls_context())
+        return c
+
+    def login(self, user='bob', tls=True, password=PASSWORD):
+        c = self.client(tls=tls)
+        try:
+            typ, data = c.login(f'{user}@example.org', password)
+        except imaplib.IMAP4.error as e:
+            # A build whose mrad has no IMAP mail session yet (mrad/meson.build).
+            if 'IMAP is not available yet' in str(e):
+                pytest.skip('this mrad has no IMAP mail session')
+            raise
+        assert typ == 'OK', data
+        return c
+
+
+    def require_session(self):
+        """Skips the test when this mrad has no IMAP mail session."""
+        self.login().logout()
+
+
+def capabilities(c):
+    """The capability list of the last CAPABILITY (imaplib keeps it)."""
+    return set(c.capabilities)
+
+
+def code_of(data):
+    """The response code of a tagged reply text ('[CODE ...] text')."""
+    text = data[0].decode() if isinstance(data[0], bytes) else str(data[0])
+    m = re.match(r'\[([^\]]*)\]', text)
+    return m.group(1) if m else None
