@@ -21,14 +21,14 @@ constexpr uint64_t kNoEnd = std::numeric_limits<uint64_t>::max();
 bool needsStructure(const wire::FetchAtt& a) {
   using K = wire::FetchAtt::Kind;
   switch (a.kind) {
-    case K::Envelope:
     case K::Body:
     case K::BodyStructure:
-    case K::Rfc822Header:
     case K::Rfc822Text:
       return true;
     case K::BodySection:
-      return !a.section.part.empty() || a.section.text != wire::Section::Text::None;
+      // The top-level header is found by reading up to its empty line.
+      return !a.section.part.empty() || a.section.text == wire::Section::Text::Text ||
+             a.section.text == wire::Section::Text::Mime;
     case K::Binary:
     case K::BinarySize:
       return !a.section.part.empty();
@@ -51,7 +51,7 @@ mime::SectionText sectionText(wire::Section::Text t) {
 
 }  // namespace
 
-std::string flagList(const store::MessageInfo& info) {
+std::string flagList(const store::MessageInfo& info, bool withRecent) {
   std::vector<std::string> flags;
   const uint8_t s = info.flags.system;
   if (s & store::kFlagAnswered) flags.emplace_back("\\Answered");
@@ -60,7 +60,7 @@ std::string flagList(const store::MessageInfo& info) {
   if (s & store::kFlagSeen) flags.emplace_back("\\Seen");
   if (s & store::kFlagDraft) flags.emplace_back("\\Draft");
   for (const auto& k : info.flags.keywords) flags.push_back(k);
-  if (info.recent) flags.emplace_back("\\Recent");
+  if (info.recent && withRecent) flags.emplace_back("\\Recent");
   std::string out;
   wire::appendFlagList(out, flags);
   return out;
@@ -94,15 +94,46 @@ Result<std::shared_ptr<const mime::Structure>> StructureCache::get(store::ImapMa
   return std::shared_ptr<const mime::Structure>(s);
 }
 
+Result<mime::Envelope> StructureCache::envelope(store::ImapMailbox& box, size_t index) {
+  const uint32_t uid = box.messages()[index].uid;
+  for (const auto& e : entries_) {
+    if (e.first == uid && e.second->root().envelope) return *e.second->root().envelope;
+  }
+  // Only the header is read: up to the first empty line.
+  auto reader = box.open(index);
+  if (!reader) return reader.error();
+  mime::StructureParser parser;
+  std::string buf;
+  std::string tail;  // the last two octets seen, to find the empty line across reads
+  for (;;) {
+    buf.clear();
+    auto n = (*reader)->read(buf, kReadPiece);
+    if (!n) return n.error();
+    if (*n == 0) break;
+    parser.feed(buf);
+    const std::string joined = tail + buf;
+    if (joined.find("\n\n") != std::string::npos || joined.find("\n\r\n") != std::string::npos)
+      break;
+    tail = joined.substr(joined.size() - std::min<size_t>(2, joined.size()));
+  }
+  mime::Structure s = parser.finish();
+  if (s.parts.empty() || !s.root().envelope) return mime::Envelope{};
+  return *s.root().envelope;
+}
+
 // ---- Stream: one section's bytes, transformed, cut to a partial range ----
 
 struct FetchJob::Stream {
-  enum class Mode : uint8_t { Crlf, Raw, Filter, Decode };
+  // HeaderCrlf: Crlf that stops after the first empty line (the top-level
+  // header without a parsed structure).
+  enum class Mode : uint8_t { Crlf, Raw, Filter, Decode, HeaderCrlf };
   std::unique_ptr<store::MessageReader> reader;
   uint64_t pos = 0;             // stored octets read from the message start
   uint64_t begin = 0, end = kNoEnd;  // stored range [begin, end)
   Mode mode = Mode::Crlf;
   bool prevCr = false;
+  size_t lineLen = 0;           // HeaderCrlf: octets of the current line so far
+  bool headerDone = false;
   std::unique_ptr<mime::HeaderFieldFilter> filter;
   std::unique_ptr<mime::TransferDecoder> decoder;
   bool finished = false;
@@ -118,7 +149,7 @@ struct FetchJob::Stream {
     pendingPos = 0;
     while (pending.empty()) {
       if (finished) return false;
-      bool atEnd = pos >= end;
+      bool atEnd = pos >= end || headerDone || (filter && filter->done());
       if (!atEnd) {
         buf.clear();
         auto n = reader->read(buf, kReadPiece);
@@ -131,7 +162,7 @@ struct FetchJob::Stream {
           uint64_t from = begin > start ? begin - start : 0;
           uint64_t to = end < pos ? end - start : *n;
           if (from < to) transform(std::string_view(buf).substr(from, to - from));
-          if (pos >= end) atEnd = true;
+          if (pos >= end || headerDone || (filter && filter->done())) atEnd = true;
         }
       }
       if (atEnd) {
@@ -158,6 +189,20 @@ struct FetchJob::Stream {
       case Mode::Filter:
         filter->feed(in, pending);
         break;
+      case Mode::HeaderCrlf:
+        for (char c : in) {
+          if (headerDone) break;
+          if (c == '\n' && !prevCr) pending += '\r';
+          pending += c;
+          prevCr = c == '\r';
+          if (c == '\n') {
+            if (lineLen == 0) headerDone = true;
+            lineLen = 0;
+          } else if (c != '\r') {
+            ++lineLen;
+          }
+        }
+        break;
       case Mode::Decode:
         decoder->decode(in, pending);
         break;
@@ -171,7 +216,7 @@ namespace {
 struct Source {
   bool exists = false;
   uint64_t begin = 0, end = kNoEnd;
-  int mode = 0;  // Stream::Mode: 0 Crlf, 1 Raw, 2 Filter, 3 Decode
+  int mode = 0;  // Stream::Mode: 0 Crlf, 1 Raw, 2 Filter, 3 Decode, 4 HeaderCrlf
   std::vector<std::string> fields;
   bool exclude = false;
   mime::TransferEncoding encoding = mime::TransferEncoding::SevenBit;
@@ -252,6 +297,19 @@ Source bodySource(const mime::Structure* s, const wire::Section& section) {
   if (section.part.empty() && section.text == wire::Section::Text::None) {
     src.exists = true;  // the whole message; size = RFC822.SIZE
     src.mode = 0;
+    return src;
+  }
+  if (section.part.empty() && (section.text == wire::Section::Text::Header ||
+                               section.text == wire::Section::Text::HeaderFields ||
+                               section.text == wire::Section::Text::HeaderFieldsNot)) {
+    src.exists = true;  // read from the start up to the empty line
+    if (section.text == wire::Section::Text::Header) {
+      src.mode = 4;
+    } else {
+      src.mode = 2;
+      src.fields = section.fields;
+      src.exclude = section.text == wire::Section::Text::HeaderFieldsNot;
+    }
     return src;
   }
   if (!s) return src;
@@ -393,7 +451,7 @@ void FetchJob::renderItem(std::string& out, const wire::FetchAtt& att) {
   switch (att.kind) {
     case K::Flags:
       out += "FLAGS ";
-      out += flagList(info);
+      out += flagList(info, !utf8_);
       break;
     case K::InternalDate:
       out += "INTERNALDATE \"";
@@ -413,14 +471,18 @@ void FetchJob::renderItem(std::string& out, const wire::FetchAtt& att) {
       out += std::to_string(info.modSeq);
       out += ')';
       break;
-    case K::Envelope:
+    case K::Envelope: {
       out += "ENVELOPE ";
-      if (s && s->root().envelope) {
-        out += mime::renderEnvelope(*s->root().envelope, ropts);
+      std::optional<mime::Envelope> env;
+      if (s) {
+        env = s->root().envelope;
       } else {
-        out += mime::renderEnvelope(mime::Envelope{}, ropts);
+        auto e = cache_.envelope(box_, idx);
+        if (e) env = std::move(*e);
       }
+      out += mime::renderEnvelope(env ? *env : mime::Envelope{}, ropts);
       break;
+    }
     case K::Body:
       out += "BODY ";
       out += mime::renderBody(*s, false, ropts);
@@ -514,7 +576,7 @@ bool FetchJob::step(std::string& out, size_t budget) {
   if (addFlags_[msg_] && !hasFlagsAtt_) {
     if (!atts_.empty()) out += ' ';
     out += "FLAGS ";
-    out += flagList(box_.messages()[indexes_[msg_]]);
+    out += flagList(box_.messages()[indexes_[msg_]], !utf8_);
   }
   out += ")\r\n";
   inMessage_ = false;

@@ -39,6 +39,9 @@ class StructureCache {
   explicit StructureCache(size_t capacity = 16) : capacity_(capacity) {}
   // The structure of message `index` (parsed on a miss, in 64 KiB reads).
   Result<std::shared_ptr<const mime::Structure>> get(store::ImapMailbox& box, size_t index);
+  // The ENVELOPE of message `index`: from a cached structure, or by
+  // reading the header only (not cached).
+  Result<mime::Envelope> envelope(store::ImapMailbox& box, size_t index);
   void clear() { entries_.clear(); }
   size_t size() const { return entries_.size(); }
 
@@ -48,8 +51,9 @@ class StructureCache {
   std::list<std::pair<uint32_t, std::shared_ptr<const mime::Structure>>> entries_;
 };
 
-// "(\Seen \Flagged kw \Recent)" for a message.
-std::string flagList(const store::MessageInfo& info);
+// "(\Seen \Flagged kw \Recent)" for a message; IMAP4rev2 has no \Recent
+// (RFC 9051 §2.3.2): withRecent false leaves it out.
+std::string flagList(const store::MessageInfo& info, bool withRecent = true);
 
 class FetchJob {
  public:

@@ -254,7 +254,7 @@ class MailSession::Impl : public wire::MessageSink {
       if (i >= msgs.size()) continue;
       std::string d = std::to_string(i + 1) + " FETCH (";
       if (uidCommand) d += "UID " + std::to_string(msgs[i].uid) + " ";
-      d += "FLAGS " + flagList(msgs[i]) + ")";
+      d += "FLAGS " + flagList(msgs[i], !rev2_) + ")";
       out_ += wire::untaggedData(d);
     }
   }
@@ -874,7 +874,7 @@ class MailSession::Impl : public wire::MessageSink {
       for (size_t i : live) {
         std::string d = std::to_string(i + 1) + " FETCH (";
         if (c.uid) d += "UID " + std::to_string(msgs[i].uid) + " ";
-        d += "FLAGS " + flagList(msgs[i]) + ")";
+        d += "FLAGS " + flagList(msgs[i], !rev2_) + ")";
         out_ += wire::untaggedData(d);
       }
     }
@@ -1011,7 +1011,8 @@ class MailSession::Impl : public wire::MessageSink {
       results.push_back(c.uid ? msgs[i].uid : static_cast<uint32_t>(i + 1));
       uids.push_back(msgs[i].uid);
     }
-    if (a.esearch) {
+    // IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 §7.3.4).
+    if (a.esearch || rev2_) {
       uint8_t opts = a.returnOptions;
       if ((opts & ~wire::kReturnSave) == 0 && !(opts & wire::kReturnSave)) opts = wire::kReturnAll;
       if (opts & wire::kReturnSave) {

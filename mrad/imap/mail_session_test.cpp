@@ -172,6 +172,12 @@ TEST_CASE("IMAP4rev2: ENABLE, SELECT without RECENT/UNSEEN, OK [CLOSED], LIST li
       "s OK [READ-WRITE] SELECT completed\r\n";
   CHECK(r.cmd("s SELECT INBOX\r\n") == sel);
   CHECK(r.cmd("s SELECT INBOX\r\n") == "* OK [CLOSED] Previous mailbox closed\r\n" + sel);
+  // No \Recent, and SEARCH answers with ESEARCH.
+  CHECK(r.cmd("f FETCH 1 FLAGS\r\n") == "* 1 FETCH (FLAGS ())\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("g SEARCH ALL\r\n") == "* ESEARCH (TAG \"g\") ALL 1\r\ng OK SEARCH completed\r\n");
+  CHECK(r.cmd("g UID SEARCH DELETED\r\n") == "* ESEARCH (TAG \"g\") UID\r\ng OK SEARCH completed\r\n");
+  r.deliver(kSimple);
+  CHECK(r.cmd("n NOOP\r\n") == "* 2 EXISTS\r\nn OK NOOP completed\r\n");
   // UTF-8 names are sent as they are.
   CHECK(r.cmd("c CREATE \"Bücher\"\r\n") == "c OK CREATE completed\r\n");
   CHECK(r.cmd("l LIST \"\" B*\r\n") ==
