@@ -1,10 +1,23 @@
 // Tests of the pickup's pure parts (pickup.hpp): where the header ends and
 // which fields it has (also fed every prefix), the sender rule (owner
 // decides; -f only for trusted submitters), the fields added when missing,
-// display-name quoting, and refusals of bad addresses.
+// display-name quoting, and refusals of bad addresses. Then the Pickup on
+// a real loop and a temporary queue: files there at start and files that
+// arrive later (inotify) are queued and removed; symlinks, hard links,
+// folders, oversized and malformed files go to corrupt/; dot files wait.
 #include "mtad/pickup.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "auth/test_util.hpp"
+#include "event/event_testing.hpp"
 
 using namespace yubin::mtad;
 
@@ -165,4 +178,147 @@ TEST_CASE("pickup: display names and the Received field") {
   CHECK(r.find(")\r\n\tid QID from userid 1000;\r\n\t") != std::string::npos);
   CHECK(r.substr(r.size() - 2) == "\r\n");
   CHECK(r.find('\n', 0) == r.find("\r\n") + 1);
+}
+
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Loop {
+  Loop() {
+    auto b = yubin::event::newEventBase();
+    REQUIRE(b);
+    base = std::move(*b);
+    auto q = yubin::queue::Queue::open({.spoolDir = dir.file("spool")});
+    REQUIRE(q);
+    queue = std::move(*q);
+    REQUIRE(queue->attachLoop(base.get()));
+    yubin::auth::testing::writeText(dir.file("users"), "alice@example.org:*:::\n");
+    yubin::auth::testing::writeText(dir.file("aliases"), "");
+    yubin::auth::DirectorySettings ds;
+    ds.users.path = dir.file("users");
+    ds.users.domains = yubin::auth::LocalDomains({"example.org"});
+    ds.users.mailRoot = dir.file("mail");
+    ds.aliasesFile = dir.file("aliases");
+    directory = std::make_unique<yubin::auth::Directory>(ds);
+    REQUIRE(directory->reload());
+    settings.spoolDir = dir.file("spool");
+    settings.dir = settings.spoolDir + "/maildrop";
+    settings.hostname = "mx.test";
+    settings.qualifyDomain = "qualify.test";
+    settings.maxMessageSize = 1000;
+    REQUIRE(mkdir(settings.dir.c_str(), 01730) == 0);
+  }
+  ~Loop() {
+    pickup.reset();
+    event_base_loop(base.get(), EVLOOP_NONBLOCK);
+    queue.reset();
+  }
+  void start() {
+    pickup = std::make_unique<Pickup>(base.get(), *queue, *directory, settings,
+                                      [this](const yubin::queue::QueueId& id) { ids.push_back(id); });
+    REQUIRE(pickup->start());
+  }
+  std::string drop(const std::string& rcpt, const std::string& message,
+                   std::optional<std::string> sender = {}) {
+    DropHeader h;
+    h.recipients = {rcpt};
+    h.sender = sender;
+    h.size = message.size();
+    auto head = encodeDropHeader(h);
+    REQUIRE(head);
+    auto name = writeDropFile(settings.dir, *head + message);
+    REQUIRE(name);
+    return *name;
+  }
+  void loopUntil(const std::function<bool()>& pred) {
+    yubin::event::testing::Watchdog dog(base.get(), 10s);
+    yubin::event::Timer poll(base.get(), [] {});
+    while (!pred() && !dog.fired()) {
+      poll.arm(5ms);
+      event_base_loop(base.get(), EVLOOP_ONCE);
+    }
+    REQUIRE(pred());
+  }
+  bool exists(const std::string& rel) {
+    struct stat st;
+    return lstat((settings.dir + "/" + rel).c_str(), &st) == 0;
+  }
+
+  yubin::auth::testing::TempDir dir;
+  yubin::event::EventBase base;
+  std::unique_ptr<yubin::queue::Queue> queue;
+  std::unique_ptr<yubin::auth::Directory> directory;
+  PickupSettings settings;
+  std::unique_ptr<Pickup> pickup;
+  std::vector<yubin::queue::QueueId> ids;
+};
+
+}  // namespace
+
+TEST_CASE("pickup on a loop: at start, then by inotify; removed once queued") {
+  Loop t;
+  std::string first = t.drop("bob@example.org", "Subject: one\r\n\r\nbody\r\n");
+  t.start();
+  t.loopUntil([&] { return t.pickup->pickedUp() == 1; });
+  CHECK_FALSE(t.exists(first));
+  REQUIRE(t.ids.size() == 1);
+  auto f = t.queue->openMessage(t.ids[0]);
+  REQUIRE(f);
+  // This test's process owns the file: its login decides the sender
+  // (root and unknown users get the qualify domain).
+  CHECK(f->envelope().sender.find('@') != std::string::npos);
+  CHECK(f->envelope().recipients.at(0).address == "bob@example.org");
+  auto text = f->readAll();
+  REQUIRE(text);
+  CHECK(text->rfind("Received: by mx.test (Yubin ", 0) == 0);
+  CHECK(text->find("\r\nSubject: one\r\nFrom: ") != std::string::npos);
+  CHECK(text->find("\r\nMessage-ID: <") != std::string::npos);
+  CHECK(text->substr(text->size() - 8) == "\r\nbody\r\n");
+
+  // Later files arrive through inotify; a dot file (being written) waits.
+  int fd = open((t.settings.dir + "/.inprogress").c_str(), O_CREAT | O_WRONLY, 0600);
+  REQUIRE(fd >= 0);
+  close(fd);
+  std::string second = t.drop("carol@example.org", "\r\nb\r\n", "alice@example.org");
+  t.loopUntil([&] { return t.pickup->pickedUp() == 2; });
+  CHECK_FALSE(t.exists(second));
+  CHECK(t.exists(".inprogress"));
+  REQUIRE(t.ids.size() == 2);
+  auto g = t.queue->openMessage(t.ids[1]);
+  REQUIRE(g);
+  if (geteuid() == 0) CHECK(g->envelope().sender == "alice@example.org");  // root: -f honoured
+  CHECK(t.pickup->quarantined() == 0);
+}
+
+TEST_CASE("pickup on a loop: hostile files go to corrupt/") {
+  Loop t;
+  std::string victim = t.dir.file("victim");
+  yubin::auth::testing::writeText(victim, "secret\n");
+  std::string d = t.settings.dir;
+  REQUIRE(symlink(victim.c_str(), (d + "/link1").c_str()) == 0);
+  std::string good = t.drop("bob@example.org", "\r\nb\r\n");
+  REQUIRE(link((d + "/" + good).c_str(), (d + "/hard1").c_str()) == 0);  // two links
+  REQUIRE(mkdir((d + "/dir1").c_str(), 0700) == 0);
+  yubin::auth::testing::writeText(d + "/junk1", "not a maildrop file\n");
+  std::string big(2000, 'x');
+  std::string bigName = t.drop("bob@example.org", big);
+  std::string badRcpt = t.drop("not-an-address", "\r\nb\r\n");
+  t.start();
+  t.loopUntil([&] { return t.pickup->quarantined() == 7; });
+  for (const char* n : {"link1", "hard1", "dir1", "junk1"}) {
+    INFO(n);
+    CHECK(t.exists(std::string("corrupt/") + n));
+    CHECK_FALSE(t.exists(n));
+  }
+  CHECK(t.exists("corrupt/" + good));  // the other name of the hard link
+  CHECK(t.exists("corrupt/" + bigName));
+  CHECK(t.exists("corrupt/" + badRcpt));
+  CHECK(t.pickup->pickedUp() == 0);
+  CHECK(t.ids.empty());
+  // The symlink's target was not touched.
+  std::ifstream in(victim);
+  std::string content;
+  std::getline(in, content);
+  CHECK(content == "secret");
 }
