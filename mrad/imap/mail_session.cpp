@@ -656,19 +656,28 @@ class MailSession::Impl : public wire::MessageSink {
       std::string name;
       std::vector<std::string> attrs;
       bool selectable;
+      bool childInfo = false;  // RECURSIVEMATCH: a subscribed descendant (RFC 5258 §3.5)
+    };
+    const bool recursive = a.selSubscribed && a.selRecursiveMatch && !lsub;
+    auto subscribedChild = [&](const std::string& n) {
+      const std::string prefix = n + delim;
+      auto it = std::lower_bound(subscribed.begin(), subscribed.end(), prefix);
+      return it != subscribed.end() && it->compare(0, prefix.size(), prefix) == 0;
     };
     std::vector<Line> lines;
     std::vector<std::string> seen;
     for (const auto& e : *entries) {
       if (!matches(e.name)) continue;
       const bool sub = isSubscribed(e.name);
-      if (subscribedOnly && !sub) continue;
+      const bool childInfo = recursive && subscribedChild(e.name);
+      if (subscribedOnly && !sub && !childInfo) continue;
       if (a.selSpecialUse && e.specialUse.empty()) continue;
       Line l{e.name, {}, !e.noSelect};
       if (e.noSelect) l.attrs.emplace_back("\\Noselect");
       if (!lsub) l.attrs.emplace_back(e.hasChildren ? "\\HasChildren" : "\\HasNoChildren");
       if (showSubscribed && sub) l.attrs.emplace_back("\\Subscribed");
       if (!lsub && !e.specialUse.empty()) l.attrs.push_back(e.specialUse);
+      l.childInfo = childInfo;
       lines.push_back(std::move(l));
       seen.push_back(e.name);
     }
@@ -695,6 +704,7 @@ class MailSession::Impl : public wire::MessageSink {
       }
       d += ") " + delimiterString() + " ";
       wire::appendMailbox(d, l.name, utf8());
+      if (l.childInfo) d += " (\"CHILDINFO\" (\"SUBSCRIBED\"))";
       out_ += wire::untaggedData(d);
       if (a.retStatus && l.selectable && !lsub) {
         auto st = store_.status(l.name);

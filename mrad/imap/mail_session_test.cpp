@@ -578,6 +578,10 @@ TEST_CASE("CREATE, DELETE, RENAME, SUBSCRIBE, LIST, LSUB, STATUS, NAMESPACE, ID"
         "* LIST (\\HasNoChildren \\Sent) \".\" \"Sent\"\r\n"
         "* LIST (\\HasNoChildren \\Sent) \".\" \"Sent2\"\r\n"
         "* LIST (\\HasNoChildren \\Trash) \".\" \"Trash\"\r\nl OK LIST completed\r\n");
+  // RECURSIVEMATCH: Work is not subscribed but holds a subscribed child.
+  CHECK(r.cmd("l LIST (SUBSCRIBED RECURSIVEMATCH) \"\" W%\r\n") ==
+        "* LIST (\\HasChildren) \".\" \"Work\" (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"
+        "l OK LIST completed\r\n");
   CHECK(r.cmd("b UNSUBSCRIBE Gone\r\n") == "b OK UNSUBSCRIBE completed\r\n");
   CHECK(r.cmd("r RENAME Work Play\r\n") == "r OK RENAME completed\r\n");
   CHECK(r.cmd("r RENAME Work Other\r\n") == "r NO [NONEXISTENT] No such mailbox\r\n");
