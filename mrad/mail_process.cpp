@@ -172,14 +172,6 @@ void MailConnection::start() {
   bufferevent_set_max_single_write(bev_.get(), kBudget);
   bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
 
-  if (h_.protocol == Protocol::Imap) {
-    // Only in a build without the IMAP mail session (see mrad/meson.build).
-    const char* text = h_.kind == MailboxKind::Mbox ? "IMAP is not available for mbox mailboxes yet"
-                                                    : "IMAP is not available yet";
-    return refuse(yubin::imap::tagged(h_.tag, yubin::imap::Cond::No, "UNAVAILABLE", text) +
-                      yubin::imap::untagged(yubin::imap::Cond::Bye, "", text),
-                  "no imap session in this build");
-  }
   if (!matchesDirectory(owner_, h_))
     return refuse(pop3::errCode(pop3::kSysTemp, "Mailbox unavailable, try again later"),
                   "the handoff does not match the user database");
@@ -302,8 +294,6 @@ bool matchesDirectory(MailProcess& owner, const Handoff& h) {
 }
 
 // ---- ImapConnection ----
-
-#ifdef YUBIN_MRAD_IMAP_SESSION
 
 // One IMAP session after login: the user's MailStore and an
 // imap::MailSession on the socket to the login process's proxy. The glue
@@ -524,7 +514,6 @@ class ImapConnection : public Connection {
   bool closing_ = false;
   bool counted_ = false;
 };
-#endif  // YUBIN_MRAD_IMAP_SESSION
 
 // ---- MailProcess ----
 
@@ -564,11 +553,9 @@ void MailProcess::receive() {
     YLOG_DEBUG("session handed over session=%s user=%s ip=%s tls=%s", r->handoff.sessionId.c_str(),
                r->handoff.user.c_str(), r->handoff.clientIp.c_str(), r->handoff.tls ? "yes" : "no");
     std::unique_ptr<Connection> c;
-#ifdef YUBIN_MRAD_IMAP_SESSION
     if (r->handoff.protocol == Protocol::Imap)
       c = std::make_unique<ImapConnection>(*this, std::move(r->handoff), std::move(*bev));
     else
-#endif
       c = std::make_unique<MailConnection>(*this, std::move(r->handoff), std::move(*bev));
     Connection* raw = c.get();
     sessions_.emplace(raw, std::move(c));

@@ -5,8 +5,6 @@ implicit TLS, both on free loopback ports), and imaplib clients for them."""
 import imaplib
 import re
 
-import pytest
-
 from mrad_helper import PASSWORD, Pop3Setup
 
 
@@ -31,20 +29,11 @@ class ImapSetup(Pop3Setup):
 
     def login(self, user='bob', tls=True, password=PASSWORD):
         c = self.client(tls=tls)
-        try:
-            typ, data = c.login(f'{user}@example.org', password)
-        except imaplib.IMAP4.error as e:
-            # A build whose mrad has no IMAP mail session yet (mrad/meson.build).
-            if 'IMAP is not available yet' in str(e):
-                pytest.skip('this mrad has no IMAP mail session')
-            raise
+        typ, data = c.login(f'{user}@example.org', password)
         assert typ == 'OK', data
         return c
 
 
-    def require_session(self):
-        """Skips the test when this mrad has no IMAP mail session."""
-        self.login().logout()
 
 
 def capabilities(c):

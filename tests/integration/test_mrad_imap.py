@@ -345,7 +345,6 @@ def test_fetchmail_over_imap_keep_then_delete(imap, tmp_path):
     imap.add_maildir('bob', msg(1))
     imap.add_maildir('bob', TRICKY)
     imap.start()
-    imap.require_session()
     out = tmp_path / 'out'
     rc = tmp_path / 'fetchmailrc'
     rc.write_text(f'poll 127.0.0.1 service {imap.isport} protocol IMAP timeout 20\n'
