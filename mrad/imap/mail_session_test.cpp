@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -216,6 +217,56 @@ TEST_CASE("FETCH: FLAGS, UID, RFC822.SIZE, INTERNALDATE, ENVELOPE, BODY, BODYSTR
   // UID sets name no message without an error.
   CHECK(r.cmd("u UID FETCH 5:7 FLAGS\r\n") == "u OK FETCH completed\r\n");
   CHECK(r.cmd("u UID FETCH 7:* UID\r\n") == "* 2 FETCH (UID 2)\r\nu OK FETCH completed\r\n");
+}
+
+// CRLF for every bare LF (what RFC822.SIZE counts and BODY[] sends).
+std::string toCrlf(std::string_view in) {
+  std::string out;
+  char prev = 0;
+  for (char c : in) {
+    if (c == '\n' && prev != '\r') out += '\r';
+    out += c;
+    prev = c;
+  }
+  return out;
+}
+
+TEST_CASE("FETCH over the mime corpus: ENVELOPE, BODY, BODYSTRUCTURE and BODY[] of every message") {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(MIME_TESTDATA)) {
+    if (e.path().extension() == ".eml") names.push_back(e.path().stem().string());
+  }
+  REQUIRE(names.size() >= 15);
+  for (const auto& name : names) {
+    INFO(name);
+    Rig r;
+    const std::string msg = readTestdata(name + ".eml");
+    r.deliver(msg);
+    (void)r.cmd("s SELECT INBOX\r\n");
+    // The .expected file holds the three items on lines of their own.
+    std::string expected = readTestdata(name + ".expected");
+    REQUIRE(!expected.empty());
+    expected.pop_back();
+    for (const char* item : {"\nBODY ", "\nBODYSTRUCTURE "}) {
+      const auto at = expected.find(item);
+      REQUIRE(at != std::string::npos);
+      expected[at] = ' ';
+    }
+    CHECK(r.cmd("f FETCH 1 (ENVELOPE BODY BODYSTRUCTURE)\r\n") ==
+          "* 1 FETCH (" + expected + ")\r\nf OK FETCH completed\r\n");
+    const std::string wire = toCrlf(msg);
+    CHECK(r.cmd("f FETCH 1 (RFC822.SIZE BODY.PEEK[])\r\n") ==
+          "* 1 FETCH (RFC822.SIZE " + std::to_string(wire.size()) + " BODY[] {" +
+              std::to_string(wire.size()) + "}\r\n" + wire + ")\r\nf OK FETCH completed\r\n");
+    // The header read alone equals the header the structure finds.
+    const auto hdrEnd = wire.find("\r\n\r\n");
+    const std::string header = wire.rfind("\r\n", 0) == 0 ? "\r\n"  // starts with the empty line
+                               : hdrEnd == std::string::npos ? wire
+                                                             : wire.substr(0, hdrEnd + 4);
+    CHECK(r.cmd("f FETCH 1 BODY.PEEK[HEADER]\r\n") ==
+          "* 1 FETCH (BODY[HEADER] {" + std::to_string(header.size()) + "}\r\n" + header +
+              ")\r\nf OK FETCH completed\r\n");
+  }
 }
 
 TEST_CASE("FETCH body sections: byte-exact, CRLF, partial edges, \\Seen") {
