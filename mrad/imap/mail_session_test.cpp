@@ -336,6 +336,53 @@ TEST_CASE("FETCH body sections: byte-exact, CRLF, partial edges, \\Seen") {
         std::string::npos);
 }
 
+TEST_CASE("FETCH sections inside an attached message/rfc822") {
+  bool bytewise = GENERATE(false, true);
+  Rig r(nullptr, bytewise);
+  r.deliver(readTestdata("rfc822-in-multipart.eml"));
+  (void)r.cmd("s EXAMINE INBOX\r\n");
+  const std::string inner =
+      "From: orig@example.com\r\nTo: someone@example.net\r\nSubject: original\r\n"
+      "Message-ID: <orig@example.com>\r\nContent-Type: multipart/alternative; boundary=b2\r\n\r\n";
+  CHECK(r.cmd("f FETCH 1 BODY[2.HEADER]\r\n") ==
+        "* 1 FETCH (BODY[2.HEADER] {" + std::to_string(inner.size()) + "}\r\n" + inner +
+            ")\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 1 BODY[2.HEADER.FIELDS (to)]\r\n") ==
+        "* 1 FETCH (BODY[2.HEADER.FIELDS (to)] {27}\r\nTo: someone@example.net\r\n\r\n)\r\n"
+        "f OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 1 (BODY[2.2] BODY[2.1.MIME] BODY[1])\r\n") ==
+        "* 1 FETCH (BODY[2.2] {14}\r\ninner enriched BODY[2.1.MIME] {28}\r\n"
+        "Content-Type: text/plain\r\n\r\n BODY[1] {12}\r\nsee attached)\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 1 BODY[2.TEXT]<0.7>\r\n") ==
+        "* 1 FETCH (BODY[2.TEXT]<0> {7}\r\n--b2\r\nC)\r\nf OK FETCH completed\r\n");
+  // Part 1 of a non-multipart part is the part itself (mime/section.hpp).
+  CHECK(r.cmd("f FETCH 1 (BODY[3] BODY[2.3] BODY[1.1.1] BODY[1.2])\r\n") ==
+        "* 1 FETCH (BODY[3] NIL BODY[2.3] NIL BODY[1.1.1] {12}\r\nsee attached BODY[1.2] NIL)\r\n"
+        "f OK FETCH completed\r\n");
+}
+
+TEST_CASE("BINARY: decoded parts, literal8 for NUL, unknown encodings") {
+  Rig r;
+  r.deliver(
+      "Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+      "Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 =3D ok=\r\n!\r\n--x\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\nAAEC/w==\r\n--x\r\n"
+      "Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n--x--\r\n");
+  (void)r.cmd("s EXAMINE INBOX\r\n");
+  CHECK(r.cmd("f FETCH 1 (BINARY.SIZE[1] BINARY[1])\r\n") ==
+        "* 1 FETCH (BINARY.SIZE[1] 11 BINARY[1] {11}\r\ncaf\xC3\xA9 = ok!)\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 1 BINARY[2]\r\n") ==
+        "* 1 FETCH (BINARY[2] ~{4}\r\n" + std::string("\0\x01\x02\xff", 4) +
+            ")\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 1 BINARY[2]<1.2>\r\n") ==
+        "* 1 FETCH (BINARY[2]<1> ~{2}\r\n\x01\x02)\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 1 BINARY[3]\r\n") ==
+        "* 1 FETCH (BINARY[3] NIL)\r\nf NO [UNKNOWN-CTE] Cannot decode a part's content transfer "
+        "encoding\r\n");
+  CHECK(r.cmd("f FETCH 1 BINARY.SIZE[4]\r\n") ==
+        "* 1 FETCH (BINARY.SIZE[4] 0)\r\nf OK FETCH completed\r\n");
+}
+
 TEST_CASE("FETCH: bad sets and items") {
   Rig r;
   r.deliver(kSimple);
