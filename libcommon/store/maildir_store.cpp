@@ -21,9 +21,9 @@
 #include "base/unique_fd.hpp"
 #include "imap/mutf7.hpp"
 #include "store/mailbox.hpp"
-#include "store/maildir_folder.hpp"  // kMaildirSizeCache
 #include "store/maildir.hpp"
-#include "store/memory_store.hpp"  // checkMailboxName, validSpecialUse
+#include "store/maildir_folder.hpp"  // kMaildirSizeCache
+#include "store/memory_store.hpp"    // checkMailboxName, validSpecialUse
 #include "store/uid_list.hpp"
 
 namespace yubin::store {
@@ -62,9 +62,8 @@ std::vector<std::string_view> lines(std::string_view text) {
 // Removes a tree without following symlinks.
 void removeTree(const std::string& path) {
   ::nftw(
-      path.c_str(),
-      [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-      FTW_DEPTH | FTW_PHYS);
+      path.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); },
+      16, FTW_DEPTH | FTW_PHYS);
 }
 
 Status makeDir(const std::string& path) {
@@ -199,14 +198,77 @@ Flags applyFlags(const Flags& old, FlagOp op, const Flags& change, const Keyword
       break;
     case FlagOp::Remove:
       out.system &= static_cast<uint8_t>(~change.system);
-      out.keywords.erase(std::remove_if(out.keywords.begin(), out.keywords.end(),
-                                        [&](const std::string& k) { return has(change.keywords, k); }),
-                         out.keywords.end());
+      out.keywords.erase(
+          std::remove_if(out.keywords.begin(), out.keywords.end(),
+                         [&](const std::string& k) { return has(change.keywords, k); }),
+          out.keywords.end());
       break;
   }
   out.system &= 31;
   std::sort(out.keywords.begin(), out.keywords.end());
   return out;
+}
+
+// ---- the directory scan ----
+
+constexpr uint64_t kUnknownSize = UINT64_MAX;
+
+// The message files of dir's new/ and cur/ (names starting with '.' and
+// non-regular files skipped; cur/ wins for an id in both), in directory
+// order. Unlike scanMaildir no file is stat'ed (d_type tells regular
+// files) and nothing is sorted: a 10,000-message folder is read in a few
+// milliseconds. diskSize is the S= field (kUnknownSize without one; the
+// size cache is checked against it), mtime is -1: statFile() fills both
+// for the messages that need them (new ones).
+Result<std::vector<MaildirFile>> quickScan(const std::string& dir) {
+  std::vector<MaildirFile> out;
+  std::unordered_map<std::string, size_t> byId;
+  for (const char* sub : {"new", "cur"}) {
+    std::string subdir = dir + "/" + sub;
+    CPtr<DIR, closedir> d(::opendir(subdir.c_str()));
+    if (!d) {
+      if (errno == ENOENT) continue;
+      return errnoError("opendir " + subdir);
+    }
+    for (;;) {
+      errno = 0;
+      struct dirent* e = ::readdir(d.get());
+      if (!e) {
+        if (errno != 0) return errnoError("readdir " + subdir);
+        break;
+      }
+      std::string_view name = e->d_name;
+      if (name.empty() || name[0] == '.') continue;
+      if (e->d_type != DT_REG) {
+        struct stat st;
+        if (e->d_type != DT_UNKNOWN ||
+            ::fstatat(::dirfd(d.get()), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISREG(st.st_mode))
+          continue;
+      }
+      MaildirFile f;
+      f.id = std::string(maildirId(name));
+      f.fileName = std::string(sub) + "/" + std::string(name);
+      f.diskSize = maildirSizeFromName(name).value_or(kUnknownSize);
+      f.mtime = -1;
+      auto [it, fresh] = byId.try_emplace(f.id, out.size());
+      if (fresh)
+        out.push_back(std::move(f));
+      else
+        out[it->second] = std::move(f);
+    }
+  }
+  return out;
+}
+
+// Fills f's mtime (and its size when the name has no S=).
+Status statFile(const std::string& dir, MaildirFile& f) {
+  struct stat st;
+  const std::string path = dir + "/" + f.fileName;
+  if (::lstat(path.c_str(), &st) != 0) return errnoError("stat " + path);
+  f.mtime = static_cast<int64_t>(st.st_mtime);
+  if (f.diskSize == kUnknownSize) f.diskSize = static_cast<uint64_t>(st.st_size);
+  return {};
 }
 
 // ---- sizes ----
@@ -241,8 +303,11 @@ class SizeCache {
     }
   }
   // The CRLF size of f: ,W=, the cache, or counted (then remembered).
-  Result<uint64_t> size(const MaildirFile& f) {
-    if (auto w = maildirNameField(f.name(), 'W'); w && *w >= f.diskSize) return *w;
+  Result<uint64_t> size(MaildirFile& f) {
+    auto w = maildirNameField(f.name(), 'W');
+    if (w && (f.diskSize == kUnknownSize || *w >= f.diskSize)) return *w;
+    if (f.diskSize == kUnknownSize)
+      if (auto st = statFile(dir_, f); !st) return st.error();
     if (auto c = map_.find(f.id); c != map_.end() && c->second.first == f.diskSize)
       return c->second.second;
     auto n = countCrlf(dir_ + "/" + f.fileName);
@@ -262,8 +327,14 @@ class SizeCache {
       text += f.id + " " + std::to_string(c->second.first) + " " +
               std::to_string(c->second.second) + "\n";
     }
+    // Replaced by rename, without fsync: the cache only saves work, and a
+    // damaged entry is either refused (crlf < raw) or its id is gone.
     const std::string path = dir_ + "/" + kMaildirSizeCache;
-    if (auto st = atomicWrite(path, text, 0600); !st)
+    const std::string tmp = path + ".tmp";
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    Status st = fd ? writeAll(fd.get(), text) : errnoError("create " + tmp);
+    if (st && ::rename(tmp.c_str(), path.c_str()) != 0) st = errnoError("rename " + tmp);
+    if (!st)
       YLOG_WARN("maildir: size cache not written path=%s error=\"%s\"", path.c_str(),
                 st.error().message.c_str());
   }
@@ -283,7 +354,7 @@ struct LoadedMessage {
 struct LoadedFolder {
   uint32_t uidValidity = 0;
   uint32_t uidNext = 1;
-  uint32_t firstRecent = 1;  // before this load took \Recent
+  uint32_t firstRecent = 1;             // before this load took \Recent
   std::vector<LoadedMessage> messages;  // ascending UID
 };
 
@@ -306,9 +377,8 @@ Result<UidList> startList(const std::string& root, const std::string& dir, bool 
 
 // Scans dir and gives every message a UID (under the lock when the list
 // must change); with claimRecent, \Recent is taken.
-Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
-                                bool claimRecent) {
-  auto files = scanMaildir(dir);
+Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir, bool claimRecent) {
+  auto files = quickScan(dir);
   if (!files) return files.error();
   auto read = readUidList(dir);
   if (!read) return read.error();
@@ -329,7 +399,7 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
   if (!write && stale) {
     // A file renamed while readdir ran may have been missed: look again
     // before dropping its entry.
-    files = scanMaildir(dir);
+    files = quickScan(dir);
     if (!files) return files.error();
     write = needsWrite(read->list, *files, stale) || stale;
   }
@@ -338,10 +408,10 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
   if (write) {
     auto lock = lockUidList(dir);
     if (!lock) return lock.error();
+    // Another process may have written the list since: read it again (the
+    // scan need not be redone: a file it missed gets its UID next time).
     read = readUidList(dir);
     if (!read) return read.error();
-    files = scanMaildir(dir);
-    if (!files) return files.error();
     if (read->state == UidListState::Ok) {
       list = std::move(read->list);
     } else {
@@ -358,10 +428,16 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
     next.firstRecent = list.firstRecent;
     for (auto& e : list.entries)
       if (present.erase(e.second)) next.entries.push_back(std::move(e));
-    for (const auto& f : *files) {  // delivery order
-      if (!present.count(f.id)) continue;
+    // New messages in delivery order: natural order of the id.
+    std::vector<const MaildirFile*> fresh;
+    fresh.reserve(present.size());
+    for (const auto& f : *files)
+      if (present.count(f.id)) fresh.push_back(&f);
+    std::sort(fresh.begin(), fresh.end(),
+              [](const MaildirFile* a, const MaildirFile* b) { return naturalLess(a->id, b->id); });
+    for (const MaildirFile* f : fresh) {
       if (next.uidNext == UINT32_MAX) return Error{"UID space exhausted in " + dir, EOVERFLOW};
-      next.entries.emplace_back(next.uidNext++, f.id);
+      next.entries.emplace_back(next.uidNext++, f->id);
     }
     firstRecent = next.firstRecent;
     if (claimRecent) next.firstRecent = next.uidNext;
@@ -581,9 +657,9 @@ Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge, bool force
           continue;
         }
         files_[i] = it->second->file.fileName;
-        Flags f = it->second->file.isNew() ? Flags{}
-                                           : flagsFromInfo(maildirFlags(it->second->file.name()),
-                                                           slots_);
+        Flags f = it->second->file.isNew()
+                      ? Flags{}
+                      : flagsFromInfo(maildirFlags(it->second->file.name()), slots_);
         if (!(f == v.flags)) {
           v.flags = std::move(f);
           ch.flagsChanged.push_back(i);
@@ -591,6 +667,10 @@ Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge, bool force
       }
       for (auto& m : loaded->messages) {
         if (m.uid <= maxUid_) continue;
+        if (auto st = statFile(dir_, m.file); !st) {
+          if (st.error().errnum == ENOENT) continue;  // removed meanwhile
+          return st.error();
+        }
         auto size = sizes_.size(m.file);
         if (!size) {
           if (size.error().errnum == ENOENT) continue;  // removed meanwhile
@@ -660,7 +740,7 @@ Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge, bool force
 }
 
 Result<bool> MaildirImapMailbox::relocate(size_t index) {
-  auto now = scanMaildir(dir_);
+  auto now = quickScan(dir_);
   if (!now) return now.error();
   std::unordered_map<std::string_view, size_t> byId;
   for (size_t i = 0; i < ids_.size(); ++i) byId.emplace(ids_[i], i);
@@ -767,8 +847,8 @@ Result<std::string> placeCopy(Shared& shared, const std::string& src, const std:
   const auto diskSize = static_cast<uint64_t>(st.st_size);
   for (int attempt = 0; attempt < 100; ++attempt) {
     std::string base = shared.names.next();
-    std::string name = base + ",S=" + std::to_string(diskSize) + ",W=" +
-                       std::to_string(crlfSize) + ":2," + info;
+    std::string name =
+        base + ",S=" + std::to_string(diskSize) + ",W=" + std::to_string(crlfSize) + ":2," + info;
     std::string target = dest + "/cur/" + name;
     if (::link(src.c_str(), target.c_str()) == 0) return base;
     if (errno == EEXIST) continue;
@@ -880,7 +960,9 @@ class MaildirAppend final : public AppendTransaction {
   Result<AppendedUids> commit(const Flags& flags, int64_t internalDate) override {
     if (!fd_) return Error{"append already finished", EINVAL};
     if (!isDir(dir_ + "/cur")) return Error{"mailbox deleted", ENOENT};
-    struct timespec t {internalDate ? internalDate : static_cast<int64_t>(::time(nullptr)), 0};
+    struct timespec t {
+      internalDate ? internalDate : static_cast<int64_t>(::time(nullptr)), 0
+    };
     struct timespec times[2] = {t, t};
     if (::futimens(fd_.get(), times) != 0) return errnoError("futimens " + tmp_);
     if (::fsync(fd_.get()) != 0) return errnoError("fsync " + tmp_);
@@ -890,8 +972,8 @@ class MaildirAppend final : public AppendTransaction {
     const std::string info = infoFor(applyFlags({}, FlagOp::Add, flags, *slots), "", *slots);
     std::string id = base_;
     for (int attempt = 0;; ++attempt) {
-      std::string target = dir_ + "/cur/" + id + ",S=" + std::to_string(size_) + ",W=" +
-                           std::to_string(counter_.total()) + ":2," + info;
+      std::string target = dir_ + "/cur/" + id + ",S=" + std::to_string(size_) +
+                           ",W=" + std::to_string(counter_.total()) + ":2," + info;
       if (::link(tmp_.c_str(), target.c_str()) == 0) break;
       if (errno != EEXIST || attempt == 100) return errnoError("link " + target);
       id = shared_->names.next();
@@ -1220,7 +1302,7 @@ Status MaildirStore::rename(const std::string& fromName, const std::string& toNa
     if (!dest) return dest.error();
     if (auto kw = readFile(root_ + "/" + kKeywordsFile, kMaxSmallFile); kw)
       if (auto st = atomicWrite(*dest + "/" + kKeywordsFile, *kw, 0600); !st) return st;
-    auto files = scanMaildir(root_);
+    auto files = quickScan(root_);
     if (!files) return files.error();
     for (const auto& f : *files) {
       std::string src = root_ + "/" + f.fileName, dst = *dest + "/" + f.fileName;
