@@ -179,10 +179,12 @@ def test_smtp_on_stdin(running):
 
 
 def test_corrupt_file_is_quarantined(running):
-    bad = running.maildrop / 'bad1'
-    bad.write_bytes(b'YUBIN-MAILDROP 1\nrcpt bob@example.org\nsize 999\n\nshort\n')
-    os.chmod(bad, 0o644)
-    # The pickup sees it on its next scan: another drop wakes it.
+    # Written as the real writer does: a dot name first, then renamed.
+    tmp = running.maildrop / '.bad1'
+    tmp.write_bytes(b'YUBIN-MAILDROP 1\nrcpt bob@example.org\nsize 999\n\nshort\n')
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, running.maildrop / 'bad1')
+    # A good message after it still goes through.
     r = running.run('carol@example.org')
     assert r.returncode == 0, r.stderr
     running.wait_mail('carol')
