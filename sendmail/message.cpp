@@ -131,20 +131,14 @@ Result<std::string> parseSenderArgument(std::string_view text, const std::string
 
 Result<Extracted> extractRecipients(std::string_view m, const std::string& qualify) {
   std::vector<Field> fields;
-  size_t pos = 0, headerEnd = m.size();
+  size_t pos = 0;
   while (pos < m.size()) {
     size_t lf = m.find('\n', pos);
     size_t end = lf == std::string_view::npos ? m.size() : lf + 1;
     std::string_view line = m.substr(pos, end - pos);
-    if (line == "\r\n" || line == "\n") {
-      headerEnd = pos;
-      break;
-    }
+    if (line == "\r\n" || line == "\n") break;
     if (line[0] == ' ' || line[0] == '\t') {
-      if (fields.empty()) {
-        headerEnd = pos;
-        break;
-      }
+      if (fields.empty()) break;  // a continuation of nothing: body
       Field& f = fields.back();
       f.text = m.substr(f.text.data() - m.data(), end - (f.text.data() - m.data()));
       f.value = m.substr(f.value.data() - m.data(), end - (f.value.data() - m.data()));
@@ -157,10 +151,7 @@ Result<Extracted> extractRecipients(std::string_view m, const std::string& quali
       unsigned char c = static_cast<unsigned char>(line[i]);
       if (c <= 32 || c >= 127) ok = false;
     }
-    if (!ok) {
-      headerEnd = pos;
-      break;
-    }
+    if (!ok) break;  // not a field: the body starts here
     fields.push_back(Field{line.substr(0, colon), line, m.substr(pos + colon + 1, end - pos - colon - 1)});
     pos = end;
   }
@@ -189,7 +180,6 @@ Result<Extracted> extractRecipients(std::string_view m, const std::string& quali
       copied = at + f.text.size();
     }
   }
-  (void)headerEnd;
   x.message.append(m.substr(copied));
   return x;
 }
