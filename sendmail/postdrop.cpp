@@ -14,6 +14,7 @@
 // belongs to the invoking user (real uid): that, not anything the user
 // wrote, is what mtad's pickup trusts.
 // Standards: none.
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,6 +39,10 @@ int fail(int code, const std::string& what) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Descriptors 0-2 closed by the caller would be reused by the files this
+  // program opens: hold them with /dev/null first.
+  for (int fd = 0; fd <= 2; ++fd)
+    if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd) return 71;
   umask(077);
   // No core file with the message in it.
   struct rlimit none = {0, 0};

@@ -204,6 +204,42 @@ def test_exit_codes(mail):
     assert mail.drop_files() == []
 
 
+def test_postdrop_refuses(mail, system_user):
+    postdrop = mail.inst.dir / 'libexec' / 'yubin-postdrop'
+    pw = pwd.getpwnam(system_user)
+
+    def as_user():
+        os.setgroups([])
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+
+    def run(folder, data=b''):
+        return subprocess.run([str(postdrop), str(folder)], input=data, capture_output=True,
+                              timeout=30, preexec_fn=as_user)
+    # Not a maildrop folder by name, by mode or by group.
+    assert run('/tmp').returncode == 64
+    assert run('relative/maildrop').returncode == 64
+    other = mail.inst.dir / 'elsewhere' / 'maildrop'  # reachable by the user
+    other.mkdir(parents=True)
+    os.chmod(other, 0o1777)
+    assert run(other).returncode == 77
+    assert list(other.iterdir()) == []
+    # The real one, with input that is not a drop file.
+    r = run(mail.maildrop, b'From: x\n\nnot a drop file\n')
+    assert r.returncode == 65 and b'not a maildrop file' in r.stderr
+    r = run(mail.maildrop, b'YUBIN-MAILDROP 1\nrcpt a@b\nsize 10\n\nshort')
+    assert r.returncode == 65 and b'message truncated' in r.stderr
+    assert mail.drop_files() == []
+    # A good one lands, owned by the user, group of the drop folder.
+    r = run(mail.maildrop, b'YUBIN-MAILDROP 1\nrcpt bob@example.org\nsize 3\n\nhi\n')
+    assert r.returncode == 0, r.stderr
+    name = r.stdout.decode().strip()
+    assert mail.drop_files() == [name]
+    st = os.stat(mail.maildrop / name)
+    assert st.st_uid == pw.pw_uid and st.st_mode & 0o7777 == 0o644
+    assert st.st_gid == os.stat(mail.maildrop).st_gid
+
+
 def test_mailq_runs_yubinctl_as_mailq(mail, binary):
     # No master runs: yubinctl, called as mailq, says so in its own words.
     env = dict(os.environ, YUBINCTL=str(binary('ctl/yubinctl')))
