@@ -890,7 +890,7 @@ Result<CopiedUids> MaildirImapMailbox::copy(const std::vector<size_t>& indexes,
   if (auto st = checkIndexes(indexes); !st) return st.error();
   auto dest = maildirStorePath(shared_->root, destName);
   if (!dest) return dest.error();
-  if (!isDir(*dest + "/cur")) return Error{"no such mailbox: " + destName, ENOENT};
+  if (!isDir(*dest) || !isDir(*dest + "/cur")) return Error{"no such mailbox: " + destName, ENOENT};
   std::vector<size_t> order = indexes;
   std::sort(order.begin(), order.end(),
             [&](size_t a, size_t b) { return view_[a].uid < view_[b].uid; });
@@ -1105,12 +1105,9 @@ Status MaildirStore::init() {
   if (!fs) return fs.error();
   if (fs->empty()) {
     auto su = readSpecialUse();
-    std::set<std::string> subs;
-    if (auto s = subscriptions(); s) subs.insert(s->begin(), s->end());
     for (const auto& m : kDefaultMailboxes) {
       if (auto st = makeFolder(m.name); !st) return st;
       su[m.name] = m.use;
-      subs.insert(m.name);
     }
     if (auto st = writeSpecialUse(su); !st) return st;
     for (const auto& m : kDefaultMailboxes)
@@ -1215,7 +1212,8 @@ Status MaildirStore::subscribe(const std::string& name, bool on) {
 Result<std::string> MaildirStore::selectable(const std::string& name) {
   auto path = maildirStorePath(root_, name);
   if (!path) return path.error();
-  if (!isDir(*path + "/cur")) return Error{"no such mailbox: " + name, ENOENT};
+  // lstat on both: a folder that is a symlink is not one of ours.
+  if (!isDir(*path) || !isDir(*path + "/cur")) return Error{"no such mailbox: " + name, ENOENT};
   return path;
 }
 

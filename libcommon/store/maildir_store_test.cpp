@@ -122,6 +122,14 @@ TEST_CASE("MaildirStore: hostile names, on the wire and on disk") {
   // A file where a folder should be is not a mailbox either.
   REQUIRE(atomicWrite(h.root + "/.plainfile", "x", 0600));
   CHECK(listNames(*s) == std::vector<std::string>{"INBOX"});
+  // Nor a symlink to a directory elsewhere.
+  REQUIRE(makeDirs(h.tmp / "elsewhere/cur", 0700));
+  REQUIRE(makeDirs(h.tmp / "elsewhere/new", 0700));
+  REQUIRE(::symlink((h.tmp / "elsewhere").c_str(), (h.root + "/.Link").c_str()) == 0);
+  CHECK(listNames(*s) == std::vector<std::string>{"INBOX"});
+  CHECK(s->select("Link", false).error().errnum == ENOENT);
+  CHECK(s->status("Link").error().errnum == ENOENT);
+  CHECK(s->beginAppend("Link").error().errnum == ENOENT);
 }
 
 TEST_CASE("MaildirStore: default special-use mailboxes, once") {
