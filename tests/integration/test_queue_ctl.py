@@ -16,7 +16,9 @@ the master, which starts mdad. Then:
 - delete removes it, files included, and no report reaches the sender;
 - bounce puts one DSN in the sender's Maildir, Status 5.0.0, "bounced by
   the administrator";
-- unknown and malformed IDs fail with a clear message and exit status 1.
+- unknown and malformed IDs fail with a clear message and exit status 1;
+- without a master, or with a master but no [mtad] section, yubinctl queue
+  and mailq say so and exit 1.
 
 No fixed sleeps: every wait polls a condition with a deadline.
 """
@@ -292,3 +294,26 @@ def test_unknown_and_bad_ids(queue):
     # The message is untouched by all this.
     assert queue.show(qid)['state'] in ('deferred', 'active')
     assert queue.q('frob').returncode == 2
+
+
+def test_without_mtad_or_master(instance, binary, tmp_path):
+    binary('master/yubin-master')
+    link = tmp_path / 'mailq'
+    link.symlink_to(instance.ctl_bin)
+    # No master: a clear error, exit 1.
+    instance.write_config()
+    down = instance.ctl('queue', 'flush')
+    assert down.returncode == 1
+    assert down.stderr.startswith('yubinctl queue flush: yubin-master is not running')
+    mq = subprocess.run([str(link), '-c', str(instance.conf)], capture_output=True, text=True,
+                        timeout=60)
+    assert mq.returncode == 1 and mq.stderr.startswith('mailq: yubin-master is not running')
+    # A master without an [mtad] section: no queue to act on.
+    instance.start_master()
+    r = instance.ctl('queue', 'show', '0' * 16)
+    assert r.returncode == 1
+    assert r.stderr == 'yubinctl queue show: no [mtad] section: there is no queue\n'
+    mq = subprocess.run([str(link), '-c', str(instance.conf)], capture_output=True, text=True,
+                        timeout=60)
+    assert mq.returncode == 1
+    assert mq.stderr == 'mailq: no [mtad] section: there is no queue\n'
