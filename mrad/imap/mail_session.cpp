@@ -119,7 +119,7 @@ class MailSession::Impl : public wire::MessageSink {
   }
 
   void run() {
-    while (!closing_ && !fetch_) {
+    while (!closing_ && !busy()) {
       wire::Event e = parser_.next();
       if (std::holds_alternative<wire::NeedMore>(e)) return;
       if (auto* c = std::get_if<wire::ContinueRequest>(&e)) {
@@ -141,10 +141,16 @@ class MailSession::Impl : public wire::MessageSink {
   }
 
   void produce(size_t budget) {
-    if (!fetch_) return;
-    if (fetch_->produce(out_, budget)) finishFetch();
-    if (!fetch_) run();
+    if (fetch_) {
+      if (fetch_->produce(out_, budget)) finishFetch();
+    } else if (search_) {
+      if (stepSearch(budget)) finishSearch();
+    } else {
+      return;
+    }
+    if (!busy()) run();
   }
+  bool busy() const { return fetch_ != nullptr || search_ != nullptr; }
 
   void changed() {
     if (!box_) return;
@@ -155,7 +161,9 @@ class MailSession::Impl : public wire::MessageSink {
   std::string out_;
   bool closing_ = false;
   bool idling_ = false;
+  struct SearchRun;
   std::unique_ptr<FetchJob> fetch_;
+  std::unique_ptr<SearchRun> search_;
   std::unique_ptr<store::ImapMailbox> box_;
   MailStats stats_;
 
@@ -979,6 +987,7 @@ class MailSession::Impl : public wire::MessageSink {
         auto n = (*reader)->read(data_, kCopyPiece);
         if (!n) return n.error();
         if (*n == 0) break;
+        bytesRead_ += *n;
         if (data_.size() > kMaxSearchRead) break;
         if (headerOnly && (data_.find("\n\n") != std::string::npos ||
                            data_.find("\r\n\r\n") != std::string::npos))
@@ -987,11 +996,28 @@ class MailSession::Impl : public wire::MessageSink {
       if (headerOnly) loadedHeader_ = true;
       return {};
     }
+   public:
+    uint64_t bytesRead() const { return bytesRead_; }
+
+   private:
     store::ImapMailbox& box_;
     size_t index_;
+    uint64_t bytesRead_ = 0;
     std::string data_;
     bool loadedHeader_ = false;
     bool whole_ = false;
+  };
+
+ public:
+  // A SEARCH runs in steps like a FETCH (produce()), so a BODY search
+  // over a large mailbox does not hold the mail process for long.
+  struct SearchRun {
+    wire::Command cmd;
+    SearchContext ctx;
+    size_t next = 0;                // index of the next message to look at
+    std::vector<uint32_t> results;  // seq numbers or UIDs, ascending
+    std::vector<uint32_t> uids;     // of the matches, for SAVE
+    bool failed = false;
   };
 
   void search(const wire::Command& c) {
@@ -1002,37 +1028,62 @@ class MailSession::Impl : public wire::MessageSink {
       return;
     }
     const auto& msgs = box_->messages();
-    SearchContext ctx;
-    ctx.maxSeq = static_cast<uint32_t>(msgs.size());
-    ctx.maxUid = msgs.empty() ? 0 : msgs.back().uid;
-    ctx.now = static_cast<int64_t>(::time(nullptr));
-    ctx.utf8 = utf8();
-    std::vector<uint32_t> results;   // seq numbers or UIDs, ascending
-    std::vector<uint32_t> uids;      // of the matches, for SAVE
-    for (size_t i = 0; i < msgs.size(); ++i) {
+    search_ = std::make_unique<SearchRun>();
+    search_->cmd = c;
+    search_->ctx.maxSeq = static_cast<uint32_t>(msgs.size());
+    search_->ctx.maxUid = msgs.empty() ? 0 : msgs.back().uid;
+    search_->ctx.now = static_cast<int64_t>(::time(nullptr));
+    search_->ctx.utf8 = utf8();
+    if (stepSearch(kFirstBudget)) finishSearch();
+  }
+
+ public:
+  // Looks at messages until about `budget` octets were read (a message
+  // decided by its flags counts 256); true when the search is done.
+  bool stepSearch(size_t budget) {
+    SearchRun& run = *search_;
+    const auto& a = std::get<wire::SearchArgs>(run.cmd.args);
+    const auto& msgs = box_->messages();
+    uint64_t spent = 0;
+    while (run.next < msgs.size() && spent < budget) {
+      const size_t i = run.next++;
       LazyMessage m(*box_, i);
-      auto r = matches(a.key, m, ctx, &saved_);
+      auto r = matches(a.key, m, run.ctx, &saved_);
+      spent += 256 + m.bytesRead();
       if (!r) {
         if (msgs[i].expunged) continue;
-        no(c, "SERVERBUG", "SEARCH could not read a message");
-        return;
+        run.failed = true;
+        return true;
       }
       if (!*r) continue;
-      results.push_back(c.uid ? msgs[i].uid : static_cast<uint32_t>(i + 1));
-      uids.push_back(msgs[i].uid);
+      run.results.push_back(run.cmd.uid ? msgs[i].uid : static_cast<uint32_t>(i + 1));
+      run.uids.push_back(msgs[i].uid);
     }
+    return run.next >= msgs.size();
+  }
+
+  void finishSearch() {
+    std::unique_ptr<SearchRun> run = std::move(search_);
+    const wire::Command& c = run->cmd;
+    const auto& a = std::get<wire::SearchArgs>(c.args);
+    if (run->failed) {
+      no(c, "SERVERBUG", "SEARCH could not read a message");
+      return;
+    }
+    const auto& results = run->results;
+    const auto& uids = run->uids;
     // IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 §7.3.4).
     if (a.esearch || rev2_) {
       uint8_t opts = a.returnOptions;
-      if ((opts & ~wire::kReturnSave) == 0 && !(opts & wire::kReturnSave)) opts = wire::kReturnAll;
+      if (opts == 0) opts = wire::kReturnAll;  // "RETURN ()" and rev2's plain SEARCH
       if (opts & wire::kReturnSave) {
         // RFC 5182 §2.1: with MIN or MAX (and not ALL/COUNT) only those are saved.
         if ((opts & (wire::kReturnMin | wire::kReturnMax)) &&
             !(opts & (wire::kReturnAll | wire::kReturnCount)) && !uids.empty()) {
-          std::vector<uint32_t> s;
-          if (opts & wire::kReturnMin) s.push_back(uids.front());
-          if ((opts & wire::kReturnMax) && uids.size() > 1) s.push_back(uids.back());
-          saved_ = s;
+          std::vector<uint32_t> sv;
+          if (opts & wire::kReturnMin) sv.push_back(uids.front());
+          if ((opts & wire::kReturnMax) && uids.size() > 1) sv.push_back(uids.back());
+          saved_ = sv;
         } else {
           saved_ = uids;
         }
@@ -1045,6 +1096,7 @@ class MailSession::Impl : public wire::MessageSink {
     finish(c, "SEARCH completed");
   }
 
+ private:
   // ---- FETCH ----
   void fetch(const wire::Command& c) {
     const auto& a = std::get<wire::FetchArgs>(c.args);
@@ -1126,7 +1178,7 @@ void MailSession::start(std::string_view loginTag, std::string_view pendingInput
 void MailSession::feed(std::string_view bytes) { impl_->feed(bytes); }
 std::string MailSession::takeOutput() { return std::exchange(impl_->out_, std::string()); }
 bool MailSession::hasOutput() const { return !impl_->out_.empty(); }
-bool MailSession::producing() const { return impl_->fetch_ != nullptr; }
+bool MailSession::producing() const { return impl_->busy(); }
 void MailSession::produce(size_t budget) { impl_->produce(budget); }
 bool MailSession::closing() const { return impl_->closing_; }
 int MailSession::changeFd() const { return impl_->box_ ? impl_->box_->changeFd() : -1; }

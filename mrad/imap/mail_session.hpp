@@ -9,7 +9,8 @@
 // A pure state machine like the POP3 MailSession: fed bytes, it queues
 // output; a FETCH whose body sections are large becomes a transfer the glue
 // pumps with produce() as the client drains, so a message is never held in
-// memory whole and later pipelined commands wait for it. Untagged EXISTS,
+// memory whole and later pipelined commands wait for it; a SEARCH runs in
+// steps the same way. Untagged EXISTS,
 // EXPUNGE and FETCH FLAGS for changes made elsewhere are sent after each
 // command and while idling (changed()); never an EXPUNGE during FETCH,
 // STORE or SEARCH (RFC 3501 §7.4.1, RFC 9051 §7.5.1).
@@ -74,11 +75,14 @@ class MailSession {
   std::string takeOutput();
   bool hasOutput() const;
 
-  // A FETCH is streaming message data: call produce() whenever the
-  // client's output is below the glue's low-water mark.
+  // A FETCH is streaming message data, or a SEARCH is reading messages:
+  // call produce() whenever the client's output is below the glue's
+  // low-water mark (a SEARCH writes nothing until its end, so the glue
+  // keeps calling).
   bool producing() const;
-  // Writes about `budget` more octets of the current FETCH into the output;
-  // at its end, the tagged reply, then the next pipelined commands.
+  // Writes about `budget` more octets of the current FETCH into the output
+  // (or reads about that much for a SEARCH); at its end, the tagged reply,
+  // then the next pipelined commands.
   void produce(size_t budget);
 
   // LOGOUT was answered, or the session gave up (too many bad commands, a

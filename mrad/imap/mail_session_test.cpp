@@ -601,6 +601,26 @@ TEST_CASE("SEARCH, UID SEARCH, ESEARCH, SAVE and $, BADCHARSET") {
   CHECK(r.cmd("h SEARCH NOPE\r\n").rfind("h BAD ", 0) == 0);
 }
 
+TEST_CASE("SEARCH over a large mailbox runs in steps through produce()") {
+  Rig r;
+  const std::string filler(20000, 'x');
+  for (int i = 0; i < 40; ++i) {
+    r.deliver("Subject: m" + std::to_string(i) + "\r\n\r\n" + filler + (i % 10 == 3 ? " needle" : "") +
+              "\r\n");
+  }
+  (void)r.cmd("s SELECT INBOX\r\n");
+  r.s.feed("a SEARCH BODY needle\r\nb NOOP\r\n");
+  CHECK(r.s.producing());
+  CHECK(r.s.takeOutput() == "");
+  int steps = 0;
+  while (r.s.producing()) {
+    r.s.produce(64 * 1024);
+    ++steps;
+  }
+  CHECK(steps >= 3);
+  CHECK(r.s.takeOutput() == "* SEARCH 4 14 24 34\r\na OK SEARCH completed\r\nb OK NOOP completed\r\n");
+}
+
 TEST_CASE("COPY, MOVE, UID variants: COPYUID, TRYCREATE, EXPUNGE after MOVE") {
   bool bytewise = GENERATE(false, true);
   Rig r(nullptr, bytewise);
