@@ -56,7 +56,8 @@ class FuzzSasl final : public SaslExchange {
     }
     size_t a = r.find('\0');
     size_t b = a == std::string_view::npos ? a : r.find('\0', a + 1);
-    if (b == std::string_view::npos) return failure();
+    // Like sasl::Exchange's PLAIN: an empty password is refused here.
+    if (b == std::string_view::npos || b + 1 == r.size()) return failure();
     SaslStep s;
     s.kind = SaslStep::Kind::CheckPassword;
     s.user = std::string(r.substr(a + 1, b - a - 1));
