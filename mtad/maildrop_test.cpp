@@ -130,7 +130,8 @@ TEST_CASE("maildrop: hostile headers") {
   srand(7);
   for (int i = 0; i < 2000; ++i) {
     std::string junk = sample();
-    for (int k = 0; k < 3; ++k) junk[static_cast<size_t>(rand()) % junk.size()] = static_cast<char>(rand());
+    for (int k = 0; k < 3; ++k)
+      junk[static_cast<size_t>(rand()) % junk.size()] = static_cast<char>(rand());
     (void)parseDrop(junk);
   }
 }
@@ -138,7 +139,8 @@ TEST_CASE("maildrop: hostile headers") {
 TEST_CASE("maildrop: names the pickup considers") {
   CHECK(isDropName("18c0a1b2c3d40001a2b3c4d5e6f7a8b9"));
   CHECK(isDropName("bad1"));
-  for (std::string bad : std::vector<std::string>{"", ".tmp", ".18c0", "a/b", "a b", std::string(65, 'a'), "ü"}) {
+  for (std::string bad :
+       std::vector<std::string>{"", ".tmp", ".18c0", "a/b", "a b", std::string(65, 'a'), "ü"}) {
     INFO(bad);
     CHECK_FALSE(isDropName(bad));
   }
@@ -167,8 +169,10 @@ TEST_CASE("maildrop: the writer leaves one complete 0644 file") {
   int entries = 0;
   DIR* d = opendir(dir.c_str());
   while (dirent* e = readdir(d))
-    if (e->d_name[0] != '.') ++entries;
-    else CHECK((std::string(e->d_name) == "." || std::string(e->d_name) == ".."));
+    if (e->d_name[0] != '.')
+      ++entries;
+    else
+      CHECK((std::string(e->d_name) == "." || std::string(e->d_name) == ".."));
   closedir(d);
   CHECK(entries == 2);
   // A folder that is not there: an error, no crash.

@@ -37,7 +37,8 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 bool hasNonAscii(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
 }
 
 std::string randomMessageId(const std::string& host) {
@@ -123,8 +124,8 @@ std::string pickupDate(time_t t) {
 
 std::string pickupReceived(const std::string& hostname, uint32_t uid, const std::string& id,
                            time_t now) {
-  return "Received: by " + hostname + " (Yubin " YUBIN_VERSION ")\r\n\tid " + id +
-         " from userid " + std::to_string(uid) + ";\r\n\t" + pickupDate(now) + "\r\n";
+  return "Received: by " + hostname + " (Yubin " YUBIN_VERSION ")\r\n\tid " + id + " from userid " +
+         std::to_string(uid) + ";\r\n\t" + pickupDate(now) + "\r\n";
 }
 
 std::string quoteDisplayName(std::string_view name) {
@@ -188,7 +189,7 @@ Result<PickupMessage> preparePickup(const ParsedDrop& drop, std::string_view mes
   if (!p.scan.hasFrom) {
     std::string addr = env.nullSender ? who.address : env.sender;
     // The account's GECOS name only names the account's own address.
-    std::string name = drop.header.fullName ? *drop.header.fullName
+    std::string name = drop.header.fullName  ? *drop.header.fullName
                        : addr == who.address ? who.fullName
                                              : std::string();
     std::string q = quoteDisplayName(name);
@@ -242,8 +243,7 @@ Status Pickup::start() {
                 settings_.dropGroup.c_str(), strerror(errno));
     // Sticky: a user cannot remove another's file; group write and search
     // only: the drop group cannot list the folder or read the files.
-    if (chmod(settings_.dir.c_str(), 01730) != 0)
-      return errnoError("chmod " + settings_.dir);
+    if (chmod(settings_.dir.c_str(), 01730) != 0) return errnoError("chmod " + settings_.dir);
     YLOG_INFO("pickup: created %s", settings_.dir.c_str());
   } else if (errno != EEXIST) {
     return errnoError("mkdir " + settings_.dir);
@@ -258,7 +258,8 @@ Status Pickup::start() {
   if (inotify_add_watch(inotify_.get(), settings_.dir.c_str(),
                         IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR) < 0)
     return errnoError("inotify_add_watch " + settings_.dir);
-  inotifyEvent_ = event::Event(event_new(base_, inotify_.get(), EV_READ | EV_PERSIST, onInotify, this));
+  inotifyEvent_ =
+      event::Event(event_new(base_, inotify_.get(), EV_READ | EV_PERSIST, onInotify, this));
   if (!inotifyEvent_ || event_add(inotifyEvent_.get(), nullptr) != 0)
     return Error{"pickup: cannot watch the inotify descriptor"};
   YLOG_INFO("pickup: watching %s", settings_.dir.c_str());
@@ -393,7 +394,8 @@ bool Pickup::process(const std::string& name) {
     return false;
   }
   uint64_t limit = kMaxDropFile;
-  if (settings_.maxMessageSize) limit = std::min<uint64_t>(limit, settings_.maxMessageSize + kHeaderSlack);
+  if (settings_.maxMessageSize)
+    limit = std::min<uint64_t>(limit, settings_.maxMessageSize + kHeaderSlack);
   if (static_cast<uint64_t>(st.st_size) > limit) {
     quarantine(name, "too large (" + std::to_string(st.st_size) + " octets)");
     return false;
@@ -453,34 +455,35 @@ bool Pickup::process(const std::string& name) {
   size_t nrcpt = prepared->envelope.recipients.size();
   std::string from = prepared->envelope.sender;
   uint32_t uid = who.uid;
-  ticket_ = queue_.commit(std::move(*msg), [this, name, id, nrcpt, from, uid](Result<queue::QueueId> r) {
-    ticket_.reset();
-    committing_ = false;
-    if (stopped_ && onIdle_) {
-      // Called last: it may destroy this Pickup (mtad exiting).
-      auto idle = std::move(onIdle_);
-      if (r && unlinkat(dirFd_.get(), name.c_str(), 0) == 0) ++pickedUp_;
-      if (r && queued_) queued_(*r);
-      idle();
-      return;
-    }
-    if (!r) {
-      YLOG_WARN("pickup: queue commit failed file=%s id=%s error=\"%s\"; retrying later",
-                name.c_str(), id.c_str(), r.error().message.c_str());
-      rescan_.arm(kRetryAfterFailure);
-      return;
-    }
-    // Durable in the queue: now the maildrop copy may go. A crash before
-    // this line leaves both, and the file is queued again (at least once).
-    if (unlinkat(dirFd_.get(), name.c_str(), 0) != 0)
-      YLOG_ERROR("pickup: cannot remove file=%s after queueing id=%s: %s", name.c_str(),
-                 id.c_str(), strerror(errno));
-    ++pickedUp_;
-    YLOG_INFO("queued id=%s from=<%s> nrcpt=%zu uid=%u source=maildrop file=%s", id.c_str(),
-              from.c_str(), nrcpt, uid, name.c_str());
-    if (queued_) queued_(*r);
-    next();
-  });
+  ticket_ =
+      queue_.commit(std::move(*msg), [this, name, id, nrcpt, from, uid](Result<queue::QueueId> r) {
+        ticket_.reset();
+        committing_ = false;
+        if (stopped_ && onIdle_) {
+          // Called last: it may destroy this Pickup (mtad exiting).
+          auto idle = std::move(onIdle_);
+          if (r && unlinkat(dirFd_.get(), name.c_str(), 0) == 0) ++pickedUp_;
+          if (r && queued_) queued_(*r);
+          idle();
+          return;
+        }
+        if (!r) {
+          YLOG_WARN("pickup: queue commit failed file=%s id=%s error=\"%s\"; retrying later",
+                    name.c_str(), id.c_str(), r.error().message.c_str());
+          rescan_.arm(kRetryAfterFailure);
+          return;
+        }
+        // Durable in the queue: now the maildrop copy may go. A crash before
+        // this line leaves both, and the file is queued again (at least once).
+        if (unlinkat(dirFd_.get(), name.c_str(), 0) != 0)
+          YLOG_ERROR("pickup: cannot remove file=%s after queueing id=%s: %s", name.c_str(),
+                     id.c_str(), strerror(errno));
+        ++pickedUp_;
+        YLOG_INFO("queued id=%s from=<%s> nrcpt=%zu uid=%u source=maildrop file=%s", id.c_str(),
+                  from.c_str(), nrcpt, uid, name.c_str());
+        if (queued_) queued_(*r);
+        next();
+      });
   return true;
 }
 

@@ -75,8 +75,7 @@ struct PickupMessage {
 // Refuses (EBADMSG) a recipient or honoured sender that is not a valid
 // address. `now` and `messageId` ("<x@host>") are used for missing fields.
 Result<PickupMessage> preparePickup(const ParsedDrop& drop, std::string_view message,
-                                    const Submitter& who, time_t now,
-                                    const std::string& messageId);
+                                    const Submitter& who, time_t now, const std::string& messageId);
 
 // "Received: by HOST (Yubin) id ID from userid UID; DATE" with its CRLF.
 std::string pickupReceived(const std::string& hostname, uint32_t uid, const std::string& id,
@@ -90,8 +89,8 @@ std::string quoteDisplayName(std::string_view name);
 class Pickup {
  public:
   using QueuedFn = std::function<void(const queue::QueueId&)>;
-  Pickup(event_base* base, queue::Queue& queue, auth::Directory& directory,
-         PickupSettings settings, QueuedFn queued);
+  Pickup(event_base* base, queue::Queue& queue, auth::Directory& directory, PickupSettings settings,
+         QueuedFn queued);
   ~Pickup();
   Pickup(const Pickup&) = delete;
   Pickup& operator=(const Pickup&) = delete;

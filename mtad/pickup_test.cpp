@@ -215,8 +215,9 @@ struct Loop {
     queue.reset();
   }
   void start() {
-    pickup = std::make_unique<Pickup>(base.get(), *queue, *directory, settings,
-                                      [this](const yubin::queue::QueueId& id) { ids.push_back(id); });
+    pickup =
+        std::make_unique<Pickup>(base.get(), *queue, *directory, settings,
+                                 [this](const yubin::queue::QueueId& id) { ids.push_back(id); });
     REQUIRE(pickup->start());
   }
   std::string drop(const std::string& rcpt, const std::string& message,

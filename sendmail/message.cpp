@@ -152,7 +152,8 @@ Result<Extracted> extractRecipients(std::string_view m, const std::string& quali
       if (c <= 32 || c >= 127) ok = false;
     }
     if (!ok) break;  // not a field: the body starts here
-    fields.push_back(Field{line.substr(0, colon), line, m.substr(pos + colon + 1, end - pos - colon - 1)});
+    fields.push_back(
+        Field{line.substr(0, colon), line, m.substr(pos + colon + 1, end - pos - colon - 1)});
     pos = end;
   }
 

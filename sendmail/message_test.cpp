@@ -90,28 +90,33 @@ TEST_CASE("sendmail -t: recipients from the header, Bcc removed") {
     std::string out;
   };
   const std::vector<Case> cases = {
-      {"To: a@x.example\r\nSubject: s\r\n\r\nbody\r\n", {"a@x.example"},
+      {"To: a@x.example\r\nSubject: s\r\n\r\nbody\r\n",
+       {"a@x.example"},
        "To: a@x.example\r\nSubject: s\r\n\r\nbody\r\n"},
       // Cc and Bcc, names, a folded list, case of field names.
       {"TO: A <a@x.example>,\r\n  b@x.example\r\ncc: c\r\nBCC: d@x.example\r\nSubject: s\r\n\r\n"
        "To: not@header.example\r\n",
        {"a@x.example", "b@x.example", "c@example.org", "d@x.example"},
-       "TO: A <a@x.example>,\r\n  b@x.example\r\ncc: c\r\nSubject: s\r\n\r\nTo: not@header.example\r\n"},
+       "TO: A <a@x.example>,\r\n  b@x.example\r\ncc: c\r\nSubject: s\r\n\r\nTo: "
+       "not@header.example\r\n"},
       // A folded Bcc goes with its continuation lines; an empty Bcc names no one.
       {"Bcc: x@x.example,\r\n\ty@x.example\r\nTo: a@x.example\r\nBcc:\r\n\r\nb\r\n",
-       {"x@x.example", "y@x.example", "a@x.example"}, "To: a@x.example\r\n\r\nb\r\n"},
+       {"x@x.example", "y@x.example", "a@x.example"},
+       "To: a@x.example\r\n\r\nb\r\n"},
       // Groups: members count, an empty group names no one.
       {"To: team: a@x.example, \"B\" <b@x.example>;, undisclosed-recipients:;\r\n\r\n",
        {"a@x.example", "b@x.example"},
        "To: team: a@x.example, \"B\" <b@x.example>;, undisclosed-recipients:;\r\n\r\n"},
       // Resent- fields replace the originals.
       {"To: old@x.example\r\nResent-To: new@x.example\r\nResent-Bcc: hid@x.example\r\n\r\n",
-       {"new@x.example", "hid@x.example"}, "To: old@x.example\r\nResent-To: new@x.example\r\n\r\n"},
+       {"new@x.example", "hid@x.example"},
+       "To: old@x.example\r\nResent-To: new@x.example\r\n\r\n"},
       // No header at all / no recipients.
       {"\r\nbody\r\n", {}, "\r\nbody\r\n"},
       {"Subject: s\r\n", {}, "Subject: s\r\n"},
       // The header ends at the first line that is not a field.
-      {"To: a@x.example\r\nnot a field\r\nBcc: b@x.example\r\n", {"a@x.example"},
+      {"To: a@x.example\r\nnot a field\r\nBcc: b@x.example\r\n",
+       {"a@x.example"},
        "To: a@x.example\r\nnot a field\r\nBcc: b@x.example\r\n"},
       // Comments in addresses.
       {"To: a@x.example (Alice)\r\n\r\n", {"a@x.example"}, "To: a@x.example (Alice)\r\n\r\n"},

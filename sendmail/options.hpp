@@ -38,14 +38,14 @@ enum class Mode {
 
 struct Options {
   Mode mode = Mode::Deliver;
-  bool extract = false;                // -t
-  bool ignoreDots = false;             // -i, -oi: a lone "." does not end the message
-  std::optional<std::string> sender;   // -f / -r
-  std::optional<std::string> fullName; // -F
-  std::string configPath;              // -C FILE; empty: the default
+  bool extract = false;                 // -t
+  bool ignoreDots = false;              // -i, -oi: a lone "." does not end the message
+  std::optional<std::string> sender;    // -f / -r
+  std::optional<std::string> fullName;  // -F
+  std::string configPath;               // -C FILE; empty: the default
   std::vector<std::string> recipients;
-  std::vector<std::string> ignored;    // options accepted and ignored, as given
-  std::string unsupported;             // the -b mode refused, for the message
+  std::vector<std::string> ignored;  // options accepted and ignored, as given
+  std::string unsupported;           // the -b mode refused, for the message
 };
 
 // Parses argv[1..] for a program called `progName` (basename of argv[0]:
