@@ -169,8 +169,8 @@ struct Verb {
   bool json;  // takes --json
 };
 constexpr Verb kVerbs[] = {
-    {"show", ipc::QueueAction::Show, true},       {"flush", ipc::QueueAction::Flush, false},
-    {"retry", ipc::QueueAction::Retry, false},    {"hold", ipc::QueueAction::Hold, false},
+    {"show", ipc::QueueAction::Show, true},        {"flush", ipc::QueueAction::Flush, false},
+    {"retry", ipc::QueueAction::Retry, false},     {"hold", ipc::QueueAction::Hold, false},
     {"release", ipc::QueueAction::Release, false}, {"delete", ipc::QueueAction::Delete, false},
     {"bounce", ipc::QueueAction::Bounce, false},
 };
@@ -197,9 +197,9 @@ int remote(const Verb& v, const std::vector<std::string>& args, std::ostream& ou
   }
   const bool needsId = ipc::queueActionNeedsId(v.action);
   if (needsId && words.size() != 1)
-    return usage(err, std::string(v.name) + (words.empty() ? ": missing queue ID" : ": one queue ID"));
-  if (!needsId && !words.empty())
-    return usage(err, std::string(v.name) + " takes no argument");
+    return usage(err,
+                 std::string(v.name) + (words.empty() ? ": missing queue ID" : ": one queue ID"));
+  if (!needsId && !words.empty()) return usage(err, std::string(v.name) + " takes no argument");
   ipc::QueueCommand cmd{v.action, needsId ? words[0] : std::string()};
   // mtad checks the ID again; this is for a clear message without a round trip.
   if (needsId && !queue::QueueId::parse(cmd.id)) {

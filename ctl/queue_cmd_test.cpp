@@ -172,16 +172,15 @@ ipc::QueueMessageInfo deferredMessage() {
   m.size = 1500;
   m.envid = "QQ314159";
   m.ret = 2;
-  m.recipients.push_back({"bob@example.net", "rfc822", "bob@example.net",
-                          queue::kNotifyFailure | queue::kNotifyDelay,
-                          ipc::QueueRcptStatus::Deferred, 2, kArrival + 10, kArrival + 610,
-                          "451 4.7.1 greylisted"});
+  m.recipients.push_back(
+      {"bob@example.net", "rfc822", "bob@example.net", queue::kNotifyFailure | queue::kNotifyDelay,
+       ipc::QueueRcptStatus::Deferred, 2, kArrival + 10, kArrival + 610, "451 4.7.1 greylisted"});
   m.recipients.push_back({"carol@example.org", "", "", 0, ipc::QueueRcptStatus::Delivered, 1,
                           kArrival + 10, 0, "250 2.0.0 ok"});
   m.recipients.push_back({"dave@example.net", "", "", 0, ipc::QueueRcptStatus::Deferred, 2,
                           kArrival + 10, kArrival + 610, "451 4.7.1 greylisted"});
-  m.recipients.push_back({"eve@example.net", "", "", 0, ipc::QueueRcptStatus::Pending, 0, 0, 0,
-                          ""});
+  m.recipients.push_back(
+      {"eve@example.net", "", "", 0, ipc::QueueRcptStatus::Pending, 0, 0, 0, ""});
   return m;
 }
 
@@ -247,7 +246,9 @@ TEST_CASE("queue: bad command lines and bad IDs never reach the master") {
       {{"retry", "362J7YRYY8PVKG00"}, 1, "invalid queue ID"},
       {{"retry", "362j7yryy8pvkg0"}, 1, "invalid queue ID"},
       {{"retry", "362j7yryy8pvkg0i"}, 1, "invalid queue ID"},
-      {{"bounce", std::string("362j7yryy8pvkg0\x1b", 16)}, 1, "invalid queue ID '362j7yryy8pvkg0\\x1b'"},
+      {{"bounce", std::string("362j7yryy8pvkg0\x1b", 16)},
+       1,
+       "invalid queue ID '362j7yryy8pvkg0\\x1b'"},
   }));
   FakeMaster fm;
   Run r = runRemote(fm, c.args);
@@ -314,16 +315,16 @@ TEST_CASE("queue show: every field, as text and as JSON") {
 
   Run j = runRemote(fm, {"show", "362j7yryy8pvkg00", "--json"});
   REQUIRE(j.rc == 0);
-  CHECK(j.out.rfind(
-            "{\"version\":1,\"message\":{\"id\":\"362j7yryy8pvkg00\",\"state\":\"deferred\","
-            "\"sender\":\"alice@example.org\",\"arrival\":1700000000,\"size\":1500,"
-            "\"envid\":\"QQ314159\",\"ret\":\"HDRS\",\"recipients\":[{\"address\":"
-            "\"bob@example.net\",\"orcpt_type\":\"rfc822\",\"orcpt\":\"bob@example.net\","
-            "\"notify\":[\"FAILURE\",\"DELAY\"],\"status\":\"deferred\",\"attempts\":2,"
-            "\"last_attempt\":1700000010,\"next_attempt\":1700000610,"
-            "\"reply\":\"451 4.7.1 greylisted\"},{\"address\":\"carol@example.org\","
-            "\"orcpt_type\":null,\"orcpt\":null,\"notify\":[],",
-            0) == 0);
+  CHECK(
+      j.out.rfind("{\"version\":1,\"message\":{\"id\":\"362j7yryy8pvkg00\",\"state\":\"deferred\","
+                  "\"sender\":\"alice@example.org\",\"arrival\":1700000000,\"size\":1500,"
+                  "\"envid\":\"QQ314159\",\"ret\":\"HDRS\",\"recipients\":[{\"address\":"
+                  "\"bob@example.net\",\"orcpt_type\":\"rfc822\",\"orcpt\":\"bob@example.net\","
+                  "\"notify\":[\"FAILURE\",\"DELAY\"],\"status\":\"deferred\",\"attempts\":2,"
+                  "\"last_attempt\":1700000010,\"next_attempt\":1700000610,"
+                  "\"reply\":\"451 4.7.1 greylisted\"},{\"address\":\"carol@example.org\","
+                  "\"orcpt_type\":null,\"orcpt\":null,\"notify\":[],",
+                  0) == 0);
   CHECK(j.out.size() > 2);
   CHECK(j.out.substr(j.out.size() - 4) == "]}}\n");
 }
@@ -395,7 +396,8 @@ TEST_CASE("mailq: asks for the list; errors exit 1") {
   fm.reply = Error{"yubin-master is not running (nothing listens on /run/yubin/control)"};
   std::ostringstream out2, err2;
   CHECK(ctl::runMailq({}, out2, err2, fm.asker()) == 1);
-  CHECK(err2.str() == "mailq: yubin-master is not running (nothing listens on /run/yubin/control)\n");
+  CHECK(err2.str() ==
+        "mailq: yubin-master is not running (nothing listens on /run/yubin/control)\n");
   std::ostringstream out3, err3;
   CHECK(ctl::runMailq({"-v"}, out3, err3, fm.asker()) == 2);
 }

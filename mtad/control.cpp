@@ -92,8 +92,7 @@ Result<std::unique_ptr<QueueControl>> QueueControl::create(event_base* base, Uni
   std::unique_ptr<QueueControl> c(new QueueControl(queue, qmgr));
   c->bev_ = std::move(*bev);
   c->self_ = std::make_shared<QueueControl*>(c.get());
-  bufferevent_setcb(c->bev_.get(), &QueueControl::readCb, nullptr, &QueueControl::eventCb,
-                    c.get());
+  bufferevent_setcb(c->bev_.get(), &QueueControl::readCb, nullptr, &QueueControl::eventCb, c.get());
   bufferevent_enable(c->bev_.get(), EV_READ);
   return c;
 }
@@ -207,12 +206,18 @@ void QueueControl::onRequest(const ipc::QueueRequest& req) {
     (*token)->send({serial, r.ok(), r ? *r : r.error().message, {}});
   };
   switch (req.action) {
-    case ipc::QueueAction::Retry: return qmgr_.retry(*id, done);
-    case ipc::QueueAction::Hold: return qmgr_.hold(*id, done);
-    case ipc::QueueAction::Release: return qmgr_.release(*id, done);
-    case ipc::QueueAction::Delete: return qmgr_.remove(*id, done);
-    case ipc::QueueAction::Bounce: return qmgr_.bounce(*id, done);
-    default: return fail(std::string("unsupported queue action ") + ipc::queueActionName(req.action));
+    case ipc::QueueAction::Retry:
+      return qmgr_.retry(*id, done);
+    case ipc::QueueAction::Hold:
+      return qmgr_.hold(*id, done);
+    case ipc::QueueAction::Release:
+      return qmgr_.release(*id, done);
+    case ipc::QueueAction::Delete:
+      return qmgr_.remove(*id, done);
+    case ipc::QueueAction::Bounce:
+      return qmgr_.bounce(*id, done);
+    default:
+      return fail(std::string("unsupported queue action ") + ipc::queueActionName(req.action));
   }
 }
 

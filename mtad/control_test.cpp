@@ -4,6 +4,8 @@
 // delivered waiting for the attempt to end, and the queue channel
 // (QueueControl) on a socketpair: show, list, unknown and malformed IDs,
 // a hostile frame closing the channel.
+#include "mtad/control.hpp"
+
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
@@ -16,7 +18,6 @@
 #include "auth/directory.hpp"
 #include "auth/test_util.hpp"
 #include "event/event_testing.hpp"
-#include "mtad/control.hpp"
 #include "mtad/lmtp_test_server.hpp"
 #include "mtad/qmgr.hpp"
 #include "queue/queue.hpp"
@@ -39,8 +40,9 @@ struct Engine {
     REQUIRE(q);
     queue = std::move(*q);
     REQUIRE(queue->attachLoop(base.get()));
-    auth::testing::writeText(dir.file("users"),
-                             "alice@example.org:*:::\nbob@example.org:*:::\ncarol@example.org:*:::\n");
+    auth::testing::writeText(
+        dir.file("users"),
+        "alice@example.org:*:::\nbob@example.org:*:::\ncarol@example.org:*:::\n");
     auth::testing::writeText(dir.file("aliases"), "");
     auth::DirectorySettings ds;
     ds.users.path = dir.file("users");
@@ -195,7 +197,8 @@ TEST_CASE("admin: delete removes the message and its state, no report") {
   e.loopUntil([&] { return e.qmgr->idle(); });
   CHECK(e.ids().empty());
   CHECK(e.ids(queue::Area::Hold).empty());
-  CHECK_FALSE(std::filesystem::exists(queue::filePath(e.queue->spoolDir(), queue::Area::State, id)));
+  CHECK_FALSE(
+      std::filesystem::exists(queue::filePath(e.queue->spoolDir(), queue::Area::State, id)));
   auto again = e.act([&](auto done) { e.qmgr->remove(id, done); });
   REQUIRE_FALSE(again);
   CHECK(again.error().message == "no message " + id.str() + " in the queue");
@@ -219,7 +222,8 @@ TEST_CASE("admin: bounce queues one DSN from <> with 5.0.0 and removes the messa
   REQUIRE(bytes);
   CHECK_THAT(*bytes, Catch::Contains("Status: 5.0.0\r\n"));
   CHECK_THAT(*bytes, Catch::Contains("Action: failed\r\n"));
-  CHECK_THAT(*bytes, Catch::Contains("Diagnostic-Code: smtp; 554 5.0.0 bounced by the administrator"));
+  CHECK_THAT(*bytes,
+             Catch::Contains("Diagnostic-Code: smtp; 554 5.0.0 bounced by the administrator"));
   CHECK_THAT(*bytes, Catch::Contains("Original-Envelope-Id: E1"));
 }
 
@@ -321,7 +325,8 @@ TEST_CASE("queue channel: show, list, unknown and malformed IDs") {
     CHECK_FALSE(r.ok);
     CHECK(r.text == invalidIdError(bad));
   }
-  CHECK(invalidIdError("a\x1b" "b") ==
+  CHECK(invalidIdError("a\x1b"
+                       "b") ==
         "invalid queue ID 'a\\x1bb': a queue ID is 16 characters of 0-9 and a-z without i, l, o "
         "and u");
   CHECK(invalidIdError(std::string(50, 'x')).find(std::string(40, 'x') + "...'") !=

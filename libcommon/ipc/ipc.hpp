@@ -157,7 +157,13 @@ const char* queueActionName(QueueAction a);
 bool queueActionNeedsId(QueueAction a);
 
 // A recipient's state, the values of queue::RcptStatus.
-enum class QueueRcptStatus : uint8_t { Pending = 0, Delivered = 1, Deferred = 2, Bounced = 3, Held = 4 };
+enum class QueueRcptStatus : uint8_t {
+  Pending = 0,
+  Delivered = 1,
+  Deferred = 2,
+  Bounced = 3,
+  Held = 4
+};
 const char* queueRcptStatusName(QueueRcptStatus s);  // "pending", ...
 
 // Where a message stands as a whole.
