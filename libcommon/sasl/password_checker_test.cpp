@@ -14,7 +14,7 @@ using namespace yubin;
 namespace {
 
 struct Loop {
-  event::EventBase base = event::newEventBase().value();
+  yubin::event::EventBase base = yubin::event::newEventBase().value();
   std::map<std::string, std::string> hashes;
   int lookups = 0;
 
