@@ -37,7 +37,7 @@ struct FakeMtad {
   std::string commands;  // every command line received
   std::string content;   // raw DATA bytes up to and including the dot line
   bool inData = false;
-  event::Bufferevent bev;
+  yubin::event::Bufferevent bev;
 
   void onBytes(std::string_view b) {
     if (inData) {
@@ -87,17 +87,17 @@ struct FakeMtad {
 struct Harness {
   auth::testing::TempDir dir;
   std::string path = dir.file("submission");
-  event::EventBase base = event::newEventBase().value();
+  yubin::event::EventBase base = yubin::event::newEventBase().value();
   FakeMtad mtad;
-  std::unique_ptr<event::Listener> listener;
+  std::unique_ptr<yubin::event::Listener> listener;
   std::optional<smtp::Reply> result;
 
   void listen() {
     auto fd = sys::bindUnix(path, 0600, static_cast<gid_t>(-1));
     REQUIRE(fd.ok());
-    auto l =
-        event::Listener::create(base.get(), std::move(*fd), [this](UniqueFd c, const event::Peer&) {
-          mtad.bev = event::newSocketBufferevent(base.get(), std::move(c)).value();
+    auto l = yubin::event::Listener::create(
+        base.get(), std::move(*fd), [this](UniqueFd c, const yubin::event::Peer&) {
+          mtad.bev = yubin::event::newSocketBufferevent(base.get(), std::move(c)).value();
           bufferevent_setcb(
               mtad.bev.get(),
               [](bufferevent* b, void* self) {

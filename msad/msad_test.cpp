@@ -75,11 +75,11 @@ std::string nextReply(const std::string& buf, size_t* offset) {
 
 struct Site {
   auth::testing::TempDir dir;
-  event::EventBase base = event::newEventBase().value();
+  yubin::event::EventBase base = yubin::event::newEventBase().value();
   uint16_t port = 0;
   std::unique_ptr<FakeContext> ctx;
   std::unique_ptr<Msad> msad;
-  std::unique_ptr<event::Listener> mtadListener;
+  std::unique_ptr<yubin::event::Listener> mtadListener;
   std::vector<std::unique_ptr<MtadSession>> mtad;
   size_t closeAfter = 0;  // >0: the next mtad session closes after this much content
   std::vector<std::string> queued;
@@ -111,8 +111,9 @@ struct Site {
   void listenMtad() {
     auto fd = sys::bindUnix(dir.file("submission"), 0600, static_cast<gid_t>(-1));
     REQUIRE(fd.ok());
-    auto l = event::Listener::create(base.get(), std::move(*fd),
-                                     [this](UniqueFd c, const event::Peer&) { acceptMtad(std::move(c)); });
+    auto l = yubin::event::Listener::create(
+        base.get(), std::move(*fd),
+        [this](UniqueFd c, const yubin::event::Peer&) { acceptMtad(std::move(c)); });
     REQUIRE(l.ok());
     mtadListener = std::move(*l);
   }
@@ -121,7 +122,7 @@ struct Site {
     auto s = std::make_unique<MtadSession>();
     MtadSession* m = s.get();
     size_t closeAt = std::exchange(closeAfter, 0);
-    m->conn.attach(event::newSocketBufferevent(base.get(), std::move(fd)).value());
+    m->conn.attach(yubin::event::newSocketBufferevent(base.get(), std::move(fd)).value());
     m->conn.onRead = [this, m, closeAt](et::Conn& c) {
       while (m->used < c.received.size() && c.bev) {
         if (m->inData) {
@@ -175,7 +176,8 @@ struct Client {
   size_t offset = 0;
 
   explicit Client(Site& s) : site(s) {
-    conn.attach(event::newSocketBufferevent(s.base.get(), et::connectLoopback(s.port)).value());
+    conn.attach(
+        yubin::event::newSocketBufferevent(s.base.get(), et::connectLoopback(s.port)).value());
   }
   // The final line of the next reply.
   std::string reply() {

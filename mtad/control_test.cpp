@@ -33,7 +33,7 @@ namespace {
 struct Engine {
   Engine() {
     ::signal(SIGPIPE, SIG_IGN);
-    auto b = event::newEventBase();
+    auto b = yubin::event::newEventBase();
     REQUIRE(b);
     base = std::move(*b);
     auto q = queue::Queue::open({.spoolDir = dir.file("spool")});
@@ -101,8 +101,8 @@ struct Engine {
   }
 
   void loopUntil(const std::function<bool()>& pred, std::chrono::seconds limit = 10s) {
-    event::testing::Watchdog dog(base.get(), limit);
-    event::Timer poll(base.get(), [] {});
+    yubin::event::testing::Watchdog dog(base.get(), limit);
+    yubin::event::Timer poll(base.get(), [] {});
     while (!pred() && !dog.fired()) {
       poll.arm(5ms);
       event_base_loop(base.get(), EVLOOP_ONCE);
@@ -128,7 +128,7 @@ struct Engine {
   }
 
   auth::testing::TempDir dir;
-  event::EventBase base;
+  yubin::event::EventBase base;
   std::unique_ptr<queue::Queue> queue;
   std::unique_ptr<auth::Directory> directory;
   QmgrSettings settings;

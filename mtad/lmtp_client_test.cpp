@@ -50,7 +50,7 @@ struct Fixture {
     // As the daemon skeleton does: a peer that hangs up is an error value
     // from write(2), not a signal.
     ::signal(SIGPIPE, SIG_IGN);
-    auto b = event::newEventBase();
+    auto b = yubin::event::newEventBase();
     REQUIRE(b);
     base = std::move(*b);
     auto q = queue::Queue::open({.spoolDir = dir.path() + "/spool"});
@@ -95,7 +95,7 @@ struct Fixture {
       got = std::move(r);
       event_base_loopbreak(base.get());
     });
-    event::testing::Watchdog dog(base.get());
+    yubin::event::testing::Watchdog dog(base.get());
     event_base_dispatch(base.get());
     REQUIRE_FALSE(dog.fired());
     REQUIRE(got);
@@ -104,8 +104,8 @@ struct Fixture {
 
   // Runs the loop until pred() holds (or 10 s).
   void loopUntil(const std::function<bool()>& pred) {
-    event::testing::Watchdog dog(base.get());
-    event::Timer poll(base.get(), [] {});
+    yubin::event::testing::Watchdog dog(base.get());
+    yubin::event::Timer poll(base.get(), [] {});
     while (!pred() && !dog.fired()) {
       poll.arm(5ms);
       event_base_loop(base.get(), EVLOOP_ONCE);
@@ -114,7 +114,7 @@ struct Fixture {
   }
 
   queue::testing::TempDir dir;
-  event::EventBase base;
+  yubin::event::EventBase base;
   std::unique_ptr<queue::Queue> queue;
   LmtpSettings settings;
 };

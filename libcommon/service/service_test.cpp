@@ -50,8 +50,8 @@ class EchoDaemon final : public service::Daemon {
 
   Status start(service::Context& ctx) override {
     ctx_ = &ctx;
-    auto ls = service::acceptOn(ctx, "listen",
-                                [this](UniqueFd fd, const event::Peer&) { accept(std::move(fd)); });
+    auto ls = service::acceptOn(
+        ctx, "listen", [this](UniqueFd fd, const yubin::event::Peer&) { accept(std::move(fd)); });
     if (!ls) return ls.error();
     listeners_ = std::move(*ls);
     if (listeners_.empty()) return Error{"no listen socket"};
@@ -73,13 +73,13 @@ class EchoDaemon final : public service::Daemon {
 
  private:
   struct Session {
-    event::Bufferevent bev;
+    yubin::event::Bufferevent bev;
     bool closing = false;
     void write(const std::string& s) { bufferevent_write(bev.get(), s.data(), s.size()); }
   };
 
   void accept(UniqueFd fd) {
-    auto bev = event::newSocketBufferevent(ctx_->base(), std::move(fd));
+    auto bev = yubin::event::newSocketBufferevent(ctx_->base(), std::move(fd));
     if (!bev) return;
     auto s = std::make_unique<Session>();
     s->bev = std::move(*bev);
@@ -113,7 +113,7 @@ class EchoDaemon final : public service::Daemon {
 
   DaemonOptions opts_;
   service::Context* ctx_ = nullptr;
-  std::vector<std::unique_ptr<event::Listener>> listeners_;
+  std::vector<std::unique_ptr<yubin::event::Listener>> listeners_;
   std::map<bufferevent*, std::unique_ptr<Session>> sessions_;
 };
 
@@ -276,7 +276,7 @@ struct Managed {
 
   explicit Managed(const service::Spec& spec, const std::string& config = configText()) {
     conf = dir.write("yubin.conf", config);
-    UniqueFd lfd = event::testing::listenLoopback(&port);
+    UniqueFd lfd = yubin::event::testing::listenLoopback(&port);
     int sv[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
     master.reset(sv[0]);
@@ -291,7 +291,7 @@ struct Managed {
     REQUIRE(std::holds_alternative<ipc::DaemonStatus>(*m));
     return std::get<ipc::DaemonStatus>(*m);
   }
-  UniqueFd connect() { return event::testing::connectLoopback(port); }
+  UniqueFd connect() { return yubin::event::testing::connectLoopback(port); }
 };
 
 }  // namespace
@@ -416,7 +416,7 @@ TEST_CASE("run: config errors exit 78 with file:line") {
                                  "version = 1\n[global]\ndomains = x\nlog = stderr\n[mtad]\n"
                                  "user = yubin-no-such-user\nlisten = 127.0.0.1:1\n");
     uint16_t port;
-    UniqueFd lfd = event::testing::listenLoopback(&port);
+    UniqueFd lfd = yubin::event::testing::listenLoopback(&port);
     spawn(child, dir, makeSpec(), {"-c", conf}, {{"listen", lfd.get()}});
     CHECK(child.wait() == 78);
     CHECK(child.log().find("error: " + conf +
@@ -430,7 +430,7 @@ TEST_CASE("run: config errors exit 78 with file:line") {
                                                               "tls_key = " +
                                                               dir.path + "/none.key\n"));
     uint16_t port;
-    UniqueFd lfd = event::testing::listenLoopback(&port);
+    UniqueFd lfd = yubin::event::testing::listenLoopback(&port);
     spawn(child, dir, makeSpec({}, true), {"-c", conf}, {{"listen", lfd.get()}});
     CHECK(child.wait() == 78);
     CHECK(child.log().find("error: " + conf + ":6: tls_cert " + dir.path +
@@ -536,7 +536,7 @@ TEST_CASE("run: a second SIGTERM while stopping exits at once") {
 TEST_CASE("run: alone, the daemon binds its section's sockets itself") {
   TempDir dir;
   uint16_t port;
-  { UniqueFd probe = event::testing::listenLoopback(&port); }  // a free port, released
+  { UniqueFd probe = yubin::event::testing::listenLoopback(&port); }  // a free port, released
   std::string conf =
       dir.write("yubin.conf",
                 "version = 1\n[global]\ndomains = x\nlog = stderr\n[mtad]\nuser = nobody\n"
@@ -545,7 +545,7 @@ TEST_CASE("run: alone, the daemon binds its section's sockets itself") {
   Child child;
   spawn(child, dir, makeSpec(), {"-c", conf});
   REQUIRE(child.waitLog("info: started pid="));
-  UniqueFd c = event::testing::connectLoopback(port);
+  UniqueFd c = yubin::event::testing::connectLoopback(port);
   CHECK(readLine(c.get()) ==
         "hello " + std::to_string(child.pid) + " uid " + expectedUid() + " tls=no");
   ::kill(child.pid, SIGTERM);
@@ -563,11 +563,11 @@ TEST_CASE("run: not root is dev mode") {
   TempDir dir;
   std::string conf = dir.write("yubin.conf", configText("chroot = /var/empty\n"));
   uint16_t port;
-  UniqueFd lfd = event::testing::listenLoopback(&port);
+  UniqueFd lfd = yubin::event::testing::listenLoopback(&port);
   Child child;
   spawn(child, dir, makeSpec(), {"-c", conf}, {{"listen", lfd.get()}}, true);
   REQUIRE(child.waitLog("info: started pid="));
-  UniqueFd c = event::testing::connectLoopback(port);
+  UniqueFd c = yubin::event::testing::connectLoopback(port);
   CHECK(readLine(c.get()) == "hello " + std::to_string(child.pid) + " uid 65534 tls=no");
   ::kill(child.pid, SIGTERM);
   CHECK(child.wait() == 0);

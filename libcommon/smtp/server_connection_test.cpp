@@ -58,7 +58,7 @@ class TestConnection final : public ServerConnection {
     event_base_loopbreak(base_);
   }
   event_base* base_;
-  event::Timer commit_;
+  yubin::event::Timer commit_;
 };
 
 enum class Start { Greet, Refuse, GreetThenShutdown };
@@ -122,7 +122,7 @@ TEST_CASE("ServerConnection carries the engine over a socket") {
   // clang-format on
   INFO(c.name);
 
-  auto base = event::newEventBase();
+  auto base = yubin::event::newEventBase();
   REQUIRE(base);
   int sv[2];
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
@@ -135,7 +135,7 @@ TEST_CASE("ServerConnection carries the engine over a socket") {
   settings.logId = "test";
   settings.commandTimeout = c.commandTimeout;
   auto conn = std::make_unique<TestConnection>(base->get(), std::move(server), settings, policy);
-  event::testing::Watchdog watchdog(base->get());
+  yubin::event::testing::Watchdog watchdog(base->get());
 
   if (!c.input.empty())
     REQUIRE(::write(client.get(), c.input.data(), c.input.size()) ==

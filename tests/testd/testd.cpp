@@ -30,7 +30,7 @@ class Testd final : public service::Daemon {
     for (const auto& k : config::schema()) {
       if (k.section != section_) continue;
       if (k.type != config::Type::Listen && k.type != config::Type::UnixListen) continue;
-      auto ls = service::acceptOn(ctx, k.key, [this](UniqueFd fd, const event::Peer& peer) {
+      auto ls = service::acceptOn(ctx, k.key, [this](UniqueFd fd, const yubin::event::Peer& peer) {
         accept(std::move(fd), peer);
       });
       if (!ls) return ls.error();
@@ -57,7 +57,7 @@ class Testd final : public service::Daemon {
 
  private:
   struct Session {
-    event::Bufferevent bev;
+    yubin::event::Bufferevent bev;
     bool closing = false;
   };
 
@@ -65,8 +65,8 @@ class Testd final : public service::Daemon {
     bufferevent_write(bev, s.data(), s.size());
   }
 
-  void accept(UniqueFd fd, const event::Peer& peer) {
-    auto bev = event::newSocketBufferevent(ctx_->base(), std::move(fd));
+  void accept(UniqueFd fd, const yubin::event::Peer& peer) {
+    auto bev = yubin::event::newSocketBufferevent(ctx_->base(), std::move(fd));
     if (!bev) {
       YLOG_WARN("testd: %s", bev.error().message.c_str());
       return;
@@ -108,7 +108,7 @@ class Testd final : public service::Daemon {
 
   std::string section_;
   service::Context* ctx_ = nullptr;
-  std::vector<std::unique_ptr<event::Listener>> listeners_;
+  std::vector<std::unique_ptr<yubin::event::Listener>> listeners_;
   std::map<bufferevent*, Session> sessions_;
 };
 

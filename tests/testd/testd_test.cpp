@@ -172,13 +172,13 @@ TEST_CASE("yubin-testd: --version and --help") {
 TEST_CASE("yubin-testd alone as [mtad]: greeting, echo, graceful stop") {
   TempDir dir;
   uint16_t port;
-  { UniqueFd probe = event::testing::listenLoopback(&port); }
+  { UniqueFd probe = yubin::event::testing::listenLoopback(&port); }
   std::string conf = dir.write(
       "yubin.conf", configFor("mtad", "listen = 127.0.0.1:" + std::to_string(port) + "\n"));
   Proc p;
   p.start(dir, env("YUBIN_TESTD"), {"-f", "-c", conf});
   REQUIRE(p.waitLog("info: started pid="));
-  UniqueFd c = event::testing::connectLoopback(port);
+  UniqueFd c = yubin::event::testing::connectLoopback(port);
   CHECK(readLine(c.get()) == "testd " + std::to_string(p.pid));
   // Lines come back, also when they arrive in pieces.
   sendText(c.get(), "EHLO x\r\n\r\n");
@@ -220,7 +220,7 @@ TEST_CASE("yubin-testd managed: status over the master channel, exits with the m
   TempDir dir;
   std::string conf = dir.write("yubin.conf", configFor("mtad", "listen = 127.0.0.1:1\n"));
   uint16_t port;
-  UniqueFd lfd = event::testing::listenLoopback(&port);
+  UniqueFd lfd = yubin::event::testing::listenLoopback(&port);
   int sv[2];
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
   UniqueFd master(sv[0]), theirs(sv[1]);
@@ -229,7 +229,7 @@ TEST_CASE("yubin-testd managed: status over the master channel, exits with the m
           {{"listen", lfd.get()}, {sys::kMasterChannelName, theirs.get()}});
   theirs.reset();
   lfd.reset();
-  UniqueFd c = event::testing::connectLoopback(port);
+  UniqueFd c = yubin::event::testing::connectLoopback(port);
   CHECK(readLine(c.get()) == "testd " + std::to_string(p.pid));
   ipc::FrameReader reader;
   REQUIRE(ipc::sendMessage(master.get(), ipc::StatusRequest{42}).ok());
