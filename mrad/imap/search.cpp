@@ -90,6 +90,12 @@ class TextMatcher {
   // Folds and scans text; true once the needle was seen.
   bool feed(std::string_view text) {
     if (found_ || text.empty()) return found_;
+    if (scanned_ >= kMaxScanBytes) {
+      exhausted_ = true;
+      return false;
+    }
+    text = text.substr(0, static_cast<size_t>(std::min<uint64_t>(text.size(),
+                                                                 kMaxScanBytes - scanned_)));
     scanned_ += text.size();
     // Only the last needle-1 bytes of earlier text can start a match.
     const size_t keep = needle_.size() > 0 ? needle_.size() - 1 : 0;
@@ -100,13 +106,14 @@ class TextMatcher {
   }
   void reset() { carry_.clear(); }
   bool found() const { return found_; }
-  bool exhausted() const { return scanned_ > kMaxScanBytes; }
+  bool exhausted() const { return exhausted_; }
 
  private:
   std::string_view needle_;
   std::string carry_;
   uint64_t scanned_ = 0;
   bool found_ = false;
+  bool exhausted_ = false;  // text was offered past the limit
 };
 
 bool containsFolded(std::string_view haystack, std::string_view foldedNeedle) {
@@ -327,7 +334,9 @@ Result<bool> Evaluator::eval(const SearchKey& key) {
     case Kind::Older:
     case Kind::Younger: {
       // As Dovecot: an age of exactly the interval matches both.
-      const int64_t age = ctx_.now - info.internalDate;
+      int64_t age = 0;
+      if (__builtin_sub_overflow(ctx_.now, info.internalDate, &age))
+        age = info.internalDate < 0 ? INT64_MAX : INT64_MIN;
       const auto n = static_cast<int64_t>(std::min<uint64_t>(key.number, INT64_MAX));
       return key.kind == Kind::Older ? age >= n : age <= n;
     }

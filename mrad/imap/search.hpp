@@ -17,14 +17,19 @@
 // U+00DF -> "ss", no normalisation). Header fields are unfolded and their
 // RFC 2047 encoded words decoded. FROM/TO/CC/BCC match the decoded field
 // value, each address's decoded display name, and "local@domain" and
-// "name <local@domain>" of each address. HEADER name "" matches when the
-// field is present. BODY searches the decoded text (transfer encoding
-// undone, charset converted to UTF-8) of every text/* part, recursing into
-// multiparts and message/rfc822 attachments (whose header is part of the
-// outer body, so it is searched too, decoded); TEXT searches the top-level
-// header (decoded) and then what BODY does. At most kMaxScanBytes of
-// decoded text are scanned per key and message (past that: no match), and
-// the MIME parser's own limits (depth, parts, header sizes) apply.
+// "name <local@domain>" of each address. An empty string matches when the
+// field is present (HEADER name "", FROM "", SUBJECT ""); BODY "" and
+// TEXT "" match every message without reading it. BODY searches the
+// decoded text (transfer encoding undone, charset converted to UTF-8) of
+// every text/* part, recursing into multiparts and message/rfc822
+// attachments (whose header is part of the outer body, so it is searched
+// too, decoded); other parts (images, application/*) and the MIME headers
+// of body parts are not searched. TEXT searches the top-level header
+// (decoded) and then what BODY does. A match never spans two parts. At
+// most kMaxScanBytes of decoded text are scanned per key and message (past
+// that: no match), and the MIME parser's own limits (depth, parts, header
+// sizes) apply. OLDER/YOUNGER: an age of exactly the interval matches
+// both (as Dovecot does).
 //
 // Dates: BEFORE/ON/SINCE compare the internal date's calendar day in UTC
 // (the server's time zone for SEARCH purposes is UTC). SENTBEFORE/SENTON/
@@ -35,8 +40,9 @@
 //
 // Sets: a sequence set's "*" is ctx.maxSeq, a UID set's "*" is ctx.maxUid
 // (RFC 3501 §6.4.8: "n:*" always includes the highest). "$" (RFC 5182) is
-// the saved result, given as the UIDs it names; in either a sequence-set or
-// a UID key it matches the messages with those UIDs; null = empty.
+// the saved result, given as the UIDs it names in ascending order; in
+// either a sequence-set or a UID key it matches the messages with those
+// UIDs; null = empty.
 //
 // Trust: evaluates untrusted keys from an authenticated user against
 // untrusted message bytes; memory bounded by the limits above. Runs in

@@ -268,6 +268,13 @@ TEST_CASE("search: OLDER and YOUNGER count seconds from ctx.now") {
   FakeMessage future("", infoOf(1, 0, 10, 2000000));
   future.forbidIo = true;
   runTable(future, {{"YOUNGER 1", true}, {"OLDER 1", false}}, ctx);
+  // Extreme dates from a hostile mtime do not overflow.
+  FakeMessage past("", infoOf(1, 0, 10, INT64_MIN));
+  past.forbidIo = true;
+  runTable(past, {{"OLDER 4294967295", true}, {"YOUNGER 4294967295", false}}, ctx);
+  FakeMessage far("", infoOf(1, 0, 10, INT64_MAX));
+  far.forbidIo = true;
+  runTable(far, {{"OLDER 1", false}, {"YOUNGER 1", true}}, ctx);
 }
 
 TEST_CASE("search: header keys") {
@@ -665,6 +672,18 @@ TEST_CASE("search: hostile messages") {
     FakeMessage m(msg, infoOf(1));
     CHECK(check("BODY p10", m));
     CHECK_FALSE(check("BODY p19999", m));  // past the parts limit
+  }
+  SECTION("the scan stops after kMaxScanBytes of decoded text") {
+    std::string line(998, 'a');
+    line += "\r\n";
+    std::string msg = "Subject: big\r\n\r\n";
+    msg.reserve(kMaxScanBytes + 4096);
+    while (msg.size() < kMaxScanBytes + 1024) msg += line;
+    msg += "needle\r\n";
+    FakeMessage m(msg, infoOf(1));
+    CHECK_FALSE(check("BODY needle", m));  // beyond the limit
+    CHECK(check("BODY aaaa", m));
+    CHECK(check("BODY \"big\"", m) == false);
   }
   SECTION("empty and truncated messages") {
     for (const std::string& text : {std::string(), std::string("\r\n"), std::string("Subj"),
