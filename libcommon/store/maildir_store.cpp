@@ -14,6 +14,7 @@
 #include <map>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "base/fs.hpp"
 #include "base/log.hpp"
@@ -378,10 +379,12 @@ Result<UidList> startList(const std::string& root, const std::string& dir, bool 
 // Scans dir and gives every message a UID (under the lock when the list
 // must change); with claimRecent, \Recent is taken.
 Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir, bool claimRecent) {
-  auto files = quickScan(dir);
-  if (!files) return files.error();
+  // The list before the scan: an entry in it whose file the scan does not
+  // find is gone (entries are written only after their file is in place).
   auto read = readUidList(dir);
   if (!read) return read.error();
+  auto files = quickScan(dir);
+  if (!files) return files.error();
 
   auto needsWrite = [&](const UidList& l, const std::vector<MaildirFile>& fs, bool& stale) {
     std::unordered_map<std::string_view, uint32_t> known;
@@ -410,6 +413,10 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
     if (!lock) return lock.error();
     // Another process may have written the list since: read it again (the
     // scan need not be redone: a file it missed gets its UID next time).
+    // Only entries that were there before the scan may be dropped.
+    std::unordered_set<std::string> before;
+    if (read->state == UidListState::Ok)
+      for (const auto& e : read->list.entries) before.insert(e.second);
     read = readUidList(dir);
     if (!read) return read.error();
     if (read->state == UidListState::Ok) {
@@ -427,7 +434,7 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
     next.uidNext = list.uidNext;
     next.firstRecent = list.firstRecent;
     for (auto& e : list.entries)
-      if (present.erase(e.second)) next.entries.push_back(std::move(e));
+      if (present.erase(e.second) || !before.count(e.second)) next.entries.push_back(std::move(e));
     // New messages in delivery order: natural order of the id.
     std::vector<const MaildirFile*> fresh;
     fresh.reserve(present.size());
