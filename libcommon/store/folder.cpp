@@ -1,11 +1,14 @@
 // Folder helpers and MemoryFolder; see folder.hpp.
 #include "store/folder.hpp"
 
+#include <fcntl.h>
 #include <sodium.h>
+#include <unistd.h>
 
 #include <algorithm>
 
 #include "base/strings.hpp"
+#include "base/fs.hpp"
 
 namespace yubin::store {
 namespace {
@@ -87,6 +90,51 @@ std::vector<std::string> MemoryFolder::remaining() const {
   for (size_t i = 0; i < items_.size(); ++i)
     if (!removed_[i]) out.push_back(items_[i].data);
   return out;
+}
+
+Result<uint64_t> crlfFileSize(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
+  if (!fd) return errnoError("open " + path);
+  CrlfCounter c;
+  std::string buf(size_t{64} * 1024, '\0');
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errnoError("read " + path);
+    if (n == 0) break;
+    c.feed(std::string_view(buf.data(), static_cast<size_t>(n)));
+  }
+  return c.total();
+}
+
+namespace {
+
+class FileReader final : public MessageReader {
+ public:
+  explicit FileReader(UniqueFd fd) : fd_(std::move(fd)) {}
+  Result<size_t> read(std::string& out, size_t max) override {
+    size_t old = out.size();
+    out.resize(old + max);
+    for (;;) {
+      ssize_t n = ::read(fd_.get(), out.data() + old, max);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        out.resize(old);
+        return errnoError("read message");
+      }
+      out.resize(old + static_cast<size_t>(n));
+      return static_cast<size_t>(n);
+    }
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+}  // namespace
+
+std::unique_ptr<MessageReader> fileReader(UniqueFd fd) {
+  return std::make_unique<FileReader>(std::move(fd));
 }
 
 }  // namespace yubin::store

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "base/unique_fd.hpp"
 
 namespace yubin::store {
 
@@ -75,6 +76,12 @@ class CrlfCounter {
   bool prevCr_ = false;
 };
 uint64_t crlfSize(std::string_view bytes);
+// The CRLF size of a whole file (opened O_NOFOLLOW), read once.
+Result<uint64_t> crlfFileSize(const std::string& path);
+
+// A pull stream over an open message file, read with read(2) as the
+// session asks for more (Maildir backends of Folder and MailStore).
+std::unique_ptr<MessageReader> fileReader(UniqueFd fd);
 
 // True when `uid` may be used as a POP3 unique id as it is.
 bool validUid(std::string_view uid);

@@ -16,46 +16,9 @@
 namespace yubin::store {
 namespace {
 
-constexpr size_t kReadChunk = size_t{64} * 1024;
 constexpr size_t kMaxCacheFile = size_t{16} << 20;
 
-// A whole file, read with read(2) as the session asks for more.
-class FileReader final : public MessageReader {
- public:
-  explicit FileReader(UniqueFd fd) : fd_(std::move(fd)) {}
-  Result<size_t> read(std::string& out, size_t max) override {
-    size_t old = out.size();
-    out.resize(old + max);
-    for (;;) {
-      ssize_t n = ::read(fd_.get(), out.data() + old, max);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        out.resize(old);
-        return errnoError("read message");
-      }
-      out.resize(old + static_cast<size_t>(n));
-      return static_cast<size_t>(n);
-    }
-  }
 
- private:
-  UniqueFd fd_;
-};
-
-Result<uint64_t> countCrlf(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
-  if (!fd) return errnoError("open " + path);
-  CrlfCounter c;
-  std::string buf(kReadChunk, '\0');
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errnoError("read " + path);
-    if (n == 0) break;
-    c.feed(std::string_view(buf.data(), static_cast<size_t>(n)));
-  }
-  return c.total();
-}
 
 struct CacheEntry {
   uint64_t rawSize;
@@ -105,7 +68,7 @@ Status MaildirFolder::scan() {
     } else if (auto c = cache.find(m.id); c != cache.end() && c->second.rawSize == m.diskSize) {
       size = c->second.crlfSize;
     } else {
-      auto counted = countCrlf(dir_ + "/" + m.fileName);
+      auto counted = crlfFileSize(dir_ + "/" + m.fileName);
       if (!counted) {
         if (counted.error().errnum == ENOENT) continue;  // removed meanwhile
         return counted.error();
@@ -153,7 +116,7 @@ Result<std::unique_ptr<MessageReader>> MaildirFolder::open(size_t index) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::string path = dir_ + "/" + files_[index];
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
-    if (fd) return std::unique_ptr<MessageReader>(std::make_unique<FileReader>(std::move(fd)));
+    if (fd) return fileReader(std::move(fd));
     if (errno != ENOENT || attempt == 1) return errnoError("open " + path);
     if (auto r = relocate(index); !r) return r.error();
   }

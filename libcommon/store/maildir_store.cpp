@@ -274,20 +274,6 @@ Status statFile(const std::string& dir, MaildirFile& f) {
 
 // ---- sizes ----
 
-Result<uint64_t> countCrlf(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
-  if (!fd) return errnoError("open " + path);
-  CrlfCounter c;
-  std::string buf(kReadChunk, '\0');
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errnoError("read " + path);
-    if (n == 0) break;
-    c.feed(std::string_view(buf.data(), static_cast<size_t>(n)));
-  }
-  return c.total();
-}
 
 // The yubin-sizes cache MaildirFolder keeps too: "<id> <raw> <crlf>" lines.
 class SizeCache {
@@ -311,7 +297,7 @@ class SizeCache {
       if (auto st = statFile(dir_, f); !st) return st.error();
     if (auto c = map_.find(f.id); c != map_.end() && c->second.first == f.diskSize)
       return c->second.second;
-    auto n = countCrlf(dir_ + "/" + f.fileName);
+    auto n = crlfFileSize(dir_ + "/" + f.fileName);
     if (!n) return n.error();
     map_[f.id] = {f.diskSize, *n};
     dirty_ = true;
@@ -512,27 +498,6 @@ Result<AppendedUids> assignUids(const std::string& root, const std::string& dir,
 
 // ---- reading ----
 
-class FileReader final : public MessageReader {
- public:
-  explicit FileReader(UniqueFd fd) : fd_(std::move(fd)) {}
-  Result<size_t> read(std::string& out, size_t max) override {
-    size_t old = out.size();
-    out.resize(old + max);
-    for (;;) {
-      ssize_t n = ::read(fd_.get(), out.data() + old, max);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        out.resize(old);
-        return errnoError("read message");
-      }
-      out.resize(old + static_cast<size_t>(n));
-      return static_cast<size_t>(n);
-    }
-  }
-
- private:
-  UniqueFd fd_;
-};
 
 struct Shared {
   explicit Shared(std::string r) : root(std::move(r)) {}
@@ -767,7 +732,7 @@ Result<std::unique_ptr<MessageReader>> MaildirImapMailbox::open(size_t index) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::string path = dir_ + "/" + files_[index];
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
-    if (fd) return std::unique_ptr<MessageReader>(std::make_unique<FileReader>(std::move(fd)));
+    if (fd) return fileReader(std::move(fd));
     if (errno != ENOENT || attempt == 1) return errnoError("open " + path);
     auto r = relocate(index);
     if (!r) return r.error();
