@@ -123,6 +123,38 @@ def config_text(sections):
     return '\n'.join(lines) + '\n'
 
 
+def _reachable_by_all(path):
+    """True when every folder above `path` lets any user through (o+x)."""
+    for d in Path(path).resolve().parents:
+        if not os.stat(d).st_mode & 0o001:
+            return False
+    return True
+
+
+def public_copy(path):
+    """A path to the program `path` that any user can execute. A clone made
+    in `mktemp -d` (mode 0700) hides its build tree from the throw-away
+    users some tests switch to, so for those the program is copied once
+    into a 0755 folder under the temp dir (per source path and mtime; the
+    copy is renamed into place, so parallel workers never see half a file)."""
+    path = Path(path).resolve()
+    if _reachable_by_all(path):
+        return path
+    st = os.stat(path)
+    key = uuid.uuid5(uuid.NAMESPACE_URL, f'{path}:{st.st_mtime_ns}:{st.st_size}').hex[:16]
+    folder = Path(tempfile.gettempdir()) / f'yubin-test-bin-{os.getuid()}' / key
+    target = folder / path.name
+    if not target.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder.parent, 0o755)
+        os.chmod(folder, 0o755)
+        tmp = folder / f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}'
+        shutil.copy2(path, tmp)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target)
+    return target
+
+
 def _group_exists(name):
     try:
         grp.getgrnam(name)
@@ -330,7 +362,8 @@ class Instance:
     def ctl(self, *args, user=None, input=None, env=None, timeout=60):
         """Runs yubinctl -c <conf> args...; returns CompletedProcess (text).
         user: a user name to run as (needs root)."""
-        cmd = [str(self.ctl_bin), '-c', str(self.conf), *args]
+        ctl = self.ctl_bin if user is None else public_copy(self.ctl_bin)
+        cmd = [str(ctl), '-c', str(self.conf), *args]
         full_env = dict(os.environ)
         full_env['YUBIN_MASTER'] = str(self.master_bin)
         if env:

@@ -25,7 +25,7 @@ import uuid
 
 import pytest
 
-from conftest import is_root, wait_for
+from conftest import is_root, public_copy, wait_for
 from test_local_delivery import Site
 
 BODY = 'Subject: hello\n\nthe body\n.. two dots stay\n'
@@ -82,7 +82,8 @@ class Mail:
                 os.setgroups([])
                 os.setgid(pw.pw_gid)
                 os.setuid(pw.pw_uid)
-        return subprocess.run([str(self.sendmail), '-C', str(self.inst.conf), *args],
+        sendmail = self.sendmail if user is None else public_copy(self.sendmail)
+        return subprocess.run([str(sendmail), '-C', str(self.inst.conf), *args],
                               input=input, capture_output=True, text=True, timeout=30,
                               preexec_fn=preexec, env=user_env() if user else None)
 
