@@ -29,6 +29,7 @@ namespace yubin::dns::testing {
 
 constexpr uint16_t kTypeA = 1;
 constexpr uint16_t kTypeCname = 5;
+constexpr uint16_t kTypeSoa = 6;
 constexpr uint16_t kTypeMx = 15;
 constexpr uint16_t kTypeAaaa = 28;
 
@@ -91,6 +92,21 @@ class Reply {
     tc_ = tc;
     return *this;
   }
+  // The TTL of the records added after this call (300 until then).
+  Reply& ttl(uint32_t seconds) {
+    ttl_ = seconds;
+    return *this;
+  }
+  // An SOA record in the authority section (RFC 2308: what a negative
+  // answer may be cached for), owned by `zone` (default: the question's name).
+  Reply& soa(uint32_t ttl, uint32_t minimum, const std::string& zone = {}) {
+    std::string rdata = encodeName("ns.invalid") + encodeName("hostmaster.invalid") + u32(1) +
+                        u32(7200) + u32(900) + u32(1209600) + u32(minimum);
+    authority_ += encodeName(zone.empty() ? q_.name : zone) + u16(kTypeSoa) + u16(1) + u32(ttl) +
+                  u16(static_cast<uint16_t>(rdata.size())) + rdata;
+    ++nsCount_;
+    return *this;
+  }
   // Records are owned by the question's name unless `owner` is given.
   Reply& mx(uint16_t pref, const std::string& host, const std::string& owner = {}) {
     std::string rdata = u16(pref) + encodeName(host);
@@ -111,7 +127,7 @@ class Reply {
   }
   // Any record, rdata given raw.
   Reply& record(const std::string& owner, uint16_t type, const std::string& rdata) {
-    answers_ += encodeName(owner.empty() ? q_.name : owner) + u16(type) + u16(1) + u32(300) +
+    answers_ += encodeName(owner.empty() ? q_.name : owner) + u16(type) + u16(1) + u32(ttl_) +
                 u16(static_cast<uint16_t>(rdata.size())) + rdata;
     ++count_;
     return *this;
@@ -120,7 +136,8 @@ class Reply {
   std::string bytes() const {
     uint16_t flags = 0x8000 | 0x0400 | (q_.flags & 0x0100) | 0x0080 | rcode_;  // QR AA RD RA
     if (tc_) flags |= 0x0200;
-    return u16(q_.id) + u16(flags) + u16(1) + u16(count_) + u16(0) + u16(0) + q_.wire + answers_;
+    return u16(q_.id) + u16(flags) + u16(1) + u16(count_) + u16(nsCount_) + u16(0) + q_.wire +
+           answers_ + authority_;
   }
 
   static std::string u16(uint16_t v) {
@@ -150,7 +167,10 @@ class Reply {
   uint8_t rcode_;
   bool tc_ = false;
   uint16_t count_ = 0;
+  uint16_t nsCount_ = 0;
+  uint32_t ttl_ = 300;
   std::string answers_;
+  std::string authority_;
 };
 
 // A DNS responder on `address` (127.0.0.1 or ::1), UDP and TCP on one free

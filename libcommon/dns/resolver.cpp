@@ -19,6 +19,7 @@
 #include <mutex>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 
 #include "event/event.hpp"
 
@@ -185,26 +186,34 @@ Result<std::string> normalizeName(std::string_view name) {
 }
 
 struct Resolver::Impl {
+  using Seconds = std::chrono::seconds;
+  // A finished query hands its answer and how long it may be kept to one
+  // of these: straight to the caller, or to the cache and its waiters.
+  using MxFinish = std::function<void(MxAnswer, Seconds)>;
+  using AddrFinish = std::function<void(AddressAnswer, Seconds)>;
   struct MxQuery {
     Impl* impl;
     std::string name;
-    std::function<void(MxAnswer)> done;
+    MxFinish done;
   };
   struct AddrQuery {
     Impl* impl = nullptr;
     std::string name;
-    std::function<void(AddressAnswer)> done;
+    AddrFinish done;
     int remaining = 2;
     int rc6 = ARES_ENOTFOUND;
     int rc4 = ARES_ENOTFOUND;
+    Seconds ttl6{0}, ttl4{0};
     std::vector<std::string> v6, v4;
   };
 
-  explicit Impl(event_base* b)
+  Impl(event_base* b, CacheSettings cs)
       : base(b),
         timeoutTimer(b, [this] { onTimeout(); }),
         deliverTimer(b, [this] { deliver(); }),
-        alive(std::make_shared<int>(0)) {}
+        alive(std::make_shared<int>(0)),
+        cacheSettings(std::move(cs)),
+        cache(cacheSettings.maxEntries) {}
 
   ~Impl() {
     destroying = true;
@@ -215,6 +224,53 @@ struct Resolver::Impl {
     events.clear();
     ready.clear();
     backlog.clear();
+    mxWaiters.clear();
+    addrWaiters.clear();
+  }
+
+  bool caching() const { return cacheSettings.maxEntries > 0; }
+  std::chrono::steady_clock::time_point now() const {
+    return cacheSettings.clock ? cacheSettings.clock() : std::chrono::steady_clock::now();
+  }
+
+  // An answer for every caller waiting on `key`, and for the cache.
+  template <class Answer, class Waiters>
+  void finish(Waiters& waiting, const std::string& key, Answer answer, Seconds ttl) {
+    if (ttl.count() > 0) cache.put(key, answer, now() + ttl);
+    auto it = waiting.find(key);
+    if (it == waiting.end()) return;
+    auto callers = std::move(it->second);
+    waiting.erase(it);
+    for (auto& done : callers) {
+      post([done = std::move(done), a = answer]() mutable { done(std::move(a)); });
+    }
+  }
+
+  // Starts (or joins, or answers from the cache) a lookup of `key`; start
+  // is called with the finisher when a query must go out.
+  template <class Answer, class Waiters, class Start>
+  void lookup(Waiters& waiting, std::string key, std::function<void(Answer)> done, Start start) {
+    if (!caching()) {
+      start([this, done = std::move(done)](Answer a, Seconds) mutable {
+        post([done = std::move(done), a = std::move(a)]() mutable { done(std::move(a)); });
+      });
+      return;
+    }
+    if (const auto* hit = cache.find(key, now())) {
+      ++stats.cacheHits;
+      post([done = std::move(done), a = std::get<Answer>(*hit)]() mutable { done(std::move(a)); });
+      return;
+    }
+    auto [it, fresh] = waiting.try_emplace(key);
+    it->second.push_back(std::move(done));
+    if (!fresh) {
+      ++stats.merged;
+      return;
+    }
+    // `waiting` is one of this Impl's maps: it outlives every query.
+    start([this, &waiting, key](Answer a, Seconds ttl) {
+      finish(waiting, key, std::move(a), ttl);
+    });
   }
 
   static void onSockState(void* data, ares_socket_t fd, int readable, int writable) {
@@ -269,14 +325,15 @@ struct Resolver::Impl {
     pumping = false;
   }
 
-  void startMx(std::string name, std::function<void(MxAnswer)> done) {
+  void startMx(std::string name, MxFinish done) {
     auto* q = new MxQuery{this, std::move(name), std::move(done)};
     ++onWire;
+    ++stats.queries;
     std::string qname = q->name;  // q may be gone when ares_query returns
     ares_query(channel, qname.c_str(), ns_c_in, ns_t_mx, &Impl::onMx, q);
   }
 
-  void startAddresses(std::string name, std::function<void(AddressAnswer)> done) {
+  void startAddresses(std::string name, AddrFinish done) {
     auto* q = new AddrQuery;
     q->impl = this;
     q->name = std::move(name);
@@ -285,6 +342,7 @@ struct Resolver::Impl {
     // of the first must not free q while the second still needs it, so the
     // first runs with remaining == 2.
     onWire += 2;
+    stats.queries += 2;
     std::string qname = q->name;
     ares_query(channel, qname.c_str(), ns_c_in, ns_t_aaaa, &Impl::onAaaa, q);
     ares_query(channel, qname.c_str(), ns_c_in, ns_t_a, &Impl::onA, q);
@@ -358,8 +416,8 @@ struct Resolver::Impl {
       answer.status = mapStatus(rc);
       answer.error = caresError(rc) + " (MX " + q->name + ")";
     }
-    impl->post(
-        [done = std::move(q->done), a = std::move(answer)]() mutable { done(std::move(a)); });
+    Seconds ttl = cacheTtl(answer.status, ttlsOf(abuf, alen), impl->cacheSettings);
+    q->done(std::move(answer), ttl);
     impl->pump();
   }
 
@@ -372,12 +430,16 @@ struct Resolver::Impl {
     out = rc;
     if (rc == ARES_SUCCESS)
       fillAddresses(family, abuf, alen, family == AF_INET6 ? &q->v6 : &q->v4, &out);
+    if (!dropped(rc)) {
+      (family == AF_INET6 ? q->ttl6 : q->ttl4) =
+          cacheTtl(mapStatus(out), ttlsOf(abuf, alen), impl->cacheSettings);
+    }
     if (--q->remaining > 0) return;
     std::unique_ptr<AddrQuery> owned(q);
     if (dropped(q->rc6) || dropped(q->rc4)) return;
     AddressAnswer answer = combine(*q);
-    impl->post(
-        [done = std::move(q->done), a = std::move(answer)]() mutable { done(std::move(a)); });
+    // The merged answer is as old as its shorter-lived half.
+    q->done(std::move(answer), std::min(q->ttl6, q->ttl4));
     impl->pump();
   }
   static void onAaaa(void* arg, int rc, int timeouts, unsigned char* abuf, int alen) {
@@ -385,6 +447,11 @@ struct Resolver::Impl {
   }
   static void onA(void* arg, int rc, int timeouts, unsigned char* abuf, int alen) {
     onAddr(arg, rc, timeouts, abuf, alen, AF_INET);
+  }
+
+  static std::optional<MessageTtls> ttlsOf(const unsigned char* abuf, int alen) {
+    if (abuf == nullptr || alen <= 0) return std::nullopt;
+    return messageTtls(abuf, static_cast<size_t>(alen));
   }
 
   static AddressAnswer combine(AddrQuery& q) {
@@ -446,6 +513,13 @@ struct Resolver::Impl {
   std::deque<std::function<void()>> backlog;  // lookups waiting for room
   bool destroying = false;
   std::shared_ptr<int> alive;  // expires with the Impl; deliver() watches it
+
+  CacheSettings cacheSettings;
+  TtlCache<std::variant<MxAnswer, AddressAnswer>> cache;
+  // Callers waiting for a lookup on the wire, by cache key.
+  std::unordered_map<std::string, std::vector<std::function<void(MxAnswer)>>> mxWaiters;
+  std::unordered_map<std::string, std::vector<std::function<void(AddressAnswer)>>> addrWaiters;
+  ResolverStats stats;
 };
 
 Resolver::Resolver(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -470,7 +544,11 @@ Result<std::unique_ptr<Resolver>> Resolver::create(event_base* base, const Resol
   }
   for (size_t i = 0; i + 1 < nodes.size(); ++i) nodes[i].next = &nodes[i + 1];
 
-  auto impl = std::make_unique<Impl>(base);
+  if (s.cache.maxTtl.count() < 0 || s.cache.negativeMaxTtl.count() < 0 ||
+      s.cache.negativeTtl.count() < 0 || s.cache.tempFailTtl.count() < 0) {
+    return Error{"resolver cache times must not be negative"};
+  }
+  auto impl = std::make_unique<Impl>(base, s.cache);
   impl->maxQueries = static_cast<size_t>(s.maxQueries);
   ares_options opts{};
   int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
@@ -501,6 +579,7 @@ Result<std::unique_ptr<Resolver>> Resolver::create(event_base* base, const Resol
 void Resolver::mx(std::string_view domain, std::function<void(MxAnswer)> done) {
   Impl& impl = *impl_;
   ++impl.inFlight;
+  ++impl.stats.lookups;
   auto name = normalizeName(domain);
   if (!name) {
     MxAnswer a{Status::BadAnswer,
@@ -509,9 +588,14 @@ void Resolver::mx(std::string_view domain, std::function<void(MxAnswer)> done) {
     impl.post([done = std::move(done), a = std::move(a)]() mutable { done(std::move(a)); });
     return;
   }
-  impl.backlog.push_back([&impl, n = std::move(*name), done = std::move(done)]() mutable {
-    impl.startMx(std::move(n), std::move(done));
-  });
+  std::string key = "mx " + *name;
+  impl.lookup<MxAnswer>(impl.mxWaiters, std::move(key), std::move(done),
+                        [&impl, n = std::move(*name)](Impl::MxFinish finish) mutable {
+                          impl.backlog.push_back(
+                              [&impl, n = std::move(n), finish = std::move(finish)]() mutable {
+                                impl.startMx(std::move(n), std::move(finish));
+                              });
+                        });
   impl.pump();
   impl.rearm();
 }
@@ -519,6 +603,7 @@ void Resolver::mx(std::string_view domain, std::function<void(MxAnswer)> done) {
 void Resolver::addresses(std::string_view host, std::function<void(AddressAnswer)> done) {
   Impl& impl = *impl_;
   ++impl.inFlight;
+  ++impl.stats.lookups;
   std::string numeric = numericAddress(host);
   if (!numeric.empty()) {
     AddressAnswer a{Status::Ok, {numeric}, {}};
@@ -533,14 +618,26 @@ void Resolver::addresses(std::string_view host, std::function<void(AddressAnswer
     impl.post([done = std::move(done), a = std::move(a)]() mutable { done(std::move(a)); });
     return;
   }
-  impl.backlog.push_back([&impl, n = std::move(*name), done = std::move(done)]() mutable {
-    impl.startAddresses(std::move(n), std::move(done));
-  });
+  std::string key = "addresses " + *name;
+  impl.lookup<AddressAnswer>(impl.addrWaiters, std::move(key), std::move(done),
+                             [&impl, n = std::move(*name)](Impl::AddrFinish finish) mutable {
+                               impl.backlog.push_back(
+                                   [&impl, n = std::move(n), finish = std::move(finish)]() mutable {
+                                     impl.startAddresses(std::move(n), std::move(finish));
+                                   });
+                             });
   impl.pump();
   impl.rearm();
 }
 
 size_t Resolver::pending() const { return impl_->inFlight; }
+
+ResolverStats Resolver::stats() const {
+  ResolverStats s = impl_->stats;
+  s.cached = impl_->cache.size();
+  s.evictions = impl_->cache.evictions();
+  return s;
+}
 
 Route route(const MxAnswer& answer, std::string_view domain, std::mt19937& rng) {
   Route r;

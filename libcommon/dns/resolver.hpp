@@ -30,6 +30,11 @@
 // - MX records whose exchange is not a valid host name (c-ares shows odd
 //   bytes as "\DDD" escapes) are dropped from the answer; if none is left,
 //   the answer is BadAnswer.
+// - Cache (ResolverSettings::cache, off unless maxEntries > 0): answers are
+//   kept for their TTL within the bounds of cache.hpp, shared by every
+//   caller, and a lookup that is already on the wire is not sent again:
+//   the later callers wait for the same answer. Nothing else changes: a
+//   cached answer is delivered from the loop like a fresh one.
 #pragma once
 
 #include <event2/event.h>
@@ -45,6 +50,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "dns/cache.hpp"
 
 namespace yubin::dns {
 
@@ -97,6 +103,18 @@ struct ResolverSettings {
   // lookups wait in order. Keeps a burst of lookups from overflowing UDP
   // socket buffers and turning into timeouts.
   int maxQueries = 100;
+  // Answer cache and merging of identical lookups; off by default.
+  CacheSettings cache{};
+};
+
+// Counters since the Resolver was made, for logs, tests and benchmarks.
+struct ResolverStats {
+  uint64_t lookups = 0;    // mx() and addresses() calls
+  uint64_t cacheHits = 0;  // answered from the cache
+  uint64_t merged = 0;     // joined an identical lookup already in flight
+  uint64_t queries = 0;    // DNS queries sent (an address lookup is two)
+  uint64_t evictions = 0;  // live entries dropped for room
+  size_t cached = 0;       // entries held now (expired ones included until met)
 };
 
 class Resolver {
@@ -114,6 +132,7 @@ class Resolver {
   void addresses(std::string_view host, std::function<void(AddressAnswer)> done);  // AAAA + A
   // Lookups started whose callback has not run yet.
   size_t pending() const;
+  ResolverStats stats() const;
 
  private:
   struct Impl;
