@@ -25,12 +25,24 @@
 //
 // Trust: runs as the mailboxes' owner (mrad's mail process). File names and
 // contents are untrusted; names from the client are checked here.
+// CONDSTORE (RFC 7162): mod-sequences are optional. A backend opts in by
+// overriding highestModSeq() to return the mailbox's HIGHESTMODSEQ (>= 1),
+// filling MessageInfo::modSeq (>= 1) for every message of the view and
+// MailboxStatus::highestModSeq, and bumping them: every flag or keyword
+// change, APPEND, COPY/MOVE (destination) and expunge gives the messages
+// concerned (for an expunge: the mailbox) a mod-sequence greater than any
+// before, persisted so that it survives sessions and restarts; a change
+// made by another writer must show as a greater mod-sequence at the next
+// sync(). A backend that does not opt in keeps the defaults below (0:
+// the session answers NOMODSEQ and refuses CHANGEDSINCE/UNCHANGEDSINCE).
+// A backend may also override setFlagsUnchangedSince() to make the test
+// atomic with the change across processes.
 // Standards: RFC 3501 / RFC 9051 (UID, UIDVALIDITY, UIDNEXT, flags,
 // \Recent), RFC 4315 (UIDPLUS: the UIDs APPEND and COPY assign), RFC 6154
-// (special-use attributes), RFC 6851 (MOVE), RFC 7162 (MODSEQ: a backend
-// may report 0 = not supported).
+// (special-use attributes), RFC 6851 (MOVE), RFC 7162 (CONDSTORE).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <ctime>
 #include <memory>
@@ -100,7 +112,9 @@ class ImapMailbox {
 
   virtual uint32_t uidValidity() const = 0;
   virtual uint32_t uidNext() const = 0;
-  virtual uint64_t highestModSeq() const = 0;  // 0: no CONDSTORE
+  // The mailbox's HIGHESTMODSEQ as of the last sync() (or setFlags());
+  // 0: this backend keeps no mod-sequences (NOMODSEQ). See the header comment.
+  virtual uint64_t highestModSeq() const { return 0; }
   virtual bool readOnly() const = 0;
   // The keywords defined in this mailbox (for FLAGS / PERMANENTFLAGS), and
   // whether new ones may be created (a backend may hold a bounded number).
@@ -124,7 +138,31 @@ class ImapMailbox {
   // Changes the flags of the messages at these indexes (durably, before
   // returning); the view is updated. Keywords not yet defined are created
   // when canCreateKeywords(). EROFS when readOnly().
+  // With mod-sequences, a message whose flags change gets a new modSeq
+  // (also in the view); one whose flags stay as they were keeps its own.
   virtual Status setFlags(const std::vector<size_t>& indexes, FlagOp op, const Flags& flags) = 0;
+
+  // STORE (UNCHANGEDSINCE n) (RFC 7162 §3.1.3): as setFlags, for the
+  // messages whose modSeq is <= unchangedSince only; returns the indexes
+  // that failed that test (for [MODIFIED]), ascending. The default checks
+  // the view and then calls setFlags; a backend with other writers may
+  // override it to test under its lock.
+  virtual Result<std::vector<size_t>> setFlagsUnchangedSince(const std::vector<size_t>& indexes,
+                                                             FlagOp op, const Flags& flags,
+                                                             uint64_t unchangedSince) {
+    std::vector<size_t> ok, failed;
+    for (size_t i : indexes) {
+      if (i < messages().size() && messages()[i].modSeq > unchangedSince)
+        failed.push_back(i);
+      else
+        ok.push_back(i);
+    }
+    if (!ok.empty())
+      if (auto st = setFlags(ok, op, flags); !st) return st.error();
+    std::sort(failed.begin(), failed.end());
+    failed.erase(std::unique(failed.begin(), failed.end()), failed.end());
+    return failed;
+  }
 
   // Removes the messages at these indexes (only those with \Deleted; the
   // caller chooses them) from disk, durably. The view keeps them marked

@@ -492,4 +492,163 @@ inline void mailStoreCases(StoreHarness& h) {
   }
 }
 
+
+// CONDSTORE (RFC 7162): the mod-sequence cases, for a backend that keeps
+// them (mail_store.hpp says how one opts in). Every change -- flags by
+// this or another session, APPEND, COPY, a delivery, an expunge -- must
+// give a mod-sequence greater than any before; a STORE that changes
+// nothing changes no mod-sequence.
+inline void modSeqCases(StoreHarness& h) {
+  auto s = h.open();
+  appendTo(*s, "INBOX", "a\n");
+  appendTo(*s, "INBOX", "b\n", {kFlagSeen, {}});
+  auto mb = s->select("INBOX", false);
+  REQUIRE(mb);
+  ImapMailbox& box = **mb;
+  REQUIRE(box.messages().size() == 2);
+  const uint64_t h0 = box.highestModSeq();
+  REQUIRE(h0 >= 1);
+  for (const auto& m : box.messages()) {
+    CHECK(m.modSeq >= 1);
+    CHECK(m.modSeq <= h0);
+  }
+  CHECK(box.messages()[1].modSeq > box.messages()[0].modSeq);  // two APPENDs
+  {
+    auto st = s->status("INBOX");
+    REQUIRE(st);
+    CHECK(st->highestModSeq == h0);
+  }
+
+  SECTION("a flag change takes a new mod-sequence; no change keeps it") {
+    const uint64_t other = box.messages()[1].modSeq;
+    REQUIRE(box.setFlags({0}, FlagOp::Add, {kFlagFlagged, {}}));
+    const uint64_t m1 = box.messages()[0].modSeq;
+    CHECK(m1 > h0);
+    CHECK(box.highestModSeq() == m1);
+    CHECK(box.messages()[1].modSeq == other);
+    // Again the same flag: nothing changes.
+    REQUIRE(box.setFlags({0}, FlagOp::Add, {kFlagFlagged, {}}));
+    CHECK(box.messages()[0].modSeq == m1);
+    CHECK(box.highestModSeq() == m1);
+    // A keyword counts as a flag.
+    REQUIRE(box.setFlags({1}, FlagOp::Add, {0, {"Work"}}));
+    CHECK(box.messages()[1].modSeq > m1);
+    // Our own change is not reported back to us.
+    auto c = box.sync(true);
+    REQUIRE(c);
+    CHECK(c->flagsChanged.empty());
+    auto st = s->status("INBOX");
+    REQUIRE(st);
+    CHECK(st->highestModSeq == box.highestModSeq());
+  }
+
+  SECTION("another session's change: a greater mod-sequence at the next sync") {
+    auto s2 = h.open();
+    auto mb2 = s2->select("INBOX", false);
+    REQUIRE(mb2);
+    REQUIRE((*mb2)->setFlags({1}, FlagOp::Remove, {kFlagSeen, {}}));
+    const uint64_t theirs = (*mb2)->messages()[1].modSeq;
+    CHECK(theirs > h0);
+    auto c = box.sync(true);
+    REQUIRE(c);
+    CHECK(c->flagsChanged == std::vector<size_t>{1});
+    CHECK(box.messages()[1].modSeq == theirs);
+    CHECK(box.messages()[1].flags.system == 0);
+    CHECK(box.highestModSeq() >= theirs);
+  }
+
+  SECTION("STORE UNCHANGEDSINCE: the test, and a change by another session counts") {
+    const uint64_t m0 = box.messages()[0].modSeq, m1 = box.messages()[1].modSeq;
+    // 0 fails for every message (RFC 7162 §3.1.3).
+    auto r = box.setFlagsUnchangedSince({0, 1}, FlagOp::Add, {kFlagDeleted, {}}, 0);
+    REQUIRE(r);
+    CHECK(*r == std::vector<size_t>{0, 1});
+    CHECK(box.messages()[0].flags.system == 0);
+    CHECK(box.messages()[0].modSeq == m0);
+    // Between the two: only message 2 is newer.
+    r = box.setFlagsUnchangedSince({0, 1}, FlagOp::Add, {kFlagDeleted, {}}, m0);
+    REQUIRE(r);
+    CHECK(*r == std::vector<size_t>{1});
+    CHECK((box.messages()[0].flags.system & kFlagDeleted) != 0);
+    CHECK(box.messages()[0].modSeq > m1);
+    CHECK((box.messages()[1].flags.system & kFlagDeleted) == 0);
+    // Another session changes message 2; our view has not synced, yet the
+    // conditional STORE with the modseq we knew must fail.
+    auto s2 = h.open();
+    auto mb2 = s2->select("INBOX", false);
+    REQUIRE(mb2);
+    REQUIRE((*mb2)->setFlags({1}, FlagOp::Add, {kFlagAnswered, {}}));
+    r = box.setFlagsUnchangedSince({1}, FlagOp::Add, {kFlagFlagged, {}}, m1);
+    REQUIRE(r);
+    CHECK(*r == std::vector<size_t>{1});
+    auto c = box.sync(true);
+    REQUIRE(c);
+    CHECK((box.messages()[1].flags.system & kFlagFlagged) == 0);
+    CHECK((box.messages()[1].flags.system & kFlagAnswered) != 0);
+  }
+
+  SECTION("APPEND, a delivery and COPY take new mod-sequences") {
+    appendTo(*s, "INBOX", "c\n");
+    auto c = box.sync(true);
+    REQUIRE(c);
+    REQUIRE(box.messages().size() == 3);
+    const uint64_t m2 = box.messages()[2].modSeq;
+    CHECK(m2 > h0);
+    CHECK(box.highestModSeq() >= m2);
+    h.deliver("INBOX", "d\n");
+    c = box.sync(true);
+    REQUIRE(c);
+    REQUIRE(box.messages().size() == 4);
+    CHECK(box.messages()[3].modSeq > m2);
+    REQUIRE(s->create("Dest", ""));
+    auto before = s->status("Dest");
+    REQUIRE(before);
+    REQUIRE(before->highestModSeq >= 1);
+    auto cp = box.copy({0, 1}, "Dest", false);
+    REQUIRE(cp);
+    auto after = s->status("Dest");
+    REQUIRE(after);
+    CHECK(after->highestModSeq > before->highestModSeq);
+    auto dest = s->select("Dest", true);
+    REQUIRE(dest);
+    REQUIRE((*dest)->messages().size() == 2);
+    for (const auto& m : (*dest)->messages()) CHECK(m.modSeq > before->highestModSeq);
+    CHECK((*dest)->highestModSeq() == after->highestModSeq);
+  }
+
+  SECTION("an expunge raises HIGHESTMODSEQ, seen by every session") {
+    REQUIRE(box.setFlags({0}, FlagOp::Add, {kFlagDeleted, {}}));
+    const uint64_t beforeExpunge = box.highestModSeq();
+    auto s2 = h.open();
+    auto mb2 = s2->select("INBOX", true);
+    REQUIRE(mb2);
+    REQUIRE(box.expunge({0}));
+    auto c = box.sync(true);
+    REQUIRE(c);
+    CHECK(box.messages().size() == 1);
+    auto st = s->status("INBOX");
+    REQUIRE(st);
+    CHECK(st->highestModSeq > beforeExpunge);
+    auto c2 = (*mb2)->sync(true);
+    REQUIRE(c2);
+    CHECK((*mb2)->highestModSeq() > beforeExpunge);
+  }
+
+  SECTION("mod-sequences survive a new handle (a restart for a backend on disk)") {
+    REQUIRE(box.setFlags({1}, FlagOp::Add, {kFlagFlagged, {}}));
+    std::vector<uint64_t> seen;
+    for (const auto& m : box.messages()) seen.push_back(m.modSeq);
+    const uint64_t high = box.highestModSeq();
+    mb->reset();
+    s.reset();
+    auto fresh = h.open();
+    auto again = fresh->select("INBOX", true);
+    REQUIRE(again);
+    std::vector<uint64_t> now;
+    for (const auto& m : (*again)->messages()) now.push_back(m.modSeq);
+    CHECK(now == seen);
+    CHECK((*again)->highestModSeq() == high);
+  }
+}
+
 }  // namespace yubin::store::test

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -337,13 +338,37 @@ class SizeCache {
 struct LoadedMessage {
   uint32_t uid;
   MaildirFile file;
+  uint64_t modSeq = 1;
 };
 struct LoadedFolder {
   uint32_t uidValidity = 0;
   uint32_t uidNext = 1;
   uint32_t firstRecent = 1;             // before this load took \Recent
+  uint64_t highestModSeq = 1;
   std::vector<LoadedMessage> messages;  // ascending UID
 };
+
+// The uid list's flags token for a file (see uid_list.hpp).
+std::string fileToken(const MaildirFile& f) {
+  return flagsToken(f.isNew() ? std::string_view() : maildirFlags(f.name()));
+}
+std::string nameToken(std::string_view fileName) {  // "new/<name>" or "cur/<name>"
+  return flagsToken(fileName[0] == 'n' ? std::string_view() : maildirFlags(fileName.substr(4)));
+}
+
+// The entry of uid in a list, or nullptr.
+UidEntry* findEntry(UidList& l, uint32_t uid) {
+  auto it = std::lower_bound(l.entries.begin(), l.entries.end(), uid,
+                             [](const UidEntry& e, uint32_t u) { return e.uid < u; });
+  return it != l.entries.end() && it->uid == uid ? &*it : nullptr;
+}
+
+// The next mod-sequence of a list, for every change of one write.
+Result<uint64_t> nextModSeq(const UidList& l, const std::string& dir) {
+  if (l.highestModSeq >= 0x7fffffffffffffffULL)
+    return Error{"mod-sequence space exhausted in " + dir, EOVERFLOW};
+  return l.highestModSeq + 1;
+}
 
 // A list for a folder that has none of ours: Dovecot's, or a fresh one.
 Result<UidList> startList(const std::string& root, const std::string& dir, bool corrupt) {
@@ -372,13 +397,23 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
   auto files = quickScan(dir);
   if (!files) return files.error();
 
+  // A write is needed for files the list does not know, files whose flags
+  // changed behind the list's back (a new modseq), tokens not known yet
+  // (a version 1 or Dovecot list) and \Recent to take.
   auto needsWrite = [&](const UidList& l, const std::vector<MaildirFile>& fs, bool& stale) {
-    std::unordered_map<std::string_view, uint32_t> known;
+    std::unordered_map<std::string_view, const UidEntry*> known;
     known.reserve(l.entries.size());
-    for (const auto& [uid, id] : l.entries) known.emplace(id, uid);
+    for (const auto& e : l.entries) known.emplace(e.id, &e);
     bool unknown = false;
-    for (const auto& f : fs)
-      if (known.erase(f.id) == 0) unknown = true;
+    for (const auto& f : fs) {
+      auto it = known.find(f.id);
+      if (it == known.end()) {
+        unknown = true;
+        continue;
+      }
+      if (!unknown && it->second->flags != fileToken(f)) unknown = true;
+      known.erase(it);
+    }
     stale = !known.empty();  // entries whose file is gone
     return unknown || (claimRecent && l.firstRecent < l.uidNext);
   };
@@ -402,7 +437,7 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
     // Only entries that were there before the scan may be dropped.
     std::unordered_set<std::string> before;
     if (read->state == UidListState::Ok)
-      for (const auto& e : read->list.entries) before.insert(e.second);
+      for (const auto& e : read->list.entries) before.insert(e.id);
     read = readUidList(dir);
     if (!read) return read.error();
     if (read->state == UidListState::Ok) {
@@ -419,8 +454,31 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
     next.uidValidity = list.uidValidity;
     next.uidNext = list.uidNext;
     next.firstRecent = list.firstRecent;
-    for (auto& e : list.entries)
-      if (present.erase(e.second) || !before.count(e.second)) next.entries.push_back(std::move(e));
+    next.highestModSeq = list.highestModSeq;
+    // Every change of this write (new files, flags changed elsewhere,
+    // messages gone) takes one new mod-sequence.
+    auto modSeq = nextModSeq(list, dir);
+    if (!modSeq) return modSeq.error();
+    bool changed = false;
+    for (auto& e : list.entries) {
+      auto it = present.find(e.id);
+      if (it != present.end()) {
+        std::string token = fileToken(*it->second);
+        if (e.flags.empty()) {
+          e.flags = std::move(token);  // first sight (an older list): no change
+        } else if (e.flags != token) {
+          e.flags = std::move(token);
+          e.modSeq = *modSeq;
+          changed = true;
+        }
+        present.erase(it);
+        next.entries.push_back(std::move(e));
+      } else if (!before.count(e.id)) {
+        next.entries.push_back(std::move(e));  // added after our scan
+      } else {
+        changed = true;  // expunged
+      }
+    }
     // New messages in delivery order: natural order of the id.
     std::vector<const MaildirFile*> fresh;
     fresh.reserve(present.size());
@@ -430,8 +488,10 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
               [](const MaildirFile* a, const MaildirFile* b) { return naturalLess(a->id, b->id); });
     for (const MaildirFile* f : fresh) {
       if (next.uidNext == UINT32_MAX) return Error{"UID space exhausted in " + dir, EOVERFLOW};
-      next.entries.emplace_back(next.uidNext++, f->id);
+      next.entries.push_back({next.uidNext++, f->id, *modSeq, fileToken(*f)});
+      changed = true;
     }
+    if (changed) next.highestModSeq = *modSeq;
     firstRecent = next.firstRecent;
     if (claimRecent) next.firstRecent = next.uidNext;
     if (auto st = writeUidList(dir, next); !st) return st.error();
@@ -444,22 +504,25 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
   out.uidValidity = list.uidValidity;
   out.uidNext = list.uidNext;
   out.firstRecent = firstRecent;
+  out.highestModSeq = list.highestModSeq;
   std::unordered_map<std::string_view, MaildirFile*> byId;
   byId.reserve(files->size());
   for (auto& f : *files) byId.emplace(f.id, &f);
   out.messages.reserve(list.entries.size());
-  for (const auto& [uid, id] : list.entries) {
-    auto it = byId.find(id);
+  for (const auto& e : list.entries) {
+    auto it = byId.find(e.id);
     if (it == byId.end()) continue;  // vanished after the scan
-    out.messages.push_back({uid, std::move(*it->second)});
+    out.messages.push_back({e.uid, std::move(*it->second), e.modSeq});
   }
   return out;
 }
 
-// UIDs for messages this session just placed into dir (APPEND, COPY). A
+// UIDs for messages this session just placed into dir (APPEND, COPY),
+// with one new mod-sequence; tokens: the flagsToken of each file. A
 // message another session has already seen keeps the UID it was given.
 Result<AppendedUids> assignUids(const std::string& root, const std::string& dir,
-                                const std::vector<std::string>& ids) {
+                                const std::vector<std::string>& ids,
+                                const std::vector<std::string>& tokens) {
   for (int attempt = 0;; ++attempt) {
     auto lock = lockUidList(dir);
     if (!lock) return lock.error();
@@ -476,22 +539,26 @@ Result<AppendedUids> assignUids(const std::string& root, const std::string& dir,
     }
     UidList& list = read->list;
     std::unordered_map<std::string_view, uint32_t> known;
-    for (const auto& [uid, id] : list.entries) known.emplace(id, uid);
+    for (const auto& e : list.entries) known.emplace(e.id, e.uid);
     AppendedUids out;
     out.uidValidity = list.uidValidity;
+    auto modSeq = nextModSeq(list, dir);
+    if (!modSeq) return modSeq.error();
     bool changed = false;
-    for (const auto& id : ids) {
-      if (auto it = known.find(id); it != known.end()) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (auto it = known.find(ids[i]); it != known.end()) {
         out.uids.push_back(it->second);
         continue;
       }
       if (list.uidNext == UINT32_MAX) return Error{"UID space exhausted in " + dir, EOVERFLOW};
       out.uids.push_back(list.uidNext);
-      list.entries.emplace_back(list.uidNext++, id);
+      list.entries.push_back({list.uidNext++, ids[i], *modSeq, i < tokens.size() ? tokens[i] : ""});
       changed = true;
     }
-    if (changed)
+    if (changed) {
+      list.highestModSeq = *modSeq;
       if (auto st = writeUidList(dir, list); !st) return st.error();
+    }
     return out;
   }
 }
@@ -527,7 +594,7 @@ class MaildirImapMailbox final : public ImapMailbox {
 
   uint32_t uidValidity() const override { return uidValidity_; }
   uint32_t uidNext() const override { return uidNext_; }
-  uint64_t highestModSeq() const override { return 0; }
+  uint64_t highestModSeq() const override { return highestModSeq_; }
   bool readOnly() const override { return readOnly_; }
   std::vector<std::string> keywords() const override {
     std::vector<std::string> out;
@@ -539,7 +606,16 @@ class MaildirImapMailbox final : public ImapMailbox {
   const std::vector<MessageInfo>& messages() const override { return view_; }
   Result<MailboxChanges> sync(bool allowExpunge) override { return refresh(allowExpunge, false); }
   Result<std::unique_ptr<MessageReader>> open(size_t index) override;
-  Status setFlags(const std::vector<size_t>& indexes, FlagOp op, const Flags& flags) override;
+  Status setFlags(const std::vector<size_t>& indexes, FlagOp op, const Flags& flags) override {
+    auto r = changeFlags(indexes, op, flags, std::nullopt);
+    if (!r) return r.error();
+    return {};
+  }
+  Result<std::vector<size_t>> setFlagsUnchangedSince(const std::vector<size_t>& indexes, FlagOp op,
+                                                     const Flags& flags,
+                                                     uint64_t unchangedSince) override {
+    return changeFlags(indexes, op, flags, unchangedSince);
+  }
   Status expunge(const std::vector<size_t>& indexes) override;
   Result<CopiedUids> copy(const std::vector<size_t>& indexes, const std::string& dest,
                           bool move) override;
@@ -563,6 +639,11 @@ class MaildirImapMailbox final : public ImapMailbox {
     return {};
   }
   Status removeFiles(const std::vector<size_t>& indexes);
+  // setFlags, and with unchangedSince the conditional STORE: the test, the
+  // renames and the new mod-sequences all under the uid list's lock.
+  Result<std::vector<size_t>> changeFlags(const std::vector<size_t>& indexes, FlagOp op,
+                                          const Flags& flags,
+                                          std::optional<uint64_t> unchangedSince);
 
   std::shared_ptr<Shared> shared_;
   std::string dir_;
@@ -572,6 +653,7 @@ class MaildirImapMailbox final : public ImapMailbox {
   uint32_t uidValidity_ = 0;
   uint32_t uidNext_ = 1;
   uint32_t maxUid_ = 0;
+  uint64_t highestModSeq_ = 0;
   KeywordSlots slots_;
   std::vector<MessageInfo> view_;
   std::vector<std::string> ids_;
@@ -632,8 +714,9 @@ Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge, bool force
         Flags f = it->second->file.isNew()
                       ? Flags{}
                       : flagsFromInfo(maildirFlags(it->second->file.name()), slots_);
-        if (!(f == v.flags)) {
+        if (!(f == v.flags) || it->second->modSeq != v.modSeq) {
           v.flags = std::move(f);
+          v.modSeq = it->second->modSeq;
           ch.flagsChanged.push_back(i);
         }
       }
@@ -653,6 +736,7 @@ Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge, bool force
         v.size = *size;
         v.internalDate = m.file.mtime;
         v.recent = m.uid >= loaded->firstRecent;
+        v.modSeq = m.modSeq;
         v.flags = m.file.isNew() ? Flags{} : flagsFromInfo(maildirFlags(m.file.name()), slots_);
         view_.push_back(std::move(v));
         ids_.push_back(m.file.id);
@@ -665,6 +749,7 @@ Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge, bool force
       for (auto& m : loaded->messages) live.push_back(std::move(m.file));
       sizes_.save(live);
       uidNext_ = std::max(loaded->uidNext, maxUid_ + 1);
+      highestModSeq_ = loaded->highestModSeq;
       // Dovecot's rule: a read-write session moves new/ to cur/.
       if (!readOnly_) {
         for (size_t i = 0; i < files_.size(); ++i) {
@@ -741,19 +826,56 @@ Result<std::unique_ptr<MessageReader>> MaildirImapMailbox::open(size_t index) {
   return Error{"unreachable", EIO};
 }
 
-Status MaildirImapMailbox::setFlags(const std::vector<size_t>& indexes, FlagOp op,
-                                    const Flags& flags) {
+Result<std::vector<size_t>> MaildirImapMailbox::changeFlags(
+    const std::vector<size_t>& indexes, FlagOp op, const Flags& flags,
+    std::optional<uint64_t> unchangedSince) {
   if (readOnly_) return Error{"mailbox is read-only", EROFS};
-  if (auto st = checkIndexes(indexes); !st) return st;
+  if (auto st = checkIndexes(indexes); !st) return st.error();
   if (op != FlagOp::Remove) {
-    auto slots = defineKeywords(dir_, flags);
+    auto slots = defineKeywords(dir_, flags);  // takes the lock itself
     if (!slots) return slots.error();
     slots_ = std::move(*slots);
   }
-  bool renamed = false, fromNew = false;
+  auto lock = lockUidList(dir_);
+  if (!lock) return lock.error();
+  auto read = readUidList(dir_);
+  if (!read) return read.error();
+  // Without a sound list of ours (being rebuilt: the next sync fails with
+  // ESTALE) the flags still change; the mod-sequences cannot.
+  UidList* list = read->state == UidListState::Ok && read->list.uidValidity == uidValidity_
+                      ? &read->list
+                      : nullptr;
+  uint64_t modSeq = 0;
+  if (list) {
+    auto n = nextModSeq(*list, dir_);
+    if (!n) return n.error();
+    modSeq = *n;
+  }
+  std::vector<size_t> failed;
+  bool renamed = false, fromNew = false, listChanged = false;
   for (size_t i : indexes) {
     if (view_[i].expunged) continue;
+    UidEntry* entry = list ? findEntry(*list, view_[i].uid) : nullptr;
+    if (unchangedSince) {
+      // The message's mod-sequence now: the list's, or a newer one still to
+      // come when its file was renamed behind the list.
+      struct stat st;
+      if (::lstat((dir_ + "/" + files_[i]).c_str(), &st) != 0 && errno == ENOENT) {
+        auto r = relocate(i);
+        if (!r) return r.error();
+      }
+      uint64_t current = view_[i].modSeq;
+      if (entry) {
+        current = std::max(current, entry->modSeq);
+        if (!entry->flags.empty() && entry->flags != nameToken(files_[i])) current = UINT64_MAX;
+      }
+      if (current > *unchangedSince) {
+        failed.push_back(i);
+        continue;
+      }
+    }
     Flags next = applyFlags(view_[i].flags, op, flags, slots_);
+    bool changed = false;
     for (int attempt = 0; attempt < 2; ++attempt) {
       std::string_view name = std::string_view(files_[i]).substr(4);
       std::string target = "cur/" + std::string(maildirBase(name)) + ":2," +
@@ -761,6 +883,7 @@ Status MaildirImapMailbox::setFlags(const std::vector<size_t>& indexes, FlagOp o
       if (target == files_[i]) break;
       if (::rename((dir_ + "/" + files_[i]).c_str(), (dir_ + "/" + target).c_str()) == 0) {
         fromNew = fromNew || files_[i][0] == 'n';
+        changed = nameToken(files_[i]) != nameToken(target);
         files_[i] = std::move(target);
         renamed = true;
         break;
@@ -771,13 +894,32 @@ Status MaildirImapMailbox::setFlags(const std::vector<size_t>& indexes, FlagOp o
       if (!*r) break;  // gone: the next sync reports it
     }
     view_[i].flags = std::move(next);
+    if (entry) {
+      // A new mod-sequence when we changed the letters, or when they had
+      // changed behind the list before we came.
+      std::string token = nameToken(files_[i]);
+      if (changed || (!entry->flags.empty() && entry->flags != token)) {
+        entry->modSeq = modSeq;
+        listChanged = true;
+      }
+      if (entry->flags != token) listChanged = true;
+      entry->flags = std::move(token);
+      view_[i].modSeq = entry->modSeq;
+    }
   }
   if (renamed) {
-    if (auto st = fsyncDir(dir_ + "/cur"); !st) return st;
+    if (auto st = fsyncDir(dir_ + "/cur"); !st) return st.error();
     if (fromNew)
-      if (auto st = fsyncDir(dir_ + "/new"); !st) return st;
+      if (auto st = fsyncDir(dir_ + "/new"); !st) return st.error();
   }
-  return {};
+  if (listChanged) {
+    list->highestModSeq = std::max(list->highestModSeq, modSeq);
+    if (auto st = writeUidList(dir_, *list); !st) return st.error();
+    highestModSeq_ = std::max(highestModSeq_, list->highestModSeq);
+  }
+  std::sort(failed.begin(), failed.end());
+  failed.erase(std::unique(failed.begin(), failed.end()), failed.end());
+  return failed;
 }
 
 Status MaildirImapMailbox::removeFiles(const std::vector<size_t>& indexes) {
@@ -872,7 +1014,7 @@ Result<CopiedUids> MaildirImapMailbox::copy(const std::vector<size_t>& indexes,
     for (const auto& k : view_[i].flags.keywords) all.keywords.push_back(k);
   auto destSlots = defineKeywords(*dest, all);
   if (!destSlots) return destSlots.error();
-  std::vector<std::string> newIds;
+  std::vector<std::string> newIds, newTokens;
   std::vector<size_t> copied;
   CopiedUids out;
   for (size_t i : order) {
@@ -891,12 +1033,13 @@ Result<CopiedUids> MaildirImapMailbox::copy(const std::vector<size_t>& indexes,
       return id.error();
     }
     newIds.push_back(std::move(*id));
+    newTokens.push_back(flagsToken(info));
     out.sourceUids.push_back(view_[i].uid);
     copied.push_back(i);
   }
   if (!newIds.empty())
     if (auto st = fsyncDir(*dest + "/cur"); !st) return st.error();
-  auto uids = assignUids(shared_->root, *dest, newIds);
+  auto uids = assignUids(shared_->root, *dest, newIds, newTokens);
   if (!uids) return uids.error();
   out.uidValidity = uids->uidValidity;
   out.destUids = std::move(uids->uids);
@@ -953,7 +1096,7 @@ class MaildirAppend final : public AppendTransaction {
     ::unlink(tmp_.c_str());
     committed_ = true;
     if (auto st = fsyncDir(dir_ + "/cur"); !st) return st.error();
-    return assignUids(shared_->root, dir_, {id});
+    return assignUids(shared_->root, dir_, {id}, {flagsToken(info)});
   }
 
  private:
@@ -1325,6 +1468,7 @@ Result<MailboxStatus> MaildirStore::status(const std::string& name) {
   MailboxStatus s;
   s.uidNext = loaded->uidNext;
   s.uidValidity = loaded->uidValidity;
+  s.highestModSeq = loaded->highestModSeq;
   std::vector<MaildirFile> live;
   live.reserve(loaded->messages.size());
   for (auto& m : loaded->messages) {

@@ -42,7 +42,13 @@
 // Standards: RFC 3501 / 9051, RFC 4315 (UIDPLUS), RFC 6154 (SPECIAL-USE),
 // RFC 6851 (MOVE); maildir(5), Maildir++; Dovecot's dovecot-uidlist (read)
 // and dovecot-keywords (read and written).
-// Not here: CONDSTORE (mod-sequences are 0), a message structure cache.
+// CONDSTORE (RFC 7162): the uid list keeps HIGHESTMODSEQ and each
+// message's MODSEQ with the flag letters it had then (uid_list.hpp). A STORE
+// renames and updates the list under its lock (the UNCHANGEDSINCE test
+// too); a load that finds new files, files gone, or info letters that are
+// not the list's (another writer: Dovecot, a Maildir client, mdad) takes
+// the next mod-sequence for all of them in one write.
+// Not here: a message structure cache.
 #pragma once
 
 #include <memory>

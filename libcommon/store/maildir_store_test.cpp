@@ -18,6 +18,7 @@
 #include "base/fs.hpp"
 #include "store/mail_store_cases.hpp"
 #include "store/maildir.hpp"
+#include "store/mailbox.hpp"  // naturalLess
 #include "store/test_util.hpp"
 #include "store/uid_list.hpp"
 
@@ -81,6 +82,11 @@ std::unique_ptr<MailStore> openStore(const std::string& root) {
 TEST_CASE("MaildirStore: the MailStore cases") {
   MaildirHarness h;
   test::mailStoreCases(h);
+}
+
+TEST_CASE("MaildirStore: the mod-sequence cases (CONDSTORE)") {
+  MaildirHarness h;
+  test::modSeqCases(h);
 }
 
 TEST_CASE("MaildirStore: layout on disk, mUTF-7 names") {
@@ -260,14 +266,18 @@ TEST_CASE("uid list: format, strict parse, every truncation refused") {
   l.uidValidity = 1234;
   l.uidNext = 10;
   l.firstRecent = 8;
-  l.entries = {{1, "100.M1P1.h"}, {5, "200.M2P1.h"}, {9, "300.M3P1.h"}};
+  l.highestModSeq = 7;
+  l.entries = {{1, "100.M1P1.h", 1, "FS"}, {5, "200.M2P1.h", 7, ""}, {9, "300.M3P1.h", 4, "F"}};
   std::string text = formatUidList(l);
-  CHECK(text == "yubin-uidlist 1 V1234 N10 R8\n1 100.M1P1.h\n5 200.M2P1.h\n9 300.M3P1.h\nend 3\n");
+  CHECK(text ==
+        "yubin-uidlist 2 V1234 N10 R8 M7\n1 1 FS 100.M1P1.h\n5 7 ? 200.M2P1.h\n"
+        "9 4 F 300.M3P1.h\nend 3\n");
   auto back = parseUidList(text);
   REQUIRE(back);
   CHECK(back->uidValidity == 1234);
   CHECK(back->uidNext == 10);
   CHECK(back->firstRecent == 8);
+  CHECK(back->highestModSeq == 7);
   CHECK(back->entries == l.entries);
   for (size_t n = 0; n < text.size(); ++n) {
     INFO(n);
@@ -279,7 +289,15 @@ TEST_CASE("uid list: format, strict parse, every truncation refused") {
            "yubin-uidlist 1 V1234 N10 R8\n10 a\nend 1\n",      // not below N
            "yubin-uidlist 1 V1234 N10 R11\nend 0\n",           // R past N
            "yubin-uidlist 1 V0 N10 R1\nend 0\n",               // no UIDVALIDITY
-           "yubin-uidlist 2 V1 N10 R1\nend 0\n",               // unknown version
+           "yubin-uidlist 3 V1 N10 R1 M1\nend 0\n",            // unknown version
+           "yubin-uidlist 2 V1 N10 R1\nend 0\n",               // version 2 without M
+           "yubin-uidlist 1 V1 N10 R1 M1\nend 0\n",            // version 1 with M
+           "yubin-uidlist 2 V1 N10 R1 M0\nend 0\n",            // HIGHESTMODSEQ 0
+           "yubin-uidlist 2 V1 N10 R1 M5\n1 6 F a\nend 1\n",   // modseq above M
+           "yubin-uidlist 2 V1 N10 R1 M5\n1 0 F a\nend 1\n",   // modseq 0
+           "yubin-uidlist 2 V1 N10 R1 M5\n1 2 S a\nend 1\n",   // bad token
+           "yubin-uidlist 2 V1 N10 R1 M5\n1 2 a\nend 1\n",     // a column short
+           "yubin-uidlist 2 V1 N10 R1 M9223372036854775808\nend 0\n",  // above 2^63-1
            "yubin-uidlist 1 V1 N10 R1\n1 a\nend 2\n",          // count
            "yubin-uidlist 1 V1 N10 R1\n1 a/b\nend 1\n",        // bad id
            "yubin-uidlist 1 V1 N10 R1\n1 \nend 1\n",           // empty id
@@ -292,6 +310,24 @@ TEST_CASE("uid list: format, strict parse, every truncation refused") {
   }
 }
 
+TEST_CASE("uid list: version 1 is read (modseq 1, token unknown)") {
+  auto v1 = parseUidList("yubin-uidlist 1 V1234 N10 R8\n1 100.M1P1.h\n5 200.M2P1.h\nend 2\n");
+  REQUIRE(v1);
+  CHECK(v1->highestModSeq == 1);
+  REQUIRE(v1->entries.size() == 2);
+  CHECK(v1->entries[1] == UidEntry{5, "200.M2P1.h", 1, ""});
+}
+
+TEST_CASE("uid list: flags tokens") {
+  CHECK(flagsToken("") == "F");
+  CHECK(flagsToken("FSa") == "FFSa");
+  std::string odd = flagsToken("S x");
+  CHECK(odd.size() == 17);
+  CHECK(odd[0] == '#');
+  CHECK(odd != flagsToken("S y"));
+  CHECK(odd == flagsToken("S x"));
+}
+
 TEST_CASE("uid list: Dovecot's dovecot-uidlist") {
   auto v3 = parseDovecotUidList(
       "3 V1500000000 N8 G0123456789abcdef\n"
@@ -302,9 +338,9 @@ TEST_CASE("uid list: Dovecot's dovecot-uidlist") {
   CHECK(v3->uidValidity == 1500000000);
   CHECK(v3->uidNext == 8);
   CHECK(v3->firstRecent == 8);
-  CHECK(v3->entries == std::vector<std::pair<uint32_t, std::string>>{{1, "1500000001.M1P1.host"},
-                                                                     {4, "1500000002.M2P1.host"},
-                                                                     {7, "1500000003.M3P1.host"}});
+  CHECK(v3->entries == std::vector<UidEntry>{{1, "1500000001.M1P1.host", 1, ""},
+                                            {4, "1500000002.M2P1.host", 1, ""},
+                                            {7, "1500000003.M3P1.host", 1, ""}});
   auto v1 = parseDovecotUidList("1 1400000000 3\n1 a.b.c\n2 d.e.f:2,S\n");
   REQUIRE(v1);
   CHECK(v1->uidValidity == 1400000000);
@@ -571,6 +607,80 @@ TEST_CASE("MaildirStore: a mailbox of 10,000 messages", "[perf]") {
                "one new message %s\n",
                coldStatus.c_str(), warmStatus.c_str(), selectMs.c_str(), idleSync.c_str(),
                newSync.c_str());
+}
+
+}  // namespace
+}  // namespace yubin::store
+
+namespace yubin::store {
+namespace {
+
+TEST_CASE("MaildirStore: a flag change by another Maildir writer gets a new modseq") {
+  MaildirHarness h;
+  auto s = h.open();
+  appendTo(*s, "INBOX", "a\n");
+  appendTo(*s, "INBOX", "b\n");
+  auto mb = s->select("INBOX", false);
+  REQUIRE(mb);
+  const uint64_t before = (*mb)->highestModSeq();
+  const uint64_t untouched = (*mb)->messages()[0].modSeq;
+  // A Dovecot-style client renames the file itself; our list knows nothing.
+  auto cur = listDir(h.root + "/cur");
+  REQUIRE(cur.size() == 2);
+  std::sort(cur.begin(), cur.end(), [](const std::string& x, const std::string& y) {
+    return naturalLess(maildirId(x), maildirId(y));
+  });
+  const std::string from = h.root + "/cur/" + cur[1];
+  const std::string to = h.root + "/cur/" + std::string(maildirBase(cur[1])) + ":2,FS";
+  REQUIRE(::rename(from.c_str(), to.c_str()) == 0);
+  auto c = (*mb)->sync(true);
+  REQUIRE(c);
+  CHECK(c->flagsChanged == std::vector<size_t>{1});
+  CHECK((*mb)->messages()[1].flags.system == (kFlagFlagged | kFlagSeen));
+  CHECK((*mb)->messages()[1].modSeq > before);
+  CHECK((*mb)->messages()[0].modSeq == untouched);
+  CHECK((*mb)->highestModSeq() == (*mb)->messages()[1].modSeq);
+  // Stable: the next sync finds nothing new, and the list on disk agrees.
+  c = (*mb)->sync(true);
+  REQUIRE(c);
+  CHECK(c->flagsChanged.empty());
+  auto read = readUidList(h.root);
+  REQUIRE(read);
+  REQUIRE(read->state == UidListState::Ok);
+  CHECK(read->list.highestModSeq == (*mb)->highestModSeq());
+  CHECK(read->list.entries[1].flags == "FFS");
+}
+
+TEST_CASE("MaildirStore: a version 1 uid list is upgraded, UIDs kept") {
+  MaildirHarness h;
+  auto s = h.open();
+  appendTo(*s, "INBOX", "a\n", {kFlagSeen, {}});
+  appendTo(*s, "INBOX", "b\n");
+  auto read = readUidList(h.root);
+  REQUIRE(read);
+  REQUIRE(read->state == UidListState::Ok);
+  // Written back as an older yubin would have.
+  std::string v1 = std::string(kUidListFile) + " 1 V" + std::to_string(read->list.uidValidity) +
+                   " N" + std::to_string(read->list.uidNext) + " R" +
+                   std::to_string(read->list.firstRecent) + "\n";
+  for (const auto& e : read->list.entries) v1 += std::to_string(e.uid) + " " + e.id + "\n";
+  v1 += "end " + std::to_string(read->list.entries.size()) + "\n";
+  REQUIRE(atomicWrite(h.root + "/" + kUidListFile, v1, 0600));
+  auto mb = s->select("INBOX", true);
+  REQUIRE(mb);
+  CHECK((*mb)->uidValidity() == read->list.uidValidity);
+  CHECK(test::uids(**mb) == std::vector<uint32_t>{1, 2});
+  CHECK((*mb)->highestModSeq() == 1);
+  for (const auto& m : (*mb)->messages()) CHECK(m.modSeq == 1);
+  auto text = readFile(h.root + "/" + kUidListFile);
+  REQUIRE(text);
+  CHECK(text->rfind("yubin-uidlist 2 ", 0) == 0);
+  // From now on changes count up from there.
+  auto rw = s->select("INBOX", false);
+  REQUIRE(rw);
+  REQUIRE((*rw)->setFlags({1}, FlagOp::Add, {kFlagAnswered, {}}));
+  CHECK((*rw)->messages()[1].modSeq == 2);
+  CHECK((*rw)->messages()[0].modSeq == 1);
 }
 
 }  // namespace

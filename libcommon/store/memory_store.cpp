@@ -80,6 +80,7 @@ uint32_t appendMessage(MemoryStoreData& data, MemoryStoreData::Folder& f,
   m.data = std::move(bytes);
   m.flags = canonical(data, f, flags);
   m.internalDate = internalDate ? internalDate : nowSeconds();
+  m.modSeq = ++f.highestModSeq;
   f.messages.push_back(std::move(m));
   return f.messages.back().uid;
 }
@@ -202,7 +203,7 @@ class MemoryMailbox final : public ImapMailbox {
 
   uint32_t uidValidity() const override { return uidValidity_; }
   uint32_t uidNext() const override { return uidNext_; }
-  uint64_t highestModSeq() const override { return 0; }
+  uint64_t highestModSeq() const override { return highestModSeq_; }
   bool readOnly() const override { return readOnly_; }
   std::vector<std::string> keywords() const override { return f_->keywords; }
   bool canCreateKeywords() const override {
@@ -216,6 +217,24 @@ class MemoryMailbox final : public ImapMailbox {
   }
   Result<std::unique_ptr<MessageReader>> open(size_t index) override;
   Status setFlags(const std::vector<size_t>& indexes, FlagOp op, const Flags& flags) override;
+  // The test against the shared message (another handle's change counts
+  // even before this view synced).
+  Result<std::vector<size_t>> setFlagsUnchangedSince(const std::vector<size_t>& indexes, FlagOp op,
+                                                     const Flags& flags,
+                                                     uint64_t unchangedSince) override {
+    if (auto st = checkIndexes(indexes); !st) return st.error();
+    std::vector<size_t> ok, failed;
+    for (size_t i : indexes) {
+      ptrdiff_t s = view_[i].expunged ? -1 : sharedIndex(view_[i].uid);
+      uint64_t m = s < 0 ? view_[i].modSeq : f_->messages[static_cast<size_t>(s)].modSeq;
+      (m > unchangedSince ? failed : ok).push_back(i);
+    }
+    if (!ok.empty())
+      if (auto st = setFlags(ok, op, flags); !st) return st.error();
+    std::sort(failed.begin(), failed.end());
+    failed.erase(std::unique(failed.begin(), failed.end()), failed.end());
+    return failed;
+  }
   Status expunge(const std::vector<size_t>& indexes) override;
   Result<CopiedUids> copy(const std::vector<size_t>& indexes, const std::string& dest,
                           bool move) override;
@@ -257,6 +276,7 @@ class MemoryMailbox final : public ImapMailbox {
   uint32_t uidValidity_ = 0;
   uint32_t uidNext_ = 1;
   uint32_t maxUid_ = 0;  // highest UID in the view so far
+  uint64_t highestModSeq_ = 0;
   std::vector<MessageInfo> view_;
   std::vector<uint64_t> versions_;  // flagVersion last seen, item by item with view_
 };
@@ -280,8 +300,9 @@ MailboxChanges MemoryMailbox::refresh(bool allowExpunge) {
     const auto& m = f_->messages[static_cast<size_t>(s)];
     if (m.flagVersion != versions_[i]) {
       versions_[i] = m.flagVersion;
-      if (!(m.flags == v.flags)) {
+      if (!(m.flags == v.flags) || m.modSeq != v.modSeq) {
         v.flags = m.flags;
+        v.modSeq = m.modSeq;
         changed[i] = true;
       }
     }
@@ -306,6 +327,7 @@ MailboxChanges MemoryMailbox::refresh(bool allowExpunge) {
     v.size = m.size;
     v.internalDate = m.internalDate;
     v.recent = m.recentUnclaimed;
+    v.modSeq = m.modSeq;
     if (!readOnly_) m.recentUnclaimed = false;
     view_.push_back(std::move(v));
     versions_.push_back(m.flagVersion);
@@ -313,6 +335,7 @@ MailboxChanges MemoryMailbox::refresh(bool allowExpunge) {
     ch.existsChanged = true;
   }
   uidNext_ = std::max(f_->uidNext, maxUid_ + 1);
+  highestModSeq_ = f_->highestModSeq;
   return ch;
 }
 
@@ -331,6 +354,7 @@ Status MemoryMailbox::setFlags(const std::vector<size_t>& indexes, FlagOp op, co
   if (auto st = data_->fault("setFlags"); !st) return st;
   Flags change = canonical(*data_, *f_, flags);
   bool any = false;
+  const uint64_t modSeq = f_->highestModSeq + 1;  // one per operation
   for (size_t i : indexes) {
     if (view_[i].expunged) continue;
     ptrdiff_t s = sharedIndex(view_[i].uid);
@@ -340,12 +364,18 @@ Status MemoryMailbox::setFlags(const std::vector<size_t>& indexes, FlagOp op, co
     if (!(next == m.flags)) {
       m.flags = next;
       ++m.flagVersion;
+      m.modSeq = modSeq;
       any = true;
     }
     view_[i].flags = m.flags;
+    view_[i].modSeq = m.modSeq;
     versions_[i] = m.flagVersion;
   }
-  if (any) data_->notify(*f_, this);
+  if (any) {
+    f_->highestModSeq = modSeq;
+    highestModSeq_ = std::max(highestModSeq_, modSeq);
+    data_->notify(*f_, this);
+  }
   return {};
 }
 
@@ -358,7 +388,10 @@ void MemoryMailbox::removeShared(const std::vector<size_t>& indexes) {
     f_->messages.erase(f_->messages.begin() + s);
     any = true;
   }
-  if (any) data_->notify(*f_, this);
+  if (any) {
+    ++f_->highestModSeq;  // an expunge is a change of the mailbox
+    data_->notify(*f_, this);
+  }
 }
 
 Status MemoryMailbox::expunge(const std::vector<size_t>& indexes) {
@@ -569,7 +602,12 @@ Status MemoryStore::rename(const std::string& fromName, const std::string& toNam
       m.uid = dst->uidNext++;
       m.flags = canonical(*data_, *dst, m.flags);
       m.flagVersion = 0;
+      m.modSeq = dst->highestModSeq + 1;
       dst->messages.push_back(std::move(m));
+    }
+    if (!src->messages.empty()) {
+      ++dst->highestModSeq;
+      ++src->highestModSeq;
     }
     src->messages.clear();
     data_->notify(*src, nullptr);
@@ -603,6 +641,7 @@ Result<MailboxStatus> MemoryStore::status(const std::string& name) {
   MailboxStatus s;
   s.uidNext = f->uidNext;
   s.uidValidity = f->uidValidity;
+  s.highestModSeq = f->highestModSeq;
   for (const auto& m : f->messages) {
     ++s.messages;
     if (m.recentUnclaimed) ++s.recent;

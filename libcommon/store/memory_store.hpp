@@ -23,7 +23,9 @@
 // Not thread-safe (one event loop). Test support, but a complete
 // implementation: names are checked as the Maildir backend checks them.
 // Trust: test code; names and indexes from callers are still checked.
-// Standards: as mail_store.hpp (RFC 3501/9051, 4315, 6154, 6851).
+// Mod-sequences (RFC 7162 CONDSTORE): kept per folder and message as
+// mail_store.hpp asks, so the session's CONDSTORE is tested against it.
+// Standards: as mail_store.hpp (RFC 3501/9051, 4315, 6154, 6851, 7162).
 #pragma once
 
 #include <cstdint>
@@ -50,6 +52,7 @@ class MemoryStoreData {
     int64_t internalDate = 0;
     bool recentUnclaimed = true;  // no read-write session has taken \Recent yet
     uint64_t flagVersion = 0;     // bumped on every flag change
+    uint64_t modSeq = 1;          // RFC 7162 mod-sequence (see Folder::highestModSeq)
   };
   struct Folder {
     uint32_t uidValidity = 0;
@@ -59,6 +62,9 @@ class MemoryStoreData {
     std::string specialUse;
     std::vector<std::string> keywords;
     std::vector<Message> messages;  // ascending uid
+    // RFC 7162: 1 for a new folder; every APPEND/COPY, flag change and
+    // expunge takes the next value (one per operation).
+    uint64_t highestModSeq = 1;
     std::vector<MemoryMailbox*> watchers;
   };
 

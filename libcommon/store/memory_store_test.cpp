@@ -28,6 +28,11 @@ TEST_CASE("MemoryStore: the MailStore cases") {
   test::mailStoreCases(h);
 }
 
+TEST_CASE("MemoryStore: the mod-sequence cases (CONDSTORE)") {
+  MemoryHarness h;
+  test::modSeqCases(h);
+}
+
 TEST_CASE("MemoryStore: default mailboxes") {
   MemoryStore s(std::make_shared<MemoryStoreData>(true));
   CHECK(listNames(s) == std::vector<std::string>{"INBOX", "Archive \\Archive", "Drafts \\Drafts",

@@ -17,6 +17,8 @@ namespace yubin::store {
 namespace {
 
 constexpr size_t kMaxUidListFile = size_t{256} << 20;
+// RFC 7162: mod-sequences are positive 63-bit numbers.
+constexpr uint64_t kMaxModSeq = 0x7fffffffffffffffULL;
 
 std::optional<uint32_t> parseU32(std::string_view s) {
   auto v = parseU64(s);
@@ -44,20 +46,52 @@ bool validId(std::string_view id) {
   return true;
 }
 
+bool validToken(std::string_view t) {
+  if (t.empty()) return true;  // not known yet
+  if (t[0] != 'F' && t[0] != '#') return false;
+  for (char c : t) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f) return false;
+  }
+  return true;
+}
+
 // Checks order, bounds and unique ids.
 bool consistent(const UidList& l) {
-  if (l.uidValidity == 0 || l.uidNext == 0 || l.firstRecent == 0 || l.firstRecent > l.uidNext)
+  if (l.uidValidity == 0 || l.uidNext == 0 || l.firstRecent == 0 || l.firstRecent > l.uidNext ||
+      l.highestModSeq == 0 || l.highestModSeq > kMaxModSeq)
     return false;
   uint32_t prev = 0;
   std::unordered_set<std::string_view> ids;
-  for (const auto& [uid, id] : l.entries) {
-    if (uid <= prev || uid >= l.uidNext || !validId(id) || !ids.insert(id).second) return false;
-    prev = uid;
+  for (const auto& e : l.entries) {
+    if (e.uid <= prev || e.uid >= l.uidNext || !validId(e.id) || !ids.insert(e.id).second ||
+        e.modSeq == 0 || e.modSeq > l.highestModSeq || !validToken(e.flags))
+      return false;
+    prev = e.uid;
   }
   return true;
 }
 
 }  // namespace
+
+std::string flagsToken(std::string_view info) {
+  bool plain = true;
+  for (char c : info) {
+    auto u = static_cast<unsigned char>(c);
+    plain = plain && u > 0x20 && u < 0x7f;
+  }
+  if (plain) return "F" + std::string(info);
+  // FNV-1a: only equality matters (a changed name must give another token).
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : info) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  static const char kHex[] = "0123456789abcdef";
+  std::string out = "#";
+  for (int shift = 60; shift >= 0; shift -= 4) out += kHex[(h >> shift) & 15];
+  return out;
+}
 
 Result<FileLock> FileLock::acquire(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600));
@@ -74,13 +108,18 @@ Result<FileLock> lockUidList(const std::string& dir) {
 }
 
 std::string formatUidList(const UidList& list) {
-  std::string out = std::string(kUidListFile) + " 1 V" + std::to_string(list.uidValidity) + " N" +
-                    std::to_string(list.uidNext) + " R" + std::to_string(list.firstRecent) + "\n";
-  out.reserve(out.size() + list.entries.size() * 48);
-  for (const auto& [uid, id] : list.entries) {
-    out += std::to_string(uid);
+  std::string out = std::string(kUidListFile) + " 2 V" + std::to_string(list.uidValidity) + " N" +
+                    std::to_string(list.uidNext) + " R" + std::to_string(list.firstRecent) +
+                    " M" + std::to_string(list.highestModSeq) + "\n";
+  out.reserve(out.size() + list.entries.size() * 64);
+  for (const auto& e : list.entries) {
+    out += std::to_string(e.uid);
     out += ' ';
-    out += id;
+    out += std::to_string(e.modSeq);
+    out += ' ';
+    out += e.flags.empty() ? std::string_view("?") : std::string_view(e.flags);
+    out += ' ';
+    out += e.id;
     out += '\n';
   }
   out += "end " + std::to_string(list.entries.size()) + "\n";
@@ -91,7 +130,9 @@ std::optional<UidList> parseUidList(std::string_view text) {
   std::vector<std::string_view> lines;
   if (!splitLines(text, lines) || lines.size() < 2) return std::nullopt;
   auto head = splitAny(lines[0], " ");
-  if (head.size() != 5 || head[0] != kUidListFile || head[1] != "1") return std::nullopt;
+  if (head.size() < 2 || head[0] != kUidListFile) return std::nullopt;
+  const bool v2 = head[1] == "2";
+  if (!(v2 ? head.size() == 6 : head[1] == "1" && head.size() == 5)) return std::nullopt;
   UidList l;
   auto field = [&](const std::string& f, char key, uint32_t& out) {
     if (f.size() < 2 || f[0] != key) return false;
@@ -103,6 +144,12 @@ std::optional<UidList> parseUidList(std::string_view text) {
   if (!field(head[2], 'V', l.uidValidity) || !field(head[3], 'N', l.uidNext) ||
       !field(head[4], 'R', l.firstRecent))
     return std::nullopt;
+  if (v2) {
+    const std::string& m = head[5];
+    auto v = m.size() >= 2 && m[0] == 'M' ? parseU64(std::string_view(m).substr(1)) : std::nullopt;
+    if (!v) return std::nullopt;
+    l.highestModSeq = *v;
+  }
   std::string_view last = lines.back();
   if (last.substr(0, 4) != "end ") return std::nullopt;
   auto count = parseU64(last.substr(4));
@@ -114,7 +161,25 @@ std::optional<UidList> parseUidList(std::string_view text) {
     if (sp == std::string_view::npos) return std::nullopt;
     auto uid = parseU32(line.substr(0, sp));
     if (!uid) return std::nullopt;
-    l.entries.emplace_back(*uid, std::string(line.substr(sp + 1)));
+    UidEntry e;
+    e.uid = *uid;
+    line.remove_prefix(sp + 1);
+    if (v2) {
+      size_t sp2 = line.find(' ');
+      size_t sp3 = sp2 == std::string_view::npos ? sp2 : line.find(' ', sp2 + 1);
+      if (sp3 == std::string_view::npos) return std::nullopt;
+      auto ms = parseU64(line.substr(0, sp2));
+      if (!ms) return std::nullopt;
+      e.modSeq = *ms;
+      std::string_view tok = line.substr(sp2 + 1, sp3 - sp2 - 1);
+      if (tok != "?") {
+        if (tok.empty()) return std::nullopt;
+        e.flags = std::string(tok);
+      }
+      line.remove_prefix(sp3 + 1);
+    }
+    e.id = std::string(line);
+    l.entries.push_back(std::move(e));
   }
   if (!consistent(l)) return std::nullopt;
   return l;
@@ -196,11 +261,11 @@ std::optional<UidList> parseDovecotUidList(std::string_view text) {
     } else {
       name = line.substr(sp + 1);
     }
-    l.entries.emplace_back(*uid, std::string(maildirId(name)));
+    l.entries.push_back({*uid, std::string(maildirId(name)), 1, {}});
   }
   // Dovecot may not have stored N past the last UID after a crash.
-  if (!l.entries.empty() && l.uidNext <= l.entries.back().first)
-    l.uidNext = l.entries.back().first + 1;
+  if (!l.entries.empty() && l.uidNext <= l.entries.back().uid)
+    l.uidNext = l.entries.back().uid + 1;
   l.firstRecent = l.uidNext;
   if (!consistent(l)) return std::nullopt;
   return l;

@@ -1,14 +1,25 @@
 // The per-folder UID list of the Maildir IMAP backend (maildir_store.hpp):
 // which UID each message (by its Maildir id) has, the folder's UIDVALIDITY
-// and UIDNEXT, and the first UID still \Recent (not yet shown to a
-// read-write session). Plus the root-wide UIDVALIDITY allocator and the
-// import of Dovecot's dovecot-uidlist, so a migrated tree keeps its UIDs.
+// and UIDNEXT, the first UID still \Recent (not yet shown to a read-write
+// session), and the CONDSTORE mod-sequences (RFC 7162): HIGHESTMODSEQ and
+// each message's MODSEQ with the flags it had when it got it. Plus the
+// root-wide UIDVALIDITY allocator and the import of Dovecot's
+// dovecot-uidlist, so a migrated tree keeps its UIDs.
 //
-// File <folder>/yubin-uidlist, text:
-//   yubin-uidlist 1 V<uidvalidity> N<uidnext> R<first recent uid>
-//   <uid> <maildir id>          (UIDs strictly ascending, all < uidnext)
-//   ...
+// File <folder>/yubin-uidlist, text (version 2):
+//   yubin-uidlist 2 V<uidvalidity> N<uidnext> R<first recent uid> M<highestmodseq>
+//   <uid> <modseq> <flags token> <maildir id>   (UIDs strictly ascending, all
+//   ...                                          < uidnext; 1 <= modseq <= M)
 //   end <number of uid lines>
+// The flags token is "F" + the Maildir info letters the file had when the
+// message got its modseq ("F" for none, see flagsToken()); a file found
+// with other letters was changed by a writer that did not update this list
+// (Dovecot, a Maildir client, a crash between rename and list update), and
+// the next write gives it a new modseq. Version 1 (the same without M and
+// without the two middle columns) is still read: its messages get modseq 1
+// and an unknown token (""), which the next write fills in without a bump;
+// the list is then written as version 2 (an older yubin reading that would
+// rebuild it under a new UIDVALIDITY: no UID is ever reused).
 // Crash safety: the file is only ever replaced whole with atomicWrite
 // (temp file, fsync, rename, directory fsync), so a reader sees the old
 // list or the new one. Anything else -- a truncated file, a missing "end"
@@ -44,12 +55,26 @@ namespace yubin::store {
 inline constexpr const char* kUidListFile = "yubin-uidlist";
 inline constexpr const char* kDovecotUidListFile = "dovecot-uidlist";
 
+struct UidEntry {
+  uint32_t uid = 0;
+  std::string id;      // maildirId of the file name
+  uint64_t modSeq = 1;
+  std::string flags;   // flagsToken() of the file at modSeq; "" = not known yet
+  bool operator==(const UidEntry&) const = default;
+};
+
 struct UidList {
   uint32_t uidValidity = 0;
   uint32_t uidNext = 1;
   uint32_t firstRecent = 1;  // UIDs >= this are \Recent for the next read-write session
-  std::vector<std::pair<uint32_t, std::string>> entries;  // ascending UID
+  uint64_t highestModSeq = 1;  // >= every entry's modSeq; bumped by any change
+  std::vector<UidEntry> entries;  // ascending UID
 };
+
+// The token a list line keeps for the info letters of a file name ("" for
+// a file in new/): "F<letters>", or "#<hash>" when they hold a character
+// a list line cannot (space, control, non-ASCII).
+std::string flagsToken(std::string_view info);
 
 // An exclusive flock on a lock file, released when destroyed.
 class FileLock {
