@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
 #include <map>
 
 #include "base/fs.hpp"
@@ -25,15 +26,6 @@ namespace yubin::store {
 namespace {
 
 constexpr size_t kChunk = size_t{64} * 1024;
-
-Result<size_t> preadSome(int fd, char* buf, size_t n, uint64_t off) {
-  for (;;) {
-    ssize_t got = ::pread(fd, buf, n, static_cast<off_t>(off));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return errnoError("read mbox");
-    return static_cast<size_t>(got);
-  }
-}
 
 class Hasher {
  public:
@@ -53,38 +45,39 @@ class Hasher {
 
 // The X-UIDL: field of the header block, trimmed; "" when absent.
 std::string xUidl(std::string_view data) {
-  size_t pos = 0;
-  while (pos < data.size()) {
-    size_t nl = data.find('\n', pos);
-    std::string_view line =
-        data.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) break;
-    if (istartsWith(line, "X-UIDL:")) return std::string(trim(line.substr(7)));
-    if (nl == std::string_view::npos) break;
-    pos = nl + 1;
-  }
-  return {};
+  std::string out;
+  mboxHeaderLines(data, [&](std::string_view line, size_t) {
+    if (!istartsWith(line, "X-UIDL:")) return true;
+    out = std::string(trim(line.substr(7)));
+    return false;
+  });
+  return out;
 }
 
 class MboxReader final : public MessageReader {
  public:
-  MboxReader(int fd, uint64_t begin, uint64_t end) : fd_(fd), pos_(begin), end_(end) {}
+  MboxReader(int fd, uint64_t begin, uint64_t end, std::shared_ptr<void> keepAlive)
+      : fd_(fd), pos_(begin), end_(end), keepAlive_(std::move(keepAlive)) {}
   Result<size_t> read(std::string& out, size_t max) override {
     size_t old = out.size();
     while (out.size() == old && !done_) {
       if (pos_ >= end_) {
-        un_.finish(out);
+        plain_.clear();
+        un_.finish(plain_);
+        meta_.feed(plain_, out);
+        meta_.finish(out);
         done_ = true;
         break;
       }
       size_t n = static_cast<size_t>(std::min<uint64_t>(std::max<size_t>(max, 1), end_ - pos_));
       buf_.resize(n);
-      auto got = preadSome(fd_, buf_.data(), n, pos_);
+      auto got = mboxPread(fd_, buf_.data(), n, pos_);
       if (!got) return got.error();
       if (*got == 0) return Error{"mbox shorter than its snapshot", EIO};
       pos_ += *got;
-      un_.feed(std::string_view(buf_.data(), *got), out);
+      plain_.clear();
+      un_.feed(std::string_view(buf_.data(), *got), plain_);
+      meta_.feed(plain_, out);
     }
     return out.size() - old;
   }
@@ -93,12 +86,155 @@ class MboxReader final : public MessageReader {
   int fd_;
   uint64_t pos_;
   uint64_t end_;
+  std::shared_ptr<void> keepAlive_;
   bool done_ = false;
   std::string buf_;
+  std::string plain_;
   MboxUnquoter un_;
+  MboxMetaFilter meta_;
 };
 
+bool hiddenField(std::string_view name) {
+  for (std::string_view h : {"Status", "X-Status", "X-Keywords", "X-UID", "X-IMAP", "X-IMAPbase"})
+    if (iequals(name, h)) return true;
+  return false;
+}
+
+// Longer than any hidden field name: the field is decided as kept.
+constexpr size_t kMaxHiddenName = 10;
+
 }  // namespace
+
+// ---- MboxMetaFilter ----
+
+void MboxMetaFilter::feed(std::string_view bytes, std::string& out) {
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    const char c = bytes[i];
+    switch (state_) {
+      case State::Body:
+        out.append(bytes.substr(i));
+        return;
+      case State::LineStart:
+        if (c == ' ' || c == '\t') {
+          state_ = dropping_ ? State::Drop : State::Keep;
+          if (!dropping_) out += c;
+        } else if (c == '\n') {
+          out += c;
+          state_ = State::Body;
+        } else {
+          name_.assign(1, c);
+          state_ = State::Name;
+        }
+        break;
+      case State::Name:
+        if (c == ':') {
+          dropping_ = hiddenField(name_);
+          if (!dropping_) {
+            out += name_;
+            out += c;
+          }
+          name_.clear();
+          state_ = dropping_ ? State::Drop : State::Keep;
+        } else if (c == '\n') {
+          out += name_;
+          out += c;
+          state_ = name_ == "\r" ? State::Body : State::LineStart;
+          name_.clear();
+          dropping_ = false;
+        } else if (name_.size() >= kMaxHiddenName || c == ' ' || c == '\t' || c == '\r') {
+          out += name_;
+          out += c;
+          name_.clear();
+          dropping_ = false;
+          state_ = State::Keep;
+        } else {
+          name_ += c;
+        }
+        break;
+      case State::Keep:
+        out += c;
+        if (c == '\n') state_ = State::LineStart;
+        break;
+      case State::Drop:
+        if (c == '\n') state_ = State::LineStart;
+        break;
+    }
+  }
+}
+
+void MboxMetaFilter::finish(std::string& out) {
+  if (state_ == State::Name) out += name_;
+  name_.clear();
+  state_ = State::Body;
+}
+
+std::string mboxVisible(std::string_view data) {
+  std::string out;
+  out.reserve(data.size());
+  MboxMetaFilter f;
+  f.feed(data, out);
+  f.finish(out);
+  return out;
+}
+
+Result<size_t> mboxPread(int fd, char* buf, size_t n, uint64_t off) {
+  for (;;) {
+    ssize_t got = ::pread(fd, buf, n, static_cast<off_t>(off));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return errnoError("read mbox");
+    return static_cast<size_t>(got);
+  }
+}
+
+void mboxHeaderLines(std::string_view data,
+                     const std::function<bool(std::string_view, size_t)>& fn) {
+  size_t pos = 0;
+  while (pos < data.size()) {
+    size_t nl = data.find('\n', pos);
+    std::string_view line =
+        data.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty() || !fn(line, pos)) return;
+    if (nl == std::string_view::npos) return;
+    pos = nl + 1;
+  }
+}
+
+std::string mboxBaseField(std::string_view data) {
+  std::string out;
+  mboxHeaderLines(data, [&](std::string_view line, size_t) {
+    if (!istartsWith(line, "X-IMAPbase:")) return true;
+    out = std::string(trim(line.substr(11)));
+    return false;
+  });
+  return out;
+}
+
+std::string mboxPseudoMessage(std::string_view base, int64_t now) {
+  return mboxFromLine("MAILER-DAEMON", now) + "Date: " + mboxFormatDate(now) +
+         "\nFrom: Mail system internal data <MAILER-DAEMON@localhost>\n"
+         "Subject: Folder state, do not delete\n"
+         "X-IMAP: " +
+         std::string(base) +
+         "\nStatus: RO\n\n"
+         "This entry holds the folder's IMAP state (UIDVALIDITY, next UID and\n"
+         "keywords) while the folder has no messages. It is not mail; IMAP and\n"
+         "POP3 clients never see it. Removing it resets the folder's UIDs.\n\n";
+}
+
+bool mboxIsPseudoMessage(std::string_view data) {
+  bool found = false;
+  mboxHeaderLines(data, [&](std::string_view line, size_t) {
+    found = istartsWith(line, "X-IMAP:");
+    return !found;
+  });
+  return found;
+}
+
+std::unique_ptr<MessageReader> mboxMessageReader(int fd, uint64_t begin, uint64_t end,
+                                                 std::shared_ptr<void> keepAlive) {
+  return std::make_unique<MboxReader>(fd, begin, end, std::move(keepAlive));
+}
 
 // ---- MboxUnquoter ----
 
@@ -167,20 +303,26 @@ Status MboxFolder::snapshot() {
   std::vector<std::string> xuidls;
   Hasher whole;
   MboxParser parser([&](MboxMessage&& m) -> Status {
+    if (list_.empty() && headEnd_ == 0 && mboxIsPseudoMessage(m.data)) {
+      headEnd_ = m.endOffset;  // the folder's internal data, not mail
+      return {};
+    }
+    if (list_.empty() && headEnd_ == 0) base_ = mboxBaseField(m.data);
+    const std::string visible = mboxVisible(m.data);
     Hasher h;
     h.feed("From " + m.from.sender + " " + m.from.dateText + "\n");
-    h.feed(m.data);
+    h.feed(visible);
     std::string digest = h.done();
-    std::string uid = xUidl(m.data);
+    std::string uid = xUidl(visible);
     if (!validUid(uid)) uid = hexEncode(std::string_view(digest).substr(0, 16));
-    list_.push_back({std::move(uid), crlfSize(m.data), false});
+    list_.push_back({std::move(uid), crlfSize(visible), false});
     spans_.push_back({m.offset, m.dataOffset, m.endOffset});
     return {};
   });
   std::string buf(kChunk, '\0');
   for (uint64_t pos = 0; pos < snapshotEnd_;) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, snapshotEnd_ - pos));
-    auto got = preadSome(fd_.get(), buf.data(), n, pos);
+    auto got = mboxPread(fd_.get(), buf.data(), n, pos);
     if (!got) return got.error();
     if (*got == 0) return Error{path_ + ": shorter than its size", EIO};
     std::string_view piece(buf.data(), *got);
@@ -201,8 +343,7 @@ Status MboxFolder::snapshot() {
 
 Result<std::unique_ptr<MessageReader>> MboxFolder::open(size_t index) {
   if (index >= spans_.size()) return Error{"no such message", EINVAL};
-  return std::unique_ptr<MessageReader>(
-      std::make_unique<MboxReader>(fd_.get(), spans_[index].dataOffset, spans_[index].endOffset));
+  return mboxMessageReader(fd_.get(), spans_[index].dataOffset, spans_[index].endOffset);
 }
 
 Status MboxFolder::markSeen(size_t index) {
@@ -216,7 +357,7 @@ Result<std::string> MboxFolder::digestPrefix(uint64_t end) const {
   std::string buf(kChunk, '\0');
   for (uint64_t pos = 0; pos < end;) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, end - pos));
-    auto got = preadSome(fd_.get(), buf.data(), n, pos);
+    auto got = mboxPread(fd_.get(), buf.data(), n, pos);
     if (!got) return got.error();
     if (*got == 0) return Error{path_ + ": shorter than its snapshot", EIO};
     h.feed(std::string_view(buf.data(), *got));
@@ -249,6 +390,10 @@ Status MboxFolder::expunge(const std::vector<size_t>& indexes) {
   // The kept byte ranges: whole messages (From_ line to the next one) and
   // everything appended after the snapshot.
   std::vector<std::pair<uint64_t, uint64_t>> keep;
+  if (headEnd_ > 0) keep.emplace_back(0, spans_.empty() ? snapshotEnd_ : spans_[0].offset);
+  std::string head;  // a pseudo message that takes over the removed first message's base
+  if (headEnd_ == 0 && !gone.empty() && gone[0] && !base_.empty())
+    head = mboxPseudoMessage(base_, ::time(nullptr));
   for (size_t i = 0; i < spans_.size(); ++i) {
     if (gone[i]) continue;
     uint64_t end = i + 1 < spans_.size() ? spans_[i + 1].offset : snapshotEnd_;
@@ -267,11 +412,12 @@ Status MboxFolder::expunge(const std::vector<size_t>& indexes) {
   UniqueFd out(fs_.open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!out) return errnoError("create " + tmp);
   ScopeExit removeTmp([&tmp] { ::unlink(tmp.c_str()); });
+  if (auto st = writeAllFs(fs_, out.get(), head, tmp); !st) return st;
   std::string buf(kChunk, '\0');
   for (auto [from, to] : keep) {
     for (uint64_t pos = from; pos < to;) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, to - pos));
-      auto got = preadSome(fd_.get(), buf.data(), n, pos);
+      auto got = mboxPread(fd_.get(), buf.data(), n, pos);
       if (!got) return got.error();
       if (*got == 0) return Error{path_ + ": shorter than expected", EIO};
       if (auto st = writeAllFs(fs_, out.get(), std::string_view(buf.data(), *got), tmp); !st)

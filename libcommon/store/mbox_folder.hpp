@@ -11,7 +11,16 @@
 // BLAKE2b digest of those bytes. uid: the X-UIDL: header when it is a valid
 // uid and unique in the folder, else a digest of the From_ line and the
 // message (a copy of an identical message gets "-2", "-3", ...).
-// Reading: the message bytes with one '>' taken off ^>+From  lines.
+// Reading: the message bytes with one '>' taken off ^>+From  lines and
+// without the fields an IMAP server keeps its state in (MboxMetaFilter:
+// Status, X-Status, X-Keywords, X-UID, X-IMAP, X-IMAPbase, as UW-IMAP and
+// Dovecot write them); sizes and uids are of that visible form, so an IMAP
+// session changing flags (mbox_store.hpp) leaves POP3's UIDL and sizes as
+// they were. A first message carrying X-IMAP is the folder's internal data
+// (UW-IMAP's and Dovecot's pseudo message), not mail: it is not listed and
+// expunge keeps it; an expunge that removes the first message, which holds
+// the X-IMAPbase field, writes a pseudo message with that base first, so
+// the IMAP UIDs stay valid.
 // expunge: takes the locks, checks that the file is the same inode and its
 // first bytes are still exactly the snapshot (else nothing is removed: some
 // other program rewrote the mailbox), copies the kept messages and every
@@ -30,6 +39,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -73,10 +83,52 @@ class MboxFolder final : public Folder {
   ino_t ino_ = 0;
   dev_t dev_ = 0;
   uint64_t snapshotEnd_ = 0;
+  uint64_t headEnd_ = 0;  // end of the pseudo message (0: none), always kept
+  std::string base_;      // the first message's X-IMAPbase value, if any
   std::string snapshotDigest_;
   std::vector<FolderMessage> list_;
   std::vector<Span> spans_;
 };
+
+// Removes the header fields in which IMAP servers keep mbox state (see the
+// header comment) from a message's bytes arriving in pieces: in the header
+// block (up to the first empty line) a field named Status, X-Status,
+// X-Keywords, X-UID, X-IMAP or X-IMAPbase (any case) is dropped with its
+// continuation lines. Memory: the start of one field name (a few bytes).
+class MboxMetaFilter {
+ public:
+  void feed(std::string_view bytes, std::string& out);
+  void finish(std::string& out);
+
+ private:
+  enum class State : uint8_t { LineStart, Name, Keep, Drop, Body };
+  State state_ = State::LineStart;
+  bool dropping_ = false;  // the current field is hidden (for its continuations)
+  std::string name_;       // the field name so far (State::Name)
+};
+// The visible form of a whole (un-quoted) message.
+std::string mboxVisible(std::string_view data);
+// True when the header block of data has an X-IMAP: field (the pseudo
+// message that holds a folder's UIDVALIDITY when it has no messages).
+bool mboxIsPseudoMessage(std::string_view data);
+// Calls fn(line, offset) for each line of the header block of data (up to
+// the first empty line), without its line end; offset is where the line
+// starts in data. fn returns false to stop.
+void mboxHeaderLines(std::string_view data,
+                     const std::function<bool(std::string_view, size_t)>& fn);
+// pread(2) of at most n bytes at off, EINTR retried; 0 at the end.
+Result<size_t> mboxPread(int fd, char* buf, size_t n, uint64_t off);
+// The value of the X-IMAPbase: field in the header block of data ("" when
+// there is none).
+std::string mboxBaseField(std::string_view data);
+// The pseudo message (From_ line to separator) that holds a folder's base
+// ("<uidvalidity> <uidnext> [keyword...]") in an X-IMAP: field.
+std::string mboxPseudoMessage(std::string_view base, int64_t now);
+// A pull stream of the visible form of the message data in [begin, end)
+// of fd (un-quoted, filtered). keepAlive is held as long as the reader
+// (the owner of fd).
+std::unique_ptr<MessageReader> mboxMessageReader(int fd, uint64_t begin, uint64_t end,
+                                                 std::shared_ptr<void> keepAlive = {});
 
 // One '>' off every line matching ^>+From , for bytes arriving in pieces.
 // Exposed for tests.
