@@ -121,7 +121,34 @@ bool isDropName(std::string_view name) {
   return true;
 }
 
-Result<std::string> writeDropFile(const std::string& dir, std::string_view bytes) {
+Status DropSync::fsyncFile(int fd, const std::string& path) {
+  if (::fsync(fd) != 0) return errnoError("fsync " + path);
+  return {};
+}
+
+Status DropSync::rename(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) return errnoError("rename " + from);
+  return {};
+}
+
+Status DropSync::syncDir(const std::string& dir, int fileFd) {
+  UniqueFd d(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d.valid()) {
+    if (::fsync(d.get()) != 0) return errnoError("fsync " + dir);
+    return {};
+  }
+  if (errno != EACCES) return errnoError("open " + dir);
+  if (syncfs(fileFd) != 0) return errnoError("syncfs " + dir);
+  return {};
+}
+
+DropSync& realDropSync() {
+  static DropSync real;
+  return real;
+}
+
+Result<std::string> writeDropFile(const std::string& dir, std::string_view bytes,
+                                  DropSync& sync) {
   if (bytes.size() > kMaxDropFile) return Error{"message too large for the maildrop", EFBIG};
   unsigned char rnd[8];
   if (getrandom(rnd, sizeof rnd, 0) != static_cast<ssize_t>(sizeof rnd))
@@ -141,14 +168,16 @@ Result<std::string> writeDropFile(const std::string& dir, std::string_view bytes
   UniqueFd fd(open(tmpPath.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd.valid()) return errnoError("create " + tmpPath);
   Status st = writeAll(fd.get(), bytes);
-  if (st && fsync(fd.get()) != 0) st = errnoError("fsync " + tmpPath);
-  // Ready for the pickup (running as the maildrop's owner, "other" here).
+  // Readable by the pickup (the maildrop's owner, "other" here) before the
+  // fsync, so that the mode is on disk with the data.
   if (st && fchmod(fd.get(), 0644) != 0) st = errnoError("chmod " + tmpPath);
-  if (st && rename(tmpPath.c_str(), finalPath.c_str()) != 0) st = errnoError("rename " + tmpPath);
+  if (st) st = sync.fsyncFile(fd.get(), tmpPath);
+  if (st) st = sync.rename(tmpPath, finalPath);
   if (!st) {
     unlink(tmpPath.c_str());
     return st.error();
   }
+  if (Status synced = sync.syncDir(dir, fd.get()); !synced) return synced.error();
   return final;
 }
 

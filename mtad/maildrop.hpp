@@ -65,12 +65,32 @@ struct ParsedDrop {
 // EBADMSG.
 Result<ParsedDrop> parseDrop(std::string_view file);
 
+// The calls writeDropFile makes to put a file on stable storage, behind a
+// small interface so that tests can see their order and fail any one.
+class DropSync {
+ public:
+  virtual ~DropSync() = default;
+  virtual Status fsyncFile(int fd, const std::string& path);
+  virtual Status rename(const std::string& from, const std::string& to);
+  // Makes the new name in `dir` durable. fsync(2) of the folder when this
+  // process may open it (root, the pickup); yubin-postdrop may not: its
+  // group has write and search on the mode 1730 folder but no read, and
+  // opening a folder needs read. It then syncs the file system holding the
+  // file (syncfs(2) through `fileFd`), which commits the rename with
+  // whatever else is pending there: heavier, but as durable.
+  virtual Status syncDir(const std::string& dir, int fileFd);
+};
+DropSync& realDropSync();
+
 // Writes `bytes` as a new drop file in `dir`: a ".<name>" temp file created
-// O_EXCL|O_NOFOLLOW mode 0600, written, fsync'd, made 0644 and renamed to
-// "<name>". The directory itself is not fsync'd (the writer may not read
-// it); a crash right after can lose the rename, never expose half a file.
-// Returns the final file name.
-Result<std::string> writeDropFile(const std::string& dir, std::string_view bytes);
+// O_EXCL|O_NOFOLLOW mode 0600, written, made 0644, fsync'd, renamed to
+// "<name>", and the rename made durable (DropSync::syncDir). Only then does
+// it return the final name: a success means the message survives a crash
+// (sendmail's 0 exit promises that). A failure before the rename leaves
+// nothing; a failure of the last sync leaves the complete file in place
+// (the pickup may still take it: a possible duplicate, never a loss).
+Result<std::string> writeDropFile(const std::string& dir, std::string_view bytes,
+                                  DropSync& sync = realDropSync());
 
 // True for a name the pickup considers: not starting with '.', no '/',
 // at most 64 octets of [A-Za-z0-9._-].

@@ -4,15 +4,24 @@
 #include "mtad/maildrop.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
+
+#include "base/unique_fd.hpp"
 
 using namespace yubin::mtad;
+using yubin::Status;
+using yubin::UniqueFd;
 
 namespace {
 
@@ -182,4 +191,131 @@ TEST_CASE("maildrop: the writer leaves one complete 0644 file") {
   unlink(path.c_str());
   unlink((dir + "/" + *second).c_str());
   rmdir(dir.c_str());
+}
+
+namespace {
+
+// Records the durability calls in order; the call named `failOn` fails.
+class RecordingSync : public DropSync {
+ public:
+  explicit RecordingSync(std::string failOn = "") : failOn_(std::move(failOn)) {}
+  std::vector<std::string> calls;
+  Status fsyncFile(int fd, const std::string& path) override {
+    calls.push_back("fsync " + baseName(path));
+    if (failOn_ == "fsync") return yubin::Error{"fsync failed", EIO};
+    return DropSync::fsyncFile(fd, path);
+  }
+  Status rename(const std::string& from, const std::string& to) override {
+    calls.push_back("rename " + baseName(from) + " " + baseName(to));
+    if (failOn_ == "rename") return yubin::Error{"rename failed", ENOSPC};
+    return DropSync::rename(from, to);
+  }
+  Status syncDir(const std::string& dir, int fd) override {
+    // By now the final name exists and the temp name is gone.
+    calls.push_back("syncdir " + std::to_string(countEntries(dir)));
+    if (failOn_ == "syncdir") return yubin::Error{"syncfs failed", EIO};
+    return DropSync::syncDir(dir, fd);
+  }
+  static int countEntries(const std::string& dir) {
+    int n = 0;
+    DIR* d = opendir(dir.c_str());
+    if (!d) return -1;  // a folder this process may not read
+    while (dirent* e = readdir(d))
+      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") ++n;
+    closedir(d);
+    return n;
+  }
+
+ private:
+  static std::string baseName(const std::string& p) { return p.substr(p.rfind('/') + 1); }
+  std::string failOn_;
+};
+
+}  // namespace
+
+TEST_CASE("maildrop: the file, then its name, are on stable storage before success") {
+  char tmpl[] = "/tmp/maildrop-sync-XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  std::string dir = tmpl;
+  std::string file = sample();
+  {
+    RecordingSync sync;
+    auto name = writeDropFile(dir, file, sync);
+    REQUIRE(name);
+    REQUIRE(sync.calls.size() == 3);
+    CHECK(sync.calls[0] == "fsync ." + *name);
+    CHECK(sync.calls[1] == "rename ." + *name + " " + *name);
+    CHECK(sync.calls[2] == "syncdir 1");
+    unlink((dir + "/" + *name).c_str());
+  }
+  struct Case {
+    std::string failOn;
+    int errnum;
+    int left;  // files left in the folder
+  };
+  auto c = GENERATE(Case{"fsync", EIO, 0}, Case{"rename", ENOSPC, 0}, Case{"syncdir", EIO, 1});
+  INFO(c.failOn);
+  RecordingSync sync(c.failOn);
+  auto name = writeDropFile(dir, file, sync);
+  REQUIRE_FALSE(name);
+  CHECK(name.error().errnum == c.errnum);
+  // No temp file stays behind; after a failed final sync the complete
+  // file does (the caller reports a failure: a duplicate at worst).
+  CHECK(RecordingSync::countEntries(dir) == c.left);
+  DIR* d = opendir(dir.c_str());
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    CHECK(isDropName(n));
+    std::ifstream in(dir + "/" + n, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    CHECK(ss.str() == file);
+    unlink((dir + "/" + n).c_str());
+  }
+  closedir(d);
+  rmdir(dir.c_str());
+}
+
+TEST_CASE("maildrop: the real folder sync works on a folder this process may open") {
+  char tmpl[] = "/tmp/maildrop-real-XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  std::string dir = tmpl;
+  auto name = writeDropFile(dir, sample());
+  REQUIRE(name);
+  UniqueFd fd(open((dir + "/" + *name).c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(fd.valid());
+  CHECK(realDropSync().syncDir(dir, fd.get()));
+  // A folder that vanished: an error other than EACCES is reported as is.
+  CHECK(realDropSync().syncDir(dir + "/gone", fd.get()).error().errnum == ENOENT);
+  unlink((dir + "/" + *name).c_str());
+  rmdir(dir.c_str());
+}
+
+TEST_CASE("maildrop: a writer that may not read the folder still syncs it (syncfs)") {
+  if (geteuid() != 0) {
+    WARN("not run: needs root to become another user");
+    return;
+  }
+  char tmpl[] = "/tmp/maildrop-noread-XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  std::string dir = tmpl;
+  // As yubin-postdrop sees the maildrop: write and search, no read.
+  REQUIRE(chmod(dir.c_str(), 01733) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(10);
+    if (open(dir.c_str(), O_RDONLY | O_DIRECTORY) >= 0 || errno != EACCES) _exit(11);
+    RecordingSync sync;
+    auto name = writeDropFile(dir, sample(), sync);
+    if (!name) _exit(12);
+    _exit(sync.calls.size() == 3 && sync.calls[2] == "syncdir -1" ? 0 : 13);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(RecordingSync::countEntries(dir) == 1);
+  std::filesystem::remove_all(dir);
 }
