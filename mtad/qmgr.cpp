@@ -217,6 +217,9 @@ QmgrSettings QmgrSettings::fromConfig(const config::Config& cfg, const std::stri
   r.relayVerify = cfg.boolean("mtad", "relay_tls_verify");
   r.relayAuthFile = cfg.str("mtad", "relay_auth_file");
   r.dns.servers = cfg.list("mtad", "dns_servers");
+  // The cache's time bounds are CacheSettings' defaults (1 h, 15 min, 60 s
+  // without SOA, 5 s for failures); only its size is a setting.
+  r.dns.cache.maxEntries = static_cast<size_t>(cfg.integer("mtad", "dns_cache_size"));
   r.connection.connectTimeout = cfg.duration("mtad", "remote_connect_timeout");
   s.maxDeliveries = s.maxLmtp + (s.remoteEnabled ? r.maxConnections : 0);
   return s;
@@ -1005,6 +1008,24 @@ void Qmgr::sideDone(Delivery& d) {
 
 void Qmgr::saveAndFinish(Delivery& d) {
   const char* id = d.id.str().c_str();
+  const bool done = allFinal(d.next);
+  if (done) {
+    // Every recipient is final: removing the message is the one durable
+    // step needed (its state file goes with it). Saving the final state
+    // first would cost two more fsyncs on the loop, per message, for a
+    // file deleted at once. A crash before the removal delivers again, as a
+    // crash between the delivery and the save would.
+    auto st = queue_.remove(d.id);
+    if (st || st.error().errnum == ENOENT) {
+      YLOG_INFO("removed id=%s: every recipient done", id);
+      remoteLogged_.erase(d.id);
+      finish(d, 0, false);
+      return;
+    }
+    YLOG_ERROR("cannot remove delivered message id=%s error=\"%s\"", id,
+               st.error().message.c_str());
+    // Keep the outcomes, so the recipients done are not tried again.
+  }
   if (!(d.next == d.state)) {
     if (auto st = queue_.saveState(d.id, d.next); !st) {
       // The outcomes of this attempt are lost: the recipients are tried
@@ -1014,16 +1035,8 @@ void Qmgr::saveAndFinish(Delivery& d) {
       return;
     }
   }
-  if (allFinal(d.next)) {
-    if (auto st = queue_.remove(d.id); !st && st.error().errnum != ENOENT) {
-      YLOG_ERROR("cannot remove delivered message id=%s error=\"%s\"", id,
-                 st.error().message.c_str());
-      finish(d, d.now + retryDelay(1, settings_.retry).count(), false);
-      return;
-    }
-    YLOG_INFO("removed id=%s: every recipient done", id);
-    remoteLogged_.erase(d.id);
-    finish(d, 0, false);
+  if (done) {  // the removal failed: try it again later
+    finish(d, d.now + retryDelay(1, settings_.retry).count(), false);
     return;
   }
   int64_t wake = nextWake(d.next);

@@ -63,6 +63,7 @@ constexpr KeySpec kSchema[] = {
     {"mtad", "remote_connections_per_domain", Type::Int, "10", "outgoing SMTP connections at once to one destination"},
     {"mtad", "remote_connect_timeout", Type::Duration, "30s", "longest wait for a TCP connection to a remote server"},
     {"mtad", "dns_servers", Type::List, "", "DNS servers for MX and address lookups, address[:port] (empty: those of /etc/resolv.conf)"},
+    {"mtad", "dns_cache_size", Type::Int, "10000", "DNS answers kept in memory for their TTL (at most 1h; NXDOMAIN and no-record answers at most 15m, failures 5s); 0: no cache"},
     {"mtad", "tls_policy", Type::Choice, "may", "STARTTLS to remote servers: none, may (when offered, unverified), encrypt (required), verify (required, certificate and name checked)", "none may encrypt verify"},
     {"mtad", "tls_domain_policy", Type::List, "", "per-domain exceptions to tls_policy, as domain=policy"},
     {"mtad", "tls_ca_file", Type::Path, "", "PEM file of CA certificates trusted for verify, besides the system store"},
