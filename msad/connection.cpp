@@ -222,7 +222,7 @@ std::string Connection::receivedHeader(const smtp::Envelope& env) const {
                   " (Yubin " YUBIN_VERSION ") with " + proto + " id " + logId();
   if (!tlsInfo().empty()) h += "\r\n\t(" + tlsInfo() + ")";
   if (env.recipients.size() == 1) h += "\r\n\tfor " + env.recipients.front().raw;
-  h += ";\r\n\t" + rfc5322Date(time(nullptr)) + "\r\n";
+  h += ";\r\n\t" + mail::rfc5322Date(time(nullptr)) + "\r\n";
   for (char& c : h)
     if ((static_cast<unsigned char>(c) < 0x20 && c != '\r' && c != '\n' && c != '\t') || c == 0x7f)
       c = '?';
@@ -233,8 +233,13 @@ void Connection::messageBegin(const smtp::Envelope& env) {
   handoffResult_.reset();
   waitingForHandoff_ = false;
   recipients_ = env.recipients.size();
-  fixer_ = std::make_unique<HeaderFixer>(receivedHeader(env), rfc5322Date(time(nullptr)),
-                                         newMessageId(server_.settings().smtp.hostname));
+  // RFC 6409 §8: Date and Message-ID when missing; From is the client's
+  // (the policy checked the envelope sender, not the header).
+  fixer_ = std::make_unique<mail::HeaderFixer>(
+      mail::HeaderAdditions{.trace = receivedHeader(env),
+                            .from = {},
+                            .date = mail::rfc5322Date(time(nullptr)),
+                            .messageId = mail::newMessageId(server_.settings().smtp.hostname)});
   // The handoff's callbacks only arm handoffNotify_: what follows (the
   // reply, reading on, maybe the next message and a new handoff) then runs
   // from the loop, never inside the handoff's own stack.

@@ -2,7 +2,7 @@
 // smtp::ServerConnection (STARTTLS on port 587, implicit TLS on 465), the
 // SMTP AUTH glue (a sasl::Exchange per attempt, the login throttle, the
 // off-loop password check, the auth log lines) and the message half: the
-// content goes through the HeaderFixer into a Handoff to mtad, and the
+// content goes through the mail::HeaderFixer into a Handoff to mtad, and the
 // client's end-of-data reply is mtad's.
 // Trust: handles untrusted network input, and passwords (never logged);
 // runs as yubin-msa.
@@ -16,7 +16,7 @@
 
 #include "event/event.hpp"
 #include "msad/handoff.hpp"
-#include "msad/headers.hpp"
+#include "mail/header_fixer.hpp"
 #include "sasl/password_checker.hpp"
 #include "sasl/sasl.hpp"
 #include "smtp/server_connection.hpp"
@@ -69,7 +69,7 @@ class Connection : public smtp::ServerConnection {
   std::optional<std::string> exporter_;  // computed once TLS is up
   // The message
   std::unique_ptr<Handoff> handoff_;
-  std::unique_ptr<HeaderFixer> fixer_;
+  std::unique_ptr<mail::HeaderFixer> fixer_;
   std::optional<smtp::Reply> handoffResult_;  // failure before the end, or the final reply
   event::Timer handoffNotify_;
   bool waitingForHandoff_ = false;

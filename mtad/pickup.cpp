@@ -6,7 +6,6 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/inotify.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,36 +24,9 @@ constexpr size_t kHeaderSlack = 1 << 20;  // room for the drop header itself
 constexpr auto kRescanInterval = std::chrono::seconds(60);
 constexpr auto kRetryAfterFailure = std::chrono::seconds(10);
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 bool hasNonAscii(std::string_view s) {
   return std::any_of(s.begin(), s.end(),
                      [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
-}
-
-std::string randomMessageId(const std::string& host) {
-  unsigned char raw[12];
-  if (getrandom(raw, sizeof raw, 0) != static_cast<ssize_t>(sizeof raw)) {
-    // Never expected; a time-based value still makes a unique-enough ID.
-    auto t = std::chrono::steady_clock::now().time_since_epoch().count();
-    for (size_t i = 0; i < sizeof raw; ++i) raw[i] = static_cast<unsigned char>(t >> (i % 8 * 8));
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id = "<";
-  for (unsigned char c : raw) {
-    id += kHex[c >> 4];
-    id += kHex[c & 15];
-  }
-  return id + "@" + host + ">";
 }
 
 }  // namespace
@@ -72,60 +44,10 @@ PickupSettings PickupSettings::fromConfig(const config::Config& cfg) {
   return s;
 }
 
-HeaderScan scanHeader(std::string_view m) {
-  HeaderScan h;
-  size_t pos = 0;
-  while (pos < m.size()) {
-    size_t lf = m.find('\n', pos);
-    size_t end = lf == std::string_view::npos ? m.size() : lf + 1;
-    std::string_view line = m.substr(pos, end - pos);
-    if (line == "\r\n" || line == "\n") {
-      h.insertAt = pos;
-      return h;
-    }
-    if (line[0] == ' ' || line[0] == '\t') {
-      if (pos == 0) break;  // a continuation with nothing to continue: body
-      pos = end;
-      continue;
-    }
-    size_t colon = line.find(':');
-    bool field = colon != std::string_view::npos && colon > 0;
-    for (size_t i = 0; field && i < colon; ++i) {
-      unsigned char c = static_cast<unsigned char>(line[i]);
-      if (c <= 32 || c >= 127) field = false;
-    }
-    if (!field) break;
-    std::string_view name = line.substr(0, colon);
-    if (iequals(name, "Date")) h.hasDate = true;
-    if (iequals(name, "Message-ID")) h.hasMessageId = true;
-    if (iequals(name, "From")) h.hasFrom = true;
-    if (lf == std::string_view::npos) {
-      // The message is one unterminated header line: the fields go after
-      // it, on their own lines.
-      h.insertAt = m.size();
-      h.needSeparator = true;
-      return h;
-    }
-    pos = end;
-  }
-  // No empty line: the body starts at pos (or the message is all header).
-  h.insertAt = pos;
-  h.needSeparator = true;
-  return h;
-}
-
-std::string pickupDate(time_t t) {
-  struct tm tm;
-  localtime_r(&t, &tm);
-  char buf[64];
-  strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &tm);
-  return buf;
-}
-
 std::string pickupReceived(const std::string& hostname, uint32_t uid, const std::string& id,
                            time_t now) {
   return "Received: by " + hostname + " (Yubin " YUBIN_VERSION ")\r\n\tid " + id + " from userid " +
-         std::to_string(uid) + ";\r\n\t" + pickupDate(now) + "\r\n";
+         std::to_string(uid) + ";\r\n\t" + mail::rfc5322Date(now) + "\r\n";
 }
 
 std::string quoteDisplayName(std::string_view name) {
@@ -185,25 +107,35 @@ Result<PickupMessage> preparePickup(const ParsedDrop& drop, std::string_view mes
   env.arrivalTime = now;
   env.body = hasNonAscii(message) ? queue::Body::EightBitMime : queue::Body::Unspecified;
 
-  p.scan = scanHeader(message);
-  if (!p.scan.hasFrom) {
-    std::string addr = env.nullSender ? who.address : env.sender;
-    // The account's GECOS name only names the account's own address.
-    std::string name = drop.header.fullName  ? *drop.header.fullName
-                       : addr == who.address ? who.fullName
-                                             : std::string();
-    std::string q = quoteDisplayName(name);
-    p.added += "From: " + (q.empty() ? addr : q + " <" + addr + ">") + "\r\n";
-  }
-  if (!p.scan.hasDate) p.added += "Date: " + pickupDate(now) + "\r\n";
-  if (!p.scan.hasMessageId) p.added += "Message-ID: " + messageId + "\r\n";
-  if (p.scan.needSeparator) {
-    // A header line without its CRLF (the whole message was one line) is
-    // ended before the added fields.
-    if (p.scan.insertAt > 0 && message[p.scan.insertAt - 1] != '\n') p.added.insert(0, "\r\n");
-    p.added += "\r\n";
-  }
+  std::string addr = env.nullSender ? who.address : env.sender;
+  // The account's GECOS name only names the account's own address.
+  std::string name = drop.header.fullName  ? *drop.header.fullName
+                     : addr == who.address ? who.fullName
+                                           : std::string();
+  std::string q = quoteDisplayName(name);
+  p.header.from = q.empty() ? addr : q + " <" + addr + ">";
+  p.header.date = mail::rfc5322Date(now);
+  p.header.messageId = messageId;
   return p;
+}
+
+void pickupContent(const PickupMessage& p, std::string received, std::string_view message,
+                   const std::function<void(std::string_view)>& sink) {
+  mail::HeaderAdditions add = p.header;
+  add.trace = std::move(received);
+  mail::HeaderFixer fixer(std::move(add));
+  constexpr size_t kPiece = 64 * 1024;
+  std::string out;
+  while (!message.empty()) {
+    size_t n = std::min(kPiece, message.size());
+    out.clear();
+    fixer.feed(message.substr(0, n), out);
+    message.remove_prefix(n);
+    sink(out);
+  }
+  out.clear();
+  fixer.finish(out);
+  if (!out.empty()) sink(out);
 }
 
 Pickup::Pickup(event_base* base, queue::Queue& queue, auth::Directory& directory,
@@ -426,7 +358,7 @@ bool Pickup::process(const std::string& name) {
   }
   Submitter who = submitter(st.st_uid);
   time_t now = time(nullptr);
-  auto prepared = preparePickup(*parsed, message, who, now, randomMessageId(settings_.hostname));
+  auto prepared = preparePickup(*parsed, message, who, now, mail::newMessageId(settings_.hostname));
   if (!prepared) {
     quarantine(name, prepared.error().message);
     return false;
@@ -447,10 +379,8 @@ bool Pickup::process(const std::string& name) {
     return false;
   }
   std::string id = msg->id().str();
-  (void)msg->append(pickupReceived(settings_.hostname, who.uid, id, now));
-  (void)msg->append(message.substr(0, prepared->scan.insertAt));
-  (void)msg->append(prepared->added);
-  (void)msg->append(message.substr(prepared->scan.insertAt));
+  pickupContent(*prepared, pickupReceived(settings_.hostname, who.uid, id, now), message,
+                [&msg](std::string_view piece) { (void)msg->append(piece); });
   committing_ = true;
   size_t nrcpt = prepared->envelope.recipients.size();
   std::string from = prepared->envelope.sender;

@@ -5,7 +5,8 @@
 // link, size, format), its sender decided from the file's OWNER (never
 // from its contents: -f is honoured only for root and [sendmail]
 // trusted_users), committed through the normal queue writer with a
-// Received: field and Date:/Message-ID:/From: when missing, and only then
+// Received: field and Date:/Message-ID:/From: when missing (mail/
+// header_fixer.hpp, shared with msad), and only then
 // removed: a crash in between delivers it twice, never zero times. A file
 // that fails a check goes to maildrop/corrupt/ with a log line.
 //
@@ -32,6 +33,7 @@
 #include "base/unique_fd.hpp"
 #include "config/config.hpp"
 #include "event/event.hpp"
+#include "mail/header_fixer.hpp"
 #include "mtad/maildrop.hpp"
 #include "queue/queue.hpp"
 
@@ -57,19 +59,12 @@ struct Submitter {
   std::string address;   // the sender used when -f is absent or not honoured
 };
 
-// Where a message's header section ends and which fields it has.
-struct HeaderScan {
-  size_t insertAt = 0;         // offset where added fields go
-  bool needSeparator = false;  // no empty line before the body: add one
-  bool hasDate = false, hasMessageId = false, hasFrom = false;
-};
-HeaderScan scanHeader(std::string_view message);
-
 // A drop file turned into what the queue gets. Pure: no I/O.
 struct PickupMessage {
   queue::Envelope envelope;
-  std::string added;  // fields to insert at scan.insertAt (with CRLFs)
-  HeaderScan scan;
+  // From (the sender, with the -F or GECOS name), Date and Message-ID for
+  // the header fixer, which adds each only when the message lacks it.
+  mail::HeaderAdditions header;
   bool senderIgnored = false;  // -f was given and not honoured
 };
 // Refuses (EBADMSG) a recipient or honoured sender that is not a valid
@@ -77,11 +72,15 @@ struct PickupMessage {
 Result<PickupMessage> preparePickup(const ParsedDrop& drop, std::string_view message,
                                     const Submitter& who, time_t now, const std::string& messageId);
 
+// The content as queued: `received` first, then the message with the
+// missing From/Date/Message-ID added at the end of its header section (and
+// a header/body separator when it had none), handed to `sink` in pieces.
+void pickupContent(const PickupMessage& p, std::string received, std::string_view message,
+                   const std::function<void(std::string_view)>& sink);
+
 // "Received: by HOST (Yubin) id ID from userid UID; DATE" with its CRLF.
 std::string pickupReceived(const std::string& hostname, uint32_t uid, const std::string& id,
                            time_t now);
-// "Tue, 1 Jul 2025 10:00:00 +0000" in local time.
-std::string pickupDate(time_t t);
 // A display name quoted as an RFC 5322 quoted-string when needed; control
 // characters dropped.
 std::string quoteDisplayName(std::string_view name);

@@ -1,5 +1,5 @@
-// Tests of the pickup's pure parts (pickup.hpp): where the header ends and
-// which fields it has (also fed every prefix), the sender rule (owner
+// Tests of the pickup's pure parts (pickup.hpp): the content as queued
+// (Received, then the fields the shared header fixer adds), the sender rule (owner
 // decides; -f only for trusted submitters), the fields added when missing,
 // display-name quoting, and refusals of bad addresses. Then the Pickup on
 // a real loop and a temporary queue: files there at start and files that
@@ -47,39 +47,46 @@ const std::string kId = "<abc@mx.example.org>";
 
 }  // namespace
 
-TEST_CASE("pickup: scanHeader") {
+TEST_CASE("pickup: the content as queued") {
+  // The fixer itself is tested in libcommon/mail; here: Received first,
+  // the fields where the header ends, the separator when there was none,
+  // and a message bigger than one piece.
+  auto p = preparePickup(drop({"bob@example.org"}), "x", user(), kNow, kId);
+  REQUIRE(p);
+  std::string date = p->header.date;
   struct Case {
-    std::string message;
-    size_t insertAt;
-    bool separator, date, id, from;
+    std::string message, queued;
   };
+  const std::string from = "From: Joe User <joe@example.org>\r\n";
+  const std::string added = from + "Date: " + date + "\r\nMessage-ID: " + kId + "\r\n";
+  const std::string big(200000, 'b');
   const std::vector<Case> cases = {
-      {"Subject: s\r\n\r\nbody\r\n", 12, false, false, false, false},
-      {"DATE: x\r\nmessage-id: <a@b>\r\nFrom: a@b\r\n\r\n", 39, false, true, true, true},
-      {"Subject: s\r\n  folded\r\nFrom: a\r\n\r\n", 31, false, false, false, true},
-      {"\r\nbody\r\n", 0, false, false, false, false},
-      {"", 0, true, false, false, false},
-      {"Subject: s\r\n", 12, true, false, false, false},
-      {"Subject: s", 10, true, false, false, false},
-      {"Subject: s\r\nnot a header line\r\n", 12, true, false, false, false},
-      {"just text\r\n", 0, true, false, false, false},
-      {" continuation first\r\n", 0, true, false, false, false},
-      {"Date : spaced\r\n\r\n", 0, true, false, false, false},  // not a field name
-      {"X-Date: no\r\nFrom-Me: no\r\n\r\n", 25, false, false, false, false},
-      {"Subject: s\n\nbody\n", 11, false, false, false, false},  // LF only
+      {"Subject: s\r\n\r\nbody\r\n", "R\r\nSubject: s\r\n" + added + "\r\nbody\r\n"},
+      {"DATE: x\r\nmessage-id: <a@b>\r\nFrom: a@b\r\n\r\n",
+       "R\r\nDATE: x\r\nmessage-id: <a@b>\r\nFrom: a@b\r\n\r\n"},
+      {"Subject: s\r\n  folded\r\nFrom: a\r\n\r\n",
+       "R\r\nSubject: s\r\n  folded\r\nFrom: a\r\nDate: " + date + "\r\nMessage-ID: " + kId +
+           "\r\n\r\n"},
+      {"", "R\r\n" + added + "\r\n"},
+      {"Subject: s", "R\r\nSubject: s\r\n" + added + "\r\n"},
+      {"Subject: s\r\nnot a header line\r\n",
+       "R\r\nSubject: s\r\n" + added + "\r\nnot a header line\r\n"},
+      {"just text\r\n", "R\r\n" + added + "\r\njust text\r\n"},
+      {"Subject: s\r\n\r\n" + big, "R\r\nSubject: s\r\n" + added + "\r\n" + big},
   };
   for (const auto& c : cases) {
-    INFO(c.message);
-    HeaderScan h = scanHeader(c.message);
-    CHECK(h.insertAt == c.insertAt);
-    CHECK(h.needSeparator == c.separator);
-    CHECK(h.hasDate == c.date);
-    CHECK(h.hasMessageId == c.id);
-    CHECK(h.hasFrom == c.from);
+    INFO(c.message.substr(0, 60));
+    auto q = preparePickup(drop({"bob@example.org"}), c.message, user(), kNow, kId);
+    REQUIRE(q);
+    std::string out;
+    int pieces = 0;
+    pickupContent(*q, "R\r\n", c.message, [&](std::string_view s) {
+      out.append(s);
+      ++pieces;
+    });
+    CHECK(out == c.queued);
+    if (c.message.size() > 100000) CHECK(pieces > 1);
   }
-  // Every prefix of a message scans without trouble and never points past it.
-  std::string m = "From: a@b\r\nTo: c@d,\r\n e@f\r\nDate: x\r\n\r\nbody\r\n";
-  for (size_t n = 0; n <= m.size(); ++n) CHECK(scanHeader(m.substr(0, n)).insertAt <= n);
 }
 
 TEST_CASE("pickup: the sender comes from the file's owner") {
@@ -93,8 +100,10 @@ TEST_CASE("pickup: the sender comes from the file's owner") {
   CHECK(p->envelope.recipients.size() == 1);
   CHECK(p->envelope.recipients[0].address == "bob@example.org");
   CHECK(p->envelope.arrivalTime == kNow);
-  CHECK(p->added.rfind("From: Joe User <joe@example.org>\r\nDate: ", 0) == 0);
-  CHECK(p->added.find("\r\nMessage-ID: <abc@mx.example.org>\r\n") != std::string::npos);
+  CHECK(p->header.from == "Joe User <joe@example.org>");
+  CHECK(p->header.messageId == "<abc@mx.example.org>");
+  CHECK(p->header.date.size() >= 29);
+  CHECK(p->header.trace.empty());
 
   // -f from an ordinary user: ignored.
   p = preparePickup(drop({"bob@example.org"}, "ceo@example.org"), msg, user(), kNow, kId);
@@ -115,35 +124,36 @@ TEST_CASE("pickup: the sender comes from the file's owner") {
   p = preparePickup(drop({"bob@example.org"}, "ceo@Example.ORG"), msg, user(true), kNow, kId);
   REQUIRE(p);
   CHECK(p->envelope.sender == "ceo@example.org");
-  CHECK(p->added.rfind("From: ceo@example.org\r\n", 0) == 0);
+  CHECK(p->header.from == "ceo@example.org");
   p = preparePickup(drop({"bob@example.org"}, "<>"), msg, user(true), kNow, kId);
   REQUIRE(p);
   CHECK(p->envelope.nullSender);
   CHECK(p->envelope.sender.empty());
-  CHECK(p->added.rfind("From: Joe User <joe@example.org>\r\n", 0) == 0);
+  CHECK(p->header.from == "Joe User <joe@example.org>");
   // -F wins over GECOS.
   p = preparePickup(drop({"bob@example.org"}, {}, "Cron \"Daemon\""), msg, user(), kNow, kId);
   REQUIRE(p);
-  CHECK(p->added.rfind("From: \"Cron \\\"Daemon\\\"\" <joe@example.org>\r\n", 0) == 0);
+  CHECK(p->header.from == "\"Cron \\\"Daemon\\\"\" <joe@example.org>");
 }
 
 TEST_CASE("pickup: fields added only when missing") {
+  auto queued = [](std::string_view message) {
+    auto p = preparePickup(drop({"bob@example.org"}), message, user(), kNow, kId);
+    REQUIRE(p);
+    std::string out;
+    pickupContent(*p, "", message, [&](std::string_view s) { out.append(s); });
+    return out;
+  };
   std::string full = "From: x@y\r\nDate: d\r\nMessage-ID: <m@y>\r\n\r\nb\r\n";
-  auto p = preparePickup(drop({"bob@example.org"}), full, user(), kNow, kId);
-  REQUIRE(p);
-  CHECK(p->added.empty());
-  CHECK(p->scan.insertAt == full.find("\r\n\r\n") + 2);
+  CHECK(queued(full) == full);
   // No body separator: one is added after the new fields.
-  p = preparePickup(drop({"bob@example.org"}), "From: x@y\r\nDate: d\r\nMessage-ID: <m@y>\r\n",
-                    user(), kNow, kId);
-  REQUIRE(p);
-  CHECK(p->added == "\r\n");
+  CHECK(queued("From: x@y\r\nDate: d\r\nMessage-ID: <m@y>\r\n") ==
+        "From: x@y\r\nDate: d\r\nMessage-ID: <m@y>\r\n\r\n");
   // A one-line message without its line end is ended first.
-  p = preparePickup(drop({"bob@example.org"}), "Subject: s", user(), kNow, kId);
-  REQUIRE(p);
-  CHECK(p->added.rfind("\r\nFrom: ", 0) == 0);
-  CHECK(p->added.size() > 4);
-  CHECK(p->added.substr(p->added.size() - 4) == "\r\n\r\n");
+  std::string one = queued("Subject: s");
+  CHECK(one.rfind("Subject: s\r\nFrom: ", 0) == 0);
+  CHECK(one.substr(one.size() - 4) == "\r\n\r\n");
+  auto p = preparePickup(drop({"bob@example.org"}), "x", user(), kNow, kId);
   // 8-bit content and UTF-8 addresses are flagged.
   p = preparePickup(drop({"jörg@example.org"}), "Subject: é\r\n\r\n", user(), kNow, kId);
   REQUIRE(p);
