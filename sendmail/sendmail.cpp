@@ -13,11 +13,15 @@
 // shared SMTP engine); exit codes per sysexits(3).
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -42,6 +46,10 @@ struct Context {
   std::string qualify;
   std::string hostname;
   std::string configPath;
+  // -bs: the SMTP server timeouts of mtad's port 25 ([mtad] command_timeout
+  // and data_timeout), as Postfix applies smtpd's to `sendmail -bs`.
+  std::chrono::seconds commandTimeout{300};
+  std::chrono::seconds dataTimeout{180};
 };
 
 int fail(int code, const std::string& what) {
@@ -168,16 +176,34 @@ class StdioSmtp : public smtp::Io, public smtp::Policy {
  public:
   explicit StdioSmtp(const Context& ctx) : ctx_(ctx), session_(settings(ctx), *this, *this) {}
 
+  // The session until QUIT, end of input, or an idle timeout: a client
+  // silent for longer than the engine's timeout for the current state gets
+  // 421 4.4.2 and the program exits kExTempFail. The deadline is the time
+  // since the last input, not since the last poll wakeup.
   int run() {
     session_.greet();
     char buf[65536];
-    while (!done_) {
+    auto lastInput = std::chrono::steady_clock::now();
+    while (!done_ && !session_.closed()) {
+      auto deadline = lastInput + session_.timeoutNow();
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        session_.timeout();
+        return kExTempFail;
+      }
+      pollfd in = {0, POLLIN, 0};
+      int r = poll(&in, 1, static_cast<int>(std::min<int64_t>(left.count(), INT32_MAX)));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return fail(kExOsErr, std::string("poll: ") + strerror(errno));
+      if (r == 0) continue;  // the deadline is checked at the top
       ssize_t n = read(0, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (n <= 0) {
         session_.peerClosed();
         break;
       }
+      lastInput = std::chrono::steady_clock::now();
       session_.feed(std::string_view(buf, static_cast<size_t>(n)));
     }
     return kExOk;
@@ -228,6 +254,8 @@ class StdioSmtp : public smtp::Io, public smtp::Policy {
     s.maxMessageSize = mtad::kMaxDropFile - (1 << 20);
     s.normalizeBareLf = true;
     s.clientAddress = "local";
+    s.commandTimeout = ctx.commandTimeout;
+    s.dataTimeout = ctx.dataTimeout;
     return s;
   }
   const Context& ctx_;
@@ -268,6 +296,8 @@ int run(int argc, char** argv) {
   ctx.hostname = cfg->hostname();
   ctx.qualify = cfg->str("sendmail", "qualify_domain");
   if (ctx.qualify.empty()) ctx.qualify = ctx.hostname;
+  ctx.commandTimeout = cfg->duration("mtad", "command_timeout");
+  ctx.dataTimeout = cfg->duration("mtad", "data_timeout");
 
   switch (o->mode) {
     case Mode::ListQueue:

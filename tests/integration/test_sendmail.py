@@ -6,7 +6,8 @@ it into the queue and mdad delivers it into the Maildir. Covered: recipients
 as arguments and with -t (To/Cc/Bcc, Bcc gone from the delivered copy), as
 root and as an unprivileged throw-away user, -f honoured for root and
 ignored (logged) for an ordinary user, a message dropped while mtad is
-stopped and delivered once it starts, -bs (SMTP on stdin/stdout), a
+stopped and delivered once it starts, -bs (SMTP on stdin/stdout) and its
+idle timeouts, a
 corrupt maildrop file quarantined, and the sysexits codes for a bad
 address and a missing recipient.
 
@@ -187,6 +188,43 @@ def test_smtp_on_stdin(running):
     # Root ran it: the MAIL FROM is honoured; dot-stuffing undone.
     assert msg.startswith('Return-Path: <carol@example.org>\n')
     assert msg.endswith('\nline\n.dot\n')
+
+
+def bs_until_exit(mail, lines, timeout=20):
+    """Runs -bs, writes `lines` and then stays silent with stdin open (an
+    idle client): the exit code, the time to exit, and what was printed."""
+    import time
+    p = subprocess.Popen([str(mail.sendmail), '-C', str(mail.inst.conf), '-bs'],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        start = time.monotonic()
+        p.stdin.write(lines)
+        p.stdin.flush()
+        rc = p.wait(timeout=timeout)
+        return rc, time.monotonic() - start, p.stdout.read().splitlines()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdin.close()
+        p.stdout.close()
+
+
+def test_smtp_on_stdin_idle_timeout(mail):
+    # Postfix applies smtpd's timeouts to `sendmail -bs`; here [mtad]'s:
+    # the command timeout between commands, the data timeout inside DATA.
+    mail.inst.write_config({'mtad': {'command_timeout': '1s', 'data_timeout': '2s'}})
+    rc, took, out = bs_until_exit(mail, 'EHLO localhost\r\n')
+    assert rc == 75, out                                   # EX_TEMPFAIL
+    assert out[0].startswith('220 ') and out[-1].startswith('421 4.4.2'), out
+    assert 1 <= took < 10
+    # Half a message, then silence: 421, nothing dropped.
+    rc, took, out = bs_until_exit(mail, 'HELO localhost\r\nMAIL FROM:<carol@example.org>\r\n'
+                                        'RCPT TO:<bob@example.org>\r\nDATA\r\nSubject: half\r\n')
+    assert rc == 75, out
+    assert any(line.startswith('354') for line in out) and out[-1].startswith('421 4.4.2'), out
+    assert 2 <= took < 15
+    assert mail.drop_files() == []
 
 
 def test_corrupt_file_is_quarantined(running):
