@@ -30,12 +30,12 @@ using yubin::mtad::testing::FakeServer;
 namespace {
 
 struct Engine {
-  Engine() {
+  explicit Engine(queue::Fs* fs = nullptr) {
     ::signal(SIGPIPE, SIG_IGN);
     auto b = yubin::event::newEventBase();
     REQUIRE(b);
     base = std::move(*b);
-    auto q = queue::Queue::open({.spoolDir = dir.file("spool")});
+    auto q = queue::Queue::open({.spoolDir = dir.file("spool"), .fs = fs});
     REQUIRE(q);
     queue = std::move(*q);
     REQUIRE(queue->attachLoop(base.get()));
@@ -114,7 +114,41 @@ size_t copiesFor(const FakeServer& s, const std::string& rcpt) {
   return n;
 }
 
+// The real file system, except that removing a message from queue/ fails
+// while `failRemovals` is set.
+struct RemovalFailingFs : queue::RealFs {
+  Status unlink(const std::string& path) override {
+    if (failRemovals && path.find("/queue/") != std::string::npos) {
+      ++refused;
+      return Error{"unlink " + path + ": injected EIO", EIO};
+    }
+    return RealFs::unlink(path);
+  }
+  bool failRemovals = true;
+  int refused = 0;
+};
+
 }  // namespace
+
+TEST_CASE("a delivered message that cannot be removed keeps its state; never delivered twice",
+          "[qmgr]") {
+  RemovalFailingFs fs;
+  Engine e(&fs);
+  FakeServer server(e.base.get(), e.settings.lmtp.socketPath, Behaviour{});
+  auto id = e.commit({"bob@example.org"}, "Subject: r\r\n\r\nremove me\r\n");
+  e.startQmgr();
+  // Without a removal, the final state is saved instead (delivered).
+  e.loopUntil([&] {
+    auto st = e.queue->loadState(id, 1);
+    return fs.refused >= 1 && st && st->rcpts[0].status == queue::RcptStatus::Delivered;
+  });
+  CHECK(server.messages.size() == 1);
+  // The removal is tried again later and then succeeds; bob got one copy.
+  fs.failRemovals = false;
+  e.loopUntil([&] { return e.ids().empty() && e.qmgr->idle(); }, 15s);
+  CHECK(server.messages.size() == 1);
+  CHECK(std::filesystem::is_empty(e.dir.file("spool/state")));
+}
 
 TEST_CASE("messages found at start-up and queued later are delivered and removed", "[qmgr]") {
   Engine e;
