@@ -187,7 +187,7 @@ std::string searchData(std::span<const uint32_t> numbers, std::optional<uint64_t
 }
 
 std::string esearchData(std::string_view tag, bool uid, uint8_t returnOptions,
-                        std::span<const uint32_t> results) {
+                        std::span<const uint32_t> results, std::optional<uint64_t> modSeq) {
   if (returnOptions == kReturnSave) return {};
   std::string out = "ESEARCH (TAG ";
   appendString(out, tag);
@@ -199,6 +199,7 @@ std::string esearchData(std::string_view tag, bool uid, uint8_t returnOptions,
     if (returnOptions & kReturnAll) out += " ALL " + formatSequence(results);
   }
   if (returnOptions & kReturnCount) out += " COUNT " + std::to_string(results.size());
+  if (modSeq && !results.empty()) out += " MODSEQ " + std::to_string(*modSeq);
   return out;
 }
 

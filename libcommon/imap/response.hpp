@@ -99,9 +99,12 @@ std::string searchData(std::span<const uint32_t> numbers, std::optional<uint64_t
 // `results` in ascending order and the SearchReturn bits of the command
 // (command.hpp). MIN, MAX and ALL are left out when nothing matched; COUNT
 // is always given when asked for. Returns "" when SAVE was the only option:
-// then no ESEARCH response is sent (RFC 5182 §2.1).
+// then no ESEARCH response is sent (RFC 5182 §2.1). modSeq: " MODSEQ n"
+// at the end when something matched (RFC 7162 §3.1.5, a SEARCH with the
+// MODSEQ key).
 std::string esearchData(std::string_view tag, bool uid, uint8_t returnOptions,
-                        std::span<const uint32_t> results);
+                        std::span<const uint32_t> results,
+                        std::optional<uint64_t> modSeq = {});
 
 enum class Cond { Ok, No, Bad, Bye, PreAuth };
 std::string_view condName(Cond c);

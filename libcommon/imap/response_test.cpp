@@ -145,4 +145,10 @@ TEST_CASE("SEARCH and ESEARCH data", "[imap][response]") {
         "ESEARCH (TAG \"a3\") COUNT 0");
   CHECK(esearchData("a4", false, kReturnSave, r).empty());
   CHECK(esearchData("a5", false, kReturnSave | kReturnMin, r) == "ESEARCH (TAG \"a5\") MIN 2");
+  // RFC 7162 §3.1.5: MODSEQ last, only when something matched.
+  CHECK(esearchData("a6", true, kReturnAll | kReturnCount, r, 917162500) ==
+        "ESEARCH (TAG \"a6\") UID ALL 2:4,9 COUNT 4 MODSEQ 917162500");
+  CHECK(esearchData("a7", false, kReturnCount, std::vector<uint32_t>{}, 5) ==
+        "ESEARCH (TAG \"a7\") COUNT 0");
+  CHECK(codeModified(std::vector<uint32_t>{7, 9, 10, 11}) == "MODIFIED 7,9:11");
 }

@@ -237,6 +237,7 @@ FetchJob::FetchJob(store::ImapMailbox& box, StructureCache& cache, std::vector<s
   for (const auto& a : atts_) {
     if (needsContent(a)) needContent_ = true;
     if (a.kind == wire::FetchAtt::Kind::Flags) hasFlagsAtt_ = true;
+    if (a.kind == wire::FetchAtt::Kind::ModSeq) hasModSeqAtt_ = true;
   }
   addFlags_.resize(indexes_.size(), false);
 }
@@ -577,6 +578,11 @@ bool FetchJob::step(std::string& out, size_t budget) {
     if (!atts_.empty()) out += ' ';
     out += "FLAGS ";
     out += flagList(box_.messages()[indexes_[msg_]], !utf8_);
+  }
+  if (addFlags_[msg_] && condstore_ && !hasModSeqAtt_) {
+    out += " MODSEQ (";
+    out += std::to_string(box_.messages()[indexes_[msg_]].modSeq);
+    out += ')';
   }
   out += ")\r\n";
   inMessage_ = false;

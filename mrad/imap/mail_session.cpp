@@ -29,7 +29,8 @@ constexpr uint64_t kMaxSearchRead = uint64_t{64} << 20;
 
 constexpr const char* kCapabilities =
     "IMAP4rev1 IMAP4rev2 SASL-IR ID ENABLE IDLE LITERAL+ NAMESPACE UIDPLUS MOVE UNSELECT "
-    "CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY";
+    "CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY "
+    "CONDSTORE";
 
 // An APPEND message being received before the command (and so the target
 // mailbox) is known: kept in an anonymous memory file, not in the heap.
@@ -80,6 +81,14 @@ std::optional<uint8_t> systemFlagBit(const std::string& canonical) {
   if (canonical == "\\Deleted") return store::kFlagDeleted;
   if (canonical == "\\Draft") return store::kFlagDraft;
   return std::nullopt;
+}
+
+// A SEARCH key that uses MODSEQ (a CONDSTORE-enabling command).
+bool usesModSeq(const wire::SearchKey& k) {
+  if (k.kind == wire::SearchKey::Kind::ModSeq) return true;
+  for (const auto& c : k.children)
+    if (usesModSeq(c)) return true;
+  return false;
 }
 
 std::string lower(std::string_view s) {
@@ -262,9 +271,24 @@ class MailSession::Impl : public wire::MessageSink {
       if (i >= msgs.size()) continue;
       std::string d = std::to_string(i + 1) + " FETCH (";
       if (uidCommand) d += "UID " + std::to_string(msgs[i].uid) + " ";
-      d += "FLAGS " + flagList(msgs[i], !rev2_) + ")";
+      d += "FLAGS " + flagList(msgs[i], !rev2_);
+      if (modSeqs()) d += " MODSEQ (" + std::to_string(msgs[i].modSeq) + ")";
+      d += ")";
       out_ += wire::untaggedData(d);
     }
+  }
+  // CONDSTORE is on and the selected mailbox keeps mod-sequences: untagged
+  // FETCH responses carry MODSEQ (RFC 7162 §3.1).
+  bool modSeqs() const { return condstore_ && box_ && box_->highestModSeq() > 0; }
+  // A CONDSTORE-only item or modifier on a mailbox without mod-sequences
+  // (NOMODSEQ) gets BAD (RFC 7162 §3.1.2.2); otherwise CONDSTORE is now on.
+  bool needModSeqs(const wire::Command& c) {
+    if (box_ && box_->highestModSeq() == 0) {
+      bad(c.tag, "Mailbox does not support mod-sequences");
+      return false;
+    }
+    condstore_ = true;
+    return true;
   }
   uint32_t recent() const {
     uint32_t n = 0;
@@ -405,6 +429,9 @@ class MailSession::Impl : public wire::MessageSink {
         rev2_ = true;
         parser_.setUtf8(true);
         enabled += " IMAP4rev2";
+      } else if (cap == "CONDSTORE" && !condstore_) {
+        condstore_ = true;
+        enabled += " CONDSTORE";
       }
     }
     out_ += wire::untaggedData("ENABLED" + enabled);
@@ -440,6 +467,7 @@ class MailSession::Impl : public wire::MessageSink {
       return;
     }
     box_ = std::move(*box);
+    if (a.condstore) condstore_ = true;  // SELECT/EXAMINE (CONDSTORE), RFC 7162 §3.1.8
     const auto& msgs = box_->messages();
     std::vector<std::string> flags = {"\\Answered", "\\Flagged", "\\Deleted", "\\Seen",
                                       "\\Draft"};
@@ -469,6 +497,13 @@ class MailSession::Impl : public wire::MessageSink {
                            "UIDs valid");
     out_ += wire::untagged(Cond::Ok, wire::codeNumber("UIDNEXT", box_->uidNext()),
                            "Predicted next UID");
+    // RFC 7162 §3.1.2.1: with every SELECT and EXAMINE.
+    if (box_->highestModSeq() > 0) {
+      out_ += wire::untagged(Cond::Ok, wire::codeNumber("HIGHESTMODSEQ", box_->highestModSeq()),
+                             "Highest");
+    } else {
+      out_ += wire::untagged(Cond::Ok, "NOMODSEQ", "No mod-sequences in this mailbox");
+    }
     if (rev2_) {
       std::string l = "LIST () " + delimiterString() + " ";
       wire::appendMailbox(l, *name, true);
@@ -601,6 +636,8 @@ class MailSession::Impl : public wire::MessageSink {
       storeError(c, st.error(), "STATUS");
       return;
     }
+    for (auto item : a.items)
+      if (item == wire::StatusItem::HighestModSeq) condstore_ = true;  // RFC 7162 §3.1
     std::string d = "STATUS ";
     wire::appendMailbox(d, *name, utf8());
     d += ' ';
@@ -853,6 +890,7 @@ class MailSession::Impl : public wire::MessageSink {
 
   void storeFlags(const wire::Command& c) {
     const auto& a = std::get<wire::StoreArgs>(c.args);
+    if (a.unchangedSince && !needModSeqs(c)) return;
     std::vector<size_t> idx;
     if (!resolve(c, a.set, c.uid, idx)) return;
     store::Flags flags;
@@ -878,27 +916,62 @@ class MailSession::Impl : public wire::MessageSink {
         }
       }
     }
+    std::vector<size_t> failed;  // UNCHANGEDSINCE test failed (RFC 7162 §3.1.3)
+    std::vector<uint64_t> before;
+    for (size_t i : live) before.push_back(msgs[i].modSeq);
     if (!live.empty()) {
       store::FlagOp op = a.op == wire::StoreArgs::Op::Replace ? store::FlagOp::Replace
                          : a.op == wire::StoreArgs::Op::Add   ? store::FlagOp::Add
                                                               : store::FlagOp::Remove;
-      auto st = box_->setFlags(live, op, flags);
-      if (!st) {
-        storeError(c, st.error(), "STORE");
-        return;
+      if (a.unchangedSince) {
+        auto r = box_->setFlagsUnchangedSince(live, op, flags, *a.unchangedSince);
+        if (!r) {
+          storeError(c, r.error(), "STORE");
+          return;
+        }
+        failed = std::move(*r);
+      } else {
+        auto st = box_->setFlags(live, op, flags);
+        if (!st) {
+          storeError(c, st.error(), "STORE");
+          return;
+        }
       }
     }
-    if (!a.silent) {
-      for (size_t i : live) {
-        std::string d = std::to_string(i + 1) + " FETCH (";
-        if (c.uid) d += "UID " + std::to_string(msgs[i].uid) + " ";
-        d += "FLAGS " + flagList(msgs[i], !rev2_) + ")";
-        out_ += wire::untaggedData(d);
+    const bool withModSeq = modSeqs();
+    for (size_t k = 0; k < live.size(); ++k) {
+      const size_t i = live[k];
+      if (std::binary_search(failed.begin(), failed.end(), i)) continue;
+      // .SILENT: no FLAGS, but with CONDSTORE the new MODSEQ of a message
+      // this STORE changed is still sent.
+      const bool changed = msgs[i].modSeq != before[k];
+      if (a.silent && !(withModSeq && changed)) continue;
+      std::string d = std::to_string(i + 1) + " FETCH (";
+      if (c.uid) d += "UID " + std::to_string(msgs[i].uid) + " ";
+      if (!a.silent) d += "FLAGS " + flagList(msgs[i], !rev2_);
+      if (withModSeq) {
+        if (!a.silent) d += ' ';
+        d += "MODSEQ (" + std::to_string(msgs[i].modSeq) + ")";
       }
+      d += ")";
+      out_ += wire::untaggedData(d);
+    }
+    std::string code;
+    if (!failed.empty()) {
+      std::vector<uint32_t> numbers;
+      for (size_t i : failed)
+        numbers.push_back(c.uid ? msgs[i].uid : static_cast<uint32_t>(i + 1));
+      std::sort(numbers.begin(), numbers.end());
+      code = wire::codeModified(numbers);
     }
     if (live.size() != idx.size()) {
       report(false, c.uid);
       no(c, "EXPUNGEISSUED", "Some messages were expunged");
+      return;
+    }
+    if (!code.empty()) {
+      report(false, c.uid);
+      ok(c, "Conditional STORE failed", code);
       return;
     }
     finish(c, "STORE completed");
@@ -1017,11 +1090,13 @@ class MailSession::Impl : public wire::MessageSink {
     size_t next = 0;                // index of the next message to look at
     std::vector<uint32_t> results;  // seq numbers or UIDs, ascending
     std::vector<uint32_t> uids;     // of the matches, for SAVE
+    std::vector<uint64_t> modSeqs;  // of the matches, for the MODSEQ result
     bool failed = false;
   };
 
   void search(const wire::Command& c) {
     const auto& a = std::get<wire::SearchArgs>(c.args);
+    if (usesModSeq(a.key) && !needModSeqs(c)) return;
     auto cs = checkCharset(a.charset);
     if (!cs) {
       no(c, "BADCHARSET (UTF-8 US-ASCII)", "Unsupported charset");
@@ -1058,6 +1133,7 @@ class MailSession::Impl : public wire::MessageSink {
       if (!*r) continue;
       run.results.push_back(run.cmd.uid ? msgs[i].uid : static_cast<uint32_t>(i + 1));
       run.uids.push_back(msgs[i].uid);
+      run.modSeqs.push_back(msgs[i].modSeq);
     }
     return run.next >= msgs.size();
   }
@@ -1072,6 +1148,21 @@ class MailSession::Impl : public wire::MessageSink {
     }
     const auto& results = run->results;
     const auto& uids = run->uids;
+    // RFC 7162 §3.1.5: a search with MODSEQ reports the highest mod-sequence
+    // of the messages returned (of MIN and MAX only when those alone are).
+    std::optional<uint64_t> modSeq;
+    if (usesModSeq(a.key) && !results.empty()) {
+      const uint8_t opts =
+          a.returnOptions == 0 ? static_cast<uint8_t>(wire::kReturnAll) : a.returnOptions;
+      uint64_t m = 0;
+      if ((a.esearch || rev2_) && !(opts & (wire::kReturnAll | wire::kReturnCount))) {
+        if (opts & wire::kReturnMin) m = std::max(m, run->modSeqs.front());
+        if (opts & wire::kReturnMax) m = std::max(m, run->modSeqs.back());
+      } else {
+        for (uint64_t v : run->modSeqs) m = std::max(m, v);
+      }
+      if (m > 0) modSeq = m;
+    }
     // IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 §7.3.4).
     if (a.esearch || rev2_) {
       uint8_t opts = a.returnOptions;
@@ -1088,10 +1179,10 @@ class MailSession::Impl : public wire::MessageSink {
           saved_ = uids;
         }
       }
-      std::string d = wire::esearchData(c.tag, c.uid, opts, results);
+      std::string d = wire::esearchData(c.tag, c.uid, opts, results, modSeq);
       if (!d.empty()) out_ += wire::untaggedData(d);
     } else {
-      out_ += wire::untaggedData(wire::searchData(results));
+      out_ += wire::untaggedData(wire::searchData(results, modSeq));
     }
     finish(c, "SEARCH completed");
   }
@@ -1100,10 +1191,28 @@ class MailSession::Impl : public wire::MessageSink {
   // ---- FETCH ----
   void fetch(const wire::Command& c) {
     const auto& a = std::get<wire::FetchArgs>(c.args);
+    using K = wire::FetchAtt::Kind;
+    if (a.vanished) {  // QRESYNC (RFC 7162 §3.2.6), which is not offered
+      bad(c.tag, "VANISHED needs QRESYNC");
+      return;
+    }
+    bool wantsModSeq = a.changedSince.has_value();
+    for (const auto& att : a.atts) wantsModSeq = wantsModSeq || att.kind == K::ModSeq;
+    if (wantsModSeq && !needModSeqs(c)) return;
     std::vector<size_t> idx;
     if (!resolve(c, a.set, c.uid, idx)) return;
     std::vector<wire::FetchAtt> atts = a.atts;
-    using K = wire::FetchAtt::Kind;
+    if (a.changedSince) {
+      // CHANGEDSINCE: only messages with a greater mod-sequence, and MODSEQ
+      // is implied (RFC 7162 §3.1.4.1).
+      const auto& msgs = box_->messages();
+      idx.erase(std::remove_if(idx.begin(), idx.end(),
+                               [&](size_t i) { return msgs[i].modSeq <= *a.changedSince; }),
+                idx.end());
+      bool has = false;
+      for (const auto& att : atts) has = has || att.kind == K::ModSeq;
+      if (!has) atts.push_back(wire::FetchAtt{K::ModSeq, false, {}, {}});
+    }
     if (c.uid) {
       bool has = false;
       for (const auto& att : atts) has = has || att.kind == K::Uid;
@@ -1136,6 +1245,7 @@ class MailSession::Impl : public wire::MessageSink {
     }
     fetch_ = std::make_unique<FetchJob>(*box_, cache_, std::move(idx), std::move(atts),
                                         std::move(addFlags), utf8());
+    fetch_->setCondstore(modSeqs());
     fetchTag_ = c;
     fetchTag_.args = std::monostate{};
     if (fetch_->produce(out_, kFirstBudget)) finishFetch();
@@ -1167,6 +1277,7 @@ class MailSession::Impl : public wire::MessageSink {
   std::string idleTag_;
   unsigned bad_ = 0;
   bool rev2_ = false;
+  bool condstore_ = false;  // RFC 7162: enabled by ENABLE or a CONDSTORE-enabling command
 };
 
 MailSession::MailSession(store::MailStore& store, MailSettings s)

@@ -4,7 +4,13 @@
 // UNSUBSCRIBE, LIST (LIST-EXTENDED, LIST-STATUS, SPECIAL-USE), LSUB,
 // NAMESPACE, STATUS, APPEND (MULTIAPPEND, streamed to the store), CHECK,
 // CLOSE, UNSELECT, EXPUNGE, UID EXPUNGE, SEARCH (ESEARCH, SEARCHRES), FETCH,
-// STORE, COPY, MOVE and their UID forms, IDLE.
+// STORE, COPY, MOVE and their UID forms, IDLE; CONDSTORE (RFC 7162 §3.1):
+// ENABLE CONDSTORE or any CONDSTORE-enabling command (SELECT/EXAMINE
+// (CONDSTORE), FETCH MODSEQ or CHANGEDSINCE, STORE UNCHANGEDSINCE, SEARCH
+// MODSEQ, STATUS HIGHESTMODSEQ) turns it on; SELECT always says
+// [HIGHESTMODSEQ n] (or [NOMODSEQ] for a backend without mod-sequences,
+// where the CONDSTORE items get BAD); once on, every untagged FETCH for a
+// flag change carries MODSEQ. QRESYNC is not offered.
 //
 // A pure state machine like the POP3 MailSession: fed bytes, it queues
 // output; a FETCH whose body sections are large becomes a transfer the glue
@@ -26,8 +32,8 @@
 // RFC 2971 (ID), RFC 3502 (MULTIAPPEND), RFC 3516 (BINARY), RFC 3691
 // (UNSELECT), RFC 4315 (UIDPLUS), RFC 4731 (ESEARCH), RFC 5161 (ENABLE),
 // RFC 5182 (SEARCHRES), RFC 5258 / RFC 5819 (LIST-EXTENDED, LIST-STATUS),
-// RFC 6154 (SPECIAL-USE), RFC 6851 (MOVE), RFC 7888 (LITERAL+), RFC 8438
-// (STATUS=SIZE).
+// RFC 6154 (SPECIAL-USE), RFC 6851 (MOVE), RFC 7162 (CONDSTORE), RFC 7888
+// (LITERAL+), RFC 8438 (STATUS=SIZE).
 #pragma once
 
 #include <cstddef>

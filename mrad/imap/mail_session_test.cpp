@@ -48,7 +48,8 @@ std::string crlf(std::string_view lf) {
 
 const char* const kCaps =
     "IMAP4rev1 IMAP4rev2 SASL-IR ID ENABLE IDLE LITERAL+ NAMESPACE UIDPLUS MOVE UNSELECT "
-    "CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY";
+    "CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY "
+    "CONDSTORE";
 
 const char* const kSimple = "From: a@b.c\nSubject: hi\n\nbody line\n";  // 39 octets as CRLF
 
@@ -92,7 +93,7 @@ struct Rig {
 };
 
 std::string selectLines(uint32_t exists, uint32_t recent, std::optional<uint32_t> unseen,
-                        uint32_t validity, uint32_t next, const char* tag = "s",
+                        uint32_t validity, uint32_t next, uint64_t modseq, const char* tag = "s",
                         bool readOnly = false, const std::string& keywords = "") {
   std::string r = "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft" + keywords + ")\r\n";
   r += "* " + std::to_string(exists) + " EXISTS\r\n";
@@ -106,6 +107,7 @@ std::string selectLines(uint32_t exists, uint32_t recent, std::optional<uint32_t
   }
   r += "* OK [UIDVALIDITY " + std::to_string(validity) + "] UIDs valid\r\n";
   r += "* OK [UIDNEXT " + std::to_string(next) + "] Predicted next UID\r\n";
+  r += "* OK [HIGHESTMODSEQ " + std::to_string(modseq) + "] Highest\r\n";
   r += std::string(tag) + (readOnly ? " OK [READ-ONLY] EXAMINE completed\r\n"
                                     : " OK [READ-WRITE] SELECT completed\r\n");
   return r;
@@ -145,12 +147,12 @@ TEST_CASE("SELECT, EXAMINE, re-SELECT, failed SELECT") {
   r.deliver(kSimple);
   r.deliver(kSimple);
   const uint32_t v = r.validity();
-  CHECK(r.cmd("s SELECT INBOX\r\n") == selectLines(2, 2, 1, v, 3));
+  CHECK(r.cmd("s SELECT INBOX\r\n") == selectLines(2, 2, 1, v, 3, 3));
   CHECK(r.s.changeFd() >= 0);
   // A second read-write session does not get \Recent again.
   Rig r2(r.data);
-  CHECK(r2.cmd("s SELECT inbox\r\n") == selectLines(2, 0, 1, v, 3));
-  CHECK(r2.cmd("e EXAMINE INBOX\r\n") == selectLines(2, 0, 1, v, 3, "e", true));
+  CHECK(r2.cmd("s SELECT inbox\r\n") == selectLines(2, 0, 1, v, 3, 3));
+  CHECK(r2.cmd("e EXAMINE INBOX\r\n") == selectLines(2, 0, 1, v, 3, 3, "e", true));
   // A failed SELECT leaves no mailbox selected.
   CHECK(r2.cmd("f SELECT Nope\r\n") == "f NO [NONEXISTENT] No such mailbox\r\n");
   CHECK(r2.cmd("g FETCH 1 UID\r\n") == "g BAD No mailbox selected\r\n");
@@ -162,13 +164,14 @@ TEST_CASE("IMAP4rev2: ENABLE, SELECT without RECENT/UNSEEN, OK [CLOSED], LIST li
   Rig r;
   r.deliver(kSimple);
   CHECK(r.cmd("e ENABLE IMAP4rev2\r\n") == "* ENABLED IMAP4rev2\r\ne OK ENABLE completed\r\n");
-  CHECK(r.cmd("e2 ENABLE IMAP4rev2 CONDSTORE\r\n") == "* ENABLED\r\ne2 OK ENABLE completed\r\n");
+  CHECK(r.cmd("e2 ENABLE IMAP4rev2 QRESYNC\r\n") == "* ENABLED\r\ne2 OK ENABLE completed\r\n");
   const uint32_t v = r.validity();
   std::string sel =
       "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* 1 EXISTS\r\n"
       "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n"
       "* OK [UIDVALIDITY " + std::to_string(v) + "] UIDs valid\r\n"
       "* OK [UIDNEXT 2] Predicted next UID\r\n"
+      "* OK [HIGHESTMODSEQ 2] Highest\r\n"
       "* LIST () \".\" INBOX\r\n"
       "s OK [READ-WRITE] SELECT completed\r\n";
   CHECK(r.cmd("s SELECT INBOX\r\n") == sel);
@@ -448,7 +451,8 @@ TEST_CASE("STORE: FLAGS, +FLAGS, -FLAGS, .SILENT, UID STORE, keywords, read-only
   // The new keyword is announced at the next SELECT.
   Rig r2(r.data);
   CHECK(r2.cmd("e EXAMINE INBOX\r\n") ==
-        selectLines(2, 0, 1, r.validity(), 3, "e", true, " $Work"));
+        selectLines(2, 0, 1, r.validity(), 3, r.data->folders["INBOX"]->highestModSeq, "e", true,
+                    " $Work"));
   CHECK(r2.cmd("a STORE 1 +FLAGS (\\Seen)\r\n") == "a NO [READ-ONLY] Mailbox is read-only\r\n");
   CHECK(r2.cmd("a EXPUNGE\r\n") == "a NO [READ-ONLY] Mailbox is read-only\r\n");
   CHECK(r2.cmd("a MOVE 1 Trash\r\n") == "a NO [READ-ONLY] Mailbox is read-only\r\n");
@@ -757,6 +761,214 @@ TEST_CASE("a pipelined script gives the same output whole and one byte at a time
   CHECK(outs[0] == outs[1]);
   CHECK(outs[0].find("* 3 FETCH (BODY[]<1> {3}\r\nell FLAGS (\\Seen \\Recent))\r\n") != std::string::npos);
   CHECK(outs[0].find("* ESEARCH (TAG \"e\") UID ALL 1:3\r\n") != std::string::npos);
+}
+
+
+// ---- CONDSTORE (RFC 7162) ----
+
+// A store whose mailboxes keep no mod-sequences (highestModSeq() == 0, the
+// interface's default): every call but that one goes to a MemoryStore.
+class NoModSeqMailbox final : public store::ImapMailbox {
+ public:
+  explicit NoModSeqMailbox(std::unique_ptr<store::ImapMailbox> b) : b_(std::move(b)) {}
+  uint32_t uidValidity() const override { return b_->uidValidity(); }
+  uint32_t uidNext() const override { return b_->uidNext(); }
+  bool readOnly() const override { return b_->readOnly(); }
+  std::vector<std::string> keywords() const override { return b_->keywords(); }
+  bool canCreateKeywords() const override { return b_->canCreateKeywords(); }
+  const std::vector<store::MessageInfo>& messages() const override { return b_->messages(); }
+  Result<store::MailboxChanges> sync(bool allowExpunge) override { return b_->sync(allowExpunge); }
+  Result<std::unique_ptr<store::MessageReader>> open(size_t index) override {
+    return b_->open(index);
+  }
+  Status setFlags(const std::vector<size_t>& i, store::FlagOp op, const store::Flags& f) override {
+    return b_->setFlags(i, op, f);
+  }
+  Status expunge(const std::vector<size_t>& i) override { return b_->expunge(i); }
+  Result<store::CopiedUids> copy(const std::vector<size_t>& i, const std::string& d,
+                                 bool move) override {
+    return b_->copy(i, d, move);
+  }
+  int changeFd() const override { return b_->changeFd(); }
+  void drainChangeFd() override { b_->drainChangeFd(); }
+
+ private:
+  std::unique_ptr<store::ImapMailbox> b_;
+};
+
+class NoModSeqStore final : public store::MailStore {
+ public:
+  explicit NoModSeqStore(std::shared_ptr<store::MemoryStoreData> d) : s_(std::move(d)) {}
+  char delimiter() const override { return s_.delimiter(); }
+  Result<std::vector<store::MailboxListEntry>> list() override { return s_.list(); }
+  Result<std::vector<std::string>> subscriptions() override { return s_.subscriptions(); }
+  Status subscribe(const std::string& n, bool on) override { return s_.subscribe(n, on); }
+  Status create(const std::string& n, const std::string& u) override { return s_.create(n, u); }
+  Status remove(const std::string& n) override { return s_.remove(n); }
+  Status rename(const std::string& a, const std::string& b) override { return s_.rename(a, b); }
+  Result<store::MailboxStatus> status(const std::string& n) override {
+    auto st = s_.status(n);
+    if (st) st->highestModSeq = 0;
+    return st;
+  }
+  Result<std::unique_ptr<store::ImapMailbox>> select(const std::string& n, bool ro) override {
+    auto b = s_.select(n, ro);
+    if (!b) return b.error();
+    return std::unique_ptr<store::ImapMailbox>(std::make_unique<NoModSeqMailbox>(std::move(*b)));
+  }
+  Result<std::unique_ptr<store::AppendTransaction>> beginAppend(const std::string& n) override {
+    return s_.beginAppend(n);
+  }
+
+ private:
+  store::MemoryStore s_;
+};
+
+TEST_CASE("CONDSTORE: ENABLE, SELECT with HIGHESTMODSEQ, FETCH MODSEQ and CHANGEDSINCE") {
+  bool bytewise = GENERATE(false, true);
+  Rig r(nullptr, bytewise);
+  for (int i = 0; i < 3; ++i) r.deliver(kSimple);  // modseqs 2, 3, 4
+  CHECK(r.cmd("e ENABLE CONDSTORE\r\n") == "* ENABLED CONDSTORE\r\ne OK ENABLE completed\r\n");
+  CHECK(r.cmd("e ENABLE CONDSTORE\r\n") == "* ENABLED\r\ne OK ENABLE completed\r\n");
+  CHECK(r.cmd("s SELECT INBOX\r\n") == selectLines(3, 3, 1, r.validity(), 4, 4));
+  CHECK(r.cmd("f FETCH 1:* (FLAGS MODSEQ)\r\n") ==
+        "* 1 FETCH (FLAGS (\\Recent) MODSEQ (2))\r\n* 2 FETCH (FLAGS (\\Recent) MODSEQ (3))\r\n"
+        "* 3 FETCH (FLAGS (\\Recent) MODSEQ (4))\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("a STORE 2 +FLAGS (\\Seen)\r\n") ==
+        "* 2 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (5))\r\na OK STORE completed\r\n");
+  // A STORE that changes nothing keeps the mod-sequence.
+  CHECK(r.cmd("a STORE 2 +FLAGS (\\Seen)\r\n") ==
+        "* 2 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (5))\r\na OK STORE completed\r\n");
+  // CHANGEDSINCE: only the newer messages, MODSEQ implied.
+  CHECK(r.cmd("f FETCH 1:* (FLAGS) (CHANGEDSINCE 4)\r\n") ==
+        "* 2 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (5))\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("f UID FETCH 1:* (FLAGS) (CHANGEDSINCE 3)\r\n") ==
+        "* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ (5))\r\n"
+        "* 3 FETCH (UID 3 FLAGS (\\Recent) MODSEQ (4))\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("f FETCH 1:* (UID MODSEQ) (CHANGEDSINCE 5)\r\n") == "f OK FETCH completed\r\n");
+  CHECK(r.cmd("f UID FETCH 1:* (FLAGS) (CHANGEDSINCE 3 VANISHED)\r\n") ==
+        "f BAD VANISHED needs QRESYNC\r\n");
+  // A body fetch that sets \Seen: FLAGS and MODSEQ.
+  CHECK(r.cmd("f FETCH 3 (BODY[HEADER.FIELDS (SUBJECT)])\r\n") ==
+        "* 3 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {15}\r\nSubject: hi\r\n\r\n"
+        " FLAGS (\\Seen \\Recent) MODSEQ (6))\r\nf OK FETCH completed\r\n");
+  CHECK(r.cmd("t STATUS INBOX (HIGHESTMODSEQ MESSAGES)\r\n") ==
+        "* STATUS INBOX (HIGHESTMODSEQ 6 MESSAGES 3)\r\nt OK STATUS completed\r\n");
+}
+
+TEST_CASE("CONDSTORE: STORE UNCHANGEDSINCE, MODIFIED, .SILENT with MODSEQ") {
+  bool bytewise = GENERATE(false, true);
+  Rig r(nullptr, bytewise);
+  for (int i = 0; i < 3; ++i) r.deliver(kSimple);  // modseqs 2, 3, 4
+  CHECK(r.cmd("s SELECT INBOX (CONDSTORE)\r\n") == selectLines(3, 3, 1, r.validity(), 4, 4));
+  // .SILENT: no FLAGS, but the new MODSEQ (and UID for UID STORE).
+  CHECK(r.cmd("a UID STORE 1 +FLAGS.SILENT (\\Flagged)\r\n") ==
+        "* 1 FETCH (UID 1 MODSEQ (5))\r\na OK STORE completed\r\n");
+  CHECK(r.cmd("a STORE 1 +FLAGS.SILENT (\\Flagged)\r\n") == "a OK STORE completed\r\n");
+  // Message 1 (modseq 5) fails the test, 2 and 3 pass.
+  CHECK(r.cmd("a STORE 1:3 (UNCHANGEDSINCE 4) +FLAGS (\\Deleted)\r\n") ==
+        "* 2 FETCH (FLAGS (\\Deleted \\Recent) MODSEQ (6))\r\n"
+        "* 3 FETCH (FLAGS (\\Deleted \\Recent) MODSEQ (6))\r\n"
+        "a OK [MODIFIED 1] Conditional STORE failed\r\n");
+  CHECK(r.cmd("a UID STORE 1:3 (UNCHANGEDSINCE 0) -FLAGS (\\Deleted)\r\n") ==
+        "a OK [MODIFIED 1:3] Conditional STORE failed\r\n");
+  CHECK(r.cmd("a STORE 2,3 (UNCHANGEDSINCE 6) -FLAGS.SILENT (\\Deleted)\r\n") ==
+        "* 2 FETCH (MODSEQ (7))\r\n* 3 FETCH (MODSEQ (7))\r\na OK STORE completed\r\n");
+  // Another session changes message 2: this one's conditional STORE with
+  // the modseq it knew fails, and the change shows with its MODSEQ.
+  Rig r2(r.data);
+  CHECK(r2.cmd("s SELECT INBOX\r\n").find("[HIGHESTMODSEQ 7]") != std::string::npos);
+  CHECK(r2.cmd("a STORE 2 +FLAGS.SILENT (\\Answered)\r\n") == "a OK STORE completed\r\n");
+  CHECK(r.cmd("a STORE 2 (UNCHANGEDSINCE 7) +FLAGS (\\Draft)\r\n") ==
+        "* 2 FETCH (FLAGS (\\Answered \\Recent) MODSEQ (8))\r\n"
+        "a OK [MODIFIED 2] Conditional STORE failed\r\n");
+  CHECK(r.cmd("n NOOP\r\n") == "n OK NOOP completed\r\n");
+}
+
+TEST_CASE("CONDSTORE: SEARCH MODSEQ and ESEARCH MODSEQ") {
+  bool bytewise = GENERATE(false, true);
+  Rig r(nullptr, bytewise);
+  for (int i = 0; i < 4; ++i) r.deliver(kSimple);  // modseqs 2..5
+  CHECK(r.cmd("s SELECT INBOX\r\n").find("* OK [HIGHESTMODSEQ 5] Highest\r\n") !=
+        std::string::npos);
+  CHECK(r.cmd("a STORE 2 +FLAGS.SILENT (\\Seen)\r\n") == "a OK STORE completed\r\n");  // 6
+  CHECK(r.cmd("g SEARCH MODSEQ 4\r\n") == "* SEARCH 2 3 4 (MODSEQ 6)\r\ng OK SEARCH completed\r\n");
+  CHECK(r.cmd("g UID SEARCH MODSEQ \"/flags/\\\\draft\" all 5 UNSEEN\r\n") ==
+        "* SEARCH 4 (MODSEQ 5)\r\ng OK SEARCH completed\r\n");
+  CHECK(r.cmd("g SEARCH MODSEQ 7\r\n") == "* SEARCH\r\ng OK SEARCH completed\r\n");
+  CHECK(r.cmd("g SEARCH OR MODSEQ 6 NOT MODSEQ 3\r\n") ==
+        "* SEARCH 1 2 (MODSEQ 6)\r\ng OK SEARCH completed\r\n");
+  CHECK(r.cmd("g SEARCH RETURN (ALL COUNT) MODSEQ 3\r\n") ==
+        "* ESEARCH (TAG \"g\") ALL 2:4 COUNT 3 MODSEQ 6\r\ng OK SEARCH completed\r\n");
+  CHECK(r.cmd("g SEARCH RETURN (MIN) MODSEQ 3\r\n") ==
+        "* ESEARCH (TAG \"g\") MIN 2 MODSEQ 6\r\ng OK SEARCH completed\r\n");
+  CHECK(r.cmd("g UID SEARCH RETURN (MAX) MODSEQ 3\r\n") ==
+        "* ESEARCH (TAG \"g\") UID MAX 4 MODSEQ 5\r\ng OK SEARCH completed\r\n");
+  CHECK(r.cmd("g SEARCH RETURN (COUNT) MODSEQ 99\r\n") ==
+        "* ESEARCH (TAG \"g\") COUNT 0\r\ng OK SEARCH completed\r\n");
+  // The SEARCH made CONDSTORE active: flag changes now carry MODSEQ.
+  CHECK(r.cmd("a STORE 1 +FLAGS (\\Flagged)\r\n") ==
+        "* 1 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ (7))\r\na OK STORE completed\r\n");
+}
+
+TEST_CASE("CONDSTORE: enabled implicitly; before that no MODSEQ in FETCH") {
+  Rig r;
+  r.deliver(kSimple);
+  r.deliver(kSimple);
+  Rig r2(r.data);
+  CHECK(r.cmd("s SELECT INBOX\r\n") == selectLines(2, 2, 1, r.validity(), 3, 3));
+  CHECK(r2.cmd("s SELECT INBOX\r\n") == selectLines(2, 0, 1, r.validity(), 3, 3));
+  CHECK(r2.cmd("a STORE 1 +FLAGS.SILENT (\\Seen)\r\n") == "a OK STORE completed\r\n");
+  CHECK(r.cmd("n NOOP\r\n") == "* 1 FETCH (FLAGS (\\Seen \\Recent))\r\nn OK NOOP completed\r\n");
+  CHECK(r.cmd("a STORE 2 +FLAGS (\\Seen)\r\n") ==
+        "* 2 FETCH (FLAGS (\\Seen \\Recent))\r\na OK STORE completed\r\n");
+  // FETCH MODSEQ turns it on.
+  CHECK(r.cmd("f FETCH 1 (MODSEQ)\r\n") == "* 1 FETCH (MODSEQ (4))\r\nf OK FETCH completed\r\n");
+  // (r2 hears of r's STORE on message 2, without MODSEQ: not enabled there.)
+  CHECK(r2.cmd("a STORE 1 -FLAGS.SILENT (\\Seen)\r\n") ==
+        "* 2 FETCH (FLAGS (\\Seen))\r\na OK STORE completed\r\n");
+  CHECK(r.cmd("n NOOP\r\n") ==
+        "* 1 FETCH (FLAGS (\\Recent) MODSEQ (6))\r\nn OK NOOP completed\r\n");
+  // STATUS HIGHESTMODSEQ turns it on too.
+  Rig r3(r.data);
+  CHECK(r3.cmd("t STATUS INBOX (HIGHESTMODSEQ)\r\n") ==
+        "* STATUS INBOX (HIGHESTMODSEQ 6)\r\nt OK STATUS completed\r\n");
+  CHECK(r3.cmd("s EXAMINE INBOX\r\n") == selectLines(2, 0, 1, r.validity(), 3, 6, "s", true));
+  CHECK(r2.cmd("a STORE 2 +FLAGS.SILENT (\\Answered)\r\n") == "a OK STORE completed\r\n");
+  CHECK(r3.cmd("n NOOP\r\n") ==
+        "* 2 FETCH (FLAGS (\\Answered \\Seen) MODSEQ (7))\r\nn OK NOOP completed\r\n");
+}
+
+TEST_CASE("CONDSTORE: a mailbox without mod-sequences answers NOMODSEQ and BAD") {
+  bool bytewise = GENERATE(false, true);
+  auto data = std::make_shared<store::MemoryStoreData>(true);
+  NoModSeqStore st(data);
+  MailSession s(st, {});
+  s.start("L", "");
+  (void)s.takeOutput();
+  REQUIRE(store::MemoryStore(data).deliver("INBOX", kSimple));
+  auto cmd = [&](std::string_view in) {
+    if (bytewise) {
+      for (char c : in) s.feed(std::string_view(&c, 1));
+    } else {
+      s.feed(in);
+    }
+    while (s.producing()) s.produce(97);
+    return s.takeOutput();
+  };
+  std::string sel = cmd("s SELECT INBOX (CONDSTORE)\r\n");
+  CHECK(sel.find("* OK [NOMODSEQ] No mod-sequences in this mailbox\r\n") != std::string::npos);
+  CHECK(sel.find("HIGHESTMODSEQ") == std::string::npos);
+  const char* bad = " BAD Mailbox does not support mod-sequences\r\n";
+  CHECK(cmd("f FETCH 1 (FLAGS MODSEQ)\r\n") == std::string("f") + bad);
+  CHECK(cmd("f FETCH 1 (FLAGS) (CHANGEDSINCE 1)\r\n") == std::string("f") + bad);
+  CHECK(cmd("a STORE 1 (UNCHANGEDSINCE 1) +FLAGS (\\Seen)\r\n") == std::string("a") + bad);
+  CHECK(cmd("g SEARCH NOT MODSEQ 1\r\n") == std::string("g") + bad);
+  CHECK(cmd("t STATUS INBOX (HIGHESTMODSEQ)\r\n") ==
+        "* STATUS INBOX (HIGHESTMODSEQ 0)\r\nt OK STATUS completed\r\n");
+  // CONDSTORE is enabled, but without mod-sequences no MODSEQ is made up.
+  CHECK(cmd("a STORE 1 +FLAGS (\\Seen)\r\n") ==
+        "* 1 FETCH (FLAGS (\\Seen \\Recent))\r\na OK STORE completed\r\n");
 }
 
 }  // namespace
