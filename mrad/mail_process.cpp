@@ -24,6 +24,7 @@
 #include "store/maildir_folder.hpp"
 #include "store/maildir_store.hpp"
 #include "store/mbox_folder.hpp"
+#include "store/mbox_store.hpp"
 
 namespace yubin::mrad {
 namespace {
@@ -326,6 +327,16 @@ class ImapConnection : public Connection {
               }),
         reaper_(owner.base(), [this] { owner_.closed(this); }) {}
 
+  // An mbox user's other folders are mbox files in "<inbox>.folders"
+  // (mbox_store.hpp); a Maildir user's are Maildir++ folders.
+  Result<std::unique_ptr<store::MailStore>> openStore() {
+    if (h_.kind != MailboxKind::Mbox) return store::openMaildirStore(h_.mailbox);
+    store::MboxStoreSettings ms;
+    ms.inbox = h_.mailbox;
+    ms.lock = owner_.settings().lock;
+    return store::openMboxStore(ms);
+  }
+
   ~ImapConnection() override {
     watch_.reset();
     session_.reset();
@@ -343,12 +354,10 @@ class ImapConnection : public Connection {
     if (!matchesDirectory(owner_, h_))
       return refuse("Mailbox unavailable, try again later",
                     "the handoff does not match the user database");
-    if (h_.kind == MailboxKind::Mbox)
-      return refuse("IMAP is not available for mbox mailboxes yet", "imap over mbox");
     if (!owner_.acquireImap(h_.user))
       return refuse("Too many IMAP sessions for this user", "too many sessions", "LIMIT");
     counted_ = true;
-    auto st = store::openMaildirStore(h_.mailbox);
+    auto st = openStore();
     if (!st) {
       YLOG_ERROR("cannot open mail store session=%s user=%s mailbox=%s error=\"%s\"",
                  h_.sessionId.c_str(), h_.user.c_str(), h_.mailbox.c_str(),
