@@ -602,11 +602,18 @@ TEST_CASE("MaildirStore: a mailbox of 10,000 messages", "[perf]") {
   CHECK(c->existsChanged);
   CHECK((*mb)->messages().size() == kCount + 1);
   CHECK((*mb)->messages().back().uid == kCount + 1);
+  // A STORE on one message: rename plus the uid list rewritten (CONDSTORE).
+  const uint64_t before = (*mb)->highestModSeq();
+  t0 = Clock();
+  REQUIRE((*mb)->setFlags({5}, FlagOp::Add, {kFlagFlagged, {}}));
+  std::string storeMs = t0.since();
+  CHECK((*mb)->messages()[5].modSeq == before + 1);
+  CHECK((*mb)->highestModSeq() == before + 1);
   std::fprintf(stderr,
                "10k messages: status cold %s, warm %s; select %s; sync unchanged %s; sync with "
-               "one new message %s\n",
+               "one new message %s; STORE of one message %s\n",
                coldStatus.c_str(), warmStatus.c_str(), selectMs.c_str(), idleSync.c_str(),
-               newSync.c_str());
+               newSync.c_str(), storeMs.c_str());
 }
 
 }  // namespace
