@@ -238,6 +238,7 @@ FetchJob::FetchJob(store::ImapMailbox& box, StructureCache& cache, std::vector<s
     if (needsContent(a)) needContent_ = true;
     if (a.kind == wire::FetchAtt::Kind::Flags) hasFlagsAtt_ = true;
     if (a.kind == wire::FetchAtt::Kind::ModSeq) hasModSeqAtt_ = true;
+    if (a.kind == wire::FetchAtt::Kind::Uid) hasUidAtt_ = true;
   }
   addFlags_.resize(indexes_.size(), false);
 }
@@ -578,6 +579,10 @@ bool FetchJob::step(std::string& out, size_t budget) {
     if (!atts_.empty()) out += ' ';
     out += "FLAGS ";
     out += flagList(box_.messages()[indexes_[msg_]], !utf8_);
+  }
+  if (addFlags_[msg_] && condstore_ && !hasUidAtt_) {
+    out += " UID ";
+    out += std::to_string(box_.messages()[indexes_[msg_]].uid);
   }
   if (addFlags_[msg_] && condstore_ && !hasModSeqAtt_) {
     out += " MODSEQ (";

@@ -65,7 +65,7 @@ class FetchJob {
            std::vector<yubin::imap::FetchAtt> atts, std::vector<bool> addFlags, bool utf8);
   ~FetchJob();
   // CONDSTORE is enabled (RFC 7162 §3.1): a message whose \Seen this FETCH
-  // set (addFlags) also gets MODSEQ in its response.
+  // set (addFlags) also gets UID and MODSEQ in its response.
   void setCondstore(bool on) { condstore_ = on; }
   FetchJob(const FetchJob&) = delete;
   FetchJob& operator=(const FetchJob&) = delete;
@@ -101,6 +101,7 @@ class FetchJob {
   bool needContent_ = false;
   bool hasFlagsAtt_ = false;
   bool hasModSeqAtt_ = false;
+  bool hasUidAtt_ = false;
   bool condstore_ = false;
   size_t msg_ = 0;      // position in indexes_
   size_t item_ = 0;     // next item of the current message

@@ -270,7 +270,7 @@ class MailSession::Impl : public wire::MessageSink {
     for (size_t i : ch->flagsChanged) {
       if (i >= msgs.size()) continue;
       std::string d = std::to_string(i + 1) + " FETCH (";
-      if (uidCommand) d += "UID " + std::to_string(msgs[i].uid) + " ";
+      if (uidCommand || modSeqs()) d += "UID " + std::to_string(msgs[i].uid) + " ";
       d += "FLAGS " + flagList(msgs[i], !rev2_);
       if (modSeqs()) d += " MODSEQ (" + std::to_string(msgs[i].modSeq) + ")";
       d += ")";
@@ -278,7 +278,7 @@ class MailSession::Impl : public wire::MessageSink {
     }
   }
   // CONDSTORE is on and the selected mailbox keeps mod-sequences: untagged
-  // FETCH responses carry MODSEQ (RFC 7162 §3.1).
+  // FETCH responses for flag changes carry UID and MODSEQ (RFC 7162 §3.1).
   bool modSeqs() const { return condstore_ && box_ && box_->highestModSeq() > 0; }
   // A CONDSTORE-only item or modifier on a mailbox without mod-sequences
   // (NOMODSEQ) gets BAD (RFC 7162 §3.1.2.2); otherwise CONDSTORE is now on.
@@ -947,7 +947,7 @@ class MailSession::Impl : public wire::MessageSink {
       const bool changed = msgs[i].modSeq != before[k];
       if (a.silent && !(withModSeq && changed)) continue;
       std::string d = std::to_string(i + 1) + " FETCH (";
-      if (c.uid) d += "UID " + std::to_string(msgs[i].uid) + " ";
+      if (c.uid || withModSeq) d += "UID " + std::to_string(msgs[i].uid) + " ";
       if (!a.silent) d += "FLAGS " + flagList(msgs[i], !rev2_);
       if (withModSeq) {
         if (!a.silent) d += ' ';

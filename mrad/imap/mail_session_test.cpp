@@ -835,10 +835,10 @@ TEST_CASE("CONDSTORE: ENABLE, SELECT with HIGHESTMODSEQ, FETCH MODSEQ and CHANGE
         "* 1 FETCH (FLAGS (\\Recent) MODSEQ (2))\r\n* 2 FETCH (FLAGS (\\Recent) MODSEQ (3))\r\n"
         "* 3 FETCH (FLAGS (\\Recent) MODSEQ (4))\r\nf OK FETCH completed\r\n");
   CHECK(r.cmd("a STORE 2 +FLAGS (\\Seen)\r\n") ==
-        "* 2 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (5))\r\na OK STORE completed\r\n");
+        "* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ (5))\r\na OK STORE completed\r\n");
   // A STORE that changes nothing keeps the mod-sequence.
   CHECK(r.cmd("a STORE 2 +FLAGS (\\Seen)\r\n") ==
-        "* 2 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (5))\r\na OK STORE completed\r\n");
+        "* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ (5))\r\na OK STORE completed\r\n");
   // CHANGEDSINCE: only the newer messages, MODSEQ implied.
   CHECK(r.cmd("f FETCH 1:* (FLAGS) (CHANGEDSINCE 4)\r\n") ==
         "* 2 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (5))\r\nf OK FETCH completed\r\n");
@@ -851,7 +851,7 @@ TEST_CASE("CONDSTORE: ENABLE, SELECT with HIGHESTMODSEQ, FETCH MODSEQ and CHANGE
   // A body fetch that sets \Seen: FLAGS and MODSEQ.
   CHECK(r.cmd("f FETCH 3 (BODY[HEADER.FIELDS (SUBJECT)])\r\n") ==
         "* 3 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {15}\r\nSubject: hi\r\n\r\n"
-        " FLAGS (\\Seen \\Recent) MODSEQ (6))\r\nf OK FETCH completed\r\n");
+        " FLAGS (\\Seen \\Recent) UID 3 MODSEQ (6))\r\nf OK FETCH completed\r\n");
   CHECK(r.cmd("t STATUS INBOX (HIGHESTMODSEQ MESSAGES)\r\n") ==
         "* STATUS INBOX (HIGHESTMODSEQ 6 MESSAGES 3)\r\nt OK STATUS completed\r\n");
 }
@@ -861,26 +861,26 @@ TEST_CASE("CONDSTORE: STORE UNCHANGEDSINCE, MODIFIED, .SILENT with MODSEQ") {
   Rig r(nullptr, bytewise);
   for (int i = 0; i < 3; ++i) r.deliver(kSimple);  // modseqs 2, 3, 4
   CHECK(r.cmd("s SELECT INBOX (CONDSTORE)\r\n") == selectLines(3, 3, 1, r.validity(), 4, 4));
-  // .SILENT: no FLAGS, but the new MODSEQ (and UID for UID STORE).
+  // .SILENT: no FLAGS, but UID and the new MODSEQ.
   CHECK(r.cmd("a UID STORE 1 +FLAGS.SILENT (\\Flagged)\r\n") ==
         "* 1 FETCH (UID 1 MODSEQ (5))\r\na OK STORE completed\r\n");
   CHECK(r.cmd("a STORE 1 +FLAGS.SILENT (\\Flagged)\r\n") == "a OK STORE completed\r\n");
   // Message 1 (modseq 5) fails the test, 2 and 3 pass.
   CHECK(r.cmd("a STORE 1:3 (UNCHANGEDSINCE 4) +FLAGS (\\Deleted)\r\n") ==
-        "* 2 FETCH (FLAGS (\\Deleted \\Recent) MODSEQ (6))\r\n"
-        "* 3 FETCH (FLAGS (\\Deleted \\Recent) MODSEQ (6))\r\n"
+        "* 2 FETCH (UID 2 FLAGS (\\Deleted \\Recent) MODSEQ (6))\r\n"
+        "* 3 FETCH (UID 3 FLAGS (\\Deleted \\Recent) MODSEQ (6))\r\n"
         "a OK [MODIFIED 1] Conditional STORE failed\r\n");
   CHECK(r.cmd("a UID STORE 1:3 (UNCHANGEDSINCE 0) -FLAGS (\\Deleted)\r\n") ==
         "a OK [MODIFIED 1:3] Conditional STORE failed\r\n");
   CHECK(r.cmd("a STORE 2,3 (UNCHANGEDSINCE 6) -FLAGS.SILENT (\\Deleted)\r\n") ==
-        "* 2 FETCH (MODSEQ (7))\r\n* 3 FETCH (MODSEQ (7))\r\na OK STORE completed\r\n");
+        "* 2 FETCH (UID 2 MODSEQ (7))\r\n* 3 FETCH (UID 3 MODSEQ (7))\r\na OK STORE completed\r\n");
   // Another session changes message 2: this one's conditional STORE with
   // the modseq it knew fails, and the change shows with its MODSEQ.
   Rig r2(r.data);
   CHECK(r2.cmd("s SELECT INBOX\r\n").find("[HIGHESTMODSEQ 7]") != std::string::npos);
   CHECK(r2.cmd("a STORE 2 +FLAGS.SILENT (\\Answered)\r\n") == "a OK STORE completed\r\n");
   CHECK(r.cmd("a STORE 2 (UNCHANGEDSINCE 7) +FLAGS (\\Draft)\r\n") ==
-        "* 2 FETCH (FLAGS (\\Answered \\Recent) MODSEQ (8))\r\n"
+        "* 2 FETCH (UID 2 FLAGS (\\Answered \\Recent) MODSEQ (8))\r\n"
         "a OK [MODIFIED 2] Conditional STORE failed\r\n");
   CHECK(r.cmd("n NOOP\r\n") == "n OK NOOP completed\r\n");
 }
@@ -908,7 +908,7 @@ TEST_CASE("CONDSTORE: SEARCH MODSEQ and ESEARCH MODSEQ") {
         "* ESEARCH (TAG \"g\") COUNT 0\r\ng OK SEARCH completed\r\n");
   // The SEARCH made CONDSTORE active: flag changes now carry MODSEQ.
   CHECK(r.cmd("a STORE 1 +FLAGS (\\Flagged)\r\n") ==
-        "* 1 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ (7))\r\na OK STORE completed\r\n");
+        "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent) MODSEQ (7))\r\na OK STORE completed\r\n");
 }
 
 TEST_CASE("CONDSTORE: enabled implicitly; before that no MODSEQ in FETCH") {
@@ -928,7 +928,7 @@ TEST_CASE("CONDSTORE: enabled implicitly; before that no MODSEQ in FETCH") {
   CHECK(r2.cmd("a STORE 1 -FLAGS.SILENT (\\Seen)\r\n") ==
         "* 2 FETCH (FLAGS (\\Seen))\r\na OK STORE completed\r\n");
   CHECK(r.cmd("n NOOP\r\n") ==
-        "* 1 FETCH (FLAGS (\\Recent) MODSEQ (6))\r\nn OK NOOP completed\r\n");
+        "* 1 FETCH (UID 1 FLAGS (\\Recent) MODSEQ (6))\r\nn OK NOOP completed\r\n");
   // STATUS HIGHESTMODSEQ turns it on too.
   Rig r3(r.data);
   CHECK(r3.cmd("t STATUS INBOX (HIGHESTMODSEQ)\r\n") ==
@@ -936,7 +936,7 @@ TEST_CASE("CONDSTORE: enabled implicitly; before that no MODSEQ in FETCH") {
   CHECK(r3.cmd("s EXAMINE INBOX\r\n") == selectLines(2, 0, 1, r.validity(), 3, 6, "s", true));
   CHECK(r2.cmd("a STORE 2 +FLAGS.SILENT (\\Answered)\r\n") == "a OK STORE completed\r\n");
   CHECK(r3.cmd("n NOOP\r\n") ==
-        "* 2 FETCH (FLAGS (\\Answered \\Seen) MODSEQ (7))\r\nn OK NOOP completed\r\n");
+        "* 2 FETCH (UID 2 FLAGS (\\Answered \\Seen) MODSEQ (7))\r\nn OK NOOP completed\r\n");
 }
 
 TEST_CASE("CONDSTORE: a mailbox without mod-sequences answers NOMODSEQ and BAD") {
