@@ -4,6 +4,7 @@ the empty folders are installed too; the units' socket names are config
 keys; and what the units grant (capability bounding set, no-new-privs,
 socket activation) is enough for the programs they start (as root)."""
 import json
+import os
 import re
 import shutil
 import smtplib
@@ -32,6 +33,16 @@ def test_destdir_install(tmp_path, build_dir):
     assert any(f.endswith('yubin/mtad') for f in files)
     assert any(f.endswith('yubin/mdad') for f in files)
     assert any(f.endswith('etc/yubin/yubin.conf') for f in files)
+    # One mailq, where Debian's MTAs have it (/usr/bin), a link to yubinctl
+    # (which prints the queue when called mailq); its page is
+    # yubin-sendmail(1), a user command.
+    mailq = dest / prefix / 'bin/mailq'
+    assert mailq.is_symlink() and os.readlink(mailq) == '../sbin/yubinctl'
+    assert not (dest / prefix / 'sbin/mailq').is_symlink()
+    assert [f for f in files if f.endswith('/mailq')] == [f'{prefix}/bin/mailq']
+    assert f'{prefix}/share/man/man1/yubin-sendmail.1' in files
+    assert not any(f.endswith('man8/yubin-sendmail.8') for f in files)
+    assert os.readlink(dest / prefix / 'share/man/man1/mailq.1') == 'yubin-sendmail.1'
     # Nothing test-only is installed.
     assert not any('testd' in f or 'mkcert' in f or f.endswith('_test') for f in files)
     ctl = dest / prefix / 'sbin/yubinctl'
