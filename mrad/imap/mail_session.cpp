@@ -665,6 +665,8 @@ class MailSession::Impl : public wire::MessageSink {
       patterns.push_back(*pat);
     }
     const std::string verb = lsub ? "LSUB " : "LIST ";
+    for (auto item : a.statusItems)  // LIST-STATUS with HIGHESTMODSEQ, as STATUS (RFC 7162 §3.1)
+      if (a.retStatus && item == wire::StatusItem::HighestModSeq) condstore_ = true;
     // The empty pattern asks for the delimiter and the root.
     if (!a.extended() && patterns.size() == 1 && patterns[0].empty()) {
       out_ += wire::untaggedData(verb + "(\\Noselect) " + delimiterString() + " \"\"");

@@ -937,6 +937,15 @@ TEST_CASE("CONDSTORE: enabled implicitly; before that no MODSEQ in FETCH") {
   CHECK(r2.cmd("a STORE 2 +FLAGS.SILENT (\\Answered)\r\n") == "a OK STORE completed\r\n");
   CHECK(r3.cmd("n NOOP\r\n") ==
         "* 2 FETCH (UID 2 FLAGS (\\Answered \\Seen) MODSEQ (7))\r\nn OK NOOP completed\r\n");
+  // And LIST ... RETURN (STATUS (HIGHESTMODSEQ)).
+  Rig r4(r.data);
+  CHECK(r4.cmd("l LIST \"\" INBOX RETURN (STATUS (HIGHESTMODSEQ))\r\n") ==
+        "* LIST (\\HasNoChildren) \".\" INBOX\r\n* STATUS INBOX (HIGHESTMODSEQ 7)\r\n"
+        "l OK LIST completed\r\n");
+  CHECK(r4.cmd("s EXAMINE INBOX\r\n").find("[HIGHESTMODSEQ 7]") != std::string::npos);
+  CHECK(r2.cmd("a STORE 2 -FLAGS.SILENT (\\Answered)\r\n") == "a OK STORE completed\r\n");
+  CHECK(r4.cmd("n NOOP\r\n") ==
+        "* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (8))\r\nn OK NOOP completed\r\n");
 }
 
 TEST_CASE("CONDSTORE: a mailbox without mod-sequences answers NOMODSEQ and BAD") {
