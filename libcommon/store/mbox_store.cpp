@@ -113,7 +113,7 @@ Meta parseMeta(std::string_view data) {
   auto take = [&](std::string_view f) {
     size_t colon = f.find(':');
     if (colon == std::string_view::npos) return;
-    std::string_view name = trim(f.substr(0, colon));
+    std::string_view name = f.substr(0, colon);  // exactly, as MboxMetaFilter matches it
     std::string_view value = trim(f.substr(colon + 1));
     if (iequals(name, "Status") && !seenStatus) {
       seenStatus = true;
@@ -136,7 +136,11 @@ Meta parseMeta(std::string_view data) {
       seenUid = true;
       auto v = parseU32(value);
       m.uid = v ? *v : 0;
-    } else if ((iequals(name, "X-IMAPbase") || iequals(name, "X-IMAP")) && !m.hasBase) {
+    } else if (iequals(name, "X-IMAPbase") || iequals(name, "X-IMAP")) {
+      // Any X-IMAP field makes the pseudo message, as mboxIsPseudoMessage
+      // (POP3) decides it; the first of the two fields is the base.
+      if (iequals(name, "X-IMAP")) m.pseudo = true;
+      if (m.hasBase) return;
       auto w = words(value);
       if (w.size() >= 2) {
         auto v = parseU32(w[0]);
@@ -149,7 +153,6 @@ Meta parseMeta(std::string_view data) {
             addKeyword(m.keywords, w[i]);
         }
       }
-      if (iequals(name, "X-IMAP")) m.pseudo = true;
     }
   };
   mboxHeaderLines(data, [&](std::string_view line, size_t) {
@@ -291,6 +294,10 @@ Result<State> loadState(int fd, const FileId& id) {
     msg.flags = std::move(meta.flags);
     msg.old = meta.old;
     msg.size = crlfSize(mboxVisible(m.data));
+    // The last message may end without LF at the end of the file; a write
+    // adds one (the separator needs it), so write it before any client
+    // sees the message, which then never changes.
+    if (!m.data.empty() && m.data.back() != '\n') s.needsWrite = true;
     for (const auto& k : msg.flags.keywords)
       if (s.keywords.size() < kMaxKeywords) addKeyword(s.keywords, k);
     s.msgs.push_back(std::move(msg));
@@ -501,9 +508,35 @@ class LockedMbox {
       std::string from = m.hasFromLine ? "From " + m.sender + " " + m.dateText + "\n"
                                        : mboxFromLine("MAILER-DAEMON", now);
       if (auto s = w.raw(from); !s) return s;
-      if (auto s = w.put(metaFields(state_, uidNext, first, m.uid, f, old, eolOf(visible))); !s)
-        return s;
-      if (auto s = w.put(visible); !s) return s;
+      // Our fields go at the end of the header block, as Dovecot puts them
+      // (at the top, a first line starting with a blank would become their
+      // continuation and vanish).
+      const std::string_view eol = eolOf(visible);
+      const std::string_view v = visible;
+      size_t at = v.size();
+      for (size_t pos = 0; pos < v.size();) {
+        size_t nl = v.find('\n', pos);
+        if (nl == std::string_view::npos) break;
+        std::string_view line = v.substr(pos, nl - pos);
+        if (line.empty() || line == "\r") {
+          at = pos;
+          break;
+        }
+        pos = nl + 1;
+      }
+      if (at == v.size() && !v.empty() && v.back() != '\n') {
+        // The unterminated last line: a lone CR becomes the empty line
+        // once the LF is added, so the fields go before it.
+        size_t last = v.rfind('\n');
+        last = last == std::string_view::npos ? 0 : last + 1;
+        if (v.substr(last) == "\r") at = last;
+      }
+      if (auto s = w.put(v.substr(0, at)); !s) return s;
+      if (at == v.size() && !v.empty() && v.back() != '\n') {
+        if (auto s = w.put(eol); !s) return s;
+      }
+      if (auto s = w.put(metaFields(state_, uidNext, first, m.uid, f, old, eol)); !s) return s;
+      if (auto s = w.put(v.substr(at)); !s) return s;
       w.endMessage();
       if (w.lastByte() != '\n') {
         if (auto s = w.raw("\n"); !s) return s;
@@ -573,6 +606,8 @@ class LockedMbox {
     if (::fstat(nfd.get(), &nst) != 0) return errnoError("fstat " + path_);
     auto ns = loadState(nfd.get(), fileId(nst));
     if (!ns) return ns.error();
+    if (ns->needsWrite || ns->msgs.size() != kept.size())
+      return Error{path_ + ": the rewritten file does not read back as written", EIO};
     fd_ = std::move(nfd);
     state_ = std::move(*ns);
     return assigned;
@@ -827,7 +862,19 @@ class MboxMailbox final : public ImapMailbox {
     if (!l) return l.error();
     AppendedUids out;
     Result<std::vector<uint32_t>> uids = std::vector<uint32_t>{};
-    if (l->state().needsWrite || l->state().baseNextAt == 0)
+    // The append puts our fields first: a message starting with a blank
+    // (a continuation line without a field) goes through a rewrite, which
+    // puts them last.
+    bool blankFirst = false;
+    for (const Extra& e : extras) {
+      char c = 0;
+      (void)e.source->forEachChunk([&](std::string_view chunk) {
+        c = chunk[0];
+        return Status{Error{"first byte read", ECANCELED}};
+      });
+      blankFirst = blankFirst || c == ' ' || c == '\t';
+    }
+    if (l->state().needsWrite || l->state().baseNextAt == 0 || blankFirst)
       uids = l->rewrite(Plan{}, extras, [&sh] { return sh.newValidity(); });
     else if (!extras.empty())
       uids = l->append(extras);
@@ -995,6 +1042,12 @@ class MboxAppend final : public AppendTransaction {
   UniqueFd spool_;
   uint64_t size_ = 0;
 };
+
+// A temporary name beside path that list() never takes for a mailbox.
+std::string hiddenTemp(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return path.substr(0, slash + 1) + "." + path.substr(slash + 1) + ".yubin-new";
+}
 
 class MboxStore final : public MailStore {
  public:
@@ -1247,7 +1300,7 @@ class MboxStore final : public MailStore {
     if (!v) return v.error();
     State s;
     s.uidValidity = *v;
-    const std::string tmp = path + ".yubin-new";
+    const std::string tmp = hiddenTemp(path);
     if (auto st = atomicWrite(tmp, pseudoMessage(s, 1), 0600); !st) return st;
     ScopeExit removeTmp([&tmp] { ::unlink(tmp.c_str()); });
     if (shared_->fs->link(tmp.c_str(), path.c_str()) != 0) {
@@ -1283,7 +1336,7 @@ class MboxStore final : public MailStore {
       }
     }
     if (auto st = makeDirs(shared_->root, 0700); !st) return st;
-    const std::string tmp = toPath + ".yubin-new";
+    const std::string tmp = hiddenTemp(toPath);
     if (auto st = atomicWrite(tmp, data, 0600); !st) return st;
     ScopeExit removeTmp([&tmp] { ::unlink(tmp.c_str()); });
     if (shared_->fs->link(tmp.c_str(), toPath.c_str()) != 0) {

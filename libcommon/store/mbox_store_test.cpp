@@ -394,6 +394,46 @@ TEST_CASE("MboxStore: keywords and flags over many messages, one rewrite each") 
   CHECK(s->status("INBOX")->uidNext == 201);
 }
 
+TEST_CASE("MboxStore: odd headers keep their bytes through rewrites (fuzz findings)") {
+  const std::vector<std::string> files = {
+      // A first line that is a continuation: our fields must not adopt it.
+      mboxFromLine("a", 1) + "\tStatus: O\nSubject: s\n\nbody\n\n",
+      // No From_ line, no empty line, a lone CR at the very end.
+      "x\nX-UID: 1\nSubject: s\n\r",
+      // An X-IMAP field after X-IMAPbase: a pseudo message for both sides.
+      mboxFromLine("a", 1) + "X-IMAPbase: 5 0000000009\nX-IMAP: 5 0000000009\n\ni\n\n" +
+          mboxFromLine("b", 2) + "Subject: real\nX-UID: 3\n\nhi\n\n",
+      // "Status :" is not the Status field (and stays visible).
+      mboxFromLine("a", 1) + "Status : R\nX-UID: 1\n\nb\n",
+  };
+  for (const auto& file : files) {
+    INFO(file);
+    MboxHarness h;
+    REQUIRE(atomicWrite(h.settings.inbox, file, 0600));
+    auto s = h.open();
+    auto mb = s->select("INBOX", false);
+    REQUIRE(mb);
+    std::vector<std::string> before;
+    for (size_t i = 0; i < (*mb)->messages().size(); ++i) {
+      before.push_back(readAll(**mb, i));
+      CHECK(crlfSize(before.back()) == (*mb)->messages()[i].size);
+    }
+    std::vector<size_t> all(before.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    REQUIRE((*mb)->setFlags(all, FlagOp::Add, {kFlagFlagged, {"K"}}));
+    auto again = h.open()->select("INBOX", true);
+    REQUIRE(again);
+    REQUIRE((*again)->messages().size() == before.size());
+    for (size_t i = 0; i < before.size(); ++i) {
+      CHECK(readAll(**again, i) == before[i]);
+      CHECK((*again)->messages()[i].flags.system == kFlagFlagged);
+    }
+    auto pop = MboxFolder::open(h.settings.inbox);
+    REQUIRE(pop);
+    CHECK((*pop)->messages().size() == before.size());
+  }
+}
+
 TEST_CASE("MboxMetaFilter: fields hidden in the header only, in any piece size") {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"Status: RO\nSubject: a\n\nStatus: body\n", "Subject: a\n\nStatus: body\n"},
