@@ -7,14 +7,15 @@
 //
 // The guarantee: a commit callback reports success only after the message
 // file has been fsync'd, renamed from tmp/ into queue/, and queue/ has been
-// fsync'd. Only then may mtad answer 250 to the end of DATA. Several
-// sessions that commit at the same moment share one directory fsync (group
-// commit) without weakening that guarantee for any of them.
+// fsync'd. Only then may mtad answer 250 to the end of DATA. Sessions that
+// commit at the same moment fsync their files in parallel and share one
+// directory fsync (group commit), which overlaps the file fsyncs of later
+// commits, without weakening that guarantee for any of them and without
+// ever waiting for company.
 //
 // Threads: a Queue is used from one thread (the event loop thread) except
-// for its committer's worker thread, which only touches the jobs handed to
-// it and the Fs, and its helper threads (QueueOptions::fsyncThreads), which
-// only touch the files of the batch being synced, each file by one thread.
+// for its committer's threads (QueueOptions::fsyncThreads), which only touch
+// the jobs handed to them and the Fs, each job by one thread at a time.
 // Callbacks run on the loop thread, never inside commit().
 //
 // Trust: runs as yubin-mta. Files in the spool are written by mtad only, but
@@ -113,14 +114,14 @@ class Queue;
 class PendingMessage {
  public:
   PendingMessage() = default;
-  PendingMessage(PendingMessage&&) noexcept = default;
+  PendingMessage(PendingMessage&& o) noexcept;
   PendingMessage& operator=(PendingMessage&& o) noexcept;
   PendingMessage(const PendingMessage&) = delete;
   PendingMessage& operator=(const PendingMessage&) = delete;
   ~PendingMessage();
 
   // False once committed, aborted or moved from.
-  bool active() const { return fd_.valid(); }
+  bool active() const { return active_; }
   const QueueId& id() const { return *id_; }
   // Message bytes appended so far.
   uint64_t size() const { return size_; }
@@ -135,12 +136,14 @@ class PendingMessage {
  private:
   friend class Queue;
   friend class Committer;
+  Status create();  // tmp/<id>, O_EXCL, once
   Status flush();
   void setError(Error e);
 
   Queue* queue_ = nullptr;
   std::optional<QueueId> id_;
-  UniqueFd fd_;
+  UniqueFd fd_;  // invalid until the first flush creates tmp/<id>
+  bool active_ = false;
   std::string buf_;
   size_t bufferSize_ = 0;
   uint64_t size_ = 0;
@@ -152,11 +155,19 @@ struct QueueOptions {
   Fs* fs = nullptr;  // null: realFs()
   uint32_t pid = 0;  // for queue IDs; 0: getpid()
   size_t writeBuffer = 64 * 1024;
-  size_t maxBatch = 256;  // commits made durable by one directory fsync, at most
-  // Threads that finish and fsync the files of a batch at the same time
-  // (the committer's worker is one of them), so the file system can merge
-  // their journal commits. 1: one file after another on the worker.
-  size_t fsyncThreads = 8;
+  // The committer's threads: each finishes, fsyncs and renames one file at
+  // a time, as soon as it is handed over, so up to this many file fsyncs
+  // run at once (the file system can then merge their journal commits and
+  // device flushes); whichever finds no directory fsync under way also
+  // syncs queue/ for every rename done so far. 1: one file after another.
+  size_t fsyncThreads = 16;
+  // begin() only stages the message; tmp/<id> is created (O_EXCL) when the
+  // write buffer first fills or at commit, so a message that fits the
+  // buffer costs the calling thread no file system call (the commit's
+  // thread creates and writes it). An error creating it (ENOSPC, EACCES,
+  // EEXIST) is then returned by append or reported by the commit, and a
+  // small message in progress has no file in tmp/ yet.
+  bool createOnFlush = false;
 };
 
 using CommitCallback = std::function<void(Result<QueueId>)>;
@@ -187,7 +198,8 @@ class Queue {
   // (an eventfd registered on base). Call once, before commit().
   Status attachLoop(event_base* base);
 
-  // Creates tmp/<new id> (O_EXCL) and stages the header and envelope.
+  // Creates tmp/<new id> (O_EXCL) and stages the header and envelope; with
+  // QueueOptions::createOnFlush the file is created later (see there).
   // The envelope is validated (EINVAL); env.size is ignored.
   Result<PendingMessage> begin(const Envelope& env);
 

@@ -147,7 +147,36 @@ class FaultFs : public RealFs {
     if (auto e = hit(Op::Unlink)) return *e;
     return RealFs::unlink(p);
   }
+  // While closed, directory fsyncs wait.
+  void closeDirGate() {
+    std::lock_guard l(mu_);
+    dirGateClosed_ = true;
+  }
+  void openDirGate() {
+    {
+      std::lock_guard l(mu_);
+      dirGateClosed_ = false;
+    }
+    cv_.notify_all();
+  }
+  // Returns once n directory fsyncs are waiting at the closed gate.
+  void waitForDirGateWaiters(int n) {
+    std::unique_lock l(mu_);
+    cv_.wait(l, [&] { return dirGateWaiters_ >= n; });
+  }
+  // Returns once op has been called n times in all (at most 30 s).
+  bool waitForCalls(Op op, int n) {
+    std::unique_lock l(mu_);
+    return cv_.wait_for(l, std::chrono::seconds(30), [&] { return calls_[op] >= n; });
+  }
   Status fsyncDir(const std::string& d) override {
+    {
+      std::unique_lock l(mu_);
+      ++dirGateWaiters_;
+      cv_.notify_all();
+      cv_.wait(l, [&] { return !dirGateClosed_; });
+      --dirGateWaiters_;
+    }
     if (auto e = hit(Op::FsyncDir)) return *e;
     return RealFs::fsyncDir(d);
   }
@@ -165,6 +194,7 @@ class FaultFs : public RealFs {
   std::optional<Error> hit(Op op) {
     std::lock_guard l(mu_);
     int n = ++calls_[op];
+    cv_.notify_all();  // for waitForCalls
     auto it = faults_.find(op);
     if (it == faults_.end()) return std::nullopt;
     if (n == it->second.at || (it->second.sticky && n > it->second.at))
@@ -179,6 +209,8 @@ class FaultFs : public RealFs {
   size_t maxWrite_ = 0;
   bool gateClosed_ = false;
   int gateWaiters_ = 0;
+  bool dirGateClosed_ = false;
+  int dirGateWaiters_ = 0;
   int inFlight_ = 0;
   int maxInFlight_ = 0;
   int barrierTarget_ = 0;
