@@ -1,6 +1,10 @@
 // The mtad daemon object; see mtad.hpp.
 #include "mtad/mtad.hpp"
 
+#include <sys/resource.h>
+
+#include <algorithm>
+
 #include "base/log.hpp"
 #include "mtad/connection.hpp"
 #include "mtad/control.hpp"
@@ -23,6 +27,28 @@ ServerSettings ServerSettings::fromConfig(const config::Config& cfg) {
   return s;
 }
 
+namespace {
+
+// Each session holds one descriptor; max_connections of them need a limit
+// above the usual soft 1024. Raise the soft limit (up to the hard one, which
+// needs no privilege) and say so when even that is short.
+void raiseFdLimit(uint64_t maxConnections) {
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  rlim_t want = static_cast<rlim_t>(maxConnections) + 1024;  // + queue, listeners, LMTP
+  if (rl.rlim_cur >= want) return;
+  rlim_t target = rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
+  if (target > rl.rlim_cur) {
+    rl.rlim_cur = target;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  }
+  if (target < want)
+    YLOG_WARN("open file limit %llu is below max_connections + 1024 = %llu; raise the hard limit",
+              static_cast<unsigned long long>(target), static_cast<unsigned long long>(want));
+}
+
+}  // namespace
+
 Mtad::Mtad() = default;
 Mtad::~Mtad() {
   control_.reset();
@@ -38,6 +64,7 @@ Status Mtad::start(service::Context& ctx) {
   base_ = ctx.base();
   const config::Config& cfg = ctx.config();
   settings_ = ServerSettings::fromConfig(cfg);
+  raiseFdLimit(settings_.maxConnections);
 
   auto q = queue::Queue::open({.spoolDir = cfg.str("global", "spool_dir")});
   if (!q) return Error{"queue: " + q.error().message, q.error().errnum};
