@@ -879,4 +879,14 @@ TEST_CASE("remove deletes message then state; hold and release move between fold
   REQUIRE(q->remove(id2).ok());
   CHECK(listNames(tmp.path() + "/hold").empty());
   CHECK(listNames(tmp.path() + "/state").empty());
+
+  // A message without a state file (delivered at its first attempt): the
+  // unlink is the whole removal, with no directory fsync to fail.
+  auto m3 = q->begin(envelope());
+  REQUIRE(m3.ok());
+  QueueId id3 = *q->commitNow(std::move(*m3));
+  const int dirSyncs = fs.calls(Op::FsyncDir);
+  REQUIRE(q->remove(id3).ok());
+  CHECK(fs.calls(Op::FsyncDir) == dirSyncs);
+  CHECK(listNames(tmp.path() + "/queue").empty());
 }
