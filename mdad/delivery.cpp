@@ -249,11 +249,13 @@ Status Deliverer::appendMbox(const auth::User& user, std::string_view sender,
   lock.timeout = settings.lockTimeout;
   lock.dotLock = settings.dotLock;
   const int64_t now = static_cast<int64_t>(::time(nullptr));
-  Status st = store::appendToMbox(user.mailbox, sender, now, prefix, msg, lock, {}, fs_);
+  store::MboxAppendOptions opts;
+  opts.hideImapState = true;  // the sender sets no flags, keywords or UIDs
+  Status st = store::appendToMbox(user.mailbox, sender, now, prefix, msg, lock, opts, fs_);
   if (!st && st.error().errnum == ENOENT) {
     // The folder of a new mbox (<mail_root>/<domain>/) may not exist yet.
     if (auto made = makeDirs(dirName(user.mailbox), 0700); !made) return made;
-    st = store::appendToMbox(user.mailbox, sender, now, prefix, msg, lock, {}, fs_);
+    st = store::appendToMbox(user.mailbox, sender, now, prefix, msg, lock, opts, fs_);
   }
   return st;
 }

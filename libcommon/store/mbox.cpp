@@ -270,6 +270,82 @@ MboxFromLine mboxParseFromLine(std::string_view line) {
   return out;
 }
 
+namespace {
+
+bool hiddenField(std::string_view name) {
+  for (std::string_view h : {"Status", "X-Status", "X-Keywords", "X-UID", "X-IMAP", "X-IMAPbase"})
+    if (iequals(name, h)) return true;
+  return false;
+}
+
+// Longer than any hidden field name: the field is decided as kept.
+constexpr size_t kMaxHiddenName = 10;
+
+}  // namespace
+
+// ---- MboxMetaFilter ----
+
+void MboxMetaFilter::feed(std::string_view bytes, std::string& out) {
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    const char c = bytes[i];
+    switch (state_) {
+      case State::Body:
+        out.append(bytes.substr(i));
+        return;
+      case State::LineStart:
+        if (c == ' ' || c == '\t') {
+          state_ = dropping_ ? State::Drop : State::Keep;
+          if (!dropping_) out += c;
+        } else if (c == '\n') {
+          out += c;
+          state_ = State::Body;
+        } else {
+          name_.assign(1, c);
+          state_ = State::Name;
+        }
+        break;
+      case State::Name:
+        if (c == ':') {
+          dropping_ = hiddenField(name_);
+          if (!dropping_) {
+            out += name_;
+            out += c;
+          }
+          name_.clear();
+          state_ = dropping_ ? State::Drop : State::Keep;
+        } else if (c == '\n') {
+          out += name_;
+          out += c;
+          state_ = name_ == "\r" ? State::Body : State::LineStart;
+          name_.clear();
+          dropping_ = false;
+        } else if (name_.size() >= kMaxHiddenName || c == ' ' || c == '\t' || c == '\r') {
+          out += name_;
+          out += c;
+          name_.clear();
+          dropping_ = false;
+          state_ = State::Keep;
+        } else {
+          name_ += c;
+        }
+        break;
+      case State::Keep:
+        out += c;
+        if (c == '\n') state_ = State::LineStart;
+        break;
+      case State::Drop:
+        if (c == '\n') state_ = State::LineStart;
+        break;
+    }
+  }
+}
+
+void MboxMetaFilter::finish(std::string& out) {
+  if (state_ == State::Name) out += name_;
+  name_.clear();
+  state_ = State::Body;
+}
+
 // ---- MboxWriter ----
 
 Result<MboxWriter> MboxWriter::open(const std::string& path, const MboxLockSettings& lock, Fs& fs) {
@@ -387,7 +463,23 @@ Status MboxWriter::append(std::string_view sender, int64_t date, std::string_vie
   if (auto s = w.raw(lead); !s) return s;
   if (auto s = w.raw(mboxFromLine(sender, date)); !s) return s;
   if (auto s = w.put(prefix); !s) return s;
-  if (auto s = msg.forEachChunk([&](std::string_view c) { return w.put(c); }); !s) return s;
+  if (opts.hideImapState) {
+    MboxMetaFilter filter;
+    std::string visible;
+    auto put = [&](std::string_view c) {
+      visible.clear();
+      filter.feed(c, visible);
+      return visible.empty() ? Status{} : w.put(visible);
+    };
+    if (auto s = msg.forEachChunk(put); !s) return s;
+    visible.clear();
+    filter.finish(visible);
+    if (!visible.empty()) {
+      if (auto s = w.put(visible); !s) return s;
+    }
+  } else {
+    if (auto s = msg.forEachChunk([&](std::string_view c) { return w.put(c); }); !s) return s;
+  }
   w.endMessage();
   if (w.lastByte() != '\n') {
     if (auto s = w.raw("\n"); !s) return s;

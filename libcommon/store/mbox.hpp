@@ -77,11 +77,33 @@ struct MboxLockSettings {
   std::string hostName;  // recorded in the dot-lock; empty = gethostname()
 };
 
+// Removes the header fields in which IMAP servers keep mbox state (as
+// UW-IMAP and Dovecot do; mbox_folder.hpp and mbox_store.hpp read them)
+// from a message's bytes arriving in pieces: in the header block (up to the
+// first empty line) a field named Status, X-Status, X-Keywords, X-UID,
+// X-IMAP or X-IMAPbase (any case) is dropped with its continuation lines. Memory: the start of one field name (a few bytes).
+class MboxMetaFilter {
+ public:
+  void feed(std::string_view bytes, std::string& out);
+  void finish(std::string& out);
+
+ private:
+  enum class State : uint8_t { LineStart, Name, Keep, Drop, Body };
+  State state_ = State::LineStart;
+  bool dropping_ = false;  // the current field is hidden (for its continuations)
+  std::string name_;       // the field name so far (State::Name)
+};
+
 struct MboxAppendOptions {
   LineEndings lineEndings = LineEndings::ToLf;
   // fsync after this append (delivery). Bulk writers may batch and call
   // MboxWriter::sync() at the end instead.
   bool sync = true;
+  // Drop the fields IMAP servers keep their state in (MboxMetaFilter) from
+  // the message (not from the prefix): a delivery must not let the sender
+  // set flags, keywords or UIDs, as Dovecot's LDA and UW-IMAP's tmail drop
+  // them too.
+  bool hideImapState = false;
 };
 
 // An open, locked mbox. Locks are released by the destructor (or close()).

@@ -94,79 +94,8 @@ class MboxReader final : public MessageReader {
   MboxMetaFilter meta_;
 };
 
-bool hiddenField(std::string_view name) {
-  for (std::string_view h : {"Status", "X-Status", "X-Keywords", "X-UID", "X-IMAP", "X-IMAPbase"})
-    if (iequals(name, h)) return true;
-  return false;
-}
-
-// Longer than any hidden field name: the field is decided as kept.
-constexpr size_t kMaxHiddenName = 10;
 
 }  // namespace
-
-// ---- MboxMetaFilter ----
-
-void MboxMetaFilter::feed(std::string_view bytes, std::string& out) {
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    const char c = bytes[i];
-    switch (state_) {
-      case State::Body:
-        out.append(bytes.substr(i));
-        return;
-      case State::LineStart:
-        if (c == ' ' || c == '\t') {
-          state_ = dropping_ ? State::Drop : State::Keep;
-          if (!dropping_) out += c;
-        } else if (c == '\n') {
-          out += c;
-          state_ = State::Body;
-        } else {
-          name_.assign(1, c);
-          state_ = State::Name;
-        }
-        break;
-      case State::Name:
-        if (c == ':') {
-          dropping_ = hiddenField(name_);
-          if (!dropping_) {
-            out += name_;
-            out += c;
-          }
-          name_.clear();
-          state_ = dropping_ ? State::Drop : State::Keep;
-        } else if (c == '\n') {
-          out += name_;
-          out += c;
-          state_ = name_ == "\r" ? State::Body : State::LineStart;
-          name_.clear();
-          dropping_ = false;
-        } else if (name_.size() >= kMaxHiddenName || c == ' ' || c == '\t' || c == '\r') {
-          out += name_;
-          out += c;
-          name_.clear();
-          dropping_ = false;
-          state_ = State::Keep;
-        } else {
-          name_ += c;
-        }
-        break;
-      case State::Keep:
-        out += c;
-        if (c == '\n') state_ = State::LineStart;
-        break;
-      case State::Drop:
-        if (c == '\n') state_ = State::LineStart;
-        break;
-    }
-  }
-}
-
-void MboxMetaFilter::finish(std::string& out) {
-  if (state_ == State::Name) out += name_;
-  name_.clear();
-  state_ = State::Body;
-}
 
 std::string mboxVisible(std::string_view data) {
   std::string out;

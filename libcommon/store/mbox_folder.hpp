@@ -90,22 +90,6 @@ class MboxFolder final : public Folder {
   std::vector<Span> spans_;
 };
 
-// Removes the header fields in which IMAP servers keep mbox state (see the
-// header comment) from a message's bytes arriving in pieces: in the header
-// block (up to the first empty line) a field named Status, X-Status,
-// X-Keywords, X-UID, X-IMAP or X-IMAPbase (any case) is dropped with its
-// continuation lines. Memory: the start of one field name (a few bytes).
-class MboxMetaFilter {
- public:
-  void feed(std::string_view bytes, std::string& out);
-  void finish(std::string& out);
-
- private:
-  enum class State : uint8_t { LineStart, Name, Keep, Drop, Body };
-  State state_ = State::LineStart;
-  bool dropping_ = false;  // the current field is hidden (for its continuations)
-  std::string name_;       // the field name so far (State::Name)
-};
 // The visible form of a whole (un-quoted) message.
 std::string mboxVisible(std::string_view data);
 // True when the header block of data has an X-IMAP: field (the pseudo

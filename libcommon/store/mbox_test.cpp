@@ -238,6 +238,23 @@ TEST_CASE("append repairs a previous message cut short") {
   CHECK(got[1].data == "next\n");
 }
 
+TEST_CASE("a delivery drops the IMAP state fields the sender wrote, and only from the header") {
+  TempDir t;
+  std::string path = t / "mbox";
+  const std::string msg =
+      "Subject: hi\r\nStatus: RO\r\nX-UID: 7\r\nx-keywords: $Junk\r\n\tmore\r\n"
+      "X-Status: AF\r\nX-IMAPbase: 1 99\r\nX-Statusbar: kept\r\n\r\nStatus: body line\r\n";
+  MboxAppendOptions hide;
+  hide.hideImapState = true;
+  REQUIRE(appendToMbox(path, "a", 0, "X-Prefix: 1\r\n", MemorySource(msg), fastLocks(), hide)
+              .ok());
+  REQUIRE(appendToMbox(path, "a", 0, "", MemorySource(msg), fastLocks()).ok());  // as before
+  auto got = parseFile(path);
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].data == "X-Prefix: 1\nSubject: hi\nX-Statusbar: kept\n\nStatus: body line\n");
+  CHECK(got[1].data.find("Status: RO\nX-UID: 7\n") != std::string::npos);
+}
+
 TEST_CASE("injected failures leave the mbox exactly as it was") {
   TempDir t;
   std::string path = t / "mbox";
