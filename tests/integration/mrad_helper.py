@@ -88,10 +88,13 @@ class Pop3Setup:
                 self._own(p)
         n[0] += 1
         name = f'{int(time.time())}.M{n[0]:06d}P{os.getpid()}Q{n[0]}.test,S={len(data)}'
-        path = root / 'new' / name
-        path.write_bytes(data)
-        os.chmod(path, 0o600)
-        self._own(path)
+        # In tmp/ first, then renamed into new/ whole, as a deliverer does:
+        # a session watching new/ may move the file to cur/ at once.
+        tmp = root / 'tmp' / name
+        tmp.write_bytes(data)
+        os.chmod(tmp, 0o600)
+        self._own(tmp)
+        os.rename(tmp, root / 'new' / name)
         return name
 
     def maildir_files(self, user):
