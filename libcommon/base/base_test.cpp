@@ -25,6 +25,15 @@ TEST_CASE("base64 round trip and rejects garbage") {
   CHECK_FALSE(base64Decode("Y*Jj"));
 }
 
+TEST_CASE("lines splits at LF, keeps empty and CR-ended lines, no empty last line") {
+  using V = std::vector<std::string_view>;
+  CHECK(lines("") == V{});
+  CHECK(lines("a") == V{"a"});
+  CHECK(lines("a\n") == V{"a"});
+  CHECK(lines("a\n\nb\r\nc") == V{"a", "", "b\r", "c"});
+  CHECK(lines("\n\n") == V{"", ""});
+}
+
 TEST_CASE("splitAny, trim, iequals") {
   CHECK(splitAny("a, b,,c", ", ") == std::vector<std::string>{"a", "b", "c"});
   CHECK(trim("  x y \r\n") == "x y");

@@ -52,6 +52,18 @@ std::vector<std::string> splitAny(std::string_view s, std::string_view seps) {
   return out;
 }
 
+std::vector<std::string_view> lines(std::string_view text) {
+  std::vector<std::string_view> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    out.push_back(text.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  return out;
+}
+
 std::optional<uint64_t> parseU64(std::string_view s) {
   if (s.empty() || s.size() > 20) return std::nullopt;
   uint64_t v = 0;

@@ -15,6 +15,9 @@ bool iequals(std::string_view a, std::string_view b);
 bool istartsWith(std::string_view s, std::string_view prefix);
 // Splits on any of the separator characters; empty pieces are dropped.
 std::vector<std::string> splitAny(std::string_view s, std::string_view seps);
+// The lines of text, split at each LF (kept empty lines; no last empty one
+// for a final LF; a CR before the LF stays with its line).
+std::vector<std::string_view> lines(std::string_view text);
 // Strict unsigned decimal: digits only, no sign, no overflow.
 std::optional<uint64_t> parseU64(std::string_view s);
 std::string base64Encode(std::string_view bytes);

@@ -50,17 +50,6 @@ bool isUnder(const std::string& name, const std::string& parent, char delim) {
          name[parent.size()] == delim;
 }
 
-std::vector<std::string_view> lines(std::string_view text) {
-  std::vector<std::string_view> out;
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    out.push_back(text.substr(0, nl));
-    if (nl == std::string_view::npos) break;
-    text.remove_prefix(nl + 1);
-  }
-  return out;
-}
-
 // Removes a tree without following symlinks.
 void removeTree(const std::string& path) {
   ::nftw(
@@ -1272,35 +1261,7 @@ Result<std::vector<MailboxListEntry>> MaildirStore::list() {
 }
 
 Result<std::vector<std::string>> MaildirStore::subscriptions() {
-  std::vector<std::string> out;
-  auto text = readFile(root_ + "/" + kSubscriptionsFile, kMaxSmallFile);
-  if (!text) {
-    if (text.error().errnum == ENOENT) return out;
-    return text.error();
-  }
-  auto ls = lines(*text);
-  size_t i = 0;
-  bool v2 = !ls.empty() && ls[0] == "V\t2";
-  if (v2) {  // Dovecot's newer format: header, blank line, tab-separated UTF-8 levels
-    while (i < ls.size() && !ls[i].empty()) ++i;
-    ++i;
-  }
-  std::set<std::string> seen;
-  for (; i < ls.size(); ++i) {
-    if (ls[i].empty()) continue;
-    std::string name;
-    if (v2) {
-      name = std::string(ls[i]);
-      std::replace(name.begin(), name.end(), '\t', '.');
-    } else {
-      auto d = imap::mutf7Decode(ls[i]);
-      if (!d) continue;
-      name = std::move(*d);
-    }
-    auto checked = checkMailboxName(name, '.');
-    if (checked && seen.insert(*checked).second) out.push_back(*checked);
-  }
-  return out;
+  return readSubscriptions(root_ + "/" + kSubscriptionsFile);
 }
 
 Status MaildirStore::subscribe(const std::string& name, bool on) {
@@ -1308,20 +1269,7 @@ Status MaildirStore::subscribe(const std::string& name, bool on) {
   if (!n) return n.error();
   auto lock = FileLock::acquire(root_ + "/yubin-store.lock");
   if (!lock) return lock.error();
-  auto subs = subscriptions();
-  if (!subs) return subs.error();
-  auto it = std::find(subs->begin(), subs->end(), *n);
-  if (on == (it != subs->end())) return {};
-  if (on)
-    subs->push_back(*n);
-  else
-    subs->erase(it);
-  std::string text;
-  for (const auto& s : *subs) {
-    auto enc = imap::mutf7Encode(s);
-    if (enc) text += *enc + "\n";
-  }
-  return atomicWrite(root_ + "/" + kSubscriptionsFile, text, 0600);
+  return changeSubscription(root_ + "/" + kSubscriptionsFile, *n, on);
 }
 
 Result<std::string> MaildirStore::selectable(const std::string& name) {

@@ -42,18 +42,6 @@ std::optional<uint32_t> parseU32(std::string_view s) {
   return static_cast<uint32_t>(*v);
 }
 
-std::vector<std::string_view> lines(std::string_view text) {
-  std::vector<std::string_view> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    out.push_back(text.substr(pos, nl - pos));
-    pos = nl + 1;
-  }
-  return out;
-}
-
 std::string join(const std::vector<std::string>& v, const char* sep) {
   std::string out;
   for (const auto& s : v) {
@@ -1123,20 +1111,7 @@ class MboxStore final : public MailStore {
   }
 
   Result<std::vector<std::string>> subscriptions() override {
-    std::vector<std::string> out;
-    auto text = readFile(shared_->root + "/" + kSubscriptions, kMaxSmallFile);
-    if (!text) {
-      if (text.error().errnum == ENOENT) return out;
-      return text.error();
-    }
-    std::set<std::string> seen;
-    for (auto line : lines(*text)) {
-      auto d = imap::mutf7Decode(trim(line));
-      if (!d) continue;
-      auto checked = checkMailboxName(*d, '.');
-      if (checked && seen.insert(*checked).second) out.push_back(*checked);
-    }
-    return out;
+    return readSubscriptions(shared_->root + "/" + kSubscriptions);
   }
 
   Status subscribe(const std::string& name, bool on) override {
@@ -1145,18 +1120,7 @@ class MboxStore final : public MailStore {
     if (auto st = makeDirs(shared_->meta(), 0700); !st) return st;
     auto lock = FileLock::acquire(shared_->meta() + "/subscriptions.lock");
     if (!lock) return lock.error();
-    auto subs = subscriptions();
-    if (!subs) return subs.error();
-    auto it = std::find(subs->begin(), subs->end(), *n);
-    if (on == (it != subs->end())) return {};
-    if (on)
-      subs->push_back(*n);
-    else
-      subs->erase(it);
-    std::string text;
-    for (const auto& s : *subs)
-      if (auto enc = imap::mutf7Encode(s)) text += *enc + "\n";
-    return atomicWrite(shared_->root + "/" + kSubscriptions, text, 0600);
+    return changeSubscription(shared_->root + "/" + kSubscriptions, *n, on);
   }
 
   Status create(const std::string& name, const std::string& specialUse) override {

@@ -7,7 +7,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
+#include <set>
 
+#include "base/fs.hpp"
+#include "base/strings.hpp"
 #include "base/unique_fd.hpp"
 #include "imap/mutf7.hpp"
 
@@ -137,6 +140,55 @@ bool validSpecialUse(const std::string& specialUse) {
   for (const auto& m : kDefaultMailboxes)
     if (specialUse == m.use) return true;
   return false;
+}
+
+constexpr size_t kMaxSubscriptionsFile = size_t{16} << 20;
+
+Result<std::vector<std::string>> readSubscriptions(const std::string& path) {
+  std::vector<std::string> out;
+  auto text = readFile(path, kMaxSubscriptionsFile);
+  if (!text) {
+    if (text.error().errnum == ENOENT) return out;
+    return text.error();
+  }
+  auto ls = lines(*text);
+  size_t i = 0;
+  bool v2 = !ls.empty() && ls[0] == "V\t2";
+  if (v2) {  // Dovecot's newer format: header, blank line, tab-separated UTF-8 levels
+    while (i < ls.size() && !ls[i].empty()) ++i;
+    ++i;
+  }
+  std::set<std::string> seen;
+  for (; i < ls.size(); ++i) {
+    if (ls[i].empty()) continue;
+    std::string name;
+    if (v2) {
+      name = std::string(ls[i]);
+      std::replace(name.begin(), name.end(), '\t', '.');
+    } else {
+      auto d = imap::mutf7Decode(ls[i]);
+      if (!d) continue;
+      name = std::move(*d);
+    }
+    auto checked = checkMailboxName(name, '.');
+    if (checked && seen.insert(*checked).second) out.push_back(*checked);
+  }
+  return out;
+}
+
+Status changeSubscription(const std::string& path, const std::string& name, bool on) {
+  auto subs = readSubscriptions(path);
+  if (!subs) return subs.error();
+  auto it = std::find(subs->begin(), subs->end(), name);
+  if (on == (it != subs->end())) return {};
+  if (on)
+    subs->push_back(name);
+  else
+    subs->erase(it);
+  std::string text;
+  for (const auto& s : *subs)
+    if (auto enc = imap::mutf7Encode(s)) text += *enc + "\n";
+  return atomicWrite(path, text, 0600);
 }
 
 // ---- the shared data ----

@@ -133,4 +133,14 @@ Result<std::string> checkMailboxName(const std::string& name, char delimiter);
 // True when specialUse is "" or one of the five RFC 6154 attributes.
 bool validSpecialUse(const std::string& specialUse);
 
+// The subscriptions file of a Maildir++ or mbox tree as Dovecot writes it:
+// one modified UTF-7 name per line, or its "V\t2" form (header lines, an
+// empty line, then UTF-8 names with tabs between levels). Names that fail
+// checkMailboxName are skipped, duplicates dropped; no file: none.
+Result<std::vector<std::string>> readSubscriptions(const std::string& path);
+// Adds or removes the (checked) name and, when that changes the list,
+// rewrites the file in the one-name-per-line form (atomicWrite, 0600). The
+// caller holds the lock that serialises writers of the file.
+Status changeSubscription(const std::string& path, const std::string& name, bool on);
+
 }  // namespace yubin::store
