@@ -104,15 +104,23 @@ def msg(subject, to='bob@example.org', sender='alice@example.org', extra=b''):
             b'\r\nHello.\r\n.leading dot\r\n')
 
 
-@pytest.fixture
-def site(instance, binary, free_port):
+def running_site(instance, binary, free_port, msad=None):
+    """A started Site (msad's config amended with `msad`), stopped after
+    the test: for `yield from` in fixtures."""
     s = Site(instance, binary, (free_port(), free_port(), free_port()))
+    if msad:
+        instance.write_config({'msad': msad})
     s.mdad.start()
     s.mtad.start()
     s.msad.start()
     yield s
     for d in (s.msad, s.mtad, s.mdad):
         d.stop()
+
+
+@pytest.fixture
+def site(instance, binary, free_port):
+    yield from running_site(instance, binary, free_port)
 
 
 def test_starttls_login_and_delivery(site):
