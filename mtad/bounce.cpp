@@ -5,6 +5,7 @@
 #include <random>
 
 #include "mail/address.hpp"
+#include "mail/header_fixer.hpp"
 #include "queue/format.hpp"
 
 namespace yubin::mtad {
@@ -39,20 +40,6 @@ bool printableAscii(std::string_view v) {
 }
 
 }  // namespace
-
-std::string rfc5322Date(int64_t t) {
-  time_t tt = static_cast<time_t>(t);
-  struct tm tm;
-  gmtime_r(&tt, &tm);
-  static const char* const kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  char buf[64];
-  snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday % 7],
-           tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-           tm.tm_sec);
-  return buf;
-}
 
 std::string makeBoundary(std::string_view queueId) {
   std::random_device rd;
@@ -91,7 +78,7 @@ DsnParts makeDsn(const DsnRequest& r) {
                                          "Delayed Mail (still being retried)",
                                          "Successful Mail Delivery Report"};
   h += std::string("Subject: ") + kSubjects[static_cast<int>(r.kind)] + "\r\n";
-  h += "Date: " + rfc5322Date(r.now) + "\r\n";
+  h += "Date: " + mail::rfc5322Date(r.now) + "\r\n";
   h += "Message-ID: <dsn." + confine(r.queueId, true, 64) + "." + std::to_string(r.now) + "@" +
        host + ">\r\n";
   h += "Auto-Submitted: auto-replied\r\n";
@@ -141,7 +128,7 @@ DsnParts makeDsn(const DsnRequest& r) {
   h += "Reporting-MTA: dns; " + host + "\r\n";
   h += "X-Yubin-Queue-ID: " + confine(r.queueId, true, 64) + "\r\n";
   if (!r.envid.empty()) h += "Original-Envelope-Id: " + mail::xtextEncode(r.envid) + "\r\n";
-  h += "Arrival-Date: " + rfc5322Date(r.arrivalTime) + "\r\n";
+  h += "Arrival-Date: " + mail::rfc5322Date(r.arrivalTime) + "\r\n";
   for (const auto& rc : r.recipients) {
     h += "\r\n";
     h += "Final-Recipient: rfc822; " + confine(rc.finalRecipient, false, 512) + "\r\n";
@@ -158,9 +145,9 @@ DsnParts makeDsn(const DsnRequest& r) {
     h += "Status: " + confine(rc.status, true, 16) + "\r\n";
     if (!rc.diagnostic.empty())
       h += "Diagnostic-Code: smtp; " + confine(rc.diagnostic, true, kMaxDiagnostic) + "\r\n";
-    if (rc.lastAttempt > 0) h += "Last-Attempt-Date: " + rfc5322Date(rc.lastAttempt) + "\r\n";
+    if (rc.lastAttempt > 0) h += "Last-Attempt-Date: " + mail::rfc5322Date(rc.lastAttempt) + "\r\n";
     if (rc.willRetryUntil > 0)
-      h += "Will-Retry-Until: " + rfc5322Date(rc.willRetryUntil) + "\r\n";
+      h += "Will-Retry-Until: " + mail::rfc5322Date(rc.willRetryUntil) + "\r\n";
   }
   h += "\r\n";
 

@@ -82,9 +82,6 @@ bool wantsSuccessDsn(uint8_t notify);
 // "<class>.0.0" from the reply code.
 std::string dsnStatus(const smtp::ClientReply& reply);
 
-// RFC 5322 date-time in UTC ("Tue, 14 Nov 2023 22:13:20 +0000").
-std::string rfc5322Date(int64_t t);
-
 // A MIME boundary: the queue ID and 20 random characters, so the original
 // message (written before the boundary was chosen) cannot contain it.
 std::string makeBoundary(std::string_view queueId);

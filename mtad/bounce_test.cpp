@@ -5,6 +5,8 @@
 #include "mtad/bounce.hpp"
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <ctime>
 #include <map>
 #include <string>
 #include <vector>
@@ -15,6 +17,14 @@ using namespace yubin;
 using namespace yubin::mtad;
 
 namespace {
+
+// The DSN dates are in local time (mail::rfc5322Date); the expected strings
+// below are UTC, so the whole binary runs in UTC.
+[[maybe_unused]] const bool kUtc = [] {
+  setenv("TZ", "UTC0", 1);
+  tzset();
+  return true;
+}();
 
 struct Entity {
   std::vector<std::pair<std::string, std::string>> headers;  // unfolded, in order
@@ -292,12 +302,10 @@ TEST_CASE("NOTIFY decides whether a failure is reported", "[bounce]") {
   CHECK_FALSE(wantsFailureDsn(queue::kNotifyDelay | queue::kNotifySuccess));
 }
 
-TEST_CASE("status codes and dates", "[bounce]") {
+TEST_CASE("status codes and boundaries", "[bounce]") {
   CHECK(dsnStatus(smtp::localReply(552, "5.2.2", "full")) == "5.2.2");
   CHECK(dsnStatus(smtp::localReply(550, "", "no")) == "5.0.0");
   CHECK(dsnStatus(smtp::localReply(451, "", "later")) == "4.0.0");
-  CHECK(rfc5322Date(0) == "Thu, 01 Jan 1970 00:00:00 +0000");
-  CHECK(rfc5322Date(1700000000) == "Tue, 14 Nov 2023 22:13:20 +0000");
   std::string b1 = makeBoundary("abc");
   std::string b2 = makeBoundary("abc");
   CHECK(b1 != b2);

@@ -5,19 +5,12 @@
 #include <ctime>
 
 #include "base/log.hpp"
+#include "mail/header_fixer.hpp"
 #include "mtad/mtad.hpp"
 #include "yubin_build_config.h"
 
 namespace yubin::mtad {
 namespace {
-
-std::string rfc5322Date(time_t t) {
-  struct tm tm;
-  localtime_r(&t, &tm);
-  char buf[64];
-  strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &tm);
-  return buf;
-}
 
 queue::Envelope toQueueEnvelope(const smtp::Envelope& env, const InboundPolicy& policy) {
   queue::Envelope q;
@@ -80,7 +73,7 @@ std::string Connection::receivedHeader(const smtp::Envelope& env, const std::str
                   " (Yubin " YUBIN_VERSION ") with " + proto + " id " + id;
   if (!tlsInfo().empty()) h += "\r\n\t(" + tlsInfo() + ")";
   if (env.recipients.size() == 1) h += "\r\n\tfor " + env.recipients.front().raw;
-  h += ";\r\n\t" + rfc5322Date(time(nullptr)) + "\r\n";
+  h += ";\r\n\t" + mail::rfc5322Date(time(nullptr)) + "\r\n";
   // Never let a client-chosen HELO name break the header.
   for (char& c : h)
     if ((static_cast<unsigned char>(c) < 0x20 && c != '\r' && c != '\n' && c != '\t') || c == 0x7f)

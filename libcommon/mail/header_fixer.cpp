@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 #include "base/strings.hpp"
 
@@ -145,11 +146,25 @@ void HeaderFixer::finish(std::string& out) {
   }
 }
 
-std::string rfc5322Date(time_t t) {
-  struct tm tm;
-  localtime_r(&t, &tm);
+std::string rfc5322Date(int64_t t) {
+  // Day and month names from our own tables, not strftime's %a/%b, which
+  // follow LC_TIME.
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  time_t tt = static_cast<time_t>(t);
+  struct tm tm {};
+  if (!localtime_r(&tt, &tm) && !gmtime_r(&tt, &tm)) {
+    tt = 0;  // out of range for struct tm: the epoch rather than garbage
+    gmtime_r(&tt, &tm);
+  }
+  long offset = tm.tm_gmtoff / 60;  // minutes east of UTC
+  char sign = offset < 0 ? '-' : '+';
+  if (offset < 0) offset = -offset;
   char buf[64];
-  strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &tm);
+  snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld", kDays[tm.tm_wday % 7],
+           tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+           tm.tm_sec, sign, offset / 60 % 100, offset % 60);
   return buf;
 }
 

@@ -21,7 +21,7 @@
 // (Received, supplied by the caller).
 #pragma once
 
-#include <ctime>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -79,8 +79,11 @@ class HeaderFixer {
   bool sawMessageId_ = false;
 };
 
-// "Sat, 28 Nov 2026 01:02:03 +0000" in local time (RFC 5322 §3.3).
-std::string rfc5322Date(time_t t);
+// RFC 5322 §3.3 date-time of `t` (seconds since the epoch) in local time
+// with its numeric zone: "Sat, 28 Nov 2026 01:02:03 +0100". The one
+// formatter for Date:, Received: and the DSN dates; independent of the
+// locale.
+std::string rfc5322Date(int64_t t);
 // "<24 random hex digits@host>" (RFC 5322 §3.6.4).
 std::string newMessageId(std::string_view host);
 

@@ -8,6 +8,9 @@
 #include "mail/header_fixer.hpp"
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <ctime>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -151,4 +154,47 @@ TEST_CASE("message ids and dates") {
   CHECK(d.size() >= 29);
   CHECK((d.rfind("Thu, 01 Jan 1970", 0) == 0 || d.rfind("Wed, 31 Dec 1969", 0) == 0 ||
          d.rfind("Fri, 02 Jan 1970", 0) == 0));
+}
+
+namespace {
+// Sets TZ for one test and puts the old value back.
+struct ZoneGuard {
+  std::optional<std::string> old;
+  explicit ZoneGuard(const char* tz) {
+    if (const char* o = getenv("TZ")) old = o;
+    setenv("TZ", tz, 1);
+    tzset();
+  }
+  ~ZoneGuard() {
+    if (old)
+      setenv("TZ", old->c_str(), 1);
+    else
+      unsetenv("TZ");
+    tzset();
+  }
+};
+}  // namespace
+
+TEST_CASE("rfc5322Date: exact strings in fixed zones") {
+  struct Case {
+    const char* tz;
+    int64_t t;
+    const char* want;
+  };
+  auto c = GENERATE(values<Case>({
+      {"UTC0", 0, "Thu, 01 Jan 1970 00:00:00 +0000"},
+      {"UTC0", 1700000000, "Tue, 14 Nov 2023 22:13:20 +0000"},
+      {"UTC0", 1803600000, "Fri, 26 Feb 2027 00:00:00 +0000"},
+      {"EST5", 1700000000, "Tue, 14 Nov 2023 17:13:20 -0500"},
+      {"IST-5:30", 1700000000, "Wed, 15 Nov 2023 03:43:20 +0530"},
+      {"NPT-5:45", 0, "Thu, 01 Jan 1970 05:45:00 +0545"},
+      {"UTC0", -86400, "Wed, 31 Dec 1969 00:00:00 +0000"},
+  }));
+  ZoneGuard zone(c.tz);
+  CHECK(rfc5322Date(c.t) == c.want);
+}
+
+TEST_CASE("rfc5322Date: a time struct tm cannot hold is the epoch, not garbage") {
+  ZoneGuard zone("UTC0");
+  CHECK(rfc5322Date(INT64_MAX) == "Thu, 01 Jan 1970 00:00:00 +0000");
 }
