@@ -72,6 +72,11 @@ Status RealFs::rename(const std::string& from, const std::string& to) {
   return {};
 }
 
+Status RealFs::replace(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) return errnoError("rename " + from + " -> " + to);
+  return {};
+}
+
 Status RealFs::unlink(const std::string& path) {
   if (::unlink(path.c_str()) != 0) return errnoError("unlink " + path);
   return {};

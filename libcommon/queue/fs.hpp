@@ -31,6 +31,9 @@ class Fs {
   // Never replaces: fails with EEXIST when `to` exists, so a queue ID that
   // collides cannot overwrite a committed message.
   virtual Status rename(const std::string& from, const std::string& to) = 0;
+  // rename(2) that replaces `to` atomically: only for state files, which a
+  // newer state supersedes.
+  virtual Status replace(const std::string& from, const std::string& to) = 0;
   // ENOENT is an error like any other; callers that do not care check errnum.
   virtual Status unlink(const std::string& path) = 0;
   virtual Status fsyncDir(const std::string& dir) = 0;
@@ -46,6 +49,7 @@ class RealFs : public Fs {
   Result<size_t> pread(int fd, char* data, size_t size, uint64_t offset) override;
   Status fsync(int fd) override;
   Status rename(const std::string& from, const std::string& to) override;
+  Status replace(const std::string& from, const std::string& to) override;
   Status unlink(const std::string& path) override;
   Status fsyncDir(const std::string& dir) override;
   Result<std::vector<std::string>> listDir(const std::string& dir) override;

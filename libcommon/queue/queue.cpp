@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -259,6 +260,66 @@ struct CommitJob {
   std::optional<Result<QueueId>> result;
 };
 
+// Finished jobs handed from worker threads back to the loop thread: an
+// eventfd registered on the loop wakes it, and each job's callback runs
+// there (unless cancelled meanwhile) with the job's result.
+template <class Job, class Callback>
+class LoopReturn {
+ public:
+  LoopReturn() = default;
+  LoopReturn(const LoopReturn&) = delete;
+  LoopReturn& operator=(const LoopReturn&) = delete;
+
+  Status start(event_base* base, const char* what) {
+    int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0) return errnoError("eventfd");
+    wakeFd_.reset(fd);
+    wakeEvent_.reset(event_new(base, fd, EV_READ | EV_PERSIST, &LoopReturn::onWake, this));
+    if (!wakeEvent_ || event_add(wakeEvent_.get(), nullptr) != 0)
+      return Error{std::string("event_add for the ") + what + " failed", 0};
+    return {};
+  }
+  // Loop thread.
+  void expect(CommitTicket t, Callback cb) { callbacks_.emplace(t, std::move(cb)); }
+  void cancel(CommitTicket t) { callbacks_.erase(t); }
+  // Any thread.
+  void post(std::vector<std::unique_ptr<Job>>&& jobs) {
+    {
+      std::lock_guard lock(mu_);
+      for (auto& j : jobs) done_.push_back(std::move(j));
+    }
+    uint64_t one = 1;
+    // Cannot fail short of a counter overflow; a lost wakeup would only
+    // delay callbacks until the next one.
+    [[maybe_unused]] ssize_t w = ::write(wakeFd_.get(), &one, sizeof one);
+  }
+
+ private:
+  static void onWake(evutil_socket_t, short, void* arg) { static_cast<LoopReturn*>(arg)->deliver(); }
+  void deliver() {
+    uint64_t count;
+    [[maybe_unused]] ssize_t r = ::read(wakeFd_.get(), &count, sizeof count);
+    std::vector<std::unique_ptr<Job>> done;
+    {
+      std::lock_guard lock(mu_);
+      done.swap(done_);
+    }
+    for (auto& job : done) {
+      auto it = callbacks_.find(job->ticket);
+      if (it == callbacks_.end()) continue;  // cancelled
+      Callback cb = std::move(it->second);
+      callbacks_.erase(it);
+      cb(std::move(*job->result));
+    }
+  }
+
+  UniqueFd wakeFd_;
+  CPtr<struct event, event_free> wakeEvent_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Job>> done_;  // guarded by mu_
+  std::unordered_map<CommitTicket, Callback> callbacks_;  // loop thread only
+};
+
 // A single-threaded committer makes at most this many renames durable with
 // one directory fsync.
 constexpr size_t kMaxGroup = 256;
@@ -281,7 +342,7 @@ class Committer {
   ~Committer();
   Status start(event_base* base);
   CommitTicket submit(PendingMessage&& msg, CommitCallback cb);
-  void cancel(CommitTicket t) { callbacks_.erase(t); }
+  void cancel(CommitTicket t) { return_.cancel(t); }
 
   // Step 1 for one job. True when the file is in queue/; false when the job
   // failed (its result is set, nothing of it is left in tmp/).
@@ -293,13 +354,9 @@ class Committer {
  private:
   static void failJob(CommitJob& job, const Error& e);
   void threadMain();
-  void post(std::vector<std::unique_ptr<CommitJob>>&& jobs);
-  static void onWake(evutil_socket_t fd, short what, void* arg);
-  void deliver();
 
   Queue& q_;
-  UniqueFd wakeFd_;
-  CPtr<struct event, event_free> wakeEvent_;
+  LoopReturn<CommitJob, CommitCallback> return_;
   std::vector<std::thread> threads_;
 
   std::mutex mu_;
@@ -307,12 +364,7 @@ class Committer {
   std::deque<std::unique_ptr<CommitJob>> jobs_;      // step 1 to do; guarded by mu_
   std::vector<std::unique_ptr<CommitJob>> renamed_;  // step 2 to do; guarded by mu_
   bool dirSyncing_ = false;                          // guarded by mu_
-  std::vector<std::unique_ptr<CommitJob>> done_;     // guarded by mu_
   bool stopping_ = false;                            // guarded by mu_
-
-  // Loop thread only.
-  std::unordered_map<CommitTicket, CommitCallback> callbacks_;
-  CommitTicket nextTicket_ = 1;
 };
 
 void Committer::failJob(CommitJob& job, const Error& e) {
@@ -376,12 +428,7 @@ void Committer::syncRenamed(Queue& q, const std::vector<CommitJob*>& jobs) {
 }
 
 Status Committer::start(event_base* base) {
-  int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (fd < 0) return errnoError("eventfd");
-  wakeFd_.reset(fd);
-  wakeEvent_.reset(event_new(base, fd, EV_READ | EV_PERSIST, &Committer::onWake, this));
-  if (!wakeEvent_ || event_add(wakeEvent_.get(), nullptr) != 0)
-    return Error{"event_add for the queue committer failed", 0};
+  if (auto st = return_.start(base, "queue committer"); !st) return st;
   for (size_t i = 0; i < q_.opts_.fsyncThreads; ++i)
     threads_.emplace_back([this] { threadMain(); });
   return {};
@@ -398,10 +445,10 @@ Committer::~Committer() {
 
 CommitTicket Committer::submit(PendingMessage&& msg, CommitCallback cb) {
   auto job = std::make_unique<CommitJob>();
-  job->ticket = nextTicket_++;
+  job->ticket = q_.nextTicket_++;
   job->msg = std::move(msg);
   CommitTicket t = job->ticket;
-  callbacks_.emplace(t, std::move(cb));
+  return_.expect(t, std::move(cb));
   {
     std::lock_guard lock(mu_);
     jobs_.push_back(std::move(job));
@@ -425,7 +472,7 @@ void Committer::threadMain() {
       std::vector<std::unique_ptr<CommitJob>> failed;
       failed.push_back(std::move(job));
       lock.unlock();
-      post(std::move(failed));
+      return_.post(std::move(failed));
       lock.lock();
       continue;
     }
@@ -445,42 +492,189 @@ void Committer::threadMain() {
       ptrs.reserve(group.size());
       for (auto& j : group) ptrs.push_back(j.get());
       syncRenamed(q_, ptrs);
-      post(std::move(group));
+      return_.post(std::move(group));
       lock.lock();
       dirSyncing_ = false;
     }
   }
 }
 
-void Committer::post(std::vector<std::unique_ptr<CommitJob>>&& jobs) {
-  {
-    std::lock_guard lock(mu_);
-    for (auto& j : jobs) done_.push_back(std::move(j));
+// ---------------------------------------------------------------- housekeeper
+
+// One state save or removal for the housekeeper.
+struct HouseJob {
+  HouseJob(QueueId i, bool s) : id(std::move(i)), save(s) {}
+  CommitTicket ticket = 0;
+  QueueId id;
+  bool save = false;   // else a removal
+  std::string bytes;   // save: the encoded state
+  std::string syncDir; // set by step 1: the folder whose fsync the job waits for
+  std::optional<Status> result;
+};
+
+// The queue manager's state saves and removals, in the committer's two
+// steps: step 1 on one of stateThreads threads (a save: write, fsync and
+// rename the state file; a removal: unlink the message), step 2 shared:
+// one thread at a time fsyncs each folder named by the jobs that reached
+// it (state/, queue/, hold/) once, for all of them, then finishes them (a
+// removal: unlink the state file, now that the message is gone for good).
+class Housekeeper {
+ public:
+  explicit Housekeeper(Queue& q) : q_(q) {}
+  ~Housekeeper();
+  Status start(event_base* base);
+  CommitTicket submit(std::unique_ptr<HouseJob> job, DoneCallback cb);
+  void cancel(CommitTicket t) { return_.cancel(t); }
+
+  // Step 1. True when the job waits for the fsync of job.syncDir; false
+  // when it is done (result set).
+  static bool stepOne(Queue& q, HouseJob& job);
+  // Step 2 for jobs that passed step 1: sets every result.
+  static void stepTwo(Queue& q, const std::vector<HouseJob*>& jobs);
+
+ private:
+  void threadMain();
+
+  Queue& q_;
+  LoopReturn<HouseJob, DoneCallback> return_;
+  std::vector<std::thread> threads_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<HouseJob>> jobs_;      // guarded by mu_
+  std::vector<std::unique_ptr<HouseJob>> synced_;   // step 2 to do; guarded by mu_
+  bool dirSyncing_ = false;                         // guarded by mu_
+  bool stopping_ = false;                           // guarded by mu_
+};
+
+bool Housekeeper::stepOne(Queue& q, HouseJob& job) {
+  if (job.result) return false;  // refused before it was handed over
+  Fs& fs = q.fs();
+  const std::string statePath = q.path(Area::State, job.id);
+  if (job.save) {
+    std::string tmp = statePath + ".tmp." + std::to_string(job.ticket);
+    auto fd = fs.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (!fd) {
+      job.result = withContext("create " + tmp, fd.error());
+      return false;
+    }
+    Status st = writeAllFs(fs, fd->get(), job.bytes);
+    if (st) st = fs.fsync(fd->get());
+    fd->reset();
+    if (st) st = fs.replace(tmp, statePath);
+    if (!st) {
+      (void)fs.unlink(tmp);
+      job.result = withContext("state of " + job.id.str(), st.error());
+      return false;
+    }
+    job.syncDir = q.dir(Area::State);
+    return true;
   }
-  uint64_t one = 1;
-  // Cannot fail short of a counter overflow; a lost wakeup would only
-  // delay callbacks until the next one.
-  [[maybe_unused]] ssize_t w = ::write(wakeFd_.get(), &one, sizeof one);
+  // A removal: as Queue::remove.
+  const bool hasState = fs.open(statePath, O_RDONLY | O_CLOEXEC, 0).ok();
+  Status removed = Error{"no such message " + job.id.str(), ENOENT};
+  for (Area a : {Area::Queue, Area::Hold}) {
+    removed = fs.unlink(q.path(a, job.id));
+    if (removed) {
+      if (hasState) {
+        job.syncDir = q.dir(a);
+        return true;
+      }
+      break;
+    }
+    if (removed.error().errnum != ENOENT) {
+      job.result = removed;
+      return false;
+    }
+  }
+  if (auto st = fs.unlink(statePath); !st && st.error().errnum != ENOENT) removed = st;
+  job.result = removed;
+  return false;
 }
 
-void Committer::onWake(evutil_socket_t, short, void* arg) {
-  static_cast<Committer*>(arg)->deliver();
+void Housekeeper::stepTwo(Queue& q, const std::vector<HouseJob*>& jobs) {
+  Fs& fs = q.fs();
+  std::map<std::string, Status> synced;
+  for (HouseJob* job : jobs)
+    if (!synced.count(job->syncDir)) synced.emplace(job->syncDir, fs.fsyncDir(job->syncDir));
+  for (HouseJob* job : jobs) {
+    const Status& st = synced.at(job->syncDir);
+    if (!st) {
+      // A save: the new state may not survive a crash; the caller keeps it
+      // and tries again. A removal: the state file stays, so a message that
+      // comes back after a crash still has it.
+      job->result = withContext("fsync " + job->syncDir, st.error());
+      continue;
+    }
+    Status r;
+    if (!job->save) {
+      if (auto u = fs.unlink(q.path(Area::State, job->id)); !u && u.error().errnum != ENOENT)
+        r = u;
+    }
+    job->result = r;
+  }
 }
 
-void Committer::deliver() {
-  uint64_t count;
-  [[maybe_unused]] ssize_t r = ::read(wakeFd_.get(), &count, sizeof count);
-  std::vector<std::unique_ptr<CommitJob>> done;
+Status Housekeeper::start(event_base* base) {
+  if (auto st = return_.start(base, "queue housekeeper"); !st) return st;
+  for (size_t i = 0; i < std::max<size_t>(q_.opts_.stateThreads, 1); ++i)
+    threads_.emplace_back([this] { threadMain(); });
+  return {};
+}
+
+Housekeeper::~Housekeeper() {
   {
     std::lock_guard lock(mu_);
-    done.swap(done_);
+    stopping_ = true;
   }
-  for (auto& job : done) {
-    auto it = callbacks_.find(job->ticket);
-    if (it == callbacks_.end()) continue;  // cancelled
-    CommitCallback cb = std::move(it->second);
-    callbacks_.erase(it);
-    cb(std::move(*job->result));
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+CommitTicket Housekeeper::submit(std::unique_ptr<HouseJob> job, DoneCallback cb) {
+  job->ticket = q_.nextTicket_++;
+  CommitTicket t = job->ticket;
+  return_.expect(t, std::move(cb));
+  {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+  return t;
+}
+
+void Housekeeper::threadMain() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    // Stopping: every job handed over is still done first.
+    cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+    if (jobs_.empty()) return;
+    std::unique_ptr<HouseJob> job = std::move(jobs_.front());
+    jobs_.pop_front();
+    lock.unlock();
+    bool waits = stepOne(q_, *job);
+    std::vector<std::unique_ptr<HouseJob>> finished;
+    if (!waits) {
+      finished.push_back(std::move(job));
+      return_.post(std::move(finished));
+      lock.lock();
+      continue;
+    }
+    lock.lock();
+    synced_.push_back(std::move(job));
+    while (!dirSyncing_ && !synced_.empty()) {
+      dirSyncing_ = true;
+      std::vector<std::unique_ptr<HouseJob>> group;
+      group.swap(synced_);
+      lock.unlock();
+      std::vector<HouseJob*> ptrs;
+      ptrs.reserve(group.size());
+      for (auto& j : group) ptrs.push_back(j.get());
+      stepTwo(q_, ptrs);
+      return_.post(std::move(group));
+      lock.lock();
+      dirSyncing_ = false;
+    }
   }
 }
 
@@ -488,7 +682,10 @@ void Committer::deliver() {
 
 Queue::Queue(QueueOptions opts) : opts_(std::move(opts)), ids_(opts_.pid) {}
 
-Queue::~Queue() { committer_.reset(); }
+Queue::~Queue() {
+  housekeeper_.reset();
+  committer_.reset();
+}
 
 Result<std::unique_ptr<Queue>> Queue::open(QueueOptions options) {
   if (options.spoolDir.empty()) return Error{"queue: spool_dir is empty", EINVAL};
@@ -569,6 +766,9 @@ Status Queue::attachLoop(event_base* base) {
   auto c = std::make_unique<Committer>(*this);
   if (auto st = c->start(base); !st) return st;
   committer_ = std::move(c);
+  auto h = std::make_unique<Housekeeper>(*this);
+  if (auto st = h->start(base); !st) return st;
+  housekeeper_ = std::move(h);
   return {};
 }
 
@@ -610,6 +810,7 @@ CommitTicket Queue::commit(PendingMessage&& msg, CommitCallback callback) {
 
 void Queue::cancelCallback(CommitTicket ticket) {
   if (committer_) committer_->cancel(ticket);
+  if (housekeeper_) housekeeper_->cancel(ticket);
 }
 
 Result<QueueId> Queue::commitNow(PendingMessage&& msg) {
@@ -679,36 +880,47 @@ Result<MessageState> Queue::loadState(const QueueId& id, size_t recipientCount) 
 }
 
 Status Queue::saveState(const QueueId& id, const MessageState& state) {
-  std::string bytes = encodeState(state);
-  if (bytes.size() > kMaxStateSize) return Error{"state of " + id.str() + " too large", EFBIG};
-  return atomicWrite(path(Area::State, id), bytes, 0600);
+  HouseJob job(id, true);
+  job.bytes = encodeState(state);
+  if (job.bytes.size() > kMaxStateSize) return Error{"state of " + id.str() + " too large", EFBIG};
+  job.ticket = nextTicket_++;  // a unique temporary name
+  if (Housekeeper::stepOne(*this, job)) Housekeeper::stepTwo(*this, {&job});
+  return std::move(*job.result);
+}
+
+CommitTicket Queue::saveStateLater(const QueueId& id, const MessageState& state,
+                                   DoneCallback callback) {
+  if (!housekeeper_) fatal("Queue::saveStateLater without attachLoop");
+  auto job = std::make_unique<HouseJob>(id, true);
+  job->bytes = encodeState(state);
+  if (job->bytes.size() > kMaxStateSize) {
+    // Reported from the loop like any other outcome.
+    job->bytes.clear();
+    job->save = false;
+    job->result = Error{"state of " + id.str() + " too large", EFBIG};
+  }
+  return housekeeper_->submit(std::move(job), std::move(callback));
+}
+
+CommitTicket Queue::removeLater(const QueueId& id, DoneCallback callback) {
+  if (!housekeeper_) fatal("Queue::removeLater without attachLoop");
+  auto job = std::make_unique<HouseJob>(id, false);
+  return housekeeper_->submit(std::move(job), std::move(callback));
 }
 
 Status Queue::remove(const QueueId& id) {
-  Fs& fs = this->fs();
   // A message delivered at its first attempt has no state file: then the
   // unlink alone is the removal and it is not fsync'd (as Postfix does not
   // sync a deletion). A power loss may bring the message back, with no
-  // state, and it is delivered again: a duplicate, never a loss. It saves
-  // one directory fsync per delivered message on the queue manager's loop.
-  const bool hasState = fs.open(path(Area::State, id), O_RDONLY | O_CLOEXEC, 0).ok();
-  Status removed = Error{"no such message " + id.str(), ENOENT};
-  for (Area a : {Area::Queue, Area::Hold}) {
-    removed = fs.unlink(path(a, id));
-    if (removed) {
-      // With a state file, the message must be gone for good before its
-      // state goes, or a crash could leave it with no state and deliver it
-      // again to every recipient, also those the state says are done.
-      if (hasState) {
-        if (auto st = fs.fsyncDir(dir(a)); !st) return st;
-      }
-      break;
-    }
-    if (removed.error().errnum != ENOENT) return removed;
-  }
-  // Also done when the message was already gone (a crash inside remove()).
-  if (auto st = fs.unlink(path(Area::State, id)); !st && st.error().errnum != ENOENT) return st;
-  return removed;
+  // state, and it is delivered again: a duplicate, never a loss. With a
+  // state file, the message must be gone for good (its folder fsync'd)
+  // before its state goes, or a crash could leave it with no state and
+  // deliver it again to every recipient, also those the state says are
+  // done. A state file left by a crash inside remove() goes at the next
+  // start (recovery) or with the next remove().
+  HouseJob job(id, false);
+  if (Housekeeper::stepOne(*this, job)) Housekeeper::stepTwo(*this, {&job});
+  return std::move(*job.result);
 }
 
 Status Queue::moveBetween(const QueueId& id, Area from, Area to) {

@@ -168,12 +168,17 @@ struct QueueOptions {
   // EEXIST) is then returned by append or reported by the commit, and a
   // small message in progress has no file in tmp/ yet.
   bool createOnFlush = false;
+  // Threads for saveStateLater and removeLater (the queue manager's state
+  // saves and removals, off its event loop).
+  size_t stateThreads = 4;
 };
 
 using CommitCallback = std::function<void(Result<QueueId>)>;
+using DoneCallback = std::function<void(Status)>;
 using CommitTicket = uint64_t;
 
 class Committer;
+class Housekeeper;
 
 class Queue {
  public:
@@ -209,8 +214,9 @@ class Queue {
   // commit(). The message may be one whose append failed: the callback then
   // gets that error. Requires attachLoop().
   CommitTicket commit(PendingMessage&& msg, CommitCallback callback);
-  // The callback of this commit will not run (the session went away); the
-  // commit itself goes on. Unknown or finished tickets are ignored.
+  // The callback of this commit (or saveStateLater, removeLater) will not
+  // run (the session went away); the work itself goes on. Unknown or
+  // finished tickets are ignored.
   void cancelCallback(CommitTicket ticket);
   // The same work done on the calling thread, for tools and tests.
   Result<QueueId> commitNow(PendingMessage&& msg);
@@ -236,6 +242,20 @@ class Queue {
   // Deletes the message (from queue/ or hold/) and then its state file.
   // Order and crash windows: docs/queue.md.
   Status remove(const QueueId& id);
+
+  // saveState and remove done on one of QueueOptions::stateThreads threads
+  // (the queue manager's, so that no fsync waits on its loop). callback
+  // runs later on the loop thread with the outcome (remove: ENOENT when
+  // the message was already gone), never inside the call. Each is as
+  // durable when its callback runs as the synchronous call is when it
+  // returns, and the directory fsync is shared: one fsync of state/ for
+  // every save renamed while the previous one ran, one fsync of queue/ (or
+  // hold/) for every removal of a message with a state file likewise (a
+  // message without one is unlinked with no fsync, as remove() does). The
+  // caller keeps at most one of them per message in flight: two for the
+  // same message may land in either order. Require attachLoop().
+  CommitTicket saveStateLater(const QueueId& id, const MessageState& state, DoneCallback callback);
+  CommitTicket removeLater(const QueueId& id, DoneCallback callback);
   // Admin hold: queue/<id> -> hold/<id> and back. The state file stays.
   Status hold(const QueueId& id);
   Status release(const QueueId& id);
@@ -243,6 +263,7 @@ class Queue {
  private:
   friend class PendingMessage;
   friend class Committer;
+  friend class Housekeeper;
   explicit Queue(QueueOptions opts);
   Status recover();
   Status moveBetween(const QueueId& id, Area from, Area to);
@@ -253,6 +274,8 @@ class Queue {
   UniqueFd lock_;
   IdGenerator ids_;
   std::unique_ptr<Committer> committer_;
+  std::unique_ptr<Housekeeper> housekeeper_;
+  CommitTicket nextTicket_ = 1;  // shared by commits and the housekeeper's jobs
 };
 
 }  // namespace yubin::queue

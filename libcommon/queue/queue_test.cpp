@@ -890,3 +890,158 @@ TEST_CASE("remove deletes message then state; hold and release move between fold
   CHECK(fs.calls(Op::FsyncDir) == dirSyncs);
   CHECK(listNames(tmp.path() + "/queue").empty());
 }
+
+TEST_CASE("housekeeper: removals with a state file share one directory fsync") {
+  TempDir tmp;
+  FaultFs fs;
+  EventBasePtr base(event_base_new());
+  auto q = openQueue(tmp.path(), &fs);
+  REQUIRE(q->attachLoop(base.get()).ok());
+  const int n = 100;
+  std::vector<QueueId> ids;
+  for (int i = 0; i < n; ++i) {
+    auto m = q->begin(envelope());
+    REQUIRE(m.ok());
+    ids.push_back(*q->commitNow(std::move(*m)));
+    // Every other message has a state file (it was deferred once).
+    if (i % 2 == 0)
+      REQUIRE(q->saveState(ids.back(), MessageState{{RcptState{RcptStatus::Delivered, 1, 5, 0,
+                                                               "250 ok"}}})
+                  .ok());
+  }
+  // Hold the first directory fsync so the others pile up behind it.
+  fs.closeDirGate();
+  const int dirSyncsBefore = fs.calls(Op::FsyncDir);
+  int done = 0;
+  q->removeLater(ids[0], [&](Status st) {
+    CHECK(st.ok());
+    ++done;
+  });
+  fs.waitForDirGateWaiters(1);
+  for (int i = 1; i < n; ++i)
+    q->removeLater(ids[i], [&](Status st) {
+      CHECK(st.ok());
+      ++done;
+    });
+  CHECK(done == 0);  // never inside the call
+  // Every unlink of a message happens while the fsync is held; the state
+  // files (after the fsync) do not.
+  REQUIRE(fs.waitForCalls(Op::Unlink, n + n / 2));
+  fs.openDirGate();
+  runUntil(base.get(), [&] { return done == n; });
+  const int dirSyncs = fs.calls(Op::FsyncDir) - dirSyncsBefore;
+  INFO("directory fsyncs: " << dirSyncs << " for " << n / 2 << " removals with a state file");
+  CHECK(dirSyncs >= 2);
+  CHECK(dirSyncs <= 10);  // not one per message
+  CHECK(listNames(tmp.path() + "/queue").empty());
+  CHECK(listNames(tmp.path() + "/state").empty());
+
+  // A removal of a message that is gone: ENOENT, from the loop.
+  std::optional<Status> gone;
+  q->removeLater(ids[0], [&](Status st) { gone = st; });
+  runUntil(base.get(), [&] { return gone.has_value(); });
+  REQUIRE_FALSE(gone->ok());
+  CHECK(gone->error().errnum == ENOENT);
+  q.reset();
+}
+
+TEST_CASE("housekeeper: a failed directory fsync keeps the state file of a removal") {
+  TempDir tmp;
+  FaultFs fs;
+  EventBasePtr base(event_base_new());
+  auto q = openQueue(tmp.path(), &fs);
+  REQUIRE(q->attachLoop(base.get()).ok());
+  auto m = q->begin(envelope());
+  REQUIRE(m.ok());
+  QueueId id = *q->commitNow(std::move(*m));
+  MessageState st{{RcptState{RcptStatus::Deferred, 1, 5, 60, "451 later"}}};
+  REQUIRE(q->saveState(id, st).ok());
+  fs.failAt(Op::FsyncDir, 1, EIO);
+  std::optional<Status> r;
+  q->removeLater(id, [&](Status s) { r = s; });
+  runUntil(base.get(), [&] { return r.has_value(); });
+  REQUIRE_FALSE(r->ok());
+  CHECK(r->error().errnum == EIO);
+  CHECK(listNames(tmp.path() + "/queue").empty());
+  CHECK(*q->loadState(id, 1) == st);  // a crash that brings it back finds its state
+  q.reset();
+}
+
+TEST_CASE("housekeeper: state saves off the loop, shared fsync, failures leave the old state") {
+  TempDir tmp;
+  FaultFs fs;
+  EventBasePtr base(event_base_new());
+  auto q = openQueue(tmp.path(), &fs);
+  REQUIRE(q->attachLoop(base.get()).ok());
+  const int n = 60;
+  std::vector<QueueId> ids;
+  for (int i = 0; i < n; ++i) {
+    auto m = q->begin(envelope("a@example.org", 2));
+    REQUIRE(m.ok());
+    ids.push_back(*q->commitNow(std::move(*m)));
+  }
+  auto stateOf = [](int i) {
+    return MessageState{{RcptState{RcptStatus::Delivered, 1, 100 + i, 0, "250 ok " + std::to_string(i)},
+                         RcptState{RcptStatus::Deferred, 2, 200 + i, 900 + i, "421 busy"}}};
+  };
+  fs.closeDirGate();
+  const int dirSyncsBefore = fs.calls(Op::FsyncDir);
+  const int fsyncsBefore = fs.calls(Op::Fsync);
+  int done = 0;
+  auto save = [&](int i) {
+    q->saveStateLater(ids[static_cast<size_t>(i)], stateOf(i), [&](Status st) {
+      CHECK(st.ok());
+      ++done;
+    });
+  };
+  save(0);
+  fs.waitForDirGateWaiters(1);
+  for (int i = 1; i < n; ++i) save(i);
+  REQUIRE(fs.waitForCalls(Op::Replace, n));
+  CHECK(done == 0);
+  fs.openDirGate();
+  runUntil(base.get(), [&] { return done == n; });
+  CHECK(fs.calls(Op::Fsync) - fsyncsBefore == n);  // every file
+  const int dirSyncs = fs.calls(Op::FsyncDir) - dirSyncsBefore;
+  INFO("directory fsyncs: " << dirSyncs << " for " << n << " saves");
+  CHECK(dirSyncs >= 2);
+  CHECK(dirSyncs <= 10);
+  for (int i = 0; i < n; ++i) CHECK(*q->loadState(ids[static_cast<size_t>(i)], 2) == stateOf(i));
+
+  // ENOSPC at each step of a save: the error comes back, the old state
+  // stays as it was, no temporary file is left.
+  for (Op op : {Op::Open, Op::Write, Op::Fsync, Op::Replace, Op::FsyncDir}) {
+    INFO("failing op " << static_cast<int>(op));
+    fs.failAt(op, 1, ENOSPC);
+    std::optional<Status> r;
+    MessageState newer = stateOf(999);
+    q->saveStateLater(ids[1], newer, [&](Status s) { r = s; });
+    runUntil(base.get(), [&] { return r.has_value(); });
+    REQUIRE_FALSE(r->ok());
+    CHECK(r->error().errnum == ENOSPC);
+    if (op != Op::FsyncDir) CHECK(*q->loadState(ids[1], 2) == stateOf(1));
+    fs.clearFaults();
+    for (const auto& name : listNames(tmp.path() + "/state"))
+      CHECK(name.find(".tmp.") == std::string::npos);
+  }
+  // The synchronous saveState goes through the same Fs.
+  fs.failAt(Op::Write, 1, ENOSPC);
+  auto sync = q->saveState(ids[2], stateOf(7));
+  REQUIRE_FALSE(sync.ok());
+  CHECK(sync.error().errnum == ENOSPC);
+  CHECK(*q->loadState(ids[2], 2) == stateOf(2));
+
+  // A cancelled callback does not run; the save is still made.
+  bool ran = false;
+  CommitTicket t = q->saveStateLater(ids[3], stateOf(33), [&](Status) { ran = true; });
+  q->cancelCallback(t);
+  std::optional<Status> after;
+  q->saveStateLater(ids[4], stateOf(44), [&](Status s) { after = s; });
+  runUntil(base.get(), [&] { return after.has_value(); });
+  REQUIRE(fs.waitForCalls(Op::Replace, n + 3));
+  q.reset();  // joins the threads: every job handed over is done
+  CHECK_FALSE(ran);
+  auto q2 = openQueue(tmp.path());
+  CHECK(*q2->loadState(ids[3], 2) == stateOf(33));
+  CHECK(*q2->loadState(ids[4], 2) == stateOf(44));
+}

@@ -37,7 +37,7 @@ class TempDir {
   std::string path_;
 };
 
-enum class Op { Open, Write, Pwrite, Pread, Fsync, Rename, Unlink, FsyncDir, ListDir };
+enum class Op { Open, Write, Pwrite, Pread, Fsync, Rename, Replace, Unlink, FsyncDir, ListDir };
 
 class FaultFs : public RealFs {
  public:
@@ -142,6 +142,10 @@ class FaultFs : public RealFs {
   Status rename(const std::string& a, const std::string& b) override {
     if (auto e = hit(Op::Rename)) return *e;
     return RealFs::rename(a, b);
+  }
+  Status replace(const std::string& a, const std::string& b) override {
+    if (auto e = hit(Op::Replace)) return *e;
+    return RealFs::replace(a, b);
   }
   Status unlink(const std::string& p) override {
     if (auto e = hit(Op::Unlink)) return *e;
