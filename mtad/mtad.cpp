@@ -47,6 +47,16 @@ void raiseFdLimit(uint64_t maxConnections) {
               static_cast<unsigned long long>(target), static_cast<unsigned long long>(want));
 }
 
+// RFC 5321 §4.5.1: every local domain must take mail for postmaster. Said
+// once at start (and at each reload), per domain, as `yubinctl check` does.
+void warnPostmaster(auth::Directory& directory, const config::Config& cfg) {
+  for (const auto& d : directory.domainsWithoutPostmaster())
+    YLOG_WARN(
+        "postmaster@%s reaches no one (RFC 5321 requires it): RCPT TO:<postmaster@%s> gets "
+        "550; add an alias in %s or set [global] postmaster",
+        d.c_str(), d.c_str(), cfg.str("global", "aliases_file").c_str());
+}
+
 }  // namespace
 
 Mtad::Mtad() = default;
@@ -75,6 +85,7 @@ Status Mtad::start(service::Context& ctx) {
   if (auto st = directory_->reload(); !st)
     YLOG_WARN("user database: %s (recipients get 451 until it is fixed)",
               st.error().message.c_str());
+  warnPostmaster(*directory_, cfg);
   policy_ = std::make_unique<InboundPolicy>(*directory_, settings_.catchall);
   submissionPolicy_ = std::make_unique<SubmissionInPolicy>(*policy_);
 
@@ -175,6 +186,8 @@ void Mtad::reload(const config::Config& cfg) {
   settings_ = s;
   // Connections hold a reference to the policy: update it in place.
   policy_->setCatchall(settings_.catchall);
+  directory_->setPostmaster(cfg.str("global", "postmaster"));
+  warnPostmaster(*directory_, cfg);
   if (qmgr_)
     qmgr_->reload(QmgrSettings::fromConfig(cfg, settings_.smtp.hostname, settings_.catchall));
   if (pickup_) pickup_->reload(PickupSettings::fromConfig(cfg));

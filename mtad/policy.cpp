@@ -13,8 +13,8 @@ std::optional<smtp::Reply> InboundPolicy::checkSender(const smtp::Envelope&, con
 
 std::string InboundPolicy::queuedAddress(const mail::Address& rcpt) const {
   if (rcpt.isPostmaster()) {
-    const auto& domains = directory_.domains().list();
-    return "postmaster@" + (domains.empty() ? std::string("localhost") : domains.front());
+    const std::string& primary = directory_.domains().primary();
+    return "postmaster@" + (primary.empty() ? std::string("localhost") : primary);
   }
   return rcpt.normalized();
 }

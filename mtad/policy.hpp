@@ -27,8 +27,10 @@ class InboundPolicy : public smtp::Policy {
   std::optional<smtp::Reply> checkRecipient(const smtp::Envelope& env,
                                             const mail::Address& rcpt) override;
 
-  // The address a recipient is queued under: <Postmaster> becomes
-  // postmaster@<first local domain> (RFC 5321 §4.5.1).
+  // The address a recipient is queued under: <Postmaster> (any case)
+  // becomes postmaster@<primary local domain>, the first one [global]
+  // domains lists (RFC 5321 §4.5.1). postmaster@<local domain> without a
+  // user or alias falls back to [global] postmaster (auth::Directory).
   std::string queuedAddress(const mail::Address& rcpt) const;
   void setCatchall(std::string catchall) { catchall_ = std::move(catchall); }
   bool isLocal(const mail::Address& rcpt) const { return directory_.isLocalDomain(rcpt.domain); }

@@ -9,6 +9,7 @@
 
 #include "auth/address.hpp"
 #include "auth/password.hpp"
+#include "base/strings.hpp"
 #include "config/config.hpp"
 
 namespace yubin::auth {
@@ -28,6 +29,7 @@ DirectorySettings DirectorySettings::fromConfig(const config::Config& cfg) {
   DirectorySettings s;
   s.users = UserDbSettings::fromConfig(cfg);
   s.aliasesFile = cfg.str("global", "aliases_file");
+  s.postmaster = cfg.str("global", "postmaster");
   return s;
 }
 
@@ -45,6 +47,30 @@ bool Directory::isLocalDomain(std::string_view domain) const {
 }
 
 Resolution Directory::resolve(std::string_view address) {
+  Resolution r = resolveOnce(address);
+  if (r.status != Resolution::Status::UnknownUser || settings_.postmaster.empty()) return r;
+  auto parts = splitAddress(address);
+  if (!parts || !iequals(parts->local, "postmaster")) return r;
+  // RFC 5321 §4.5.1: the admin's fallback for every local domain's
+  // postmaster. Resolved once, without a fallback of its own, so a fallback
+  // that is itself an unknown postmaster@ cannot loop.
+  Resolution f = resolveOnce(settings_.postmaster);
+  if (f.status == Resolution::Status::UnknownUser || f.status == Resolution::Status::BadAddress) {
+    f.status = Resolution::Status::AliasError;
+    f.error = "postmaster fallback " + settings_.postmaster + " reaches no one" +
+              (f.error.empty() ? std::string() : ": " + f.error);
+  }
+  return f;
+}
+
+std::vector<std::string> Directory::domainsWithoutPostmaster() {
+  std::vector<std::string> out;
+  for (const auto& d : domains().list())
+    if (!resolve("postmaster@" + d).ok()) out.push_back(d);
+  return out;
+}
+
+Resolution Directory::resolveOnce(std::string_view address) {
   Resolution r;
   auto parts = splitAddress(address);
   if (!parts || !isValidDomain(parts->domain)) {

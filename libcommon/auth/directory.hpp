@@ -29,6 +29,9 @@ namespace yubin::auth {
 struct DirectorySettings {
   UserDbSettings users;     // users_file, domains, mail_root
   std::string aliasesFile;  // aliases_file
+  // [global] postmaster: where postmaster@<any local domain> goes when no
+  // user and no alias takes it (RFC 5321 §4.5.1); empty: nowhere.
+  std::string postmaster;
   static DirectorySettings fromConfig(const config::Config& cfg);
 };
 
@@ -65,8 +68,17 @@ class Directory {
   const LocalDomains& domains() const { return settings_.users.domains; }
 
   // Where mail for `address` goes. An address of a non-local domain resolves
-  // to itself as a remote address.
+  // to itself as a remote address. postmaster@<local domain> (any case) that
+  // no user or alias takes resolves as the [global] postmaster address does
+  // (one step: that address gets no fallback of its own); when that address
+  // reaches no one either, the result is AliasError.
   Resolution resolve(std::string_view address);
+
+  // The local domains whose postmaster@ address resolves to no one (or
+  // fails): `yubinctl check` and mtad's start warn about each.
+  std::vector<std::string> domainsWithoutPostmaster();
+  // A reload of the configuration changes the fallback in place.
+  void setPostmaster(std::string address) { settings_.postmaster = std::move(address); }
 
   // The user with this address (no alias expansion).
   std::optional<User> findUser(std::string_view address);
@@ -88,6 +100,8 @@ class Directory {
   Status reload();
 
  private:
+  Resolution resolveOnce(std::string_view address);
+
   DirectorySettings settings_;
   UserDb users_;
   AliasDb aliases_;

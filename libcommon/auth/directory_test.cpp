@@ -83,6 +83,81 @@ TEST_CASE("local domains are case-insensitive") {
   CHECK_FALSE(d.contains("."));
 }
 
+TEST_CASE("the primary domain is the first one listed") {
+  CHECK(LocalDomains({"Zeta.Example.", "alpha.example"}).primary() == "zeta.example");
+  CHECK(LocalDomains({"Zeta.Example.", "alpha.example"}).list() == V{"alpha.example", "zeta.example"});
+  CHECK(LocalDomains({"", "b.example"}).primary() == "b.example");
+  CHECK(LocalDomains(V{}).primary().empty());
+}
+
+TEST_CASE("postmaster: users and aliases first, then [global] postmaster") {
+  Fixture f;
+  struct Case {
+    const char* fallback;  // [global] postmaster
+    const char* address;
+    Resolution::Status status;
+    V users;
+    V remote;
+  };
+  using S = Resolution::Status;
+  auto c = GENERATE(values<Case>({
+      // No fallback: an unknown postmaster is an unknown user.
+      {"", "postmaster@example.org", S::UnknownUser, {}, {}},
+      {"", "PostMaster@Example.ORG", S::UnknownUser, {}, {}},
+      // The catch-all alias of example.net takes its postmaster.
+      {"", "postmaster@example.net", S::Ok, {"dan@example.net"}, {}},
+      {"bob@example.org", "postmaster@example.net", S::Ok, {"dan@example.net"}, {}},
+      // The fallback for every local domain, in any case.
+      {"bob@example.org", "postmaster@example.org", S::Ok, {"bob@example.org"}, {}},
+      {"bob@example.org", "POSTMASTER@EXAMPLE.ORG", S::Ok, {"bob@example.org"}, {}},
+      {"info@example.org", "Postmaster@example.org", S::Ok,
+       {"bob@example.org", "carol@example.org"}, {}},
+      {"admin@remote.example", "postmaster@example.org", S::Ok, {}, {"admin@remote.example"}},
+      // Only postmaster falls back; other unknown users stay unknown.
+      {"bob@example.org", "webmaster@example.org", S::UnknownUser, {}, {}},
+      {"bob@example.org", "postmaster2@example.org", S::UnknownUser, {}, {}},
+      // Non-local postmasters are remote as ever.
+      {"bob@example.org", "postmaster@remote.example", S::Ok, {}, {"postmaster@remote.example"}},
+      // A fallback that reaches no one is the admin's error, never a loop.
+      {"ghost@example.org", "postmaster@example.org", S::AliasError, {}, {}},
+      {"postmaster@example.org", "postmaster@example.org", S::AliasError, {}, {}},
+      {"not an address", "postmaster@example.org", S::AliasError, {}, {}},
+      {"loop@example.org", "postmaster@example.org", S::AliasError, {}, {}},
+  }));
+  DirectorySettings settings = f.settings();
+  settings.postmaster = c.fallback;
+  Directory dir(settings);
+  auto r = dir.resolve(c.address);
+  INFO(c.fallback << " / " << c.address << ": " << r.error);
+  CHECK(r.status == c.status);
+  CHECK(userAddresses(r) == c.users);
+  CHECK(r.remote == c.remote);
+  if (r.status == S::AliasError && std::string(c.fallback) != "loop@example.org")
+    CHECK(r.error.find("postmaster fallback " + std::string(c.fallback) + " reaches no one") == 0);
+}
+
+TEST_CASE("postmaster: the domains that lack one, and a fallback set later") {
+  Fixture f;
+  Directory dir(f.settings());
+  // example.net has its catch-all; example.org has no postmaster.
+  CHECK(dir.domainsWithoutPostmaster() == V{"example.org"});
+  dir.setPostmaster("carol@example.org");
+  CHECK(dir.domainsWithoutPostmaster().empty());
+  CHECK(userAddresses(dir.resolve("postmaster@example.org")) == V{"carol@example.org"});
+  dir.setPostmaster("ghost@example.org");
+  CHECK(dir.domainsWithoutPostmaster() == V{"example.org"});
+  dir.setPostmaster("");
+  CHECK(dir.domainsWithoutPostmaster() == V{"example.org"});
+}
+
+TEST_CASE("postmaster: [global] postmaster is read from the config") {
+  auto cfg = config::Config::parse(
+      "version = 1\n[global]\ndomains = example.org\npostmaster = admin@example.org\n",
+      "test.conf");
+  REQUIRE(cfg.ok());
+  CHECK(DirectorySettings::fromConfig(*cfg).postmaster == "admin@example.org");
+}
+
 TEST_CASE("resolve: users, aliases, remote addresses and errors") {
   Fixture f;
   Directory dir(f.settings());

@@ -21,6 +21,7 @@ LocalDomains::LocalDomains(const std::vector<std::string>& domains) {
     std::string n = normalize(d);
     if (!n.empty()) domains_.push_back(std::move(n));
   }
+  if (!domains_.empty()) primary_ = domains_.front();
   std::sort(domains_.begin(), domains_.end());
   domains_.erase(std::unique(domains_.begin(), domains_.end()), domains_.end());
 }

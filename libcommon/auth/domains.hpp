@@ -23,9 +23,13 @@ class LocalDomains {
   bool contains(std::string_view domain) const;
   // Lower-case, sorted, without duplicates.
   const std::vector<std::string>& list() const { return domains_; }
+  // The first domain as the admin listed it (lower-case): the domain of the
+  // bare <Postmaster> recipient. Empty when there is none.
+  const std::string& primary() const { return primary_; }
 
  private:
   std::vector<std::string> domains_;
+  std::string primary_;
 };
 
 }  // namespace yubin::auth

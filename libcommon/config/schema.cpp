@@ -16,6 +16,7 @@ constexpr KeySpec kSchema[] = {
     {"global", "domains", Type::List, nullptr, "local mail domains, comma-separated"},
     {"global", "users_file", Type::Path, YUBIN_SYSCONFDIR "/users", "the user database"},
     {"global", "aliases_file", Type::Path, YUBIN_SYSCONFDIR "/aliases", "the aliases file"},
+    {"global", "postmaster", Type::String, "", "where mail for postmaster@<any local domain> goes when no user or alias takes it (empty: nowhere)"},
     {"global", "users_group", Type::String, "", "group that may read the users and aliases files; every daemon keeps it as its one supplementary group (empty: none)"},
     {"global", "mail_root", Type::Path, "/var/mail/yubin", "base folder for relative mailbox paths in the user database"},
     {"global", "spool_dir", Type::Path, "/var/spool/yubin", "the mail queue, owned by mtad"},

@@ -703,6 +703,7 @@ TEST_CASE("malformed commands", "[session]") {
       {kMail + "RCPT TO:<a@c.test> SIZE=1\r\n", "555 5.5.4"},
       {kMail + "RCPT <a@c.test>\r\n", "501 5.5.4"},
       {kMail + "RCPT TO:<postmaster>\r\n", "250 2.1.5"},
+      {kMail + "RCPT TO:<pOsTmAsTeR>\r\n", "250 2.1.5"},  // RFC 5321 §4.5.1: any case
       {kMail + "RCPT TO:<a%b@c.test>\r\n", "550 5.7.1"},
       {"MAIL FROM:<a@bad.example>\r\n", "550 5.7.1"},
       {"MAIL FROM:<>\r\n", "250 2.1.0"},
