@@ -221,7 +221,12 @@ QmgrSettings QmgrSettings::fromConfig(const config::Config& cfg, const std::stri
   // without SOA, 5 s for failures); only its size is a setting.
   r.dns.cache.maxEntries = static_cast<size_t>(cfg.integer("mtad", "dns_cache_size"));
   r.connection.connectTimeout = cfg.duration("mtad", "remote_connect_timeout");
-  s.maxDeliveries = s.maxLmtp + (s.remoteEnabled ? r.maxConnections : 0);
+  // Remote: more messages under way than connections, so that a
+  // connection that ends a message finds the next one for the same
+  // destination already waiting (RemoteDelivery's per-destination queues)
+  // instead of being closed for another destination.
+  s.maxDeliveries =
+      s.maxLmtp + (s.remoteEnabled ? r.maxConnections + std::max<size_t>(2 * r.maxConnections, 100) : 0);
   return s;
 }
 
@@ -264,6 +269,10 @@ struct Qmgr::Delivery {
   queue::Area area = queue::Area::Queue;
   std::vector<AdminDone> bounceDone;
   size_t bounced = 0;
+  // A state save or removal of this message is in flight (stateIo); the
+  // last part ended meanwhile and waits for it (partsEnded).
+  bool saving = false;
+  bool partsEnded = false;
 };
 
 Qmgr::Qmgr(event_base* base, queue::Queue& queue, auth::Directory& directory, QmgrSettings settings)
@@ -435,6 +444,7 @@ void Qmgr::begin(const queue::QueueId& id) {
     int e = f.error().errnum;
     if (e == ENOENT) {
       YLOG_DEBUG("queue message gone id=%s", id.str().c_str());
+      unsaved_.erase(id);
       finish(d, 0, false);
     } else if (e == EBADMSG) {
       finish(d, 0, false);  // load() quarantined it
@@ -465,6 +475,33 @@ void Qmgr::begin(const queue::QueueId& id) {
   }
   d.state = std::move(*st);
   d.next = d.state;
+  if (auto u = unsaved_.find(id); u != unsaved_.end()) {
+    if (u->second.rcpts.size() == n) {
+      // The last attempt's outcomes could not be saved: they are the
+      // truth, and they are saved before anything is delivered again.
+      d.state = u->second;
+      d.next = d.state;
+      stateIo(d, &d.state, [this](Delivery& d, Status st) {
+        if (!st) {
+          YLOG_WARN("delivery state still not saved, message waits id=%s error=\"%s\"",
+                    d.id.str().c_str(), st.error().message.c_str());
+          finish(d, nowSeconds() + std::max<int64_t>(settings_.stateRetry.count(), 1), false);
+          return;
+        }
+        unsaved_.erase(d.id);
+        YLOG_INFO("delivery state saved after an earlier failure id=%s", d.id.str().c_str());
+        proceed(d);
+      });
+      return;
+    }
+    unsaved_.erase(u);
+  }
+  proceed(d);
+}
+
+void Qmgr::proceed(Delivery& d) {
+  const queue::QueueId& id = d.id;
+  const size_t n = d.file->envelope().recipients.size();
   if (allFinal(d.state)) {
     // A crash between the last saveState and remove().
     saveAndFinish(d);
@@ -662,6 +699,15 @@ void Qmgr::partDone(Delivery& d) {
     if (!d.quarantined) saveDelivered(d);
     return;
   }
+  if (d.saving) {
+    d.partsEnded = true;  // saveDelivered's callback goes on
+    return;
+  }
+  endParts(d);
+}
+
+void Qmgr::endParts(Delivery& d) {
+  d.partsEnded = false;
   if (d.quarantined) {
     finish(d, 0, false);
     return;
@@ -723,6 +769,7 @@ void Qmgr::lmtpDone(Delivery& d, LmtpResult result) {
 }
 
 void Qmgr::saveDelivered(Delivery& d) {
+  if (d.saving) return;  // one save at a time; settle() saves the rest
   const queue::Envelope& env = d.file->envelope();
   queue::MessageState next = d.state;
   std::vector<size_t> done;
@@ -740,21 +787,29 @@ void Qmgr::saveDelivered(Delivery& d) {
     done.push_back(i);
   }
   if (done.empty()) return;
-  if (auto st = queue_.saveState(d.id, next); !st) {
-    // settle() saves them with the rest.
-    YLOG_WARN("cannot save delivery state yet id=%s error=\"%s\"", d.id.str().c_str(),
-              st.error().message.c_str());
-    return;
-  }
-  for (size_t i : done) {
-    Verdict v;
-    v.state = next.rcpts[i];
-    for (const auto& t : d.outcomes[i])
-      logOutcome(d.id.str(), env.recipients[i], t, v, false, d.now);
-    d.due[i] = false;  // settle() leaves it alone
-    d.next.rcpts[i] = next.rcpts[i];
-  }
-  d.state = std::move(next);
+  auto saved = std::make_shared<queue::MessageState>(std::move(next));
+  stateIo(d, saved.get(), [this, saved, done](Delivery& d, Status st) {
+    if (!st) {
+      // settle() saves them with the rest.
+      YLOG_WARN("cannot save delivery state yet id=%s error=\"%s\"", d.id.str().c_str(),
+                st.error().message.c_str());
+    } else {
+      const queue::Envelope& env = d.file->envelope();
+      for (size_t i : done) {
+        Verdict v;
+        v.state = saved->rcpts[i];
+        for (const auto& t : d.outcomes[i])
+          logOutcome(d.id.str(), env.recipients[i], t, v, false, d.now);
+        d.due[i] = false;  // settle() leaves it alone
+        d.next.rcpts[i] = saved->rcpts[i];
+      }
+      d.state = *saved;
+    }
+    if (d.partsEnded)
+      endParts(d);
+    else if (st && d.partsPending > 0)
+      saveDelivered(d);  // parts that answered meanwhile (after a failure: settle())
+  });
 }
 
 void Qmgr::settle(Delivery& d) {
@@ -1006,41 +1061,79 @@ void Qmgr::sideDone(Delivery& d) {
   if (--d.sidePending == 0) saveAndFinish(d);
 }
 
+void Qmgr::stateIo(Delivery& d, const queue::MessageState* state,
+                   std::function<void(Delivery&, Status)> then) {
+  if (d.saving) fatal("queue manager: two state operations at once for %s", d.id.str().c_str());
+  d.saving = true;
+  Delivery* dp = &d;
+  auto ticket = std::make_shared<queue::CommitTicket>(0);
+  auto done = [this, dp, ticket, then = std::move(then)](Status st) {
+    dp->tickets.erase(*ticket);
+    dp->saving = false;
+    then(*dp, std::move(st));
+  };
+  // The callback never runs inside the call: *ticket is set first.
+  *ticket = state ? queue_.saveStateLater(d.id, *state, std::move(done))
+                  : queue_.removeLater(d.id, std::move(done));
+  d.tickets.insert(*ticket);
+}
+
 void Qmgr::saveAndFinish(Delivery& d) {
-  const char* id = d.id.str().c_str();
-  const bool done = allFinal(d.next);
-  if (done) {
+  if (allFinal(d.next)) {
     // Every recipient is final: removing the message is the one durable
     // step needed (its state file goes with it). Saving the final state
-    // first would cost two more fsyncs on the loop, per message, for a
-    // file deleted at once. A crash before the removal delivers again, as a
-    // crash between the delivery and the save would.
-    auto st = queue_.remove(d.id);
-    if (st || st.error().errnum == ENOENT) {
-      YLOG_INFO("removed id=%s: every recipient done", id);
-      remoteLogged_.erase(d.id);
-      finish(d, 0, false);
+    // first would cost two more fsyncs per message for a file deleted at
+    // once. A crash before the removal delivers again, as a crash between
+    // the delivery and the save would.
+    stateIo(d, nullptr, [this](Delivery& d, Status st) {
+      if (st || st.error().errnum == ENOENT) {
+        YLOG_INFO("removed id=%s: every recipient done", d.id.str().c_str());
+        remoteLogged_.erase(d.id);
+        unsaved_.erase(d.id);
+        finish(d, 0, false);
+        return;
+      }
+      YLOG_ERROR("cannot remove delivered message id=%s error=\"%s\"", d.id.str().c_str(),
+                 st.error().message.c_str());
+      // Keep the outcomes, so the recipients done are not tried again.
+      saveNext(d);
+    });
+    return;
+  }
+  if (d.next == d.state) {
+    int64_t wake = nextWake(d.next);
+    finish(d, wake, wake == 0);
+    return;
+  }
+  saveNext(d);
+}
+
+void Qmgr::saveNext(Delivery& d) {
+  stateIo(d, &d.next, [this](Delivery& d, Status st) {
+    if (!st) {
+      keepUnsaved(d, st.error());
       return;
     }
-    YLOG_ERROR("cannot remove delivered message id=%s error=\"%s\"", id,
-               st.error().message.c_str());
-    // Keep the outcomes, so the recipients done are not tried again.
-  }
-  if (!(d.next == d.state)) {
-    if (auto st = queue_.saveState(d.id, d.next); !st) {
-      // The outcomes of this attempt are lost: the recipients are tried
-      // again, and those delivered now get the message twice.
-      YLOG_ERROR("cannot save delivery state id=%s error=\"%s\"", id, st.error().message.c_str());
+    unsaved_.erase(d.id);
+    if (allFinal(d.next)) {  // the removal failed: try it again later
       finish(d, d.now + retryDelay(1, settings_.retry).count(), false);
       return;
     }
-  }
-  if (done) {  // the removal failed: try it again later
-    finish(d, d.now + retryDelay(1, settings_.retry).count(), false);
-    return;
-  }
-  int64_t wake = nextWake(d.next);
-  finish(d, wake, wake == 0);
+    int64_t wake = nextWake(d.next);
+    finish(d, wake, wake == 0);
+  });
+}
+
+void Qmgr::keepUnsaved(Delivery& d, const Error& e) {
+  // The outcomes stay known here, so the recipients reached are not
+  // delivered again while mtad runs (a restart before a save succeeds
+  // forgets them: they are delivered again, at least once). The message
+  // waits: its next attempt first saves them, then goes on.
+  YLOG_ERROR("cannot save delivery state, kept in memory id=%s retry_in=%llds error=\"%s\"",
+             d.id.str().c_str(), static_cast<long long>(settings_.stateRetry.count()),
+             e.message.c_str());
+  unsaved_[d.id] = d.next;
+  finish(d, nowSeconds() + std::max<int64_t>(settings_.stateRetry.count(), 1), false);
 }
 
 void Qmgr::finish(Delivery& d, int64_t next, bool parked) {
@@ -1200,6 +1293,7 @@ void Qmgr::remove(const queue::QueueId& id, AdminDone done) {
     forget(id);
     bounces_.erase(id);
     remoteLogged_.erase(id);
+    unsaved_.erase(id);
     if (auto st = queue_.remove(id); !st) {
       YLOG_ERROR("cannot delete id=%s error=\"%s\"", id.str().c_str(), st.error().message.c_str());
       if (locate(id) == queue::Area::Queue) schedule(id, nowSeconds());

@@ -162,6 +162,9 @@ struct QmgrSettings {
   std::string remoteError;  // a bad [mtad] key: start() fails with it
   std::chrono::seconds delayWarning{0};  // 0: no delay reports
   std::string postmaster;  // reports about failed reports go here; empty: dropped
+  // After a state save failed (a full disk), the outcomes stay in memory
+  // and the message's next attempt, this much later, first saves them.
+  std::chrono::seconds stateRetry{30};
 
   static QmgrSettings fromConfig(const config::Config& cfg, const std::string& hostname,
                                  const std::string& catchall);
@@ -233,6 +236,9 @@ class Qmgr {
   // failure, a split or a report waits for settle(): its side messages are
   // committed before its state.
   void saveDelivered(Delivery& d);
+  // The parts have all ended (and no save of saveDelivered is in flight):
+  // settle, or end a quarantined message.
+  void endParts(Delivery& d);
   void settle(Delivery& d);
   void enqueueSplit(Delivery& d, const std::vector<std::pair<size_t, std::string>>& targets,
                     std::vector<size_t> rcpts);
@@ -241,7 +247,22 @@ class Qmgr {
   void enqueueDsn(Delivery& d, std::vector<std::pair<size_t, Verdict::Failure>> items,
                   DsnKind kind, const std::string& to);
   void sideDone(Delivery& d);
+  // Every side message is committed: removes the message when every
+  // recipient is final, else saves the state; both off the loop
+  // (Queue::removeLater, saveStateLater), the attempt ending when they are
+  // done.
   void saveAndFinish(Delivery& d);
+  void saveNext(Delivery& d);
+  // A state save failed: the outcomes (d.next) are kept in unsaved_ and the
+  // message is tried again after stateRetry, starting from them.
+  void keepUnsaved(Delivery& d, const Error& e);
+  // begin() once the state is known: remove, bounce or plan.
+  void proceed(Delivery& d);
+  // A save of `state` (or, with state null, the removal) of d's message on
+  // the queue's threads; `then` runs from the loop with the outcome. At
+  // most one per message at a time (d.saving).
+  void stateIo(Delivery& d, const queue::MessageState* state,
+               std::function<void(Delivery&, Status)> then);
   // Ends the attempt; `next` = 0: not rescheduled (done or parked).
   void finish(Delivery& d, int64_t next, bool parked);
   std::unique_ptr<LmtpClient> acquireClient();
@@ -273,6 +294,10 @@ class Qmgr {
   std::map<queue::QueueId, std::unique_ptr<Delivery>> active_;
   std::set<queue::QueueId> parked_;
   std::set<queue::QueueId> remoteLogged_;
+  // Outcomes whose state save failed (disk full): the truth about these
+  // messages until a save succeeds; their next attempt starts from it, so
+  // recipients already reached are not delivered again while mtad runs.
+  std::map<queue::QueueId, queue::MessageState> unsaved_;
   std::vector<std::unique_ptr<Delivery>> finished_;  // destroyed from the loop
   event::Timer wake_;                                // the earliest due time
   event::Timer kicker_;                              // runs pump() from the loop

@@ -20,6 +20,7 @@
 #include "mtad/lmtp_test_server.hpp"
 #include "mtad/qmgr.hpp"
 #include "queue/queue.hpp"
+#include "queue/test_util.hpp"
 
 using namespace yubin;
 using namespace yubin::mtad;
@@ -341,4 +342,34 @@ TEST_CASE("a recipient delivered is saved at once, while another domain is still
   CHECK(copiesFor(lmtp, "bob@example.org") == 1);
   CHECK(e.qmgr->active() == 1);  // the attempt goes on for slow.test
   CHECK(e.ids() == std::vector<queue::QueueId>{id});
+}
+
+TEST_CASE("a full disk while saving a partial outcome: kept in memory, no second delivery",
+          "[qmgr]") {
+  // bob is delivered, carol deferred; saving that state fails (ENOSPC at
+  // every state file). The outcome stays known: while the disk is full the
+  // message waits (its state is tried again, nothing delivered), and once
+  // a save succeeds only carol is tried again. bob gets one copy.
+  queue::testing::FaultFs fs;
+  Engine e(&fs);
+  e.settings.stateRetry = 1s;
+  Behaviour b;
+  b.finalReplies["carol@example.org"] = smtp::reply(smtp::ReplyId::MailboxFullTemporary);
+  FakeServer server(e.base.get(), e.settings.lmtp.socketPath, b);
+  auto id = e.commit({"bob@example.org", "carol@example.org"}, "Subject: f\r\n\r\nfull\r\n");
+  fs.failAt(queue::testing::Op::Replace, 1, ENOSPC, true);
+  e.startQmgr();
+  // The first save fails, then its retries (one a second) fail too.
+  e.loopUntil([&] { return fs.calls(queue::testing::Op::Replace) >= 3; }, 15s);
+  CHECK(copiesFor(server, "bob@example.org") == 1);
+  CHECK(copiesFor(server, "carol@example.org") == 1);
+  CHECK(e.ids() == std::vector<queue::QueueId>{id});
+  CHECK(queue::testing::listNames(e.dir.file("spool/state")).empty());  // nothing saved, no temporary file
+  // Space again, and carol's mailbox has room.
+  server.behaviour.finalReplies.clear();
+  fs.clearFaults();
+  e.loopUntil([&] { return e.ids().empty() && e.qmgr->idle(); }, 15s);
+  CHECK(copiesFor(server, "bob@example.org") == 1);
+  CHECK(copiesFor(server, "carol@example.org") == 2);  // the deferred try, then the good one
+  CHECK(std::filesystem::is_empty(e.dir.file("spool/state")));
 }
