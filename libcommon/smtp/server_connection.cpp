@@ -64,6 +64,7 @@ void ServerConnection::setCallbacks() {
 
 void ServerConnection::armTimer() {
   if (session_.closed()) return;
+  repliesAtArm_ = replies_;
   timer_.arm(std::chrono::duration_cast<std::chrono::milliseconds>(session_.timeoutNow()));
 }
 
@@ -116,7 +117,13 @@ void ServerConnection::readInput() {
     session_.feed(chunk);
     if (session_.closed() || closing_) return;
   }
-  armTimer();
+  // Message data re-arms the timer on every read (RFC 5321 §4.5.3.2.6
+  // times each chunk); a command only once it is answered, so a client
+  // that drips a command line a byte at a time (slow-loris) still has
+  // command_timeout to finish it (§4.5.3.2.7), not that much per byte.
+  const Session::State st = session_.state();
+  if (replies_ != repliesAtArm_ || st == Session::State::Data || st == Session::State::Chunk)
+    armTimer();
   if (shutdownRequested_ &&
       (session_.state() == Session::State::Idle || session_.state() == Session::State::NeedHelo))
     session_.shutdown();
@@ -168,6 +175,7 @@ void ServerConnection::onEvent(bufferevent* bev, short what, void* self) {
 }
 
 void ServerConnection::send(std::string_view bytes) {
+  ++replies_;
   if (bev_) bufferevent_write(bev_.get(), bytes.data(), bytes.size());
 }
 

@@ -105,6 +105,10 @@ class ServerConnection : public Io {
   // On close under TLS: watches the socket buffer below the TLS layer.
   evbuffer_cb_entry* lowerDrained_ = nullptr;
   std::string tlsInfo_;
+  // Replies sent, and their count when the timer was last armed: the
+  // command timeout runs from the last reply, not from the last byte read.
+  uint64_t replies_ = 0;
+  uint64_t repliesAtArm_ = 0;
   bool closing_ = false;
   bool shutdownRequested_ = false;
   bool implicitTls_ = false;
