@@ -1,6 +1,8 @@
 // DATA and BDAT content decoders and the dot-stuffing encoder. See data.hpp.
 #include "smtp/data.hpp"
 
+#include <cstring>
+
 namespace yubin::smtp {
 
 namespace {
@@ -20,9 +22,45 @@ void DotDecoder::bareLineEnd(std::string& out) {
   state_ = State::SoftLineStart;
 }
 
+size_t DotDecoder::cleanLines(std::string_view in, size_t i, Positions& next) const {
+  // The first `c` at or after `from`, or in.size(); each byte is looked at
+  // once per decode() call however often a line falls back to the byte
+  // loop, so hostile input (many bare CRs, no LF) stays linear.
+  auto find = [&in](char c, size_t from, size_t& cached) {
+    if (cached == kUnknown || cached < from) {
+      const void* p = std::memchr(in.data() + from, c, in.size() - from);
+      cached = p ? static_cast<size_t>(static_cast<const char*>(p) - in.data()) : in.size();
+    }
+    return cached;
+  };
+  State s = state_;
+  size_t j = i;
+  while (j < in.size()) {
+    if (s == State::LineStart && in[j] == '.') break;  // stuffing or the end: byte loop
+    const size_t lf = find('\n', j, next.lf);
+    if (lf == in.size() || lf == j || in[lf - 1] != '\r') break;  // partial line or bare LF
+    if (find('\r', j, next.cr) < lf - 1) break;                    // a bare CR inside
+    j = lf + 1;
+    s = State::LineStart;
+  }
+  return j - i;
+}
+
 size_t DotDecoder::decode(std::string_view in, std::string& out) {
   size_t i = 0;
+  Positions next;
   while (i < in.size() && state_ != State::Done) {
+    if (state_ == State::Middle || state_ == State::LineStart) {
+      // Fast path: a run of whole lines that end in CRLF, hold no other CR
+      // or LF, and (at a line start) do not begin with a dot passes as it
+      // is, in one append. Everything else takes the byte loop below.
+      if (size_t n = cleanLines(in, i, next); n > 0) {
+        out.append(in.data() + i, n);
+        i += n;
+        state_ = State::LineStart;
+        continue;
+      }
+    }
     const char c = in[i];
     switch (state_) {
       case State::Middle: {

@@ -43,6 +43,15 @@ class DotDecoder {
     Cr,
     Done,
   };
+  // Where decode() last found the next LF and CR (kUnknown: not looked).
+  static constexpr size_t kUnknown = static_cast<size_t>(-1);
+  struct Positions {
+    size_t lf = kUnknown;
+    size_t cr = kUnknown;
+  };
+  // The length of the run of clean CRLF-ended lines at in[i...] (see
+  // decode()), 0 when there is none.
+  size_t cleanLines(std::string_view in, size_t i, Positions& next) const;
   void bareLineEnd(std::string& out);
   State state_ = State::LineStart;
   bool bare_ = false;

@@ -110,11 +110,11 @@ void ServerConnection::readInput() {
     }
     evbuffer_iovec vec;
     if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
-    size_t n = vec.iov_len;
-    // Copy out before draining: feed() may call back into us.
-    std::string chunk(static_cast<const char*>(vec.iov_base), n);
-    evbuffer_drain(in, n);
-    session_.feed(chunk);
+    // The engine copies the bytes in, they are drained, and only then does
+    // it act on them: its callbacks may replace the bufferevent (STARTTLS).
+    session_.take(std::string_view(static_cast<const char*>(vec.iov_base), vec.iov_len));
+    evbuffer_drain(in, vec.iov_len);
+    session_.run();
     if (session_.closed() || closing_) return;
   }
   // Message data re-arms the timer on every read (RFC 5321 §4.5.3.2.6

@@ -234,10 +234,19 @@ void Session::shutdown() { refuse(reply(ReplyId::ShuttingDown, settings_.hostnam
 void Session::timeout() { refuse(reply(ReplyId::Timeout, settings_.hostname)); }
 
 void Session::feed(std::string_view bytes) {
+  take(bytes);
+  run();
+}
+
+void Session::take(std::string_view bytes) {
   // Between STARTTLS and the end of the handshake nothing may be taken from
   // the plaintext stream (CVE-2011-0411).
   if (state_ == State::Closed || state_ == State::StartingTls) return;
   in_.append(bytes);
+}
+
+void Session::run() {
+  if (state_ == State::Closed || state_ == State::StartingTls) return;
   process();
 }
 

@@ -185,6 +185,12 @@ class Session {
   // message it only buffers; input that arrives between STARTTLS and
   // tlsStarted() is discarded.
   void feed(std::string_view bytes);
+  // feed() in two steps, for a caller whose bytes sit in a buffer it must
+  // release before the engine acts on them (a callback may replace that
+  // buffer, as STARTTLS does): take() only copies them in, under the same
+  // rules, and run() processes them. Saves the caller a copy of its own.
+  void take(std::string_view bytes);
+  void run();
   // The end-of-data reply. SMTP/submission: one reply. LMTP: one per
   // accepted recipient, in order (a single reply is repeated for all).
   void messageDone(const Reply& r);
