@@ -373,3 +373,47 @@ TEST_CASE("a full disk while saving a partial outcome: kept in memory, no second
   CHECK(copiesFor(server, "carol@example.org") == 2);  // the deferred try, then the good one
   CHECK(std::filesystem::is_empty(e.dir.file("spool/state")));
 }
+
+TEST_CASE("fewer connections than destinations: a free connection takes the next message for "
+          "its destination",
+          "[qmgr]") {
+  // Three domains, one connection in all, 30 messages in turn to each
+  // domain. With more messages under way than connections (as fromConfig
+  // sets maxDeliveries), each connection sends every message waiting for
+  // its domain before the slot goes to the next domain: a few sessions,
+  // not one per message.
+  Engine e;
+  auth::testing::writeText(e.dir.file("aliases"),
+                           "a@example.org: r@a.test\nb@example.org: r@b.test\n"
+                           "c@example.org: r@c.test\n");
+  REQUIRE(e.directory->reload());
+  dns::testing::FakeServer dns(e.base.get(), [](const dns::testing::Question& q)
+                                                 -> std::optional<std::string> {
+    dns::testing::Reply r(q);
+    if (q.type == dns::testing::kTypeA) r.a("127.0.0.1");
+    return r.bytes();  // MX, AAAA: no data (the implicit MX, IPv4 only)
+  });
+  FakeServer mx(e.base.get(), Behaviour{});
+  e.settings.remoteEnabled = true;
+  e.settings.remote.port = mx.port;
+  e.settings.remote.tlsPolicy = TlsPolicy::None;
+  e.settings.remote.dns.servers = {dns.server()};
+  e.settings.remote.maxConnections = 1;
+  e.settings.remote.maxPerDestination = 1;
+  e.settings.maxLmtp = 1;
+  e.settings.maxDeliveries = 1 + 1 + 100;
+  const int n = 30;
+  for (int i = 0; i < n; ++i)
+    e.commit({std::string(1, static_cast<char>('a' + i % 3)) + "@example.org"},
+             "Subject: " + std::to_string(i) + "\r\n\r\nbody\r\n");
+  e.startQmgr();
+  e.loopUntil([&] { return e.ids().empty() && e.qmgr->idle(); }, 20s);
+  REQUIRE(mx.messages.size() == static_cast<size_t>(n));
+  std::map<std::string, int> perRcpt;
+  for (const auto& [from, rcpts] : mx.envelopes)
+    for (const auto& r : rcpts) ++perRcpt[r];
+  CHECK(perRcpt == std::map<std::string, int>{{"r@a.test", 10}, {"r@b.test", 10}, {"r@c.test", 10}});
+  INFO("SMTP sessions: " << mx.accepted);
+  CHECK(mx.accepted >= 3);
+  CHECK(mx.accepted <= 6);
+}

@@ -185,6 +185,7 @@ struct RemoteDelivery::Conn {
   std::string dest;
   uint64_t job = 0;
   bool ownsSlot = false;  // an attempt holds the slot until the connection is ready
+  size_t served = 0;      // messages sent over it
 };
 
 struct RemoteDelivery::Attempt {
@@ -289,10 +290,24 @@ void RemoteDelivery::onKick() {
 }
 
 void RemoteDelivery::dispatchAll() {
+  // Destinations with no connection first: a slot that frees up goes to
+  // one that has none, not back to whichever sorts first.
   std::vector<std::string> keys;
   for (auto& [k, d] : dests_)
-    if (!d->waiting.empty()) keys.push_back(k);
+    if (!d->waiting.empty() && d->slots == 0) keys.push_back(k);
+  for (auto& [k, d] : dests_)
+    if (!d->waiting.empty() && d->slots != 0) keys.push_back(k);
   for (const auto& k : keys) dispatch(k);
+}
+
+bool RemoteDelivery::othersStarve(const std::string& key) const {
+  size_t total = 0;
+  bool starving = false;
+  for (const auto& [k, d] : dests_) {
+    total += d->slots;
+    if (k != key && d->slots == 0 && !d->waiting.empty()) starving = true;
+  }
+  return starving && total >= std::max<size_t>(settings_.maxConnections, 1);
 }
 
 void RemoteDelivery::dispatch(const std::string& key) {
@@ -570,6 +585,7 @@ void RemoteDelivery::attemptFailed(uint64_t aid, const ClientReply& why, bool wh
 
 void RemoteDelivery::runJob(Conn& conn, uint64_t jobId) {
   conn.job = jobId;
+  ++conn.served;
   Job& j = *jobs_.at(jobId);
   SmtpConnection* raw = conn.c.get();
   raw->send(j.job.message, j.job.file, j.job.logId, [this, raw, jobId](TransactionResult r) {
@@ -606,9 +622,18 @@ void RemoteDelivery::runJob(Conn& conn, uint64_t jobId) {
 void RemoteDelivery::connectionIdle(Conn& conn) {
   Dest& dest = *dests_.at(conn.dest);
   if (!dest.waiting.empty()) {
-    uint64_t next = dest.waiting.front();
-    dest.waiting.pop_front();
-    runJob(conn, next);  // connection reuse
+    // Connection reuse: the next message for the same destination, as
+    // long as no other destination waits for a slot with none (then,
+    // after kReuseBurst messages, the slot is given up to it).
+    if (conn.served < kReuseBurst || !othersStarve(conn.dest)) {
+      uint64_t next = dest.waiting.front();
+      dest.waiting.pop_front();
+      runJob(conn, next);
+      return;
+    }
+    YLOG_DEBUG("smtp connection handed over to a waiting destination host=%s messages=%zu",
+               conn.c->endpoint().text().c_str(), conn.served);
+    dropConnection(conn.c.get());
     return;
   }
   dest.idle.push_back(conn.c.get());

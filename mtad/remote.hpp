@@ -146,6 +146,11 @@ class RemoteDelivery {
   void connectionIdle(Conn& conn);
   void dropConnection(SmtpConnection* c);
   bool closeAnIdleConnection();
+  // Another destination waits with no connection while every slot is taken.
+  bool othersStarve(const std::string& key) const;
+  // Messages a connection sends in a row before it gives its slot up to a
+  // destination that has none (othersStarve).
+  static constexpr size_t kReuseBurst = 100;
   SmtpConnectionSettings connectionSettings(const Dest& dest, const std::string& host,
                                             bool plain, std::string* error) const;
   TlsPolicy policyFor(const std::string& key) const;
