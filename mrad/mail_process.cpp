@@ -170,6 +170,10 @@ void MailConnection::start() {
   bufferevent_setcb(bev_.get(), &MailConnection::onRead, &MailConnection::onWrite,
                     &MailConnection::onEvent, this);
   bufferevent_setwatermark(bev_.get(), EV_WRITE, kLowWater, 0);
+  // Without a read bound libevent takes the client's commands into the
+  // input buffer whether or not serve() feeds them (clients that never
+  // read their RETR replies: 20 of them grew it by 1.2 GB in 10 s).
+  bufferevent_setwatermark(bev_.get(), EV_READ, 0, kReadPiece);
   bufferevent_set_max_single_write(bev_.get(), kBudget);
   bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
 
@@ -348,6 +352,8 @@ class ImapConnection : public Connection {
     bufferevent_setcb(bev_.get(), &ImapConnection::onRead, &ImapConnection::onWrite,
                       &ImapConnection::onEvent, this);
     bufferevent_setwatermark(bev_.get(), EV_WRITE, kLowWater, 0);
+    // As MailConnection: later commands wait in the socket, not here.
+    bufferevent_setwatermark(bev_.get(), EV_READ, 0, kReadPiece);
     bufferevent_set_max_single_write(bev_.get(), kBudget);
     bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
 
