@@ -21,11 +21,10 @@ from conftest import REPO
 from test_torture import sanitized  # the build's b_sanitize option
 
 # Known failures, reported as KNOWN (not counted) until fixed; their leads
-# are in docs/security.md (load): mrad re-arms its pre-login idle timer on
-# every byte (a dripping client is never idle), and its mail process reads
-# a client's commands without bound while the client reads nothing, and
-# waits for ever to flush the last reply to it.
-KNOWN = ('mrad-drip', 'mrad-deaf', 'mrad-deaf-drop')
+# are in docs/security.md (load): mrad re-arms its idle timers on every
+# byte read (a dripping client is never idle), and once it times a client
+# out it waits for ever to flush the last reply to one that never reads.
+KNOWN = ('mrad-drip', 'mrad-deaf-drop')
 # Under ASan + UBSan (a debug build) the daemons are several times slower
 # and bigger: fewer connections and a looser latency factor; the point of
 # that run is memory errors, not figures.
