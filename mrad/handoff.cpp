@@ -78,6 +78,7 @@ std::string encodeHandoff(const Handoff& h) {
   putString(p, h.method);
   putString(p, h.tag);
   putString(p, h.pending);
+  putU8(p, h.direct ? 1 : 0);
   std::string frame;
   putU32(frame, static_cast<uint32_t>(p.size()));
   putU16(frame, kHandoffVersion);
@@ -99,33 +100,37 @@ Result<Handoff> decodeHandoff(std::string_view record) {
   uint8_t proto, kind;
   if (!r.u8(proto) || !r.str(h.user) || !r.str(h.mailbox) || !r.u8(kind) ||
       !r.str(h.sessionId) || !r.str(h.clientIp) || !r.boolean(h.tls) || !r.str(h.method) ||
-      !r.str(h.tag) || !r.str(h.pending))
+      !r.str(h.tag) || !r.str(h.pending) || !r.boolean(h.direct))
     return Error{"handoff: truncated or malformed field"};
   if (!r.empty()) return Error{"handoff: bytes left over"};
   if (proto != 1 && proto != 2) return Error{"handoff: unknown protocol"};
   if (proto == 2 && h.tag.empty()) return Error{"handoff: IMAP without the login tag"};
   if (kind != 1 && kind != 2) return Error{"handoff: unknown mailbox kind"};
+  if (h.direct && h.tls) return Error{"handoff: direct with TLS (TLS stays in the login process)"};
   h.protocol = static_cast<Protocol>(proto);
   h.kind = static_cast<MailboxKind>(kind);
   return h;
 }
 
-Status sendHandoff(int channel, const Handoff& h, int fd) {
+Status sendHandoff(int channel, const Handoff& h, int fd, int client) {
   std::string rec = encodeHandoff(h);
   if (rec.size() > kMaxHandoffRecord) return Error{"handoff: record too large", EMSGSIZE};
+  if (h.direct != (client >= 0)) return Error{"handoff: direct needs the client's socket", EINVAL};
+  const int fds[2] = {fd, client};
+  const size_t nfds = h.direct ? 2 : 1;
   iovec iov{rec.data(), rec.size()};
-  alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
+  alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof fds)];
   std::memset(ctl, 0, sizeof ctl);
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   msg.msg_control = ctl;
-  msg.msg_controllen = sizeof ctl;
+  msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
   cmsghdr* c = CMSG_FIRSTHDR(&msg);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+  std::memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
   for (;;) {
     ssize_t n = ::sendmsg(channel, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
@@ -162,10 +167,14 @@ Result<Received> receiveHandoff(int channel) {
   }
   if (n == 0 && fds.empty()) return Error{"closed", 0};
   if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return Error{"handoff: record truncated", EPROTO};
-  if (fds.size() != 1) return Error{"handoff: expected one descriptor", EPROTO};
   auto h = decodeHandoff(std::string_view(buf.data(), static_cast<size_t>(n)));
   if (!h) return Error{h.error().message, EPROTO};
-  return Received{std::move(*h), std::move(fds[0])};
+  if (fds.size() != (h->direct ? 2u : 1u))
+    return Error{h->direct ? "handoff: expected two descriptors" : "handoff: expected one descriptor",
+                 EPROTO};
+  Received got{std::move(*h), std::move(fds[0]), {}};
+  if (got.handoff.direct) got.client = std::move(fds[1]);
+  return got;
 }
 
 }  // namespace yubin::mrad

@@ -6,6 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <vector>
+
 #include "mrad/handoff.hpp"
 
 using namespace yubin;
@@ -128,4 +131,86 @@ TEST_CASE("handoff over a SEQPACKET pair carries one descriptor") {
   auto closed = receiveHandoff(b.get());
   REQUIRE_FALSE(closed);
   CHECK(closed.error().errnum == 0);
+}
+
+TEST_CASE("a direct handoff carries the client's socket as a second descriptor") {
+  Handoff h = sample();
+  h.tls = false;
+  h.direct = true;
+  auto d = decodeHandoff(encodeHandoff(h));
+  REQUIRE(d);
+  CHECK(d->direct);
+  CHECK(*d == h);
+  // TLS stays in the login process: a direct TLS session is refused.
+  Handoff tls = h;
+  tls.tls = true;
+  auto t = decodeHandoff(encodeHandoff(tls));
+  REQUIRE_FALSE(t);
+  CHECK(t.error().message.find("TLS") != std::string::npos);
+  // The flag is a strict bool too.
+  std::string rec = encodeHandoff(h);
+  REQUIRE(rec.back() == 1);
+  rec.back() = 2;
+  CHECK_FALSE(decodeHandoff(rec));
+
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+  UniqueFd a(sv[0]), b(sv[1]);
+  int link[2], client[2];
+  REQUIRE(::pipe(link) == 0);
+  REQUIRE(::pipe(client) == 0);
+  UniqueFd lr(link[0]), lw(link[1]), cr(client[0]), cw(client[1]);
+
+  // The sender checks the flag against the descriptors it is given.
+  CHECK_FALSE(sendHandoff(a.get(), h, lw.get()));
+  CHECK_FALSE(sendHandoff(a.get(), sample(), lw.get(), cw.get()));
+
+  REQUIRE(sendHandoff(a.get(), h, lw.get(), cw.get()));
+  auto got = receiveHandoff(b.get());
+  REQUIRE(got);
+  CHECK(got->handoff == h);
+  REQUIRE(got->fd);
+  REQUIRE(got->client);
+  // Each descriptor is the one sent, in its place.
+  REQUIRE(::write(got->fd.get(), "l", 1) == 1);
+  REQUIRE(::write(got->client.get(), "c", 1) == 1);
+  char c = 0;
+  REQUIRE(::read(lr.get(), &c, 1) == 1);
+  CHECK(c == 'l');
+  REQUIRE(::read(cr.get(), &c, 1) == 1);
+  CHECK(c == 'c');
+
+  // A proxied session has no client descriptor.
+  REQUIRE(sendHandoff(a.get(), sample(), lw.get()));
+  auto proxied = receiveHandoff(b.get());
+  REQUIRE(proxied);
+  CHECK_FALSE(proxied->client);
+
+  // The record and its descriptors must agree: a direct record with one
+  // descriptor, or a proxied one with two, is a protocol error.
+  auto rawSend = [&](const std::string& record, std::vector<int> fds) {
+    iovec iov{const_cast<char*>(record.data()), record.size()};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int) * 2)] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(cm), fds.data(), sizeof(int) * fds.size());
+    return ::sendmsg(a.get(), &msg, 0) == static_cast<ssize_t>(record.size());
+  };
+  REQUIRE(rawSend(encodeHandoff(h), {lw.get()}));
+  auto one = receiveHandoff(b.get());
+  REQUIRE_FALSE(one);
+  CHECK(one.error().errnum == EPROTO);
+  CHECK(one.error().message.find("two descriptors") != std::string::npos);
+  REQUIRE(rawSend(encodeHandoff(sample()), {lw.get(), cw.get()}));
+  auto two = receiveHandoff(b.get());
+  REQUIRE_FALSE(two);
+  CHECK(two.error().errnum == EPROTO);
+  CHECK(two.error().message.find("one descriptor") != std::string::npos);
 }

@@ -360,6 +360,16 @@ void LoginConnection::checkPassword() {
 }
 
 void LoginConnection::handOver() {
+  const bool direct = !tlsActive_;
+  if (direct && evbuffer_get_length(bufferevent_get_output(bev_.get())) > 0) {
+    // The client's socket leaves this process: what is queued for it goes
+    // out first (onWrite comes back here once it has), and its input waits
+    // in the bufferevent (taken below).
+    handOverWaiting_ = true;
+    bufferevent_disable(bev_.get(), EV_READ);
+    return;
+  }
+  handOverWaiting_ = false;
   user_ = session_->authenticated();
   d_.throttle().success(peer_.ip, user_);
   auto fail = [this](const std::string& why) {
@@ -382,6 +392,7 @@ void LoginConnection::handOver() {
   h.tls = tlsActive_;
   h.method = session_->method();
   h.pending = session_->takePendingInput();
+  h.direct = direct;
   evbuffer* in = bufferevent_get_input(bev_.get());
   size_t waiting = evbuffer_get_length(in);
   if (h.pending.size() + waiting > kMaxHandoffRecord / 2) return fail("too much pipelined input");
@@ -394,13 +405,33 @@ void LoginConnection::handOver() {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0)
     return fail(errnoError("socketpair").message);
   UniqueFd mine(sv[0]), theirs(sv[1]);
-  if (auto st = sendHandoff(d_.channel(), h, theirs.get()); !st) return fail(st.error().message);
+  int client = direct ? bufferevent_getfd(bev_.get()) : -1;
+  if (auto st = sendHandoff(d_.channel(), h, theirs.get(), client); !st)
+    return fail(st.error().message);
   theirs.reset();
   auto b = event::newSocketBufferevent(d_.base(), std::move(mine));
-  if (!b) return fail(b.error().message);
+  if (!b) {
+    // The mail process has the session: dropping the link ends it there.
+    YLOG_ERROR("hand-over failed session=%s user=%s error=\"%s\"", id_.c_str(), user_.c_str(),
+               b.error().message.c_str());
+    return done("hand-over failed");
+  }
   local_ = std::move(*b);
   bufferevent_setcb(local_.get(), &LoginConnection::onLocalRead, &LoginConnection::onLocalWrite,
                     &LoginConnection::onLocalEvent, this);
+  proxying_ = true;
+  idle_.cancel();  // the mail process times idle sessions out from here on
+  YLOG_INFO("login session=%s ip=%s user=%s method=%s tls=%s", id_.c_str(), peer_.ip.c_str(),
+            user_.c_str(), h.method.c_str(), tlsActive_ ? "yes" : "no");
+  session_.reset();
+  if (direct) {
+    // The mail process owns the client's socket now; this process only
+    // waits for the link to close (the session's end).
+    direct_ = true;
+    bev_.reset();
+    bufferevent_enable(local_.get(), EV_READ);
+    return;
+  }
   bufferevent_setwatermark(local_.get(), EV_WRITE, kProxyHigh / 2, 0);
   // libevent reads 4 KiB at a time by default: a RETR of 10 KB would cost
   // three wake-ups on each side. Move up to 64 KiB per call.
@@ -411,14 +442,10 @@ void LoginConnection::handOver() {
   bufferevent_enable(local_.get(), EV_READ | EV_WRITE);
   bufferevent_setwatermark(bev_.get(), EV_WRITE, kProxyHigh / 2, 0);
   bufferevent_setwatermark(bev_.get(), EV_READ, 0, 0);
-  proxying_ = true;
-  idle_.cancel();  // the mail process times idle sessions out from here on
-  YLOG_INFO("login session=%s ip=%s user=%s method=%s tls=%s", id_.c_str(), peer_.ip.c_str(),
-            user_.c_str(), h.method.c_str(), tlsActive_ ? "yes" : "no");
-  session_.reset();
 }
 
 void LoginConnection::closeAfterFlush() {
+  if (!bev_) return done("closed");
   closing_ = true;
   idle_.cancel();
   bufferevent_disable(bev_.get(), EV_READ);
@@ -476,6 +503,8 @@ void LoginConnection::onRead(bufferevent* bev, void* self) {
 void LoginConnection::onWrite(bufferevent* bev, void* self) {
   auto* c = static_cast<LoginConnection*>(self);
   if (c->dead_) return;
+  if (c->handOverWaiting_ && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    return c->handOver();
   if (c->proxying_ && c->local_) bufferevent_enable(c->local_.get(), EV_READ);
   if (c->closing_ && evbuffer_get_length(bufferevent_get_output(bev)) == 0) c->done("closed");
 }
@@ -502,6 +531,11 @@ void LoginConnection::onEvent(bufferevent*, short what, void* self) {
 void LoginConnection::onLocalRead(bufferevent* local, void* self) {
   auto* c = static_cast<LoginConnection*>(self);
   if (c->dead_) return;
+  if (c->direct_) {
+    // Nothing is sent on a direct session's link.
+    evbuffer_drain(bufferevent_get_input(local), evbuffer_get_length(bufferevent_get_input(local)));
+    return;
+  }
   evbuffer* out = bufferevent_get_output(c->bev_.get());
   evbuffer_add_buffer(out, bufferevent_get_input(local));
   if (evbuffer_get_length(out) >= kProxyHigh) bufferevent_disable(local, EV_READ);
@@ -510,13 +544,17 @@ void LoginConnection::onLocalRead(bufferevent* local, void* self) {
 void LoginConnection::onLocalWrite(bufferevent*, void* self) {
   auto* c = static_cast<LoginConnection*>(self);
   if (c->dead_) return;
-  if (!c->closing_) bufferevent_enable(c->bev_.get(), EV_READ);
+  if (!c->closing_ && c->bev_) bufferevent_enable(c->bev_.get(), EV_READ);
 }
 
 void LoginConnection::onLocalEvent(bufferevent* local, short what, void* self) {
   auto* c = static_cast<LoginConnection*>(self);
   if (c->dead_) return;
   if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) return;
+  if (c->direct_) {
+    c->local_.reset();
+    return c->done("session ended");
+  }
   // The mail process ended the session: pass on what it sent, then close.
   evbuffer_add_buffer(bufferevent_get_output(c->bev_.get()), bufferevent_get_input(local));
   c->local_.reset();

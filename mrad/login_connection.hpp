@@ -5,8 +5,9 @@
 // adapter), the password check off the loop with the shared throttle, and,
 // once the user is authenticated, the hand-over to the mail process followed
 // by a byte proxy between the client and the mail process's socket for the
-// rest of the session (TLS stays here; the mail process never touches the
-// client's socket).
+// rest of a TLS session (TLS stays here). A plaintext session's socket is
+// handed over itself (handoff.hpp, "direct"); the connection then only
+// waits for the session's end, so it still counts against the limits.
 // Trust: untrusted pre-authentication input, as [mrad] user. Auth failures
 // are logged with the client IP (for fail2ban), never with the password.
 // Standards: RFC 1939, RFC 2595, RFC 5034, RFC 3501, RFC 9051, RFC 8314.
@@ -78,9 +79,14 @@ class LoginConnection {
   bool dead_ = false;
   std::optional<sasl::PasswordChecker::Ticket> ticket_;
   std::string user_;  // once authenticated, for the log
-  // The proxy, after the hand-over.
+  // After the hand-over: the session's link to the mail process, which
+  // carries the proxied bytes of a TLS session; a plaintext session is
+  // direct (the mail process has the client's socket, bev_ is gone) and
+  // the link only tells when the session ends.
   event::Bufferevent local_;
   bool proxying_ = false;
+  bool direct_ = false;
+  bool handOverWaiting_ = false;  // direct: the client's output drains first
   bool closing_ = false;
 };
 

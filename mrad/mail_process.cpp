@@ -3,6 +3,7 @@
 
 #include <event2/buffer.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -34,6 +35,10 @@ namespace {
 constexpr size_t kLowWater = 32 * 1024;
 constexpr size_t kBudget = 64 * 1024;
 constexpr size_t kReadPiece = 16 * 1024;
+// A POP3 session sends at most this much per turn of the loop, then lets
+// the others run (its pump timer brings it back): fairness among sessions
+// when the socket takes everything at once.
+constexpr size_t kTurn = 256 * 1024;
 
 struct Settings {
   pop3::Limits limits;
@@ -54,6 +59,13 @@ class Connection {
  public:
   virtual ~Connection() = default;
   virtual void start() = 0;
+  // A direct session's link to the login process (handoff.hpp): held, and
+  // closed with the connection, which tells the login process the session
+  // ended.
+  void holdLink(UniqueFd link) { link_ = std::move(link); }
+
+ private:
+  UniqueFd link_;
 };
 
 class MailConnection : public Connection {
@@ -67,7 +79,8 @@ class MailConnection : public Connection {
   static void onWrite(bufferevent* bev, void* self);
   static void onEvent(bufferevent* bev, short what, void* self);
   void refuse(const std::string& reply, const char* why);
-  void flush();
+  void serve();
+  void send(std::string_view bytes);
   void finish(const char* reason);
   Status openFolder();
 
@@ -77,6 +90,8 @@ class MailConnection : public Connection {
   std::unique_ptr<store::Folder> folder_;
   std::unique_ptr<pop3::MailSession> session_;
   event::Timer idle_;
+  // Brings back a session that used up its turn (kTurn) with more to send.
+  event::Timer pump_;
   // finish() never destroys the connection inside a callback: the reaper
   // does it on the next loop turn.
   event::Timer reaper_;
@@ -145,8 +160,9 @@ MailConnection::MailConnection(MailProcess& owner, Handoff h, event::Bufferevent
         bufferevent_write(bev_.get(), "-ERR Disconnected for inactivity\r\n", 34);
         closing_ = true;
         bufferevent_disable(bev_.get(), EV_READ);
-        flush();
+        serve();
       }),
+      pump_(owner.base(), [this] { serve(); }),
       reaper_(owner.base(), [this] { owner_.closed(this); }) {}
 
 MailConnection::~MailConnection() {
@@ -201,7 +217,7 @@ void MailConnection::start() {
   idle_.arm(owner_.settings().idleTimeout);
   std::string pending = std::move(h_.pending);
   session_->start(pending);
-  flush();
+  serve();
 }
 
 void MailConnection::refuse(const std::string& reply, const char* why) {
@@ -210,28 +226,60 @@ void MailConnection::refuse(const std::string& reply, const char* why) {
   bufferevent_write(bev_.get(), reply.data(), reply.size());
   closing_ = true;
   bufferevent_disable(bev_.get(), EV_READ);
-  flush();
+  serve();
 }
 
-// Writes what the session queued; pumps a transfer while the output is
-// short; closes once a closing session's output is gone.
-void MailConnection::flush() {
+// While nothing waits in the bufferevent, bytes go to the socket at once:
+// no copy into it and no write event to arm and disarm per piece. What the
+// socket does not take is queued behind (the order is kept: nothing is
+// sent directly while anything is queued). A failed send queues too; the
+// bufferevent's own write then meets the error and reports it (onEvent).
+void MailConnection::send(std::string_view bytes) {
+  if (bytes.empty()) return;
+  if (evbuffer_get_length(bufferevent_get_output(bev_.get())) == 0) {
+    ssize_t n;
+    do {
+      n = ::send(bufferevent_getfd(bev_.get()), bytes.data(), bytes.size(),
+                 MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  if (!bytes.empty()) bufferevent_write(bev_.get(), bytes.data(), bytes.size());
+}
+
+// The session's loop: feeds the commands that wait (none while a RETR or
+// TOP is sent: they stay in the socket, so the input held here is
+// bounded), sends what the session queued, pumps a transfer while the
+// output is short and the turn lasts, and closes once a closing session's
+// output is gone.
+void MailConnection::serve() {
   if (dead_) return;
+  evbuffer* in = bufferevent_get_input(bev_.get());
   evbuffer* out = bufferevent_get_output(bev_.get());
-  if (session_) {
+  size_t sent = 0;
+  while (session_) {
+    char buf[kReadPiece];
+    while (!closing_ && !session_->closing() && !session_->transferring() &&
+           evbuffer_get_length(in) > 0) {
+      int n = evbuffer_remove(in, buf, sizeof buf);
+      if (n <= 0) break;
+      session_->feed(std::string_view(buf, static_cast<size_t>(n)));
+    }
     if (session_->hasOutput()) {
       std::string o = session_->takeOutput();
-      bufferevent_write(bev_.get(), o.data(), o.size());
+      sent += o.size();
+      send(o);
     }
-    while (session_->transferring() && evbuffer_get_length(out) < kLowWater) {
-      session_->produce(kBudget);
-      std::string o = session_->takeOutput();
-      bufferevent_write(bev_.get(), o.data(), o.size());
+    if (!session_->transferring() || evbuffer_get_length(out) >= kLowWater) break;
+    if (sent >= kTurn) {
+      pump_.arm(std::chrono::milliseconds(0));
+      break;
     }
-    if (session_->closing() && !closing_) {
-      closing_ = true;
-      bufferevent_disable(bev_.get(), EV_READ);
-    }
+    session_->produce(kBudget);
+  }
+  if (session_ && session_->closing() && !closing_) {
+    closing_ = true;
+    bufferevent_disable(bev_.get(), EV_READ);
   }
   if (closing_) {
     bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
@@ -243,6 +291,7 @@ void MailConnection::finish(const char* reason) {
   if (dead_) return;
   dead_ = true;
   idle_.cancel();
+  pump_.cancel();
   bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
   reaper_.arm(std::chrono::milliseconds(0));
   if (session_) {
@@ -256,32 +305,18 @@ void MailConnection::finish(const char* reason) {
   }
 }
 
-void MailConnection::onRead(bufferevent* bev, void* self) {
+void MailConnection::onRead(bufferevent*, void* self) {
   auto* c = static_cast<MailConnection*>(self);
   if (c->dead_) return;
   if (!c->session_ || c->closing_) return;
   c->idle_.arm(c->owner_.settings().idleTimeout);
-  evbuffer* in = bufferevent_get_input(bev);
-  char buf[kReadPiece];
-  // While a transfer runs, later commands wait in the session's buffer; the
-  // input is bounded by leaving it in the socket.
-  while (evbuffer_get_length(in) > 0 && !c->session_->transferring() && !c->closing_) {
-    int n = evbuffer_remove(in, buf, sizeof buf);
-    if (n <= 0) break;
-    c->session_->feed(std::string_view(buf, static_cast<size_t>(n)));
-    if (c->session_->closing()) break;
-  }
-  c->flush();
+  c->serve();
 }
 
-void MailConnection::onWrite(bufferevent* bev, void* self) {
+void MailConnection::onWrite(bufferevent*, void* self) {
   auto* c = static_cast<MailConnection*>(self);
   if (c->dead_) return;
-  c->flush();
-  // Input that waited for a transfer to end.
-  if (!c->dead_ && c->session_ && !c->closing_ && !c->session_->transferring() &&
-      evbuffer_get_length(bufferevent_get_input(bev)) > 0)
-    onRead(bev, self);
+  c->serve();
 }
 
 void MailConnection::onEvent(bufferevent*, short what, void* self) {
@@ -559,19 +594,24 @@ void MailProcess::receive() {
       event_base_loopbreak(base_);
       return;
     }
-    auto bev = event::newSocketBufferevent(base_, std::move(r->fd));
+    // A direct session talks to the client's socket itself; a proxied one
+    // to the link, whose other end the login process relays.
+    const bool direct = r->handoff.direct;
+    auto bev = event::newSocketBufferevent(base_, std::move(direct ? r->client : r->fd));
     if (!bev) {
       YLOG_ERROR("session not started session=%s error=\"%s\"", r->handoff.sessionId.c_str(),
                  bev.error().message.c_str());
       continue;
     }
-    YLOG_DEBUG("session handed over session=%s user=%s ip=%s tls=%s", r->handoff.sessionId.c_str(),
-               r->handoff.user.c_str(), r->handoff.clientIp.c_str(), r->handoff.tls ? "yes" : "no");
+    YLOG_DEBUG("session handed over session=%s user=%s ip=%s tls=%s direct=%s",
+               r->handoff.sessionId.c_str(), r->handoff.user.c_str(), r->handoff.clientIp.c_str(),
+               r->handoff.tls ? "yes" : "no", direct ? "yes" : "no");
     std::unique_ptr<Connection> c;
     if (r->handoff.protocol == Protocol::Imap)
       c = std::make_unique<ImapConnection>(*this, std::move(r->handoff), std::move(*bev));
     else
       c = std::make_unique<MailConnection>(*this, std::move(r->handoff), std::move(*bev));
+    if (direct) c->holdLink(std::move(r->fd));
     Connection* raw = c.get();
     sessions_.emplace(raw, std::move(c));
     raw->start();

@@ -13,7 +13,8 @@
 // When the channel closes (the login process ended) every session ends
 // without the UPDATE state and the process exits.
 // Trust: runs as mail_user, the mailboxes' owner; reads commands of
-// authenticated users (through the login process's proxy), never a
+// authenticated users (on the client's own socket, handed over by the login
+// process, or through its proxy for TLS sessions), never a
 // password, never pre-authentication input.
 #pragma once
 

@@ -111,30 +111,43 @@ namespace {
 
 class FileReader final : public MessageReader {
  public:
-  explicit FileReader(UniqueFd fd) : fd_(std::move(fd)) {}
+  FileReader(UniqueFd fd, int64_t sizeHint) : fd_(std::move(fd)), hint_(sizeHint) {}
   Result<size_t> read(std::string& out, size_t max) override {
+    if (eof_ || max == 0) return size_t{0};
+    size_t want = max;
+    // One byte past the hinted end: a short read then proves the end.
+    const bool hinted = hint_ >= 0 && static_cast<uint64_t>(hint_) >= pos_;
+    if (hinted) want = std::min<uint64_t>(max, static_cast<uint64_t>(hint_) - pos_ + 1);
     size_t old = out.size();
-    out.resize(old + max);
+    out.resize(old + want);
     for (;;) {
-      ssize_t n = ::read(fd_.get(), out.data() + old, max);
+      ssize_t n = ::read(fd_.get(), out.data() + old, want);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
         out.resize(old);
         return errnoError("read message");
       }
-      out.resize(old + static_cast<size_t>(n));
-      return static_cast<size_t>(n);
+      size_t got = static_cast<size_t>(n);
+      out.resize(old + got);
+      pos_ += got;
+      // A regular file reads short only at its end (message files are
+      // regular: the listing skips anything else).
+      if (got == 0 || (hinted && got < want)) eof_ = true;
+      return got;
     }
   }
 
  private:
   UniqueFd fd_;
+  int64_t hint_;
+  uint64_t pos_ = 0;
+  bool eof_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<MessageReader> fileReader(UniqueFd fd) {
-  return std::make_unique<FileReader>(std::move(fd));
+std::unique_ptr<MessageReader> fileReader(UniqueFd fd, int64_t sizeHint) {
+  return std::make_unique<FileReader>(std::move(fd), sizeHint);
 }
 
 }  // namespace yubin::store

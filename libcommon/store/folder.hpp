@@ -81,7 +81,12 @@ Result<uint64_t> crlfFileSize(const std::string& path);
 
 // A pull stream over an open message file, read with read(2) as the
 // session asks for more (Maildir backends of Folder and MailStore).
-std::unique_ptr<MessageReader> fileReader(UniqueFd fd);
+// sizeHint: the file's size as listed (Maildir's S= or a stat), or -1. With
+// it a read asks for no more than the rest of the file plus one byte, so a
+// small message is one read(2) into a buffer of its size, and the short
+// read that comes back is the end (no second read(2) to learn it). A hint
+// that is wrong only costs reads: the file's own end still decides.
+std::unique_ptr<MessageReader> fileReader(UniqueFd fd, int64_t sizeHint = -1);
 
 // True when `uid` may be used as a POP3 unique id as it is.
 bool validUid(std::string_view uid);

@@ -435,3 +435,69 @@ TEST_CASE("Folder conformance: every backend reads back, marks and expunges") {
     CHECK(mem->remaining() == std::vector<std::string>{data[0], data[2]});
   }
 }
+
+TEST_CASE("fileReader: a size hint ends a read at the short read; a wrong hint only costs reads") {
+  TempDir t;
+  const std::string data = "Subject: x\n\n.line\nlast line without end";
+  writeFile(t / "m", data);
+  const int64_t size = static_cast<int64_t>(data.size());
+  auto hint = GENERATE_COPY(int64_t{-1}, int64_t{0}, int64_t{3}, size - 1, size, size + 1,
+                            size * 5);
+  auto chunk = GENERATE(size_t{1}, size_t{7}, size_t{64 * 1024});
+  INFO("hint " << hint << " chunk " << chunk);
+  UniqueFd fd(::open((t / "m").c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(fd);
+  auto r = fileReader(std::move(fd), hint);
+  std::string out = "kept:";
+  for (;;) {
+    auto n = r->read(out, chunk);
+    REQUIRE(n);
+    REQUIRE(*n <= chunk);
+    if (*n == 0) break;
+  }
+  CHECK(out == "kept:" + data);
+  CHECK(*r->read(out, chunk) == 0);
+  CHECK(out == "kept:" + data);
+}
+
+TEST_CASE("fileReader: with the right hint the short read is the end (no read to find it)") {
+  TempDir t;
+  writeFile(t / "m", "0123456789");
+  for (int64_t hint : {int64_t{10}, int64_t{-1}}) {
+    INFO("hint " << hint);
+    UniqueFd fd(::open((t / "m").c_str(), O_RDONLY | O_CLOEXEC));
+    REQUIRE(fd);
+    auto r = fileReader(std::move(fd), hint);
+    std::string out;
+    auto n = r->read(out, 64 * 1024);
+    REQUIRE(n);
+    CHECK(*n == 10);
+    // The file grows behind the reader's back (it never does in a Maildir):
+    // with the hint the reader already knew the end; without, it reads on.
+    {
+      std::ofstream app(t / "m", std::ios::app | std::ios::binary);
+      app << "more";
+    }
+    auto m = r->read(out, 64 * 1024);
+    REQUIRE(m);
+    CHECK(*m == (hint >= 0 ? 0u : 4u));
+    writeFile(t / "m", "0123456789");
+  }
+}
+
+TEST_CASE("MaildirFolder: a file whose S= understates or overstates its size reads whole") {
+  TempDir t;
+  makeMaildir(t);
+  const std::string big(100000, 'b');
+  writeFile(t / "new/1.M1P1Q1.h,S=5", "0123456789\n");
+  writeFile(t / "new/2.M1P1Q1.h,S=99", "short\n");
+  writeFile(t / "new/3.M1P1Q1.h,S=100000", big);
+  auto f = MaildirFolder::open(t.path());
+  REQUIRE(f);
+  REQUIRE((*f)->messages().size() == 3);
+  for (size_t chunk : {size_t{3}, size_t{64 * 1024}}) {
+    CHECK(readMessage(**f, 0, chunk) == "0123456789\n");
+    CHECK(readMessage(**f, 1, chunk) == "short\n");
+    CHECK(readMessage(**f, 2, chunk) == big);
+  }
+}

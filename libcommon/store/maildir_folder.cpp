@@ -53,7 +53,15 @@ Result<std::unique_ptr<MaildirFolder>> MaildirFolder::open(const std::string& di
   return f;
 }
 
+int MaildirFolder::at() const { return dirFd_ ? dirFd_.get() : AT_FDCWD; }
+
+std::string MaildirFolder::at(size_t index) const {
+  return dirFd_ ? files_[index] : dir_ + "/" + files_[index];
+}
+
 Status MaildirFolder::scan() {
+  // Before the listing: a folder made after it is found by path.
+  dirFd_.reset(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   auto all = scanMaildir(dir_);
   if (!all) return all.error();
 
@@ -82,6 +90,7 @@ Status MaildirFolder::scan() {
     list_.push_back({std::move(uid), size, seen});
     ids_.push_back(m.id);
     files_.push_back(m.fileName);
+    diskSizes_.push_back(m.diskSize);
   }
   // Entries of removed messages are dropped too, so the cache does not grow.
   if (!dirty && cache.size() != list_.size()) dirty = true;
@@ -114,10 +123,9 @@ Result<std::string> MaildirFolder::relocate(size_t index) {
 Result<std::unique_ptr<MessageReader>> MaildirFolder::open(size_t index) {
   if (index >= files_.size()) return Error{"no such message", EINVAL};
   for (int attempt = 0; attempt < 2; ++attempt) {
-    std::string path = dir_ + "/" + files_[index];
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
-    if (fd) return fileReader(std::move(fd));
-    if (errno != ENOENT || attempt == 1) return errnoError("open " + path);
+    UniqueFd fd(::openat(at(), at(index).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
+    if (fd) return fileReader(std::move(fd), static_cast<int64_t>(diskSizes_[index]));
+    if (errno != ENOENT || attempt == 1) return errnoError("open " + dir_ + "/" + files_[index]);
     if (auto r = relocate(index); !r) return r.error();
   }
   return Error{"unreachable", EIO};
@@ -131,13 +139,13 @@ Status MaildirFolder::markSeen(size_t index) {
     if (files_[index][0] == 'c' && flags.find('S') != std::string::npos) return {};
     const std::string target =
         "cur/" + std::string(maildirBase(file)) + ":2," + maildirNormaliseFlags(flags + "S");
-    std::string from = dir_ + "/" + files_[index], to = dir_ + "/" + target;
-    if (::rename(from.c_str(), to.c_str()) == 0) {
+    std::string from = at(index), to = dirFd_ ? target : dir_ + "/" + target;
+    if (::renameat(at(), from.c_str(), at(), to.c_str()) == 0) {
       files_[index] = target;
       list_[index].seen = true;
       return {};
     }
-    if (errno != ENOENT || attempt == 1) return errnoError("rename " + from);
+    if (errno != ENOENT || attempt == 1) return errnoError("rename " + dir_ + "/" + files_[index]);
     if (auto r = relocate(index); !r) return r.error();
   }
   return Error{"unreachable", EIO};
@@ -148,12 +156,11 @@ Status MaildirFolder::expunge(const std::vector<size_t>& indexes) {
   for (size_t i : indexes) {
     if (i >= files_.size()) return Error{"no such message", EINVAL};
     for (int attempt = 0; attempt < 2; ++attempt) {
-      std::string path = dir_ + "/" + files_[i];
-      if (::unlink(path.c_str()) == 0) {
+      if (::unlinkat(at(), at(i).c_str(), 0) == 0) {
         any = true;
         break;
       }
-      if (errno != ENOENT) return errnoError("unlink " + path);
+      if (errno != ENOENT) return errnoError("unlink " + dir_ + "/" + files_[i]);
       if (attempt == 1 || !relocate(i)) break;  // already gone: fine
     }
   }

@@ -48,6 +48,10 @@ class MaildirFolder final : public Folder {
 
  private:
   explicit MaildirFolder(std::string dir) : dir_(std::move(dir)) {}
+  // The folder's directory, or AT_FDCWD with full paths when it could not
+  // be opened (no mail delivered yet).
+  int at() const;
+  std::string at(size_t index) const;
   Status scan();
   // Finds the file of index again after another process renamed it.
   Result<std::string> relocate(size_t index);
@@ -56,6 +60,10 @@ class MaildirFolder final : public Folder {
   std::vector<FolderMessage> list_;
   std::vector<std::string> ids_;    // maildirId of each message
   std::vector<std::string> files_;  // "new/<name>" or "cur/<name>"
+  std::vector<uint64_t> diskSizes_; // as listed: a read-size hint
+  // Files are opened and renamed relative to it: one lookup per message
+  // instead of a walk down the whole path.
+  UniqueFd dirFd_;
 };
 
 }  // namespace yubin::store

@@ -6,8 +6,8 @@ regenerated when a format changes:
     tests/fuzz/make_seeds.py [handoff|imap_session|maildrop ...]
 
 - handoff: records of mrad's login -> mail process hand-over
-  (mrad/handoff.hpp), in the current version (2), valid and broken one way
-  each; one of version 1 for the version check.
+  (mrad/handoff.hpp), in the current version (3), valid and broken one way
+  each; one of version 2 for the version check.
 - imap_session: inputs of mrad/imap/mail_session_fuzz.cpp: 4 bytes (flags,
   pieces, produce budget, store fault; see that file) then a logged-in
   client's commands.
@@ -32,18 +32,20 @@ def hstr(s):
 
 
 def handoff_payload(protocol=1, user='ann@example.org', mailbox='/var/mail/ann/Maildir', kind=1,
-                    session='s1', ip='127.0.0.1', tls=0, method='USER', tag='', pending=b''):
+                    session='s1', ip='127.0.0.1', tls=0, method='USER', tag='', pending=b'',
+                    direct=1):
     return (bytes([protocol]) + hstr(user) + hstr(mailbox) + bytes([kind]) + hstr(session) +
-            hstr(ip) + bytes([tls]) + hstr(method) + hstr(tag) + hstr(pending))
+            hstr(ip) + bytes([tls]) + hstr(method) + hstr(tag) + hstr(pending) + bytes([direct]))
 
 
-def handoff_record(payload, version=2, type_=300, length=None):
+def handoff_record(payload, version=3, type_=300, length=None):
     n = len(payload) if length is None else length
     return struct.pack('>IHH', n, version, type_) + payload
 
 
 def handoff_seeds():
-    imap = dict(protocol=2, kind=2, mailbox='/var/mail/bob', tls=1, method='plain', tag='a001')
+    imap = dict(protocol=2, kind=2, mailbox='/var/mail/bob', tls=1, method='plain', tag='a001',
+                direct=0)
     good_pop3 = handoff_payload()
     return {
         'pop3_maildir': handoff_record(good_pop3),
@@ -56,10 +58,13 @@ def handoff_seeds():
                                                        method='')),
         'imap_no_tag': handoff_record(handoff_payload(**dict(imap, tag=''))),
         'bad_bool': handoff_record(handoff_payload(tls=2)),
+        'pop3_proxied': handoff_record(handoff_payload(direct=0)),
+        'bad_direct': handoff_record(handoff_payload(direct=2)),
+        'direct_tls': handoff_record(handoff_payload(tls=1)),
         'bad_protocol': handoff_record(handoff_payload(protocol=3)),
         'bad_kind': handoff_record(handoff_payload(kind=0)),
         'bad_type': handoff_record(good_pop3, type_=301),
-        'version1': handoff_record(good_pop3, version=1),
+        'version2': handoff_record(good_pop3[:-1], version=2),
         'leftover': handoff_record(good_pop3 + b'\0'),
         'length_mismatch': handoff_record(good_pop3, length=len(good_pop3) + 1),
         'truncated': handoff_record(good_pop3)[:-3],

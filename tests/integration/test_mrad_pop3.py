@@ -43,7 +43,11 @@ def pop(instance, binary, free_port, request):
     login_user = None
     if is_root():
         login_user = request.getfixturevalue('system_user')
-    return Pop3Setup(instance, binary, free_port, login_user=login_user)
+    setup = Pop3Setup(instance, binary, free_port, login_user=login_user)
+    yield setup
+    # Before system_user's teardown: userdel refuses a user whose processes
+    # still run (the login process), and the user was left behind.
+    setup.stop()
 
 
 def login(setup, user='bob', tls=False):
@@ -135,6 +139,88 @@ def test_stls_pop3s_and_auth_plain(pop):
     assert PASSWORD not in pop.log()
 
 
+def read_to_close(sock):
+    data = b''
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def tcp_owner(local_port, pids):
+    """Which of pids holds the server's end of the loopback TCP connection
+    whose client end is local_port (None when none of them does)."""
+    inodes = set()
+    for line in open('/proc/net/tcp').read().splitlines()[1:]:
+        f = line.split()
+        if int(f[2].split(':')[1], 16) == local_port:  # remote = the client
+            inodes.add(f[9])
+    owners = []
+    for pid in pids:
+        for fd in os.listdir(f'/proc/{pid}/fd'):
+            try:
+                target = os.readlink(f'/proc/{pid}/fd/{fd}')
+            except OSError:
+                continue
+            if target.startswith('socket:[') and target[8:-1] in inodes:
+                owners.append(pid)
+    assert len(owners) <= 1, owners
+    return owners[0] if owners else None
+
+
+def test_plaintext_session_handed_over_direct(pop):
+    """A plaintext session's socket goes to the mail process itself (no
+    proxy hop); a TLS one stays with the login process. Either way the
+    session counts against the connection limits until it ends."""
+    pop.write(max_connections_per_ip=2)
+    pop.add_maildir('bob', TRICKY)
+    pop.add_maildir('bob', msg(2))
+    pop.add_mbox('carol', msg(3))
+    pop.start()
+    wait_for(lambda: 'reason="client closed"' in pop.log(), 10, 'the probe to close')
+    login_pid, mail_pid = pop.proc.pid, pop.mail_pid()
+
+    # Everything in one write: the commands behind PASS travel with the
+    # hand-over and are answered on the client's own socket.
+    raw = socket.create_connection(('127.0.0.1', pop.port), timeout=20)
+    f = raw.makefile('rb')
+    assert f.readline().startswith(b'+OK')
+    raw.sendall(f'USER bob@example.org\r\nPASS {PASSWORD}\r\nSTAT\r\nRETR 1\r\n'.encode())
+    assert f.readline().startswith(b'+OK')
+    assert f.readline().startswith(b'+OK Logged in')
+    size = len(crlf(TRICKY))
+    assert f.readline() == b'+OK 2 %d\r\n' % (size + len(crlf(msg(2))))
+    assert f.readline() == b'+OK %d octets\r\n' % size
+    body = b''
+    while not body.endswith(b'\r\n.\r\n'):
+        body += f.readline()
+    assert body == crlf(TRICKY).replace(b'\r\n.', b'\r\n..') + b'.\r\n'
+    assert tcp_owner(raw.getsockname()[1], [login_pid, mail_pid]) == mail_pid
+
+    tls = login(pop, user='carol', tls=True)
+    assert tls.stat()[0] == 1
+    assert tcp_owner(tls.sock.getsockname()[1], [login_pid, mail_pid]) == login_pid
+
+    # Both count: a third connection from this address is refused.
+    third = socket.create_connection(('127.0.0.1', pop.port), timeout=10)
+    assert third.recv(200).startswith(b'-ERR [SYS/TEMP] Too many connections')
+    third.close()
+
+    # The direct session ends: the login process hears it over the link and
+    # frees the place.
+    raw.sendall(b'RETR 2\r\nQUIT\r\n')
+    rest = read_to_close(raw)
+    assert rest.startswith(b'+OK') and rest.endswith(b'.\r\n+OK Bye\r\n')
+    raw.close()
+    wait_for(lambda: 'reason="session ended"' in pop.log(), 10, 'the login process to see the end')
+    again = login(pop)
+    assert again.stat()[0] == 2
+    again.quit()
+    tls.quit()
+    assert 'reason=closed' in pop.log()
+
+
 def test_mbox_expunge_keeps_mail_delivered_meanwhile(pop):
     pop.add_mbox('carol', msg(1))
     pop.add_mbox('carol', TRICKY)
@@ -212,12 +298,7 @@ def test_limits_and_bad_input(pop):
     third = socket.create_connection(('127.0.0.1', pop.port), timeout=10)
     assert third.recv(200).startswith(b'-ERR [SYS/TEMP] Too many connections')
     a.sendall(b'A' * 5000 + b'\r\n' + b'\x00\xff garbage\r\n' * 10)
-    data = b''
-    while True:
-        chunk = a.recv(4096)
-        if not chunk:
-            break
-        data += chunk
+    data = read_to_close(a)
     assert data.startswith(b'-ERR Line too long\r\n')
     assert data.endswith(b'-ERR Too many bad commands, closing connection\r\n')
     b.sendall(b'QUIT\r\n')
