@@ -270,6 +270,11 @@ void LoginConnection::flush() {
   if (!session_ || !session_->hasOutput()) return;
   std::string o = session_->takeOutput();
   bufferevent_write(bev_.get(), o.data(), o.size());
+  // The idle time runs from the last answer, not from the last byte read:
+  // a client that drips an endless line a byte at a time (slow-loris) is
+  // not idle by the byte, but it gets no answer either.
+  if (!closing_ && !proxying_)
+    idle_.arm(protocol_ == Protocol::Imap ? settings_.imapLoginTimeout : settings_.idleTimeout);
 }
 
 void LoginConnection::step() {
@@ -297,6 +302,9 @@ void LoginConnection::step() {
         break;
       }
       case LoginProtocol::Event::CheckPassword: {
+        // The client waits for us now: its idle time starts again with
+        // the answer (flush).
+        idle_.cancel();
         auto now = sasl::Throttle::Clock::now();
         auto wait = d_.throttle().delay(peer_.ip, session_->user(), now);
         if (wait.count() > 0)
@@ -484,8 +492,6 @@ void LoginConnection::onRead(bufferevent* bev, void* self) {
     return;
   }
   if (!c->session_ || c->closing_) return;
-  c->idle_.arm(c->protocol_ == Protocol::Imap ? c->settings_.imapLoginTimeout
-                                              : c->settings_.idleTimeout);
   char buf[4096];
   // While the session waits (password check, TLS), input stays in the
   // bufferevent, whose read watermark bounds it.
