@@ -845,7 +845,9 @@ def test_sigterm_lets_the_transaction_finish(start_mtad):
     busy.send(b'MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n')
     for p in ('250', '250', '354'):
         busy.expect(p)
-    busy.send(b'Subject: last one\r\n\r\nfirst half\r\n')
+    # More than mtad's write buffer (128 KiB), so the file is in tmp/.
+    first_half = b'Subject: last one\r\n\r\nfirst half\r\n' + (b'f' * 200 + b'\r\n') * 1000
+    busy.send(first_half)
     wait_for(lambda: m.tmp_files(), 10, 'the message in tmp/')
     m.proc.send_signal(signal.SIGTERM)
     # The idle session is told at once; the busy one finishes its message.
@@ -856,8 +858,7 @@ def test_sigterm_lets_the_transaction_finish(start_mtad):
     assert busy.reply() == (421, [f'421 4.3.2 {HOST} Service shutting down'])
     assert busy.closed()
     assert m.proc.wait(15) == 0
-    assert split_received(m.queue_file(qid)[1])[1] == (
-        b'Subject: last one\r\n\r\nfirst half\r\nsecond half\r\n')
+    assert split_received(m.queue_file(qid)[1])[1] == first_half + b'second half\r\n'
 
 
 def test_reload_applies_to_new_sessions(start_mtad):
@@ -877,9 +878,10 @@ def test_reload_applies_to_new_sessions(start_mtad):
 
 
 def test_queue_write_failure_is_a_temporary_error(mtad):
-    # tmp/ not writable for the daemon: the message cannot be created. The
-    # client reads the whole message and gets 451, never a 250, and the
-    # session goes on.
+    # tmp/ not writable for the daemon: the message cannot be created (by the
+    # committer, for a message that fits mtad's write buffer). The client
+    # sends the whole message and gets 451, never a 250, and the session
+    # goes on.
     tmp = mtad.spool / 'tmp'
     mode = tmp.stat().st_mode
     tmp.chmod(0o500)
@@ -894,7 +896,7 @@ def test_queue_write_failure_is_a_temporary_error(mtad):
     finally:
         tmp.chmod(mode & 0o7777)
     assert mtad.queue() == []
-    assert 'queue file not created' in mtad.log()
+    assert 'queue commit failed' in mtad.log()
     c.send(b'MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n')
     for p in ('250', '250', '354'):
         c.expect(p)
