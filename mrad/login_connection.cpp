@@ -373,6 +373,9 @@ void LoginConnection::handOver() {
     // The client's socket leaves this process: what is queued for it goes
     // out first (onWrite comes back here once it has), and its input waits
     // in the bufferevent (taken below).
+    if (!handOverWaiting_)
+      YLOG_INFO("hand-over waits for the client to read session=%s queued=%zu", id_.c_str(),
+                evbuffer_get_length(bufferevent_get_output(bev_.get())));
     handOverWaiting_ = true;
     bufferevent_disable(bev_.get(), EV_READ);
     return;

@@ -140,12 +140,12 @@ def test_stls_pop3s_and_auth_plain(pop):
 
 
 def read_to_close(sock):
-    data = b''
+    chunks = []
     while True:
-        chunk = sock.recv(4096)
+        chunk = sock.recv(1 << 16)
         if not chunk:
-            return data
-        data += chunk
+            return b''.join(chunks)
+        chunks.append(chunk)
 
 
 def tcp_owner(local_port, pids):
@@ -219,6 +219,32 @@ def test_plaintext_session_handed_over_direct(pop):
     again.quit()
     tls.quit()
     assert 'reason=closed' in pop.log()
+
+
+def test_direct_hand_over_waits_for_unread_replies(pop):
+    """A client pipelines so much before logging in, without reading, that
+    the login process still holds replies for it at the login: they reach
+    the client before the mail process's first byte, in order."""
+    pop.add_maildir('bob', msg(1))
+    pop.start()
+    raw = socket.create_connection(('127.0.0.1', pop.port), timeout=60)
+    # About 9 MB of CAPA answers: more than the socket buffers hold.
+    n = 60000
+    raw.sendall(b'CAPA\r\n' * n + f'USER bob@example.org\r\nPASS {PASSWORD}\r\n'.encode()
+                + b'STAT\r\nQUIT\r\n')
+    wait_for(lambda: 'hand-over waits for the client' in pop.log(), 30, 'the login')
+    data = read_to_close(raw)
+    raw.close()
+    greeting = b'+OK Yubin POP3 server ready\r\n'
+    assert data.startswith(greeting)
+    data = data[len(greeting):]
+    capa = data[:data.index(b'.\r\n') + 3]
+    assert capa.startswith(b'+OK') and data.count(capa) == n
+    tail = data[len(capa) * n:]
+    lines = tail.split(b'\r\n')
+    assert lines[0].startswith(b'+OK') and lines[1].startswith(b'+OK Logged in')
+    assert lines[2] == b'+OK 1 %d' % len(crlf(msg(1)))
+    assert lines[3] == b'+OK Bye' and lines[4:] == [b'']
 
 
 def test_mbox_expunge_keeps_mail_delivered_meanwhile(pop):
