@@ -22,12 +22,11 @@ from conftest import REPO
 from test_torture import sanitized  # the build's b_sanitize option
 
 # Known failures, reported as KNOWN (not counted) until fixed; their leads
-# are in docs/security.md (load): mrad re-arms its idle timers on every
-# byte read (a dripping client is never idle); once it times a client out
-# it waits for ever to flush the last reply to one that never reads; and
-# its mail process answers pipelined NOOPs of a client that reads nothing
-# into an output buffer without bound.
-KNOWN = ('mrad-drip', 'mrad-deaf-drop', 'mrad-deaf-noop')
+# are in docs/security.md (load): once mrad times a client out it waits
+# for ever to flush the last reply to one that never reads; and its mail
+# process answers pipelined NOOPs of a client that reads nothing into an
+# output buffer without bound.
+KNOWN = ('mrad-deaf-drop', 'mrad-deaf-noop')
 # Under ASan + UBSan (a debug build) the daemons are several times slower
 # and bigger: fewer connections and a looser latency factor; the point of
 # that run is memory errors, not figures.
