@@ -7,7 +7,8 @@
 // as a new message, and removes a message once every recipient is final.
 //
 // The rule (docs/queue.md, "Crash windows"): a recipient's state is saved
-// with Queue::saveState (durable when it returns) before the message is
+// (Queue::saveStateLater, on the queue's housekeeper threads, so no fsync
+// waits on the loop; durable when its callback runs) before the message is
 // removed or anything else is done on the strength of it; messages made on
 // the way (a DSN, the copy for recipients still to do, see below) are
 // committed before the state that depends on them is saved. So a crash
@@ -16,7 +17,10 @@
 // twice: at least once, never zero times. To keep that window short, a
 // recipient delivered everywhere and needing no report is saved as soon as
 // its last target answers (saveDelivered), not when the slowest part of
-// the attempt ends.
+// the attempt ends. A save that fails (a full disk) does not lose the
+// outcome: it is kept in memory (unsaved_) and the message waits until a
+// later attempt has saved it, so mtad does not deliver again to recipients
+// it reached while it keeps running.
 //
 // Recipients and targets. A queued recipient resolves to one or more
 // targets: local users (an alias may name several), remote addresses (an
