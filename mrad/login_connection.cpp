@@ -496,12 +496,10 @@ void LoginConnection::onRead(bufferevent* bev, void* self) {
   }
   if (!c->session_ || c->closing_) return;
   char buf[4096];
-  // While the session waits (password check, TLS), or while kProxyHigh of
-  // answers wait for a client that does not read them, input stays in the
-  // bufferevent, whose read watermark bounds it (onWrite resumes).
+  // While the session waits (password check, TLS), input stays in the
+  // bufferevent, whose read watermark bounds it.
   while (c->session_ && c->session_->event() == LoginProtocol::Event::None &&
-         evbuffer_get_length(in) > 0 &&
-         evbuffer_get_length(bufferevent_get_output(bev)) < kProxyHigh) {
+         evbuffer_get_length(in) > 0) {
     int n = evbuffer_remove(in, buf, sizeof buf);
     if (n <= 0) break;
     c->session_->feed(std::string_view(buf, static_cast<size_t>(n)));
@@ -516,10 +514,6 @@ void LoginConnection::onWrite(bufferevent* bev, void* self) {
   if (c->dead_) return;
   if (c->handOverWaiting_ && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
     return c->handOver();
-  // Commands that waited for the answers to drain.
-  if (!c->proxying_ && !c->closing_ && c->session_ &&
-      evbuffer_get_length(bufferevent_get_input(bev)) > 0)
-    return onRead(bev, self);
   if (c->proxying_ && c->local_) bufferevent_enable(c->local_.get(), EV_READ);
   if (c->closing_ && evbuffer_get_length(bufferevent_get_output(bev)) == 0) c->done("closed");
 }
