@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <map>
 #include <optional>
@@ -296,13 +297,23 @@ class SizeCache {
   // Writes the cache when it learnt something, keeping the live ids only.
   void save(const std::vector<MaildirFile>& live) {
     if (!dirty_) return;
+    std::unordered_map<std::string_view, uint64_t> sizes;
+    sizes.reserve(live.size());
+    for (const auto& f : live) sizes.emplace(f.id, f.diskSize);
+    saveIf([&](std::string_view id, uint64_t diskSize) {
+      auto it = sizes.find(id);
+      return it != sizes.end() && it->second == diskSize;
+    });
+  }
+  // The same, keeping the entries keep(id, size on disk) accepts.
+  template <typename Keep>
+  void saveIf(const Keep& keep) {
+    if (!dirty_) return;
     dirty_ = false;
     std::string text;
-    for (const auto& f : live) {
-      auto c = map_.find(f.id);
-      if (c == map_.end() || c->second.first != f.diskSize) continue;
-      text += f.id + " " + std::to_string(c->second.first) + " " +
-              std::to_string(c->second.second) + "\n";
+    for (const auto& [id, c] : map_) {
+      if (!keep(std::string_view(id), c.first)) continue;
+      text += id + " " + std::to_string(c.first) + " " + std::to_string(c.second) + "\n";
     }
     // Replaced by rename, without fsync: the cache only saves work, and a
     // damaged entry is either refused (crlf < raw) or its id is gone.
@@ -449,16 +460,19 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
     auto modSeq = nextModSeq(list, dir);
     if (!modSeq) return modSeq.error();
     bool changed = false;
+    std::vector<uint32_t> touched, removed;  // for the change log
     for (auto& e : list.entries) {
       auto it = present.find(e.id);
       if (it != present.end()) {
         std::string token = fileToken(*it->second);
         if (e.flags.empty()) {
           e.flags = std::move(token);  // first sight (an older list): no change
+          touched.push_back(e.uid);
         } else if (e.flags != token) {
           e.flags = std::move(token);
           e.modSeq = *modSeq;
           changed = true;
+          touched.push_back(e.uid);
         }
         present.erase(it);
         next.entries.push_back(std::move(e));
@@ -466,6 +480,7 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
         next.entries.push_back(std::move(e));  // added after our scan
       } else {
         changed = true;  // expunged
+        removed.push_back(e.uid);
       }
     }
     // New messages in delivery order: natural order of the id.
@@ -477,13 +492,18 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
               [](const MaildirFile* a, const MaildirFile* b) { return naturalLess(a->id, b->id); });
     for (const MaildirFile* f : fresh) {
       if (next.uidNext == UINT32_MAX) return Error{"UID space exhausted in " + dir, EOVERFLOW};
+      touched.push_back(next.uidNext);
       next.entries.push_back({next.uidNext++, f->id, *modSeq, fileToken(*f)});
       changed = true;
     }
     if (changed) next.highestModSeq = *modSeq;
     firstRecent = next.firstRecent;
     if (claimRecent) next.firstRecent = next.uidNext;
-    if (auto st = writeUidList(dir, next); !st) return st.error();
+    // A list of ours changes through the log; a new one is written whole.
+    if (auto st = read->state == UidListState::Ok ? saveUidListChange(dir, next, touched, removed)
+                                                  : writeUidList(dir, next);
+        !st)
+      return st.error();
     list = std::move(next);
   } else {
     list = std::move(read->list);
@@ -511,7 +531,8 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
 // message another session has already seen keeps the UID it was given.
 Result<AppendedUids> assignUids(const std::string& root, const std::string& dir,
                                 const std::vector<std::string>& ids,
-                                const std::vector<std::string>& tokens) {
+                                const std::vector<std::string>& tokens,
+                                uint64_t* modSeqOut = nullptr) {
   for (int attempt = 0;; ++attempt) {
     auto lock = lockUidList(dir);
     if (!lock) return lock.error();
@@ -533,7 +554,7 @@ Result<AppendedUids> assignUids(const std::string& root, const std::string& dir,
     out.uidValidity = list.uidValidity;
     auto modSeq = nextModSeq(list, dir);
     if (!modSeq) return modSeq.error();
-    bool changed = false;
+    std::vector<uint32_t> added;
     for (size_t i = 0; i < ids.size(); ++i) {
       if (auto it = known.find(ids[i]); it != known.end()) {
         out.uids.push_back(it->second);
@@ -541,34 +562,400 @@ Result<AppendedUids> assignUids(const std::string& root, const std::string& dir,
       }
       if (list.uidNext == UINT32_MAX) return Error{"UID space exhausted in " + dir, EOVERFLOW};
       out.uids.push_back(list.uidNext);
+      added.push_back(list.uidNext);
       list.entries.push_back({list.uidNext++, ids[i], *modSeq, i < tokens.size() ? tokens[i] : ""});
-      changed = true;
     }
-    if (changed) {
+    if (!added.empty()) {
       list.highestModSeq = *modSeq;
-      if (auto st = writeUidList(dir, list); !st) return st.error();
+      if (auto st = saveUidListChange(dir, list, added, {}); !st) return st.error();
     }
+    if (modSeqOut) *modSeqOut = *modSeq;
     return out;
   }
 }
 
-// ---- reading ----
-
-
 struct Shared {
-  explicit Shared(std::string r) : root(std::move(r)) {}
+  Shared(std::string r, std::shared_ptr<MaildirFolderStates> s)
+      : root(std::move(r)), states(std::move(s)) {}
   std::string root;
   MaildirNameGenerator names;
+  std::shared_ptr<MaildirFolderStates> states;
 };
+
+bool sameTime(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+}  // namespace
+
+// ---- the shared folder state ----
+
+// One message of a folder as the mail process knows it (see
+// MaildirFolderState). size and internalDate are filled on first need.
+struct StateMessage {
+  uint32_t uid = 0;
+  uint64_t modSeq = 1;
+  std::string fileName;          // "new/<name>" or "cur/<name>"
+  uint64_t size = kUnknownSize;  // RFC822.SIZE
+  int64_t internalDate = -1;     // the file's mtime
+  uint64_t stamp = 0;            // the state's generation at its last change
+  std::string_view name() const { return std::string_view(fileName).substr(4); }
+  bool isNew() const { return fileName[0] == 'n'; }
+};
+
+// The one state of a folder in this process, shared by every session that
+// has it selected (MaildirFolderStates hands it out by directory): the
+// message list with UIDs, file names, sizes, dates and mod-sequences, the
+// uid list's counters and the keyword letters. It is brought in step with
+// the disk incrementally: an inotify descriptor on new/ and cur/ tells
+// whether anything happened that this process did not do itself (every
+// event is checked against the names the state holds), and only then is
+// the folder listed again and diffed by name; the uid list is read only
+// when that diff finds a change. Changes made through the sessions (STORE,
+// EXPUNGE, APPEND, the new/ -> cur/ move) update it directly. Each change
+// stamps the messages concerned with a new generation, so a session finds
+// what changed since it last looked without a copy of the list.
+class MaildirFolderState {
+ public:
+  MaildirFolderState(std::string root, std::string dir)
+      : root_(std::move(root)), dir_(std::move(dir)), sizes_(dir_) {}
+
+  const std::string& dir() const { return dir_; }
+
+  Status init() {
+    fd_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (fd_) {
+      constexpr uint32_t kMask =
+          IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF;
+      newWd_ = ::inotify_add_watch(fd_.get(), (dir_ + "/new").c_str(), kMask);
+      curWd_ = ::inotify_add_watch(fd_.get(), (dir_ + "/cur").c_str(), kMask);
+      if (newWd_ < 0 || curWd_ < 0) fd_.reset();
+    }
+    return relist();
+  }
+
+  // Brings the state in step with the disk: cheap when nothing happened
+  // that this process did not do itself. force: list the folder again.
+  Status refresh(bool force) {
+    bool need = force || !loaded_ || unexplainedChanges();
+    if (!need && fd_) {
+      struct stat st;
+      need = ::stat((dir_ + "/cur").c_str(), &st) != 0;  // folder renamed or deleted
+    }
+    if (!need) return {};
+    return relist();
+  }
+
+  uint32_t uidValidity() const { return uidValidity_; }
+  uint32_t uidNext() const { return uidNext_; }
+  uint32_t firstRecent() const { return firstRecent_; }
+  uint64_t highestModSeq() const { return highestModSeq_; }
+  uint64_t generation() const { return generation_; }
+  bool gone() const { return gone_; }
+  const KeywordSlots& slots() const { return slots_; }
+  void setSlots(KeywordSlots s) { slots_ = std::move(s); }
+  std::vector<StateMessage>& messages() { return msgs_; }
+
+  // The message with this UID, or nullptr.
+  StateMessage* find(uint32_t uid) {
+    auto it = std::lower_bound(msgs_.begin(), msgs_.end(), uid,
+                               [](const StateMessage& m, uint32_t u) { return m.uid < u; });
+    return it != msgs_.end() && it->uid == uid ? &*it : nullptr;
+  }
+  Flags flagsOf(const StateMessage& m) const {
+    return m.isNew() ? Flags{} : flagsFromInfo(maildirFlags(m.name()), slots_);
+  }
+
+  // Fills m's size and internal date (ENOENT: the file is gone).
+  Status meta(StateMessage& m) {
+    if (m.size != kUnknownSize && m.internalDate >= 0) return {};
+    MaildirFile f;
+    f.id = std::string(maildirId(m.name()));
+    f.fileName = m.fileName;
+    f.diskSize = maildirSizeFromName(m.name()).value_or(kUnknownSize);
+    if (auto st = statFile(dir_, f); !st) return st;
+    auto size = sizes_.size(f);
+    if (!size) return size.error();
+    m.size = *size;
+    m.internalDate = f.mtime;
+    return {};
+  }
+  // Writes the size cache when meta() learnt something.
+  void saveSizes() {
+    sizes_.saveIf([&](std::string_view id, uint64_t) { return byId_.count(std::string(id)) > 0; });
+  }
+
+  // This process renamed m's file (flags) and gave it modSeq.
+  void renamed(StateMessage& m, std::string fileName, uint64_t modSeq) {
+    m.fileName = std::move(fileName);
+    m.modSeq = modSeq;
+    m.stamp = ++generation_;
+    highestModSeq_ = std::max(highestModSeq_, modSeq);
+  }
+  void setHighestModSeq(uint64_t m) { highestModSeq_ = std::max(highestModSeq_, m); }
+
+  // This process removed the files of these UIDs.
+  void removed(const std::vector<uint32_t>& uids) {
+    if (uids.empty()) return;
+    std::unordered_set<uint32_t> gone(uids.begin(), uids.end());
+    for (const auto& m : msgs_)
+      if (gone.count(m.uid)) byId_.erase(std::string(maildirId(m.name())));
+    msgs_.erase(std::remove_if(msgs_.begin(), msgs_.end(),
+                               [&](const StateMessage& m) { return gone.count(m.uid) > 0; }),
+                msgs_.end());
+    ++generation_;
+  }
+
+  // This process placed a message into the folder and gave it uid.
+  void added(uint32_t uid, std::string fileName, uint64_t modSeq, uint64_t size, int64_t date) {
+    if (!loaded_ || find(uid)) return;
+    StateMessage m;
+    m.uid = uid;
+    m.modSeq = modSeq;
+    m.fileName = std::move(fileName);
+    m.size = size;
+    m.internalDate = date;
+    m.stamp = ++generation_;
+    byId_[std::string(maildirId(m.name()))] = uid;
+    auto at = std::lower_bound(msgs_.begin(), msgs_.end(), uid,
+                               [](const StateMessage& x, uint32_t u) { return x.uid < u; });
+    msgs_.insert(at, std::move(m));
+    uidNext_ = std::max(uidNext_, uid + 1);
+    highestModSeq_ = std::max(highestModSeq_, modSeq);
+  }
+
+  // Finds the files of the known messages again after another writer
+  // renamed them, without the uid list (so: safe under its lock); nullptr
+  // when uid's file is gone.
+  Result<StateMessage*> relocate(uint32_t uid) {
+    auto files = quickScan(dir_);
+    if (!files) return files.error();
+    bool found = false;
+    for (auto& f : *files) {
+      auto it = byId_.find(f.id);
+      StateMessage* m = it == byId_.end() ? nullptr : find(it->second);
+      if (!m) continue;
+      if (m->fileName != f.fileName) {
+        m->fileName = std::move(f.fileName);
+        m->stamp = ++generation_;
+        hasNew_ = hasNew_ || m->isNew();
+      }
+      found = found || m->uid == uid;
+    }
+    return found ? find(uid) : nullptr;
+  }
+
+  // Dovecot's rule: a read-write session moves new/ to cur/ (no flag
+  // change: the list's token is the same).
+  void moveNewToCur() {
+    if (!hasNew_) return;
+    hasNew_ = false;
+    for (auto& m : msgs_) {
+      if (!m.isNew()) continue;
+      std::string target = "cur/" + std::string(m.name()) + ":2,";
+      if (::rename((dir_ + "/" + m.fileName).c_str(), (dir_ + "/" + target).c_str()) == 0)
+        m.fileName = std::move(target);
+    }
+  }
+
+  // Takes \Recent for a read-write session: returns [first, end) of the
+  // UIDs it gets (empty when another session took them), persisted in the
+  // uid list so that no other session or process gets them too.
+  Result<std::pair<uint32_t, uint32_t>> claimRecent() {
+    const std::pair<uint32_t, uint32_t> none{uidNext_, uidNext_};
+    if (firstRecent_ >= uidNext_) return none;
+    auto lock = lockUidList(dir_);
+    if (!lock) return lock.error();
+    auto read = readUidList(dir_);
+    if (!read) return read.error();
+    if (read->state != UidListState::Ok || read->list.uidValidity != uidValidity_) return none;
+    UidList& l = read->list;
+    const uint32_t from = l.firstRecent, to = std::min(l.uidNext, uidNext_);
+    if (from >= to) {
+      firstRecent_ = std::max(firstRecent_, from);
+      return none;
+    }
+    l.firstRecent = to;
+    if (auto st = saveUidListChange(dir_, l, {}, {}); !st) return st.error();
+    firstRecent_ = to;
+    return std::pair{from, to};
+  }
+
+ private:
+  // Whether anything happened in new/ or cur/ that the state does not
+  // already show (drains the inotify queue); without inotify, the
+  // directory mtimes (one in the last second counting as "maybe changed").
+  bool unexplainedChanges() {
+    if (!fd_) {
+      struct stat n, c;
+      if (::stat((dir_ + "/new").c_str(), &n) != 0 || ::stat((dir_ + "/cur").c_str(), &c) != 0)
+        return true;
+      return unsure_ || !sameTime(n.st_mtim, newMtime_) || !sameTime(c.st_mtim, curMtime_);
+    }
+    bool unexplained = false;
+    alignas(struct inotify_event) char buf[8192];
+    for (;;) {
+      ssize_t n = ::read(fd_.get(), buf, sizeof buf);
+      if (n <= 0) break;
+      for (size_t off = 0; off + sizeof(struct inotify_event) <= static_cast<size_t>(n);) {
+        const auto* ev = reinterpret_cast<const struct inotify_event*>(buf + off);
+        off += sizeof(struct inotify_event) + ev->len;
+        if (unexplained) continue;
+        const char* sub = ev->wd == newWd_ ? "new/" : ev->wd == curWd_ ? "cur/" : nullptr;
+        if (!sub || ev->len == 0 ||
+            (ev->mask & (IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))) {
+          unexplained = true;
+          continue;
+        }
+        std::string_view name(ev->name, ::strnlen(ev->name, ev->len));
+        if (name.empty() || name[0] == '.') continue;  // not a message (quickScan skips it)
+        const bool appeared = (ev->mask & (IN_CREATE | IN_MOVED_TO)) != 0;
+        if (appeared != holds(sub, name)) unexplained = true;
+      }
+    }
+    return unexplained;
+  }
+
+  // Whether the state has a message under "<sub><name>".
+  bool holds(std::string_view sub, std::string_view name) {
+    auto it = byId_.find(std::string(maildirId(name)));
+    if (it == byId_.end()) return false;
+    const StateMessage* m = find(it->second);
+    return m && m->fileName.size() == sub.size() + name.size() &&
+           m->fileName.compare(0, sub.size(), sub) == 0 &&
+           m->fileName.compare(sub.size(), std::string::npos, name) == 0;
+  }
+
+  // Lists the folder; when the names differ from the state's, reads the
+  // uid list (loadFolder: new files get UIDs) and merges it by UID.
+  Status relist() {
+    struct stat n, c;
+    if (::stat((dir_ + "/new").c_str(), &n) != 0 || ::stat((dir_ + "/cur").c_str(), &c) != 0) {
+      if (errno != ENOENT) return errnoError("stat " + dir_);
+      // The folder was deleted (or renamed away): every message is gone.
+      if (!msgs_.empty()) ++generation_;
+      msgs_.clear();
+      byId_.clear();
+      gone_ = true;
+      unsure_ = true;
+      return {};
+    }
+    gone_ = false;
+    newMtime_ = n.st_mtim;
+    curMtime_ = c.st_mtim;
+    const int64_t now = static_cast<int64_t>(::time(nullptr));
+    unsure_ = n.st_mtim.tv_sec >= now - 1 || c.st_mtim.tv_sec >= now - 1;
+    if (loaded_) {
+      auto files = quickScan(dir_);
+      if (!files) return files.error();
+      bool same = files->size() == msgs_.size();
+      for (size_t i = 0; same && i < files->size(); ++i) {
+        const MaildirFile& f = (*files)[i];
+        auto it = byId_.find(f.id);
+        const StateMessage* m = it == byId_.end() ? nullptr : find(it->second);
+        same = m && m->fileName == f.fileName;
+      }
+      if (same) return {};
+    }
+    slots_ = readKeywords(dir_);
+    auto loaded = loadFolder(root_, dir_, false);
+    if (!loaded) return loaded.error();
+    const uint64_t gen = ++generation_;
+    if (loaded_ && loaded->uidValidity != uidValidity_) msgs_.clear();  // a new list: start over
+    std::vector<StateMessage> next;
+    next.reserve(loaded->messages.size());
+    size_t j = 0;
+    hasNew_ = false;
+    for (auto& lm : loaded->messages) {
+      while (j < msgs_.size() && msgs_[j].uid < lm.uid) ++j;
+      StateMessage m;
+      if (j < msgs_.size() && msgs_[j].uid == lm.uid) {
+        m = std::move(msgs_[j]);
+        if (m.fileName != lm.file.fileName || m.modSeq != lm.modSeq) {
+          m.fileName = std::move(lm.file.fileName);
+          m.modSeq = lm.modSeq;
+          m.stamp = gen;
+        }
+      } else {
+        m.uid = lm.uid;
+        m.modSeq = lm.modSeq;
+        m.fileName = std::move(lm.file.fileName);
+        m.stamp = gen;
+      }
+      hasNew_ = hasNew_ || m.isNew();
+      next.push_back(std::move(m));
+    }
+    msgs_ = std::move(next);
+    byId_.clear();
+    byId_.reserve(msgs_.size());
+    for (const auto& m : msgs_) byId_.emplace(std::string(maildirId(m.name())), m.uid);
+    uidValidity_ = loaded->uidValidity;
+    uidNext_ = loaded->uidNext;
+    firstRecent_ = loaded->firstRecent;
+    highestModSeq_ = loaded->highestModSeq;
+    loaded_ = true;
+    return {};
+  }
+
+  std::string root_, dir_;
+  SizeCache sizes_;
+  UniqueFd fd_;
+  int newWd_ = -1, curWd_ = -1;
+  bool loaded_ = false, gone_ = false, hasNew_ = false, unsure_ = true;
+  struct timespec newMtime_ {};
+  struct timespec curMtime_ {};
+  uint32_t uidValidity_ = 0, uidNext_ = 1, firstRecent_ = 1;
+  uint64_t highestModSeq_ = 1;
+  uint64_t generation_ = 0;
+  KeywordSlots slots_;
+  std::vector<StateMessage> msgs_;                    // ascending UID
+  std::unordered_map<std::string, uint32_t> byId_;    // Maildir id -> UID
+};
+
+// The folder states of one process, by directory; a state lives as long as
+// a session has its folder selected.
+class MaildirFolderStates {
+ public:
+  // The live state of dir, or nullptr.
+  std::shared_ptr<MaildirFolderState> find(const std::string& dir) {
+    auto it = map_.find(dir);
+    return it == map_.end() ? nullptr : it->second.lock();
+  }
+  Result<std::shared_ptr<MaildirFolderState>> acquire(const std::string& root,
+                                                      const std::string& dir) {
+    if (auto s = find(dir)) return s;
+    for (auto it = map_.begin(); it != map_.end();) it = it->second.expired() ? map_.erase(it) : ++it;
+    auto s = std::make_shared<MaildirFolderState>(root, dir);
+    if (auto st = s->init(); !st) return st.error();
+    map_[dir] = s;
+    return s;
+  }
+
+ private:
+  std::unordered_map<std::string, std::weak_ptr<MaildirFolderState>> map_;
+};
+
+std::shared_ptr<MaildirFolderStates> makeMaildirFolderStates() {
+  return std::make_shared<MaildirFolderStates>();
+}
+
+namespace {
 
 // ---- the selected mailbox ----
 
+// One session's view: what RFC 3501 keeps per session (the sequence numbers
+// it has told of, pending expunges, \Recent) in the MessageInfo vector the
+// interface hands out; file names, ids, sizes and the uid list are the
+// shared state's.
 class MaildirImapMailbox final : public ImapMailbox {
  public:
   MaildirImapMailbox(std::shared_ptr<Shared> shared, std::string dir, bool readOnly)
-      : shared_(std::move(shared)), dir_(std::move(dir)), readOnly_(readOnly), sizes_(dir_) {}
+      : shared_(std::move(shared)), dir_(std::move(dir)), readOnly_(readOnly) {}
 
   Status init() {
+    auto state = shared_->states->acquire(shared_->root, dir_);
+    if (!state) return state.error();
+    state_ = std::move(*state);
     fd_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
     if (fd_) {
       for (const char* sub : {"/new", "/cur"})
@@ -576,7 +963,7 @@ class MaildirImapMailbox final : public ImapMailbox {
                                 IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE) < 0)
           fd_.reset();
     }
-    auto r = refresh(true, true);
+    auto r = refresh(true);
     if (!r) return r.error();
     return {};
   }
@@ -587,13 +974,15 @@ class MaildirImapMailbox final : public ImapMailbox {
   bool readOnly() const override { return readOnly_; }
   std::vector<std::string> keywords() const override {
     std::vector<std::string> out;
-    for (const auto& k : slots_)
+    for (const auto& k : state_->slots())
       if (!k.empty()) out.push_back(k);
     return out;
   }
-  bool canCreateKeywords() const override { return !readOnly_ && usedSlots(slots_) < kMaxKeywords; }
+  bool canCreateKeywords() const override {
+    return !readOnly_ && usedSlots(state_->slots()) < kMaxKeywords;
+  }
   const std::vector<MessageInfo>& messages() const override { return view_; }
-  Result<MailboxChanges> sync(bool allowExpunge) override { return refresh(allowExpunge, false); }
+  Result<MailboxChanges> sync(bool allowExpunge) override { return refresh(allowExpunge); }
   Result<std::unique_ptr<MessageReader>> open(size_t index) override;
   Status setFlags(const std::vector<size_t>& indexes, FlagOp op, const Flags& flags) override {
     auto r = changeFlags(indexes, op, flags, std::nullopt);
@@ -617,11 +1006,14 @@ class MaildirImapMailbox final : public ImapMailbox {
   }
 
  private:
-  Result<MailboxChanges> refresh(bool allowExpunge, bool force);
-  bool dirsChanged();
-  // Finds the current files of the view's messages again (renamed by
-  // another session); false when index is gone.
-  Result<bool> relocate(size_t index);
+  Result<MailboxChanges> refresh(bool allowExpunge);
+  // The state's message of view index i, looked for again on disk when its
+  // file is not where the state thought (renamed by another process);
+  // nullptr when it is gone.
+  Result<StateMessage*> locate(size_t i, bool again) {
+    if (again) return state_->relocate(view_[i].uid);
+    return state_->find(view_[i].uid);
+  }
   Status checkIndexes(const std::vector<size_t>& indexes) const {
     for (size_t i : indexes)
       if (i >= view_.size()) return Error{"no such message", EINVAL};
@@ -637,119 +1029,80 @@ class MaildirImapMailbox final : public ImapMailbox {
   std::shared_ptr<Shared> shared_;
   std::string dir_;
   bool readOnly_;
-  SizeCache sizes_;
+  std::shared_ptr<MaildirFolderState> state_;
   UniqueFd fd_;
   uint32_t uidValidity_ = 0;
   uint32_t uidNext_ = 1;
   uint32_t maxUid_ = 0;
   uint64_t highestModSeq_ = 0;
-  KeywordSlots slots_;
+  uint64_t seen_ = 0;  // the state's generation this view was last merged with
   std::vector<MessageInfo> view_;
-  std::vector<std::string> ids_;
-  std::vector<std::string> files_;  // "new/<name>" or "cur/<name>"
-  struct timespec newMtime_ {};
-  struct timespec curMtime_ {};
-  bool unsure_ = true;
 };
 
-bool sameTime(const struct timespec& a, const struct timespec& b) {
-  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
-bool MaildirImapMailbox::dirsChanged() {
-  struct stat n, c;
-  if (::stat((dir_ + "/new").c_str(), &n) != 0 || ::stat((dir_ + "/cur").c_str(), &c) != 0)
-    return true;
-  return unsure_ || !sameTime(n.st_mtim, newMtime_) || !sameTime(c.st_mtim, curMtime_);
-}
-
-Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge, bool force) {
+Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge) {
   MailboxChanges ch;
-  bool expungedPending = false;
-  for (const auto& v : view_) expungedPending = expungedPending || v.expunged;
-  if (!force && !dirsChanged()) {
-    if (!allowExpunge || !expungedPending) return ch;
-  } else {
-    // The times before the scan: a change during it shows at the next sync.
-    struct stat n, c;
-    if (::stat((dir_ + "/new").c_str(), &n) != 0 || ::stat((dir_ + "/cur").c_str(), &c) != 0) {
-      if (errno != ENOENT) return errnoError("stat " + dir_);
-      // The folder was deleted: every message is gone.
-      for (auto& v : view_) v.expunged = true;
-      unsure_ = true;
-    } else {
-      newMtime_ = n.st_mtim;
-      curMtime_ = c.st_mtim;
-      const int64_t now = static_cast<int64_t>(::time(nullptr));
-      unsure_ = n.st_mtim.tv_sec >= now - 1 || c.st_mtim.tv_sec >= now - 1;
-      slots_ = readKeywords(dir_);
-      auto loaded = loadFolder(shared_->root, dir_, !readOnly_);
-      if (!loaded) return loaded.error();
-      if (uidValidity_ != 0 && loaded->uidValidity != uidValidity_)
-        return Error{"UIDVALIDITY of " + dir_ + " changed", ESTALE};
-      uidValidity_ = loaded->uidValidity;
-      std::unordered_map<std::string_view, LoadedMessage*> byId;
-      byId.reserve(loaded->messages.size());
-      for (auto& m : loaded->messages) byId.emplace(m.file.id, &m);
-      for (size_t i = 0; i < view_.size(); ++i) {
-        MessageInfo& v = view_[i];
-        if (v.expunged) continue;
-        auto it = byId.find(ids_[i]);
-        if (it == byId.end()) {
-          v.expunged = true;
-          continue;
-        }
-        files_[i] = it->second->file.fileName;
-        Flags f = it->second->file.isNew()
-                      ? Flags{}
-                      : flagsFromInfo(maildirFlags(it->second->file.name()), slots_);
-        if (!(f == v.flags) || it->second->modSeq != v.modSeq) {
-          v.flags = std::move(f);
-          v.modSeq = it->second->modSeq;
-          ch.flagsChanged.push_back(i);
-        }
+  if (auto st = state_->refresh(false); !st) return st.error();
+  if (!state_->gone()) {
+    if (uidValidity_ != 0 && state_->uidValidity() != uidValidity_)
+      return Error{"UIDVALIDITY of " + dir_ + " changed", ESTALE};
+    uidValidity_ = state_->uidValidity();
+  }
+  // \Recent: a read-write session takes what no one has taken; a
+  // read-only one shows what is still untaken without taking it.
+  uint32_t recentFrom = state_->firstRecent(), recentEnd = UINT32_MAX;
+  if (!readOnly_ && !state_->gone()) {
+    state_->moveNewToCur();
+    auto claim = state_->claimRecent();
+    if (!claim) return claim.error();
+    recentFrom = claim->first;
+    recentEnd = claim->second;
+  }
+  if (state_->generation() != seen_) {
+    const uint64_t seen = seen_;
+    auto& msgs = state_->messages();
+    // Both ascending by UID: one merge.
+    auto j = msgs.begin();
+    for (size_t i = 0; i < view_.size(); ++i) {
+      MessageInfo& v = view_[i];
+      if (v.expunged) continue;
+      j = std::lower_bound(j, msgs.end(), v.uid,
+                           [](const StateMessage& m, uint32_t u) { return m.uid < u; });
+      if (j == msgs.end() || j->uid != v.uid) {
+        v.expunged = true;
+        continue;
       }
-      for (auto& m : loaded->messages) {
-        if (m.uid <= maxUid_) continue;
-        if (auto st = statFile(dir_, m.file); !st) {
-          if (st.error().errnum == ENOENT) continue;  // removed meanwhile
-          return st.error();
-        }
-        auto size = sizes_.size(m.file);
-        if (!size) {
-          if (size.error().errnum == ENOENT) continue;  // removed meanwhile
-          return size.error();
-        }
-        MessageInfo v;
-        v.uid = m.uid;
-        v.size = *size;
-        v.internalDate = m.file.mtime;
-        v.recent = m.uid >= loaded->firstRecent;
-        v.modSeq = m.modSeq;
-        v.flags = m.file.isNew() ? Flags{} : flagsFromInfo(maildirFlags(m.file.name()), slots_);
-        view_.push_back(std::move(v));
-        ids_.push_back(m.file.id);
-        files_.push_back(m.file.fileName);
-        maxUid_ = m.uid;
-        ch.existsChanged = true;
-      }
-      std::vector<MaildirFile> live;
-      live.reserve(loaded->messages.size());
-      for (auto& m : loaded->messages) live.push_back(std::move(m.file));
-      sizes_.save(live);
-      uidNext_ = std::max(loaded->uidNext, maxUid_ + 1);
-      highestModSeq_ = loaded->highestModSeq;
-      // Dovecot's rule: a read-write session moves new/ to cur/.
-      if (!readOnly_) {
-        for (size_t i = 0; i < files_.size(); ++i) {
-          if (view_[i].expunged || files_[i][0] != 'n') continue;
-          std::string target = "cur/" + files_[i].substr(4) + ":2,";
-          if (::rename((dir_ + "/" + files_[i]).c_str(), (dir_ + "/" + target).c_str()) == 0)
-            files_[i] = std::move(target);
-        }
+      if (j->stamp <= seen) continue;
+      Flags f = state_->flagsOf(*j);
+      if (!(f == v.flags) || j->modSeq != v.modSeq) {
+        v.flags = std::move(f);
+        v.modSeq = j->modSeq;
+        ch.flagsChanged.push_back(i);
       }
     }
+    auto it = std::upper_bound(msgs.begin(), msgs.end(), maxUid_,
+                               [](uint32_t u, const StateMessage& m) { return u < m.uid; });
+    if (it != msgs.end()) view_.reserve(view_.size() + static_cast<size_t>(msgs.end() - it));
+    for (; it != msgs.end(); ++it) {
+      if (auto st = state_->meta(*it); !st) {
+        if (st.error().errnum == ENOENT) continue;  // removed meanwhile
+        return st.error();
+      }
+      MessageInfo v;
+      v.uid = it->uid;
+      v.size = it->size;
+      v.internalDate = it->internalDate;
+      v.recent = it->uid >= recentFrom && it->uid < recentEnd;
+      v.modSeq = it->modSeq;
+      v.flags = state_->flagsOf(*it);
+      view_.push_back(std::move(v));
+      maxUid_ = it->uid;
+      ch.existsChanged = true;
+    }
+    if (ch.existsChanged) state_->saveSizes();
+    seen_ = state_->generation();
   }
+  uidNext_ = std::max(state_->uidNext(), maxUid_ + 1);
+  highestModSeq_ = state_->highestModSeq();
   if (allowExpunge) {
     std::vector<size_t> remap(view_.size());
     size_t kept = 0;
@@ -759,23 +1112,15 @@ Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge, bool force
       ch.expunged.push_back(static_cast<uint32_t>(i + 1));
       ch.expungedUids.push_back(view_[i].uid);
     }
-    std::vector<size_t> flags;
-    for (size_t i : ch.flagsChanged)
-      if (remap[i] != SIZE_MAX) flags.push_back(remap[i]);
-    ch.flagsChanged = std::move(flags);
-    size_t w = 0;
-    for (size_t i = 0; i < view_.size(); ++i) {
-      if (view_[i].expunged) continue;
-      if (w != i) {
-        view_[w] = std::move(view_[i]);
-        ids_[w] = std::move(ids_[i]);
-        files_[w] = std::move(files_[i]);
-      }
-      ++w;
+    if (!ch.expunged.empty()) {
+      std::vector<size_t> flags;
+      for (size_t i : ch.flagsChanged)
+        if (remap[i] != SIZE_MAX) flags.push_back(remap[i]);
+      ch.flagsChanged = std::move(flags);
+      view_.erase(std::remove_if(view_.begin(), view_.end(),
+                                 [](const MessageInfo& v) { return v.expunged; }),
+                  view_.end());
     }
-    view_.resize(w);
-    ids_.resize(w);
-    files_.resize(w);
   } else {
     std::vector<size_t> flags;
     for (size_t i : ch.flagsChanged)
@@ -785,32 +1130,17 @@ Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge, bool force
   return ch;
 }
 
-Result<bool> MaildirImapMailbox::relocate(size_t index) {
-  auto now = quickScan(dir_);
-  if (!now) return now.error();
-  std::unordered_map<std::string_view, size_t> byId;
-  for (size_t i = 0; i < ids_.size(); ++i) byId.emplace(ids_[i], i);
-  bool found = false;
-  for (MaildirFile& m : *now) {
-    auto it = byId.find(m.id);
-    if (it == byId.end()) continue;
-    files_[it->second] = std::move(m.fileName);
-    found = found || it->second == index;
-  }
-  return found;
-}
-
 Result<std::unique_ptr<MessageReader>> MaildirImapMailbox::open(size_t index) {
   if (index >= view_.size()) return Error{"no such message", EINVAL};
   if (view_[index].expunged) return Error{"message expunged", ENOENT};
   for (int attempt = 0; attempt < 2; ++attempt) {
-    std::string path = dir_ + "/" + files_[index];
+    auto m = locate(index, attempt > 0);
+    if (!m) return m.error();
+    if (!*m) return Error{"message expunged", ENOENT};
+    std::string path = dir_ + "/" + (*m)->fileName;
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
     if (fd) return fileReader(std::move(fd));
     if (errno != ENOENT || attempt == 1) return errnoError("open " + path);
-    auto r = relocate(index);
-    if (!r) return r.error();
-    if (!*r) return Error{"message expunged", ENOENT};
   }
   return Error{"unreachable", EIO};
 }
@@ -823,8 +1153,9 @@ Result<std::vector<size_t>> MaildirImapMailbox::changeFlags(
   if (op != FlagOp::Remove) {
     auto slots = defineKeywords(dir_, flags);  // takes the lock itself
     if (!slots) return slots.error();
-    slots_ = std::move(*slots);
+    state_->setSlots(std::move(*slots));
   }
+  const KeywordSlots& slots = state_->slots();
   auto lock = lockUidList(dir_);
   if (!lock) return lock.error();
   auto read = readUidList(dir_);
@@ -841,60 +1172,77 @@ Result<std::vector<size_t>> MaildirImapMailbox::changeFlags(
     modSeq = *n;
   }
   std::vector<size_t> failed;
+  std::vector<uint32_t> touched;  // entries for the change log
   bool renamed = false, fromNew = false, listChanged = false;
   for (size_t i : indexes) {
     if (view_[i].expunged) continue;
+    auto located = locate(i, false);
+    if (!located) return located.error();
+    StateMessage* m = *located;
+    if (!m) continue;  // gone: the next sync reports it
     UidEntry* entry = list ? findEntry(*list, view_[i].uid) : nullptr;
     if (unchangedSince) {
       // The message's mod-sequence now: the list's, or a newer one still to
       // come when its file was renamed behind the list.
       struct stat st;
-      if (::lstat((dir_ + "/" + files_[i]).c_str(), &st) != 0 && errno == ENOENT) {
-        auto r = relocate(i);
+      if (::lstat((dir_ + "/" + m->fileName).c_str(), &st) != 0 && errno == ENOENT) {
+        auto r = locate(i, true);
         if (!r) return r.error();
+        if (!*r) continue;
+        m = *r;
       }
       uint64_t current = view_[i].modSeq;
       if (entry) {
         current = std::max(current, entry->modSeq);
-        if (!entry->flags.empty() && entry->flags != nameToken(files_[i])) current = UINT64_MAX;
+        if (!entry->flags.empty() && entry->flags != nameToken(m->fileName)) current = UINT64_MAX;
       }
       if (current > *unchangedSince) {
         failed.push_back(i);
         continue;
       }
     }
-    Flags next = applyFlags(view_[i].flags, op, flags, slots_);
+    Flags next = applyFlags(view_[i].flags, op, flags, slots);
     bool changed = false;
+    std::string fileName = m->fileName;
     for (int attempt = 0; attempt < 2; ++attempt) {
-      std::string_view name = std::string_view(files_[i]).substr(4);
+      std::string_view name = std::string_view(fileName).substr(4);
       std::string target = "cur/" + std::string(maildirBase(name)) + ":2," +
-                           infoFor(next, maildirFlags(name), slots_);
-      if (target == files_[i]) break;
-      if (::rename((dir_ + "/" + files_[i]).c_str(), (dir_ + "/" + target).c_str()) == 0) {
-        fromNew = fromNew || files_[i][0] == 'n';
-        changed = nameToken(files_[i]) != nameToken(target);
-        files_[i] = std::move(target);
+                           infoFor(next, maildirFlags(name), slots);
+      if (target == fileName) break;
+      if (::rename((dir_ + "/" + fileName).c_str(), (dir_ + "/" + target).c_str()) == 0) {
+        fromNew = fromNew || fileName[0] == 'n';
+        changed = nameToken(fileName) != nameToken(target);
+        fileName = std::move(target);
         renamed = true;
         break;
       }
-      if (errno != ENOENT || attempt == 1) return errnoError("rename " + dir_ + "/" + files_[i]);
-      auto r = relocate(i);
+      if (errno != ENOENT || attempt == 1) return errnoError("rename " + dir_ + "/" + fileName);
+      auto r = locate(i, true);
       if (!r) return r.error();
       if (!*r) break;  // gone: the next sync reports it
+      m = *r;
+      fileName = m->fileName;
     }
     view_[i].flags = std::move(next);
+    uint64_t newModSeq = m->modSeq;
     if (entry) {
       // A new mod-sequence when we changed the letters, or when they had
       // changed behind the list before we came.
-      std::string token = nameToken(files_[i]);
+      std::string token = nameToken(fileName);
       if (changed || (!entry->flags.empty() && entry->flags != token)) {
         entry->modSeq = modSeq;
         listChanged = true;
+        touched.push_back(entry->uid);
+      } else if (entry->flags != token) {
+        listChanged = true;
+        touched.push_back(entry->uid);
       }
-      if (entry->flags != token) listChanged = true;
       entry->flags = std::move(token);
+      newModSeq = entry->modSeq;
       view_[i].modSeq = entry->modSeq;
     }
+    if (fileName != m->fileName || newModSeq != m->modSeq)
+      state_->renamed(*m, std::move(fileName), newModSeq);
   }
   if (renamed) {
     if (auto st = fsyncDir(dir_ + "/cur"); !st) return st.error();
@@ -903,7 +1251,8 @@ Result<std::vector<size_t>> MaildirImapMailbox::changeFlags(
   }
   if (listChanged) {
     list->highestModSeq = std::max(list->highestModSeq, modSeq);
-    if (auto st = writeUidList(dir_, *list); !st) return st.error();
+    if (auto st = saveUidListChange(dir_, *list, touched, {}); !st) return st.error();
+    state_->setHighestModSeq(list->highestModSeq);
     highestModSeq_ = std::max(highestModSeq_, list->highestModSeq);
   }
   std::sort(failed.begin(), failed.end());
@@ -913,25 +1262,46 @@ Result<std::vector<size_t>> MaildirImapMailbox::changeFlags(
 
 Status MaildirImapMailbox::removeFiles(const std::vector<size_t>& indexes) {
   bool any = false;
+  std::vector<uint32_t> uids;
+
   for (size_t i : indexes) {
     if (view_[i].expunged) continue;
     for (int attempt = 0; attempt < 2; ++attempt) {
-      std::string path = dir_ + "/" + files_[i];
+      auto m = locate(i, attempt > 0);
+      if (!m) return m.error();
+      if (!*m) break;  // already gone
+      std::string path = dir_ + "/" + (*m)->fileName;
       if (::unlink(path.c_str()) == 0) {
         any = true;
+        uids.push_back(view_[i].uid);
         break;
       }
       if (errno != ENOENT) return errnoError("unlink " + path);
-      if (attempt == 1) break;
-      auto r = relocate(i);
-      if (!r) return r.error();
-      if (!*r) break;  // already gone
     }
     view_[i].expunged = true;
   }
+  state_->removed(uids);
   if (!any) return {};
   for (const char* sub : {"/cur", "/new"})
     if (auto st = fsyncDir(dir_ + sub); !st) return st;
+  // The uid list loses the entries and takes a new HIGHESTMODSEQ (RFC 7162
+  // §3.1.2: an expunge is a change).
+  auto lock = lockUidList(dir_);
+  if (!lock) return lock.error();
+  auto read = readUidList(dir_);
+  if (!read) return read.error();
+  if (read->state != UidListState::Ok || read->list.uidValidity != uidValidity_) return {};
+  UidList& list = read->list;
+  auto modSeq = nextModSeq(list, dir_);
+  if (!modSeq) return modSeq.error();
+  std::unordered_set<uint32_t> gone(uids.begin(), uids.end());
+  list.entries.erase(std::remove_if(list.entries.begin(), list.entries.end(),
+                                    [&](const UidEntry& e) { return gone.count(e.uid) > 0; }),
+                     list.entries.end());
+  list.highestModSeq = *modSeq;
+  if (auto st = saveUidListChange(dir_, list, {}, uids); !st) return st;
+  state_->setHighestModSeq(*modSeq);
+  highestModSeq_ = std::max(highestModSeq_, *modSeq);
   return {};
 }
 
@@ -1011,11 +1381,11 @@ Result<CopiedUids> MaildirImapMailbox::copy(const std::vector<size_t>& indexes,
     const std::string info = infoFor(view_[i].flags, "", *destSlots);
     Result<std::string> id = Error{"", ENOENT};
     for (int attempt = 0; attempt < 2; ++attempt) {
-      id = placeCopy(*shared_, dir_ + "/" + files_[i], *dest, view_[i].size, info);
-      if (id || id.error().errnum != ENOENT || attempt == 1) break;
-      auto r = relocate(i);
-      if (!r) return r.error();
-      if (!*r) break;
+      auto m = locate(i, attempt > 0);
+      if (!m) return m.error();
+      if (!*m) break;
+      id = placeCopy(*shared_, dir_ + "/" + (*m)->fileName, *dest, view_[i].size, info);
+      if (id || id.error().errnum != ENOENT) break;
     }
     if (!id) {
       if (id.error().errnum == ENOENT) continue;  // expunged by someone else
@@ -1075,9 +1445,11 @@ class MaildirAppend final : public AppendTransaction {
     if (!slots) return slots.error();
     const std::string info = infoFor(applyFlags({}, FlagOp::Add, flags, *slots), "", *slots);
     std::string id = base_;
+    std::string fileName;
     for (int attempt = 0;; ++attempt) {
-      std::string target = dir_ + "/cur/" + id + ",S=" + std::to_string(size_) +
-                           ",W=" + std::to_string(counter_.total()) + ":2," + info;
+      fileName = id + ",S=" + std::to_string(size_) + ",W=" + std::to_string(counter_.total()) +
+                 ":2," + info;
+      std::string target = dir_ + "/cur/" + fileName;
       if (::link(tmp_.c_str(), target.c_str()) == 0) break;
       if (errno != EEXIST || attempt == 100) return errnoError("link " + target);
       id = shared_->names.next();
@@ -1085,7 +1457,14 @@ class MaildirAppend final : public AppendTransaction {
     ::unlink(tmp_.c_str());
     committed_ = true;
     if (auto st = fsyncDir(dir_ + "/cur"); !st) return st.error();
-    return assignUids(shared_->root, dir_, {id}, {flagsToken(info)});
+    uint64_t modSeq = 0;
+    auto uids = assignUids(shared_->root, dir_, {id}, {flagsToken(info)}, &modSeq);
+    if (!uids) return uids.error();
+    // A session of this process with the folder selected learns of it here
+    // rather than by listing the folder again.
+    if (auto state = shared_->states->find(dir_))
+      state->added(uids->uids[0], "cur/" + fileName, modSeq, counter_.total(), t.tv_sec);
+    return uids;
   }
 
  private:
@@ -1410,6 +1789,31 @@ Status MaildirStore::rename(const std::string& fromName, const std::string& toNa
 Result<MailboxStatus> MaildirStore::status(const std::string& name) {
   auto dir = selectable(name);
   if (!dir) return dir.error();
+  if (auto state = shared_->states->find(*dir)) {
+    // Selected by a session of this process: its state answers.
+    if (auto st = state->refresh(false); !st) return st.error();
+    MailboxStatus s;
+    s.uidNext = state->uidNext();
+    s.uidValidity = state->uidValidity();
+    s.highestModSeq = state->highestModSeq();
+    // Another process may have taken \Recent since: the list's header says.
+    const uint32_t firstRecent =
+        std::max(state->firstRecent(), readFirstRecent(*dir).value_or(0));
+    for (auto& m : state->messages()) {
+      if (auto st = state->meta(m); !st) {
+        if (st.error().errnum == ENOENT) continue;
+        return st.error();
+      }
+      ++s.messages;
+      s.size += m.size;
+      if (m.uid >= firstRecent) ++s.recent;
+      std::string_view info = m.isNew() ? std::string_view() : maildirFlags(m.name());
+      if (info.find('S') == std::string_view::npos) ++s.unseen;
+      if (info.find('T') != std::string_view::npos) ++s.deleted;
+    }
+    state->saveSizes();
+    return s;
+  }
   auto loaded = loadFolder(root_, *dir, false);
   if (!loaded) return loaded.error();
   SizeCache sizes(*dir);
@@ -1473,8 +1877,10 @@ Result<std::string> maildirStorePath(const std::string& root, const std::string&
   return root + "/." + *enc;
 }
 
-Result<std::unique_ptr<MailStore>> openMaildirStore(const std::string& root) {
-  auto shared = std::make_shared<Shared>(root);
+Result<std::unique_ptr<MailStore>> openMaildirStore(const std::string& root,
+                                                    std::shared_ptr<MaildirFolderStates> states) {
+  if (!states) states = makeMaildirFolderStates();
+  auto shared = std::make_shared<Shared>(root, std::move(states));
   auto store = std::make_unique<MaildirStore>(std::move(shared));
   if (auto st = store->init(); !st) return st.error();
   return std::unique_ptr<MailStore>(std::move(store));

@@ -29,9 +29,21 @@
 // unique name into the destination's cur/ (copies the bytes when link
 // fails: EXDEV, EPERM, EMLINK); MOVE = COPY then expunge.
 //
-// sync() rescans only when new/ or cur/ changed (directory mtimes, an
-// mtime in the last second counting as "maybe changed again"); messages
-// are followed by their Maildir id across renames by other sessions.
+// Shared state: the sessions of one process that have a folder selected
+// share one MaildirFolderState (per directory, reference-counted by them):
+// the message list (UID, file name, size, internal date, mod-sequence),
+// loaded once and then kept in step incrementally. An inotify descriptor of
+// the state on new/ and cur/ tells whether anything happened that the
+// state does not already show (each event's name is checked against it;
+// without inotify: the directory mtimes, one in the last second counting
+// as "maybe changed again"); only then is the folder listed again and
+// diffed by name, and only a differing name makes it read the uid list.
+// Changes made through a session (STORE, EXPUNGE, APPEND, new/ -> cur/)
+// update the state directly and stamp the messages with a new generation;
+// a session's sync() merges the state into its own view (sequence numbers
+// it has told of, pending expunges, \Recent), reporting the messages
+// stamped since its last merge. Messages are followed by their Maildir id
+// across renames by other writers.
 // changeFd() is an inotify descriptor on new/ and cur/. If the uid list
 // had to be rebuilt under a new UIDVALIDITY while a mailbox is selected,
 // sync() fails with ESTALE (the session must end; clients resync).
@@ -64,10 +76,17 @@ inline constexpr const char* kStoreMarkerFile = "yubin-store";
 inline constexpr const char* kKeywordsFile = "dovecot-keywords";
 inline constexpr const char* kSubscriptionsFile = "subscriptions";
 
+// The shared folder states of one process (see "Shared state" above):
+// every store opened with the same object shares one state per folder.
+class MaildirFolderStates;
+std::shared_ptr<MaildirFolderStates> makeMaildirFolderStates();
+
 // root: the user's Maildir (created if missing). The first open for a user
 // without folders creates kDefaultMailboxes (subscribed, with their
-// attributes).
-Result<std::unique_ptr<MailStore>> openMaildirStore(const std::string& root);
+// attributes). states: the process's folder states (mrad's mail process
+// passes one for all its sessions); nullptr: this store's own.
+Result<std::unique_ptr<MailStore>> openMaildirStore(
+    const std::string& root, std::shared_ptr<MaildirFolderStates> states = nullptr);
 
 // The directory of mailbox `name` (checked) under root: root for INBOX,
 // else root + "/." + mUTF-7 of the name. EINVAL for a refused name.

@@ -57,12 +57,15 @@ void markOpened(const std::string& root) {
   REQUIRE(atomicWrite(root + "/" + kStoreMarkerFile, "1\n", 0600));
 }
 
-struct MaildirHarness final : test::StoreHarness {
+struct MaildirHarness : test::StoreHarness {
   TempDir tmp;
   std::string root = tmp / "Maildir";
+  // Set: the stores opened are sessions of one process (one state per
+  // folder); unset: each is a process of its own.
+  std::shared_ptr<MaildirFolderStates> states;
   MaildirHarness() { markOpened(root); }
   std::unique_ptr<MailStore> open() override {
-    auto s = openMaildirStore(root);
+    auto s = openMaildirStore(root, states);
     REQUIRE(s);
     return std::move(*s);
   }
@@ -688,6 +691,225 @@ TEST_CASE("MaildirStore: a version 1 uid list is upgraded, UIDs kept") {
   REQUIRE((*rw)->setFlags({1}, FlagOp::Add, {kFlagAnswered, {}}));
   CHECK((*rw)->messages()[1].modSeq == 2);
   CHECK((*rw)->messages()[0].modSeq == 1);
+}
+
+}  // namespace
+}  // namespace yubin::store
+
+// ---- the change log and the shared folder state ----
+
+namespace yubin::store {
+namespace {
+
+UidList sampleList() {
+  UidList l;
+  l.uidValidity = 1234;
+  l.uidNext = 10;
+  l.firstRecent = 8;
+  l.highestModSeq = 7;
+  l.entries = {{1, "100.M1P1.h", 1, "FS"}, {5, "200.M2P1.h", 7, ""}, {9, "300.M3P1.h", 4, "F"}};
+  return l;
+}
+
+TEST_CASE("uid log: batches replay over their list; a torn last batch is ignored") {
+  const UidList base = sampleList();
+  // Batch 1: uid 5 gets modseq 8 and a token, uid 10 is new.
+  UidList one = base;
+  one.entries[1].modSeq = 8;
+  one.entries[1].flags = "FR";
+  one.entries.push_back({10, "400.M4P1.h", 8, "F"});
+  one.uidNext = 11;
+  one.highestModSeq = 8;
+  // Batch 2: uid 1 is expunged, \Recent taken.
+  UidList two = one;
+  two.entries.erase(two.entries.begin());
+  two.highestModSeq = 9;
+  two.firstRecent = 11;
+  const std::string head = std::string(kUidLogMagic) + " V1234 B7\n";
+  const std::string b1 = formatUidLogBatch(one, {5, 10}, {});
+  const std::string b2 = formatUidLogBatch(two, {}, {1});
+  CHECK(b1 == "E 5 8 FR 200.M2P1.h\nE 10 8 F 400.M4P1.h\nH 11 8 8\n");
+  CHECK(b2 == "X 1\nH 11 11 9\n");
+  const std::string log = head + b1 + b2;
+  auto replay = [&](std::string_view text) {
+    UidList l = base;
+    bool ok = applyUidLog(l, text);
+    return std::pair{ok, l};
+  };
+  auto [ok, all] = replay(log);
+  REQUIRE(ok);
+  CHECK(all.entries == two.entries);
+  CHECK(all.uidNext == 11);
+  CHECK(all.firstRecent == 11);
+  CHECK(all.highestModSeq == 9);
+  CHECK(all.logBase == 7);
+  // Every cut: the state of the last complete batch (or the list itself).
+  for (size_t n = 0; n <= log.size(); ++n) {
+    INFO(n);
+    auto [cutOk, l] = replay(log.substr(0, n));
+    if (n < head.size()) {
+      CHECK_FALSE(cutOk);  // no header: not this list's log
+      continue;
+    }
+    REQUIRE(cutOk);
+    const UidList& want = n < head.size() + b1.size() ? base
+                          : n < log.size()            ? one
+                                                      : two;
+    CHECK(l.entries == want.entries);
+    CHECK(l.uidNext == want.uidNext);
+    CHECK(l.highestModSeq == want.highestModSeq);
+    CHECK(l.firstRecent == want.firstRecent);
+  }
+  // Fed to parse one byte at a time makes no sense for a file read whole;
+  // garbage in a batch ends the replay there.
+  auto [gOk, g] = replay(head + b1 + "E 5 x FR 200.M2P1.h\nH 11 8 9\n");
+  REQUIRE(gOk);
+  CHECK(g.entries == one.entries);
+  // Bound to its list: another base or UIDVALIDITY, or an id that does not
+  // match, and nothing is taken.
+  for (const std::string& bad :
+       {std::string(kUidLogMagic) + " V1234 B6\n" + b1, std::string(kUidLogMagic) + " V1 B7\n" + b1,
+        head + "E 5 8 FR 999.M9P1.h\nH 10 8 8\n", head + "E 3 8 F 999.M9P1.h\nH 10 8 8\n"}) {
+    INFO(bad);
+    CHECK_FALSE(replay(bad).first);
+  }
+}
+
+TEST_CASE("uid log: a STORE appends to the log; the list is rewritten only past the bound") {
+  MaildirHarness h;
+  auto s = h.open();
+  for (int i = 0; i < 3; ++i) appendTo(*s, "INBOX", "m" + std::to_string(i) + "\n");
+  auto mb = s->select("INBOX", false);
+  REQUIRE(mb);
+  struct stat before;
+  REQUIRE(::stat((h.root + "/" + kUidListFile).c_str(), &before) == 0);
+  REQUIRE((*mb)->setFlags({1}, FlagOp::Add, {kFlagFlagged, {}}));
+  REQUIRE((*mb)->expunge({0}) );
+  struct stat after;
+  REQUIRE(::stat((h.root + "/" + kUidListFile).c_str(), &after) == 0);
+  CHECK(after.st_ino == before.st_ino);  // not replaced
+  auto log = readFile(h.root + "/" + kUidLogFile);
+  REQUIRE(log);
+  CHECK(log->find("E 2 ") != std::string::npos);
+  CHECK(log->find("X 1\n") != std::string::npos);
+  // Another process reads list + log.
+  auto read = readUidList(h.root);
+  REQUIRE(read);
+  REQUIRE(read->state == UidListState::Ok);
+  REQUIRE(read->list.entries.size() == 2);
+  CHECK(read->list.entries[0].uid == 2);
+  CHECK(read->list.entries[0].flags == "FF");
+  CHECK(read->list.highestModSeq == (*mb)->highestModSeq());
+  // Many changes: the log is folded in once past its bound, and stays small.
+  REQUIRE((*mb)->sync(true));
+  for (int i = 0; i < 2500; ++i)
+    REQUIRE((*mb)->setFlags({0}, i % 2 ? FlagOp::Remove : FlagOp::Add, {kFlagSeen, {}}));
+  struct stat logSt;
+  REQUIRE(::stat((h.root + "/" + kUidLogFile).c_str(), &logSt) == 0);
+  CHECK(static_cast<uint64_t>(logSt.st_size) <= kUidLogMinBound + 64);
+  read = readUidList(h.root);
+  REQUIRE(read);
+  REQUIRE(read->state == UidListState::Ok);
+  CHECK(read->list.highestModSeq == (*mb)->highestModSeq());
+  CHECK(read->list.entries[0].modSeq == (*mb)->messages()[0].modSeq);
+  // A fresh store (another process) agrees on everything.
+  auto other = openStore(h.root)->select("INBOX", true);
+  REQUIRE(other);
+  CHECK((*other)->highestModSeq() == (*mb)->highestModSeq());
+  CHECK((*other)->messages()[0].modSeq == (*mb)->messages()[0].modSeq);
+  CHECK((*other)->messages()[0].flags == (*mb)->messages()[0].flags);
+}
+
+// Sessions of one process: stores opened with one MaildirFolderStates.
+struct SharedHarness : MaildirHarness {
+  SharedHarness() { states = makeMaildirFolderStates(); }
+};
+
+TEST_CASE("MaildirStore: the MailStore cases, sessions sharing one folder state") {
+  SharedHarness h;
+  test::mailStoreCases(h);
+}
+
+TEST_CASE("MaildirStore: the mod-sequence cases, sessions sharing one folder state") {
+  SharedHarness h;
+  test::modSeqCases(h);
+}
+
+TEST_CASE("MaildirStore: two sessions on one state see each other; an outside writer too") {
+  SharedHarness h;
+  auto s1 = h.open();
+  auto s2 = h.open();
+  for (int i = 0; i < 3; ++i) appendTo(*s1, "INBOX", "m" + std::to_string(i) + "\n");
+  auto a = s1->select("INBOX", false);
+  auto b = s2->select("INBOX", false);
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(test::uids(**a) == std::vector<uint32_t>{1, 2, 3});
+  CHECK(test::uids(**b) == std::vector<uint32_t>{1, 2, 3});
+  // A's STORE: B hears of it at its next sync, A does not hear it again.
+  REQUIRE((*a)->setFlags({1}, FlagOp::Add, {kFlagAnswered, {"$Work"}}));
+  auto cb = (*b)->sync(true);
+  REQUIRE(cb);
+  CHECK(cb->flagsChanged == std::vector<size_t>{1});
+  CHECK((*b)->messages()[1].flags == (*a)->messages()[1].flags);
+  CHECK((*b)->messages()[1].modSeq == (*a)->messages()[1].modSeq);
+  auto ca = (*a)->sync(true);
+  REQUIRE(ca);
+  CHECK(ca->flagsChanged.empty());
+  // A's APPEND: B sees EXISTS with the same UID, size and date.
+  uint32_t uid = appendTo(*s1, "INBOX", "new one\n", {kFlagSeen, {}}, 1600000000);
+  cb = (*b)->sync(false);
+  REQUIRE(cb);
+  CHECK(cb->existsChanged);
+  REQUIRE((*b)->messages().size() == 4);
+  CHECK((*b)->messages()[3].uid == uid);
+  CHECK((*b)->messages()[3].size == 9);
+  CHECK((*b)->messages()[3].internalDate == 1600000000);
+  CHECK((*b)->messages()[3].flags.system == kFlagSeen);
+  // A's EXPUNGE: B keeps the message (and its data) until it may expunge.
+  REQUIRE((*a)->setFlags({0}, FlagOp::Add, {kFlagDeleted, {}}));
+  REQUIRE((*a)->expunge({0}));
+  cb = (*b)->sync(false);
+  REQUIRE(cb);
+  CHECK(cb->expunged.empty());
+  REQUIRE((*b)->messages().size() == 4);
+  CHECK((*b)->messages()[0].expunged);
+  CHECK((*b)->messages()[0].uid == 1);  // its data kept for FETCH
+  CHECK((*b)->open(0).error().errnum == ENOENT);
+  CHECK(test::readAll(**b, 1) == "m1\n");
+  cb = (*b)->sync(true);
+  REQUIRE(cb);
+  CHECK(cb->expunged == std::vector<uint32_t>{1});
+  CHECK(test::uids(**b) == std::vector<uint32_t>{2, 3, 4});
+  // An outside writer (another process: a store with its own states)
+  // renames a file and delivers one; both sessions see both.
+  auto outside = openStore(h.root);
+  auto c = outside->select("INBOX", false);
+  REQUIRE(c);
+  REQUIRE((*c)->setFlags({0}, FlagOp::Add, {kFlagFlagged, {}}));
+  h.deliver("INBOX", "from outside\n");
+  for (auto* mb : {&*a, &*b}) {
+    auto ch = (*mb)->sync(true);
+    REQUIRE(ch);
+    CHECK(ch->existsChanged);
+    CHECK(ch->flagsChanged == std::vector<size_t>{0});
+    CHECK(test::uids(**mb) == std::vector<uint32_t>{2, 3, 4, 5});
+    CHECK((*mb)->messages()[0].flags.system == (kFlagFlagged | kFlagAnswered));
+    CHECK((*mb)->messages()[0].modSeq == (*c)->messages()[0].modSeq);
+  }
+  // \Recent of the delivered message went to exactly one of them.
+  CHECK((*a)->messages()[3].recent + (*b)->messages()[3].recent == 1);
+  // STATUS answers from the shared state, and agrees with the other process.
+  auto st = s2->status("INBOX");
+  auto st2 = outside->status("INBOX");
+  REQUIRE(st);
+  REQUIRE(st2);
+  CHECK(st->messages == 4);
+  CHECK(st->messages == st2->messages);
+  CHECK(st->size == st2->size);
+  CHECK(st->unseen == st2->unseen);
+  CHECK(st->highestModSeq == st2->highestModSeq);
+  CHECK(st->uidNext == st2->uidNext);
 }
 
 }  // namespace

@@ -3,10 +3,13 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "base/fs.hpp"
@@ -201,13 +204,186 @@ Result<UidListRead> readUidList(const std::string& dir) {
     r.state = UidListState::Corrupt;
     return r;
   }
+  auto log = readFile(dir + "/" + kUidLogFile, kMaxUidListFile);
+  if (!log && log.error().errnum != ENOENT && log.error().errnum != EFBIG &&
+      log.error().errnum != 0)
+    return log.error();
+  if (log) {
+    UidList merged = *l;
+    // A log that is not this list's (left from before a rewrite) is left
+    // out: the list alone is then the whole state.
+    if (applyUidLog(merged, *log) && consistent(merged)) l = std::move(merged);
+  }
   r.state = UidListState::Ok;
   r.list = std::move(*l);
   return r;
 }
 
+namespace {
+std::string uidLogHeader(const UidList& list) {
+  return std::string(kUidLogMagic) + " V" + std::to_string(list.uidValidity) + " B" +
+         std::to_string(list.highestModSeq) + "\n";
+}
+}  // namespace
+
 Status writeUidList(const std::string& dir, const UidList& list) {
-  return atomicWrite(dir + "/" + kUidListFile, formatUidList(list), 0600);
+  if (auto st = atomicWrite(dir + "/" + kUidListFile, formatUidList(list), 0600); !st) return st;
+  // The log starts afresh, bound to this list (a crash before this leaves
+  // the old log, whose base no longer matches: it is ignored).
+  return atomicWrite(dir + "/" + kUidLogFile, uidLogHeader(list), 0600);
+}
+
+std::string formatUidLogBatch(const UidList& after, const std::vector<uint32_t>& changed,
+                              const std::vector<uint32_t>& removed) {
+  std::string out;
+  for (uint32_t uid : changed) {
+    auto it = std::lower_bound(after.entries.begin(), after.entries.end(), uid,
+                               [](const UidEntry& e, uint32_t u) { return e.uid < u; });
+    if (it == after.entries.end() || it->uid != uid) continue;
+    out += "E " + std::to_string(uid) + " " + std::to_string(it->modSeq) + " " +
+           (it->flags.empty() ? std::string("?") : it->flags) + " " + it->id + "\n";
+  }
+  for (uint32_t uid : removed) out += "X " + std::to_string(uid) + "\n";
+  out += "H " + std::to_string(after.uidNext) + " " + std::to_string(after.firstRecent) + " " +
+         std::to_string(after.highestModSeq) + "\n";
+  return out;
+}
+
+bool applyUidLog(UidList& list, std::string_view text) {
+  size_t nl = text.find('\n');
+  if (nl == std::string_view::npos || text.substr(0, nl + 1) != uidLogHeader(list)) return false;
+  text.remove_prefix(nl + 1);
+  // The last record of each UID wins (the log is bound to exactly this
+  // list by its base, so the records apply in order to it). Batches end
+  // with their "H" line; what follows the last one (a write cut short by a
+  // crash) is not applied.
+  struct Rec {
+    bool remove = false;
+    UidEntry e;
+  };
+  std::unordered_map<uint32_t, Rec> last;
+  std::vector<Rec> batch;
+  uint32_t next = list.uidNext, recent = list.firstRecent;
+  uint64_t high = list.highestModSeq;
+  for (;;) {
+    nl = text.find('\n');
+    if (nl == std::string_view::npos) break;
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl + 1);
+    auto f = splitAny(line, " ");
+    if (f.size() == 4 && f[0] == "H") {
+      auto n = parseU32(f[1]), r = parseU32(f[2]);
+      auto h = parseU64(f[3]);
+      if (!n || !r || !h || *h == 0 || *h > kMaxModSeq) break;
+      for (auto& rec : batch) {
+        high = std::max(high, rec.e.modSeq);
+        last[rec.e.uid] = std::move(rec);
+      }
+      batch.clear();
+      next = std::max(next, *n);
+      recent = std::max(recent, *r);
+      high = std::max(high, *h);
+      continue;
+    }
+    Rec rec;
+    if (f.size() == 2 && f[0] == "X") {
+      auto uid = parseU32(f[1]);
+      if (!uid) break;
+      rec.remove = true;
+      rec.e.uid = *uid;
+    } else if (f.size() == 5 && f[0] == "E") {
+      auto uid = parseU32(f[1]);
+      auto ms = parseU64(f[2]);
+      if (!uid || !ms || *ms == 0 || *ms > kMaxModSeq || !validId(f[4]) ||
+          (f[3] != "?" && (f[3].empty() || !validToken(f[3]))))
+        break;
+      rec.e = {*uid, f[4], *ms, f[3] == "?" ? std::string() : f[3]};
+    } else {
+      break;
+    }
+    batch.push_back(std::move(rec));
+  }
+  std::vector<UidEntry> merged;
+  merged.reserve(list.entries.size() + last.size());
+  for (auto& e : list.entries) {
+    auto it = last.find(e.uid);
+    if (it == last.end()) {
+      merged.push_back(std::move(e));
+      continue;
+    }
+    Rec& rec = it->second;
+    if (!rec.remove) {
+      if (rec.e.id != e.id) return false;
+      merged.push_back(std::move(rec.e));
+    }
+    last.erase(it);
+  }
+  // What is left: messages added since the list was written.
+  std::vector<UidEntry> added;
+  for (auto& [uid, rec] : last)
+    if (!rec.remove) added.push_back(std::move(rec.e));
+  std::sort(added.begin(), added.end(),
+            [](const UidEntry& a, const UidEntry& b) { return a.uid < b.uid; });
+  if (!added.empty() && !merged.empty() && added.front().uid <= merged.back().uid) return false;
+  for (auto& e : added) {
+    next = std::max(next, e.uid + 1);
+    merged.push_back(std::move(e));
+  }
+  list.entries = std::move(merged);
+  list.logBase = list.highestModSeq;
+  list.uidNext = next;
+  list.firstRecent = std::min(recent, next);
+  list.highestModSeq = high;
+  return true;
+}
+
+Status saveUidListChange(const std::string& dir, const UidList& after,
+                         const std::vector<uint32_t>& changed,
+                         const std::vector<uint32_t>& removed) {
+  const std::string path = dir + "/" + kUidLogFile;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) {
+    if (errno != ENOENT) return errnoError("open " + path);
+    return writeUidList(dir, after);
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return errnoError("stat " + path);
+  const auto size = static_cast<uint64_t>(st.st_size);
+  // Without a log bound to the list as read, or once the log has grown
+  // past a bound that keeps the rewrite's cost per change small, the list
+  // is written whole (and the log started afresh).
+  if (after.logBase == 0 || size == 0 || size > kUidLogMinBound + after.entries.size() * 16)
+    return writeUidList(dir, after);
+  if (auto w = writeAll(fd.get(), formatUidLogBatch(after, changed, removed)); !w) return w;
+  if (::fdatasync(fd.get()) != 0) return errnoError("fdatasync " + path);
+  return {};
+}
+
+std::optional<uint32_t> readFirstRecent(const std::string& dir) {
+  UniqueFd fd(::open((dir + "/" + kUidListFile).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return std::nullopt;
+  char buf[256];
+  ssize_t n = ::read(fd.get(), buf, sizeof buf);
+  if (n <= 0) return std::nullopt;
+  std::string_view head(buf, static_cast<size_t>(n));
+  size_t nl = head.find('\n');
+  if (nl == std::string_view::npos) return std::nullopt;
+  auto fields = splitAny(head.substr(0, nl), " ");
+  if (fields.size() < 5 || fields[0] != kUidListFile) return std::nullopt;
+  const std::string& r = fields[4];
+  if (r.size() < 2 || r[0] != 'R') return std::nullopt;
+  auto recent = parseU32(std::string_view(r).substr(1));
+  if (!recent) return std::nullopt;
+  // Later claims are in the log's batch lines ("H <next> <recent> <modseq>").
+  if (auto log = readFile(dir + "/" + kUidLogFile, kMaxUidListFile); log) {
+    for (std::string_view line : lines(*log)) {
+      if (line.substr(0, 2) != "H ") continue;
+      auto h = splitAny(line.substr(2), " ");
+      if (h.size() != 3) continue;
+      if (auto v = parseU32(h[1])) recent = std::max(*recent, *v);
+    }
+  }
+  return recent;
 }
 
 std::optional<UidList> parseDovecotUidList(std::string_view text) {

@@ -20,6 +20,21 @@
 // and an unknown token (""), which the next write fills in without a bump;
 // the list is then written as version 2 (an older yubin reading that would
 // rebuild it under a new UIDVALIDITY: no UID is ever reused).
+// Change log <folder>/yubin-uidlist.log (so that a STORE, an APPEND or an
+// expunge does not rewrite a list of every message):
+//   yubin-uidlog 1 V<uidvalidity> B<the list's M>   bound to that list
+//   E <uid> <modseq> <flags token> <maildir id>    entry new or changed
+//   X <uid>                                        entry gone
+//   H <uidnext> <first recent> <highestmodseq>     ends a batch
+// One batch per change, appended under the lock and fdatasync'd. A reader
+// applies the complete batches in order (the last record of a UID wins);
+// what follows the last "H" line -- a write cut short by a crash -- is
+// ignored. The log is folded into the list (rewritten whole, and a fresh
+// log holding only its header written after it) once it is larger than
+// kUidLogMinBound plus 16 bytes per message; a log whose V or B does not
+// match the list (left from before a rewrite) is ignored. The list file
+// itself stays version 2: a reader that does not know the log sees an
+// older but sound state.
 // Crash safety: the file is only ever replaced whole with atomicWrite
 // (temp file, fsync, rename, directory fsync), so a reader sees the old
 // list or the new one. Anything else -- a truncated file, a missing "end"
@@ -69,6 +84,10 @@ struct UidList {
   uint32_t firstRecent = 1;  // UIDs >= this are \Recent for the next read-write session
   uint64_t highestModSeq = 1;  // >= every entry's modSeq; bumped by any change
   std::vector<UidEntry> entries;  // ascending UID
+  // Not stored: the base of the change log that readUidList applied (the
+  // list file's M), 0 when none did; saveUidListChange appends to that log
+  // only.
+  uint64_t logBase = 0;
 };
 
 // The token a list line keeps for the info letters of a file name ("" for
@@ -102,7 +121,32 @@ struct UidListRead {
 };
 // Reads dir's yubin-uidlist; I/O errors other than ENOENT are errors.
 Result<UidListRead> readUidList(const std::string& dir);
+// Replaces dir's list whole (and removes the change log, folded in).
 Status writeUidList(const std::string& dir, const UidList& list);
+
+// The change log beside the list (see the header comment).
+inline constexpr const char* kUidLogFile = "yubin-uidlist.log";
+inline constexpr const char* kUidLogMagic = "yubin-uidlog 1";
+// The log is folded into the list when it is larger than this plus 16
+// bytes per message.
+inline constexpr uint64_t kUidLogMinBound = uint64_t{64} << 10;
+// Records `after` -- the list as read under the lock, then changed -- as
+// one batch: the entries of the UIDs `changed` (new or with a new modseq or
+// token), the UIDs `removed`, and the counters; appended to the log and
+// fdatasync'd, or, once the log has grown past its bound, the whole list
+// rewritten. Called under the lock.
+Status saveUidListChange(const std::string& dir, const UidList& after,
+                         const std::vector<uint32_t>& changed,
+                         const std::vector<uint32_t>& removed);
+// One batch's text, and the replay of a log over its list (false: the log
+// is not this list's or is damaged before its last complete batch, and
+// nothing should be taken from it; the caller keeps the list unchanged).
+std::string formatUidLogBatch(const UidList& after, const std::vector<uint32_t>& changed,
+                              const std::vector<uint32_t>& removed);
+bool applyUidLog(UidList& list, std::string_view text);
+// The first-recent UID of dir's list from its header line alone (cheap);
+// nullopt when the list is missing or its header unreadable.
+std::optional<uint32_t> readFirstRecent(const std::string& dir);
 
 // Dovecot's list: "3 V<validity> N<next> ..." then "<uid> [fields] :<name>"
 // lines, or version 1 "1 <validity> <next>" then "<uid> <name>". The ids
