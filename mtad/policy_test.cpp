@@ -38,8 +38,8 @@ struct Fixture {
   std::unique_ptr<auth::Directory> directory(const std::string& postmaster,
                                              const std::string& domains = "b.example, a.example") {
     auto cfg = config::Config::parse("version = 1\n[global]\ndomains = " + domains +
-                                         "\nusers_file = " + users + "\naliases_file = " +
-                                         aliases + "\npostmaster = " + postmaster + "\n",
+                                         "\nusers_file = " + users + "\naliases_file = " + aliases +
+                                         "\npostmaster = " + postmaster + "\n",
                                      "test.conf");
     REQUIRE(cfg.ok());
     auto d = std::make_unique<auth::Directory>(auth::DirectorySettings::fromConfig(*cfg));

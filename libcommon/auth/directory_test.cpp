@@ -85,7 +85,8 @@ TEST_CASE("local domains are case-insensitive") {
 
 TEST_CASE("the primary domain is the first one listed") {
   CHECK(LocalDomains({"Zeta.Example.", "alpha.example"}).primary() == "zeta.example");
-  CHECK(LocalDomains({"Zeta.Example.", "alpha.example"}).list() == V{"alpha.example", "zeta.example"});
+  CHECK(LocalDomains({"Zeta.Example.", "alpha.example"}).list() ==
+        V{"alpha.example", "zeta.example"});
   CHECK(LocalDomains({"", "b.example"}).primary() == "b.example");
   CHECK(LocalDomains(V{}).primary().empty());
 }
@@ -110,8 +111,11 @@ TEST_CASE("postmaster: users and aliases first, then [global] postmaster") {
       // The fallback for every local domain, in any case.
       {"bob@example.org", "postmaster@example.org", S::Ok, {"bob@example.org"}, {}},
       {"bob@example.org", "POSTMASTER@EXAMPLE.ORG", S::Ok, {"bob@example.org"}, {}},
-      {"info@example.org", "Postmaster@example.org", S::Ok,
-       {"bob@example.org", "carol@example.org"}, {}},
+      {"info@example.org",
+       "Postmaster@example.org",
+       S::Ok,
+       {"bob@example.org", "carol@example.org"},
+       {}},
       {"admin@remote.example", "postmaster@example.org", S::Ok, {}, {"admin@remote.example"}},
       // Only postmaster falls back; other unknown users stay unknown.
       {"bob@example.org", "webmaster@example.org", S::UnknownUser, {}, {}},

@@ -163,8 +163,8 @@ std::string rfc5322Date(int64_t t) {
   if (offset < 0) offset = -offset;
   char buf[64];
   snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld", kDays[tm.tm_wday % 7],
-           tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-           tm.tm_sec, sign, offset / 60 % 100, offset % 60);
+           tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+           sign, offset / 60 % 100, offset % 60);
   return buf;
 }
 

@@ -39,7 +39,7 @@ size_t DotDecoder::cleanLines(std::string_view in, size_t i, Positions& next) co
     if (s == State::LineStart && in[j] == '.') break;  // stuffing or the end: byte loop
     const size_t lf = find('\n', j, next.lf);
     if (lf == in.size() || lf == j || in[lf - 1] != '\r') break;  // partial line or bare LF
-    if (find('\r', j, next.cr) < lf - 1) break;                    // a bare CR inside
+    if (find('\r', j, next.cr) < lf - 1) break;                   // a bare CR inside
     j = lf + 1;
     s = State::LineStart;
   }

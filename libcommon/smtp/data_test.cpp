@@ -147,9 +147,9 @@ TEST_CASE("whole-line fast path agrees with the byte loop", "[data]") {
   // the reference for inputs fed whole and in random pieces. Long lines of
   // mostly plain text, with dots, bare CRs and LFs, and CRLF.CRLF mixed in.
   std::mt19937 rng(4242);
-  const std::vector<std::string> atoms = {"abc", "x", "\r\n", "\r\n", "\r\n", ".", "..",
-                                          "\r", "\n", "\r\n.", "\r\n.\r\n", "\n.\n",
-                                          "\r\r\n", std::string(70, 'y')};
+  const std::vector<std::string> atoms = {
+      "abc", "x",  "\r\n",  "\r\n",      "\r\n",  ".",      "..",
+      "\r",  "\n", "\r\n.", "\r\n.\r\n", "\n.\n", "\r\r\n", std::string(70, 'y')};
   for (int iter = 0; iter < 5000; ++iter) {
     std::string in;
     const size_t n = rng() % 40;
