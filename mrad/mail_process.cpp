@@ -114,6 +114,9 @@ class MailProcess {
   event_base* base() const { return base_; }
   const Settings& settings() const { return settings_; }
   auth::Directory& directory() { return directory_; }
+  // The Maildir folder states every IMAP session of this process shares
+  // (one per selected folder, maildir_store.hpp).
+  const std::shared_ptr<store::MaildirFolderStates>& folderStates() const { return folderStates_; }
 
   // The in-use table: false when another session holds the mailbox.
   bool acquire(const std::string& mailbox) { return inUse_.insert(mailbox).second; }
@@ -138,6 +141,7 @@ class MailProcess {
 
   event_base* base_;
   auth::Directory directory_;
+  std::shared_ptr<store::MaildirFolderStates> folderStates_ = store::makeMaildirFolderStates();
   Settings settings_;
   event::Event channel_;
   std::unordered_set<std::string> inUse_;
@@ -369,7 +373,8 @@ class ImapConnection : public Connection {
   // An mbox user's other folders are mbox files in "<inbox>.folders"
   // (mbox_store.hpp); a Maildir user's are Maildir++ folders.
   Result<std::unique_ptr<store::MailStore>> openStore() {
-    if (h_.kind != MailboxKind::Mbox) return store::openMaildirStore(h_.mailbox);
+    if (h_.kind != MailboxKind::Mbox)
+      return store::openMaildirStore(h_.mailbox, owner_.folderStates());
     store::MboxStoreSettings ms;
     ms.inbox = h_.mailbox;
     ms.lock = owner_.settings().lock;
