@@ -496,10 +496,12 @@ void LoginConnection::onRead(bufferevent* bev, void* self) {
   }
   if (!c->session_ || c->closing_) return;
   char buf[4096];
-  // While the session waits (password check, TLS), input stays in the
-  // bufferevent, whose read watermark bounds it.
+  // While the session waits (password check, TLS), or while kProxyHigh of
+  // answers wait for a client that does not read them, input stays in the
+  // bufferevent, whose read watermark bounds it (onWrite resumes).
   while (c->session_ && c->session_->event() == LoginProtocol::Event::None &&
-         evbuffer_get_length(in) > 0) {
+         evbuffer_get_length(in) > 0 &&
+         evbuffer_get_length(bufferevent_get_output(bev)) < kProxyHigh) {
     int n = evbuffer_remove(in, buf, sizeof buf);
     if (n <= 0) break;
     c->session_->feed(std::string_view(buf, static_cast<size_t>(n)));
@@ -514,6 +516,10 @@ void LoginConnection::onWrite(bufferevent* bev, void* self) {
   if (c->dead_) return;
   if (c->handOverWaiting_ && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
     return c->handOver();
+  // Commands that waited for the answers to drain.
+  if (!c->proxying_ && !c->closing_ && c->session_ &&
+      evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+    return onRead(bev, self);
   if (c->proxying_ && c->local_) bufferevent_enable(c->local_.get(), EV_READ);
   if (c->closing_ && evbuffer_get_length(bufferevent_get_output(bev)) == 0) c->done("closed");
 }
