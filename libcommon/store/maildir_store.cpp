@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -529,15 +530,37 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
 // UIDs for messages this session just placed into dir (APPEND, COPY),
 // with one new mod-sequence; tokens: the flagsToken of each file. A
 // message another session has already seen keeps the UID it was given.
+// A copy of the list kept by a folder state (MaildirFolderState::
+// listForChange), used instead of reading the list when it is current.
+struct CachedList {
+  std::function<Result<UidList*>()> get;  // under the lock; nullptr: read it
+  std::function<void(bool saved)> done;
+};
+
 Result<AppendedUids> assignUids(const std::string& root, const std::string& dir,
                                 const std::vector<std::string>& ids,
                                 const std::vector<std::string>& tokens,
-                                uint64_t* modSeqOut = nullptr) {
+                                uint64_t* modSeqOut = nullptr, const CachedList* cached = nullptr) {
   for (int attempt = 0;; ++attempt) {
     auto lock = lockUidList(dir);
     if (!lock) return lock.error();
-    auto read = readUidList(dir);
-    if (!read) return read.error();
+    Result<UidListRead> read = UidListRead{};
+    UidList* cachedList = nullptr;
+    if (cached) {
+      auto c = cached->get();
+      if (!c) return c.error();
+      cachedList = *c;
+    }
+    if (!cachedList) {
+      read = readUidList(dir);
+      if (!read) return read.error();
+    } else {
+      read->state = UidListState::Ok;
+    }
+    bool saved = false;
+    ScopeExit tell([&] {
+      if (cachedList) cached->done(saved);
+    });
     if (read->state != UidListState::Ok) {
       // No usable list yet: the full load (which sees every file, ours
       // included) builds it first.
@@ -547,9 +570,17 @@ Result<AppendedUids> assignUids(const std::string& root, const std::string& dir,
       if (!loaded) return loaded.error();
       continue;
     }
-    UidList& list = read->list;
+    UidList& list = cachedList ? *cachedList : read->list;
+    // A message another session has already given a UID (it listed the
+    // folder between our link and now) keeps it.
     std::unordered_map<std::string_view, uint32_t> known;
-    for (const auto& e : list.entries) known.emplace(e.id, e.uid);
+    if (ids.size() > 4) {
+      for (const auto& e : list.entries) known.emplace(e.id, e.uid);
+    } else {
+      for (const auto& id : ids)
+        for (const auto& e : list.entries)
+          if (e.id == id) known.emplace(e.id, e.uid);
+    }
     AppendedUids out;
     out.uidValidity = list.uidValidity;
     auto modSeq = nextModSeq(list, dir);
@@ -569,6 +600,7 @@ Result<AppendedUids> assignUids(const std::string& root, const std::string& dir,
       list.highestModSeq = *modSeq;
       if (auto st = saveUidListChange(dir, list, added, {}); !st) return st.error();
     }
+    saved = true;
     if (modSeqOut) *modSeqOut = *modSeq;
     return out;
   }
@@ -758,6 +790,27 @@ class MaildirFolderState {
     }
   }
 
+  // The uid list as it is on disk, for a change under its lock (which the
+  // caller holds): the copy this state read or saved last when neither the
+  // list nor its log changed since (inode, size, mtime of both), else read
+  // again. nullptr: no sound list of this UIDVALIDITY (being rebuilt).
+  // A caller that changes the copy calls listSaved() after saving it, or
+  // dropList() when it did not get that far.
+  Result<UidList*> listForChange() {
+    const ListStamp now = listStamp();
+    if (list_ && now == listStamp_) return &*list_;
+    list_.reset();
+    auto read = readUidList(dir_);
+    if (!read) return read.error();
+    if (read->state != UidListState::Ok || read->list.uidValidity != uidValidity_)
+      return static_cast<UidList*>(nullptr);
+    list_ = std::move(read->list);
+    listStamp_ = now;
+    return &*list_;
+  }
+  void listSaved() { listStamp_ = listStamp(); }
+  void dropList() { list_.reset(); }
+
   // Takes \Recent for a read-write session: returns [first, end) of the
   // UIDs it gets (empty when another session took them), persisted in the
   // uid list so that no other session or process gets them too.
@@ -766,17 +819,21 @@ class MaildirFolderState {
     if (firstRecent_ >= uidNext_) return none;
     auto lock = lockUidList(dir_);
     if (!lock) return lock.error();
-    auto read = readUidList(dir_);
-    if (!read) return read.error();
-    if (read->state != UidListState::Ok || read->list.uidValidity != uidValidity_) return none;
-    UidList& l = read->list;
+    auto listp = listForChange();
+    if (!listp) return listp.error();
+    if (!*listp) return none;
+    UidList& l = **listp;
     const uint32_t from = l.firstRecent, to = std::min(l.uidNext, uidNext_);
     if (from >= to) {
       firstRecent_ = std::max(firstRecent_, from);
       return none;
     }
     l.firstRecent = to;
-    if (auto st = saveUidListChange(dir_, l, {}, {}); !st) return st.error();
+    if (auto st = saveUidListChange(dir_, l, {}, {}); !st) {
+      dropList();
+      return st.error();
+    }
+    listSaved();
     firstRecent_ = to;
     return std::pair{from, to};
   }
@@ -897,8 +954,36 @@ class MaildirFolderState {
     return {};
   }
 
+  struct ListStamp {
+    ino_t listIno = 0, logIno = 0;
+    off_t listSize = -1, logSize = -1;
+    struct timespec listMtime {}, logMtime {};
+    bool operator==(const ListStamp& o) const {
+      return listIno == o.listIno && logIno == o.logIno && listSize == o.listSize &&
+             logSize == o.logSize && sameTime(listMtime, o.listMtime) &&
+             sameTime(logMtime, o.logMtime);
+    }
+  };
+  ListStamp listStamp() const {
+    ListStamp s;
+    struct stat st;
+    if (::stat((dir_ + "/" + kUidListFile).c_str(), &st) == 0) {
+      s.listIno = st.st_ino;
+      s.listSize = st.st_size;
+      s.listMtime = st.st_mtim;
+    }
+    if (::stat((dir_ + "/" + kUidLogFile).c_str(), &st) == 0) {
+      s.logIno = st.st_ino;
+      s.logSize = st.st_size;
+      s.logMtime = st.st_mtim;
+    }
+    return s;
+  }
+
   std::string root_, dir_;
   SizeCache sizes_;
+  std::optional<UidList> list_;  // see listForChange()
+  ListStamp listStamp_;
   UniqueFd fd_;
   int newWd_ = -1, curWd_ = -1;
   bool loaded_ = false, gone_ = false, hasNew_ = false, unsure_ = true;
@@ -1158,13 +1243,15 @@ Result<std::vector<size_t>> MaildirImapMailbox::changeFlags(
   const KeywordSlots& slots = state_->slots();
   auto lock = lockUidList(dir_);
   if (!lock) return lock.error();
-  auto read = readUidList(dir_);
-  if (!read) return read.error();
   // Without a sound list of ours (being rebuilt: the next sync fails with
   // ESTALE) the flags still change; the mod-sequences cannot.
-  UidList* list = read->state == UidListState::Ok && read->list.uidValidity == uidValidity_
-                      ? &read->list
-                      : nullptr;
+  auto listp = state_->listForChange();
+  if (!listp) return listp.error();
+  UidList* list = *listp;
+  bool done = false;
+  ScopeExit keep([&] {
+    if (!done) state_->dropList();  // the copy may hold changes not saved
+  });
   uint64_t modSeq = 0;
   if (list) {
     auto n = nextModSeq(*list, dir_);
@@ -1252,9 +1339,11 @@ Result<std::vector<size_t>> MaildirImapMailbox::changeFlags(
   if (listChanged) {
     list->highestModSeq = std::max(list->highestModSeq, modSeq);
     if (auto st = saveUidListChange(dir_, *list, touched, {}); !st) return st.error();
+    state_->listSaved();
     state_->setHighestModSeq(list->highestModSeq);
     highestModSeq_ = std::max(highestModSeq_, list->highestModSeq);
   }
+  done = true;
   std::sort(failed.begin(), failed.end());
   failed.erase(std::unique(failed.begin(), failed.end()), failed.end());
   return failed;
@@ -1288,10 +1377,10 @@ Status MaildirImapMailbox::removeFiles(const std::vector<size_t>& indexes) {
   // §3.1.2: an expunge is a change).
   auto lock = lockUidList(dir_);
   if (!lock) return lock.error();
-  auto read = readUidList(dir_);
-  if (!read) return read.error();
-  if (read->state != UidListState::Ok || read->list.uidValidity != uidValidity_) return {};
-  UidList& list = read->list;
+  auto listp = state_->listForChange();
+  if (!listp) return listp.error();
+  if (!*listp) return {};
+  UidList& list = **listp;
   auto modSeq = nextModSeq(list, dir_);
   if (!modSeq) return modSeq.error();
   std::unordered_set<uint32_t> gone(uids.begin(), uids.end());
@@ -1299,7 +1388,11 @@ Status MaildirImapMailbox::removeFiles(const std::vector<size_t>& indexes) {
                                     [&](const UidEntry& e) { return gone.count(e.uid) > 0; }),
                      list.entries.end());
   list.highestModSeq = *modSeq;
-  if (auto st = saveUidListChange(dir_, list, {}, uids); !st) return st;
+  if (auto st = saveUidListChange(dir_, list, {}, uids); !st) {
+    state_->dropList();
+    return st;
+  }
+  state_->listSaved();
   state_->setHighestModSeq(*modSeq);
   highestModSeq_ = std::max(highestModSeq_, *modSeq);
   return {};
@@ -1458,12 +1551,16 @@ class MaildirAppend final : public AppendTransaction {
     committed_ = true;
     if (auto st = fsyncDir(dir_ + "/cur"); !st) return st.error();
     uint64_t modSeq = 0;
-    auto uids = assignUids(shared_->root, dir_, {id}, {flagsToken(info)}, &modSeq);
+    // A session of this process with the folder selected: its state's copy
+    // of the list is used, and it learns of the message here rather than by
+    // listing the folder again.
+    auto state = shared_->states->find(dir_);
+    CachedList cached{[&] { return state->listForChange(); },
+                      [&](bool saved) { saved ? state->listSaved() : state->dropList(); }};
+    auto uids = assignUids(shared_->root, dir_, {id}, {flagsToken(info)}, &modSeq,
+                           state ? &cached : nullptr);
     if (!uids) return uids.error();
-    // A session of this process with the folder selected learns of it here
-    // rather than by listing the folder again.
-    if (auto state = shared_->states->find(dir_))
-      state->added(uids->uids[0], "cur/" + fileName, modSeq, counter_.total(), t.tv_sec);
+    if (state) state->added(uids->uids[0], "cur/" + fileName, modSeq, counter_.total(), t.tv_sec);
     return uids;
   }
 
