@@ -108,3 +108,27 @@ def hand_over(inst, *sections):
     for keys in sections:
         keys['user'], keys['group'] = who
     return who
+
+
+def submission_chain(inst, binary, smtp_port, sub_port, msad_keys):
+    """msad on 127.0.0.1:sub_port handing to mtad (127.0.0.1:smtp_port, no
+    remote delivery, quick retries), which delivers through mdad on a Unix
+    socket: writes the three sections (msad's from `msad_keys` plus its
+    listener and mtad's socket), hands the instance over (call it once the
+    users and aliases files are written) and returns the Daemons (mtad,
+    mdad, msad), not started."""
+    lmtp, submission = inst.run_dir / 'lmtp', inst.run_dir / 'submission'
+    mtad = {'listen': f'127.0.0.1:{smtp_port}', 'lmtp_socket': str(lmtp),
+            'submission_socket': str(submission), 'remote_delivery': False,
+            'retry_min': '1s', 'retry_max': '2s'}
+    mdad = {'lmtp_socket': str(lmtp)}
+    msad = {'listen': f'127.0.0.1:{sub_port}', 'mtad_socket': str(submission), **msad_keys}
+    inst.write_config({'mtad': mtad, 'mdad': mdad, 'msad': msad})
+    who = hand_over(inst, mtad, mdad, msad)
+    if who:
+        mdad['lmtp_socket_group'] = who[1]
+        mtad['submission_socket_group'] = who[1]
+        inst.write_config({'mtad': mtad, 'mdad': mdad, 'msad': msad})
+    return (Daemon(inst, binary('mtad/mtad'), 'mtad', lambda: tcp_greets(smtp_port)),
+            Daemon(inst, binary('mdad/mdad'), 'mdad', lambda: unix_greets(lmtp)),
+            Daemon(inst, binary('msad/msad'), 'msad', lambda: tcp_greets(sub_port)))

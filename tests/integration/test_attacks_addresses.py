@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 
 from conftest import wait_for
-from standalone import Daemon, hand_over, tcp_greets, unix_greets
+from standalone import submission_chain
 
 PASSWORD = 'alice-secret'
 CANARY_PREFIX = 'yubin-canary-'
@@ -87,34 +87,21 @@ class Site:
         self.canary = canary
         self.mail = inst.dir / 'mail'
         self.spool = inst.dir / 'spool'
-        self.lmtp = inst.run_dir / 'lmtp'
-        self.submission = inst.run_dir / 'submission'
         # The local parts the administrator made aliases of bob: every
         # payload the aliases file can hold.
         self.aliases = [loc for loc in locals_ if alias_key_ok(loc)]
         (inst.dir / 'etc/users').write_text('')
         (inst.dir / 'etc/aliases').write_text(
             ''.join(f'{loc}@example.org: bob@example.org\n' for loc in self.aliases))
-        mtad = {'listen': f'127.0.0.1:{self.smtp_port}', 'lmtp_socket': str(self.lmtp),
-                'submission_socket': str(self.submission), 'remote_delivery': False,
-                'retry_min': '1s', 'retry_max': '2s'}
-        mdad = {'lmtp_socket': str(self.lmtp)}
-        msad = {'listen': f'127.0.0.1:{self.sub_port}', 'listen_tls': '',
-                'mtad_socket': str(self.submission), 'loopback_plaintext': True,
-                'auth_delay_ms': 0, 'auth_workers': 1}
-        inst.write_config({'mtad': mtad, 'mdad': mdad, 'msad': msad})
+        inst.write_config()
         r = inst.ctl('user', 'add', 'alice@example.org', input=PASSWORD + '\n')
         assert r.returncode == 0, r.stderr
         with open(inst.dir / 'etc/users', 'a') as f:
             f.write('bob@example.org:*:::maildir\ncarol@example.org:*:::mbox\n')
-        who = hand_over(inst, mtad, mdad, msad)
-        if who:
-            mdad['lmtp_socket_group'] = who[1]
-            mtad['submission_socket_group'] = who[1]
-            inst.write_config({'mtad': mtad, 'mdad': mdad, 'msad': msad})
-        self.mtad = Daemon(inst, binary('mtad/mtad'), 'mtad', lambda: tcp_greets(self.smtp_port))
-        self.mdad = Daemon(inst, binary('mdad/mdad'), 'mdad', lambda: unix_greets(self.lmtp))
-        self.msad = Daemon(inst, binary('msad/msad'), 'msad', lambda: tcp_greets(self.sub_port))
+        self.mtad, self.mdad, self.msad = submission_chain(
+            inst, binary, self.smtp_port, self.sub_port,
+            {'listen_tls': '', 'loopback_plaintext': True, 'auth_delay_ms': 0,
+             'auth_workers': 1})
 
     def daemons(self):
         return (self.msad, self.mtad, self.mdad)

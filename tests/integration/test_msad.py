@@ -28,7 +28,7 @@ import time
 import pytest
 
 from conftest import wait_for
-from standalone import Daemon, hand_over, tcp_greets, unix_greets
+from standalone import submission_chain
 
 PASSWORDS = {'alice': 'alice-secret', 'bob': 'bob-secret'}
 ALIASES = 'al@example.org: alice@example.org\nteam@example.org: alice@example.org, bob@example.org\n'
@@ -43,8 +43,6 @@ class Site:
         self.ctl = binary('ctl/yubinctl')
         self.mail = inst.dir / 'mail'
         self.spool = inst.dir / 'spool'
-        self.lmtp = inst.run_dir / 'lmtp'
-        self.submission = inst.run_dir / 'submission'
         cert, key = inst.dir / 'etc/cert.pem', inst.dir / 'etc/key.pem'
         subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
                         'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
@@ -52,29 +50,17 @@ class Site:
                        check=True, capture_output=True)
         (inst.dir / 'etc/users').write_text('')
         (inst.dir / 'etc/aliases').write_text(ALIASES)
-        mtad = {'listen': f'127.0.0.1:{self.smtp_port}', 'lmtp_socket': str(self.lmtp),
-                'submission_socket': str(self.submission), 'remote_delivery': False,
-                'retry_min': '1s', 'retry_max': '2s'}
-        mdad = {'lmtp_socket': str(self.lmtp)}
-        msad = {'listen': f'127.0.0.1:{self.sub_port}', 'listen_tls': f'127.0.0.1:{self.tls_port}',
-                'mtad_socket': str(self.submission), 'auth_delay_ms': DELAY_MS,
-                'auth_max_delay': '1s', 'auth_lockout': LOCKOUT, 'auth_account_lockout': 100,
-                'auth_workers': 2}
-        inst.write_config({'global': {'tls_cert': str(cert), 'tls_key': str(key)},
-                           'mtad': mtad, 'mdad': mdad, 'msad': msad})
+        inst.write_config({'global': {'tls_cert': str(cert), 'tls_key': str(key)}})
         for user, pw in PASSWORDS.items():
             r = subprocess.run([str(self.ctl), '-c', str(inst.conf), 'user', 'add',
                                 f'{user}@example.org'], input=pw + '\n', text=True,
                                capture_output=True)
             assert r.returncode == 0, r.stderr
-        who = hand_over(inst, mtad, mdad, msad)
-        if who:
-            mdad['lmtp_socket_group'] = who[1]
-            mtad['submission_socket_group'] = who[1]
-            inst.write_config({'mtad': mtad, 'mdad': mdad, 'msad': msad})
-        self.mtad = Daemon(inst, binary('mtad/mtad'), 'mtad', lambda: tcp_greets(self.smtp_port))
-        self.mdad = Daemon(inst, binary('mdad/mdad'), 'mdad', lambda: unix_greets(self.lmtp))
-        self.msad = Daemon(inst, binary('msad/msad'), 'msad', lambda: tcp_greets(self.sub_port))
+        self.mtad, self.mdad, self.msad = submission_chain(
+            inst, binary, self.smtp_port, self.sub_port,
+            {'listen_tls': f'127.0.0.1:{self.tls_port}', 'auth_delay_ms': DELAY_MS,
+             'auth_max_delay': '1s', 'auth_lockout': LOCKOUT, 'auth_account_lockout': 100,
+             'auth_workers': 2})
 
     def messages(self, user):
         d = self.mail / 'example.org' / user / 'Maildir' / 'new'
