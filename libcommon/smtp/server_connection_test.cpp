@@ -74,7 +74,7 @@ struct Case {
   std::string content;
   std::chrono::seconds commandTimeout{300};
   // After the input, one more byte of it every 100 ms (a slow-loris).
-  std::string drip;
+  std::string drip{};
 };
 
 // The final line ("250 ...") of every reply, cut to its code and enhanced
