@@ -252,8 +252,9 @@ void MailConnection::send(std::string_view bytes) {
 }
 
 // The session's loop: feeds the commands that wait (none while a RETR or
-// TOP is sent: they stay in the socket, so the input held here is
-// bounded), sends what the session queued, pumps a transfer while the
+// TOP is sent, nor while kLowWater of answers wait for a client that does
+// not read them: they stay in the socket, so both the input and the output
+// held here are bounded), sends what the session queued, pumps a transfer while the
 // output is short and the turn lasts, and closes once a closing session's
 // output is gone.
 void MailConnection::serve() {
@@ -264,7 +265,7 @@ void MailConnection::serve() {
   while (session_) {
     char buf[kReadPiece];
     while (!closing_ && !session_->closing() && !session_->transferring() &&
-           evbuffer_get_length(in) > 0) {
+           evbuffer_get_length(in) > 0 && evbuffer_get_length(out) < kLowWater) {
       int n = evbuffer_remove(in, buf, sizeof buf);
       if (n <= 0) break;
       session_->feed(std::string_view(buf, static_cast<size_t>(n)));
@@ -524,9 +525,11 @@ class ImapConnection : public Connection {
     c->idle_.arm(c->owner_.settings().imapIdleTimeout);
     evbuffer* in = bufferevent_get_input(bev);
     char buf[kReadPiece];
-    // While a FETCH streams, later commands wait in the socket: the input
-    // held here stays bounded.
-    while (evbuffer_get_length(in) > 0 && !c->session_->producing() && !c->closing_) {
+    // While a FETCH streams, or kLowWater of answers wait for a client that
+    // does not read them, later commands wait in the socket: the input and
+    // the output held here stay bounded.
+    while (evbuffer_get_length(in) > 0 && !c->session_->producing() && !c->closing_ &&
+           evbuffer_get_length(bufferevent_get_output(bev)) < kLowWater) {
       int n = evbuffer_remove(in, buf, sizeof buf);
       if (n <= 0) break;
       c->session_->feed(std::string_view(buf, static_cast<size_t>(n)));

@@ -23,10 +23,8 @@ from test_torture import sanitized  # the build's b_sanitize option
 
 # Known failures, reported as KNOWN (not counted) until fixed; their leads
 # are in docs/security.md (load): once mrad times a client out it waits
-# for ever to flush the last reply to one that never reads; and its mail
-# process answers pipelined NOOPs of a client that reads nothing into an
-# output buffer without bound.
-KNOWN = ('mrad-deaf-drop', 'mrad-deaf-noop')
+# for ever to flush the last reply to one that never reads.
+KNOWN = ('mrad-deaf-drop',)
 # Under ASan + UBSan (a debug build) the daemons are several times slower
 # and bigger: fewer connections and a looser latency factor; the point of
 # that run is memory errors, not figures.
