@@ -203,8 +203,12 @@ def site(instance, binary, port):
     mtad = {'listen': f'127.0.0.1:{port}', 'lmtp_socket': str(sock),
             'retry_min': '1s', 'retry_max': '2s'}
     mdad = {'lmtp_socket': str(sock)}
-    _, mdad['lmtp_socket_group'] = hand_over(instance, mtad, mdad)
-    instance.write_config({'mtad': mtad, 'mdad': mdad})
+    _, group = hand_over(instance, mtad, mdad)
+    mdad['lmtp_socket_group'] = group
+    # The maildrop's group is the daemons' own: the default, yubin-drop,
+    # exists once `scripts/dev up` has run, and mtad as nobody may not give
+    # the folder to it (a warning with EPERM in the log).
+    instance.write_config({'mtad': mtad, 'mdad': mdad, 'sendmail': {'maildrop_group': group}})
     return sock
 
 
