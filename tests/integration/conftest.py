@@ -485,5 +485,8 @@ def system_user():
     try:
         yield name
     finally:
-        subprocess.run(['userdel', name], capture_output=True)
+        # --force: a daemon fixture set up before this one may still run
+        # as the user (teardown is in reverse order); plain userdel then
+        # refuses and the user would stay on the machine.
+        subprocess.run(['userdel', '--force', name], capture_output=True)
         subprocess.run(['groupdel', name], capture_output=True)
