@@ -239,10 +239,32 @@ SearchNeeds needsOf(const SearchKey& key) {
   }
 }
 
+void collectFields(const SearchKey& key, FieldNames& out) {
+  auto add = [&](std::string_view name) {
+    std::string lower(name);
+    for (char& c : lower) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+    if (std::find(out.begin(), out.end(), lower) == out.end()) out.push_back(std::move(lower));
+  };
+  switch (key.kind) {
+    case Kind::And: case Kind::Or: case Kind::Not:
+      for (const auto& c : key.children) collectFields(c, out);
+      break;
+    case Kind::Bcc: add("bcc"); break;
+    case Kind::Cc: add("cc"); break;
+    case Kind::From: add("from"); break;
+    case Kind::To: add("to"); break;
+    case Kind::Subject: add("subject"); break;
+    case Kind::Header: add(key.field); break;
+    case Kind::SentBefore: case Kind::SentOn: case Kind::SentSince: add("date"); break;
+    default: break;
+  }
+}
+
 class Evaluator {
  public:
-  Evaluator(SearchMessage& m, const SearchContext& ctx, const std::vector<uint32_t>* saved)
-      : m_(m), ctx_(ctx), saved_(saved) {}
+  Evaluator(SearchMessage& m, const SearchContext& ctx, const std::vector<uint32_t>* saved,
+            const SearchKey& root, HeaderCache* cache)
+      : m_(m), ctx_(ctx), saved_(saved), root_(root), cache_(cache) {}
 
   Result<bool> eval(const SearchKey& key);
 
@@ -261,17 +283,33 @@ class Evaluator {
   SearchMessage& m_;
   const SearchContext& ctx_;
   const std::vector<uint32_t>* saved_;
+  const SearchKey& root_;
+  HeaderCache* cache_;
   std::optional<std::vector<mime::HeaderField>> fields_;
   std::optional<std::string_view> whole_;
   std::optional<mime::Structure> structure_;
 };
 
 Result<const std::vector<mime::HeaderField>*> Evaluator::fields() {
-  if (!fields_) {
-    auto h = m_.header();
-    if (!h) return h.error();
-    fields_ = mime::parseHeader(*h).fields;
+  if (fields_) return &*fields_;
+  FieldNames names;
+  const uint32_t uid = m_.info().uid;
+  if (cache_) {
+    collectFields(root_, names);
+    if (!cache_->cacheable(names)) {
+      cache_ = nullptr;
+    } else {
+      std::vector<mime::HeaderField> cached;
+      if (cache_->lookup(uid, names, cached)) {
+        fields_ = std::move(cached);
+        return &*fields_;
+      }
+    }
   }
+  auto h = m_.header();
+  if (!h) return h.error();
+  fields_ = mime::parseHeader(*h).fields;
+  if (cache_) cache_->fill(uid, *fields_, names);
   return &*fields_;
 }
 
@@ -494,11 +532,28 @@ Status checkCharset(const std::optional<std::string>& charset) {
 
 Result<bool> matches(const yubin::imap::SearchKey& key, SearchMessage& m,
                      const SearchContext& ctx, const std::vector<uint32_t>* saved) {
-  Evaluator e(m, ctx, saved);
+  HeaderCache* cache = m.headerCache();
+  if (cache) {
+    // Consecutive sequence numbers: no live message between their UIDs.
+    const uint32_t seq = m.seq();
+    const uint32_t uid = m.info().uid;
+    if (seq == 1)
+      cache->dropBetween(0, uid);
+    else if (ctx.cursor.seq != 0 && ctx.cursor.seq + 1 == seq)
+      cache->dropBetween(ctx.cursor.uid, uid);
+    ctx.cursor = {seq, uid};
+  }
+  Evaluator e(m, ctx, saved, key, cache);
   return e.eval(key);
 }
 
 SearchNeeds searchNeeds(const yubin::imap::SearchKey& key) { return needsOf(key); }
+
+FieldNames searchFields(const yubin::imap::SearchKey& key) {
+  FieldNames out;
+  collectFields(key, out);
+  return out;
+}
 
 std::string foldCase(std::string_view text) {
   std::string out;

@@ -9,7 +9,9 @@
 // BODY/TEXT; And/Or/Not short-circuit, so a message whose info already
 // decides the answer is never read. header() and whole() are called at most
 // once each per matches() call (the session may cache them across calls);
-// whole() only for BODY and TEXT.
+// whole() only for BODY and TEXT. A message whose SearchMessage offers a
+// header cache (header_cache.hpp) holding the fields a header key needs
+// is not read at all: a second header search of a folder opens no file.
 //
 // Text matching: substring, case-insensitive after simple case folding:
 // ASCII, plus the one-to-one upper->lower mappings of Latin-1, Latin
@@ -61,6 +63,7 @@
 
 #include "base/result.hpp"
 #include "imap/command.hpp"
+#include "mrad/imap/header_cache.hpp"
 #include "store/mail_store.hpp"
 
 namespace yubin::mrad::imap {
@@ -73,6 +76,13 @@ struct SearchContext {
   uint32_t maxUid = 0;  // highest UID in the view: "*" of a UID set (0 if empty)
   int64_t now = 0;      // seconds since the epoch, for OLDER/YOUNGER
   bool utf8 = false;    // UTF8=ACCEPT enabled (key strings are UTF-8 either way)
+  // The last message matches() looked at in this run (for the header
+  // cache's sweep of expunged entries); one SearchContext per run and view.
+  struct Cursor {
+    uint32_t seq = 0;
+    uint32_t uid = 0;
+  };
+  mutable Cursor cursor{};
 };
 
 // Lazily loaded message data; the session fills it, the evaluator pulls
@@ -87,6 +97,12 @@ class SearchMessage {
   virtual Result<std::string_view> header() = 0;
   // The entire message as stored (LF or CRLF line ends).
   virtual Result<std::string_view> whole() = 0;
+  // The folder's header cache (header_cache.hpp), or null: then header
+  // keys read header() every time. With a cache, matches() answers header
+  // keys from it when it covers the fields, fills it when it does not
+  // (from header(), parsed once), and drops the entries of messages
+  // expunged between consecutive sequence numbers it is shown in one run.
+  virtual HeaderCache* headerCache() { return nullptr; }
 };
 
 // Checks the charset ("" = US-ASCII/UTF-8); error text for [BADCHARSET].
@@ -105,6 +121,11 @@ Result<bool> matches(const yubin::imap::SearchKey& key, SearchMessage& m,
 // prefetch or to know that a search is cheap.
 enum class SearchNeeds : uint8_t { Info, Header, Whole };
 SearchNeeds searchNeeds(const yubin::imap::SearchKey& key);
+
+// The header fields key needs, lower case, each once, in the order first
+// named: SUBJECT -> "subject", FROM/TO/CC/BCC, SENT* -> "date", HEADER x
+// -> x (the header cache's keys; also for a session that prefetches).
+FieldNames searchFields(const yubin::imap::SearchKey& key);
 
 // Simple case folding of UTF-8 text as described above (invalid sequences
 // are kept as they are). Exposed for the tests and the session.

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -49,10 +50,12 @@ class FakeMessage : public SearchMessage {
     if (fail) return Error{"read failed", 5};
     return std::string_view(text_);
   }
+  HeaderCache* headerCache() override { return cache; }
   bool forbidIo = false;
   bool fail = false;
   int headerCalls = 0;
   int wholeCalls = 0;
+  HeaderCache* cache = nullptr;
   store::MessageInfo& mutableInfo() { return info_; }
 
  private:
@@ -694,4 +697,233 @@ TEST_CASE("search: hostile messages") {
       CHECK(check("TEXT \"\"", m));
     }
   }
+}
+
+// ---- The header cache (header_cache.hpp) ----
+
+namespace {
+
+// A folder's view: messages with sequence numbers 1..n in UID order.
+struct View {
+  std::vector<std::unique_ptr<FakeMessage>> msgs;
+  void add(uint32_t uid, std::string text) {
+    msgs.push_back(std::make_unique<FakeMessage>(std::move(text), infoOf(uid),
+                                                 static_cast<uint32_t>(msgs.size() + 1)));
+  }
+  // The view after the message with this UID was expunged (and reported).
+  View without(uint32_t uid) const {
+    View v;
+    for (const auto& m : msgs) {
+      if (m->info().uid == uid) continue;
+      auto w = m->whole();
+      v.add(m->info().uid, std::string(*w));
+    }
+    return v;
+  }
+  int headerCalls() const {
+    int n = 0;
+    for (const auto& m : msgs) n += m->headerCalls;
+    return n;
+  }
+  // The UIDs matching keys, every message looked at in order (as the session).
+  std::vector<uint32_t> search(const std::string& keys, HeaderCache* cache) {
+    const auto args = parseSearch(keys);
+    SearchContext ctx = defaultCtx();
+    ctx.maxSeq = static_cast<uint32_t>(msgs.size());
+    ctx.maxUid = msgs.empty() ? 0 : msgs.back()->info().uid;
+    std::vector<uint32_t> out;
+    for (auto& m : msgs) {
+      m->cache = cache;
+      auto r = matches(args.key, *m, ctx, nullptr);
+      REQUIRE(r.ok());
+      if (*r) out.push_back(m->info().uid);
+    }
+    return out;
+  }
+};
+
+std::string cacheMsg(int i) {
+  const std::string n = std::to_string(i);
+  return "From: Sender " + n + " <s" + n + "@example.org>\r\n"
+         "To: r" + n + "@example.net\r\n" +
+         (i % 3 == 0 ? "Cc: copy@example.com\r\n" : "") +
+         "Subject: =?UTF-8?Q?note_" + n + (i % 5 == 0 ? "_rare" : "") + "?=\r\n"
+         "X-Tag: t" + std::to_string(i % 4) + "\r\n"
+         "Status: RO\r\n"
+         "Date: " + std::to_string(1 + i % 28) + " Feb 2024 10:00:00 +0000\r\n"
+         "\r\n"
+         "body of " + n + " rare\r\n";
+}
+
+View cacheView(int n, uint32_t firstUid = 1) {
+  View v;
+  for (int i = 0; i < n; ++i) v.add(firstUid + static_cast<uint32_t>(i) * 2, cacheMsg(i));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("header cache: a second search reads no message and answers the same") {
+  const std::vector<std::string> keys = {
+      "SUBJECT rare", "FROM \"sender 7\"", "FROM s3@example.org", "TO r4@", "CC copy",
+      "BCC x", "HEADER X-Tag t2", "HEADER x-tag \"\"", "SENTON 3-Feb-2024",
+      "SENTSINCE 20-Feb-2024", "OR SUBJECT note_1 HEADER X-TAG t0", "NOT SUBJECT rare",
+      "SUBJECT rare BODY rare", "HEADER Missing \"\""};
+  for (const auto& k : keys) {
+    INFO("SEARCH " << k);
+    View plain = cacheView(40);
+    const auto expected = plain.search(k, nullptr);
+    View v = cacheView(40);
+    HeaderCache cache;
+    CHECK(v.search(k, &cache) == expected);
+    const int first = v.headerCalls();
+    CHECK(first <= 40);
+    CHECK(v.search(k, &cache) == expected);
+    CHECK(v.headerCalls() == first);  // nothing read again
+    CHECK(cache.entries() == 40);
+    CHECK(cache.stats().hits >= 40);
+  }
+}
+
+TEST_CASE("header cache: another session's view shares the entries") {
+  View a = cacheView(30);
+  View b = cacheView(30);
+  HeaderCache cache;
+  const auto r = a.search("SUBJECT rare", &cache);
+  CHECK(r == std::vector<uint32_t>{1, 11, 21, 31, 41, 51});
+  CHECK(b.search("SUBJECT rare", &cache) == r);
+  CHECK(b.headerCalls() == 0);
+}
+
+TEST_CASE("header cache: a new message is read once") {
+  View v = cacheView(20);
+  HeaderCache cache;
+  v.search("SUBJECT rare", &cache);
+  CHECK(v.headerCalls() == 20);
+  v.add(1000, cacheMsg(25));  // rare
+  CHECK(v.search("SUBJECT rare", &cache) == std::vector<uint32_t>{1, 11, 21, 31, 1000});
+  CHECK(v.headerCalls() == 21);
+  CHECK(v.search("SUBJECT rare", &cache).size() == 5);
+  CHECK(v.headerCalls() == 21);
+  CHECK(cache.entries() == 21);
+}
+
+TEST_CASE("header cache: expunged messages leave the cache") {
+  HeaderCache cache;
+  View v = cacheView(10);  // UIDs 1, 3, ..., 19
+  v.search("FROM sender", &cache);
+  CHECK(cache.entries() == 10);
+  const size_t full = cache.bytes();
+  SECTION("one in the middle") {
+    View w = v.without(7);
+    CHECK(w.search("FROM sender", &cache).size() == 9);
+    CHECK(w.headerCalls() == 0);
+    CHECK(cache.entries() == 9);
+    CHECK(cache.stats().dropped == 1);
+    CHECK(cache.bytes() < full);
+  }
+  SECTION("the first and several in a row") {
+    View w = v.without(1).without(9).without(11).without(13);
+    CHECK(w.search("SUBJECT note", &cache).size() == 6);  // a new field: read once more
+    CHECK(cache.entries() == 6);
+    CHECK(w.search("SUBJECT note FROM sender", &cache).size() == 6);
+    CHECK(w.headerCalls() == 6);
+  }
+  SECTION("a key that the info decides still sweeps") {
+    View w = v.without(5);
+    CHECK(w.search("ALL", &cache).size() == 9);
+    CHECK(cache.entries() == 9);
+  }
+  SECTION("messages not looked at in a row drop nothing") {
+    View w = v.without(5);
+    const auto args = parseSearch("FROM sender");
+    SearchContext ctx = defaultCtx();
+    ctx.maxSeq = 9;
+    ctx.maxUid = 19;
+    for (size_t i : {1u, 3u, 5u, 7u}) {  // seqs 2, 4, 6, 8: never consecutive
+      w.msgs[i]->cache = &cache;
+      REQUIRE(matches(args.key, *w.msgs[i], ctx, nullptr).ok());
+    }
+    CHECK(cache.entries() == 10);
+  }
+}
+
+TEST_CASE("header cache: memory stays within the budget") {
+  View v = cacheView(200);
+  View plain = cacheView(200);
+  HeaderCache cache(4096);
+  const auto expected = plain.search("SUBJECT rare", nullptr);
+  CHECK(v.search("SUBJECT rare", &cache) == expected);
+  CHECK(cache.bytes() <= 4096);
+  CHECK(cache.entries() > 0);
+  CHECK(cache.entries() < 200);
+  CHECK(cache.stats().refused > 0);
+  const int before = v.headerCalls();
+  CHECK(v.search("SUBJECT rare", &cache) == expected);
+  // Only the messages left out are read again.
+  CHECK(v.headerCalls() - before == static_cast<int>(200 - cache.entries()));
+  SECTION("a huge field is refused, not truncated") {
+    HeaderCache small(1024);
+    View h;
+    h.add(1, "Subject: " + std::string(5000, 'x') + " rare\r\n\r\n");
+    CHECK(h.search("SUBJECT rare", &small) == std::vector<uint32_t>{1});
+    CHECK(small.entries() == 0);
+    CHECK(small.bytes() == 0);
+    CHECK(h.search("SUBJECT rare", &small) == std::vector<uint32_t>{1});
+    CHECK(h.headerCalls() == 2);
+  }
+}
+
+TEST_CASE("header cache: mbox state fields and too many names are read, not cached") {
+  View v = cacheView(10);
+  View plain = cacheView(10);
+  HeaderCache cache;
+  SECTION("Status and X-UID") {
+    for (const char* k : {"HEADER Status RO", "HEADER X-UID 1", "SUBJECT note HEADER x-status q"}) {
+      INFO(k);
+      CHECK(v.search(k, &cache) == plain.search(k, nullptr));
+    }
+    CHECK(v.headerCalls() == 30);
+    CHECK(cache.entries() == 0);
+  }
+  SECTION("past kMaxCachedFields") {
+    for (size_t i = 0; i < kMaxCachedFields; ++i)
+      v.search("HEADER X-F" + std::to_string(i) + " a", &cache);
+    CHECK(cache.trackedFields().size() == kMaxCachedFields);
+    const int before = v.headerCalls();
+    CHECK(v.search("HEADER X-Tag t1", &cache) == plain.search("HEADER X-Tag t1", nullptr));
+    CHECK(v.search("HEADER X-Tag t1", &cache).size() == 3);
+    CHECK(v.headerCalls() - before == 20);  // read both times
+    CHECK(v.search("HEADER X-F3 a", &cache).empty());
+    CHECK(v.headerCalls() - before == 20);  // a tracked one still cached
+  }
+}
+
+TEST_CASE("header cache: field names of a key") {
+  CHECK(searchFields(parseSearch("SEEN").key).empty());
+  CHECK(searchFields(parseSearch("SUBJECT a OR FROM b HEADER X-Y c").key) ==
+        FieldNames{"subject", "from", "x-y"});
+  CHECK(searchFields(parseSearch("NOT (SENTON 1-Jan-2000 SENTBEFORE 1-Jan-2001) TO a CC b "
+                                 "BCC c HEADER SUBJECT d BODY e")
+                         .key) == FieldNames{"date", "to", "cc", "bcc", "subject"});
+}
+
+TEST_CASE("header cache: the registry") {
+  HeaderCaches reg(1 << 20, 2);
+  auto a = reg.forFolder("alice", "INBOX", 7);
+  CHECK(reg.forFolder("alice", "INBOX", 7) == a);
+  CHECK(reg.forFolder("bob", "INBOX", 7) != a);
+  CHECK(reg.forFolder("alice", "INBOX.x", 7) != a);
+  auto b = reg.forFolder("alice", "INBOX", 8);  // a new UIDVALIDITY replaces the old
+  CHECK(b != a);
+  CHECK(reg.forFolder("alice", "INBOX", 8) == b);
+  a.reset();
+  b.reset();
+  for (int i = 0; i < 5; ++i) reg.forFolder("u", "f" + std::to_string(i), 1);
+  CHECK(reg.folders() == 3);  // idle folders kept: 2, and the one last asked for
+  auto held = reg.forFolder("u", "held", 1);
+  for (int i = 0; i < 5; ++i) reg.forFolder("v", "f" + std::to_string(i), 1);
+  CHECK(reg.folders() == 4);  // plus the one a session holds
+  CHECK(reg.forFolder("u", "held", 1) == held);
+  CHECK(&processHeaderCaches() == &processHeaderCaches());
 }
