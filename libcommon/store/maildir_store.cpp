@@ -1260,7 +1260,7 @@ Result<std::vector<size_t>> MaildirImapMailbox::changeFlags(
   }
   std::vector<size_t> failed;
   std::vector<uint32_t> touched;  // entries for the change log
-  bool renamed = false, fromNew = false, listChanged = false;
+  bool listChanged = false;
   for (size_t i : indexes) {
     if (view_[i].expunged) continue;
     auto located = locate(i, false);
@@ -1297,10 +1297,8 @@ Result<std::vector<size_t>> MaildirImapMailbox::changeFlags(
                            infoFor(next, maildirFlags(name), slots);
       if (target == fileName) break;
       if (::rename((dir_ + "/" + fileName).c_str(), (dir_ + "/" + target).c_str()) == 0) {
-        fromNew = fromNew || fileName[0] == 'n';
         changed = nameToken(fileName) != nameToken(target);
         fileName = std::move(target);
-        renamed = true;
         break;
       }
       if (errno != ENOENT || attempt == 1) return errnoError("rename " + dir_ + "/" + fileName);
@@ -1331,14 +1329,16 @@ Result<std::vector<size_t>> MaildirImapMailbox::changeFlags(
     if (fileName != m->fileName || newModSeq != m->modSeq)
       state_->renamed(*m, std::move(fileName), newModSeq);
   }
-  if (renamed) {
-    if (auto st = fsyncDir(dir_ + "/cur"); !st) return st.error();
-    if (fromNew)
-      if (auto st = fsyncDir(dir_ + "/new"); !st) return st.error();
-  }
+  // A flag change is not forced to stable storage before the OK (as
+  // Dovecot's default mail_fsync = optimized): no directory fsync after the
+  // renames, no fdatasync of the log batch. A rename is atomic, so no
+  // message can be lost by it; a power cut may lose the change itself (the
+  // next load then finds the letters the disk has). New messages and
+  // expunges stay durable.
   if (listChanged) {
     list->highestModSeq = std::max(list->highestModSeq, modSeq);
-    if (auto st = saveUidListChange(dir_, *list, touched, {}); !st) return st.error();
+    if (auto st = saveUidListChange(dir_, *list, touched, {}, UidLogSync::Lazy); !st)
+      return st.error();
     state_->listSaved();
     state_->setHighestModSeq(list->highestModSeq);
     highestModSeq_ = std::max(highestModSeq_, list->highestModSeq);

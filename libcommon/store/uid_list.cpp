@@ -339,7 +339,7 @@ bool applyUidLog(UidList& list, std::string_view text) {
 
 Status saveUidListChange(const std::string& dir, const UidList& after,
                          const std::vector<uint32_t>& changed,
-                         const std::vector<uint32_t>& removed) {
+                         const std::vector<uint32_t>& removed, UidLogSync sync) {
   const std::string path = dir + "/" + kUidLogFile;
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) {
@@ -355,7 +355,8 @@ Status saveUidListChange(const std::string& dir, const UidList& after,
   if (after.logBase == 0 || size == 0 || size > kUidLogMinBound + after.entries.size() * 16)
     return writeUidList(dir, after);
   if (auto w = writeAll(fd.get(), formatUidLogBatch(after, changed, removed)); !w) return w;
-  if (::fdatasync(fd.get()) != 0) return errnoError("fdatasync " + path);
+  if (sync == UidLogSync::Durable && ::fdatasync(fd.get()) != 0)
+    return errnoError("fdatasync " + path);
   return {};
 }
 

@@ -26,7 +26,8 @@
 //   E <uid> <modseq> <flags token> <maildir id>    entry new or changed
 //   X <uid>                                        entry gone
 //   H <uidnext> <first recent> <highestmodseq>     ends a batch
-// One batch per change, appended under the lock and fdatasync'd. A reader
+// One batch per change, appended under the lock and fdatasync'd (a batch
+// of flag changes alone is not: see saveUidListChange). A reader
 // applies the complete batches in order (the last record of a UID wins);
 // what follows the last "H" line -- a write cut short by a crash -- is
 // ignored. The log is folded into the list (rewritten whole, and a fresh
@@ -134,10 +135,15 @@ inline constexpr uint64_t kUidLogMinBound = uint64_t{64} << 10;
 // one batch: the entries of the UIDs `changed` (new or with a new modseq or
 // token), the UIDs `removed`, and the counters; appended to the log and
 // fdatasync'd, or, once the log has grown past its bound, the whole list
-// rewritten. Called under the lock.
+// rewritten. Called under the lock. UidLogSync::Lazy (flag changes only:
+// STORE) leaves out the fdatasync of an appended batch: a power cut may
+// lose it, and the torn-record rule covers a cut batch; a rewrite of the
+// whole list is durable either way.
+enum class UidLogSync : uint8_t { Durable, Lazy };
 Status saveUidListChange(const std::string& dir, const UidList& after,
                          const std::vector<uint32_t>& changed,
-                         const std::vector<uint32_t>& removed);
+                         const std::vector<uint32_t>& removed,
+                         UidLogSync sync = UidLogSync::Durable);
 // One batch's text, and the replay of a log over its list (false: the log
 // is not this list's or is damaged before its last complete batch, and
 // nothing should be taken from it; the caller keeps the list unchanged).
