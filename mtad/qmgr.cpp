@@ -32,6 +32,8 @@ const char* targetStatusName(TargetStatus s) {
       return "bounced";
     case TargetStatus::Remote:
       return "remote";
+    case TargetStatus::NotTried:
+      return "not tried";
   }
   return "?";
 }
@@ -118,6 +120,9 @@ Verdict decide(const RcptState& old, const std::vector<TargetOutcome>& targets, 
         break;
       case TargetStatus::Remote:
         v.remotePending = true;
+        open.push_back(t.address);
+        break;
+      case TargetStatus::NotTried:
         open.push_back(t.address);
         break;
     }
@@ -221,6 +226,10 @@ QmgrSettings QmgrSettings::fromConfig(const config::Config& cfg, const std::stri
   // without SOA, 5 s for failures); only its size is a setting.
   r.dns.cache.maxEntries = static_cast<size_t>(cfg.integer("mtad", "dns_cache_size"));
   r.connection.connectTimeout = cfg.duration("mtad", "remote_connect_timeout");
+  // The connection cache: how long a connection with no message waiting
+  // stays open for the next message to its destination.
+  r.connection.idleTimeout = cfg.duration("mtad", "remote_connection_cache_time");
+  s.stateRetry = cfg.duration("mtad", "state_save_retry");
   // Remote: more messages under way than connections, so that a
   // connection that ends a message finds the next one for the same
   // destination already waiting (RemoteDelivery's per-destination queues)
@@ -288,7 +297,7 @@ Qmgr::Qmgr(event_base* base, queue::Queue& queue, auth::Directory& directory, Qm
                 deadClients_.clear();
                 std::erase_if(retiredRemote_, [](const auto& r) { return r->idle(); });
                 pump();
-                if (stopping_ && active_.empty() && onIdle_) {
+                if (stopping_ && idle() && onIdle_) {
                   auto fn = std::move(onIdle_);
                   onIdle_ = nullptr;
                   fn();
@@ -299,6 +308,7 @@ Qmgr::Qmgr(event_base* base, queue::Queue& queue, auth::Directory& directory, Qm
 Qmgr::~Qmgr() {
   for (auto& [id, d] : active_)
     for (auto t : d->tickets) queue_.cancelCallback(t);
+  for (auto t : stopSaves_) queue_.cancelCallback(t);
 }
 
 Status Qmgr::start() {
@@ -363,9 +373,34 @@ void Qmgr::stop(std::function<void()> idle) {
     deadClients_.push_back(std::move(c));
   }
   idleClients_.clear();
-  if (remote_) remote_->closeIdle();
-  YLOG_INFO("queue manager stopping active=%zu", active_.size());
+  // Cached connections close; messages waiting for a connection are
+  // answered "not tried" and stay as they were.
+  if (remote_) remote_->stop();
+  for (auto& r : retiredRemote_) r->stop();
+  YLOG_INFO("queue manager stopping active=%zu unsaved=%zu", active_.size(), unsaved_.size());
+  saveUnsavedAtStop();
   kick();
+}
+
+void Qmgr::saveUnsavedAtStop() {
+  for (const auto& [id, state] : unsaved_) {
+    if (active_.count(id)) continue;  // its attempt saves it (or keeps it)
+    queue::QueueId qid = id;
+    auto ticket = std::make_shared<queue::CommitTicket>(0);
+    *ticket = queue_.saveStateLater(id, state, [this, qid, ticket](Status st) {
+      stopSaves_.erase(*ticket);
+      if (st) {
+        unsaved_.erase(qid);
+        YLOG_INFO("delivery state saved at stop id=%s", qid.str().c_str());
+      } else {
+        YLOG_ERROR("delivery state not saved at stop: the recipients it reached will be "
+                   "delivered again after a restart id=%s error=\"%s\"",
+                   qid.str().c_str(), st.error().message.c_str());
+      }
+      kick();
+    });
+    stopSaves_.insert(*ticket);
+  }
 }
 
 bool Qmgr::known(const queue::QueueId& id) const {
@@ -685,7 +720,7 @@ void Qmgr::remoteDone(Delivery& d, size_t k, RemoteResult result) {
     for (auto [rcpt, target] : job.map[j]) {
       TargetOutcome& t = d.outcomes[rcpt][target];
       t.reply = result.replies[j];
-      t.status = classify(t.reply);
+      t.status = result.notTried ? TargetStatus::NotTried : classify(t.reply);
       t.dsnPassed = result.dsnPassed;
       t.via = result.host;
     }
@@ -827,7 +862,7 @@ void Qmgr::settle(Delivery& d) {
     const queue::Recipient& rcpt = env.recipients[i];
     Verdict v = decide(d.state.rcpts[i], d.outcomes[i], d.now, env.arrivalTime, settings_.retry);
     for (const auto& t : d.outcomes[i]) {
-      if (t.status == TargetStatus::Remote) continue;
+      if (t.status == TargetStatus::Remote || t.status == TargetStatus::NotTried) continue;
       logOutcome(d.id.str(), rcpt, t, v, expired, d.now);
       if (wantsSuccessReport(rcpt, t))
         succeeded.push_back({i, {t.address, "2.0.0", t.reply, t.remote ? "relayed" : "delivered"}});
@@ -1129,9 +1164,14 @@ void Qmgr::keepUnsaved(Delivery& d, const Error& e) {
   // delivered again while mtad runs (a restart before a save succeeds
   // forgets them: they are delivered again, at least once). The message
   // waits: its next attempt first saves them, then goes on.
-  YLOG_ERROR("cannot save delivery state, kept in memory id=%s retry_in=%llds error=\"%s\"",
-             d.id.str().c_str(), static_cast<long long>(settings_.stateRetry.count()),
-             e.message.c_str());
+  if (stopping_)
+    YLOG_ERROR("delivery state not saved at stop: the recipients it reached will be delivered "
+               "again after a restart id=%s error=\"%s\"",
+               d.id.str().c_str(), e.message.c_str());
+  else
+    YLOG_ERROR("cannot save delivery state, kept in memory id=%s retry_in=%llds error=\"%s\"",
+               d.id.str().c_str(), static_cast<long long>(settings_.stateRetry.count()),
+               e.message.c_str());
   unsaved_[d.id] = d.next;
   finish(d, nowSeconds() + std::max<int64_t>(settings_.stateRetry.count(), 1), false);
 }

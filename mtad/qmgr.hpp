@@ -98,6 +98,7 @@ enum class TargetStatus : uint8_t {
   Deferred,   // 4xx or no reply (connection failure, timeout)
   Failed,     // 5xx
   Remote,     // a remote address: no remote delivery yet, stays to do
+  NotTried,   // mtad is stopping and never tried it: stays as it was
 };
 TargetStatus classify(const smtp::ClientReply& reply);
 
@@ -135,7 +136,7 @@ struct Verdict {
 
 // Rules: all targets delivered -> Delivered; all failed -> Bounced; none
 // final -> Deferred (attempts + 1, next = now + retryDelay) when any was
-// deferred, else (only remote targets) Pending unchanged; some final and
+// deferred, else (only remote or not tried targets) unchanged; some final and
 // some not -> the others are split off and the recipient is Delivered (or
 // Bounced when none was delivered). A deferred target is failed instead
 // once now >= arrival + lifetime (status 5.4.7, the last reply kept).
@@ -167,7 +168,8 @@ struct QmgrSettings {
   std::chrono::seconds delayWarning{0};  // 0: no delay reports
   std::string postmaster;  // reports about failed reports go here; empty: dropped
   // After a state save failed (a full disk), the outcomes stay in memory
-  // and the message's next attempt, this much later, first saves them.
+  // and the message's next attempt, this much later, first saves them
+  // ([mtad] state_save_retry).
   std::chrono::seconds stateRetry{30};
 
   static QmgrSettings fromConfig(const config::Config& cfg, const std::string& hostname,
@@ -187,9 +189,14 @@ class Qmgr {
   void queued(const queue::QueueId& id);
   // New settings for attempts that start from now on.
   void reload(QmgrSettings settings);
-  // Starts no new attempt; `idle` runs (from the loop) once none is running.
+  // A clean stop: starts no new attempt; remote messages waiting for a
+  // connection are not tried (their recipients stay as they were, for the
+  // next start); outcomes kept in memory after a failed save (unsaved_)
+  // are saved once more. `idle` runs (from the loop) once no attempt runs
+  // and those saves have ended, so that a clean restart delivers nothing
+  // twice. The wait is bounded by the daemon skeleton's stop_timeout.
   void stop(std::function<void()> idle);
-  bool idle() const { return active_.empty(); }
+  bool idle() const { return active_.empty() && stopSaves_.empty(); }
   size_t active() const { return active_.size(); }
   size_t scheduled() const { return waiting_.size() + ready_.size(); }
 
@@ -282,6 +289,9 @@ class Qmgr {
   // Runs done(r) from the loop.
   void answer(AdminDone done, Result<std::string> r);
   void runAdminQueue();
+  // At stop: every unsaved_ outcome of a message not being delivered is
+  // saved (stopSaves_ holds the tickets until the callbacks run).
+  void saveUnsavedAtStop();
 
   event_base* base_;
   queue::Queue& queue_;
@@ -326,6 +336,7 @@ class Qmgr {
 
   bool stopping_ = false;
   std::function<void()> onIdle_;
+  std::set<queue::CommitTicket> stopSaves_;
 };
 
 }  // namespace yubin::mtad

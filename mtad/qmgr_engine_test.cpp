@@ -417,3 +417,171 @@ TEST_CASE("fewer connections than destinations: a free connection takes the next
   CHECK(mx.accepted >= 3);
   CHECK(mx.accepted <= 6);
 }
+
+namespace {
+
+// Remote delivery to r@<domain> (aliases a@, b@, c@example.org) through a
+// fake DNS server that gives every name the address 127.0.0.1 and `mx`.
+struct RemoteSetup {
+  explicit RemoteSetup(Engine& e)
+      : dns(e.base.get(),
+            [](const dns::testing::Question& q) -> std::optional<std::string> {
+              dns::testing::Reply r(q);
+              if (q.type == dns::testing::kTypeA) r.a("127.0.0.1");
+              return r.bytes();  // MX, AAAA: no data (the implicit MX, IPv4 only)
+            }),
+        mx(e.base.get(), Behaviour{}) {
+    auth::testing::writeText(e.dir.file("aliases"),
+                             "a@example.org: r@a.test\nb@example.org: r@b.test\n"
+                             "c@example.org: r@c.test\n");
+    REQUIRE(e.directory->reload());
+    e.settings.remoteEnabled = true;
+    e.settings.remote.port = mx.port;
+    e.settings.remote.tlsPolicy = TlsPolicy::None;
+    e.settings.remote.dns.servers = {dns.server()};
+  }
+  dns::testing::FakeServer dns;
+  FakeServer mx;
+};
+
+// Runs the loop for `d` (timers and sockets go on meanwhile).
+void runFor(Engine& e, std::chrono::milliseconds d) {
+  bool done = false;
+  yubin::event::Timer t(e.base.get(), [&] { done = true; });
+  t.arm(d);
+  while (!done) event_base_loop(e.base.get(), EVLOOP_ONCE);
+}
+
+}  // namespace
+
+TEST_CASE("the connection cache: messages 100 ms apart to one destination share one session",
+          "[qmgr]") {
+  // Each message is delivered before the next arrives, so no message
+  // waits when a transaction ends: the connection is cached for
+  // remote_connection_cache_time and the next message takes it. With the
+  // cache off, every message opens its own session.
+  Engine e;
+  RemoteSetup r(e);
+  const bool cache = GENERATE(true, false);
+  e.settings.remote.connection.idleTimeout = cache ? std::chrono::milliseconds(2000) : 0ms;
+  e.startQmgr();
+  const int n = 5;
+  for (int i = 0; i < n; ++i) {
+    auto id = e.commit({"a@example.org"}, "Subject: " + std::to_string(i) + "\r\n\r\nbody\r\n");
+    e.qmgr->queued(id);
+    e.loopUntil([&] { return e.ids().empty() && e.qmgr->idle(); });
+    runFor(e, 100ms);
+  }
+  REQUIRE(r.mx.messages.size() == static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i)
+    CHECK(r.mx.messages[i] == "Subject: " + std::to_string(i) + "\r\n\r\nbody\r\n");
+  INFO("cache " << cache);
+  CHECK(r.mx.accepted == (cache ? 1 : n));
+  if (cache) {
+    // Reuse sent no RSET: each transaction ended cleanly.
+    REQUIRE(r.mx.conns.size() == 1);
+    CHECK(r.mx.conns[0]->input_.find("RSET") == std::string::npos);
+    // The idle connection ends after the cache time, with QUIT.
+    e.loopUntil([&] { return r.mx.conns[0]->input_.find("QUIT\r\n") != std::string::npos; });
+  }
+}
+
+TEST_CASE("the connection cache: an idle connection gives its slot to a destination with none",
+          "[qmgr]") {
+  // One connection in all, cached for a minute: a message for another
+  // domain must not wait for the cache time to end.
+  Engine e;
+  RemoteSetup r(e);
+  e.settings.remote.connection.idleTimeout = 60s;
+  e.settings.remote.maxConnections = 1;
+  e.settings.remote.maxPerDestination = 1;
+  e.startQmgr();
+  auto first = e.commit({"a@example.org"}, "Subject: a\r\n\r\nbody\r\n");
+  e.qmgr->queued(first);
+  e.loopUntil([&] { return e.ids().empty() && e.qmgr->idle(); });
+  auto second = e.commit({"b@example.org"}, "Subject: b\r\n\r\nbody\r\n");
+  e.qmgr->queued(second);
+  e.loopUntil([&] { return e.ids().empty() && e.qmgr->idle(); }, 5s);
+  REQUIRE(r.mx.envelopes.size() == 2);
+  CHECK(r.mx.envelopes[1].second == std::vector<std::string>{"r@b.test"});
+  CHECK(r.mx.accepted == 2);
+  REQUIRE(r.mx.conns.size() == 2);
+  // The cached connection to a.test was closed for b.test, long before
+  // its cache time ran out.
+  e.loopUntil([&] { return !r.mx.conns[0]->bev_; }, 5s);
+  CHECK(r.mx.conns[1]->bev_);  // b.test's is the one cached now
+}
+
+TEST_CASE("stop: remote messages waiting for a connection are not tried and stay pending",
+          "[qmgr]") {
+  // One connection, whose server never greets: the first message holds it
+  // until the greeting timeout, the two others wait. A stop answers those
+  // two at once without touching their state; the first ends deferred.
+  Engine e;
+  RemoteSetup r(e);
+  r.mx.behaviour.silent = true;
+  e.settings.remote.maxConnections = 1;
+  e.settings.remote.maxPerDestination = 1;
+  e.settings.remote.connection.client.greetingTimeout = 500ms;
+  std::vector<queue::QueueId> ids;
+  for (int i = 0; i < 3; ++i)
+    ids.push_back(e.commit({"a@example.org"}, "Subject: " + std::to_string(i) + "\r\n\r\nx\r\n"));
+  e.startQmgr();
+  e.loopUntil([&] { return r.mx.accepted == 1 && e.qmgr->active() == 3; });
+  bool stopped = false;
+  e.qmgr->stop([&] { stopped = true; });
+  e.loopUntil([&] { return stopped; });
+  CHECK(r.mx.accepted == 1);
+  size_t deferred = 0;
+  size_t pending = 0;
+  for (const auto& id : ids) {
+    auto s = e.queue->loadState(id, 1);
+    REQUIRE(s);
+    if (s->rcpts[0].status == queue::RcptStatus::Deferred) {
+      ++deferred;
+      CHECK(s->rcpts[0].reply.find("greeting") != std::string::npos);
+    } else {
+      ++pending;
+      CHECK(s->rcpts[0].status == queue::RcptStatus::Pending);
+      CHECK(s->rcpts[0].attempts == 0);
+    }
+  }
+  CHECK(deferred == 1);
+  CHECK(pending == 2);
+  CHECK(e.ids().size() == 3);
+}
+
+TEST_CASE("stop saves the outcomes kept in memory after a full disk; the restart sends no copy",
+          "[qmgr]") {
+  // bob delivered, carol deferred, the save fails (ENOSPC): the outcome is
+  // in memory only. Space comes back and mtad stops before the message's
+  // next attempt: the stop saves it, so the next run tries carol alone.
+  queue::testing::FaultFs fs;
+  Engine e(&fs);
+  e.settings.stateRetry = 3600s;  // no later attempt: only the stop saves it
+  Behaviour b;
+  b.finalReplies["carol@example.org"] = smtp::reply(smtp::ReplyId::MailboxFullTemporary);
+  FakeServer server(e.base.get(), e.settings.lmtp.socketPath, b);
+  auto id = e.commit({"bob@example.org", "carol@example.org"}, "Subject: f\r\n\r\nfull\r\n");
+  fs.failAt(queue::testing::Op::Replace, 1, ENOSPC, true);
+  e.startQmgr();
+  e.loopUntil([&] { return fs.calls(queue::testing::Op::Replace) >= 1 && e.qmgr->idle(); });
+  CHECK(queue::testing::listNames(e.dir.file("spool/state")).empty());
+  fs.clearFaults();
+  bool stopped = false;
+  e.qmgr->stop([&] { stopped = true; });
+  e.loopUntil([&] { return stopped; });
+  auto s = e.queue->loadState(id, 2);
+  REQUIRE(s);
+  CHECK(s->rcpts[0].status == queue::RcptStatus::Delivered);
+  CHECK(s->rcpts[1].status == queue::RcptStatus::Deferred);
+  // The restart: carol's mailbox has room now; bob gets no second copy.
+  e.qmgr.reset();
+  server.behaviour.finalReplies.clear();
+  e.settings.stateRetry = 1s;
+  e.startQmgr();
+  e.qmgr->flush([](Result<std::string>) {});
+  e.loopUntil([&] { return e.ids().empty() && e.qmgr->idle(); }, 15s);
+  CHECK(copiesFor(server, "bob@example.org") == 1);
+  CHECK(copiesFor(server, "carol@example.org") == 2);
+}

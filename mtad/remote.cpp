@@ -251,6 +251,15 @@ RemoteDelivery::Attempt* RemoteDelivery::attempt(uint64_t id) {
 }
 
 void RemoteDelivery::deliver(RemoteJob job, Done done) {
+  if (stopping_) {  // answered from the loop like any result
+    RemoteResult r;
+    r.replies.assign(job.message.recipients.size(),
+                     localReply(421, "4.3.2", "mtad is stopping: not tried"));
+    r.notTried = true;
+    reports_.emplace_back(std::move(done), std::move(r));
+    kick();
+    return;
+  }
   auto j = std::make_unique<Job>();
   j->id = nextId_++;
   j->dest = destKey(job.domain);
@@ -600,9 +609,13 @@ void RemoteDelivery::runJob(Conn& conn, uint64_t jobId) {
       // delivered; once more on a new connection.
       jit->second->retried = true;
       YLOG_DEBUG("smtp connection went stale, reconnecting id=%s", jit->second->job.logId.c_str());
-      dests_.at(key)->waiting.push_front(jobId);
       dropConnection(raw);
-      kick();
+      if (stopping_) {
+        notTried(jobId);
+      } else {
+        dests_.at(key)->waiting.push_front(jobId);
+        kick();
+      }
       return;
     }
     RemoteResult result;
@@ -621,6 +634,10 @@ void RemoteDelivery::runJob(Conn& conn, uint64_t jobId) {
 
 void RemoteDelivery::connectionIdle(Conn& conn) {
   Dest& dest = *dests_.at(conn.dest);
+  if (stopping_) {
+    dropConnection(conn.c.get());
+    return;
+  }
   if (!dest.waiting.empty()) {
     // Connection reuse: the next message for the same destination, as
     // long as no other destination waits for a slot with none (then,
@@ -636,6 +653,12 @@ void RemoteDelivery::connectionIdle(Conn& conn) {
     dropConnection(conn.c.get());
     return;
   }
+  if (settings_.connection.idleTimeout.count() <= 0) {  // no connection cache
+    dropConnection(conn.c.get());
+    return;
+  }
+  // Cached: SmtpConnection's idle timer sends QUIT after idleTimeout; a
+  // message for this destination before then reuses it (dispatch()).
   dest.idle.push_back(conn.c.get());
 }
 
@@ -661,6 +684,33 @@ void RemoteDelivery::dropConnection(SmtpConnection* raw) {
   if (!raw->closed()) raw->close();
   dead_.push_back(std::move(it->second->c));
   conns_.erase(it);
+  kick();
+}
+
+void RemoteDelivery::notTried(uint64_t jobId) {
+  auto j = jobs_.find(jobId);
+  if (j == jobs_.end()) return;
+  RemoteResult r;
+  r.replies.assign(j->second->job.message.recipients.size(),
+                   localReply(421, "4.3.2", "mtad is stopping: not tried"));
+  r.notTried = true;
+  jobDone(jobId, std::move(r));
+}
+
+void RemoteDelivery::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  closeIdle();
+  size_t n = 0;
+  for (auto& [k, d] : dests_) {
+    std::deque<uint64_t> waiting = std::move(d->waiting);
+    d->waiting.clear();
+    for (uint64_t id : waiting) {
+      notTried(id);
+      ++n;
+    }
+  }
+  if (n) YLOG_INFO("remote delivery stopping: messages not tried count=%zu", n);
   kick();
 }
 

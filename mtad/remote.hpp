@@ -7,6 +7,17 @@
 // for "try later", a 5xx for a domain that does not exist or has a null
 // MX); the queue manager turns them into recipient states.
 //
+// The connection cache (Postfix: smtp_connection_cache_on_demand,
+// smtp_connection_cache_time_limit): a connection whose transaction ended
+// with the server's final reply (else RSET goes first on its next use) and
+// for whose destination no message waits stays open and idle for
+// connection.idleTimeout ([mtad] remote_connection_cache_time, 2 s) and
+// takes the next message for that destination. It keeps its slot (it
+// counts against both limits) but gives it up at once to a destination
+// that waits with no connection when every slot is taken; a 421 or a close
+// by the server while idle just ends it (logged at debug level); stop()
+// closes it.
+//
 // Routing decisions (RFC 5321 §5.1, RFC 7505):
 //   MX NXDOMAIN           -> 550 5.1.2 for every recipient (bounce)
 //   null MX               -> 556 5.1.10 (bounce)
@@ -104,6 +115,7 @@ struct RemoteResult {
   std::vector<smtp::ClientReply> replies;  // one per message recipient
   bool dsnPassed = false;                  // the accepting server took NOTIFY/ORCPT
   std::string host;                        // who answered ("mx.example.net[192.0.2.1]:25")
+  bool notTried = false;  // stop(): the job never had a connection; nothing was sent
 };
 
 class RemoteDelivery {
@@ -119,6 +131,11 @@ class RemoteDelivery {
   void deliver(RemoteJob job, Done done);
   // Closes idle connections; running jobs go on.
   void closeIdle();
+  // mtad stops: idle connections close, and so does each connection whose
+  // transaction ends from now on; jobs still waiting for a connection end
+  // at once with notTried (from the loop). Jobs under way (DNS, connect,
+  // a transaction) go on to their end.
+  void stop();
   size_t jobs() const { return jobs_.size(); }
   // No job running and no result waiting to be reported.
   bool idle() const { return jobs_.empty() && reports_.empty(); }
@@ -143,6 +160,8 @@ class RemoteDelivery {
   void attemptFailed(uint64_t attemptId, const smtp::ClientReply& why, bool wholeDestination);
   void runJob(Conn& conn, uint64_t jobId);
   void jobDone(uint64_t jobId, RemoteResult result);
+  // Ends a job that never got a connection (stop): notTried.
+  void notTried(uint64_t jobId);
   void connectionIdle(Conn& conn);
   void dropConnection(SmtpConnection* c);
   bool closeAnIdleConnection();
@@ -169,6 +188,7 @@ class RemoteDelivery {
   std::map<SmtpConnection*, std::unique_ptr<Conn>> conns_;
   std::map<uint64_t, std::unique_ptr<Attempt>> attempts_;
   std::vector<std::unique_ptr<SmtpConnection>> dead_;  // destroyed from the loop
+  bool stopping_ = false;
   std::deque<std::pair<Done, RemoteResult>> reports_;  // job results, run from the loop
   event::Timer kicker_;  // from the loop: reap, report, dispatch
 };

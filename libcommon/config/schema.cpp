@@ -63,6 +63,8 @@ constexpr KeySpec kSchema[] = {
     {"mtad", "remote_connections", Type::Int, "100", "outgoing SMTP connections at once, in all"},
     {"mtad", "remote_connections_per_domain", Type::Int, "10", "outgoing SMTP connections at once to one destination"},
     {"mtad", "remote_connect_timeout", Type::Duration, "30s", "longest wait for a TCP connection to a remote server"},
+    {"mtad", "remote_connection_cache_time", Type::Duration, "2s", "how long an outgoing SMTP connection with no message waiting is kept open for the next one to its destination (Postfix: smtp_connection_cache_time_limit); 0: closed at once"},
+    {"mtad", "state_save_retry", Type::Duration, "30s", "wait before a delivery state that could not be saved (disk full) is saved again; the message waits meanwhile"},
     {"mtad", "dns_servers", Type::List, "", "DNS servers for MX and address lookups, address[:port] (empty: those of /etc/resolv.conf)"},
     {"mtad", "dns_cache_size", Type::Int, "10000", "DNS answers kept in memory for their TTL (at most 1h; NXDOMAIN and no-record answers at most 15m, failures 5s); 0: no cache"},
     {"mtad", "tls_policy", Type::Choice, "may", "STARTTLS to remote servers: none, may (when offered, unverified), encrypt (required), verify (required, certificate and name checked)", "none may encrypt verify"},
