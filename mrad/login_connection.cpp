@@ -177,10 +177,19 @@ LoginConnection::LoginConnection(Mrad& d, const LoginSettings& s, const event::P
               closeAfterFlush();
             }),
       delay_(d.base(), [this] { checkPassword(); }),
+      linger_(d.base(),
+              [this] {
+                YLOG_INFO("closing linger expired, answers unread session=%s ip=%s unsent=%zu",
+                          id_.c_str(), peer_.ip.c_str(), pendingOutput());
+                done("linger expired");
+              }),
       reaper_(d.base(), [this] { d_.closed(this); }) {}
 
 LoginConnection::~LoginConnection() {
   if (ticket_) d_.checker().cancel(*ticket_);
+  if (lowerDrained_ && bev_)
+    if (bufferevent* lower = bufferevent_get_underlying(bev_.get()))
+      evbuffer_remove_cb_entry(bufferevent_get_output(lower), lowerDrained_);
 }
 
 void LoginConnection::setCallbacks() {
@@ -188,6 +197,12 @@ void LoginConnection::setCallbacks() {
                     &LoginConnection::onEvent, this);
   bufferevent_setwatermark(bev_.get(), EV_READ, 0, kInputHigh);
   bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
+  // Under a STARTTLS filter the TLS layer moves the answers into the
+  // socket's bufferevent below it without limit unless that one has a high
+  // write mark: with it, they wait in bev_'s output, where the feeding
+  // bound (kProxyHigh) sees them, and the filter's write callback resumes.
+  if (bufferevent* lower = bufferevent_get_underlying(bev_.get()))
+    bufferevent_setwatermark(lower, EV_WRITE, 0, kProxyHigh);
   bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
 }
 
@@ -378,6 +393,11 @@ void LoginConnection::handOver() {
                 evbuffer_get_length(bufferevent_get_output(bev_.get())));
     handOverWaiting_ = true;
     bufferevent_disable(bev_.get(), EV_READ);
+    // The password check stopped the idle timer and the login's answer is
+    // the mail process's: a client that never reads what it was sent
+    // before is timed out (then lingered) from here.
+    if (!idle_.pending())
+      idle_.arm(protocol_ == Protocol::Imap ? settings_.imapLoginTimeout : settings_.idleTimeout);
     return;
   }
   handOverWaiting_ = false;
@@ -461,7 +481,30 @@ void LoginConnection::closeAfterFlush() {
   idle_.cancel();
   bufferevent_disable(bev_.get(), EV_READ);
   bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
-  if (evbuffer_get_length(bufferevent_get_output(bev_.get())) == 0) done("closed");
+  if (pendingOutput() == 0) return done("closed");
+  // Under STARTTLS the last answer waits below the TLS filter once the top
+  // buffer is empty: onLowerDrained sees it leave. A client that never
+  // reads it is dropped after kCloseLinger (a proxied TLS session that
+  // stopped reading: the mail process's idle timeout and linger, then this
+  // one for what the proxy still holds).
+  if (bufferevent* lower = bufferevent_get_underlying(bev_.get()); lower && !lowerDrained_)
+    lowerDrained_ =
+        evbuffer_add_cb(bufferevent_get_output(lower), &LoginConnection::onLowerDrained, this);
+  if (!linger_.pending()) linger_.arm(kCloseLinger);
+}
+
+size_t LoginConnection::pendingOutput() const {
+  if (!bev_) return 0;
+  size_t n = evbuffer_get_length(bufferevent_get_output(bev_.get()));
+  if (bufferevent* lower = bufferevent_get_underlying(bev_.get()))
+    n += evbuffer_get_length(bufferevent_get_output(lower));
+  return n;
+}
+
+void LoginConnection::onLowerDrained(evbuffer*, const evbuffer_cb_info* info, void* self) {
+  auto* c = static_cast<LoginConnection*>(self);
+  if (info->n_deleted > 0 && c->closing_ && !c->dead_ && c->pendingOutput() == 0)
+    c->done("closed");
 }
 
 void LoginConnection::shutdown() {
@@ -476,6 +519,7 @@ void LoginConnection::done(const char* reason) {
   dead_ = true;
   idle_.cancel();
   delay_.cancel();
+  linger_.cancel();
   if (bev_) bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
   if (local_) bufferevent_disable(local_.get(), EV_READ | EV_WRITE);
   reaper_.arm(std::chrono::milliseconds(0));
@@ -500,8 +544,7 @@ void LoginConnection::onRead(bufferevent* bev, void* self) {
   // answers wait for a client that does not read them, input stays in the
   // bufferevent, whose read watermark bounds it (onWrite resumes).
   while (c->session_ && c->session_->event() == LoginProtocol::Event::None &&
-         evbuffer_get_length(in) > 0 &&
-         evbuffer_get_length(bufferevent_get_output(bev)) < kProxyHigh) {
+         evbuffer_get_length(in) > 0 && c->pendingOutput() < kProxyHigh) {
     int n = evbuffer_remove(in, buf, sizeof buf);
     if (n <= 0) break;
     c->session_->feed(std::string_view(buf, static_cast<size_t>(n)));
@@ -514,14 +557,14 @@ void LoginConnection::onRead(bufferevent* bev, void* self) {
 void LoginConnection::onWrite(bufferevent* bev, void* self) {
   auto* c = static_cast<LoginConnection*>(self);
   if (c->dead_) return;
-  if (c->handOverWaiting_ && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+  if (c->handOverWaiting_ && !c->closing_ && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
     return c->handOver();
   // Commands that waited for the answers to drain.
   if (!c->proxying_ && !c->closing_ && c->session_ &&
       evbuffer_get_length(bufferevent_get_input(bev)) > 0)
     return onRead(bev, self);
   if (c->proxying_ && c->local_) bufferevent_enable(c->local_.get(), EV_READ);
-  if (c->closing_ && evbuffer_get_length(bufferevent_get_output(bev)) == 0) c->done("closed");
+  if (c->closing_ && c->pendingOutput() == 0) c->done("closed");
 }
 
 void LoginConnection::onEvent(bufferevent*, short what, void* self) {

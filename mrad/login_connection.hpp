@@ -13,6 +13,8 @@
 // Standards: RFC 1939, RFC 2595, RFC 5034, RFC 3501, RFC 9051, RFC 8314.
 #pragma once
 
+#include <event2/buffer.h>
+
 #include <optional>
 #include <string>
 
@@ -58,7 +60,11 @@ class LoginConnection {
   void flush();
   void checkPassword();
   void handOver();
+  // Closes once the output has left (the TLS layer's too) or after
+  // kCloseLinger, whichever comes first.
   void closeAfterFlush();
+  size_t pendingOutput() const;  // answers not yet handed to the kernel
+  static void onLowerDrained(evbuffer*, const evbuffer_cb_info* info, void* self);
   void done(const char* reason);
 
   Mrad& d_;
@@ -73,6 +79,9 @@ class LoginConnection {
   std::unique_ptr<LoginProtocol> session_;
   event::Timer idle_;
   event::Timer delay_;
+  event::Timer linger_;  // closeAfterFlush's bound
+  // Under a STARTTLS filter: watches the socket buffer below the TLS layer.
+  evbuffer_cb_entry* lowerDrained_ = nullptr;
   // done() never destroys the connection inside a callback: it marks it
   // dead and this timer, on the next loop turn, hands it to Mrad::closed.
   event::Timer reaper_;

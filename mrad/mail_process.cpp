@@ -19,6 +19,7 @@
 #include "imap/response.hpp"
 #include "mrad/handoff.hpp"
 #include "mrad/imap/mail_session.hpp"
+#include "mrad/mrad.hpp"
 #include "mrad/pop3/mail_session.hpp"
 #include "service/privdrop.hpp"
 #include "service/service.hpp"
@@ -89,7 +90,10 @@ class MailConnection : public Connection {
   event::Bufferevent bev_;
   std::unique_ptr<store::Folder> folder_;
   std::unique_ptr<pop3::MailSession> session_;
+  // The idle time runs from the last answer (or transfer progress), not
+  // from the last byte read: a client dripping an endless line gets none.
   event::Timer idle_;
+  event::Timer linger_;  // a closing session's bound (kCloseLinger)
   // Brings back a session that used up its turn (kTurn) with more to send.
   event::Timer pump_;
   // finish() never destroys the connection inside a callback: the reaper
@@ -166,6 +170,13 @@ MailConnection::MailConnection(MailProcess& owner, Handoff h, event::Bufferevent
         bufferevent_disable(bev_.get(), EV_READ);
         serve();
       }),
+      linger_(owner.base(),
+              [this] {
+                YLOG_INFO("closing linger expired, answers unread session=%s user=%s unsent=%zu",
+                          h_.sessionId.c_str(), h_.user.c_str(),
+                          evbuffer_get_length(bufferevent_get_output(bev_.get())));
+                finish("linger expired");
+              }),
       pump_(owner.base(), [this] { serve(); }),
       reaper_(owner.base(), [this] { owner_.closed(this); }) {}
 
@@ -256,7 +267,8 @@ void MailConnection::send(std::string_view bytes) {
 // not read them: they stay in the socket, so both the input and the output
 // held here are bounded), sends what the session queued, pumps a transfer while the
 // output is short and the turn lasts, and closes once a closing session's
-// output is gone.
+// output is gone or kCloseLinger has passed. Every answer, and every piece
+// of a transfer the client made room for, restarts the idle time.
 void MailConnection::serve() {
   if (dead_) return;
   evbuffer* in = bufferevent_get_input(bev_.get());
@@ -287,8 +299,12 @@ void MailConnection::serve() {
     bufferevent_disable(bev_.get(), EV_READ);
   }
   if (closing_) {
+    idle_.cancel();
     bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
-    if (evbuffer_get_length(out) == 0) finish("closed");
+    if (evbuffer_get_length(out) == 0) return finish("closed");
+    if (!linger_.pending()) linger_.arm(kCloseLinger);
+  } else if (sent > 0) {
+    idle_.arm(owner_.settings().idleTimeout);
   }
 }
 
@@ -296,6 +312,7 @@ void MailConnection::finish(const char* reason) {
   if (dead_) return;
   dead_ = true;
   idle_.cancel();
+  linger_.cancel();
   pump_.cancel();
   bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
   reaper_.arm(std::chrono::milliseconds(0));
@@ -314,7 +331,6 @@ void MailConnection::onRead(bufferevent*, void* self) {
   auto* c = static_cast<MailConnection*>(self);
   if (c->dead_) return;
   if (!c->session_ || c->closing_) return;
-  c->idle_.arm(c->owner_.settings().idleTimeout);
   c->serve();
 }
 
@@ -345,7 +361,11 @@ bool matchesDirectory(MailProcess& owner, const Handoff& h) {
 // pumps streamed FETCH bodies with produce(), watches the selected
 // mailbox's change descriptor (re-registered when SELECT changes it) so an
 // idling client hears of new mail at once, and logs the client out after
-// imap_idle_timeout of silence (any command, IDLE included, restarts it).
+// imap_idle_timeout without an answer to it: any command answered, IDLE
+// included (RFC 2177: a client re-issues IDLE within 29 minutes), and each
+// piece of a FETCH the client made room for restart it; bytes that complete
+// no command and the updates sent to an idling client do not. A closing
+// session is dropped once its output is gone or after kCloseLinger.
 class ImapConnection : public Connection {
  public:
   ImapConnection(MailProcess& owner, Handoff h, event::Bufferevent bev)
@@ -363,11 +383,19 @@ class ImapConnection : public Connection {
                 bufferevent_disable(bev_.get(), EV_READ);
                 flush();
               }),
+        linger_(owner.base(),
+                [this] {
+                  YLOG_INFO("closing linger expired, answers unread session=%s user=%s "
+                            "unsent=%zu",
+                            h_.sessionId.c_str(), h_.user.c_str(),
+                            evbuffer_get_length(bufferevent_get_output(bev_.get())));
+                  finish("linger expired");
+                }),
         poll_(owner.base(),
               [this] {
                 if (dead_ || !session_) return;
                 session_->changed();
-                flush();
+                flush(false);
               }),
         reaper_(owner.base(), [this] { owner_.closed(this); }) {}
 
@@ -439,19 +467,24 @@ class ImapConnection : public Connection {
 
   // Writes what the session queued, pumps a streaming FETCH while the
   // output is short, follows the change descriptor, closes once a closing
-  // session's output is gone.
-  void flush() {
+  // session's output is gone (or at the linger's end). `answering`: the
+  // output answers the client (its command, or room it made for a FETCH),
+  // which restarts the idle time; updates sent to an idling client do not.
+  void flush(bool answering = true) {
     if (dead_) return;
     evbuffer* out = bufferevent_get_output(bev_.get());
+    bool wrote = false;
     if (session_) {
       if (session_->hasOutput()) {
         std::string o = session_->takeOutput();
         bufferevent_write(bev_.get(), o.data(), o.size());
+        wrote = true;
       }
       while (session_->producing() && evbuffer_get_length(out) < kLowWater) {
         session_->produce(kBudget);
         std::string o = session_->takeOutput();
         bufferevent_write(bev_.get(), o.data(), o.size());
+        wrote = true;
       }
       if (session_->closing() && !closing_) {
         closing_ = true;
@@ -460,10 +493,14 @@ class ImapConnection : public Connection {
       if (!closing_) follow();
     }
     if (closing_) {
+      idle_.cancel();
       watch_.reset();
       poll_.cancel();
       bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
-      if (evbuffer_get_length(out) == 0) finish("closed");
+      if (evbuffer_get_length(out) == 0) return finish("closed");
+      if (!linger_.pending()) linger_.arm(kCloseLinger);
+    } else if (wrote && answering) {
+      idle_.arm(owner_.settings().imapIdleTimeout);
     }
   }
 
@@ -496,6 +533,7 @@ class ImapConnection : public Connection {
     if (dead_) return;
     dead_ = true;
     idle_.cancel();
+    linger_.cancel();
     poll_.cancel();
     watch_.reset();
     bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
@@ -516,13 +554,12 @@ class ImapConnection : public Connection {
     auto* c = static_cast<ImapConnection*>(self);
     if (c->dead_ || !c->session_) return;
     c->session_->changed();
-    c->flush();
+    c->flush(false);
   }
 
   static void onRead(bufferevent* bev, void* self) {
     auto* c = static_cast<ImapConnection*>(self);
     if (c->dead_ || !c->session_ || c->closing_) return;
-    c->idle_.arm(c->owner_.settings().imapIdleTimeout);
     evbuffer* in = bufferevent_get_input(bev);
     char buf[kReadPiece];
     // While a FETCH streams, or kLowWater of answers wait for a client that
@@ -566,6 +603,7 @@ class ImapConnection : public Connection {
   event::Event watch_;
   int watchedFd_ = -1;
   event::Timer idle_;
+  event::Timer linger_;
   event::Timer poll_;
   event::Timer reaper_;
   bool dead_ = false;

@@ -36,6 +36,12 @@ namespace yubin::mrad {
 
 class LoginConnection;
 
+// How long a closing session (idle timeout, LOGOUT/QUIT, an error, a
+// shutdown) waits for its last answer to leave before the connection is
+// dropped anyway: a client that never reads must not keep its connection,
+// buffers and slot (mtad's ServerConnection has the same linger).
+inline constexpr std::chrono::seconds kCloseLinger{10};
+
 // What a connection needs; copied at accept time, so a reload only affects
 // new connections.
 struct LoginSettings {

@@ -29,6 +29,7 @@ ServerSettings ServerSettings::fromConfig(const config::Config& cfg) {
   s.smtp.normalizeBareLf = true;
   s.smtp.commandTimeout = cfg.duration("msad", "command_timeout");
   s.smtp.dataTimeout = cfg.duration("msad", "data_timeout");
+  s.smtp.dataMinRate = static_cast<uint64_t>(cfg.integer("msad", "data_min_rate"));
   s.smtp.requireAuth = true;
   s.maxConnections = cfg.integer("msad", "max_connections");
   s.maxConnectionsPerIp = cfg.integer("msad", "max_connections_per_ip");

@@ -20,6 +20,7 @@ ServerSettings ServerSettings::fromConfig(const config::Config& cfg) {
   s.smtp.normalizeBareLf = cfg.str("mtad", "bare_lf") == "normalize";
   s.smtp.commandTimeout = cfg.duration("mtad", "command_timeout");
   s.smtp.dataTimeout = cfg.duration("mtad", "data_timeout");
+  s.smtp.dataMinRate = static_cast<uint64_t>(cfg.integer("mtad", "data_min_rate"));
   s.maxConnections = cfg.integer("mtad", "max_connections");
   s.maxConnectionsPerIp = cfg.integer("mtad", "max_connections_per_ip");
   s.catchall = cfg.str("mtad", "catchall");

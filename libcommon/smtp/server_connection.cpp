@@ -18,6 +18,13 @@ constexpr size_t kMaxPendingOutput = 256 * 1024;
 // last reply before it is dropped.
 constexpr std::chrono::seconds kCloseLinger{10};
 
+// A message transfer runs from DATA's content (or the first BDAT chunk) to
+// the end of the message: between BDAT chunks too, so a client cannot
+// reset the rate by sending many small chunks.
+bool inTransfer(Session::State s) {
+  return s == Session::State::Data || s == Session::State::Chunk || s == Session::State::Chunked;
+}
+
 }  // namespace
 
 ServerConnection::ServerConnection(event_base* base, UniqueFd&& fd, Settings settings,
@@ -60,6 +67,11 @@ void ServerConnection::setCallbacks() {
   bufferevent_setcb(bev_.get(), &ServerConnection::onRead, &ServerConnection::onWrite,
                     &ServerConnection::onEvent, this);
   bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
+  // Under STARTTLS the TLS filter moves replies into the socket's
+  // bufferevent below it without limit unless that one has a high write
+  // mark; with it they wait above, where kMaxPendingOutput sees them.
+  if (bufferevent* lower = bufferevent_get_underlying(bev_.get()))
+    bufferevent_setwatermark(lower, EV_WRITE, 0, kMaxPendingOutput / 4);
 }
 
 void ServerConnection::armTimer() {
@@ -68,12 +80,40 @@ void ServerConnection::armTimer() {
   timer_.arm(std::chrono::duration_cast<std::chrono::milliseconds>(session_.timeoutNow()));
 }
 
+// Postfix's per-record deadline: the transfer starts with dataTimeout in
+// hand, every read costs the time it took and earns octets / dataMinRate
+// seconds, never more than dataTimeout ahead. A client at or above the
+// rate keeps a full data timeout; one below it (a byte per data timeout,
+// say) runs out in about a data timeout however large the message.
+void ServerConnection::armTransferTimer(size_t octets) {
+  using namespace std::chrono;
+  const auto now = steady_clock::now();
+  const auto full = duration_cast<steady_clock::duration>(session_.timeoutNow());
+  const uint64_t rate = session_.settings().dataMinRate;
+  if (!transfer_ || rate == 0) {
+    transfer_ = true;
+    transferDeadline_ = now + full;
+  } else {
+    transferDeadline_ += duration_cast<steady_clock::duration>(
+        microseconds(static_cast<int64_t>(octets * 1000000 / rate)));
+    if (transferDeadline_ > now + full) transferDeadline_ = now + full;
+  }
+  repliesAtArm_ = replies_;
+  auto left = duration_cast<milliseconds>(transferDeadline_ - now);
+  timer_.arm(left.count() > 0 ? left : milliseconds(0));
+}
+
 void ServerConnection::onTimer() {
   if (closing_) {  // the last reply could not be flushed in time
     reaper_.arm(std::chrono::milliseconds(0));
     return;
   }
-  YLOG_INFO("session timeout session=%s %s", logId_.c_str(), peerLog_.c_str());
+  if (transfer_ && session_.settings().dataMinRate > 0)
+    YLOG_INFO("session timeout session=%s %s state=%s min_rate=%llu", logId_.c_str(),
+              peerLog_.c_str(), std::string(Session::stateName(session_.state())).c_str(),
+              static_cast<unsigned long long>(session_.settings().dataMinRate));
+  else
+    YLOG_INFO("session timeout session=%s %s", logId_.c_str(), peerLog_.c_str());
   session_.timeout();
 }
 
@@ -102,9 +142,9 @@ void ServerConnection::readInput() {
     return;
   }
   evbuffer* in = bufferevent_get_input(bev_.get());
+  size_t transferred = 0;  // message octets taken (DATA, BDAT chunks and commands)
   while (!closing_ && evbuffer_get_length(in) > 0) {
-    if (session_.buffered() > kMaxBufferedInput ||
-        evbuffer_get_length(bufferevent_get_output(bev_.get())) > kMaxPendingOutput) {
+    if (session_.buffered() > kMaxBufferedInput || pendingOutput() > kMaxPendingOutput) {
       bufferevent_disable(bev_.get(), EV_READ);
       return;
     }
@@ -112,18 +152,23 @@ void ServerConnection::readInput() {
     if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
     // The engine copies the bytes in, they are drained, and only then does
     // it act on them: its callbacks may replace the bufferevent (STARTTLS).
+    if (inTransfer(session_.state())) transferred += vec.iov_len;
     session_.take(std::string_view(static_cast<const char*>(vec.iov_base), vec.iov_len));
     evbuffer_drain(in, vec.iov_len);
     session_.run();
     if (session_.closed() || closing_) return;
   }
-  // Message data re-arms the timer on every read (RFC 5321 §4.5.3.2.6
-  // times each chunk); a command only once it is answered, so a client
-  // that drips a command line a byte at a time (slow-loris) still has
+  // Message data moves the transfer's deadline on every read (RFC 5321
+  // §4.5.3.2.6 times each chunk; the minimum rate bounds the whole); a
+  // command restarts the timer only once it is answered, so a client that
+  // drips a command line a byte at a time (slow-loris) still has
   // command_timeout to finish it (§4.5.3.2.7), not that much per byte.
-  const Session::State st = session_.state();
-  if (replies_ != repliesAtArm_ || st == Session::State::Data || st == Session::State::Chunk)
-    armTimer();
+  if (inTransfer(session_.state())) {
+    armTransferTimer(transferred);
+  } else {
+    transfer_ = false;
+    if (replies_ != repliesAtArm_) armTimer();
+  }
   if (shutdownRequested_ &&
       (session_.state() == Session::State::Idle || session_.state() == Session::State::NeedHelo))
     session_.shutdown();

@@ -11,11 +11,13 @@
 // runs inside mtad (as yubin-mta) and mdad after the privilege drop.
 // Standards: RFC 3207 (STARTTLS; nothing pipelined past it is kept),
 // RFC 8314 (implicit TLS, for msad's port 465), RFC 5321 §4.5.3.2
-// (timeouts, as the engine states them).
+// (timeouts, as the engine states them; plus a minimum data rate, so a
+// message dripped a byte per data timeout cannot hold a session for ever).
 #pragma once
 
 #include <event2/buffer.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -90,6 +92,9 @@ class ServerConnection : public Io {
   void setCallbacks();
   void readInput();
   void armTimer();
+  // In a message transfer: the deadline credited by `octets` just read at
+  // settings.dataMinRate (session.hpp), capped at the data timeout.
+  void armTransferTimer(size_t octets);
   void onTimer();  // the command/data timeout, or the close linger
   void abandon();  // closes at once, from the loop
   void finish();   // may destroy this
@@ -109,6 +114,10 @@ class ServerConnection : public Io {
   // command timeout runs from the last reply, not from the last byte read.
   uint64_t replies_ = 0;
   uint64_t repliesAtArm_ = 0;
+  // A DATA or BDAT transfer is under way (from its first read to the end
+  // of the message) and must end before this deadline.
+  bool transfer_ = false;
+  std::chrono::steady_clock::time_point transferDeadline_{};
   bool closing_ = false;
   bool shutdownRequested_ = false;
   bool implicitTls_ = false;

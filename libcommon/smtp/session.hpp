@@ -59,6 +59,13 @@ struct Settings {
   bool requireTls = false;       // refuse MAIL/RCPT/DATA/BDAT/VRFY before TLS (530 5.7.0)
   std::chrono::seconds commandTimeout{300};  // RFC 5321 §4.5.3.2.7
   std::chrono::seconds dataTimeout{180};     // RFC 5321 §4.5.3.2.6
+  // The slowest message transfer (DATA, or BDAT from the first chunk to
+  // the last) the transport tolerates, in octets per second: each read
+  // credits its octets / dataMinRate seconds to a deadline that starts
+  // dataTimeout ahead and never reaches further (Postfix's
+  // smtpd_min_data_rate with smtpd_per_record_deadline). 0 = the data
+  // timeout alone, restarted by every read. Used by ServerConnection.
+  uint64_t dataMinRate = 500;
   std::string clientAddress;                 // copied into the Envelope, for policy and logs
   std::string logId;                         // session ID for log lines
   // Submission (RFC 4954): AUTH is offered and accepted before TLS too (the
@@ -218,6 +225,7 @@ class Session {
   size_t buffered() const { return in_.size() - pos_; }
   bool closed() const { return state_ == State::Closed; }
   State state() const { return state_; }
+  const Settings& settings() const { return settings_; }
   const Envelope& envelope() const { return env_; }
   unsigned errors() const { return errors_; }
   static std::string_view stateName(State s);
