@@ -585,3 +585,24 @@ TEST_CASE("stop saves the outcomes kept in memory after a full disk; the restart
   CHECK(copiesFor(server, "bob@example.org") == 1);
   CHECK(copiesFor(server, "carol@example.org") == 2);
 }
+
+TEST_CASE("the connection cache off: a connection whose answer is pending never times out idle",
+          "[qmgr]") {
+  // With remote_connection_cache_time = 0 the idle timer of a connection
+  // that has just become ready (greeted, or its transaction answered)
+  // expires at once, beside the pending callback that hands it its next
+  // message. It must not send QUIT under the owner's feet (mtad aborted
+  // with "send on a connection that is not ready" in bench/relay).
+  Engine e;
+  RemoteSetup r(e);
+  e.settings.remote.connection.idleTimeout = 0ms;
+  e.settings.remote.maxConnections = 2;
+  e.settings.remote.maxPerDestination = 2;
+  const int n = 60;
+  for (int i = 0; i < n; ++i)
+    e.commit({"a@example.org"}, "Subject: " + std::to_string(i) + "\r\n\r\nbody\r\n");
+  e.startQmgr();
+  e.loopUntil([&] { return e.ids().empty() && e.qmgr->idle(); }, 20s);
+  CHECK(r.mx.messages.size() == static_cast<size_t>(n));
+  CHECK(r.mx.accepted <= 4);  // messages waiting: the connections went on
+}

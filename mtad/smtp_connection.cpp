@@ -7,6 +7,7 @@
 #include <openssl/x509.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/log.hpp"
@@ -321,6 +322,15 @@ void SmtpConnection::onEvent(bufferevent* bev, short what, void* self) {
 
 void SmtpConnection::onTimeout() {
   using S = SmtpClient::State;
+  if (client_.state() == S::Ready && !connecting_ && (openDone_ || sendDone_)) {
+    // Ready, but the owner has not had its answer yet (the callback waits
+    // on notify_, armed at the same moment; a short idle time, such as
+    // remote_connection_cache_time = 0, can expire first, and libevent
+    // does not order timers that are due together). The idle time counts
+    // from when the owner could use the connection: wait again.
+    timer_.arm(std::max(settings_.idleTimeout, std::chrono::milliseconds(1)));
+    return;
+  }
   if (client_.state() == S::Ready && !connecting_) {
     YLOG_DEBUG("smtp client closing idle connection host=%s", endpoint_.text().c_str());
     client_.quit();
