@@ -1,5 +1,5 @@
-// Queue file and state file formats, version 1; see format.hpp and
-// docs/queue.md.
+// Queue file formats (message file versions 1 and 2, state file version
+// 1); see format.hpp and docs/queue.md.
 #include "queue/format.hpp"
 
 #include <cerrno>
@@ -10,6 +10,7 @@ namespace yubin::queue {
 namespace {
 
 constexpr std::string_view kMagic = "yubin-queue ";
+constexpr std::string_view kTrailerMagic = "yubin-end ";
 constexpr std::string_view kStateMagic = "yubin-state 1\n";
 
 Error corrupt(const std::string& what) { return Error{"corrupt queue file: " + what, EBADMSG}; }
@@ -170,11 +171,111 @@ Status validateEnvelope(const Envelope& env) {
   return {};
 }
 
-std::string encodeHeaderPlaceholder(uint64_t envelopeSize) {
+std::string encodeHeaderPlaceholder(uint64_t envelopeSize, int version) {
   char buf[kHeaderSize + 1];
-  snprintf(buf, sizeof buf, "yubin-queue 1 %010llu xxxxxxxxxxxxxxxxxxxx\n",
+  snprintf(buf, sizeof buf, "yubin-queue %d %010llu xxxxxxxxxxxxxxxxxxxx\n", version == 1 ? 1 : 2,
            static_cast<unsigned long long>(envelopeSize));
   return std::string(buf, kHeaderSize);
+}
+
+ImageHasher::ImageHasher() { crypto_generichash_init(&state_, nullptr, 0, kChecksumSize); }
+
+void ImageHasher::update(std::string_view bytes) {
+  crypto_generichash_update(&state_, reinterpret_cast<const unsigned char*>(bytes.data()),
+                            bytes.size());
+}
+
+namespace {
+
+std::string outerChecksum(std::string_view header, const unsigned char* inner) {
+  unsigned char out[kChecksumSize];
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, kChecksumSize);
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(header.data()),
+                            header.size());
+  crypto_generichash_update(&st, inner, kChecksumSize);
+  crypto_generichash_final(&st, out, kChecksumSize);
+  return std::string(reinterpret_cast<const char*>(out), kChecksumSize);
+}
+
+std::string encodeTrailer(uint64_t length, std::string_view checksum) {
+  static const char kHex[] = "0123456789abcdef";
+  char buf[kTrailerSize + 1];
+  snprintf(buf, sizeof buf, "yubin-end %020llu ", static_cast<unsigned long long>(length));
+  std::string out(buf, kTrailerMagic.size() + 21);
+  for (unsigned char c : checksum) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  out += '\n';
+  return out;
+}
+
+}  // namespace
+
+std::string ImageHasher::trailer(std::string_view header, uint64_t length) {
+  unsigned char inner[kChecksumSize];
+  crypto_generichash_final(&state_, inner, kChecksumSize);
+  return encodeTrailer(length, outerChecksum(header, inner));
+}
+
+Result<Trailer> parseTrailer(std::string_view b) {
+  if (b.size() != kTrailerSize || b.substr(0, kTrailerMagic.size()) != kTrailerMagic)
+    return corrupt("no trailer (an uncommitted or torn file)");
+  std::string_view len = b.substr(kTrailerMagic.size(), 20);
+  if (b[kTrailerMagic.size() + 20] != ' ' || b[kTrailerSize - 1] != '\n' || len[0] != '0')
+    return corrupt("bad trailer");
+  Trailer t;
+  for (char c : len) {
+    if (c < '0' || c > '9') return corrupt("bad trailer length");
+    t.length = t.length * 10 + static_cast<uint64_t>(c - '0');  // 19 digits: no overflow
+  }
+  std::string_view hex = b.substr(kTrailerMagic.size() + 21, 2 * kChecksumSize);
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < kChecksumSize; ++i) {
+    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return corrupt("bad trailer checksum");
+    t.checksum += static_cast<char>(hi << 4 | lo);
+  }
+  return t;
+}
+
+Status verifyImage(std::string_view file) {
+  if (file.size() < kHeaderSize + kTrailerSize) return corrupt("too short for a trailer");
+  auto h = parseHeader(file.substr(0, kHeaderSize));
+  if (!h) return h.error();
+  if (h->version != 2) return corrupt("not a version 2 file");
+  auto t = parseTrailer(file.substr(file.size() - kTrailerSize));
+  if (!t) return t.error();
+  if (t->length != file.size() - kTrailerSize) return corrupt("trailer length disagrees");
+  if (h->bodyEnd() != t->length) return corrupt("header length disagrees with the trailer");
+  unsigned char inner[kChecksumSize];
+  crypto_generichash(inner, kChecksumSize,
+                     reinterpret_cast<const unsigned char*>(file.data()) + kHeaderSize,
+                     t->length - kHeaderSize, nullptr, 0);
+  if (crypto_verify_32(reinterpret_cast<const unsigned char*>(
+                           outerChecksum(file.substr(0, kHeaderSize), inner).data()),
+                       reinterpret_cast<const unsigned char*>(t->checksum.data())) != 0)
+    return corrupt("checksum mismatch (a torn write)");
+  return {};
+}
+
+std::string encodeImage(const Envelope& env, std::string_view message, int version) {
+  std::string e = encodeEnvelope(env);
+  std::string file = encodeHeaderPlaceholder(e.size(), version);
+  file.replace(kMessageSizeOffset, 20, encodeMessageSize(message.size()));
+  file += e;
+  file += message;
+  if (version == 1) return file;
+  ImageHasher hasher;
+  hasher.update(std::string_view(file).substr(kHeaderSize));
+  std::string header = file.substr(0, kHeaderSize);
+  file += hasher.trailer(header, file.size());
+  return file;
 }
 
 std::string encodeMessageSize(uint64_t messageSize) {
@@ -211,7 +312,7 @@ Result<Header> parseHeader(std::string_view b) {
   std::string_view rest = b.substr(kMagic.size());
   size_t sp = rest.find(' ');
   std::string_view version = rest.substr(0, sp);
-  if (version != "1") {
+  if (version != "1" && version != "2") {
     uint64_t v = 0;
     if (parseDecimal(version, v)) return corrupt("unsupported version " + std::to_string(v));
     return corrupt("bad version");
@@ -227,6 +328,7 @@ Result<Header> parseHeader(std::string_view b) {
     return true;
   };
   Header h;
+  h.version = b[12] - '0';
   if (!digits(b.substr(14, 10), h.envelopeSize)) return corrupt("bad envelope length");
   if (h.envelopeSize > kMaxEnvelopeSize) return corrupt("envelope length out of range");
   std::string_view ms = b.substr(25, 20);
@@ -312,6 +414,10 @@ Result<Envelope> parseImage(std::string_view file) {
   }
   auto h = parseHeader(file.substr(0, kHeaderSize));
   if (!h) return h.error();
+  if (h->version == 2) {
+    if (auto st = verifyImage(file); !st) return st.error();
+    file.remove_suffix(kTrailerSize);
+  }
   if (file.size() - kHeaderSize < h->envelopeSize) return corrupt("truncated envelope");
   auto env = parseEnvelope(file.substr(kHeaderSize, h->envelopeSize));
   if (!env) return env.error();

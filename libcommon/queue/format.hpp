@@ -1,6 +1,7 @@
-// The on-disk formats of the queue, version 1: the message file (header,
-// envelope, message bytes) and the per-recipient state file. Byte-for-byte
-// description in docs/queue.md. Encoders are used by the writer; the
+// The on-disk formats of the queue: the message file, version 2 (header,
+// envelope, message bytes, trailer with a BLAKE2b checksum; version 1, the
+// same without the trailer, is still read) and the per-recipient state
+// file. Byte-for-byte description in docs/queue.md. Encoders are used by the writer; the
 // parsers are strict (unknown version, bad lengths, truncation, trailing
 // bytes, out-of-range values, control characters are all errors) and are
 // pure functions over bytes so the fuzz target can drive them directly.
@@ -11,6 +12,8 @@
 // Standards: the envelope carries RFC 5321 paths, RFC 3461 DSN parameters
 // (NOTIFY, ORCPT, RET, ENVID), RFC 6152 BODY and RFC 6531 SMTPUTF8.
 #pragma once
+
+#include <sodium.h>
 
 #include <cstdint>
 #include <string>
@@ -73,23 +76,56 @@ struct Envelope {
   bool operator==(const Envelope&) const = default;
 };
 
-// The fixed-size first line: "yubin-queue 1 <10-digit envelope length>
-// <20-digit message length>\n". Its last field is written as 'x' characters
-// and patched in place on commit.
+// The version the writer writes. Version 1 files (no trailer) are read.
+inline constexpr int kFormatVersion = 2;
+
+// The fixed-size first line: "yubin-queue <version> <10-digit envelope
+// length> <20-digit message length>\n". Its last field is written as 'x'
+// characters and patched in place on commit.
 inline constexpr size_t kHeaderSize = 46;
 
 struct Header {
+  int version = kFormatVersion;
   uint64_t envelopeSize = 0;
   uint64_t messageSize = 0;
   // Offset of the first message byte in the file.
   uint64_t messageOffset() const { return kHeaderSize + envelopeSize; }
+  // Bytes of the file before the trailer (version 2) or of the whole file.
+  uint64_t bodyEnd() const { return messageOffset() + messageSize; }
+};
+
+// Version 2's last line, which proves the file whole: "yubin-end <20-digit
+// length> <64 hex digits>\n", length = the bytes before the trailer,
+// checksum = BLAKE2b-256 of (the 46-byte header as committed, then the
+// BLAKE2b-256 of every byte between the header and the trailer). Written
+// before the commit's one fsync; a crash inside that fsync can leave the
+// size right and earlier blocks stale, which the checksum catches.
+inline constexpr size_t kTrailerSize = 96;
+inline constexpr size_t kChecksumSize = 32;
+
+struct Trailer {
+  uint64_t length = 0;
+  std::string checksum;  // kChecksumSize raw bytes
+};
+
+// The checksum, computed as the file is written: update() with every byte
+// after the header, in order; then trailer() with the final header.
+class ImageHasher {
+ public:
+  ImageHasher();
+  void update(std::string_view bytes);
+  // The kTrailerSize bytes to append. Call once.
+  std::string trailer(std::string_view header, uint64_t length);
+
+ private:
+  crypto_generichash_state state_;
 };
 
 // Checks an envelope against the rules above. errnum EINVAL.
 Status validateEnvelope(const Envelope& env);
 
 // The header with the message length still unknown ('x' placeholders).
-std::string encodeHeaderPlaceholder(uint64_t envelopeSize);
+std::string encodeHeaderPlaceholder(uint64_t envelopeSize, int version = kFormatVersion);
 // The 20 digits that replace the placeholder, and where they go.
 std::string encodeMessageSize(uint64_t messageSize);
 inline constexpr uint64_t kMessageSizeOffset = kHeaderSize - 21;
@@ -97,9 +133,18 @@ std::string encodeEnvelope(const Envelope& env);
 
 Result<Header> parseHeader(std::string_view bytes);  // exactly kHeaderSize bytes
 Result<Envelope> parseEnvelope(std::string_view bytes);
-// A whole file image: header, envelope, and checks that the message bytes
-// fill the rest exactly. Sets Envelope::size. Used by tests and the fuzzer.
+// Exactly kTrailerSize bytes: the shape only (magic, digits, hex).
+Result<Trailer> parseTrailer(std::string_view bytes);
+// Whether a whole version 2 file verifies: header, trailer at the end with
+// the right length and checksum. EBADMSG with the reason otherwise.
+Status verifyImage(std::string_view file);
+// A whole file image: header, envelope, the message bytes filling the rest
+// exactly (up to the trailer in version 2, whose checksum is verified).
+// Sets Envelope::size. Used by tests, recovery and the fuzzer.
 Result<Envelope> parseImage(std::string_view file);
+// The committed file for an envelope and message, as the writer makes it.
+std::string encodeImage(const Envelope& env, std::string_view message,
+                        int version = kFormatVersion);
 
 // Per-recipient delivery state, kept in state/<id> beside the message.
 enum class RcptStatus : uint8_t { Pending, Delivered, Deferred, Bounced, Held };

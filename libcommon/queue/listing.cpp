@@ -213,7 +213,11 @@ std::string renderMailq(const std::vector<QueueEntry>& entries, int64_t now) {
     if (!e.error.empty()) {
       snprintf(line, sizeof line, "%-17s %10s %-19s %6s  ", id.c_str(), "?", "?", "?");
       o += line;
-      o += "(" + printable(e.error) + ")\n\n";
+      // In three steps: GCC 12 at -O3 warns (-Wrestrict, falsely) on
+      // "(" + string + ")".
+      o += '(';
+      o += printable(e.error);
+      o += ")\n\n";
       continue;
     }
     const Envelope& env = e.envelope;

@@ -45,6 +45,47 @@ Status writeAllFs(Fs& fs, int fd, std::string_view data) {
 
 bool isTempStateName(const std::string& name) { return name.find(".tmp.") != std::string::npos; }
 
+// Recovery's check of a file in queue/: empty when it is a whole message
+// (a version 2 file whose trailer and checksum verify, or a version 1
+// file, which only ever got its name after its fsync), else why it is not
+// (an unused spare, a commit into a spare whose fsync never returned). A
+// file that cannot be read or is not a regular file is left to load(),
+// which quarantines it.
+std::string unfinishedReason(Fs& fs, const std::string& path) {
+  auto fd = fs.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
+  if (!fd) return {};
+  struct stat st;
+  if (::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size == 0) return "empty (an unused spare)";
+  std::string head(static_cast<size_t>(std::min<uint64_t>(size, kHeaderSize)), '\0');
+  auto n = fs.pread(fd->get(), head.data(), head.size(), 0);
+  if (!n) return {};
+  head.resize(*n);
+  auto header = parseHeader(head);
+  if (header && header->version == 1) return {};
+  if (size < kHeaderSize + kTrailerSize) return "too short for a trailer";
+  std::string tail(kTrailerSize, '\0');
+  n = fs.pread(fd->get(), tail.data(), tail.size(), size - kTrailerSize);
+  if (!n || *n != kTrailerSize) return "trailer unreadable";
+  auto trailer = parseTrailer(tail);
+  if (!trailer) return trailer.error().message;
+  if (trailer->length != size - kTrailerSize) return "trailer length disagrees with the size";
+  if (!header) return header.error().message;
+  if (header->bodyEnd() != trailer->length) return "header length disagrees with the trailer";
+  ImageHasher hasher;
+  std::string chunk;
+  for (uint64_t off = kHeaderSize; off < trailer->length;) {
+    chunk.resize(static_cast<size_t>(std::min<uint64_t>(1u << 20, trailer->length - off)));
+    n = fs.pread(fd->get(), chunk.data(), chunk.size(), off);
+    if (!n || *n != chunk.size()) return "short read";
+    hasher.update(chunk);
+    off += chunk.size();
+  }
+  if (hasher.trailer(head, trailer->length) != tail) return "checksum mismatch (a torn write)";
+  return {};
+}
+
 }  // namespace
 
 const char* areaName(Area a) {
@@ -98,13 +139,31 @@ Result<QueueFile> QueueFile::open(const std::string& path, Fs& fs) {
   if (::fstat(fd->get(), &st) != 0) return errnoError("fstat " + path);
   if (!S_ISREG(st.st_mode)) return Error{path + ": not a regular file", EBADMSG};
   uint64_t fileSize = static_cast<uint64_t>(st.st_size);
+  // A spare, or a commit into one under way: not a message (yet).
+  const Error notCommitted{path + ": not a committed message", ENOENT};
+  if (fileSize == 0) return notCommitted;
 
   std::string head(std::min<uint64_t>(fileSize, kHeaderSize), '\0');
   auto n = fs.pread(fd->get(), head.data(), head.size(), 0);
   if (!n) return withContext(path, n.error());
   head.resize(*n);
   auto header = parseHeader(head);
-  if (!header) return withContext(path, header.error());
+  if (!header) {
+    if (head.rfind(encodeHeaderPlaceholder(0, 2).substr(0, 14), 0) == 0) return notCommitted;
+    return withContext(path, header.error());
+  }
+  if (header->version >= 2) {
+    // The cheap check: a trailer where the header says the file ends. The
+    // checksum is verified at startup (recovery).
+    if (fileSize < header->bodyEnd() + kTrailerSize) return notCommitted;
+    std::string tail(kTrailerSize, '\0');
+    n = fs.pread(fd->get(), tail.data(), tail.size(), fileSize - kTrailerSize);
+    if (!n) return withContext(path, n.error());
+    tail.resize(*n);
+    auto trailer = parseTrailer(tail);
+    if (!trailer || trailer->length != fileSize - kTrailerSize) return notCommitted;
+    fileSize -= kTrailerSize;
+  }
   if (fileSize - kHeaderSize < header->envelopeSize)
     return Error{path + ": corrupt queue file: truncated envelope", EBADMSG};
   std::string envBytes(static_cast<size_t>(header->envelopeSize), '\0');
@@ -162,96 +221,6 @@ Result<MessageState> readState(Fs& fs, const std::string& spoolDir, const QueueI
   return st;
 }
 
-// ---------------------------------------------------------------- writing
-
-PendingMessage::PendingMessage(PendingMessage&& o) noexcept
-    : queue_(o.queue_),
-      id_(std::move(o.id_)),
-      fd_(std::move(o.fd_)),
-      active_(std::exchange(o.active_, false)),
-      buf_(std::move(o.buf_)),
-      bufferSize_(o.bufferSize_),
-      size_(o.size_),
-      error_(std::move(o.error_)) {}
-
-PendingMessage& PendingMessage::operator=(PendingMessage&& o) noexcept {
-  if (this != &o) {
-    abort();
-    queue_ = o.queue_;
-    id_ = std::move(o.id_);
-    fd_ = std::move(o.fd_);
-    active_ = std::exchange(o.active_, false);
-    buf_ = std::move(o.buf_);
-    bufferSize_ = o.bufferSize_;
-    size_ = o.size_;
-    error_ = std::move(o.error_);
-  }
-  return *this;
-}
-
-PendingMessage::~PendingMessage() { abort(); }
-
-void PendingMessage::abort() {
-  if (!active_) return;
-  active_ = false;
-  buf_.clear();
-  if (!fd_.valid()) return;  // never created
-  fd_.reset();
-  std::string tmp = queue_->path(Area::Tmp, *id_);
-  if (auto st = queue_->fs().unlink(tmp); !st && st.error().errnum != ENOENT)
-    YLOG_WARN("queue cannot remove aborted message id=%s error=\"%s\"", id_->str().c_str(),
-              st.error().message.c_str());
-}
-
-Status PendingMessage::create() {
-  if (fd_.valid()) return {};
-  std::string tmp = queue_->path(Area::Tmp, *id_);
-  auto fd = queue_->fs().open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
-  if (!fd) {
-    setError(fd.error());
-    return *error_;
-  }
-  fd_ = std::move(*fd);
-  return {};
-}
-
-void PendingMessage::setError(Error e) {
-  if (!error_) error_ = std::move(e);
-}
-
-Status PendingMessage::flush() {
-  if (error_) return *error_;
-  if (auto st = create(); !st) return st;
-  if (buf_.empty()) return {};
-  auto st = writeAllFs(queue_->fs(), fd_.get(), buf_);
-  buf_.clear();
-  if (!st) {
-    setError(withContext("write " + queue_->path(Area::Tmp, *id_), st.error()));
-    return *error_;
-  }
-  return {};
-}
-
-Status PendingMessage::append(std::string_view data) {
-  if (!active()) return Error{"append to a message that is not open", EINVAL};
-  if (error_) return *error_;
-  size_ += data.size();
-  if (buf_.size() + data.size() <= bufferSize_) {
-    buf_.append(data);
-    return {};
-  }
-  if (auto st = flush(); !st) return st;
-  if (data.size() < bufferSize_) {
-    buf_.append(data);
-    return {};
-  }
-  if (auto st = writeAllFs(queue_->fs(), fd_.get(), data); !st) {
-    setError(withContext("write " + queue_->path(Area::Tmp, *id_), st.error()));
-    return *error_;
-  }
-  return {};
-}
-
 // ---------------------------------------------------------------- committer
 
 struct CommitJob {
@@ -295,7 +264,9 @@ class LoopReturn {
   }
 
  private:
-  static void onWake(evutil_socket_t, short, void* arg) { static_cast<LoopReturn*>(arg)->deliver(); }
+  static void onWake(evutil_socket_t, short, void* arg) {
+    static_cast<LoopReturn*>(arg)->deliver();
+  }
   void deliver() {
     uint64_t count;
     [[maybe_unused]] ssize_t r = ::read(wakeFd_.get(), &count, sizeof count);
@@ -316,36 +287,423 @@ class LoopReturn {
   UniqueFd wakeFd_;
   CPtr<struct event, event_free> wakeEvent_;
   std::mutex mu_;
-  std::vector<std::unique_ptr<Job>> done_;  // guarded by mu_
+  std::vector<std::unique_ptr<Job>> done_;                // guarded by mu_
   std::unordered_map<CommitTicket, Callback> callbacks_;  // loop thread only
 };
+
+// Jobs that go through two steps, shared by the committer, the housekeeper
+// and the spare makers:
+//  1. on any of N threads, as soon as one is free: the job's own work
+//     (write and fsync a file, save a state, create a spare), which either
+//     finishes it or leaves it waiting for a directory fsync;
+//  2. shared: one thread at a time (whichever finished a step 1 and finds
+//     no step 2 under way) runs step 2 once for every job waiting so far,
+//     then again for the jobs that arrived meanwhile, until none is left.
+// So the step 1 of new jobs runs while an earlier group's directory fsync
+// is under way, and every job that reaches step 2 during one shares the
+// next: the group is whatever piled up, never a wait for company. With one
+// thread, up to loneThreadBatch jobs waiting in the queue go through step 1
+// before step 2 (0: none). Jobs handed over before the pool stops are
+// still done.
+template <class Job>
+class TwoStepPool {
+ public:
+  struct Steps {
+    std::function<bool(Job&)> one;  // true: the job waits for step 2
+    std::function<void(const std::vector<Job*>&)> two;
+    // Finished jobs (after step 1 or 2), on the worker thread.
+    std::function<void(std::vector<std::unique_ptr<Job>>&&)> done;
+    size_t loneThreadBatch = 0;
+  };
+  explicit TwoStepPool(Steps steps) : steps_(std::move(steps)) {}
+  TwoStepPool(const TwoStepPool&) = delete;
+  TwoStepPool& operator=(const TwoStepPool&) = delete;
+  ~TwoStepPool() { stop(); }
+
+  void start(size_t threads) {
+    threads = std::max<size_t>(threads, 1);
+    lone_ = threads == 1;
+    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { threadMain(); });
+  }
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+  void submit(std::unique_ptr<Job> job) {
+    {
+      std::lock_guard lock(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void threadMain() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;
+      std::unique_ptr<Job> job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      const bool waits = steps_.one(*job);
+      if (!waits) {
+        std::vector<std::unique_ptr<Job>> finished;
+        finished.push_back(std::move(job));
+        steps_.done(std::move(finished));
+        lock.lock();
+        continue;
+      }
+      lock.lock();
+      waiting_.push_back(std::move(job));
+      if (lone_ && !jobs_.empty() && waiting_.size() < steps_.loneThreadBatch) continue;
+      while (!twoRunning_ && !waiting_.empty()) {
+        twoRunning_ = true;
+        std::vector<std::unique_ptr<Job>> group;
+        group.swap(waiting_);
+        lock.unlock();
+        std::vector<Job*> ptrs;
+        ptrs.reserve(group.size());
+        for (auto& j : group) ptrs.push_back(j.get());
+        steps_.two(ptrs);
+        steps_.done(std::move(group));
+        lock.lock();
+        twoRunning_ = false;
+      }
+    }
+  }
+
+  Steps steps_;
+  std::vector<std::thread> threads_;
+  bool lone_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Job>> jobs_;      // step 1 to do; guarded by mu_
+  std::vector<std::unique_ptr<Job>> waiting_;  // step 2 to do; guarded by mu_
+  bool twoRunning_ = false;                    // guarded by mu_
+  bool stopping_ = false;                      // guarded by mu_
+};
+
+// ---------------------------------------------------------------- spares
+
+// One spare to make (or, with discard, an old one to remove).
+struct SpareJob {
+  explicit SpareJob(QueueId i) : id(std::move(i)) {}
+  QueueId id;
+  UniqueFd fd;
+  bool discard = false;
+  bool ok = false;
+};
+
+// A spare older than this is replaced, so that a queue ID's time stays
+// near its message's arrival.
+constexpr auto kSpareMaxAge = std::chrono::minutes(10);
+// The reserve never aims below this.
+constexpr size_t kMinSpares = 4;
+// Demand is the most spares in use at once within the current and the
+// previous window of this length.
+constexpr auto kDemandWindow = std::chrono::seconds(10);
+
+// The reserve of spare files: a TwoStepPool of spareThreads threads whose
+// step 1 creates queue/<id> (O_EXCL) and whose step 2 fsyncs queue/ once
+// for the batch; only then do the spares join the reserve. Every ID from
+// the moment it is chosen until its file is gone or holds a committed
+// message is in uncommitted_, so scan() never lists it.
+class Spares {
+ public:
+  explicit Spares(Queue& q)
+      : q_(q),
+        pool_({[&q](SpareJob& j) { return create(q, j); },
+               [&q](const std::vector<SpareJob*>& js) { syncCreated(q, js); },
+               [this](std::vector<std::unique_ptr<SpareJob>>&& js) { arrived(std::move(js)); },
+               0}) {}
+  ~Spares() {
+    pool_.stop();
+    // Unused spares: empty files; removed here (a crash leaves them to
+    // recovery, which removes empty files in queue/).
+    for (auto& s : ready_) (void)q_.fs().unlink(q_.path(Area::Queue, s.id));
+  }
+
+  void start() {
+    pool_.start(q_.opts_.spareThreads);
+    std::lock_guard lock(mu_);
+    windowStart_ = std::chrono::steady_clock::now();
+    refillLocked();
+  }
+
+  // Loop thread: a spare, or nullopt when none is ready.
+  std::optional<std::pair<QueueId, UniqueFd>> take() {
+    std::lock_guard lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    std::optional<std::pair<QueueId, UniqueFd>> out;
+    while (!ready_.empty() && !out) {
+      Ready r = std::move(ready_.front());
+      ready_.pop_front();
+      if (now - r.made > kSpareMaxAge) {
+        auto job = std::make_unique<SpareJob>(r.id);
+        job->discard = true;
+        pool_.submit(std::move(job));
+        continue;
+      }
+      out.emplace(std::move(r.id), std::move(r.fd));
+    }
+    if (out) {
+      ++inUse_;
+      noteDemandLocked(now);
+    }
+    refillLocked();
+    return out;
+  }
+  // A spare taken and never written to: back into the reserve.
+  void giveBack(const QueueId& id, UniqueFd fd) {
+    std::lock_guard lock(mu_);
+    --inUse_;
+    ready_.push_front(Ready{id, std::move(fd), std::chrono::steady_clock::now()});
+  }
+  // A taken spare's file is gone, or holds a committed message.
+  void finished(const QueueId& id) {
+    std::lock_guard lock(mu_);
+    --inUse_;
+    uncommitted_.erase(id);
+  }
+  bool uncommitted(const QueueId& id) const {
+    std::lock_guard lock(mu_);
+    return uncommitted_.count(id) > 0;
+  }
+  size_t ready() const {
+    std::lock_guard lock(mu_);
+    return ready_.size();
+  }
+
+ private:
+  struct Ready {
+    QueueId id;
+    UniqueFd fd;
+    std::chrono::steady_clock::time_point made;
+  };
+
+  static bool create(Queue& q, SpareJob& job) {
+    const std::string path = q.path(Area::Queue, job.id);
+    if (job.discard) {
+      (void)q.fs().unlink(path);
+      return false;
+    }
+    auto fd = q.fs().open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (!fd) {
+      YLOG_WARN("queue cannot make a spare file id=%s error=\"%s\"", job.id.str().c_str(),
+                fd.error().message.c_str());
+      return false;
+    }
+    job.fd = std::move(*fd);
+    return true;
+  }
+  static void syncCreated(Queue& q, const std::vector<SpareJob*>& jobs) {
+    Fs& fs = q.fs();
+    if (auto st = fs.fsyncDir(q.dir(Area::Queue)); !st) {
+      YLOG_WARN("queue cannot sync new spare files count=%zu error=\"%s\"", jobs.size(),
+                st.error().message.c_str());
+      for (SpareJob* j : jobs) {
+        j->fd.reset();
+        (void)fs.unlink(q.path(Area::Queue, j->id));
+      }
+      return;
+    }
+    for (SpareJob* j : jobs) j->ok = true;
+  }
+  // Worker thread: made (or failed, or discarded) spares.
+  void arrived(std::vector<std::unique_ptr<SpareJob>>&& jobs) {
+    std::lock_guard lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& j : jobs) {
+      if (j->discard) {
+        uncommitted_.erase(j->id);
+        continue;
+      }
+      --making_;
+      if (j->ok)
+        ready_.push_back(Ready{j->id, std::move(j->fd), now});
+      else
+        uncommitted_.erase(j->id);
+    }
+  }
+  void noteDemandLocked(std::chrono::steady_clock::time_point now) {
+    if (now - windowStart_ > kDemandWindow) {
+      lastPeak_ = peak_;
+      peak_ = 0;
+      windowStart_ = now;
+    }
+    peak_ = std::max(peak_, inUse_);
+  }
+  void refillLocked() {
+    const size_t demand = std::max(peak_, lastPeak_);
+    const size_t target = std::min(q_.opts_.maxSpares, kMinSpares + demand + demand / 2);
+    const size_t have = ready_.size() + making_;
+    for (size_t i = have; i < target; ++i) {
+      auto job = std::make_unique<SpareJob>(q_.ids_.next());
+      uncommitted_.insert(job->id);  // before its file exists
+      ++making_;
+      pool_.submit(std::move(job));
+    }
+  }
+
+  Queue& q_;
+  mutable std::mutex mu_;
+  std::deque<Ready> ready_;                            // guarded by mu_
+  std::set<QueueId> uncommitted_;                      // guarded by mu_
+  size_t making_ = 0;                                  // guarded by mu_
+  size_t inUse_ = 0;                                   // guarded by mu_
+  size_t peak_ = 0, lastPeak_ = 0;                     // guarded by mu_
+  std::chrono::steady_clock::time_point windowStart_;  // guarded by mu_
+  TwoStepPool<SpareJob> pool_;                         // last: stopped first
+};
+
+// ---------------------------------------------------------------- writing
+
+PendingMessage::PendingMessage(PendingMessage&& o) noexcept
+    : queue_(o.queue_),
+      id_(std::move(o.id_)),
+      fd_(std::move(o.fd_)),
+      active_(std::exchange(o.active_, false)),
+      spare_(o.spare_),
+      buf_(std::move(o.buf_)),
+      bufferSize_(o.bufferSize_),
+      size_(o.size_),
+      written_(o.written_),
+      header_(std::move(o.header_)),
+      hasher_(o.hasher_),
+      error_(std::move(o.error_)) {}
+
+PendingMessage& PendingMessage::operator=(PendingMessage&& o) noexcept {
+  if (this != &o) {
+    abort();
+    queue_ = o.queue_;
+    id_ = std::move(o.id_);
+    fd_ = std::move(o.fd_);
+    active_ = std::exchange(o.active_, false);
+    spare_ = o.spare_;
+    buf_ = std::move(o.buf_);
+    bufferSize_ = o.bufferSize_;
+    size_ = o.size_;
+    written_ = o.written_;
+    header_ = std::move(o.header_);
+    hasher_ = o.hasher_;
+    error_ = std::move(o.error_);
+  }
+  return *this;
+}
+
+PendingMessage::~PendingMessage() { abort(); }
+
+std::string PendingMessage::filePath() const {
+  return queue_->path(spare_ ? Area::Queue : Area::Tmp, *id_);
+}
+
+void PendingMessage::abort() {
+  if (!active_) return;
+  active_ = false;
+  buf_.clear();
+  if (!fd_.valid()) return;  // never created
+  if (spare_ && written_ == 0 && !error_) {
+    // Untouched: still an empty file with a durable name.
+    queue_->spares_->giveBack(*id_, std::move(fd_));
+    return;
+  }
+  fd_.reset();
+  if (auto st = queue_->fs().unlink(filePath()); !st && st.error().errnum != ENOENT)
+    YLOG_WARN("queue cannot remove aborted message id=%s error=\"%s\"", id_->str().c_str(),
+              st.error().message.c_str());
+  if (spare_) queue_->spares_->finished(*id_);
+}
+
+Status PendingMessage::create() {
+  if (fd_.valid()) return {};
+  std::string tmp = queue_->path(Area::Tmp, *id_);
+  auto fd = queue_->fs().open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+  if (!fd) {
+    setError(fd.error());
+    return *error_;
+  }
+  fd_ = std::move(*fd);
+  return {};
+}
+
+void PendingMessage::setError(Error e) {
+  if (!error_) error_ = std::move(e);
+}
+
+Status PendingMessage::writeOut(std::string_view data) {
+  // The checksum covers every byte after the header, in file order (the
+  // header is only final at commit and enters the trailer's checksum then).
+  if (written_ < kHeaderSize) {
+    size_t skip = static_cast<size_t>(std::min<uint64_t>(kHeaderSize - written_, data.size()));
+    hasher_.update(data.substr(skip));
+  } else {
+    hasher_.update(data);
+  }
+  written_ += data.size();  // also on failure: the file is no longer untouched
+  if (auto st = writeAllFs(queue_->fs(), fd_.get(), data); !st) {
+    setError(withContext("write " + filePath(), st.error()));
+    return *error_;
+  }
+  return {};
+}
+
+Status PendingMessage::flush() {
+  if (error_) return *error_;
+  if (auto st = create(); !st) return st;
+  if (buf_.empty()) return {};
+  auto st = writeOut(buf_);
+  buf_.clear();
+  return st;
+}
+
+Status PendingMessage::append(std::string_view data) {
+  if (!active()) return Error{"append to a message that is not open", EINVAL};
+  if (error_) return *error_;
+  size_ += data.size();
+  if (buf_.size() + data.size() <= bufferSize_) {
+    buf_.append(data);
+    return {};
+  }
+  if (auto st = flush(); !st) return st;
+  if (data.size() < bufferSize_) {
+    buf_.append(data);
+    return {};
+  }
+  return writeOut(data);
+}
 
 // A single-threaded committer makes at most this many renames durable with
 // one directory fsync.
 constexpr size_t kMaxGroup = 256;
 
-// The group committer. Each commit goes through two steps:
-//  1. on one of fsyncThreads file threads, as soon as one is free: write
-//     the rest of the buffer, patch the size, fsync the file, rename it
-//     into queue/ (only a file whose data is on disk gets a name there);
-//  2. fsync of queue/, shared: one thread at a time (whichever file thread
-//     finds no directory fsync under way) syncs the directory for every
-//     rename done so far, then again for the renames that happened while it
-//     was syncing, until none is left.
-// So file fsyncs of new commits run while the directory fsync of earlier
-// ones is under way, and every commit that reaches step 2 during one
-// directory fsync shares the next one: the batch is whatever piled up,
-// never a wait for company, so a lone commit is not delayed.
+// The group committer, a TwoStepPool of fsyncThreads threads:
+//  1. finishFile: write the rest of the buffer, patch the size, append the
+//     trailer, fsync the file. A message in a spare is then committed (its
+//     name was durable already); one in tmp/ is renamed into queue/ (only a
+//     file whose data is on disk gets a name there) and waits for
+//  2. syncRenamed: one fsync of queue/ for every rename so far.
 class Committer {
  public:
-  explicit Committer(Queue& q) : q_(q) {}
-  ~Committer();
+  explicit Committer(Queue& q)
+      : q_(q),
+        pool_(
+            {[&q](CommitJob& j) { return finishFile(q, j); },
+             [&q](const std::vector<CommitJob*>& js) { syncRenamed(q, js); },
+             [this](std::vector<std::unique_ptr<CommitJob>>&& js) { return_.post(std::move(js)); },
+             kMaxGroup}) {}
   Status start(event_base* base);
   CommitTicket submit(PendingMessage&& msg, CommitCallback cb);
   void cancel(CommitTicket t) { return_.cancel(t); }
 
-  // Step 1 for one job. True when the file is in queue/; false when the job
-  // failed (its result is set, nothing of it is left in tmp/).
+  // Step 1 for one job. True when the file was renamed into queue/ and
+  // waits for step 2; false when the job is done: failed (nothing of it is
+  // left) or committed into its spare (result set either way).
   static bool finishFile(Queue& q, CommitJob& job);
   // Step 2: one fsync of queue/ for jobs that passed step 1. Sets every
   // job's result; on failure their files are removed from queue/.
@@ -353,18 +711,10 @@ class Committer {
 
  private:
   static void failJob(CommitJob& job, const Error& e);
-  void threadMain();
 
   Queue& q_;
   LoopReturn<CommitJob, CommitCallback> return_;
-  std::vector<std::thread> threads_;
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::unique_ptr<CommitJob>> jobs_;      // step 1 to do; guarded by mu_
-  std::vector<std::unique_ptr<CommitJob>> renamed_;  // step 2 to do; guarded by mu_
-  bool dirSyncing_ = false;                          // guarded by mu_
-  bool stopping_ = false;                            // guarded by mu_
+  TwoStepPool<CommitJob> pool_;  // last: stopped before return_ goes
 };
 
 void Committer::failJob(CommitJob& job, const Error& e) {
@@ -392,8 +742,23 @@ bool Committer::finishFile(Queue& q, CommitJob& job) {
     failJob(job, withContext("write header of " + m.id_->str(), st.error()));
     return false;
   }
+  m.header_.replace(kMessageSizeOffset, digits.size(), digits);
+  const std::string trailer = m.hasher_.trailer(m.header_, m.written_);
+  if (auto st = writeAllFs(fs, m.fd_.get(), trailer); !st) {
+    failJob(job, withContext("write trailer of " + m.id_->str(), st.error()));
+    return false;
+  }
   if (auto st = fs.fsync(m.fd_.get()); !st) {
     failJob(job, withContext("fsync " + m.id_->str(), st.error()));
+    return false;
+  }
+  if (m.spare_) {
+    // Data, size and trailer are on disk, and the name was before the
+    // spare was handed out: committed, with one device flush.
+    m.fd_.reset();
+    m.active_ = false;
+    q.spares_->finished(*m.id_);
+    job.result = *m.id_;
     return false;
   }
   // From here on the file is "ready": its data is on disk, so a name in
@@ -429,18 +794,8 @@ void Committer::syncRenamed(Queue& q, const std::vector<CommitJob*>& jobs) {
 
 Status Committer::start(event_base* base) {
   if (auto st = return_.start(base, "queue committer"); !st) return st;
-  for (size_t i = 0; i < q_.opts_.fsyncThreads; ++i)
-    threads_.emplace_back([this] { threadMain(); });
+  pool_.start(q_.opts_.fsyncThreads);
   return {};
-}
-
-Committer::~Committer() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  for (auto& t : threads_) t.join();
 }
 
 CommitTicket Committer::submit(PendingMessage&& msg, CommitCallback cb) {
@@ -449,54 +804,8 @@ CommitTicket Committer::submit(PendingMessage&& msg, CommitCallback cb) {
   job->msg = std::move(msg);
   CommitTicket t = job->ticket;
   return_.expect(t, std::move(cb));
-  {
-    std::lock_guard lock(mu_);
-    jobs_.push_back(std::move(job));
-  }
-  cv_.notify_one();
+  pool_.submit(std::move(job));
   return t;
-}
-
-void Committer::threadMain() {
-  std::unique_lock lock(mu_);
-  for (;;) {
-    // Stopping: every job handed over is still made durable first.
-    cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-    if (jobs_.empty()) return;
-    std::unique_ptr<CommitJob> job = std::move(jobs_.front());
-    jobs_.pop_front();
-    lock.unlock();
-    bool inQueue = finishFile(q_, *job);
-    lock.lock();
-    if (!inQueue) {
-      std::vector<std::unique_ptr<CommitJob>> failed;
-      failed.push_back(std::move(job));
-      lock.unlock();
-      return_.post(std::move(failed));
-      lock.lock();
-      continue;
-    }
-    renamed_.push_back(std::move(job));
-    // A single thread cannot overlap the two steps: it finishes what is
-    // waiting first (up to kMaxGroup files), then syncs the directory once
-    // for all of them, as a batch.
-    if (q_.opts_.fsyncThreads == 1 && !jobs_.empty() && renamed_.size() < kMaxGroup) continue;
-    // The thread that syncs the directory goes on while renames keep
-    // coming in behind it; the others go back to files.
-    while (!dirSyncing_ && !renamed_.empty()) {
-      dirSyncing_ = true;
-      std::vector<std::unique_ptr<CommitJob>> group;
-      group.swap(renamed_);
-      lock.unlock();
-      std::vector<CommitJob*> ptrs;
-      ptrs.reserve(group.size());
-      for (auto& j : group) ptrs.push_back(j.get());
-      syncRenamed(q_, ptrs);
-      return_.post(std::move(group));
-      lock.lock();
-      dirSyncing_ = false;
-    }
-  }
 }
 
 // ---------------------------------------------------------------- housekeeper
@@ -506,22 +815,26 @@ struct HouseJob {
   HouseJob(QueueId i, bool s) : id(std::move(i)), save(s) {}
   CommitTicket ticket = 0;
   QueueId id;
-  bool save = false;   // else a removal
-  std::string bytes;   // save: the encoded state
-  std::string syncDir; // set by step 1: the folder whose fsync the job waits for
+  bool save = false;    // else a removal
+  std::string bytes;    // save: the encoded state
+  std::string syncDir;  // set by step 1: the folder whose fsync the job waits for
   std::optional<Status> result;
 };
 
-// The queue manager's state saves and removals, in the committer's two
-// steps: step 1 on one of stateThreads threads (a save: write, fsync and
-// rename the state file; a removal: unlink the message), step 2 shared:
-// one thread at a time fsyncs each folder named by the jobs that reached
-// it (state/, queue/, hold/) once, for all of them, then finishes them (a
-// removal: unlink the state file, now that the message is gone for good).
+// The queue manager's state saves and removals, a TwoStepPool of
+// stateThreads threads: step 1 (a save: write, fsync and rename the state
+// file; a removal: unlink the message), step 2 shared: each folder named
+// by the jobs that reached it (state/, queue/, hold/) is fsync'd once, for
+// all of them, then they are finished (a removal: unlink the state file,
+// now that the message is gone for good).
 class Housekeeper {
  public:
-  explicit Housekeeper(Queue& q) : q_(q) {}
-  ~Housekeeper();
+  explicit Housekeeper(Queue& q)
+      : q_(q),
+        pool_({[&q](HouseJob& j) { return stepOne(q, j); },
+               [&q](const std::vector<HouseJob*>& js) { stepTwo(q, js); },
+               [this](std::vector<std::unique_ptr<HouseJob>>&& js) { return_.post(std::move(js)); },
+               0}) {}
   Status start(event_base* base);
   CommitTicket submit(std::unique_ptr<HouseJob> job, DoneCallback cb);
   void cancel(CommitTicket t) { return_.cancel(t); }
@@ -533,18 +846,9 @@ class Housekeeper {
   static void stepTwo(Queue& q, const std::vector<HouseJob*>& jobs);
 
  private:
-  void threadMain();
-
   Queue& q_;
   LoopReturn<HouseJob, DoneCallback> return_;
-  std::vector<std::thread> threads_;
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::unique_ptr<HouseJob>> jobs_;      // guarded by mu_
-  std::vector<std::unique_ptr<HouseJob>> synced_;   // step 2 to do; guarded by mu_
-  bool dirSyncing_ = false;                         // guarded by mu_
-  bool stopping_ = false;                           // guarded by mu_
+  TwoStepPool<HouseJob> pool_;  // last: stopped before return_ goes
 };
 
 bool Housekeeper::stepOne(Queue& q, HouseJob& job) {
@@ -608,8 +912,7 @@ void Housekeeper::stepTwo(Queue& q, const std::vector<HouseJob*>& jobs) {
     }
     Status r;
     if (!job->save) {
-      if (auto u = fs.unlink(q.path(Area::State, job->id)); !u && u.error().errnum != ENOENT)
-        r = u;
+      if (auto u = fs.unlink(q.path(Area::State, job->id)); !u && u.error().errnum != ENOENT) r = u;
     }
     job->result = r;
   }
@@ -617,65 +920,16 @@ void Housekeeper::stepTwo(Queue& q, const std::vector<HouseJob*>& jobs) {
 
 Status Housekeeper::start(event_base* base) {
   if (auto st = return_.start(base, "queue housekeeper"); !st) return st;
-  for (size_t i = 0; i < std::max<size_t>(q_.opts_.stateThreads, 1); ++i)
-    threads_.emplace_back([this] { threadMain(); });
+  pool_.start(q_.opts_.stateThreads);
   return {};
-}
-
-Housekeeper::~Housekeeper() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  for (auto& t : threads_) t.join();
 }
 
 CommitTicket Housekeeper::submit(std::unique_ptr<HouseJob> job, DoneCallback cb) {
   job->ticket = q_.nextTicket_++;
   CommitTicket t = job->ticket;
   return_.expect(t, std::move(cb));
-  {
-    std::lock_guard lock(mu_);
-    jobs_.push_back(std::move(job));
-  }
-  cv_.notify_one();
+  pool_.submit(std::move(job));
   return t;
-}
-
-void Housekeeper::threadMain() {
-  std::unique_lock lock(mu_);
-  for (;;) {
-    // Stopping: every job handed over is still done first.
-    cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-    if (jobs_.empty()) return;
-    std::unique_ptr<HouseJob> job = std::move(jobs_.front());
-    jobs_.pop_front();
-    lock.unlock();
-    bool waits = stepOne(q_, *job);
-    std::vector<std::unique_ptr<HouseJob>> finished;
-    if (!waits) {
-      finished.push_back(std::move(job));
-      return_.post(std::move(finished));
-      lock.lock();
-      continue;
-    }
-    lock.lock();
-    synced_.push_back(std::move(job));
-    while (!dirSyncing_ && !synced_.empty()) {
-      dirSyncing_ = true;
-      std::vector<std::unique_ptr<HouseJob>> group;
-      group.swap(synced_);
-      lock.unlock();
-      std::vector<HouseJob*> ptrs;
-      ptrs.reserve(group.size());
-      for (auto& j : group) ptrs.push_back(j.get());
-      stepTwo(q_, ptrs);
-      return_.post(std::move(group));
-      lock.lock();
-      dirSyncing_ = false;
-    }
-  }
 }
 
 // ---------------------------------------------------------------- the queue
@@ -685,6 +939,7 @@ Queue::Queue(QueueOptions opts) : opts_(std::move(opts)), ids_(opts_.pid) {}
 Queue::~Queue() {
   housekeeper_.reset();
   committer_.reset();
+  spares_.reset();
 }
 
 Result<std::unique_ptr<Queue>> Queue::open(QueueOptions options) {
@@ -724,6 +979,29 @@ Status Queue::recover() {
                 st.error().message.c_str());
   }
   if (!tmp->empty()) YLOG_NOTICE("queue removed uncommitted leftovers count=%zu", tmp->size());
+
+  // queue/: a file there may be an unused spare or a commit into a spare
+  // that a crash interrupted before its fsync returned (so no client got a
+  // 2xx for it): only files that prove they are whole stay.
+  auto inQueue = fs.listDir(dir(Area::Queue));
+  if (!inQueue) return inQueue.error();
+  size_t removed = 0;
+  for (const std::string& name : *inQueue) {
+    if (!QueueId::valid(name)) continue;
+    const std::string p = dir(Area::Queue) + "/" + name;
+    std::string why = unfinishedReason(fs, p);
+    if (why.empty()) continue;
+    if (auto st = fs.unlink(p); !st) {
+      YLOG_WARN("queue cannot remove unfinished file=queue/%s error=\"%s\"", name.c_str(),
+                st.error().message.c_str());
+      continue;
+    }
+    ++removed;
+    if (why.rfind("empty", 0) != 0)
+      YLOG_NOTICE("queue removed an unfinished file=queue/%s reason=\"%s\"", name.c_str(),
+                  why.c_str());
+  }
+  if (removed) YLOG_NOTICE("queue removed unfinished files count=%zu", removed);
 
   std::set<std::string> messages;
   for (Area a : {Area::Queue, Area::Hold}) {
@@ -769,6 +1047,10 @@ Status Queue::attachLoop(event_base* base) {
   auto h = std::make_unique<Housekeeper>(*this);
   if (auto st = h->start(base); !st) return st;
   housekeeper_ = std::move(h);
+  if (opts_.maxSpares > 0) {
+    spares_ = std::make_unique<Spares>(*this);
+    spares_->start();
+  }
   return {};
 }
 
@@ -776,15 +1058,27 @@ Result<PendingMessage> Queue::begin(const Envelope& env) {
   if (auto st = validateEnvelope(env); !st) return st.error();
   std::string envBytes = encodeEnvelope(env);
   if (envBytes.size() > kMaxEnvelopeSize) return Error{"invalid envelope: too large", EINVAL};
+  const std::string header = encodeHeaderPlaceholder(envBytes.size());
   for (int attempt = 0;; ++attempt) {
     PendingMessage m;
     m.queue_ = this;
-    m.id_ = ids_.next();
     m.active_ = true;
     m.bufferSize_ = opts_.writeBuffer;
+    m.header_ = header;
+    // Appended, not assigned: an assignment would drop the reservation and
+    // a large message would grow the buffer by doubling.
     m.buf_.reserve(std::max(opts_.writeBuffer, kHeaderSize + envBytes.size()));
-    m.buf_ = encodeHeaderPlaceholder(envBytes.size());
-    m.buf_ += envBytes;
+    m.buf_.append(header);
+    m.buf_.append(envBytes);
+    if (spares_) {
+      if (auto spare = spares_->take()) {
+        m.id_ = std::move(spare->first);
+        m.fd_ = std::move(spare->second);
+        m.spare_ = true;
+        return m;
+      }
+    }
+    m.id_ = ids_.next();
     // createOnFlush: the file is created by the first flush, on the
     // committer's thread for a message that fits the write buffer. IDs
     // from ids_ are unique for this process, which holds the spool's lock;
@@ -825,7 +1119,8 @@ Result<std::vector<QueueId>> Queue::scan(Area area) const {
   if (!names) return names.error();
   std::vector<QueueId> ids;
   for (const std::string& n : *names)
-    if (auto id = QueueId::parse(n)) ids.push_back(std::move(*id));
+    if (auto id = QueueId::parse(n); id && !(area == Area::Queue && uncommitted(*id)))
+      ids.push_back(std::move(*id));
   std::sort(ids.begin(), ids.end());
   return ids;
 }
@@ -847,6 +1142,7 @@ Result<QueueFile> Queue::load(const QueueId& id, Area area) {
 }
 
 Status Queue::quarantine(const QueueId& id) {
+  if (uncommitted(id)) return Error{"no such message " + id.str(), ENOENT};
   Fs& fs = this->fs();
   std::string target = path(Area::Corrupt, id);
   Status moved = Error{"no such message " + id.str(), ENOENT};
@@ -905,6 +1201,7 @@ CommitTicket Queue::saveStateLater(const QueueId& id, const MessageState& state,
 CommitTicket Queue::removeLater(const QueueId& id, DoneCallback callback) {
   if (!housekeeper_) fatal("Queue::removeLater without attachLoop");
   auto job = std::make_unique<HouseJob>(id, false);
+  if (uncommitted(id)) job->result = Error{"no such message " + id.str(), ENOENT};
   return housekeeper_->submit(std::move(job), std::move(callback));
 }
 
@@ -918,10 +1215,15 @@ Status Queue::remove(const QueueId& id) {
   // deliver it again to every recipient, also those the state says are
   // done. A state file left by a crash inside remove() goes at the next
   // start (recovery) or with the next remove().
+  if (uncommitted(id)) return Error{"no such message " + id.str(), ENOENT};
   HouseJob job(id, false);
   if (Housekeeper::stepOne(*this, job)) Housekeeper::stepTwo(*this, {&job});
   return std::move(*job.result);
 }
+
+size_t Queue::sparesReady() const { return spares_ ? spares_->ready() : 0; }
+
+bool Queue::uncommitted(const QueueId& id) const { return spares_ && spares_->uncommitted(id); }
 
 Status Queue::moveBetween(const QueueId& id, Area from, Area to) {
   if (auto st = fs().rename(path(from, id), path(to, id)); !st) return st;
@@ -929,7 +1231,10 @@ Status Queue::moveBetween(const QueueId& id, Area from, Area to) {
   return fs().fsyncDir(dir(from));
 }
 
-Status Queue::hold(const QueueId& id) { return moveBetween(id, Area::Queue, Area::Hold); }
+Status Queue::hold(const QueueId& id) {
+  if (uncommitted(id)) return Error{"no such message " + id.str(), ENOENT};
+  return moveBetween(id, Area::Queue, Area::Hold);
+}
 Status Queue::release(const QueueId& id) { return moveBetween(id, Area::Hold, Area::Queue); }
 
 }  // namespace yubin::queue

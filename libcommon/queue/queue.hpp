@@ -2,21 +2,29 @@
 //
 // Owns: the spool folders (tmp/, queue/, hold/, corrupt/, state/), writing
 // messages (Queue::begin -> PendingMessage::append -> Queue::commit), the
-// group committer that makes them durable, startup recovery, reading
-// messages back (QueueFile), the per-recipient state files and removal.
+// group committer that makes them durable, the reserve of spare files,
+// startup recovery, reading messages back (QueueFile), the per-recipient
+// state files and removal.
 //
 // The guarantee: a commit callback reports success only after the message
-// file has been fsync'd, renamed from tmp/ into queue/, and queue/ has been
-// fsync'd. Only then may mtad answer 250 to the end of DATA. Sessions that
-// commit at the same moment fsync their files in parallel and share one
-// directory fsync (group commit), which overlaps the file fsyncs of later
-// commits, without weakening that guarantee for any of them and without
-// ever waiting for company.
+// file and its name in queue/ are on stable storage. Two ways get there:
+//  - into a spare (QueueOptions::maxSpares): an empty queue/<id> made ahead
+//    of need, whose name was made durable (queue/ fsync'd) before it was
+//    handed out; the commit writes the message and a trailer with a
+//    checksum into it and fsyncs the file: one device flush;
+//  - the fallback, when no spare is ready: tmp/<id> is written and fsync'd,
+//    renamed into queue/, and queue/ is fsync'd; sessions that commit at
+//    the same moment share the directory fsync (group commit).
+// Only then may mtad answer 250 to the end of DATA. A file in queue/ that
+// is not (yet) a committed message (a spare, a commit under way, a crash's
+// leftover) is never listed by scan(); at startup every version 2 file's
+// trailer and checksum are verified and the files that fail are removed
+// (never acknowledged: their fsync had not returned).
 //
 // Threads: a Queue is used from one thread (the event loop thread) except
-// for its committer's threads (QueueOptions::fsyncThreads), which only touch
-// the jobs handed to them and the Fs, each job by one thread at a time.
-// Callbacks run on the loop thread, never inside commit().
+// for its committer's, housekeeper's and spare makers' threads, which only
+// touch the jobs handed to them, the spare reserve (under its lock) and the
+// Fs. Callbacks run on the loop thread, never inside commit().
 //
 // Trust: runs as yubin-mta. Files in the spool are written by mtad only, but
 // the reader treats them as possibly corrupt: a file that does not parse is
@@ -109,8 +117,10 @@ Result<MessageState> readState(Fs& fs, const std::string& spoolDir, const QueueI
 
 class Queue;
 
-// A message being written to tmp/<id>. Move-only. Destroying it without a
-// commit aborts it (the tmp file is removed).
+// A message being written to tmp/<id>, or into a spare queue/<id>. Move-only.
+// Destroying it without a commit aborts it (the tmp file is removed; a
+// spare goes back to the reserve if nothing was written into it, else it
+// is removed).
 class PendingMessage {
  public:
   PendingMessage() = default;
@@ -130,23 +140,32 @@ class PendingMessage {
   // included). Buffered; a write error (ENOSPC, EIO) is returned here or at
   // commit, and sticks: every later append and the commit report it too.
   Status append(std::string_view data);
-  // Removes the tmp file. Idempotent.
+  // Removes the tmp file (or gives back or removes the spare). Idempotent.
   void abort();
+  // Whether the message is written into a spare file (see QueueOptions).
+  bool inSpare() const { return spare_; }
 
  private:
   friend class Queue;
   friend class Committer;
   Status create();  // tmp/<id>, O_EXCL, once
   Status flush();
+  // Writes bytes at the end of the file, feeding the checksum.
+  Status writeOut(std::string_view data);
+  std::string filePath() const;
   void setError(Error e);
 
   Queue* queue_ = nullptr;
   std::optional<QueueId> id_;
-  UniqueFd fd_;  // invalid until the first flush creates tmp/<id>
+  UniqueFd fd_;  // invalid until the first flush creates tmp/<id>; a spare's from the start
   bool active_ = false;
+  bool spare_ = false;  // the file is queue/<id>, a spare
   std::string buf_;
   size_t bufferSize_ = 0;
   uint64_t size_ = 0;
+  uint64_t written_ = 0;  // bytes written to the file so far
+  std::string header_;    // the header as in the file; patched at commit
+  ImageHasher hasher_;    // over every byte after the header
   std::optional<Error> error_;
 };
 
@@ -171,6 +190,17 @@ struct QueueOptions {
   // Threads for saveStateLater and removeLater (the queue manager's state
   // saves and removals, off its event loop).
   size_t stateThreads = 4;
+  // The most spare files kept ready (0: none, every commit takes the
+  // tmp/ + rename + directory fsync path). A spare is an empty queue/<id>,
+  // made by spareThreads threads after attachLoop() (one fsync of queue/
+  // for each batch made), whose name is durable before begin() hands it
+  // out: the commit into it then needs one file fsync. The reserve follows
+  // the demand (about 1.5 times the most messages in progress at once in
+  // the last 10 to 20 s, plus 4), up to this bound; begin() falls back to
+  // tmp/ when it is empty. A spare's queue ID tells when its file was made
+  // (at most 10 minutes before begin(): older spares are replaced).
+  size_t maxSpares = 0;
+  size_t spareThreads = 2;
 };
 
 using CommitCallback = std::function<void(Result<QueueId>)>;
@@ -179,16 +209,19 @@ using CommitTicket = uint64_t;
 
 class Committer;
 class Housekeeper;
+class Spares;
 
 class Queue {
  public:
   // Takes an exclusive lock on spool_dir/lock (EBUSY if another process
   // has the queue open: recovery would delete its half-written files), then
   // creates the folders (mode 0700) if needed, then recovers: removes
-  // leftovers in tmp/ (never committed: their sessions got no 2xx), moves
-  // files with names that are not queue IDs out of queue/ and hold/ into
-  // corrupt/, and removes state files whose message is gone (see
-  // docs/queue.md, "Crash windows").
+  // leftovers in tmp/ (never committed: their sessions got no 2xx), removes
+  // the files in queue/ that are not whole (empty spares, version 2 files
+  // whose trailer or checksum does not verify), moves files with names
+  // that are not queue IDs out of queue/ and hold/ into corrupt/, and
+  // removes state files whose message is gone (see docs/queue.md, "Crash
+  // windows").
   static Result<std::unique_ptr<Queue>> open(QueueOptions options);
   // Stops the committer: queued commits are still made durable, but their
   // callbacks are dropped. Destroy the Queue before the event_base.
@@ -203,9 +236,11 @@ class Queue {
   // (an eventfd registered on base). Call once, before commit().
   Status attachLoop(event_base* base);
 
-  // Creates tmp/<new id> (O_EXCL) and stages the header and envelope; with
-  // QueueOptions::createOnFlush the file is created later (see there).
-  // The envelope is validated (EINVAL); env.size is ignored.
+  // Takes a spare when one is ready (its ID is the message's), else creates
+  // tmp/<new id> (O_EXCL); stages the header and envelope. With
+  // QueueOptions::createOnFlush the tmp/ file is created later (see there).
+  // The envelope is validated (EINVAL); env.size is ignored; its
+  // arrivalTime is the caller's (not the spare's age).
   Result<PendingMessage> begin(const Envelope& env);
 
   // Hands the message to the committer. callback runs later on the loop
@@ -221,8 +256,9 @@ class Queue {
   // The same work done on the calling thread, for tools and tests.
   Result<QueueId> commitNow(PendingMessage&& msg);
 
-  // Committed message IDs in an area (Queue or Hold), oldest first.
-  // Names that are not IDs are skipped.
+  // Committed message IDs in an area (Queue or Hold), in ID order.
+  // Names that are not IDs are skipped, and so are this queue's spares and
+  // commits into spares still under way.
   Result<std::vector<QueueId>> scan(Area area = Area::Queue) const;
 
   // Opens queue/<id> (or hold/<id>). Pure read: see load() for quarantine.
@@ -260,10 +296,17 @@ class Queue {
   Status hold(const QueueId& id);
   Status release(const QueueId& id);
 
+  // Spares ready to be taken (for tests and the benchmark).
+  size_t sparesReady() const;
+  // Whether queue/<id> is a spare or a commit into one under way: not a
+  // message (hold, remove, quarantine refuse it with ENOENT).
+  bool uncommitted(const QueueId& id) const;
+
  private:
   friend class PendingMessage;
   friend class Committer;
   friend class Housekeeper;
+  friend class Spares;
   explicit Queue(QueueOptions opts);
   Status recover();
   Status moveBetween(const QueueId& id, Area from, Area to);
@@ -275,6 +318,7 @@ class Queue {
   IdGenerator ids_;
   std::unique_ptr<Committer> committer_;
   std::unique_ptr<Housekeeper> housekeeper_;
+  std::unique_ptr<Spares> spares_;
   CommitTicket nextTicket_ = 1;  // shared by commits and the housekeeper's jobs
 };
 

@@ -9,8 +9,11 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <fstream>
+#include <map>
 #include <random>
+#include <thread>
 
 #include "base/fs.hpp"
 #include "base/unique_fd.hpp"
@@ -142,10 +145,11 @@ TEST_CASE("write, commitNow, scan and read back byte for byte") {
       CHECK(*tail == bodies[i].substr(bodies[i].size() - 5));
     }
     CHECK(f->read(bodies[i].size(), 10)->empty());
-    // The file on disk is exactly header + envelope + message.
+    // The file on disk is exactly header + envelope + message + trailer.
     std::string onDisk = slurp(tmp.path() + "/queue/" + ids[i].str());
-    CHECK(onDisk.size() == f->messageOffset() + bodies[i].size());
-    CHECK(onDisk.substr(f->messageOffset()) == bodies[i]);
+    CHECK(onDisk.size() == f->messageOffset() + bodies[i].size() + kTrailerSize);
+    CHECK(onDisk.substr(f->messageOffset(), bodies[i].size()) == bodies[i]);
+    CHECK(verifyImage(onDisk).ok());
     struct stat st;
     REQUIRE(::stat((tmp.path() + "/queue/" + ids[i].str()).c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
@@ -582,7 +586,8 @@ TEST_CASE("parallel committer: one failed file fsync among many fails that messa
     auto m = q->begin(envelope());
     REQUIRE(m.ok());
     std::string id = m->id().str();
-    std::string body = "Body " + std::to_string(i) + "\r\n" + randomBytes(4096, static_cast<uint32_t>(i));
+    std::string body =
+        "Body " + std::to_string(i) + "\r\n" + randomBytes(4096, static_cast<uint32_t>(i));
     REQUIRE(m->append(body).ok());
     expected[id] = body;
     q->commit(std::move(*m), [&, id](Result<QueueId> r) {
@@ -730,10 +735,27 @@ TEST_CASE("corrupt files are quarantined, never crash, never come back") {
   REQUIRE(m.ok());
   REQUIRE(m->append("Subject: x\r\n\r\nbody\r\n").ok());
   QueueId good = *q->commitNow(std::move(*m));
-  std::string valid = slurp(tmp.path() + "/queue/" + good.str());
+  // Damage to a version 1 file (no trailer: whole by construction) is
+  // quarantined when it is read; a version 2 file without its trailer is
+  // not a committed message (a spare, a commit under way: ENOENT, left
+  // alone) and recovery removes it at the next start.
+  auto env1 = parseImage(slurp(tmp.path() + "/queue/" + good.str()));
+  REQUIRE(env1.ok());
+  std::string valid = encodeImage(*env1, "Subject: x\r\n\r\nbody\r\n", 1);
+  {
+    IdGenerator spareIds(78);
+    for (std::string bytes : {std::string(), encodeImage(*env1, "x").substr(0, 300)}) {
+      QueueId id = spareIds.next();
+      writeRaw(tmp.path() + "/queue/" + id.str(), bytes);
+      auto f = q->load(id);
+      REQUIRE_FALSE(f.ok());
+      CHECK(f.error().errnum == ENOENT);
+      CHECK(::access((tmp.path() + "/queue/" + id.str()).c_str(), F_OK) == 0);
+      REQUIRE(::unlink((tmp.path() + "/queue/" + id.str()).c_str()) == 0);
+    }
+  }
 
   std::vector<std::pair<std::string, std::string>> damaged = {
-      {"empty", ""},
       {"truncated in header", valid.substr(0, 20)},
       {"truncated in envelope", valid.substr(0, 80)},
       {"truncated in message", valid.substr(0, valid.size() - 3)},
@@ -905,8 +927,8 @@ TEST_CASE("housekeeper: removals with a state file share one directory fsync") {
     ids.push_back(*q->commitNow(std::move(*m)));
     // Every other message has a state file (it was deferred once).
     if (i % 2 == 0)
-      REQUIRE(q->saveState(ids.back(), MessageState{{RcptState{RcptStatus::Delivered, 1, 5, 0,
-                                                               "250 ok"}}})
+      REQUIRE(q->saveState(ids.back(),
+                           MessageState{{RcptState{RcptStatus::Delivered, 1, 5, 0, "250 ok"}}})
                   .ok());
   }
   // Hold the first directory fsync so the others pile up behind it.
@@ -981,8 +1003,9 @@ TEST_CASE("housekeeper: state saves off the loop, shared fsync, failures leave t
     ids.push_back(*q->commitNow(std::move(*m)));
   }
   auto stateOf = [](int i) {
-    return MessageState{{RcptState{RcptStatus::Delivered, 1, 100 + i, 0, "250 ok " + std::to_string(i)},
-                         RcptState{RcptStatus::Deferred, 2, 200 + i, 900 + i, "421 busy"}}};
+    return MessageState{
+        {RcptState{RcptStatus::Delivered, 1, 100 + i, 0, "250 ok " + std::to_string(i)},
+         RcptState{RcptStatus::Deferred, 2, 200 + i, 900 + i, "421 busy"}}};
   };
   fs.closeDirGate();
   const int dirSyncsBefore = fs.calls(Op::FsyncDir);
@@ -1044,4 +1067,267 @@ TEST_CASE("housekeeper: state saves off the loop, shared fsync, failures leave t
   auto q2 = openQueue(tmp.path());
   CHECK(*q2->loadState(ids[3], 2) == stateOf(33));
   CHECK(*q2->loadState(ids[4], 2) == stateOf(44));
+}
+
+// ---------------------------------------------------------------- spares
+
+namespace {
+
+// Polls pred with a deadline (a failure, not a sleep).
+bool eventually(const std::function<bool()>& pred) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+std::unique_ptr<Queue> openWithSpares(const std::string& dir, Fs* fs, size_t maxSpares,
+                                      size_t writeBuffer = 0) {
+  QueueOptions o;
+  o.spoolDir = dir;
+  o.fs = fs;
+  o.maxSpares = maxSpares;
+  o.createOnFlush = true;
+  if (writeBuffer) o.writeBuffer = writeBuffer;
+  auto q = Queue::open(o);
+  REQUIRE(q.ok());
+  return std::move(*q);
+}
+
+Result<QueueId> commitOnLoop(Queue& q, event_base* base, PendingMessage&& m) {
+  std::optional<Result<QueueId>> r;
+  q.commit(std::move(m), [&](Result<QueueId> x) { r = std::move(x); });
+  runUntil(base, [&] { return r.has_value(); });
+  return std::move(*r);
+}
+
+// Files in queue/ and their sizes.
+std::map<std::string, off_t> queueSizes(const std::string& spool) {
+  std::map<std::string, off_t> out;
+  for (const std::string& n : listNames(spool + "/queue")) {
+    struct stat st;
+    if (::stat((spool + "/queue/" + n).c_str(), &st) == 0) out[n] = st.st_size;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a commit into a spare costs one file fsync: no rename, no directory fsync") {
+  TempDir tmp;
+  FaultFs fs;
+  EventBasePtr base(event_base_new());
+  auto q = openWithSpares(tmp.path(), &fs, 8);
+  REQUIRE(q->attachLoop(base.get()).ok());
+  REQUIRE(eventually([&] { return q->sparesReady() >= 4; }));
+  // Spares are empty files in queue/ that nobody lists.
+  CHECK(queueSizes(tmp.path()).size() >= 4);
+  for (auto& [name, size] : queueSizes(tmp.path())) CHECK(size == 0);
+  CHECK(q->scan()->empty());
+
+  // Every directory fsync from now on waits: the commit must not need one.
+  fs.closeDirGate();
+  const int fsyncs = fs.calls(Op::Fsync), renames = fs.calls(Op::Rename),
+            dirFsyncs = fs.calls(Op::FsyncDir), opens = fs.calls(Op::Open);
+  auto m = q->begin(envelope());
+  REQUIRE(m.ok());
+  CHECK(m->inSpare());
+  const QueueId id = m->id();
+  CHECK(q->uncommitted(id));
+  CHECK(q->hold(id).error().errnum == ENOENT);
+  CHECK(q->remove(id).error().errnum == ENOENT);
+  const std::string body = "Subject: spare\r\n\r\none flush\r\n";
+  REQUIRE(m->append(body).ok());
+  CHECK(fs.calls(Op::Open) == opens);  // no file created on the loop
+  auto r = commitOnLoop(*q, base.get(), std::move(*m));
+  REQUIRE(r.ok());
+  CHECK(*r == id);
+  CHECK(fs.calls(Op::Fsync) == fsyncs + 1);
+  CHECK(fs.calls(Op::Rename) == renames);
+  CHECK(fs.calls(Op::FsyncDir) == dirFsyncs);
+  CHECK_FALSE(q->uncommitted(id));
+  CHECK(listNames(tmp.path() + "/tmp").empty());
+  CHECK(verifyImage(slurp(tmp.path() + "/queue/" + id.str())).ok());
+  CHECK(*q->scan() == std::vector<QueueId>{id});
+  auto f = q->load(id);
+  REQUIRE(f.ok());
+  CHECK(*f->readAll() == body);
+  CHECK(f->envelope().arrivalTime == 1700000000);  // the caller's, not the spare's
+  fs.openDirGate();
+
+  // Destroying the queue removes the spares nobody took.
+  q.reset();
+  CHECK(listNames(tmp.path() + "/queue") == std::vector<std::string>{id.str()});
+}
+
+TEST_CASE("with the reserve empty a commit takes the tmp/ + rename + directory fsync path") {
+  TempDir tmp;
+  FaultFs fs;
+  EventBasePtr base(event_base_new());
+  auto q = openWithSpares(tmp.path(), &fs, 8);
+  // No spare gets ready: their batch's directory fsync is held.
+  fs.closeDirGate();
+  REQUIRE(q->attachLoop(base.get()).ok());
+  CHECK(q->sparesReady() == 0);
+  const int renames = fs.calls(Op::Rename);
+  auto m = q->begin(envelope());
+  REQUIRE(m.ok());
+  CHECK_FALSE(m->inSpare());
+  const QueueId id = m->id();
+  REQUIRE(m->append("Subject: fallback\r\n\r\nx\r\n").ok());
+  std::optional<Result<QueueId>> r;
+  q->commit(std::move(*m), [&](Result<QueueId> x) { r = std::move(x); });
+  // The spares' batch and the commit's rename both wait for queue/'s fsync.
+  fs.waitForDirGateWaiters(2);
+  CHECK_FALSE(r.has_value());
+  fs.openDirGate();
+  runUntil(base.get(), [&] { return r.has_value(); });
+  REQUIRE(r->ok());
+  CHECK(**r == id);
+  CHECK(fs.calls(Op::Rename) == renames + 1);
+  CHECK(listNames(tmp.path() + "/tmp").empty());
+  CHECK(verifyImage(slurp(tmp.path() + "/queue/" + id.str())).ok());
+  REQUIRE(eventually([&] { return q->sparesReady() >= 4; }));
+  CHECK(*q->scan() == std::vector<QueueId>{id});
+}
+
+TEST_CASE("an aborted message gives back an untouched spare and removes a written one") {
+  TempDir tmp;
+  EventBasePtr base(event_base_new());
+  auto q = openWithSpares(tmp.path(), nullptr, 8, 1024);
+  REQUIRE(q->attachLoop(base.get()).ok());
+  REQUIRE(eventually([&] { return q->sparesReady() >= 4; }));
+  size_t ready = q->sparesReady();
+  auto m = q->begin(envelope());
+  REQUIRE(m.ok());
+  REQUIRE(m->inSpare());
+  QueueId first = m->id();
+  REQUIRE(m->append("small").ok());
+  m->abort();  // nothing written to the file yet: back into the reserve
+  CHECK(q->sparesReady() >= ready);
+  auto again = q->begin(envelope());
+  REQUIRE(again.ok());
+  CHECK(again->id() == first);
+  // Past the write buffer, bytes reach the spare: aborting removes it.
+  REQUIRE(again->append(std::string(4000, 'x')).ok());
+  CHECK(queueSizes(tmp.path())[first.str()] > 0);
+  again->abort();
+  CHECK(queueSizes(tmp.path()).count(first.str()) == 0);
+  CHECK_FALSE(q->uncommitted(first));
+  CHECK(q->scan()->empty());
+}
+
+TEST_CASE("a large message streams into its spare and verifies") {
+  TempDir tmp;
+  FaultFs fs;
+  EventBasePtr base(event_base_new());
+  auto q = openWithSpares(tmp.path(), &fs, 8, 4096);
+  REQUIRE(q->attachLoop(base.get()).ok());
+  REQUIRE(eventually([&] { return q->sparesReady() >= 1; }));
+  auto m = q->begin(envelope("big@example.org", 3));
+  REQUIRE(m.ok());
+  REQUIRE(m->inSpare());
+  std::string body = randomBytes(300000, 5);
+  for (size_t off = 0; off < body.size(); off += 777)
+    REQUIRE(m->append(std::string_view(body).substr(off, 777)).ok());
+  REQUIRE(m->append("").ok());
+  const int renames = fs.calls(Op::Rename);
+  auto r = commitOnLoop(*q, base.get(), std::move(*m));
+  REQUIRE(r.ok());
+  CHECK(fs.calls(Op::Rename) == renames);
+  CHECK(verifyImage(slurp(tmp.path() + "/queue/" + r->str())).ok());
+  auto f = q->load(*r);
+  REQUIRE(f.ok());
+  CHECK(*f->readAll() == body);
+}
+
+TEST_CASE("ENOSPC while writing into a spare: the commit fails, nothing is left behind") {
+  TempDir tmp;
+  FaultFs fs;
+  EventBasePtr base(event_base_new());
+  auto q = openWithSpares(tmp.path(), &fs, 4);
+  REQUIRE(q->attachLoop(base.get()).ok());
+  REQUIRE(eventually([&] { return q->sparesReady() >= 4; }));
+  auto check = [&](Op op) {
+    CAPTURE(static_cast<int>(op));
+    auto m = q->begin(envelope());
+    REQUIRE(m.ok());
+    REQUIRE(m->inSpare());
+    QueueId id = m->id();
+    REQUIRE(m->append("Subject: full\r\n\r\nno room\r\n").ok());
+    fs.failAt(op, 1, ENOSPC);
+    auto r = commitOnLoop(*q, base.get(), std::move(*m));
+    fs.clearFaults();
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().errnum == ENOSPC);
+    CHECK(queueSizes(tmp.path()).count(id.str()) == 0);
+    CHECK_FALSE(q->uncommitted(id));
+    CHECK(q->scan()->empty());
+    CHECK(listNames(tmp.path() + "/tmp").empty());
+  };
+  check(Op::Write);   // the message bytes
+  check(Op::Pwrite);  // the size in the header
+  check(Op::Fsync);
+  // Only spares are left: every file in queue/ is empty.
+  for (auto& [name, size] : queueSizes(tmp.path())) CHECK(size == 0);
+}
+
+TEST_CASE("startup keeps whole files and removes spares and torn ones") {
+  TempDir tmp;
+  Envelope env = envelope();
+  const std::string body = "Subject: t\r\n\r\n" + std::string(5000, 'b') + "\r\n";
+  const std::string whole = encodeImage(env, body);
+  std::map<std::string, std::string> files = {
+      {"whole", whole},
+      {"version 1", encodeImage(env, body, 1)},
+      {"spare", ""},
+      {"torn: no trailer", whole.substr(0, whole.size() - kTrailerSize)},
+      {"torn: half a trailer", whole.substr(0, whole.size() - kTrailerSize / 2)},
+      {"one byte flipped in the middle",
+       [&] {
+         std::string s = whole;
+         s[s.size() / 2] ^= 1;
+         return s;
+       }()},
+      {"stale block of zeros",
+       [&] {
+         std::string s = whole;
+         std::fill(s.begin() + 4096, s.begin() + 5000, '\0');
+         return s;
+       }()},
+      {"header placeholder",
+       [&] {
+         std::string s = whole;
+         s.replace(kMessageSizeOffset, 20, std::string(20, 'x'));
+         return s;
+       }()},
+  };
+  {
+    auto q = Queue::open({tmp.path()});
+    REQUIRE(q.ok());
+  }
+  IdGenerator gen(3);
+  std::map<std::string, QueueId> ids;
+  for (auto& [name, bytes] : files) {
+    ids.emplace(name, gen.next());
+    writeRaw(tmp.path() + "/queue/" + ids.at(name).str(), bytes);
+  }
+  auto q = Queue::open({tmp.path()});
+  REQUIRE(q.ok());
+  std::vector<QueueId> kept = {ids.at("whole"), ids.at("version 1")};
+  std::sort(kept.begin(), kept.end());
+  CHECK(*(*q)->scan() == kept);
+  for (auto& [name, id] : ids) {
+    CAPTURE(name);
+    const bool exists = ::access((tmp.path() + "/queue/" + id.str()).c_str(), F_OK) == 0;
+    CHECK(exists == (name == "whole" || name == "version 1"));
+  }
+  for (const QueueId& id : kept) {
+    auto f = (*q)->load(id);
+    REQUIRE(f.ok());
+    CHECK(*f->readAll() == body);
+  }
+  CHECK(listNames(tmp.path() + "/corrupt").empty());
 }

@@ -27,6 +27,7 @@ import time
 
 import pytest
 
+import queue_files
 from conftest import wait_for
 from standalone import submission_chain
 
@@ -67,7 +68,8 @@ class Site:
         return [p.read_bytes() for p in sorted(d.iterdir())] if d.exists() else []
 
     def queue_files(self):
-        return sorted(os.listdir(self.spool / 'queue')) if (self.spool / 'queue').exists() else []
+        # Committed messages only: queue/ also keeps mtad's empty spare files.
+        return queue_files.messages(self.spool / 'queue')
 
     def submit(self, user='alice', **kw):
         s = smtplib.SMTP('127.0.0.1', self.sub_port, local_hostname='laptop.example', timeout=20, **kw)

@@ -8,6 +8,7 @@ the durability test, where yubin-master runs it and restarts it after
 kill -9. As root the daemon runs as nobody and the spool belongs to nobody.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import dialog
+import queue_files
 from conftest import is_root, wait_for
 from standalone import Daemon
 
@@ -35,13 +37,23 @@ QUEUE_ID = r'[0-9a-hjkmnp-tv-z]{16}'
 # --- the queue file, read as docs/queue.md describes it ----------------------
 
 def parse_queue_file(data):
-    """bytes of a version-1 queue file -> (envelope records, message bytes).
-    Records: a list of (key, value bytes) in file order."""
+    """bytes of a version 1 or 2 queue file -> (envelope records, message
+    bytes). Records: a list of (key, value bytes) in file order. Version 2
+    ends with a trailer, checked here independently of mtad's code: its
+    length and BLAKE2b-256(header + BLAKE2b-256(envelope + message))."""
     assert len(data) >= 46, 'shorter than the header'
     header = data[:46]
-    m = re.fullmatch(rb'yubin-queue 1 (\d{10}) (\d{20})\n', header)
+    m = re.fullmatch(rb'yubin-queue ([12]) (\d{10}) (\d{20})\n', header)
     assert m, f'bad header {header!r}'
-    env_len, msg_len = int(m.group(1)), int(m.group(2))
+    env_len, msg_len = int(m.group(2)), int(m.group(3))
+    if m.group(1) == b'2':
+        t = re.fullmatch(rb'yubin-end (\d{20}) ([0-9a-f]{64})\n', data[-96:])
+        assert t, f'bad trailer {data[-96:]!r}'
+        data = data[:-96]
+        assert int(t.group(1)) == len(data), 'trailer length disagrees with the file'
+        inner = hashlib.blake2b(data[46:], digest_size=32).digest()
+        assert hashlib.blake2b(header + inner, digest_size=32).hexdigest() == \
+            t.group(2).decode(), 'checksum mismatch'
     assert len(data) == 46 + env_len + msg_len, 'file size disagrees with the header'
     env = data[46:46 + env_len]
     records = []
@@ -186,6 +198,13 @@ class Mtad(Daemon):
     def tmp_files(self):
         d = self.spool / 'tmp'
         return sorted(os.listdir(d)) if d.exists() else []
+
+    def partial_files(self):
+        """Paths of messages being received or left unfinished by a crash:
+        files in tmp/ (a message that got no spare) and files in queue/ with
+        bytes but no trailer (a message written into a spare)."""
+        return ([self.spool / 'tmp' / n for n in self.tmp_files()]
+                + queue_files.partial(self.spool / 'queue'))
 
 
 def make_cert(inst, binary_finder):
@@ -783,9 +802,9 @@ def test_client_gone_in_the_middle_of_data_leaves_nothing(mtad):
     for p in ('250', '250', '354'):
         c.expect(p)
     c.send(b'Subject: cut\r\n\r\n' + b'q' * 200000)
-    wait_for(lambda: mtad.tmp_files(), 10, 'the message in tmp/')
+    wait_for(lambda: mtad.partial_files(), 10, 'the message on disk')
     c.close()
-    wait_for(lambda: mtad.tmp_files() == [], 10, 'tmp/ to be cleaned')
+    wait_for(lambda: mtad.partial_files() == [], 10, 'the partial file to be removed')
     assert mtad.queue() == []
     assert 'disconnect session=' in mtad.log()
 
@@ -845,10 +864,10 @@ def test_sigterm_lets_the_transaction_finish(start_mtad):
     busy.send(b'MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n')
     for p in ('250', '250', '354'):
         busy.expect(p)
-    # More than mtad's write buffer (128 KiB), so the file is in tmp/.
+    # More than mtad's write buffer (128 KiB), so bytes reach the file.
     first_half = b'Subject: last one\r\n\r\nfirst half\r\n' + (b'f' * 200 + b'\r\n') * 1000
     busy.send(first_half)
-    wait_for(lambda: m.tmp_files(), 10, 'the message in tmp/')
+    wait_for(lambda: m.partial_files(), 10, 'the message on disk')
     m.proc.send_signal(signal.SIGTERM)
     # The idle session is told at once; the busy one finishes its message.
     assert idle.reply() == (421, [f'421 4.3.2 {HOST} Service shutting down'])
@@ -877,15 +896,20 @@ def test_reload_applies_to_new_sessions(start_mtad):
     assert old.cmd('MAIL FROM:<alice@example.net> SIZE=1500000')[0] == 552
 
 
-def test_queue_write_failure_is_a_temporary_error(mtad):
-    # tmp/ not writable for the daemon: the message cannot be created (by the
-    # committer, for a message that fits mtad's write buffer). The client
-    # sends the whole message and gets 451, never a 250, and the session
-    # goes on.
-    tmp = mtad.spool / 'tmp'
-    mode = tmp.stat().st_mode
-    tmp.chmod(0o500)
+def test_queue_write_failure_is_a_temporary_error(start_mtad):
+    # tmp/ and queue/ not writable for the daemon from its start: it can
+    # make no spare, and the message cannot be created in tmp/ either (by
+    # the committer, for a message that fits mtad's write buffer). The
+    # client sends the whole message and gets 451, never a 250, and the
+    # session goes on.
+    mtad = start_mtad()
+    mtad.stop()
+    dirs = [mtad.spool / 'tmp', mtad.spool / 'queue']
+    modes = [d.stat().st_mode for d in dirs]
+    for d in dirs:
+        d.chmod(0o500)
     try:
+        mtad.start()
         c = mtad.client()
         assert c.greet()[0] == 250
         c.send(b'MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n')
@@ -894,7 +918,8 @@ def test_queue_write_failure_is_a_temporary_error(mtad):
         c.send(b'Subject: nowhere\r\n\r\n' + b'n' * 100000 + b'\r\n.\r\n')
         assert c.reply()[1] == ['451 4.3.0 Error: local error in processing, try again later']
     finally:
-        tmp.chmod(mode & 0o7777)
+        for d, mode in zip(dirs, modes):
+            d.chmod(mode & 0o7777)
     assert mtad.queue() == []
     assert 'queue commit failed' in mtad.log()
     c.send(b'MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n')
@@ -1037,7 +1062,7 @@ def test_kill_9_during_data_keeps_every_acknowledged_message(instance, binary, f
         body = b'Subject: durable %d\r\n\r\n' % i + b'line %d\r\n' % i * (50 * (i + 1))
         acked[send_message(port, body)] = body
 
-    # A large message half sent: its bytes reach tmp/ before the kill.
+    # A large message half sent: its bytes reach the disk before the kill.
     c = m.client()
     assert c.greet()[0] == 250
     c.send(b'MAIL FROM:<alice@example.net> SIZE=20000000\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n')
@@ -1048,9 +1073,9 @@ def test_kill_9_during_data_keeps_every_acknowledged_message(instance, binary, f
         c.send(chunk)
 
     def partial_on_disk():
-        files = m.tmp_files()
-        return files and (m.spool / 'tmp' / files[0]).stat().st_size > 1_000_000
-    wait_for(partial_on_disk, 20, 'the partial message in tmp/')
+        files = m.partial_files()
+        return files and files[0].stat().st_size > 1_000_000
+    wait_for(partial_on_disk, 20, 'the partial message on disk')
 
     os.kill(first['pid'], signal.SIGKILL)
     assert c.closed()
@@ -1059,7 +1084,7 @@ def test_kill_9_during_data_keeps_every_acknowledged_message(instance, binary, f
     wait_for(m._greets, 20, 'the restarted mtad to answer')
 
     # Recovery removed the partial file; every 250'd message is there, whole.
-    assert m.tmp_files() == []
+    assert m.partial_files() == []
     listed = {e['id']: e for e in m.queue()}
     assert sorted(listed) == sorted(acked)
     for qid, body in acked.items():
@@ -1081,11 +1106,11 @@ def test_restart_after_kill_standalone_cleans_tmp(start_mtad):
     for p in ('250', '250', '354'):
         c.expect(p)
     c.send((b'z' * 998 + b'\r\n') * 200)
-    wait_for(lambda: m.tmp_files(), 20, 'the partial message in tmp/')
+    wait_for(lambda: m.partial_files(), 20, 'the partial message on disk')
     m.kill9()
-    assert m.tmp_files() != []  # still there: nobody cleaned up after kill -9
+    assert m.partial_files() != []  # still there: nobody cleaned up after kill -9
     m.start()
-    assert m.tmp_files() == []
+    assert m.partial_files() == []
     assert sorted(m.queue_ids()) == sorted(acked)
 
 
