@@ -96,7 +96,10 @@ Status Mrad::start(service::Context& ctx) {
   if (auto st = directory_->reload(); !st)
     YLOG_WARN("user database: %s (logins fail until it is fixed)", st.error().message.c_str());
   auto checker = sasl::PasswordChecker::create(
-      base_, sasl::PasswordChecker::fromDirectory(*directory_), sasl::PasswordChecker::Settings{});
+      base_, sasl::PasswordChecker::fromDirectory(*directory_),
+      {.cacheEntries = static_cast<size_t>(cfg.integer("mrad", "auth_cache_size")),
+       .cacheTtl = std::chrono::duration_cast<std::chrono::seconds>(
+           cfg.duration("mrad", "auth_cache_ttl"))});
   if (!checker) return checker.error();
   checker_ = std::move(*checker);
 

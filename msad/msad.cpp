@@ -69,7 +69,11 @@ Status Msad::start(service::Context& ctx) {
   policy_ = std::make_unique<SubmissionPolicy>(*directory_, *rate_);
   throttle_ = std::make_unique<sasl::Throttle>(settings_.throttle);
   auto checker = sasl::PasswordChecker::create(
-      base_, sasl::PasswordChecker::fromDirectory(*directory_), {.threads = settings_.authWorkers});
+      base_, sasl::PasswordChecker::fromDirectory(*directory_),
+      {.threads = settings_.authWorkers,
+       .cacheEntries = static_cast<size_t>(cfg.integer("msad", "auth_cache_size")),
+       .cacheTtl = std::chrono::duration_cast<std::chrono::seconds>(
+           cfg.duration("msad", "auth_cache_ttl"))});
   if (!checker) return Error{"password checker: " + checker.error().message};
   checker_ = std::move(*checker);
 

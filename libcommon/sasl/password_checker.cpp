@@ -36,6 +36,7 @@ Result<std::unique_ptr<PasswordChecker>> PasswordChecker::create(event_base* bas
   if (event_add(c->event_.get(), nullptr) != 0)
     return Error{"cannot add the password checker's event"};
   auth::ensureSodium();
+  randombytes_buf(c->cacheKey_.data(), c->cacheKey_.size());
   unsigned n = settings.threads == 0 ? 1 : settings.threads;
   for (unsigned i = 0; i < n; ++i) c->threads_.emplace_back([p = c.get()] { p->work(); });
   return c;
@@ -61,19 +62,66 @@ PasswordChecker::~PasswordChecker() {
   for (auto& t : threads_) t.join();
 }
 
+PasswordChecker::Digest PasswordChecker::digestOf(std::string_view hash,
+                                                  std::string_view password) const {
+  Digest d;
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, cacheKey_.data(), cacheKey_.size(), d.size());
+  uint64_t n = hash.size();  // the length first: no two inputs run together
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(&n), sizeof n);
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(hash.data()), hash.size());
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(password.data()),
+                            password.size());
+  crypto_generichash_final(&st, d.data(), d.size());
+  return d;
+}
+
 std::optional<PasswordChecker::Ticket> PasswordChecker::check(std::string_view user,
                                                               std::string_view password,
                                                               std::function<void(bool)> done) {
   std::string hash = lookup_(user);
   Ticket t = ++next_;
+  Pending p{std::move(done), {}, {}};
+  if (settings_.cacheEntries > 0) {
+    p.user = std::string(user);
+    p.digest = digestOf(hash, password);
+    auto it = cache_.find(p.user);
+    if (it != cache_.end() && it->second.expires > Clock::now() &&
+        sodium_memcmp(it->second.digest.data(), p.digest.data(), p.digest.size()) == 0) {
+      ++cacheHits_;
+      p.user.clear();  // already there; its expiry is not extended
+      callbacks_.emplace(t, std::move(p));
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        results_.emplace_back(t, true);
+      }
+      wake();  // answered on the loop's next turn, never inside this call
+      return t;
+    }
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (jobs_.size() >= settings_.maxQueued) return std::nullopt;
     jobs_.push_back(Job{t, std::move(hash), std::string(password)});
   }
-  callbacks_.emplace(t, std::move(done));
+  callbacks_.emplace(t, std::move(p));
   cv_.notify_one();
   return t;
+}
+
+void PasswordChecker::remember(const std::string& user, const Digest& digest) {
+  auto now = Clock::now();
+  if (cache_.size() >= settings_.cacheEntries && !cache_.count(user)) {
+    std::erase_if(cache_, [now](const auto& e) { return e.second.expires <= now; });
+    if (cache_.size() >= settings_.cacheEntries) cache_.erase(cache_.begin());
+  }
+  cache_[user] = CacheEntry{digest, now + settings_.cacheTtl};
+}
+
+void PasswordChecker::wake() {
+  uint64_t one = 1;
+  // EAGAIN only when the counter is about to overflow: the loop is awake.
+  (void)!::write(wake_.get(), &one, sizeof one);
 }
 
 void PasswordChecker::cancel(Ticket t) { callbacks_.erase(t); }
@@ -94,9 +142,7 @@ void PasswordChecker::work() {
       std::lock_guard<std::mutex> lock(mu_);
       results_.emplace_back(job.ticket, ok);
     }
-    uint64_t one = 1;
-    // EAGAIN only when the counter is about to overflow: the loop is awake.
-    (void)!::write(wake_.get(), &one, sizeof one);
+    wake();
   }
 }
 
@@ -115,9 +161,10 @@ void PasswordChecker::deliver() {
   for (auto [t, ok] : done) {
     auto it = callbacks_.find(t);
     if (it == callbacks_.end()) continue;  // cancelled
-    auto fn = std::move(it->second);
+    Pending p = std::move(it->second);
     callbacks_.erase(it);
-    fn(ok);  // may call check() or cancel(), or destroy its session
+    if (ok && !p.user.empty()) remember(p.user, p.digest);
+    p.done(ok);  // may call check() or cancel(), or destroy its session
   }
 }
 

@@ -9,6 +9,15 @@
 // same time (no user enumeration). Workers only see the hash and the
 // password; the password copy is wiped once checked.
 //
+// Successful checks are remembered (Dovecot's auth_cache): per user, a
+// keyed BLAKE2b digest of the hash and the password, under a key drawn at
+// random when the checker starts. A later check of the same user whose
+// digest matches — the same password against the same hash, whose answer
+// cannot differ — is answered without Argon2. A changed or removed user
+// changes the hash the lookup returns, so the entry no longer matches;
+// failures are never remembered, so every wrong password costs a full
+// check. Entries expire after `cacheTtl`; at most `cacheEntries` are kept.
+//
 // Trust: passwords are untrusted input and secret: never logged.
 // Standards: none (libsodium crypto_pwhash_str_verify).
 #pragma once
@@ -23,6 +32,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <array>
+#include <chrono>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -42,6 +53,8 @@ class PasswordChecker {
   struct Settings {
     unsigned threads = 2;     // concurrent checks (each may take 64 MiB)
     size_t maxQueued = 1000;  // checks waiting for a thread; more: refused
+    size_t cacheEntries = 1000;              // users remembered; 0: no cache
+    std::chrono::seconds cacheTtl{3600};     // how long a success is remembered
   };
   // The Argon2 hash to verify `user`'s password against; for an unknown
   // user a dummy hash of the usual cost (auth::dummyHashLike). Runs on the
@@ -69,6 +82,9 @@ class PasswordChecker {
   void cancel(Ticket t);
   // Checks queued or running whose callback has not run yet.
   size_t pending() const { return callbacks_.size(); }
+  // Checks answered from the cache, and the cache's size (for tests).
+  uint64_t cacheHits() const { return cacheHits_; }
+  size_t cached() const { return cache_.size(); }
 
  private:
   PasswordChecker(event_base* base, HashLookup lookup, Settings settings);
@@ -81,13 +97,30 @@ class PasswordChecker {
     std::string hash;
     std::string password;
   };
+  using Digest = std::array<unsigned char, 32>;
+  using Clock = std::chrono::steady_clock;
+  struct Pending {
+    std::function<void(bool)> done;
+    std::string user;  // empty: not to be cached
+    Digest digest{};
+  };
+  struct CacheEntry {
+    Digest digest;
+    Clock::time_point expires;
+  };
+  Digest digestOf(std::string_view hash, std::string_view password) const;
+  void remember(const std::string& user, const Digest& digest);
+  void wake();
 
   HashLookup lookup_;
   Settings settings_;
   UniqueFd wake_;  // eventfd: workers -> loop
   event::Event event_;
-  std::unordered_map<Ticket, std::function<void(bool)>> callbacks_;  // loop thread only
+  std::unordered_map<Ticket, Pending> callbacks_;  // loop thread only
   Ticket next_ = 0;
+  std::array<unsigned char, 32> cacheKey_{};
+  std::unordered_map<std::string, CacheEntry> cache_;  // loop thread only
+  uint64_t cacheHits_ = 0;
 
   std::mutex mu_;
   std::condition_variable cv_;

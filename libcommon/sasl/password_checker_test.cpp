@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <map>
+#include <optional>
 
 #include "auth/password.hpp"
 
@@ -141,4 +142,91 @@ TEST_CASE("password checker: a full queue refuses at once; the refusal is tempor
   l.runUntil([&] { return again; });
   CHECK(again);
   CHECK(oks.size() == accepted);  // the refused ones never called back
+}
+
+namespace {
+
+// Runs one check to its end; its result.
+bool checkNow(Loop& l, sasl::PasswordChecker& c, const std::string& user, const std::string& pw) {
+  std::optional<bool> got;
+  bool inside = true;
+  REQUIRE(c.check(user, pw, [&](bool ok) {
+    CHECK_FALSE(inside);
+    got = ok;
+  }));
+  inside = false;
+  l.runUntil([&] { return got.has_value(); });
+  REQUIRE(got.has_value());
+  return *got;
+}
+
+}  // namespace
+
+TEST_CASE("password checker: a success is remembered, a failure never") {
+  Loop l;
+  l.hashes["a"] = hashOf("pa");
+  auto c = sasl::PasswordChecker::create(l.base.get(), l.lookup(), {.threads = 1});
+  REQUIRE(c.ok());
+  auto& k = **c;
+  CHECK_FALSE(checkNow(l, k, "a", "wrong"));
+  CHECK(k.cached() == 0);
+  CHECK(checkNow(l, k, "a", "pa"));
+  CHECK(k.cacheHits() == 0);
+  CHECK(k.cached() == 1);
+  // Same password, same hash: from the cache, still answered on the loop.
+  CHECK(checkNow(l, k, "a", "pa"));
+  CHECK(checkNow(l, k, "a", "pa"));
+  CHECK(k.cacheHits() == 2);
+  // A wrong password is checked in full, and fails.
+  CHECK_FALSE(checkNow(l, k, "a", "pA"));
+  CHECK_FALSE(checkNow(l, k, "a", ""));
+  CHECK(k.cacheHits() == 2);
+  // An unknown user never hits, whatever the password.
+  CHECK_FALSE(checkNow(l, k, "ghost", "pa"));
+  CHECK(k.cacheHits() == 2);
+
+  SECTION("a new password (a new hash) makes the old one fail") {
+    l.hashes["a"] = hashOf("new");
+    CHECK_FALSE(checkNow(l, k, "a", "pa"));
+    CHECK(checkNow(l, k, "a", "new"));
+    CHECK(checkNow(l, k, "a", "new"));
+    CHECK(k.cacheHits() == 3);
+  }
+  SECTION("a removed user fails") {
+    l.hashes.erase("a");
+    CHECK_FALSE(checkNow(l, k, "a", "pa"));
+    CHECK(k.cacheHits() == 2);
+  }
+}
+
+TEST_CASE("password checker: cache bound, expiry and off") {
+  Loop l;
+  for (const char* u : {"a", "b", "c"}) l.hashes[u] = hashOf(std::string("p") + u);
+
+  SECTION("at most cacheEntries users") {
+    auto c = sasl::PasswordChecker::create(l.base.get(), l.lookup(),
+                                           {.threads = 1, .cacheEntries = 2});
+    REQUIRE(c.ok());
+    for (const char* u : {"a", "b", "c"}) CHECK(checkNow(l, **c, u, std::string("p") + u));
+    CHECK((*c)->cached() == 2);
+    CHECK(checkNow(l, **c, "c", "pc"));  // the newest is always kept
+    CHECK((*c)->cacheHits() == 1);
+  }
+  SECTION("an expired entry is checked in full") {
+    auto c = sasl::PasswordChecker::create(l.base.get(), l.lookup(),
+                                           {.threads = 1, .cacheTtl = std::chrono::seconds(0)});
+    REQUIRE(c.ok());
+    CHECK(checkNow(l, **c, "a", "pa"));
+    CHECK(checkNow(l, **c, "a", "pa"));
+    CHECK((*c)->cacheHits() == 0);
+  }
+  SECTION("cacheEntries = 0: no cache") {
+    auto c = sasl::PasswordChecker::create(l.base.get(), l.lookup(),
+                                           {.threads = 1, .cacheEntries = 0});
+    REQUIRE(c.ok());
+    CHECK(checkNow(l, **c, "a", "pa"));
+    CHECK(checkNow(l, **c, "a", "pa"));
+    CHECK((*c)->cacheHits() == 0);
+    CHECK((*c)->cached() == 0);
+  }
 }
