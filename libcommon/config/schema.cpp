@@ -106,7 +106,7 @@ constexpr KeySpec kSchema[] = {
     {"mrad", "imap_idle_timeout", Type::Duration, "30m", "idle time allowed to a logged-in IMAP client; IDLE restarts it (RFC 3501: at least 30 minutes)"},
     {"mrad", "max_imap_sessions_per_user", Type::Int, "20", "concurrent IMAP sessions of one user (read at start)"},
     {"mrad", "lock_timeout", Type::Duration, "5s", "longest wait for an mbox lock when a session opens or updates an mbox (read at start)"},
-    {"mrad", "auth_cache_size", Type::Int, "1000", "users whose last successful password check is remembered, so the same password is not checked with Argon2id again (Dovecot's auth_cache_size; 0: no cache; read at start)"},
+    {"mrad", "auth_cache_size", Type::Int, "1000", "users whose last successful password check is remembered, so the same password is not checked with Argon2id again (0: no cache; read at start)"},
     {"mrad", "auth_cache_ttl", Type::Duration, "1h", "how long a successful password check is remembered (read at start)"},
     // [msad]: SMTP submission with AUTH; hands messages to mtad.
     {"msad", "user", Type::String, "yubin-msa", "user msad runs as"},
@@ -125,7 +125,7 @@ constexpr KeySpec kSchema[] = {
     {"msad", "data_timeout", Type::Duration, "3m", "idle time allowed while receiving message data"},
     {"msad", "data_min_rate", Type::Int, "500", "slowest message transfer (DATA, BDAT) tolerated, in octets per second: each read earns octets/rate seconds towards a deadline at most data_timeout ahead (Postfix: smtpd_min_data_rate); 0: data_timeout per read only"},
     {"msad", "auth_workers", Type::Int, "2", "threads that check passwords (each Argon2id check may use 64 MiB)"},
-    {"msad", "auth_cache_size", Type::Int, "1000", "users whose last successful password check is remembered, so the same password is not checked with Argon2id again (Dovecot's auth_cache_size; 0: no cache; read at start)"},
+    {"msad", "auth_cache_size", Type::Int, "1000", "users whose last successful password check is remembered, so the same password is not checked with Argon2id again (0: no cache; read at start)"},
     {"msad", "auth_cache_ttl", Type::Duration, "1h", "how long a successful password check is remembered (read at start)"},
     {"msad", "auth_delay_ms", Type::Int, "1000", "delay before answering a failed login, in milliseconds; it doubles with each further failure from the address or for the account"},
     {"msad", "auth_max_delay", Type::Duration, "15s", "longest delay before answering a failed login"},
