@@ -9,7 +9,9 @@
 // same time (no user enumeration). Workers only see the hash and the
 // password; the password copy is wiped once checked.
 //
-// Successful checks are remembered (Dovecot's auth_cache): per user, a
+// Successful checks are remembered (as PingDirectory's encoded-password
+// cache does; Dovecot's auth_cache keeps the database answer and still
+// runs the hash): per user, a
 // keyed BLAKE2b digest of the hash and the password, under a key drawn at
 // random when the checker starts. A later check of the same user whose
 // digest matches — the same password against the same hash, whose answer
