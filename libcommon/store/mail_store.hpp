@@ -45,7 +45,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <ctime>
+#include <cstddef>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -105,6 +107,73 @@ struct CopiedUids {
   std::vector<uint32_t> destUids;    // item by item with sourceUids
 };
 
+// What the loops over a whole mailbox need of a message (EXPUNGE, UNSEEN,
+// \Recent, SEARCH by flag or mod-sequence): no keywords, size or date, so
+// a backend answers it without building a MessageInfo.
+struct MessageBrief {
+  uint32_t uid = 0;
+  uint8_t system = 0;  // SystemFlag bits
+  bool recent = false;
+  bool expunged = false;
+  uint64_t modSeq = 0;
+};
+
+inline MessageBrief briefOf(const MessageInfo& m) {
+  return {m.uid, m.flags.system, m.recent, m.expunged, m.modSeq};
+}
+// The octets a view kept as a vector of MessageInfo holds (mbox and the
+// memory store keep one per session).
+inline size_t viewBytes(const std::vector<MessageInfo>& view) {
+  size_t n = view.capacity() * sizeof(MessageInfo);
+  for (const auto& m : view) {
+    n += m.flags.keywords.capacity() * sizeof(std::string);
+    for (const auto& k : m.flags.keywords) n += k.capacity() > 15 ? k.capacity() + 1 : 0;
+  }
+  return n;
+}
+
+class ImapMailbox;
+
+// The session's view of a selected mailbox as a list: index i is sequence
+// number i + 1. A small handle on the mailbox (it holds no messages): each
+// element is built on access, by value, from what the backend keeps (the
+// Maildir backend reads the folder state every session of the process
+// shares). Valid until the mailbox's next sync(), setFlags(), expunge() or
+// copy().
+class MessageList {
+ public:
+  class Iterator {
+   public:
+    using value_type = MessageInfo;
+    using difference_type = std::ptrdiff_t;
+    Iterator(const ImapMailbox* box, size_t i) : box_(box), i_(i) {}
+    MessageInfo operator*() const;
+    Iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator==(const Iterator& o) const { return i_ == o.i_; }
+    bool operator!=(const Iterator& o) const { return i_ != o.i_; }
+
+   private:
+    const ImapMailbox* box_;
+    size_t i_;
+  };
+  explicit MessageList(const ImapMailbox& box) : box_(&box) {}
+  size_t size() const;
+  bool empty() const { return size() == 0; }
+  MessageInfo operator[](size_t i) const;
+  MessageInfo at(size_t i) const;  // std::out_of_range past the end (tests)
+  MessageInfo back() const { return (*this)[size() - 1]; }
+  uint32_t uid(size_t i) const;
+  MessageBrief brief(size_t i) const;
+  Iterator begin() const { return {box_, 0}; }
+  Iterator end() const { return {box_, size()}; }
+
+ private:
+  const ImapMailbox* box_;
+};
+
 // One selected mailbox. Not thread-safe; one per session.
 class ImapMailbox {
  public:
@@ -121,8 +190,27 @@ class ImapMailbox {
   virtual std::vector<std::string> keywords() const = 0;
   virtual bool canCreateKeywords() const = 0;
 
-  // The session's view: index i is sequence number i + 1.
-  virtual const std::vector<MessageInfo>& messages() const = 0;
+  // The session's view: index i is sequence number i + 1 (see MessageList).
+  // What a session keeps per message is its sequence-number -> UID map as
+  // of what it has been told (and its \Recent set); flags, sizes, dates and
+  // mod-sequences may be read from state the backend shares between
+  // sessions. A message expunged elsewhere and not yet reported keeps its
+  // sequence number (expunged = true, its last known data) until a
+  // sync(true).
+  MessageList messages() const { return MessageList(*this); }
+  virtual size_t messageCount() const = 0;
+  virtual uint32_t uidAt(size_t i) const = 0;
+  virtual MessageInfo messageAt(size_t i) const = 0;
+  virtual MessageBrief briefAt(size_t i) const { return briefOf(messageAt(i)); }
+  // How many messages of the view are \Recent (for the RECENT response).
+  virtual uint32_t recentCount() const {
+    uint32_t n = 0;
+    for (size_t i = 0, end = messageCount(); i < end; ++i) n += briefAt(i).recent ? 1 : 0;
+    return n;
+  }
+  // Octets this session's view holds of its own (not what it shares with
+  // other sessions): what issue 8 item 6 bounds.
+  virtual size_t sessionBytes() const = 0;
 
   // Looks at the disk: new messages get UIDs and are appended to the view;
   // flag changes by others update it. Messages gone from disk are removed
@@ -152,7 +240,7 @@ class ImapMailbox {
                                                              uint64_t unchangedSince) {
     std::vector<size_t> ok, failed;
     for (size_t i : indexes) {
-      if (i < messages().size() && messages()[i].modSeq > unchangedSince)
+      if (i < messageCount() && briefAt(i).modSeq > unchangedSince)
         failed.push_back(i);
       else
         ok.push_back(i);
@@ -246,6 +334,16 @@ class MailStore {
   // ENOENT: no such mailbox ([TRYCREATE]).
   virtual Result<std::unique_ptr<AppendTransaction>> beginAppend(const std::string& name) = 0;
 };
+
+inline MessageInfo MessageList::Iterator::operator*() const { return box_->messageAt(i_); }
+inline size_t MessageList::size() const { return box_->messageCount(); }
+inline MessageInfo MessageList::operator[](size_t i) const { return box_->messageAt(i); }
+inline MessageInfo MessageList::at(size_t i) const {
+  if (i >= size()) throw std::out_of_range("MessageList::at");
+  return box_->messageAt(i);
+}
+inline uint32_t MessageList::uid(size_t i) const { return box_->uidAt(i); }
+inline MessageBrief MessageList::brief(size_t i) const { return box_->briefAt(i); }
 
 // The special-use mailboxes created for a user who has none yet (RFC 6154).
 struct SpecialMailbox {

@@ -147,7 +147,7 @@ inline void mailStoreCases(StoreHarness& h) {
     CHECK(st->size == (m1.size() + 3) + m2.size());
     auto mb = s->select("INBOX", false);
     REQUIRE(mb);
-    auto& v = (*mb)->messages();
+    auto v = (*mb)->messages();
     REQUIRE(v.size() == 2);
     CHECK(v[0].uid == 1);
     CHECK(v[0].flags.system == kFlagSeen);
@@ -316,6 +316,59 @@ inline void mailStoreCases(StoreHarness& h) {
     REQUIRE(st);
     CHECK(st->messages == 3);
     CHECK(st->uidNext == 7);
+  }
+
+  SECTION("expunged elsewhere: numbers, flags and size stay until sync(true)") {
+    for (int i = 0; i < 4; ++i) appendTo(*s, "INBOX", "m" + std::to_string(i) + "\n");
+    auto a = s->select("INBOX", false);
+    auto s2 = h.open();
+    auto b = s2->select("INBOX", false);
+    REQUIRE(a);
+    REQUIRE(b);
+    REQUIRE((*a)->setFlags({1}, FlagOp::Add, {kFlagDeleted | kFlagFlagged, {"Gone"}}));
+    auto cb = (*b)->sync(false);
+    REQUIRE(cb);
+    CHECK(cb->flagsChanged == std::vector<size_t>{1});
+    const MessageInfo before = (*b)->messages()[1];
+    CHECK(before.flags == Flags{kFlagDeleted | kFlagFlagged, {"Gone"}});
+    REQUIRE((*a)->expunge({1}));
+    REQUIRE((*a)->sync(true));
+    CHECK(uids(**a) == std::vector<uint32_t>{1, 3, 4});
+    // b: before its next sync, after a sync(false) and after a STORE
+    // elsewhere, the same four numbers; message 2 keeps its last data.
+    for (int round = 0; round < 3; ++round) {
+      INFO("round " << round);
+      if (round == 1) REQUIRE((*b)->sync(false));
+      if (round == 2) {
+        REQUIRE((*a)->setFlags({1}, FlagOp::Add, {kFlagSeen, {}}));  // uid 3
+        auto c = (*b)->sync(false);
+        REQUIRE(c);
+        CHECK(c->flagsChanged == std::vector<size_t>{2});
+        CHECK(c->expunged.empty());
+      }
+      REQUIRE((*b)->messages().size() == 4);
+      CHECK(uids(**b) == std::vector<uint32_t>{1, 2, 3, 4});
+      const MessageInfo m = (*b)->messages()[1];
+      if (round > 0) CHECK(m.expunged);
+      CHECK(m.uid == 2);
+      CHECK(m.flags == before.flags);
+      CHECK(m.size == before.size);
+      CHECK(m.internalDate == before.internalDate);
+      CHECK_FALSE((*b)->messages()[2].expunged);
+      CHECK(readAll(**b, 2) == "m2\n");
+      CHECK(readAll(**b, 3) == "m3\n");
+    }
+    CHECK((*b)->messages()[2].flags.system == kFlagSeen);
+    cb = (*b)->sync(true);
+    REQUIRE(cb);
+    CHECK(cb->expunged == std::vector<uint32_t>{2});
+    CHECK(cb->expungedUids == std::vector<uint32_t>{2});
+    CHECK(uids(**b) == std::vector<uint32_t>{1, 3, 4});
+    CHECK(readAll(**b, 1) == "m2\n");
+    // Both have reported it: nothing more about it.
+    cb = (*b)->sync(true);
+    REQUIRE(cb);
+    CHECK(cb->expunged.empty());
   }
 
   SECTION("flag changes reported after expunges use the new indexes") {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -631,6 +632,7 @@ struct StateMessage {
   uint64_t size = kUnknownSize;  // RFC822.SIZE
   int64_t internalDate = -1;     // the file's mtime
   uint64_t stamp = 0;            // the state's generation at its last change
+  uint32_t writer = 0;           // the session that made that change (0: another writer)
   std::string_view name() const { return std::string_view(fileName).substr(4); }
   bool isNew() const { return fileName[0] == 'n'; }
 };
@@ -649,18 +651,24 @@ struct StateMessage {
 // what changed since it last looked without a copy of the list.
 class MaildirFolderState {
  public:
+  static constexpr uint32_t kWatchMask =
+      IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF;
+
   MaildirFolderState(std::string root, std::string dir)
       : root_(std::move(root)), dir_(std::move(dir)), sizes_(dir_) {}
 
   const std::string& dir() const { return dir_; }
 
   Status init() {
+    struct stat cur;
+    if (::stat((dir_ + "/cur").c_str(), &cur) == 0) {
+      curDev_ = cur.st_dev;
+      curIno_ = cur.st_ino;
+    }
     fd_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
     if (fd_) {
-      constexpr uint32_t kMask =
-          IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF;
-      newWd_ = ::inotify_add_watch(fd_.get(), (dir_ + "/new").c_str(), kMask);
-      curWd_ = ::inotify_add_watch(fd_.get(), (dir_ + "/cur").c_str(), kMask);
+      newWd_ = ::inotify_add_watch(fd_.get(), (dir_ + "/new").c_str(), kWatchMask);
+      curWd_ = ::inotify_add_watch(fd_.get(), (dir_ + "/cur").c_str(), kWatchMask);
       if (newWd_ < 0 || curWd_ < 0) fd_.reset();
     }
     return relist();
@@ -677,6 +685,23 @@ class MaildirFolderState {
     if (!need) return {};
     return relist();
   }
+
+  // Whether the folder's cur/ is still the directory this state watches
+  // (not deleted and created again, or another folder renamed onto it).
+  // With inotify, adding the watches again answers it: the same watch
+  // descriptors while they still watch the same directories (inode
+  // numbers may be reused).
+  bool sameFolder() const {
+    struct stat cur;
+    if (::stat((dir_ + "/cur").c_str(), &cur) != 0 || cur.st_dev != curDev_ ||
+        cur.st_ino != curIno_)
+      return false;
+    if (!fd_) return true;
+    return ::inotify_add_watch(fd_.get(), (dir_ + "/new").c_str(), kWatchMask) == newWd_ &&
+           ::inotify_add_watch(fd_.get(), (dir_ + "/cur").c_str(), kWatchMask) == curWd_;
+  }
+  size_t messageCount() const { return msgs_.size(); }
+  bool hasSessions() const { return !acked_.empty(); }
 
   uint32_t uidValidity() const { return uidValidity_; }
   uint32_t uidNext() const { return uidNext_; }
@@ -697,19 +722,39 @@ class MaildirFolderState {
   Flags flagsOf(const StateMessage& m) const {
     return m.isNew() ? Flags{} : flagsFromInfo(maildirFlags(m.name()), slots_);
   }
+  // The system flags only (no keyword list built).
+  static uint8_t systemFlagsOf(const StateMessage& m) {
+    uint8_t out = 0;
+    if (m.isNew()) return out;
+    for (char c : maildirFlags(m.name()))
+      for (const auto& l : kLetters)
+        if (c == l.letter) out |= l.flag;
+    return out;
+  }
 
   // Fills m's size and internal date (ENOENT: the file is gone).
   Status meta(StateMessage& m) {
-    if (m.size != kUnknownSize && m.internalDate >= 0) return {};
+    if (auto st = sizeOf(m); !st) return st;
+    if (m.internalDate >= 0) return {};
+    struct stat st;
+    const std::string path = dir_ + "/" + m.fileName;
+    if (::lstat(path.c_str(), &st) != 0) return errnoError("stat " + path);
+    m.internalDate = static_cast<int64_t>(st.st_mtime);
+    return {};
+  }
+  // Fills m's size only: no stat when the name has W=, or S= and the size
+  // cache knows the id.
+  Status sizeOf(StateMessage& m) {
+    if (m.size != kUnknownSize) return {};
     MaildirFile f;
     f.id = std::string(maildirId(m.name()));
     f.fileName = m.fileName;
     f.diskSize = maildirSizeFromName(m.name()).value_or(kUnknownSize);
-    if (auto st = statFile(dir_, f); !st) return st;
+    f.mtime = -1;  // set when size() has to stat the file
     auto size = sizes_.size(f);
     if (!size) return size.error();
     m.size = *size;
-    m.internalDate = f.mtime;
+    if (f.mtime >= 0) m.internalDate = f.mtime;
     return {};
   }
   // Writes the size cache when meta() learnt something.
@@ -717,26 +762,58 @@ class MaildirFolderState {
     sizes_.saveIf([&](std::string_view id, uint64_t) { return byId_.count(std::string(id)) > 0; });
   }
 
-  // This process renamed m's file (flags) and gave it modSeq.
-  void renamed(StateMessage& m, std::string fileName, uint64_t modSeq) {
+  // Session `writer` of this process renamed m's file (flags) and gave it
+  // modSeq.
+  void renamed(StateMessage& m, std::string fileName, uint64_t modSeq, uint32_t writer) {
     m.fileName = std::move(fileName);
     m.modSeq = modSeq;
     m.stamp = ++generation_;
+    m.writer = writer;
     highestModSeq_ = std::max(highestModSeq_, modSeq);
   }
   void setHighestModSeq(uint64_t m) { highestModSeq_ = std::max(highestModSeq_, m); }
 
-  // This process removed the files of these UIDs.
+  // This process removed the files of these UIDs (or found them gone).
   void removed(const std::vector<uint32_t>& uids) {
     if (uids.empty()) return;
     std::unordered_set<uint32_t> gone(uids.begin(), uids.end());
-    for (const auto& m : msgs_)
-      if (gone.count(m.uid)) byId_.erase(std::string(maildirId(m.name())));
+    const uint64_t gen = ++generation_;
+    for (auto& m : msgs_) {
+      if (!gone.count(m.uid)) continue;
+      byId_.erase(std::string(maildirId(m.name())));
+      bury(std::move(m), gen);
+    }
     msgs_.erase(std::remove_if(msgs_.begin(), msgs_.end(),
                                [&](const StateMessage& m) { return gone.count(m.uid) > 0; }),
                 msgs_.end());
-    ++generation_;
   }
+
+  // ---- the sessions reading this state, for the expunged messages ----
+  // A message removed from the list is kept as a tombstone (its last
+  // flags, size, date, mod-sequence) until every session that had it has
+  // reported its expunge (RFC 3501 §7.4.1: until then it keeps its
+  // sequence number there, and a FETCH of its flags is still answered).
+  // Each session says which generation it last acknowledged: it had
+  // reported every removal up to it (a session that attaches later never
+  // had the messages removed before).
+  void attach(const void* session) { acked_[session] = generation_; }
+  void detach(const void* session) {
+    acked_.erase(session);
+    prune();
+  }
+  void acknowledge(const void* session, uint64_t gen) {
+    acked_[session] = gen;
+    prune();
+  }
+  // The generation of the last removal from the list.
+  uint64_t lastRemoval() const { return lastRemoval_; }
+  // The tombstone of uid, or nullptr.
+  StateMessage* tomb(uint32_t uid) {
+    auto it = std::lower_bound(tombs_.begin(), tombs_.end(), uid,
+                               [](const Tomb& t, uint32_t u) { return t.m.uid < u; });
+    return it != tombs_.end() && it->m.uid == uid ? &it->m : nullptr;
+  }
+  size_t tombCount() const { return tombs_.size(); }
 
   // This process placed a message into the folder and gave it uid.
   void added(uint32_t uid, std::string fileName, uint64_t modSeq, uint64_t size, int64_t date) {
@@ -768,8 +845,11 @@ class MaildirFolderState {
       StateMessage* m = it == byId_.end() ? nullptr : find(it->second);
       if (!m) continue;
       if (m->fileName != f.fileName) {
+        if (flagLetters(*m) != flagLetters(f.fileName)) {
+          m->stamp = ++generation_;
+          m->writer = 0;
+        }
         m->fileName = std::move(f.fileName);
-        m->stamp = ++generation_;
         hasNew_ = hasNew_ || m->isNew();
       }
       found = found || m->uid == uid;
@@ -890,7 +970,10 @@ class MaildirFolderState {
     if (::stat((dir_ + "/new").c_str(), &n) != 0 || ::stat((dir_ + "/cur").c_str(), &c) != 0) {
       if (errno != ENOENT) return errnoError("stat " + dir_);
       // The folder was deleted (or renamed away): every message is gone.
-      if (!msgs_.empty()) ++generation_;
+      if (!msgs_.empty()) {
+        const uint64_t gen = ++generation_;
+        for (auto& m : msgs_) bury(std::move(m), gen);
+      }
       msgs_.clear();
       byId_.clear();
       gone_ = true;
@@ -924,15 +1007,18 @@ class MaildirFolderState {
     size_t j = 0;
     hasNew_ = false;
     for (auto& lm : loaded->messages) {
-      while (j < msgs_.size() && msgs_[j].uid < lm.uid) ++j;
+      while (j < msgs_.size() && msgs_[j].uid < lm.uid) {
+        bury(std::move(msgs_[j++]), gen);  // gone from disk
+      }
       StateMessage m;
       if (j < msgs_.size() && msgs_[j].uid == lm.uid) {
-        m = std::move(msgs_[j]);
-        if (m.fileName != lm.file.fileName || m.modSeq != lm.modSeq) {
-          m.fileName = std::move(lm.file.fileName);
-          m.modSeq = lm.modSeq;
+        m = std::move(msgs_[j++]);
+        if (m.modSeq != lm.modSeq || flagLetters(m.fileName) != flagLetters(lm.file.fileName)) {
           m.stamp = gen;
+          m.writer = 0;
         }
+        m.modSeq = lm.modSeq;
+        m.fileName = std::move(lm.file.fileName);
       } else {
         m.uid = lm.uid;
         m.modSeq = lm.modSeq;
@@ -942,6 +1028,7 @@ class MaildirFolderState {
       hasNew_ = hasNew_ || m.isNew();
       next.push_back(std::move(m));
     }
+    for (; j < msgs_.size(); ++j) bury(std::move(msgs_[j]), gen);
     msgs_ = std::move(next);
     byId_.clear();
     byId_.reserve(msgs_.size());
@@ -980,12 +1067,44 @@ class MaildirFolderState {
     return s;
   }
 
+  // The flag letters of a file name ("new/..." has none).
+  static std::string_view flagLetters(std::string_view fileName) {
+    return fileName.size() < 4 || fileName[0] == 'n' ? std::string_view()
+                                                    : maildirFlags(fileName.substr(4));
+  }
+  static std::string_view flagLetters(const StateMessage& m) { return flagLetters(m.fileName); }
+
+  struct Tomb {
+    StateMessage m;
+    uint64_t gen = 0;  // the generation that removed it
+  };
+  void bury(StateMessage&& m, uint64_t gen) {
+    lastRemoval_ = gen;
+    if (acked_.empty()) return;  // no session had it
+    auto it = std::lower_bound(tombs_.begin(), tombs_.end(), m.uid,
+                               [](const Tomb& t, uint32_t u) { return t.m.uid < u; });
+    if (it != tombs_.end() && it->m.uid == m.uid) return;
+    tombs_.insert(it, Tomb{std::move(m), gen});
+  }
+  // Drops the tombstones every session has acknowledged.
+  void prune() {
+    if (tombs_.empty()) return;
+    uint64_t low = UINT64_MAX;
+    for (const auto& [session, gen] : acked_) low = std::min(low, gen);
+    tombs_.erase(std::remove_if(tombs_.begin(), tombs_.end(),
+                                [&](const Tomb& t) { return t.gen <= low; }),
+                 tombs_.end());
+    if (tombs_.empty()) tombs_.shrink_to_fit();
+  }
+
   std::string root_, dir_;
   SizeCache sizes_;
   std::optional<UidList> list_;  // see listForChange()
   ListStamp listStamp_;
   UniqueFd fd_;
   int newWd_ = -1, curWd_ = -1;
+  dev_t curDev_ = 0;
+  ino_t curIno_ = 0;
   bool loaded_ = false, gone_ = false, hasNew_ = false, unsure_ = true;
   struct timespec newMtime_ {};
   struct timespec curMtime_ {};
@@ -994,53 +1113,118 @@ class MaildirFolderState {
   uint64_t generation_ = 0;
   KeywordSlots slots_;
   std::vector<StateMessage> msgs_;                    // ascending UID
+  std::vector<Tomb> tombs_;                           // ascending UID
+  std::unordered_map<const void*, uint64_t> acked_;   // session -> generation
+  uint64_t lastRemoval_ = 0;
   std::unordered_map<std::string, uint32_t> byId_;    // Maildir id -> UID
 };
 
-// The folder states of one process, by directory; a state lives as long as
-// a session has its folder selected.
+// The folder states of one process, by directory. A state lives as long
+// as a session has its folder selected, and then lingers a while (at most
+// kLingerSeconds, kLingerFolders folders, kLingerMessages messages in all,
+// the most recently released kept) so that a client that logs out and in
+// again, or selects another folder and comes back, does not load the list
+// again: inotify keeps telling it what changed meanwhile.
 class MaildirFolderStates {
  public:
-  // The live state of dir, or nullptr.
+  static constexpr int64_t kLingerSeconds = 30;
+  static constexpr size_t kLingerFolders = 4;
+  static constexpr size_t kLingerMessages = 40000;
+
+  // The state of dir (in use or lingering), or nullptr. A state whose
+  // folder was replaced on disk is dropped.
   std::shared_ptr<MaildirFolderState> find(const std::string& dir) {
+    expire();
     auto it = map_.find(dir);
-    return it == map_.end() ? nullptr : it->second.lock();
+    if (it == map_.end()) return nullptr;
+    auto s = it->second.lock();
+    if (s && !s->sameFolder()) {
+      map_.erase(it);
+      std::erase_if(lingering_, [&](const Lingering& l) { return l.state == s; });
+      return nullptr;
+    }
+    return s;
   }
   Result<std::shared_ptr<MaildirFolderState>> acquire(const std::string& root,
                                                       const std::string& dir) {
-    if (auto s = find(dir)) return s;
+    if (auto s = find(dir)) {
+      // In use again: no longer lingering (release() puts it back).
+      std::erase_if(lingering_, [&](const Lingering& l) { return l.state == s; });
+      return s;
+    }
     for (auto it = map_.begin(); it != map_.end();) it = it->second.expired() ? map_.erase(it) : ++it;
     auto s = std::make_shared<MaildirFolderState>(root, dir);
     if (auto st = s->init(); !st) return st.error();
     map_[dir] = s;
     return s;
   }
+  // A session is done with the state: it lingers when no other holds it.
+  void release(std::shared_ptr<MaildirFolderState> s) {
+    if (!s) return;
+    std::erase_if(lingering_, [&](const Lingering& l) { return l.state == s; });
+    if (s->hasSessions()) return;
+    lingering_.push_back({static_cast<int64_t>(::time(nullptr)), std::move(s)});
+    expire();
+  }
+  size_t lingering() const { return lingering_.size(); }
 
  private:
+  struct Lingering {
+    int64_t since;
+    std::shared_ptr<MaildirFolderState> state;
+  };
+  // Drops lingering states past their time or beyond the bounds (oldest first).
+  void expire() {
+    const int64_t now = static_cast<int64_t>(::time(nullptr));
+    size_t messages = 0;
+    for (const auto& l : lingering_) messages += l.state->messageCount();
+    while (!lingering_.empty() &&
+           (lingering_.front().since + kLingerSeconds < now ||
+            lingering_.size() > kLingerFolders || messages > kLingerMessages)) {
+      messages -= lingering_.front().state->messageCount();
+      lingering_.erase(lingering_.begin());
+    }
+  }
+
   std::unordered_map<std::string, std::weak_ptr<MaildirFolderState>> map_;
+  std::vector<Lingering> lingering_;  // oldest first
 };
 
 std::shared_ptr<MaildirFolderStates> makeMaildirFolderStates() {
   return std::make_shared<MaildirFolderStates>();
 }
 
+size_t lingeringFolderStates(const MaildirFolderStates& states) { return states.lingering(); }
+
 namespace {
 
 // ---- the selected mailbox ----
 
-// One session's view: what RFC 3501 keeps per session (the sequence numbers
-// it has told of, pending expunges, \Recent) in the MessageInfo vector the
-// interface hands out; file names, ids, sizes and the uid list are the
-// shared state's.
+// One session's view: what RFC 3501 keeps per session and nothing else —
+// the UIDs of the sequence numbers it has told of (4 octets a message;
+// a message expunged elsewhere keeps its number until a sync(true)
+// reports it) and its \Recent UID ranges. Flags, sizes, dates and
+// mod-sequences are read from the shared state (MaildirFolderState) on
+// each access; a message the state no longer lists is expunged, and its
+// last data is the state's tombstone until this session acknowledges the
+// removal at its next sync(true).
 class MaildirImapMailbox final : public ImapMailbox {
  public:
   MaildirImapMailbox(std::shared_ptr<Shared> shared, std::string dir, bool readOnly)
       : shared_(std::move(shared)), dir_(std::move(dir)), readOnly_(readOnly) {}
+  ~MaildirImapMailbox() override {
+    if (!state_) return;
+    state_->detach(this);
+    shared_->states->release(std::move(state_));
+  }
+  MaildirImapMailbox(const MaildirImapMailbox&) = delete;
+  MaildirImapMailbox& operator=(const MaildirImapMailbox&) = delete;
 
   Status init() {
     auto state = shared_->states->acquire(shared_->root, dir_);
     if (!state) return state.error();
     state_ = std::move(*state);
+    state_->attach(this);
     fd_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
     if (fd_) {
       for (const char* sub : {"/new", "/cur"})
@@ -1066,7 +1250,42 @@ class MaildirImapMailbox final : public ImapMailbox {
   bool canCreateKeywords() const override {
     return !readOnly_ && usedSlots(state_->slots()) < kMaxKeywords;
   }
-  const std::vector<MessageInfo>& messages() const override { return view_; }
+  size_t messageCount() const override { return uids_.size(); }
+  uint32_t uidAt(size_t i) const override { return uids_[i]; }
+  MessageInfo messageAt(size_t i) const override {
+    MessageInfo v;
+    v.uid = uids_[i];
+    v.recent = isRecent(v.uid);
+    StateMessage* m = lookup(i, v.expunged);
+    if (!m) return v;
+    v.flags = state_->flagsOf(*m);
+    v.modSeq = m->modSeq;
+    if (!v.expunged) (void)state_->meta(*m);  // a file gone meanwhile: what is known
+    if (m->size != kUnknownSize) v.size = m->size;
+    if (m->internalDate >= 0) v.internalDate = m->internalDate;
+    return v;
+  }
+  MessageBrief briefAt(size_t i) const override {
+    MessageBrief b;
+    b.uid = uids_[i];
+    b.recent = isRecent(b.uid);
+    if (const StateMessage* m = lookup(i, b.expunged)) {
+      b.system = MaildirFolderState::systemFlagsOf(*m);
+      b.modSeq = m->modSeq;
+    }
+    return b;
+  }
+  uint32_t recentCount() const override {
+    size_t n = 0;
+    for (const auto& [from, to] : recent_)
+      n += static_cast<size_t>(std::lower_bound(uids_.begin(), uids_.end(), to) -
+                               std::lower_bound(uids_.begin(), uids_.end(), from));
+    return static_cast<uint32_t>(n);
+  }
+  size_t sessionBytes() const override {
+    return sizeof(*this) + uids_.capacity() * sizeof(uint32_t) +
+           recent_.capacity() * sizeof(recent_[0]) + dir_.capacity();
+  }
   Result<MailboxChanges> sync(bool allowExpunge) override { return refresh(allowExpunge); }
   Result<std::unique_ptr<MessageReader>> open(size_t index) override;
   Status setFlags(const std::vector<size_t>& indexes, FlagOp op, const Flags& flags) override {
@@ -1092,16 +1311,39 @@ class MaildirImapMailbox final : public ImapMailbox {
 
  private:
   Result<MailboxChanges> refresh(bool allowExpunge);
+  // The state's message (or tombstone: expunged = true) of view index i;
+  // nullptr when neither is left.
+  StateMessage* lookup(size_t i, bool& expunged) const {
+    const uint32_t uid = uids_[i];
+    auto& msgs = state_->messages();
+    // Nothing expunged before i since this session's last report: the
+    // same index.
+    if (i < msgs.size() && msgs[i].uid == uid) return &msgs[i];
+    if (StateMessage* m = state_->find(uid)) return m;
+    expunged = true;
+    return state_->tomb(uid);
+  }
+  bool live(size_t i) const {
+    bool expunged = false;
+    return lookup(i, expunged) && !expunged;
+  }
+  bool isRecent(uint32_t uid) const {
+    for (const auto& [from, to] : recent_)
+      if (uid >= from && uid < to) return true;
+    return false;
+  }
   // The state's message of view index i, looked for again on disk when its
   // file is not where the state thought (renamed by another process);
   // nullptr when it is gone.
   Result<StateMessage*> locate(size_t i, bool again) {
-    if (again) return state_->relocate(view_[i].uid);
-    return state_->find(view_[i].uid);
+    if (again) return state_->relocate(uids_[i]);
+    bool expunged = false;
+    StateMessage* m = lookup(i, expunged);
+    return expunged ? nullptr : m;
   }
   Status checkIndexes(const std::vector<size_t>& indexes) const {
     for (size_t i : indexes)
-      if (i >= view_.size()) return Error{"no such message", EINVAL};
+      if (i >= uids_.size()) return Error{"no such message", EINVAL};
     return {};
   }
   Status removeFiles(const std::vector<size_t>& indexes);
@@ -1111,17 +1353,25 @@ class MaildirImapMailbox final : public ImapMailbox {
                                           const Flags& flags,
                                           std::optional<uint64_t> unchangedSince);
 
+  static uint32_t nextSessionId() {
+    static std::atomic<uint32_t> next{1};
+    return next++;
+  }
+
   std::shared_ptr<Shared> shared_;
   std::string dir_;
   bool readOnly_;
   std::shared_ptr<MaildirFolderState> state_;
   UniqueFd fd_;
+  const uint32_t id_ = nextSessionId();  // StateMessage::writer of our own changes
   uint32_t uidValidity_ = 0;
   uint32_t uidNext_ = 1;
   uint32_t maxUid_ = 0;
   uint64_t highestModSeq_ = 0;
-  uint64_t seen_ = 0;  // the state's generation this view was last merged with
-  std::vector<MessageInfo> view_;
+  uint64_t seen_ = 0;     // the state's generation this view was last merged with
+  uint64_t acked_ = 0;    // the state's generation of the last sync(true)
+  std::vector<uint32_t> uids_;                        // sequence number - 1 -> UID
+  std::vector<std::pair<uint32_t, uint32_t>> recent_;  // \Recent: [from, to) UIDs
 };
 
 Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge) {
@@ -1142,82 +1392,71 @@ Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge) {
     recentFrom = claim->first;
     recentEnd = claim->second;
   }
+  const auto& msgs = state_->messages();
   if (state_->generation() != seen_) {
-    const uint64_t seen = seen_;
-    auto& msgs = state_->messages();
-    // Both ascending by UID: one merge.
-    auto j = msgs.begin();
-    for (size_t i = 0; i < view_.size(); ++i) {
-      MessageInfo& v = view_[i];
-      if (v.expunged) continue;
-      j = std::lower_bound(j, msgs.end(), v.uid,
-                           [](const StateMessage& m, uint32_t u) { return m.uid < u; });
-      if (j == msgs.end() || j->uid != v.uid) {
-        v.expunged = true;
-        continue;
-      }
-      if (j->stamp <= seen) continue;
-      Flags f = state_->flagsOf(*j);
-      if (!(f == v.flags) || j->modSeq != v.modSeq) {
-        v.flags = std::move(f);
-        v.modSeq = j->modSeq;
-        ch.flagsChanged.push_back(i);
-      }
+    // Flag changes by others: both ascending by UID, one merge.
+    size_t j = 0;
+    for (size_t i = 0; i < uids_.size() && j < msgs.size(); ++i) {
+      while (j < msgs.size() && msgs[j].uid < uids_[i]) ++j;
+      if (j == msgs.size()) break;
+      const StateMessage& m = msgs[j];
+      if (m.uid == uids_[i] && m.stamp > seen_ && m.writer != id_) ch.flagsChanged.push_back(i);
     }
+    // New messages: the state's past the last UID this view has.
     auto it = std::upper_bound(msgs.begin(), msgs.end(), maxUid_,
                                [](uint32_t u, const StateMessage& m) { return u < m.uid; });
-    if (it != msgs.end()) view_.reserve(view_.size() + static_cast<size_t>(msgs.end() - it));
-    for (; it != msgs.end(); ++it) {
-      if (auto st = state_->meta(*it); !st) {
-        if (st.error().errnum == ENOENT) continue;  // removed meanwhile
-        return st.error();
-      }
-      MessageInfo v;
-      v.uid = it->uid;
-      v.size = it->size;
-      v.internalDate = it->internalDate;
-      v.recent = it->uid >= recentFrom && it->uid < recentEnd;
-      v.modSeq = it->modSeq;
-      v.flags = state_->flagsOf(*it);
-      view_.push_back(std::move(v));
-      maxUid_ = it->uid;
+    if (it != msgs.end()) {
+      const uint32_t before = maxUid_;
+      uids_.reserve(uids_.size() + static_cast<size_t>(msgs.end() - it));
+      for (; it != msgs.end(); ++it) uids_.push_back(it->uid);
+      maxUid_ = uids_.back();
       ch.existsChanged = true;
+      const uint32_t from = std::max(recentFrom, before + 1);
+      const uint32_t to = static_cast<uint32_t>(
+          std::min<uint64_t>(recentEnd, static_cast<uint64_t>(maxUid_) + 1));
+      if (from < to) {
+        if (!recent_.empty() && recent_.back().second == from)
+          recent_.back().second = to;
+        else
+          recent_.emplace_back(from, to);
+      }
     }
-    if (ch.existsChanged) state_->saveSizes();
     seen_ = state_->generation();
   }
   uidNext_ = std::max(state_->uidNext(), maxUid_ + 1);
   highestModSeq_ = state_->highestModSeq();
-  if (allowExpunge) {
-    std::vector<size_t> remap(view_.size());
-    size_t kept = 0;
-    for (size_t i = 0; i < view_.size(); ++i) remap[i] = view_[i].expunged ? SIZE_MAX : kept++;
-    for (size_t i = view_.size(); i-- > 0;) {
-      if (!view_[i].expunged) continue;
-      ch.expunged.push_back(static_cast<uint32_t>(i + 1));
-      ch.expungedUids.push_back(view_[i].uid);
+  if (!allowExpunge) return ch;
+  if (state_->lastRemoval() > acked_) {
+    // Messages of the view the state no longer lists: reported now.
+    std::vector<size_t> remap(uids_.size());
+    size_t kept = 0, j = 0;
+    for (size_t i = 0; i < uids_.size(); ++i) {
+      while (j < msgs.size() && msgs[j].uid < uids_[i]) ++j;
+      const bool gone = j == msgs.size() || msgs[j].uid != uids_[i];
+      remap[i] = gone ? SIZE_MAX : kept;
+      if (!gone) uids_[kept++] = uids_[i];
+      else ch.expungedUids.push_back(uids_[i]);
     }
-    if (!ch.expunged.empty()) {
+    if (!ch.expungedUids.empty()) {
+      for (size_t i = remap.size(); i-- > 0;)
+        if (remap[i] == SIZE_MAX) ch.expunged.push_back(static_cast<uint32_t>(i + 1));
+      std::reverse(ch.expungedUids.begin(), ch.expungedUids.end());
       std::vector<size_t> flags;
       for (size_t i : ch.flagsChanged)
         if (remap[i] != SIZE_MAX) flags.push_back(remap[i]);
       ch.flagsChanged = std::move(flags);
-      view_.erase(std::remove_if(view_.begin(), view_.end(),
-                                 [](const MessageInfo& v) { return v.expunged; }),
-                  view_.end());
+      uids_.resize(kept);
+      if (uids_.capacity() > 2 * kept + 64) uids_.shrink_to_fit();
     }
-  } else {
-    std::vector<size_t> flags;
-    for (size_t i : ch.flagsChanged)
-      if (!view_[i].expunged) flags.push_back(i);
-    ch.flagsChanged = std::move(flags);
   }
+  acked_ = state_->generation();
+  state_->acknowledge(this, acked_);
   return ch;
 }
 
 Result<std::unique_ptr<MessageReader>> MaildirImapMailbox::open(size_t index) {
-  if (index >= view_.size()) return Error{"no such message", EINVAL};
-  if (view_[index].expunged) return Error{"message expunged", ENOENT};
+  if (index >= uids_.size()) return Error{"no such message", EINVAL};
+  if (!live(index)) return Error{"message expunged", ENOENT};
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto m = locate(index, attempt > 0);
     if (!m) return m.error();
@@ -1262,12 +1501,11 @@ Result<std::vector<size_t>> MaildirImapMailbox::changeFlags(
   std::vector<uint32_t> touched;  // entries for the change log
   bool listChanged = false;
   for (size_t i : indexes) {
-    if (view_[i].expunged) continue;
     auto located = locate(i, false);
     if (!located) return located.error();
     StateMessage* m = *located;
     if (!m) continue;  // gone: the next sync reports it
-    UidEntry* entry = list ? findEntry(*list, view_[i].uid) : nullptr;
+    UidEntry* entry = list ? findEntry(*list, uids_[i]) : nullptr;
     if (unchangedSince) {
       // The message's mod-sequence now: the list's, or a newer one still to
       // come when its file was renamed behind the list.
@@ -1278,7 +1516,7 @@ Result<std::vector<size_t>> MaildirImapMailbox::changeFlags(
         if (!*r) continue;
         m = *r;
       }
-      uint64_t current = view_[i].modSeq;
+      uint64_t current = m->modSeq;
       if (entry) {
         current = std::max(current, entry->modSeq);
         if (!entry->flags.empty() && entry->flags != nameToken(m->fileName)) current = UINT64_MAX;
@@ -1288,7 +1526,7 @@ Result<std::vector<size_t>> MaildirImapMailbox::changeFlags(
         continue;
       }
     }
-    Flags next = applyFlags(view_[i].flags, op, flags, slots);
+    Flags next = applyFlags(state_->flagsOf(*m), op, flags, slots);
     bool changed = false;
     std::string fileName = m->fileName;
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -1308,7 +1546,6 @@ Result<std::vector<size_t>> MaildirImapMailbox::changeFlags(
       m = *r;
       fileName = m->fileName;
     }
-    view_[i].flags = std::move(next);
     uint64_t newModSeq = m->modSeq;
     if (entry) {
       // A new mod-sequence when we changed the letters, or when they had
@@ -1324,10 +1561,9 @@ Result<std::vector<size_t>> MaildirImapMailbox::changeFlags(
       }
       entry->flags = std::move(token);
       newModSeq = entry->modSeq;
-      view_[i].modSeq = entry->modSeq;
     }
     if (fileName != m->fileName || newModSeq != m->modSeq)
-      state_->renamed(*m, std::move(fileName), newModSeq);
+      state_->renamed(*m, std::move(fileName), newModSeq, id_);
   }
   // A flag change is not forced to stable storage before the OK (as
   // Dovecot's default mail_fsync = optimized): no directory fsync after the
@@ -1354,20 +1590,24 @@ Status MaildirImapMailbox::removeFiles(const std::vector<size_t>& indexes) {
   std::vector<uint32_t> uids;
 
   for (size_t i : indexes) {
-    if (view_[i].expunged) continue;
+    if (!live(i)) continue;
     for (int attempt = 0; attempt < 2; ++attempt) {
       auto m = locate(i, attempt > 0);
       if (!m) return m.error();
       if (!*m) break;  // already gone
+      // Size and date known before the file goes: the sessions that have
+      // not reported the expunge yet may still FETCH them.
+      (void)state_->meta(**m);
       std::string path = dir_ + "/" + (*m)->fileName;
       if (::unlink(path.c_str()) == 0) {
         any = true;
-        uids.push_back(view_[i].uid);
+        uids.push_back(uids_[i]);
         break;
       }
       if (errno != ENOENT) return errnoError("unlink " + path);
     }
-    view_[i].expunged = true;
+    // Out of the state in any case (unlinked, or already gone).
+    if (uids.empty() || uids.back() != uids_[i]) uids.push_back(uids_[i]);
   }
   state_->removed(uids);
   if (!any) return {};
@@ -1459,25 +1699,34 @@ Result<CopiedUids> MaildirImapMailbox::copy(const std::vector<size_t>& indexes,
   if (!isDir(*dest) || !isDir(*dest + "/cur")) return Error{"no such mailbox: " + destName, ENOENT};
   std::vector<size_t> order = indexes;
   std::sort(order.begin(), order.end(),
-            [&](size_t a, size_t b) { return view_[a].uid < view_[b].uid; });
+            [&](size_t a, size_t b) { return uids_[a] < uids_[b]; });
   order.erase(std::unique(order.begin(), order.end()), order.end());
   Flags all;
-  for (size_t i : order)
-    for (const auto& k : view_[i].flags.keywords) all.keywords.push_back(k);
+  std::vector<Flags> flagsOf(order.size());
+  for (size_t k = 0; k < order.size(); ++k) {
+    bool expunged = false;
+    if (const StateMessage* m = lookup(order[k], expunged)) flagsOf[k] = state_->flagsOf(*m);
+    for (const auto& kw : flagsOf[k].keywords) all.keywords.push_back(kw);
+  }
   auto destSlots = defineKeywords(*dest, all);
   if (!destSlots) return destSlots.error();
   std::vector<std::string> newIds, newTokens;
   std::vector<size_t> copied;
   CopiedUids out;
-  for (size_t i : order) {
-    if (view_[i].expunged) continue;
-    const std::string info = infoFor(view_[i].flags, "", *destSlots);
+  for (size_t k = 0; k < order.size(); ++k) {
+    const size_t i = order[k];
+    if (!live(i)) continue;
+    const std::string info = infoFor(flagsOf[k], "", *destSlots);
     Result<std::string> id = Error{"", ENOENT};
     for (int attempt = 0; attempt < 2; ++attempt) {
       auto m = locate(i, attempt > 0);
       if (!m) return m.error();
       if (!*m) break;
-      id = placeCopy(*shared_, dir_ + "/" + (*m)->fileName, *dest, view_[i].size, info);
+      if (auto st = state_->sizeOf(**m); !st) {
+        id = st.error();
+        continue;
+      }
+      id = placeCopy(*shared_, dir_ + "/" + (*m)->fileName, *dest, (*m)->size, info);
       if (id || id.error().errnum != ENOENT) break;
     }
     if (!id) {
@@ -1486,7 +1735,7 @@ Result<CopiedUids> MaildirImapMailbox::copy(const std::vector<size_t>& indexes,
     }
     newIds.push_back(std::move(*id));
     newTokens.push_back(flagsToken(info));
-    out.sourceUids.push_back(view_[i].uid);
+    out.sourceUids.push_back(uids_[i]);
     copied.push_back(i);
   }
   if (!newIds.empty())
@@ -1897,7 +2146,7 @@ Result<MailboxStatus> MaildirStore::status(const std::string& name) {
     const uint32_t firstRecent =
         std::max(state->firstRecent(), readFirstRecent(*dir).value_or(0));
     for (auto& m : state->messages()) {
-      if (auto st = state->meta(m); !st) {
+      if (auto st = state->sizeOf(m); !st) {
         if (st.error().errnum == ENOENT) continue;
         return st.error();
       }

@@ -32,18 +32,23 @@
 // Shared state: the sessions of one process that have a folder selected
 // share one MaildirFolderState (per directory, reference-counted by them):
 // the message list (UID, file name, size, internal date, mod-sequence),
-// loaded once and then kept in step incrementally. An inotify descriptor of
-// the state on new/ and cur/ tells whether anything happened that the
+// loaded once and then kept in step incrementally; it lingers a short
+// while after its last session (30 s, a few folders at most). An inotify
+// descriptor of the state on new/ and cur/ tells whether anything happened that the
 // state does not already show (each event's name is checked against it;
 // without inotify: the directory mtimes, one in the last second counting
 // as "maybe changed again"); only then is the folder listed again and
 // diffed by name, and only a differing name makes it read the uid list.
 // Changes made through a session (STORE, EXPUNGE, APPEND, new/ -> cur/)
 // update the state directly and stamp the messages with a new generation;
-// a session's sync() merges the state into its own view (sequence numbers
-// it has told of, pending expunges, \Recent), reporting the messages
-// stamped since its last merge. Messages are followed by their Maildir id
-// across renames by other writers.
+// a session keeps only its sequence-number -> UID map (4 octets a message)
+// and its \Recent ranges, reads flags, sizes, dates and mod-sequences from
+// the state, and its sync() reports the messages stamped since its last
+// merge (not those it changed itself). A message removed from the state
+// stays as a tombstone (its last flags, size, date) until every session
+// that had it has reported the expunge at a sync(true), so a session still
+// answers FETCH FLAGS by its old sequence numbers until then. Messages are
+// followed by their Maildir id across renames by other writers.
 // changeFd() is an inotify descriptor on new/ and cur/. If the uid list
 // had to be rebuilt under a new UIDVALIDITY while a mailbox is selected,
 // sync() fails with ESTALE (the session must end; clients resync).
@@ -63,6 +68,7 @@
 // Not here: a message structure cache.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -80,6 +86,9 @@ inline constexpr const char* kSubscriptionsFile = "subscriptions";
 // every store opened with the same object shares one state per folder.
 class MaildirFolderStates;
 std::shared_ptr<MaildirFolderStates> makeMaildirFolderStates();
+// How many folder states no session holds are kept for a while (a client
+// that selects the folder again soon does not load its list again).
+size_t lingeringFolderStates(const MaildirFolderStates& states);
 
 // root: the user's Maildir (created if missing). The first open for a user
 // without folders creates kDefaultMailboxes (subscribed, with their

@@ -82,14 +82,31 @@ std::unique_ptr<MailStore> openStore(const std::string& root) {
   return std::move(*s);
 }
 
+// Sessions of one process: stores opened with one MaildirFolderStates.
+struct SharedHarness : MaildirHarness {
+  SharedHarness() { states = makeMaildirFolderStates(); }
+};
+
+// The shared cases run both ways: every store a process of its own, and
+// the stores as sessions of one process sharing one state per folder.
+template <typename Cases>
+void bothWays(const Cases& cases) {
+  SECTION("each store a process of its own") {
+    MaildirHarness h;
+    cases(h);
+  }
+  SECTION("sessions sharing one folder state") {
+    SharedHarness h;
+    cases(h);
+  }
+}
+
 TEST_CASE("MaildirStore: the MailStore cases") {
-  MaildirHarness h;
-  test::mailStoreCases(h);
+  bothWays([](MaildirHarness& h) { test::mailStoreCases(h); });
 }
 
 TEST_CASE("MaildirStore: the mod-sequence cases (CONDSTORE)") {
-  MaildirHarness h;
-  test::modSeqCases(h);
+  bothWays([](MaildirHarness& h) { test::modSeqCases(h); });
 }
 
 TEST_CASE("MaildirStore: layout on disk, mUTF-7 names") {
@@ -556,20 +573,26 @@ struct Clock {
   }
 };
 
-TEST_CASE("MaildirStore: a mailbox of 10,000 messages", "[perf]") {
-  MaildirHarness h;
-  constexpr int kCount = 10000;
-  const std::string body = "From: a@example.org\nSubject: hello\n\nbody line\n";
-  auto s = h.open();
-  for (int i = 0; i < kCount; ++i) {
+// count messages written straight into dir (no fsync): every odd one
+// seen in cur/, the others in new/.
+void fillFolder(const std::string& dir, int count, const std::string& body) {
+  for (int i = 0; i < count; ++i) {
     std::string name = "1600000000.M" + std::to_string(i) +
                        "P1.bench,S=" + std::to_string(body.size()) + (i % 2 ? ":2,S" : "");
-    int fd = ::open((h.root + (i % 2 ? "/cur/" : "/new/") + name).c_str(),
+    int fd = ::open((dir + (i % 2 ? "/cur/" : "/new/") + name).c_str(),
                     O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     REQUIRE(fd >= 0);
     REQUIRE(writeAll(fd, body));
     ::close(fd);
   }
+}
+
+TEST_CASE("MaildirStore: a mailbox of 10,000 messages", "[perf]") {
+  MaildirHarness h;
+  constexpr int kCount = 10000;
+  const std::string body = "From: a@example.org\nSubject: hello\n\nbody line\n";
+  auto s = h.open();
+  fillFolder(h.root, kCount, body);
   Clock t0;
   auto st = s->status("INBOX");
   std::string coldStatus = t0.since();
@@ -820,21 +843,6 @@ TEST_CASE("uid log: a STORE appends to the log; the list is rewritten only past 
   CHECK((*other)->messages()[0].flags == (*mb)->messages()[0].flags);
 }
 
-// Sessions of one process: stores opened with one MaildirFolderStates.
-struct SharedHarness : MaildirHarness {
-  SharedHarness() { states = makeMaildirFolderStates(); }
-};
-
-TEST_CASE("MaildirStore: the MailStore cases, sessions sharing one folder state") {
-  SharedHarness h;
-  test::mailStoreCases(h);
-}
-
-TEST_CASE("MaildirStore: the mod-sequence cases, sessions sharing one folder state") {
-  SharedHarness h;
-  test::modSeqCases(h);
-}
-
 TEST_CASE("MaildirStore: two sessions on one state see each other; an outside writer too") {
   SharedHarness h;
   auto s1 = h.open();
@@ -910,6 +918,99 @@ TEST_CASE("MaildirStore: two sessions on one state see each other; an outside wr
   CHECK(st->unseen == st2->unseen);
   CHECK(st->highestModSeq == st2->highestModSeq);
   CHECK(st->uidNext == st2->uidNext);
+}
+
+TEST_CASE("MaildirStore: N sessions on a 10,000-message folder hold 4 octets a message each") {
+  SharedHarness h;
+  constexpr int kCount = 10000;
+  constexpr size_t kSessions = 20;
+  const std::string body = "From: a@example.org\nSubject: hello\n\nbody line\n";
+  std::vector<std::unique_ptr<MailStore>> stores;
+  stores.push_back(h.open());  // creates the Maildir
+  fillFolder(h.root, kCount, body);
+  std::vector<std::unique_ptr<ImapMailbox>> boxes;
+  Clock t0;
+  for (size_t i = 0; i < kSessions; ++i) {
+    if (i > 0) stores.push_back(h.open());
+    auto mb = stores.back()->select("INBOX", i % 2 == 1);
+    REQUIRE(mb);
+    boxes.push_back(std::move(*mb));
+    if (i == 0) WARN("first SELECT " << t0.since());
+  }
+  WARN(kSessions - 1 << " more SELECTs of the loaded folder " << t0.since());
+  size_t total = 0;
+  for (const auto& mb : boxes) {
+    REQUIRE(mb->messages().size() == kCount);
+    // The sequence-number map and a few hundred octets, no MessageInfo copy
+    // (80 octets a message before).
+    CHECK(mb->sessionBytes() <= kCount * sizeof(uint32_t) + 1024);
+    total += mb->sessionBytes();
+  }
+  WARN(kSessions << " sessions: " << total / kSessions << " octets each");
+  // What they read is the shared state's, correct for each.
+  for (size_t i : {size_t{0}, size_t{1}, size_t{4999}, size_t{9999}}) {
+    const MessageInfo a = boxes[0]->messages()[i];
+    const MessageInfo b = boxes[kSessions - 1]->messages()[i];
+    CHECK(a.uid == i + 1);
+    CHECK(b.uid == a.uid);
+    CHECK(a.flags.system == kFlagSeen * (i % 2));
+    CHECK(b.flags == a.flags);
+    CHECK(a.size == body.size() + 4);
+    CHECK(b.internalDate == a.internalDate);
+    CHECK(boxes[0]->messages().brief(i).system == a.flags.system);
+  }
+  // \Recent: the first read-write session took the 5,000 in new/ (and the
+  // rest: nothing was \Recent-claimed before), the later ones none.
+  size_t recent0 = 0, recent2 = 0;
+  for (size_t i = 0; i < kCount; ++i) {
+    recent0 += boxes[0]->messages().brief(i).recent;
+    recent2 += boxes[2]->messages().brief(i).recent;
+  }
+  CHECK(recent0 == kCount);
+  CHECK(recent2 == 0);
+  CHECK(boxes[0]->recentCount() == kCount);
+  CHECK(boxes[2]->recentCount() == 0);
+  // One expunge: the others keep their numbers until they sync(true), and
+  // their footprint does not grow with it.
+  REQUIRE(boxes[0]->setFlags({10}, FlagOp::Add, {kFlagDeleted, {}}));
+  REQUIRE(boxes[0]->expunge({10}));
+  for (size_t k = 1; k < kSessions; ++k) {
+    CHECK(boxes[k]->messages()[10].expunged);
+    CHECK(boxes[k]->messages()[10].flags.system == kFlagDeleted);
+    CHECK(boxes[k]->messages()[11].uid == 12);
+  }
+  for (auto& mb : boxes) {
+    auto ch = mb->sync(true);
+    REQUIRE(ch);
+    CHECK(ch->expunged == std::vector<uint32_t>{11});
+    CHECK(mb->messages().size() == kCount - 1);
+    CHECK(mb->messages()[10].uid == 12);
+  }
+  // The last session gone, the state lingers: a new SELECT finds it.
+  boxes.clear();
+  REQUIRE(h.states);
+  CHECK(lingeringFolderStates(*h.states) == 1);
+  t0 = Clock();
+  auto again = stores[0]->select("INBOX", false);
+  WARN("SELECT after the last session left " << t0.since());
+  REQUIRE(again);
+  CHECK((*again)->messages().size() == kCount - 1);
+  CHECK(lingeringFolderStates(*h.states) == 0);
+  // A folder deleted and created again is not served from a lingering state.
+  again->reset();
+  CHECK(lingeringFolderStates(*h.states) == 1);
+  auto s = h.open();
+  REQUIRE(s->create("Other", ""));
+  appendTo(*s, "Other", "one\n");
+  auto o = s->select("Other", false);
+  REQUIRE(o);
+  CHECK((*o)->messages().size() == 1);
+  o->reset();
+  REQUIRE(s->remove("Other"));
+  REQUIRE(s->create("Other", ""));
+  o = s->select("Other", false);
+  REQUIRE(o);
+  CHECK((*o)->messages().empty());
 }
 
 }  // namespace

@@ -733,7 +733,11 @@ class MboxMailbox final : public ImapMailbox {
   bool canCreateKeywords() const override {
     return !readOnly_ && keywords_.size() < kMaxKeywords;
   }
-  const std::vector<MessageInfo>& messages() const override { return view_; }
+  size_t messageCount() const override { return view_.size(); }
+  uint32_t uidAt(size_t i) const override { return view_[i].uid; }
+  MessageInfo messageAt(size_t i) const override { return view_[i]; }
+  MessageBrief briefAt(size_t i) const override { return briefOf(view_[i]); }
+  size_t sessionBytes() const override { return viewBytes(view_); }
 
   Result<MailboxChanges> sync(bool allowExpunge) override { return refresh(allowExpunge, false); }
 

@@ -261,7 +261,11 @@ class MemoryMailbox final : public ImapMailbox {
   bool canCreateKeywords() const override {
     return !readOnly_ && f_->keywords.size() < data_->maxKeywords;
   }
-  const std::vector<MessageInfo>& messages() const override { return view_; }
+  size_t messageCount() const override { return view_.size(); }
+  uint32_t uidAt(size_t i) const override { return view_[i].uid; }
+  MessageInfo messageAt(size_t i) const override { return view_[i]; }
+  MessageBrief briefAt(size_t i) const override { return briefOf(view_[i]); }
+  size_t sessionBytes() const override { return viewBytes(view_) + versions_.capacity() * sizeof(uint64_t); }
 
   Result<MailboxChanges> sync(bool allowExpunge) override {
     if (auto st = data_->fault("sync"); !st) return st.error();

@@ -70,7 +70,7 @@ std::string flagList(const store::MessageInfo& info, bool withRecent) {
 
 Result<std::shared_ptr<const mime::Structure>> StructureCache::get(store::ImapMailbox& box,
                                                                    size_t index) {
-  const uint32_t uid = box.messages()[index].uid;
+  const uint32_t uid = box.uidAt(index);
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (it->first == uid) {
       entries_.splice(entries_.begin(), entries_, it);
@@ -95,7 +95,7 @@ Result<std::shared_ptr<const mime::Structure>> StructureCache::get(store::ImapMa
 }
 
 Result<mime::Envelope> StructureCache::envelope(store::ImapMailbox& box, size_t index) {
-  const uint32_t uid = box.messages()[index].uid;
+  const uint32_t uid = box.uidAt(index);
   for (const auto& e : entries_) {
     if (e.first == uid && e.second->root().envelope) return *e.second->root().envelope;
   }
@@ -269,7 +269,8 @@ bool FetchJob::produce(std::string& out, size_t budget) {
 
 bool FetchJob::startMessage(std::string& out) {
   const size_t idx = indexes_[msg_];
-  const auto& info = box_.messages()[idx];
+  info_ = box_.messageAt(idx);
+  const auto& info = info_;
   structure_.reset();
   if (info.expunged && needContent_) {
     ++missed_;
@@ -378,7 +379,7 @@ Source binarySource(const mime::Structure* s, const std::vector<uint32_t>& path)
 void FetchJob::renderItem(std::string& out, const wire::FetchAtt& att) {
   using K = wire::FetchAtt::Kind;
   const size_t idx = indexes_[msg_];
-  const auto& info = box_.messages()[idx];
+  const auto& info = info_;
   if (item_ > 1) out += ' ';
   mime::RenderOptions ropts;
   ropts.utf8Quoted = utf8_;
@@ -578,15 +579,15 @@ bool FetchJob::step(std::string& out, size_t budget) {
   if (addFlags_[msg_] && !hasFlagsAtt_) {
     if (!atts_.empty()) out += ' ';
     out += "FLAGS ";
-    out += flagList(box_.messages()[indexes_[msg_]], !utf8_);
+    out += flagList(info_, !utf8_);
   }
   if (addFlags_[msg_] && condstore_ && !hasUidAtt_) {
     out += " UID ";
-    out += std::to_string(box_.messages()[indexes_[msg_]].uid);
+    out += std::to_string(info_.uid);
   }
   if (addFlags_[msg_] && condstore_ && !hasModSeqAtt_) {
     out += " MODSEQ (";
-    out += std::to_string(box_.messages()[indexes_[msg_]].modSeq);
+    out += std::to_string(info_.modSeq);
     out += ')';
   }
   out += ")\r\n";

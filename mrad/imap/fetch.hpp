@@ -106,6 +106,7 @@ class FetchJob {
   size_t msg_ = 0;      // position in indexes_
   size_t item_ = 0;     // next item of the current message
   bool inMessage_ = false;
+  store::MessageInfo info_;                           // of the current message
   std::shared_ptr<const mime::Structure> structure_;  // of the current message
   std::unique_ptr<Stream> stream_;
   size_t missed_ = 0;

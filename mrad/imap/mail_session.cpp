@@ -270,9 +270,9 @@ class MailSession::Impl : public wire::MessageSink {
     for (size_t i : ch->flagsChanged) {
       if (i >= msgs.size()) continue;
       std::string d = std::to_string(i + 1) + " FETCH (";
-      if (uidCommand || modSeqs()) d += "UID " + std::to_string(msgs[i].uid) + " ";
+      if (uidCommand || modSeqs()) d += "UID " + std::to_string(msgs.uid(i)) + " ";
       d += "FLAGS " + flagList(msgs[i], !rev2_);
-      if (modSeqs()) d += " MODSEQ (" + std::to_string(msgs[i].modSeq) + ")";
+      if (modSeqs()) d += " MODSEQ (" + std::to_string(msgs.brief(i).modSeq) + ")";
       d += ")";
       out_ += wire::untaggedData(d);
     }
@@ -291,9 +291,7 @@ class MailSession::Impl : public wire::MessageSink {
     return true;
   }
   uint32_t recent() const {
-    uint32_t n = 0;
-    for (const auto& m : box_->messages()) n += m.recent ? 1 : 0;
-    return n;
+    return box_->recentCount();
   }
 
   // The view indexes a set names; false (after a BAD) when a sequence
@@ -311,7 +309,7 @@ class MailSession::Impl : public wire::MessageSink {
         std::sort(uids.begin(), uids.end());
         std::vector<uint32_t> seqs;
         for (size_t i = 0; i < msgs.size(); ++i) {
-          if (std::binary_search(uids.begin(), uids.end(), msgs[i].uid))
+          if (std::binary_search(uids.begin(), uids.end(), msgs.uid(i)))
             seqs.push_back(static_cast<uint32_t>(i + 1));
         }
         s = wire::SequenceSet::fromValues(seqs);
@@ -321,7 +319,7 @@ class MailSession::Impl : public wire::MessageSink {
     if (uid) {
       std::vector<uint32_t> uids;
       uids.reserve(msgs.size());
-      for (const auto& m : msgs) uids.push_back(m.uid);
+      for (size_t i = 0; i < msgs.size(); ++i) uids.push_back(msgs.uid(i));
       s.forEachIndex(uids, [&](size_t i) { out.push_back(i); });
       return true;
     }
@@ -479,7 +477,7 @@ class MailSession::Impl : public wire::MessageSink {
     if (!rev2_) {
       out_ += wire::untaggedData(std::to_string(recent()) + " RECENT");
       for (size_t i = 0; i < msgs.size(); ++i) {
-        if (!(msgs[i].flags.system & store::kFlagSeen)) {
+        if (!(msgs.brief(i).system & store::kFlagSeen)) {
           out_ += wire::untagged(Cond::Ok, wire::codeNumber("UNSEEN", i + 1),
                                  "First unseen message");
           break;
@@ -849,7 +847,7 @@ class MailSession::Impl : public wire::MessageSink {
       std::vector<size_t> del;
       const auto& msgs = box_->messages();
       for (size_t i = 0; i < msgs.size(); ++i) {
-        if ((msgs[i].flags.system & store::kFlagDeleted) && !msgs[i].expunged) del.push_back(i);
+        if ((msgs.brief(i).system & store::kFlagDeleted) && !msgs.brief(i).expunged) del.push_back(i);
       }
       if (!del.empty()) {
         auto st = box_->expunge(del);
@@ -872,7 +870,7 @@ class MailSession::Impl : public wire::MessageSink {
     std::vector<size_t> del;
     const auto& msgs = box_->messages();
     auto consider = [&](size_t i) {
-      if ((msgs[i].flags.system & store::kFlagDeleted) && !msgs[i].expunged) del.push_back(i);
+      if ((msgs.brief(i).system & store::kFlagDeleted) && !msgs.brief(i).expunged) del.push_back(i);
     };
     if (c.uid) {
       for (size_t i : inSet) consider(i);
@@ -904,7 +902,7 @@ class MailSession::Impl : public wire::MessageSink {
     const auto& msgs = box_->messages();
     std::vector<size_t> live;
     for (size_t i : idx) {
-      if (!msgs[i].expunged) live.push_back(i);
+      if (!msgs.brief(i).expunged) live.push_back(i);
     }
     if (!flags.keywords.empty() && !box_->canCreateKeywords() &&
         a.op != wire::StoreArgs::Op::Remove) {
@@ -920,7 +918,7 @@ class MailSession::Impl : public wire::MessageSink {
     }
     std::vector<size_t> failed;  // UNCHANGEDSINCE test failed (RFC 7162 §3.1.3)
     std::vector<uint64_t> before;
-    for (size_t i : live) before.push_back(msgs[i].modSeq);
+    for (size_t i : live) before.push_back(msgs.brief(i).modSeq);
     if (!live.empty()) {
       store::FlagOp op = a.op == wire::StoreArgs::Op::Replace ? store::FlagOp::Replace
                          : a.op == wire::StoreArgs::Op::Add   ? store::FlagOp::Add
@@ -946,14 +944,14 @@ class MailSession::Impl : public wire::MessageSink {
       if (std::binary_search(failed.begin(), failed.end(), i)) continue;
       // .SILENT: no FLAGS, but with CONDSTORE the new MODSEQ of a message
       // this STORE changed is still sent.
-      const bool changed = msgs[i].modSeq != before[k];
+      const bool changed = msgs.brief(i).modSeq != before[k];
       if (a.silent && !(withModSeq && changed)) continue;
       std::string d = std::to_string(i + 1) + " FETCH (";
-      if (c.uid || withModSeq) d += "UID " + std::to_string(msgs[i].uid) + " ";
+      if (c.uid || withModSeq) d += "UID " + std::to_string(msgs.uid(i)) + " ";
       if (!a.silent) d += "FLAGS " + flagList(msgs[i], !rev2_);
       if (withModSeq) {
         if (!a.silent) d += ' ';
-        d += "MODSEQ (" + std::to_string(msgs[i].modSeq) + ")";
+        d += "MODSEQ (" + std::to_string(msgs.brief(i).modSeq) + ")";
       }
       d += ")";
       out_ += wire::untaggedData(d);
@@ -962,7 +960,7 @@ class MailSession::Impl : public wire::MessageSink {
     if (!failed.empty()) {
       std::vector<uint32_t> numbers;
       for (size_t i : failed)
-        numbers.push_back(c.uid ? msgs[i].uid : static_cast<uint32_t>(i + 1));
+        numbers.push_back(c.uid ? msgs.uid(i) : static_cast<uint32_t>(i + 1));
       std::sort(numbers.begin(), numbers.end());
       code = wire::codeModified(numbers);
     }
@@ -993,7 +991,7 @@ class MailSession::Impl : public wire::MessageSink {
     const auto& msgs = box_->messages();
     std::vector<size_t> live;
     for (size_t i : idx) {
-      if (!msgs[i].expunged) live.push_back(i);
+      if (!msgs.brief(i).expunged) live.push_back(i);
     }
     if (live.size() != idx.size()) {
       no(c, "EXPUNGEISSUED", "Some messages were expunged");
@@ -1028,7 +1026,10 @@ class MailSession::Impl : public wire::MessageSink {
    public:
     LazyMessage(store::ImapMailbox& box, size_t index) : box_(box), index_(index) {}
     uint32_t seq() const override { return static_cast<uint32_t>(index_ + 1); }
-    const store::MessageInfo& info() const override { return box_.messages()[index_]; }
+    const store::MessageInfo& info() const override {
+      if (!info_) info_ = box_.messageAt(index_);
+      return *info_;
+    }
     Result<std::string_view> header() override {
       if (!whole_) {
         auto r = load(true);
@@ -1079,6 +1080,7 @@ class MailSession::Impl : public wire::MessageSink {
     size_t index_;
     uint64_t bytesRead_ = 0;
     std::string data_;
+    mutable std::optional<store::MessageInfo> info_;  // read on first need
     bool loadedHeader_ = false;
     bool whole_ = false;
   };
@@ -1108,7 +1110,7 @@ class MailSession::Impl : public wire::MessageSink {
     search_ = std::make_unique<SearchRun>();
     search_->cmd = c;
     search_->ctx.maxSeq = static_cast<uint32_t>(msgs.size());
-    search_->ctx.maxUid = msgs.empty() ? 0 : msgs.back().uid;
+    search_->ctx.maxUid = msgs.empty() ? 0 : msgs.uid(msgs.size() - 1);
     search_->ctx.now = static_cast<int64_t>(::time(nullptr));
     search_->ctx.utf8 = utf8();
     if (stepSearch(kFirstBudget)) finishSearch();
@@ -1128,14 +1130,14 @@ class MailSession::Impl : public wire::MessageSink {
       auto r = matches(a.key, m, run.ctx, &saved_);
       spent += 256 + m.bytesRead();
       if (!r) {
-        if (msgs[i].expunged) continue;
+        if (msgs.brief(i).expunged) continue;
         run.failed = true;
         return true;
       }
       if (!*r) continue;
-      run.results.push_back(run.cmd.uid ? msgs[i].uid : static_cast<uint32_t>(i + 1));
-      run.uids.push_back(msgs[i].uid);
-      run.modSeqs.push_back(msgs[i].modSeq);
+      run.results.push_back(run.cmd.uid ? msgs.uid(i) : static_cast<uint32_t>(i + 1));
+      run.uids.push_back(msgs.uid(i));
+      run.modSeqs.push_back(msgs.brief(i).modSeq);
     }
     return run.next >= msgs.size();
   }
@@ -1209,7 +1211,7 @@ class MailSession::Impl : public wire::MessageSink {
       // is implied (RFC 7162 §3.1.4.1).
       const auto& msgs = box_->messages();
       idx.erase(std::remove_if(idx.begin(), idx.end(),
-                               [&](size_t i) { return msgs[i].modSeq <= *a.changedSince; }),
+                               [&](size_t i) { return msgs.brief(i).modSeq <= *a.changedSince; }),
                 idx.end());
       bool has = false;
       for (const auto& att : atts) has = has || att.kind == K::ModSeq;
@@ -1232,8 +1234,8 @@ class MailSession::Impl : public wire::MessageSink {
       std::vector<size_t> unseen;
       const auto& msgs = box_->messages();
       for (size_t k = 0; k < idx.size(); ++k) {
-        const auto& m = msgs[idx[k]];
-        if (!m.expunged && !(m.flags.system & store::kFlagSeen)) {
+        const store::MessageBrief m = msgs.brief(idx[k]);
+        if (!m.expunged && !(m.system & store::kFlagSeen)) {
           unseen.push_back(idx[k]);
           addFlags[k] = true;
         }

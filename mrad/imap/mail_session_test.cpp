@@ -15,7 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "store/maildir_store.hpp"
+#include "store/mail_store_cases.hpp"  // appendTo
 #include "store/memory_store.hpp"
+#include "store/test_util.hpp"         // TempDir
 
 namespace yubin::mrad::imap {
 namespace {
@@ -506,6 +509,53 @@ TEST_CASE("two sessions: no EXPUNGE during FETCH, STORE, SEARCH; sent at NOOP") 
   CHECK(b.cmd("n NOOP\r\n") == "* 2 FETCH (FLAGS (\\Seen))\r\nn OK NOOP completed\r\n");
 }
 
+// The same over Maildir, two sessions of one process sharing the folder's
+// state: the session that did not expunge still FETCHes by its old
+// sequence numbers (flags of the expunged one from the state's tombstone)
+// until its NOOP.
+TEST_CASE("two sessions on one Maildir folder state: old sequence numbers until NOOP") {
+  store::test::TempDir tmp;
+  const std::string root = tmp / "Maildir";
+  auto states = store::makeMaildirFolderStates();
+  auto sa = store::openMaildirStore(root, states);
+  auto sb = store::openMaildirStore(root, states);
+  REQUIRE(sa);
+  REQUIRE(sb);
+  for (int i = 0; i < 3; ++i) store::test::appendTo(**sa, "INBOX", kSimple);
+  MailSession a(**sa, {}), b(**sb, {});
+  auto cmd = [](MailSession& s, std::string_view in) {
+    s.feed(in);
+    while (s.producing()) s.produce(97);
+    return s.takeOutput();
+  };
+  a.start("L", "");
+  b.start("L", "");
+  (void)a.takeOutput();
+  (void)b.takeOutput();
+  (void)cmd(a, "s SELECT INBOX\r\n");
+  (void)cmd(b, "s SELECT INBOX\r\n");
+  (void)cmd(b, "x STORE 2 +FLAGS.SILENT (\\Deleted \\Flagged)\r\n");
+  CHECK(cmd(b, "x EXPUNGE\r\n") == "* 2 EXPUNGE\r\nx OK EXPUNGE completed\r\n");
+  CHECK(cmd(a, "f FETCH 1:3 (UID FLAGS RFC822.SIZE)\r\n") ==
+        "* 1 FETCH (UID 1 FLAGS (\\Recent) RFC822.SIZE 39)\r\n"
+        "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Deleted \\Recent) RFC822.SIZE 39)\r\n"
+        "* 3 FETCH (UID 3 FLAGS (\\Recent) RFC822.SIZE 39)\r\n"
+        "f OK FETCH completed\r\n");
+  CHECK(cmd(a, "f FETCH 3 BODY.PEEK[HEADER.FIELDS (SUBJECT)]\r\n") ==
+        "* 3 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {15}\r\nSubject: hi\r\n\r\n)\r\n"
+        "f OK FETCH completed\r\n");
+  CHECK(cmd(a, "f FETCH 2 BODY.PEEK[]\r\n") == "f NO [EXPUNGEISSUED] Some messages were expunged\r\n");
+  CHECK(cmd(a, "g SEARCH ALL\r\n") == "* SEARCH 1 2 3\r\ng OK SEARCH completed\r\n");
+  CHECK(cmd(a, "h STORE 3 +FLAGS (\\Seen)\r\n") ==
+        "* 3 FETCH (FLAGS (\\Seen \\Recent))\r\nh OK STORE completed\r\n");
+  CHECK(cmd(a, "n NOOP\r\n") == "* 2 EXPUNGE\r\nn OK NOOP completed\r\n");
+  CHECK(cmd(a, "f FETCH 1:* UID\r\n") ==
+        "* 1 FETCH (UID 1)\r\n* 2 FETCH (UID 3)\r\nf OK FETCH completed\r\n");
+  // b hears of a's STORE at its next command, a not again.
+  CHECK(cmd(b, "n NOOP\r\n") == "* 2 FETCH (FLAGS (\\Seen))\r\nn OK NOOP completed\r\n");
+  CHECK(cmd(a, "n NOOP\r\n") == "n OK NOOP completed\r\n");
+}
+
 TEST_CASE("IDLE: a delivered message is announced at once; DONE ends it") {
   bool bytewise = GENERATE(false, true);
   Rig r(nullptr, bytewise);
@@ -776,7 +826,10 @@ class NoModSeqMailbox final : public store::ImapMailbox {
   bool readOnly() const override { return b_->readOnly(); }
   std::vector<std::string> keywords() const override { return b_->keywords(); }
   bool canCreateKeywords() const override { return b_->canCreateKeywords(); }
-  const std::vector<store::MessageInfo>& messages() const override { return b_->messages(); }
+  size_t messageCount() const override { return b_->messageCount(); }
+  uint32_t uidAt(size_t i) const override { return b_->uidAt(i); }
+  store::MessageInfo messageAt(size_t i) const override { return b_->messageAt(i); }
+  size_t sessionBytes() const override { return b_->sessionBytes(); }
   Result<store::MailboxChanges> sync(bool allowExpunge) override { return b_->sync(allowExpunge); }
   Result<std::unique_ptr<store::MessageReader>> open(size_t index) override {
     return b_->open(index);
