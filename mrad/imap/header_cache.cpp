@@ -6,8 +6,6 @@
 #include <array>
 #include <cstring>
 
-#include "base/strings.hpp"
-
 namespace yubin::mrad::imap {
 namespace {
 
