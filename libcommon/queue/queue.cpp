@@ -404,7 +404,7 @@ struct SpareJob {
 // near its message's arrival.
 constexpr auto kSpareMaxAge = std::chrono::minutes(10);
 // The reserve never aims below this.
-constexpr size_t kMinSpares = 4;
+constexpr size_t kMinSpares = 8;
 // Demand is the most spares in use at once within the current and the
 // previous window of this length.
 constexpr auto kDemandWindow = std::chrono::seconds(10);
@@ -543,6 +543,10 @@ class Spares {
     const size_t demand = std::max(peak_, lastPeak_);
     const size_t target = std::min(q_.opts_.maxSpares, kMinSpares + demand + demand / 2);
     const size_t have = ready_.size() + making_;
+    // Topped up in batches, once half is used, so that many spares share
+    // one directory fsync (a lone session would otherwise pay one per
+    // message, off its critical path but on the same disk).
+    if (have > target / 2) return;
     for (size_t i = have; i < target; ++i) {
       auto job = std::make_unique<SpareJob>(q_.ids_.next());
       uncommitted_.insert(job->id);  // before its file exists
