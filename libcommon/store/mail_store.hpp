@@ -223,8 +223,9 @@ class ImapMailbox {
   // A pull stream of message `index` as stored (LF or CRLF line ends).
   virtual Result<std::unique_ptr<MessageReader>> open(size_t index) = 0;
 
-  // Changes the flags of the messages at these indexes (durably, before
-  // returning); the view is updated. Keywords not yet defined are created
+  // Changes the flags of the messages at these indexes; the view is
+  // updated. Not necessarily durable on return (Maildir does not wait for
+  // the disk; a power cut may lose the change, never a message). Keywords not yet defined are created
   // when canCreateKeywords(). EROFS when readOnly().
   // With mod-sequences, a message whose flags change gets a new modSeq
   // (also in the view); one whose flags stay as they were keeps its own.

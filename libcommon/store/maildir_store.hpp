@@ -20,7 +20,8 @@
 //
 // Messages: flags are the ":2,<info>" letters D F R S T (T = \Deleted),
 // other upper-case letters (P) are kept as they are; setFlags renames
-// (atomic) and fsyncs the directory. The first read-write sync moves new/
+// (atomic) without fsyncing the directory (a flag change is not waited for,
+// as Dovecot's mail_fsync = optimized). The first read-write sync moves new/
 // files to cur/ and takes \Recent (the uid list's first-recent UID).
 // Size = octets with CRLF line ends (,W= field, the size cache, or counted
 // once); internal date = file mtime (APPEND sets it with futimens).

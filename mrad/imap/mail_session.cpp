@@ -16,6 +16,7 @@
 #include "imap/mutf7.hpp"
 #include "imap/response.hpp"
 #include "mrad/imap/fetch.hpp"
+#include "mrad/imap/header_cache.hpp"
 #include "mrad/imap/search.hpp"
 
 namespace yubin::mrad::imap {
@@ -174,6 +175,7 @@ class MailSession::Impl : public wire::MessageSink {
   std::unique_ptr<FetchJob> fetch_;
   std::unique_ptr<SearchRun> search_;
   std::unique_ptr<store::ImapMailbox> box_;
+  std::shared_ptr<HeaderCache> headerCache_;  // while box_ is open
   MailStats stats_;
 
  private:
@@ -443,6 +445,7 @@ class MailSession::Impl : public wire::MessageSink {
 
   void closeMailbox() {
     box_.reset();
+    headerCache_.reset();
     cache_.clear();
     saved_.clear();
   }
@@ -465,6 +468,9 @@ class MailSession::Impl : public wire::MessageSink {
       return;
     }
     box_ = std::move(*box);
+    // SEARCH's header fields, shared with the process's other sessions of
+    // this folder (header_cache.hpp).
+    headerCache_ = processHeaderCaches().forFolder(settings_.user, *name, box_->uidValidity());
     if (a.condstore) condstore_ = true;  // SELECT/EXAMINE (CONDSTORE), RFC 7162 §3.1.8
     const auto& msgs = box_->messages();
     std::vector<std::string> flags = {"\\Answered", "\\Flagged", "\\Deleted", "\\Seen",
@@ -1024,7 +1030,9 @@ class MailSession::Impl : public wire::MessageSink {
   // ---- SEARCH ----
   class LazyMessage : public SearchMessage {
    public:
-    LazyMessage(store::ImapMailbox& box, size_t index) : box_(box), index_(index) {}
+    LazyMessage(store::ImapMailbox& box, size_t index, HeaderCache* cache)
+        : box_(box), index_(index), cache_(cache) {}
+    HeaderCache* headerCache() override { return cache_; }
     uint32_t seq() const override { return static_cast<uint32_t>(index_ + 1); }
     const store::MessageInfo& info() const override {
       if (!info_) info_ = box_.messageAt(index_);
@@ -1078,6 +1086,7 @@ class MailSession::Impl : public wire::MessageSink {
    private:
     store::ImapMailbox& box_;
     size_t index_;
+    HeaderCache* cache_;  // null: every header is read from the message
     uint64_t bytesRead_ = 0;
     std::string data_;
     mutable std::optional<store::MessageInfo> info_;  // read on first need
@@ -1126,7 +1135,7 @@ class MailSession::Impl : public wire::MessageSink {
     uint64_t spent = 0;
     while (run.next < msgs.size() && spent < budget) {
       const size_t i = run.next++;
-      LazyMessage m(*box_, i);
+      LazyMessage m(*box_, i, headerCache_.get());
       auto r = matches(a.key, m, run.ctx, &saved_);
       spent += 256 + m.bytesRead();
       if (!r) {

@@ -499,6 +499,9 @@ def smuggle(c, sep):
 
 @pytest.mark.parametrize('name', sorted(SEPARATORS))
 def test_smuggling_rejected_by_default(mtad, name):
+    """SMTP smuggling, CVE-2023-51764 (Postfix), CVE-2023-51765 (Sendmail),
+    CVE-2023-51766 (Exim): a bare-LF end of data never splits one message in
+    two; by default the message with bare line ends is refused."""
     c = mtad.client()
     replies = smuggle(c, SEPARATORS[name])
     # Exactly one outcome for the whole stream: the message ends at the only
@@ -512,6 +515,7 @@ def test_smuggling_rejected_by_default(mtad, name):
 
 @pytest.mark.parametrize('name', sorted(SEPARATORS))
 def test_smuggling_normalized_is_one_message(start_mtad, name):
+    """CVE-2023-51764/51765/51766 with bare_lf = normalize: one message."""
     m = start_mtad({'bare_lf': 'normalize'})
     c = m.client()
     replies = smuggle(c, SEPARATORS[name])
@@ -559,6 +563,7 @@ def test_bdat_content_that_looks_like_commands_is_content(mtad):
 
 @pytest.mark.parametrize('name', ['lf-dot-lf', 'cr-dot-cr', 'crlf-dot-lf'])
 def test_bdat_bare_line_ending_rejected(mtad, name):
+    """SMTP smuggling (CVE-2023-51764 class) through BDAT."""
     data = b'Subject: chunked\r\n\r\nbody' + SEPARATORS[name] + SMUGGLED
     replies = bdat_session(mtad.client(), [(data, True)])
     assert replies == ['250 2.1.0 Ok', '250 2.1.5 Ok',
@@ -582,6 +587,8 @@ def test_bdat_bare_line_ending_normalized(start_mtad):
 @pytest.mark.parametrize('injected', [b'RSET\r\n', b'MAIL FROM:<evil@attacker.example>\r\n',
                                       b'NOOP\r\nNOOP\r\nQUIT\r\n'])
 def test_starttls_injection_is_discarded(mtad, injected):
+    """STARTTLS command injection, CVE-2011-0411 (Postfix) and its kin
+    (CVE-2011-1430 and others, Wietse Venema's 2011 advisory)."""
     c = mtad.client()
     assert c.greet()[0] == 250
     c.send(b'STARTTLS\r\n' + injected)  # one packet
@@ -617,6 +624,8 @@ def test_starttls_injection_is_discarded(mtad, injected):
     ('<bob@localhost>', '554 5.7.1'),
 ])
 def test_relay_refused(mtad, rcpt, reply):
+    """The classic open-relay battery (CVE-1999-0512 class: a relay for
+    anyone; `%` hack, quoted local parts, source routes, UUCP bang paths)."""
     c = mtad.client()
     assert c.greet()[0] == 250
     assert c.cmd('MAIL FROM:<alice@example.net>')[0] == 250

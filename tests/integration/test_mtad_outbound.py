@@ -360,6 +360,8 @@ def test_verify_policy(outbound, right_name):
     b'250-mx\r\n' * 300 + b'250 end\r\n',
 ], ids=['mixed-codes', 'long-line', 'bare-lf', 'too-many-lines'])
 def test_hostile_multiline_replies_defer(outbound, reply):
+    """Multi-line reply abuse against the SMTP client, CVE-2020-8794
+    (OpenSMTPD's client read a hostile multi-line reply out of bounds)."""
     hostile = Hostile('127.0.0.5', outbound.remote_port, reply)
     try:
         start(outbound)
