@@ -205,7 +205,15 @@ class MailSession::Impl : public wire::MessageSink {
       case EEXIST: code = "ALREADYEXISTS"; text = "Mailbox already exists"; break;
       case EINVAL: code = "CANNOT"; text = "Invalid mailbox name"; break;
       case EROFS: case EACCES: case EPERM: code = "NOPERM"; text = "Permission denied"; break;
-      case ENOSPC: case EDQUOT: code = "OVERQUOTA"; text = "Quota exceeded"; break;
+      case EDQUOT: code = "OVERQUOTA"; text = "Quota exceeded"; break;
+      case ENOSPC:
+        // RFC 5530 has no code for a full disk; OVERQUOTA is what clients
+        // show the user (as Dovecot answers). The admin must hear of it.
+        code = "OVERQUOTA";
+        text = "Not enough disk space";
+        YLOG_WARN("imap: %s failed: user=%s id=%s error=%s", std::string(what).c_str(),
+                  settings_.user.c_str(), settings_.logId.c_str(), e.message.c_str());
+        break;
       default:
         YLOG_ERROR("imap: %s failed: user=%s id=%s error=%s", std::string(what).c_str(),
                    settings_.user.c_str(), settings_.logId.c_str(), e.message.c_str());
