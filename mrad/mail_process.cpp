@@ -298,6 +298,15 @@ void MailConnection::serve() {
     closing_ = true;
     bufferevent_disable(bev_.get(), EV_READ);
   }
+  // The session is over (QUIT's update is done, or it failed): the next
+  // session of this user may start while this one's last answer is still
+  // on its way. Without this a client that QUITs and logs in again at once
+  // (fetchmail in a loop; a cached password check makes it quick) got
+  // [IN-USE] until this connection was reaped.
+  if (session_ && session_->closing() && holdsMailbox_) {
+    owner_.release(h_.mailbox);
+    holdsMailbox_ = false;
+  }
   if (closing_) {
     idle_.cancel();
     bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);

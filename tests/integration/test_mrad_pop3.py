@@ -432,3 +432,17 @@ def test_under_master_restarted_after_mail_process_dies(pop, instance):
     assert retr(c, 1)[0] == crlf(msg(1))
     c.quit()
     assert 'mail process ended' in instance.master_log()
+
+
+@pytest.mark.parametrize('user', ['bob', 'carol'])
+def test_quit_then_login_again_at_once(pop, user):
+    """A client that QUITs and logs in again at once (fetchmail polling in
+    a loop) never meets [IN-USE]: the mailbox is released as soon as the
+    session is over, before its connection is reaped."""
+    pop.add_maildir('bob', msg(1))
+    pop.add_mbox('carol', msg(1))
+    pop.start()
+    for _ in range(30):
+        c = login(pop, user)
+        assert c.stat()[0] == 1
+        c.quit()
