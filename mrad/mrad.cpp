@@ -156,7 +156,9 @@ void Mrad::mailProcessGone(const std::string& why) {
   if (channelEvent_) event_del(channelEvent_.get());
   connections_.clear();
   for (auto& l : listeners_) l->disable();
-  if (ctx_) ctx_->exit();
+  if (!ctx_) return;
+  exitSoon_ = std::make_unique<event::Timer>(base_, [this] { ctx_->exit(); });
+  exitSoon_->arm(std::chrono::milliseconds(0));
 }
 
 void Mrad::accept(UniqueFd fd, const event::Peer& peer, bool implicitTls, Protocol protocol) {

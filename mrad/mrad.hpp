@@ -91,6 +91,10 @@ class Mrad : public service::Daemon {
   pid_t mailPid_ = -1;
   event::Event channelEvent_;
   std::unique_ptr<event::Signal> sigchld_;
+  // Exits on the loop turn after the mail process went: the connections
+  // closed then free their bufferevents on the loop (libevent finalizes
+  // them there), which a loop stopped at once left undone (LeakSanitizer).
+  std::unique_ptr<event::Timer> exitSoon_;
   std::unique_ptr<auth::Directory> directory_;
   std::unique_ptr<sasl::PasswordChecker> checker_;
   sasl::Throttle throttle_{sasl::Throttle::Settings{}};
