@@ -320,6 +320,12 @@ void MailConnection::serve() {
 void MailConnection::finish(const char* reason) {
   if (dead_) return;
   dead_ = true;
+  // Free for the user's next session now, not when this one is reaped a
+  // loop turn later (a client gone mid-RETR, then a new login at once).
+  if (holdsMailbox_) {
+    owner_.release(h_.mailbox);
+    holdsMailbox_ = false;
+  }
   idle_.cancel();
   linger_.cancel();
   pump_.cancel();
