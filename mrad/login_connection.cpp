@@ -493,13 +493,7 @@ void LoginConnection::closeAfterFlush() {
   if (!linger_.pending()) linger_.arm(kCloseLinger);
 }
 
-size_t LoginConnection::pendingOutput() const {
-  if (!bev_) return 0;
-  size_t n = evbuffer_get_length(bufferevent_get_output(bev_.get()));
-  if (bufferevent* lower = bufferevent_get_underlying(bev_.get()))
-    n += evbuffer_get_length(bufferevent_get_output(lower));
-  return n;
-}
+size_t LoginConnection::pendingOutput() const { return event::pendingOutput(bev_.get()); }
 
 void LoginConnection::onLowerDrained(evbuffer*, const evbuffer_cb_info* info, void* self) {
   auto* c = static_cast<LoginConnection*>(self);

@@ -83,6 +83,8 @@ class MailConnection : public Connection {
   void serve();
   void send(std::string_view bytes);
   void finish(const char* reason);
+  // Frees the mailbox for the user's next session (the in-use table), once.
+  void releaseMailbox();
   Status openFolder();
 
   MailProcess& owner_;
@@ -181,7 +183,13 @@ MailConnection::MailConnection(MailProcess& owner, Handoff h, event::Bufferevent
       reaper_(owner.base(), [this] { owner_.closed(this); }) {}
 
 MailConnection::~MailConnection() {
-  if (holdsMailbox_) owner_.release(h_.mailbox);
+  releaseMailbox();
+}
+
+void MailConnection::releaseMailbox() {
+  if (!holdsMailbox_) return;
+  owner_.release(h_.mailbox);
+  holdsMailbox_ = false;
 }
 
 Status MailConnection::openFolder() {
@@ -303,10 +311,7 @@ void MailConnection::serve() {
   // on its way. Without this a client that QUITs and logs in again at once
   // (fetchmail in a loop; a cached password check makes it quick) got
   // [IN-USE] until this connection was reaped.
-  if (session_ && session_->closing() && holdsMailbox_) {
-    owner_.release(h_.mailbox);
-    holdsMailbox_ = false;
-  }
+  if (session_ && session_->closing()) releaseMailbox();
   if (closing_) {
     idle_.cancel();
     bufferevent_setwatermark(bev_.get(), EV_WRITE, 0, 0);
@@ -322,10 +327,7 @@ void MailConnection::finish(const char* reason) {
   dead_ = true;
   // Free for the user's next session now, not when this one is reaped a
   // loop turn later (a client gone mid-RETR, then a new login at once).
-  if (holdsMailbox_) {
-    owner_.release(h_.mailbox);
-    holdsMailbox_ = false;
-  }
+  releaseMailbox();
   idle_.cancel();
   linger_.cancel();
   pump_.cancel();

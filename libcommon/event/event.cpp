@@ -214,6 +214,14 @@ Result<Bufferevent> startTls(Bufferevent plain, SslPtr ssl, TlsRole role, size_t
 
 SSL* sslOf(bufferevent* bev) { return bev ? bufferevent_openssl_get_ssl(bev) : nullptr; }
 
+size_t pendingOutput(bufferevent* bev) {
+  if (!bev) return 0;
+  size_t n = evbuffer_get_length(bufferevent_get_output(bev));
+  if (bufferevent* lower = bufferevent_get_underlying(bev))
+    n += evbuffer_get_length(bufferevent_get_output(lower));
+  return n;
+}
+
 std::string bufferevError(bufferevent* bev) {
   std::string out;
   if (sslOf(bev)) {

@@ -151,6 +151,12 @@ Result<Bufferevent> startTls(Bufferevent plain, SslPtr ssl, TlsRole role,
 // tls::describeSession and the channel binding.
 SSL* sslOf(bufferevent* bev);
 
+// Octets not yet handed to the kernel: the bufferevent's output, plus, for
+// a filter (STARTTLS), the output of the bufferevent below it, where the
+// filter moves what it encrypts at once (the last answer waits there while
+// the top buffer is already empty).
+size_t pendingOutput(bufferevent* bev);
+
 // Describes why a bufferevent reported BEV_EVENT_ERROR: the OpenSSL errors
 // queued on a TLS bufferevent, else errno text. Drains those errors.
 std::string bufferevError(bufferevent* bev);

@@ -256,15 +256,7 @@ void ServerConnection::startTls() {
   bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
 }
 
-size_t ServerConnection::pendingOutput() const {
-  if (!bev_) return 0;
-  size_t n = evbuffer_get_length(bufferevent_get_output(bev_.get()));
-  // Under TLS the filter encrypts into the socket bufferevent below it at
-  // once: the last reply waits there while the top buffer is already empty.
-  if (bufferevent* lower = bufferevent_get_underlying(bev_.get()))
-    n += evbuffer_get_length(bufferevent_get_output(lower));
-  return n;
-}
+size_t ServerConnection::pendingOutput() const { return event::pendingOutput(bev_.get()); }
 
 void ServerConnection::onLowerDrained(evbuffer*, const evbuffer_cb_info* info, void* self) {
   auto* c = static_cast<ServerConnection*>(self);
