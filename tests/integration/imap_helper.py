@@ -5,6 +5,9 @@ implicit TLS, both on free loopback ports), and imaplib clients for them."""
 import imaplib
 import re
 
+import pytest
+
+from conftest import is_root
 from mrad_helper import PASSWORD, Pop3Setup
 
 
@@ -46,3 +49,14 @@ def code_of(data):
     text = data[0].decode() if isinstance(data[0], bytes) else str(data[0])
     m = re.match(r'\[([^\]]*)\]', text)
     return m.group(1) if m else None
+
+
+@pytest.fixture
+def imap(instance, binary, free_port, request):
+    """An ImapSetup, not started; as root its login process runs as a fresh
+    system user (it must not own the mail). Import it into a test module
+    (`from imap_helper import imap`) to use it there."""
+    login_user = request.getfixturevalue('system_user') if is_root() else None
+    setup = ImapSetup(instance, binary, free_port, login_user=login_user)
+    yield setup
+    setup.stop()

@@ -32,7 +32,7 @@ import time
 import pytest
 
 from conftest import is_root, wait_for
-from imap_helper import ImapSetup
+from imap_helper import imap  # noqa: F401 (imap: a fixture)
 from mrad_helper import PASSWORD, Pop3Setup
 
 LINGER = 10.0  # mrad's kCloseLinger (mrad/mrad.hpp)
@@ -111,13 +111,6 @@ def pop(instance, binary, free_port, request):
     yield setup
     setup.stop()
 
-
-@pytest.fixture
-def imap(instance, binary, free_port, request):
-    login_user = request.getfixturevalue('system_user') if is_root() else None
-    setup = ImapSetup(instance, binary, free_port, login_user=login_user)
-    yield setup
-    setup.stop()
 
 
 def test_slowloris_cve_2007_6750_pop3_deaf_clients_dropped_after_the_linger(pop):

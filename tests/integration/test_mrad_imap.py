@@ -21,20 +21,13 @@ import subprocess
 import pytest
 
 from conftest import is_root, wait_for
-from imap_helper import ImapSetup, capabilities, code_of
+from imap_helper import capabilities, imap  # noqa: F401 (imap: a fixture)
 from mrad_helper import PASSWORD, can_open_as, uids_of
 
 
 def msg(n, body=b'hello'):
     return b'Subject: message %d\nFrom: alice@example.net\n\n%s %d\n' % (n, body, n)
 
-
-@pytest.fixture
-def imap(instance, binary, free_port, request):
-    login_user = None
-    if is_root():
-        login_user = request.getfixturevalue('system_user')
-    return ImapSetup(instance, binary, free_port, login_user=login_user)
 
 
 def read_line(f):

@@ -11,22 +11,12 @@ import os
 import re
 import time
 
-import pytest
-
-from conftest import is_root
-from imap_helper import ImapSetup
+from imap_helper import imap  # noqa: F401 (imap: a fixture)
 
 
 def msg(n):
     return b'Subject: message %d\nFrom: alice@example.net\n\nhello %d\n' % (n, n)
 
-
-@pytest.fixture
-def imap(instance, binary, free_port, request):
-    login_user = None
-    if is_root():
-        login_user = request.getfixturevalue('system_user')
-    return ImapSetup(instance, binary, free_port, login_user=login_user)
 
 
 def modseqs(data):

@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from conftest import is_root, wait_for
-from imap_helper import ImapSetup
+from conftest import wait_for
+from imap_helper import imap  # noqa: F401 (imap: a fixture)
 from mrad_helper import PASSWORD
 
 pytestmark = pytest.mark.skipif(not (shutil.which('mutt') and shutil.which('tmux')),
@@ -66,11 +66,6 @@ class Mutt:
         subprocess.run(['tmux', '-S', self.sock, 'kill-server'], capture_output=True,
                        timeout=20)
 
-
-@pytest.fixture
-def imap(instance, binary, free_port, request):
-    login_user = request.getfixturevalue('system_user') if is_root() else None
-    return ImapSetup(instance, binary, free_port, login_user=login_user)
 
 
 def names(imap, folder=''):

@@ -10,10 +10,7 @@ other session and survives a restart of mrad (a stop, not a power cut)."""
 
 import time
 
-import pytest
-
-from conftest import is_root
-from imap_helper import ImapSetup
+from imap_helper import imap  # noqa: F401 (imap: a fixture)
 
 
 def msg(n, subject=None, sender=None, extra=b''):
@@ -23,13 +20,6 @@ def msg(n, subject=None, sender=None, extra=b''):
             b'\r\nDate: %d Feb 2024 10:00:00 +0000\r\n' % (1 + n % 28) + extra +
             b'\r\nbody %d\r\n' % n)
 
-
-@pytest.fixture
-def imap(instance, binary, free_port, request):
-    login_user = None
-    if is_root():
-        login_user = request.getfixturevalue('system_user')
-    return ImapSetup(instance, binary, free_port, login_user=login_user)
 
 
 def uid_search(c, *keys):
