@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -128,20 +129,39 @@ bool removeIfStale(Fs& fs, const std::string& path, const MboxLockSettings& s,
 
 // True when we now hold the dot-lock; false when DotLock::Try gave up on
 // a directory that refuses it.
+//
+// The lock is a file written first under a name of its own and then
+// link(2)ed to <mbox>.lock, so the lock never exists without its
+// "<pid> <host>": a process killed between creating it and writing it
+// would leave an empty lock that only its age (staleAfter, 5 min) could
+// clear, and every delivery to the mailbox would wait until then. The
+// private name ends in ".lock" too, so a mailbox listing skips it.
 Result<bool> takeDotLock(Fs& fs, const std::string& path, const MboxLockSettings& s) {
   const std::string host = s.hostName.empty() ? localHostName() : s.hostName;
+  static std::atomic<uint64_t> counter{0};
+  const std::string mine =
+      path + "." + std::to_string(::getpid()) + "." +
+      std::to_string(counter.fetch_add(1, std::memory_order_relaxed)) + "." +
+      std::to_string(SteadyClock::now().time_since_epoch().count() & 0xffffff) + ".lock";
+  {
+    UniqueFd fd(fs.open(mine.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd) {
+      int err = errno;
+      if (s.dotLock == DotLock::Try && (err == EACCES || err == EPERM || err == EROFS))
+        return false;
+      return errnoError("create " + mine, err);
+    }
+    Status st = writeAllFs(fs, fd.get(), std::to_string(::getpid()) + " " + host + "\n", path);
+    if (st && ::close(fd.release()) != 0) st = errnoError("close " + mine);
+    if (!st) {
+      fs.unlink(mine.c_str());
+      return st.error();
+    }
+  }
+  ScopeExit removeMine([&] { fs.unlink(mine.c_str()); });
   Backoff backoff(s.timeout);
   for (;;) {
-    UniqueFd fd(fs.open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (fd) {
-      Status st = writeAllFs(fs, fd.get(), std::to_string(::getpid()) + " " + host + "\n", path);
-      if (st && ::close(fd.release()) != 0) st = errnoError("close " + path);
-      if (!st) {
-        fs.unlink(path.c_str());
-        return st.error();
-      }
-      return true;
-    }
+    if (fs.link(mine.c_str(), path.c_str()) == 0) return true;
     int err = errno;
     if (err == EEXIST) {
       if (removeIfStale(fs, path, s, host)) continue;
@@ -150,7 +170,7 @@ Result<bool> takeDotLock(Fs& fs, const std::string& path, const MboxLockSettings
       continue;
     }
     if (s.dotLock == DotLock::Try && (err == EACCES || err == EPERM || err == EROFS)) return false;
-    return errnoError("create " + path, err);
+    return errnoError("link " + path, err);
   }
 }
 

@@ -12,7 +12,8 @@
 // an fcntl write lock (an open file description lock, F_OFD_SETLK, so
 // that threads of one process exclude each other too; in a bounded retry
 // loop), then the dot-lock
-// <mbox>.lock (O_EXCL; holds "<pid> <host>\n"; a lock older than 5 min or
+// <mbox>.lock (written under a private name, then link(2)ed into place, so
+// it never exists empty; holds "<pid> <host>\n"; a lock older than 5 min or
 // whose pid is dead on this host is removed). fstat the size first; on any
 // failure ftruncate back to it, so a failed append leaves the mailbox as it
 // was; fsync before success. Locking fcntl before dot-lock means two of

@@ -344,6 +344,29 @@ TEST_CASE("stale dot-locks are removed, live ones respected") {
     CHECK(st.error().errnum == ETIMEDOUT);
     CHECK(slurp(lock) == std::to_string(getpid()) + " thishost\n");
     CHECK(slurp(path).empty());
+    // The waiter's own lock file (written, then linked) is gone too.
+    CHECK(listDir(t.path()) == std::vector<std::string>{"mbox", "mbox.lock"});
+  }
+  SECTION("the lock appears whole: linked from a written file, never created empty") {
+    // A second process that finds the lock sees its pid at once (no window
+    // in which a kill leaves an empty lock only its age can clear).
+    FaultyFs fs;
+    auto w = MboxWriter::open(path, s, fs);
+    REQUIRE(w.ok());
+    CHECK(slurp(lock) == std::to_string(getpid()) + " thishost\n");
+    CHECK(fs.linkCalls == 1);
+    CHECK(listDir(t.path()) == std::vector<std::string>{"mbox", "mbox.lock"});
+    REQUIRE(w->close().ok());
+    CHECK(listDir(t.path()) == std::vector<std::string>{"mbox"});
+  }
+  SECTION("a link that fails leaves neither lock file") {
+    FaultyFs fs;
+    fs.linkFailures = 1;
+    auto st = appendToMbox(path, "a", 0, "", MemorySource("m\n"), s, {}, fs);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().errnum == EIO);
+    CHECK(listDir(t.path()) == std::vector<std::string>{"mbox"});
+    CHECK(slurp(path).empty());
   }
   SECTION("dead pid on another host is not judged") {
     REQUIRE(atomicWrite(lock, "999999999 otherhost\n").ok());
