@@ -143,6 +143,11 @@ Result<MaildirUsageCache::Lookup> MaildirUsageCache::usage(const std::string& ro
   if (cached && stampOf(root, cached->folders) == cached->stamp)
     return Lookup{cached->usage, cached->generation};
 
+  uint64_t addedBefore;
+  {
+    std::lock_guard lock(mu_);
+    addedBefore = addedCalls_;
+  }
   auto folders = listFolders(root);
   if (!folders) return folders.error();
   Entry e;
@@ -159,14 +164,23 @@ Result<MaildirUsageCache::Lookup> MaildirUsageCache::usage(const std::string& ro
   std::lock_guard lock(mu_);
   e.generation = nextGeneration_++;
   ++scans_;
-  if (entries_.size() >= maxEntries_ && !entries_.count(root)) entries_.clear();
   Lookup out{e.usage, e.generation};
+  // A delivery of ours that ended during the scan may have linked its
+  // message after the stamp and before the count, within the same tick of
+  // the file system's clock, where no mtime shows it: such an entry is
+  // not kept, and the next lookup scans again.
+  if (addedCalls_ != addedBefore) {
+    entries_.erase(root);
+    return out;
+  }
+  if (entries_.size() >= maxEntries_ && !entries_.count(root)) entries_.clear();
   entries_[root] = std::move(e);
   return out;
 }
 
 void MaildirUsageCache::added(const std::string& root, uint64_t generation, uint64_t bytes) {
   std::lock_guard lock(mu_);
+  ++addedCalls_;
   auto it = entries_.find(root);
   if (it == entries_.end()) return;
   Entry& e = it->second;

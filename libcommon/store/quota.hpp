@@ -47,7 +47,9 @@ bool wouldExceed(const Usage& usage, uint64_t quotaBytes, uint64_t quotaMessages
 // The approximation: a change made by another program between one of our
 // links and the stat() that follows it in added() is taken for part of
 // ours, and is seen only at the next change of that directory or after
-// maxAge. Two lookups that race may both pass a quota that has room for
+// maxAge. A scan during which one of our deliveries ended is not kept
+// (the message may have been linked after the stamp, in the same clock
+// tick, and missed by the count). Two lookups that race may both pass a quota that has room for
 // one of them (as with a scan per delivery). Thread-safe.
 class MaildirUsageCache {
  public:
@@ -82,6 +84,7 @@ class MaildirUsageCache {
   std::unordered_map<std::string, Entry> entries_;  // guarded by mu_
   uint64_t nextGeneration_ = 1;                     // guarded by mu_
   uint64_t scans_ = 0;                              // guarded by mu_
+  uint64_t addedCalls_ = 0;  // guarded by mu_; a scan that saw it move is not kept
 };
 
 }  // namespace yubin::store
