@@ -253,8 +253,11 @@ void LmtpClient::reply(const ClientReply& r) {
 
     case State::Data:
       if (r.code != 354) {
+        // The content was not sent: a 2xx here (or a 3xx other than 354)
+        // is a broken server, never a delivery (found by the lmtp_client
+        // fuzz target: a 250 marked the message delivered unsent).
         for (size_t i : accepted_) {
-          result_.replies[i] = r.code / 100 == 3 ? transientOf("LMTP DATA", r) : r;
+          result_.replies[i] = r.permanent() ? r : transientOf("LMTP DATA", r);
           answered_[i] = true;
         }
         complete();

@@ -365,3 +365,36 @@ TEST_CASE("a large message is streamed and arrives intact", "[lmtp]") {
   CHECK(server.messages[0].size() == content.size());
   CHECK(server.messages[0] == content);
 }
+
+// Regression (lmtp_client fuzz target): a server that answers DATA with a
+// 2xx instead of 354 never got the message; that must not count as a
+// delivery. The whole conversation is scripted in the greeting.
+TEST_CASE("a reply to DATA other than 354 is never a delivery", "[lmtp]") {
+  struct Case {
+    std::string dataReply;
+    int code;
+    std::string enhanced;
+  };
+  auto c = GENERATE(values<Case>({
+      {"250 2.0.0 fine\r\n", 451, "4.3.0"},
+      {"251 ok\r\n", 451, "4.3.0"},
+      {"334 what\r\n", 451, "4.3.0"},
+      {"452 4.3.1 full\r\n", 452, "4.3.1"},
+      {"554 5.5.1 no\r\n", 554, "5.5.1"},
+  }));
+  INFO(c.dataReply);
+  Fixture f;
+  Behaviour b;
+  b.rawGreeting = "220 x\r\n250-x\r\n250 PIPELINING\r\n250 mail\r\n250 rcpt\r\n250 rcpt\r\n" +
+                  c.dataReply;
+  FakeServer server(f.base.get(), f.settings.socketPath, b);
+  auto one = f.message("x\r\n");
+  LmtpClient client(f.base.get(), f.settings);
+  LmtpResult r = f.run(client, one, {"bob@example.org", "carol@example.org"});
+  REQUIRE(r.replies.size() == 2);
+  for (const auto& rep : r.replies) {
+    CHECK(rep.code == c.code);
+    CHECK(rep.enhanced == c.enhanced);
+  }
+  CHECK(server.messages.empty());
+}
