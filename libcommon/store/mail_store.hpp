@@ -292,16 +292,59 @@ struct MailboxStatus {
   uint64_t highestModSeq = 0;
 };
 
+// Where the next step of a commit in steps (AppendTransaction) must run.
+enum class CommitStep : uint8_t {
+  // On the thread that owns the store and its sessions: the step touches
+  // state the sessions of the process share (the Maildir folder states).
+  Loop,
+  // On any thread, while nothing else calls the transaction: disk writes
+  // and fsyncs; the step touches nothing shared.
+  Blocking,
+  Done,  // committed: committedUids()
+};
+
 // An APPEND being received: the bytes go to a temporary file as they arrive
 // (the parser streams the literal); commit() makes the message durable in
-// the mailbox (file and directory fsync'd) and returns its UID.
+// the mailbox (file and directory fsync'd, and the UID it gets) and returns
+// its UID.
+//
+// The same commit in steps, for a caller that keeps the disk waits off its
+// event loop (mrad's mail process; store/append_commit.hpp drives it):
+// startCommit(), then runStep() on the thread nextStep() names until it is
+// Done; committedUids() then gives the UIDs. An error from runStep() ends
+// the commit (nextStep() is Done, nothing of the message is left in the
+// mailbox once the transaction is dropped, unless the error came after the
+// message was placed: then it is there, as after a crash). A backend that
+// does not split (mbox, the memory store) keeps these defaults: one Loop
+// step that is commit() itself.
 class AppendTransaction {
  public:
   virtual ~AppendTransaction() = default;
   virtual Status write(std::string_view bytes) = 0;
-  // internalDate 0: now.
+  // internalDate 0: now. Every step on the calling thread.
   virtual Result<AppendedUids> commit(const Flags& flags, int64_t internalDate) = 0;
   // Dropping a transaction without commit() removes the temporary file.
+
+  virtual void startCommit(const Flags& flags, int64_t internalDate) {
+    flags_ = flags;
+    date_ = internalDate;
+    step_ = CommitStep::Loop;
+  }
+  virtual CommitStep nextStep() const { return step_; }
+  virtual Status runStep() {
+    step_ = CommitStep::Done;
+    auto r = commit(flags_, date_);
+    if (!r) return r.error();
+    uids_ = std::move(*r);
+    return {};
+  }
+  virtual AppendedUids committedUids() const { return uids_; }
+
+ private:
+  Flags flags_;
+  int64_t date_ = 0;
+  CommitStep step_ = CommitStep::Done;
+  AppendedUids uids_;
 };
 
 class MailStore {

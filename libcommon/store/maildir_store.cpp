@@ -531,6 +531,8 @@ Result<LoadedFolder> loadFolder(const std::string& root, const std::string& dir,
 // UIDs for messages this session just placed into dir (APPEND, COPY),
 // with one new mod-sequence; tokens: the flagsToken of each file. A
 // message another session has already seen keeps the UID it was given.
+// sync Lazy: a batch appended to the log is not fdatasync'd here (the
+// caller does it, off its loop, before it tells the client).
 // A copy of the list kept by a folder state (MaildirFolderState::
 // listForChange), used instead of reading the list when it is current.
 struct CachedList {
@@ -541,7 +543,8 @@ struct CachedList {
 Result<AppendedUids> assignUids(const std::string& root, const std::string& dir,
                                 const std::vector<std::string>& ids,
                                 const std::vector<std::string>& tokens,
-                                uint64_t* modSeqOut = nullptr, const CachedList* cached = nullptr) {
+                                uint64_t* modSeqOut = nullptr, const CachedList* cached = nullptr,
+                                UidLogSync sync = UidLogSync::Durable) {
   for (int attempt = 0;; ++attempt) {
     auto lock = lockUidList(dir);
     if (!lock) return lock.error();
@@ -599,7 +602,7 @@ Result<AppendedUids> assignUids(const std::string& root, const std::string& dir,
     }
     if (!added.empty()) {
       list.highestModSeq = *modSeq;
-      if (auto st = saveUidListChange(dir, list, added, {}); !st) return st.error();
+      if (auto st = saveUidListChange(dir, list, added, {}, sync); !st) return st.error();
     }
     saved = true;
     if (modSeqOut) *modSeqOut = *modSeq;
@@ -833,6 +836,13 @@ class MaildirFolderState {
     highestModSeq_ = std::max(highestModSeq_, modSeq);
   }
 
+  // A session of this process is placing a message as "cur/<name>" (an
+  // APPEND: the file is linked on a worker thread and published here a
+  // loop turn or more later, append_commit.hpp): its inotify event is not
+  // another writer's change, and does not make the state list the folder.
+  void expect(const std::string& fileName) { incoming_.insert(fileName); }
+  void forget(const std::string& fileName) { incoming_.erase(fileName); }
+
   // Finds the files of the known messages again after another writer
   // renamed them, without the uid list (so: safe under its lock); nullptr
   // when uid's file is gone.
@@ -947,6 +957,8 @@ class MaildirFolderState {
         std::string_view name(ev->name, ::strnlen(ev->name, ev->len));
         if (name.empty() || name[0] == '.') continue;  // not a message (quickScan skips it)
         const bool appeared = (ev->mask & (IN_CREATE | IN_MOVED_TO)) != 0;
+        if (appeared && !incoming_.empty() && incoming_.count(std::string(sub).append(name)))
+          continue;
         if (appeared != holds(sub, name)) unexplained = true;
       }
     }
@@ -1117,6 +1129,7 @@ class MaildirFolderState {
   std::unordered_map<const void*, uint64_t> acked_;   // session -> generation
   uint64_t lastRemoval_ = 0;
   std::unordered_map<std::string, uint32_t> byId_;    // Maildir id -> UID
+  std::unordered_set<std::string> incoming_;          // see expect()
 };
 
 // The folder states of one process, by directory. A state lives as long
@@ -1710,6 +1723,7 @@ Result<CopiedUids> MaildirImapMailbox::copy(const std::vector<size_t>& indexes,
   }
   auto destSlots = defineKeywords(*dest, all);
   if (!destSlots) return destSlots.error();
+  if (auto destState = shared_->states->find(*dest)) destState->setSlots(*destSlots);
   std::vector<std::string> newIds, newTokens;
   std::vector<size_t> copied;
   CopiedUids out;
@@ -1751,22 +1765,39 @@ Result<CopiedUids> MaildirImapMailbox::copy(const std::vector<size_t>& indexes,
 
 // ---- APPEND ----
 
+// The commit in four steps (mail_store.hpp, CommitStep; mrad's loop runs
+// the Loop ones, a worker thread the Blocking ones):
+//  1. prepare (Loop): the keywords file (new keywords defined), the file
+//     name with its sizes and flags; the folder state, when a session of
+//     this process has the folder, is told to expect that name in cur/.
+//  2. place (Blocking): the internal date (futimens), fsync of the file,
+//     link into cur/ under that name, the tmp/ name removed, fsync of
+//     cur/. A name already taken (EEXIST) sends it back to 1 for another.
+//  3. publish (Loop): the UID from the uid list (the state's copy of it
+//     when it has one), its batch appended to the log without fdatasync,
+//     the state given the message.
+//  4. sync (Blocking): fdatasync of the log, so that the UID the client is
+//     told survives a crash as the message does.
+// commit() runs the four in a row. Nothing here touches the folder state
+// or the store's other objects off the loop: a Blocking step uses only the
+// transaction's own file and paths.
 class MaildirAppend final : public AppendTransaction {
  public:
   MaildirAppend(std::shared_ptr<Shared> shared, std::string dir, std::string base, UniqueFd fd)
       : shared_(std::move(shared)),
         dir_(std::move(dir)),
-        base_(std::move(base)),
-        tmp_(dir_ + "/tmp/" + base_),
+        id_(std::move(base)),
+        tmp_(dir_ + "/tmp/" + id_),
         fd_(std::move(fd)) {}
   ~MaildirAppend() override {
-    if (fd_ || !committed_) ::unlink(tmp_.c_str());
+    if (state_) state_->forget(expected_);
+    if (!placed_) ::unlink(tmp_.c_str());
   }
   MaildirAppend(const MaildirAppend&) = delete;
   MaildirAppend& operator=(const MaildirAppend&) = delete;
 
   Status write(std::string_view bytes) override {
-    if (!fd_) return Error{"append already finished", EINVAL};
+    if (phase_ != Phase::Writing) return Error{"append already finished", EINVAL};
     if (auto st = writeAll(fd_.get(), bytes); !st) return st;
     counter_.feed(bytes);
     size_ += bytes.size();
@@ -1774,31 +1805,94 @@ class MaildirAppend final : public AppendTransaction {
   }
 
   Result<AppendedUids> commit(const Flags& flags, int64_t internalDate) override {
-    if (!fd_) return Error{"append already finished", EINVAL};
-    if (!isDir(dir_ + "/cur")) return Error{"mailbox deleted", ENOENT};
-    struct timespec t {
-      internalDate ? internalDate : static_cast<int64_t>(::time(nullptr)), 0
-    };
-    struct timespec times[2] = {t, t};
-    if (::futimens(fd_.get(), times) != 0) return errnoError("futimens " + tmp_);
-    if (::fsync(fd_.get()) != 0) return errnoError("fsync " + tmp_);
-    if (::close(fd_.release()) != 0) return errnoError("close " + tmp_);
-    auto slots = defineKeywords(dir_, flags);
-    if (!slots) return slots.error();
-    const std::string info = infoFor(applyFlags({}, FlagOp::Add, flags, *slots), "", *slots);
-    std::string id = base_;
-    std::string fileName;
-    for (int attempt = 0;; ++attempt) {
-      fileName = id + ",S=" + std::to_string(size_) + ",W=" + std::to_string(counter_.total()) +
-                 ":2," + info;
-      std::string target = dir_ + "/cur/" + fileName;
-      if (::link(tmp_.c_str(), target.c_str()) == 0) break;
-      if (errno != EEXIST || attempt == 100) return errnoError("link " + target);
-      id = shared_->names.next();
+    startCommit(flags, internalDate);
+    while (nextStep() != CommitStep::Done)
+      if (auto st = runStep(); !st) return st.error();
+    return committedUids();
+  }
+
+  void startCommit(const Flags& flags, int64_t internalDate) override {
+    if (phase_ != Phase::Writing) {
+      phase_ = Phase::Refused;
+      return;
     }
+    flags_ = flags;
+    date_ = internalDate ? internalDate : static_cast<int64_t>(::time(nullptr));
+    phase_ = Phase::Prepare;
+  }
+  CommitStep nextStep() const override {
+    switch (phase_) {
+      case Phase::Prepare:
+      case Phase::Publish:
+      case Phase::Refused:
+        return CommitStep::Loop;
+      case Phase::Place:
+      case Phase::Sync:
+        return CommitStep::Blocking;
+      default:
+        return CommitStep::Done;
+    }
+  }
+  Status runStep() override {
+    Status st;
+    switch (phase_) {
+      case Phase::Prepare: st = prepare(); break;
+      case Phase::Place: st = place(); break;
+      case Phase::Publish: st = publish(); break;
+      case Phase::Sync: st = syncLog(); break;
+      default: st = Error{"append already finished", EINVAL}; break;
+    }
+    if (!st) phase_ = Phase::Failed;
+    return st;
+  }
+  AppendedUids committedUids() const override { return uids_; }
+
+ private:
+  enum class Phase : uint8_t { Writing, Prepare, Place, Publish, Sync, Done, Failed, Refused };
+
+  Status prepare() {
+    if (!isDir(dir_ + "/cur")) return Error{"mailbox deleted", ENOENT};
+    auto slots = defineKeywords(dir_, flags_);
+    if (!slots) return slots.error();
+    info_ = infoFor(applyFlags({}, FlagOp::Add, flags_, *slots), "", *slots);
+    if (attempts_ > 0) id_ = shared_->names.next();
+    if (state_) state_->forget(expected_);
+    expected_ = "cur/" + id_ + ",S=" + std::to_string(size_) +
+                ",W=" + std::to_string(counter_.total()) + ":2," + info_;
+    state_ = shared_->states->find(dir_);
+    if (state_) {
+      state_->setSlots(std::move(*slots));  // a keyword new to the folder
+      state_->expect(expected_);
+    }
+    phase_ = Phase::Place;
+    return {};
+  }
+
+  Status place() {
+    if (fd_) {
+      struct timespec times[2] = {{date_, 0}, {date_, 0}};
+      if (::futimens(fd_.get(), times) != 0) return errnoError("futimens " + tmp_);
+      if (::fsync(fd_.get()) != 0) return errnoError("fsync " + tmp_);
+      if (::close(fd_.release()) != 0) return errnoError("close " + tmp_);
+    }
+    const std::string target = dir_ + "/" + expected_;
+    if (::link(tmp_.c_str(), target.c_str()) != 0) {
+      if (errno != EEXIST || ++attempts_ > 100) return errnoError("link " + target);
+      phase_ = Phase::Prepare;  // another name, taken on the loop
+      return {};
+    }
+    placed_ = true;
     ::unlink(tmp_.c_str());
-    committed_ = true;
-    if (auto st = fsyncDir(dir_ + "/cur"); !st) return st.error();
+    if (auto st = fsyncDir(dir_ + "/cur"); !st) {
+      // Not known to be on disk: the client hears NO, so it goes.
+      ::unlink(target.c_str());
+      return st;
+    }
+    phase_ = Phase::Publish;
+    return {};
+  }
+
+  Status publish() {
     uint64_t modSeq = 0;
     // A session of this process with the folder selected: its state's copy
     // of the list is used, and it learns of the message here rather than by
@@ -1806,20 +1900,43 @@ class MaildirAppend final : public AppendTransaction {
     auto state = shared_->states->find(dir_);
     CachedList cached{[&] { return state->listForChange(); },
                       [&](bool saved) { saved ? state->listSaved() : state->dropList(); }};
-    auto uids = assignUids(shared_->root, dir_, {id}, {flagsToken(info)}, &modSeq,
-                           state ? &cached : nullptr);
+    auto uids = assignUids(shared_->root, dir_, {id_}, {flagsToken(info_)}, &modSeq,
+                           state ? &cached : nullptr, UidLogSync::Lazy);
+    if (state_) state_->forget(expected_);
+    state_.reset();
     if (!uids) return uids.error();
-    if (state) state->added(uids->uids[0], "cur/" + fileName, modSeq, counter_.total(), t.tv_sec);
-    return uids;
+    if (state) state->added(uids->uids[0], expected_, modSeq, counter_.total(), date_);
+    uids_ = std::move(*uids);
+    phase_ = Phase::Sync;
+    return {};
   }
 
- private:
+  Status syncLog() {
+    // Any descriptor of the log flushes it; none: the list was rewritten
+    // whole, durably, and the log removed.
+    const std::string path = dir_ + "/" + kUidLogFile;
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd && errno != ENOENT) return errnoError("open " + path);
+    if (fd && ::fdatasync(fd.get()) != 0) return errnoError("fdatasync " + path);
+    phase_ = Phase::Done;
+    return {};
+  }
+
   std::shared_ptr<Shared> shared_;
-  std::string dir_, base_, tmp_;
+  std::string dir_, id_, tmp_;
   UniqueFd fd_;
   CrlfCounter counter_;
   uint64_t size_ = 0;
-  bool committed_ = false;
+  Phase phase_ = Phase::Writing;
+  Flags flags_;
+  int64_t date_ = 0;
+  std::string info_;
+  std::string expected_;  // "cur/<the file's name>"
+  // The state told to expect the name (loop thread only).
+  std::shared_ptr<MaildirFolderState> state_;
+  int attempts_ = 0;
+  bool placed_ = false;
+  AppendedUids uids_;
 };
 
 // ---- the store ----

@@ -26,7 +26,14 @@
 // Size = octets with CRLF line ends (,W= field, the size cache, or counted
 // once); internal date = file mtime (APPEND sets it with futimens).
 // APPEND streams into tmp/, fsync, link into cur/ with ,S= ,W= and the
-// flags, directory fsync, then the UID. COPY links the file under a new
+// flags, directory fsync, then the UID (its log batch fdatasync'd before
+// the commit returns). The commit comes in steps (mail_store.hpp,
+// CommitStep): the fsyncs and the link are Blocking steps that touch only
+// the transaction's file, run by mrad on a worker thread; the keywords,
+// the UID and the shared state are Loop steps (maildir_store.cpp,
+// MaildirAppend). The folder state is told the name to expect, so the
+// file appearing before its UID is not taken for another writer's.
+// COPY links the file under a new
 // unique name into the destination's cur/ (copies the bytes when link
 // fails: EXDEV, EPERM, EMLINK); MOVE = COPY then expunge.
 //
