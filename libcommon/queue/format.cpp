@@ -10,7 +10,6 @@ namespace yubin::queue {
 namespace {
 
 constexpr std::string_view kMagic = "yubin-queue ";
-constexpr std::string_view kTrailerMagic = "yubin-end ";
 constexpr std::string_view kStateMagic = "yubin-state 1\n";
 
 Error corrupt(const std::string& what) { return Error{"corrupt queue file: " + what, EBADMSG}; }

@@ -101,6 +101,7 @@ struct Header {
 // before the commit's one fsync; a crash inside that fsync can leave the
 // size right and earlier blocks stale, which the checksum catches.
 inline constexpr size_t kTrailerSize = 96;
+inline constexpr std::string_view kTrailerMagic = "yubin-end ";
 inline constexpr size_t kChecksumSize = 32;
 
 struct Trailer {

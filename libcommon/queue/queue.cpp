@@ -3,7 +3,9 @@
 #include "queue/queue.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,44 +47,68 @@ Status writeAllFs(Fs& fs, int fd, std::string_view data) {
 
 bool isTempStateName(const std::string& name) { return name.find(".tmp.") != std::string::npos; }
 
-// Recovery's check of a file in queue/: empty when it is a whole message
-// (a version 2 file whose trailer and checksum verify, or a version 1
-// file, which only ever got its name after its fsync), else why it is not
-// (an unused spare, a commit into a spare whose fsync never returned). A
+// Recovery's check of a file in queue/: an empty reason when it is a
+// whole message (a version 2 file whose trailer and checksum verify, or a
+// version 1 file, which only ever got its name after its fsync), else why
+// it is not. `plain` marks the files that cannot be a message ever
+// acknowledged, since every acknowledged version 2 file ends in a
+// trailer and a length in its header: an unused spare, a file too short
+// for a trailer, one that does not end in a trailer or whose header has
+// no length yet (a commit cut short). The others (a trailer with
+// a checksum or length that does not verify) are most likely a commit
+// torn by a power loss, but a disk or a bug could do the same to an
+// acknowledged message, so they are quarantined rather than removed. A
 // file that cannot be read or is not a regular file is left to load(),
 // which quarantines it.
-std::string unfinishedReason(Fs& fs, const std::string& path) {
+struct Unfinished {
+  std::string reason;  // empty: a whole message
+  bool plain = false;  // true: removed; false: quarantined
+};
+
+Unfinished unfinished(Fs& fs, const std::string& path) {
+  auto plain = [](std::string why) { return Unfinished{std::move(why), true}; };
+  auto doubtful = [](std::string why) { return Unfinished{std::move(why), false}; };
   auto fd = fs.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
   if (!fd) return {};
   struct stat st;
   if (::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
   const uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (size == 0) return "empty (an unused spare)";
+  if (size == 0) return plain("empty (an unused spare)");
   std::string head(static_cast<size_t>(std::min<uint64_t>(size, kHeaderSize)), '\0');
   auto n = fs.pread(fd->get(), head.data(), head.size(), 0);
   if (!n) return {};
   head.resize(*n);
   auto header = parseHeader(head);
   if (header && header->version == 1) return {};
-  if (size < kHeaderSize + kTrailerSize) return "too short for a trailer";
+  if (size < kHeaderSize + kTrailerSize) return plain("too short for a trailer");
   std::string tail(kTrailerSize, '\0');
   n = fs.pread(fd->get(), tail.data(), tail.size(), size - kTrailerSize);
-  if (!n || *n != kTrailerSize) return "trailer unreadable";
+  if (!n || *n != kTrailerSize) return {};
   auto trailer = parseTrailer(tail);
-  if (!trailer) return trailer.error().message;
-  if (trailer->length != size - kTrailerSize) return "trailer length disagrees with the size";
-  if (!header) return header.error().message;
-  if (header->bodyEnd() != trailer->length) return "header length disagrees with the trailer";
+  if (!trailer) {
+    if (tail.compare(0, kTrailerMagic.size(), kTrailerMagic) != 0) return plain(trailer.error().message);
+    return doubtful(trailer.error().message);
+  }
+  if (trailer->length != size - kTrailerSize)
+    return doubtful("trailer length disagrees with the size");
+  // The length goes into the header after the message and its trailer
+  // are written: never written, it is a commit cut short.
+  if (!header && head.compare(kMessageSizeOffset, 20, std::string(20, 'x')) == 0)
+    return plain(header.error().message);
+  if (!header) return doubtful(header.error().message);
+  if (header->bodyEnd() != trailer->length)
+    return doubtful("header length disagrees with the trailer");
   ImageHasher hasher;
   std::string chunk;
   for (uint64_t off = kHeaderSize; off < trailer->length;) {
     chunk.resize(static_cast<size_t>(std::min<uint64_t>(1u << 20, trailer->length - off)));
     n = fs.pread(fd->get(), chunk.data(), chunk.size(), off);
-    if (!n || *n != chunk.size()) return "short read";
+    if (!n || *n != chunk.size()) return {};
     hasher.update(chunk);
     off += chunk.size();
   }
-  if (hasher.trailer(head, trailer->length) != tail) return "checksum mismatch (a torn write)";
+  if (hasher.trailer(head, trailer->length) != tail)
+    return doubtful("checksum mismatch (a torn write)");
   return {};
 }
 
@@ -320,10 +346,18 @@ class TwoStepPool {
   TwoStepPool& operator=(const TwoStepPool&) = delete;
   ~TwoStepPool() { stop(); }
 
-  void start(size_t threads) {
+  // `name` (at most 15 bytes) tells the pools apart in top -H, perf and
+  // /proc/<pid>/task.
+  void start(size_t threads, const char* name, int niceness = 0) {
     threads = std::max<size_t>(threads, 1);
     lone_ = threads == 1;
-    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { threadMain(); });
+    for (size_t i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, niceness] {
+        if (niceness != 0) (void)::setpriority(PRIO_PROCESS, 0, niceness);
+        threadMain();
+      });
+      ::pthread_setname_np(threads_.back().native_handle(), name);
+    }
   }
   void stop() {
     {
@@ -430,7 +464,7 @@ class Spares {
   }
 
   void start() {
-    pool_.start(q_.opts_.spareThreads);
+    pool_.start(q_.opts_.spareThreads, "queue-spares", 10);
     std::lock_guard lock(mu_);
     windowStart_ = std::chrono::steady_clock::now();
     refillLocked();
@@ -798,7 +832,7 @@ void Committer::syncRenamed(Queue& q, const std::vector<CommitJob*>& jobs) {
 
 Status Committer::start(event_base* base) {
   if (auto st = return_.start(base, "queue committer"); !st) return st;
-  pool_.start(q_.opts_.fsyncThreads);
+  pool_.start(q_.opts_.fsyncThreads, "queue-commit");
   return {};
 }
 
@@ -924,7 +958,7 @@ void Housekeeper::stepTwo(Queue& q, const std::vector<HouseJob*>& jobs) {
 
 Status Housekeeper::start(event_base* base) {
   if (auto st = return_.start(base, "queue housekeeper"); !st) return st;
-  pool_.start(q_.opts_.stateThreads);
+  pool_.start(q_.opts_.stateThreads, "queue-house");
   return {};
 }
 
@@ -986,15 +1020,22 @@ Status Queue::recover() {
 
   // queue/: a file there may be an unused spare or a commit into a spare
   // that a crash interrupted before its fsync returned (so no client got a
-  // 2xx for it): only files that prove they are whole stay.
+  // 2xx for it): only files that prove they are whole stay in queue/.
   auto inQueue = fs.listDir(dir(Area::Queue));
   if (!inQueue) return inQueue.error();
   size_t removed = 0;
   for (const std::string& name : *inQueue) {
     if (!QueueId::valid(name)) continue;
     const std::string p = dir(Area::Queue) + "/" + name;
-    std::string why = unfinishedReason(fs, p);
+    auto [why, plain] = unfinished(fs, p);
     if (why.empty()) continue;
+    if (!plain) {
+      YLOG_WARN("queue file does not verify file=queue/%s reason=\"%s\"", name.c_str(),
+                why.c_str());
+      if (auto id = QueueId::parse(name); !id || !quarantine(*id))
+        YLOG_ERROR("queue cannot quarantine file=queue/%s", name.c_str());
+      continue;
+    }
     if (auto st = fs.unlink(p); !st) {
       YLOG_WARN("queue cannot remove unfinished file=queue/%s error=\"%s\"", name.c_str(),
                 st.error().message.c_str());

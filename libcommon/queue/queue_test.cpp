@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "base/fs.hpp"
@@ -1274,7 +1275,7 @@ TEST_CASE("ENOSPC while writing into a spare: the commit fails, nothing is left 
   for (auto& [name, size] : queueSizes(tmp.path())) CHECK(size == 0);
 }
 
-TEST_CASE("startup keeps whole files and removes spares and torn ones") {
+TEST_CASE("startup keeps whole files, removes spares and cut commits, quarantines the rest") {
   TempDir tmp;
   Envelope env = envelope();
   const std::string body = "Subject: t\r\n\r\n" + std::string(5000, 'b') + "\r\n";
@@ -1297,10 +1298,16 @@ TEST_CASE("startup keeps whole files and removes spares and torn ones") {
          std::fill(s.begin() + 4096, s.begin() + 5000, '\0');
          return s;
        }()},
-      {"header placeholder",
+      {"header placeholder",  // killed between the trailer and the length
        [&] {
          std::string s = whole;
          s.replace(kMessageSizeOffset, 20, std::string(20, 'x'));
+         return s;
+       }()},
+      {"message length garbled",
+       [&] {
+         std::string s = whole;
+         s[kMessageSizeOffset + 3] = 'q';
          return s;
        }()},
   };
@@ -1319,15 +1326,25 @@ TEST_CASE("startup keeps whole files and removes spares and torn ones") {
   std::vector<QueueId> kept = {ids.at("whole"), ids.at("version 1")};
   std::sort(kept.begin(), kept.end());
   CHECK(*(*q)->scan() == kept);
+  // A trailer that is there but does not verify could be a disk's or a
+  // bug's damage to an acknowledged message: kept aside, not removed.
+  const std::set<std::string> doubtful = {"one byte flipped in the middle",
+                                          "stale block of zeros", "message length garbled"};
+  std::vector<std::string> quarantined;
   for (auto& [name, id] : ids) {
     CAPTURE(name);
     const bool exists = ::access((tmp.path() + "/queue/" + id.str()).c_str(), F_OK) == 0;
     CHECK(exists == (name == "whole" || name == "version 1"));
+    if (doubtful.count(name)) {
+      quarantined.push_back(id.str());
+      CHECK(*readFile(tmp.path() + "/corrupt/" + id.str()) == files.at(name));
+    }
   }
+  std::sort(quarantined.begin(), quarantined.end());
+  CHECK(listNames(tmp.path() + "/corrupt") == quarantined);
   for (const QueueId& id : kept) {
     auto f = (*q)->load(id);
     REQUIRE(f.ok());
     CHECK(*f->readAll() == body);
   }
-  CHECK(listNames(tmp.path() + "/corrupt").empty());
 }
