@@ -385,8 +385,8 @@ TEST_CASE("a reply to DATA other than 354 is never a delivery", "[lmtp]") {
   INFO(c.dataReply);
   Fixture f;
   Behaviour b;
-  b.rawGreeting = "220 x\r\n250-x\r\n250 PIPELINING\r\n250 mail\r\n250 rcpt\r\n250 rcpt\r\n" +
-                  c.dataReply;
+  b.rawGreeting =
+      "220 x\r\n250-x\r\n250 PIPELINING\r\n250 mail\r\n250 rcpt\r\n250 rcpt\r\n" + c.dataReply;
   FakeServer server(f.base.get(), f.settings.socketPath, b);
   auto one = f.message("x\r\n");
   LmtpClient client(f.base.get(), f.settings);

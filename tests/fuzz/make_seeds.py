@@ -3,7 +3,7 @@
 binary records or carry a harness prefix, so that the seeds can be read and
 regenerated when a format changes:
 
-    tests/fuzz/make_seeds.py [handoff|imap_session|maildrop ...]
+    tests/fuzz/make_seeds.py [handoff|imap_session|maildrop|lmtp_client ...]
 
 - handoff: records of mrad's login -> mail process hand-over
   (mrad/handoff.hpp), in the current version (3), valid and broken one way
@@ -13,6 +13,9 @@ regenerated when a format changes:
   client's commands.
 - maildrop: drop files as yubin-sendmail writes them (mtad/maildrop.hpp),
   and broken ones.
+- lmtp_client: inputs of mtad/lmtp_client_fuzz.cpp: 3 bytes (requests,
+  pieces, message/timeouts/lockstep; see that file) then what mdad says:
+  whole conversations, refusals at each step, hostile replies.
 
 The files go to tests/fuzz/corpus/<target>/ (that folder is emptied first).
 """
@@ -236,7 +239,115 @@ def maildrop_seeds():
     }
 
 
-GENERATORS = {'handoff': handoff_seeds, 'imap_session': imap_seeds, 'maildrop': maildrop_seeds}
+# ---- lmtp_client (mtad/lmtp_client_fuzz.cpp) ----
+
+TIMEOUTS = {None: 0, 'connect': 1, 'reply': 2, 'data': 3, 'idle': 4}
+
+
+def lmtp(server, rcpts=1, utf8=False, body8=False, tx=1, small=False, pieces=0, message=0,
+         timeout=None, lockstep=True):
+    flags = (rcpts - 1) | utf8 << 2 | body8 << 3 | (tx - 1) << 4 | small << 6
+    options = message | TIMEOUTS[timeout] << 2 | lockstep << 5
+    return bytes([flags, pieces, options]) + server
+
+
+GREET = b'220 mx.test Yubin LMTP\r\n'
+OK = b'250 2.1.0 Ok\r\n'
+GO = b'354 End data with <CR><LF>.<CR><LF>\r\n'
+DONE = b'250 2.0.0 Delivered\r\n'
+
+
+def lhlo(*ext):
+    ext = ext or (b'PIPELINING', b'ENHANCEDSTATUSCODES', b'8BITMIME', b'SMTPUTF8')
+    lines = [b'mx.test'] + list(ext)
+    return b''.join(b'250-' + l + b'\r\n' for l in lines[:-1]) + b'250 ' + lines[-1] + b'\r\n'
+
+
+def lmtp_tx(rcpt_replies, finals, rset=False, data=GO):
+    """One transaction's replies: [RSET], MAIL, one per RCPT, DATA, finals."""
+    out = OK if rset else b''
+    out += OK + b''.join(rcpt_replies)
+    if data is not None:
+        out += data + b''.join(finals)
+    return out
+
+
+def lmtp_piece_seed(server, start, end):
+    """A piece seed for which server[start:end] arrives in one piece without
+    the lockstep (the harness cuts piece k at 1 + (seed * 31 + k * 7) % 83)."""
+    for seed in range(256):
+        pos = k = 0
+        while True:
+            n = 1 + (seed * 31 + k * 7) % 83
+            if pos + n > start:
+                break
+            pos += n
+            k += 1
+        if pos + n >= end:
+            return seed
+    raise ValueError('no piece seed fits')
+
+
+def lmtp_client_seeds():
+    hello = GREET + lhlo()
+    one = lmtp_tx([OK], [DONE])
+    two = lmtp_tx([OK, OK], [DONE, DONE])
+    content_then_done = hello + lmtp_tx([OK], [], data=None) + GO + DONE
+    during = len(content_then_done) - len(GO + DONE)
+    return {
+        'one_recipient': lmtp(hello + one),
+        'mixed_recipients': lmtp(hello + lmtp_tx(
+            [OK, b'550 5.1.1 No such user\r\n', b'452 4.2.2 Over quota\r\n', OK],
+            [DONE, b'552 5.2.2 Mailbox full\r\n']), rcpts=4),
+        'reuse_with_rset': lmtp(hello + two + lmtp_tx([OK, OK], [DONE, DONE], rset=True),
+                                rcpts=2, tx=2, message=1),
+        'small_buffers_long_message': lmtp(
+            hello + one + lmtp_tx([OK], [DONE], rset=True) + lmtp_tx([OK], [DONE], rset=True),
+            tx=3, small=True, message=3, pieces=5),
+        'smtputf8_offered': lmtp(hello + one, utf8=True),
+        'smtputf8_not_offered': lmtp(GREET + lhlo(b'PIPELINING'), utf8=True, tx=2),
+        'body_8bitmime': lmtp(hello + one, body8=True, message=2),
+        'body_8bitmime_not_offered': lmtp(GREET + lhlo(b'PIPELINING') + one, body8=True),
+        'greeting_refused': lmtp(b'554 5.3.2 Not now\r\n'),
+        'greeting_busy_then_ok': lmtp(b'421 4.3.2 Busy\r\n' + hello + one, tx=2),
+        'lhlo_refused': lmtp(GREET + b'500 5.5.1 What\r\n'),
+        'mail_refused': lmtp(hello + b'451 4.3.0 Later\r\n' + b'503 5.5.1 No MAIL\r\n' * 3,
+                             rcpts=3),
+        'all_recipients_refused': lmtp(hello + lmtp_tx(
+            [b'550 5.1.1 No\r\n', b'550 5.1.1 No\r\n'], [], data=None), rcpts=2),
+        'data_refused_temporary': lmtp(hello + lmtp_tx([OK], [], data=b'452 4.3.1 Full\r\n')),
+        'data_refused_permanent': lmtp(hello + lmtp_tx([OK], [], data=b'554 5.3.4 No\r\n')),
+        # The regression (fixed): a 250 to DATA counted as a delivery.
+        'regression_data_answered_250': lmtp(hello + lmtp_tx([OK, OK], [], data=DONE), rcpts=2),
+        'rcpt_answered_354': lmtp(hello + lmtp_tx([GO], [DONE])),
+        'final_reply_3xx': lmtp(hello + lmtp_tx([OK], [GO])),
+        'multiline_final_replies': lmtp(hello + lmtp_tx(
+            [OK, OK], [b'250-2.0.0 Saved\r\n250 2.0.0 as 1\r\n',
+                       b'452-4.2.2 Over\r\n452 4.2.2 quota\r\n']), rcpts=2),
+        'reply_during_content': lmtp(content_then_done, small=True, message=3, lockstep=False,
+                                     pieces=lmtp_piece_seed(content_then_done, during,
+                                                            len(content_then_done))),
+        'all_replies_at_once': lmtp(hello + one + lmtp_tx([OK], [DONE], rset=True), tx=2,
+                                    lockstep=False, pieces=40),
+        'unsolicited_when_idle': lmtp(hello + one + b'421 4.3.2 Closing\r\n'),
+        'extra_final_replies': lmtp(hello + one + DONE + DONE),
+        'broken_final_reply': lmtp(hello + lmtp_tx([OK], [b'25O ok\r\n'])),
+        'bare_lf': lmtp(b'220 mx.test\n'),
+        'mixed_codes': lmtp(GREET + b'250-mx.test\r\n251 PIPELINING\r\n'),
+        'long_reply_line': lmtp(hello + b'250 ' + b'x' * 3000 + b'\r\n'),
+        'many_reply_lines': lmtp(GREET + b'250-x\r\n' * 200 + b'250 x\r\n'),
+        'closed_after_354': lmtp(hello + lmtp_tx([OK], []), small=True, message=3),
+        'closed_before_finals': lmtp(hello + lmtp_tx([OK, OK, OK], [DONE]), rcpts=3),
+        'rset_refused': lmtp(hello + one + b'500 5.5.1 No RSET\r\n' + hello + one, tx=2),
+        'timeout_connect': lmtp(hello + one, timeout='connect'),
+        'timeout_reply': lmtp(hello + one, timeout='reply'),
+        'timeout_data': lmtp(hello + one, timeout='data', small=True, message=3),
+        'timeout_idle': lmtp(hello + one + hello + one, timeout='idle', tx=2),
+    }
+
+
+GENERATORS = {'handoff': handoff_seeds, 'imap_session': imap_seeds, 'maildrop': maildrop_seeds,
+              'lmtp_client': lmtp_client_seeds}
 
 
 def main():
