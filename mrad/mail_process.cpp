@@ -2,8 +2,10 @@
 #include "mrad/mail_process.hpp"
 
 #include <event2/buffer.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -17,12 +19,14 @@
 #include "config/config.hpp"
 #include "event/event.hpp"
 #include "imap/response.hpp"
+#include "mdad/pool.hpp"
 #include "mrad/handoff.hpp"
 #include "mrad/imap/mail_session.hpp"
 #include "mrad/mrad.hpp"
 #include "mrad/pop3/mail_session.hpp"
 #include "service/privdrop.hpp"
 #include "service/service.hpp"
+#include "store/append_commit.hpp"
 #include "store/maildir_folder.hpp"
 #include "store/maildir_store.hpp"
 #include "store/mbox_folder.hpp"
@@ -47,6 +51,54 @@ struct Settings {
   store::MboxLockSettings lock;
   std::chrono::milliseconds imapIdleTimeout{1800000};
   size_t maxImapPerUser = 20;
+  std::string commitGate;  // [mrad] imap_commit_gate (tests)
+};
+
+// Threads for the blocking steps of IMAP APPEND commits: they spend their
+// time waiting for the disk, and concurrent fsyncs share journal commits.
+constexpr size_t kCommitThreads = 8;
+
+// [mrad] imap_commit_gate, for tests: a blocking step first connects to
+// this Unix socket and waits for one byte (a minute at most), so a test
+// holds each step as long as it wants without timing: a connection it
+// accepts is one step held. Nobody listening: no wait.
+void waitAtGate(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  if (!fd || path.size() >= sizeof addr.sun_path) return;
+  path.copy(addr.sun_path, path.size());
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) return;
+  struct pollfd p {
+    fd.get(), POLLIN, 0
+  };
+  if (::poll(&p, 1, 60000) > 0) {
+    char c;
+    [[maybe_unused]] ssize_t n = ::read(fd.get(), &c, 1);
+  }
+}
+
+// The runner of the blocking steps of IMAP APPEND commits
+// (store/append_commit.hpp): worker threads that report back on the loop.
+// Its work touches only the transaction it was given.
+class CommitRunner final : public store::BlockingRunner {
+ public:
+  CommitRunner(std::unique_ptr<mdad::WorkerPool> pool, std::string gate)
+      : pool_(std::move(pool)), gate_(std::move(gate)) {}
+  void run(std::function<void()> work, std::function<void()> then) override {
+    if (!gate_.empty())
+      work = [gate = gate_, inner = std::move(work)] {
+        waitAtGate(gate);
+        inner();
+      };
+    std::vector<mdad::WorkerPool::Task> tasks;
+    tasks.push_back(std::move(work));
+    pool_->submit(std::move(tasks), std::move(then));
+  }
+
+ private:
+  std::unique_ptr<mdad::WorkerPool> pool_;
+  std::string gate_;
 };
 
 // While an IMAP session idles over a backend without a change descriptor,
@@ -115,6 +167,7 @@ class MailProcess {
     settings_.lock.dotLock = store::DotLock::Try;
     settings_.imapIdleTimeout = cfg.duration("mrad", "imap_idle_timeout");
     settings_.maxImapPerUser = static_cast<size_t>(cfg.integer("mrad", "max_imap_sessions_per_user"));
+    settings_.commitGate = cfg.str("mrad", "imap_commit_gate");
   }
   Status start();
   event_base* base() const { return base_; }
@@ -123,6 +176,8 @@ class MailProcess {
   // The Maildir folder states every IMAP session of this process shares
   // (one per selected folder, maildir_store.hpp).
   const std::shared_ptr<store::MaildirFolderStates>& folderStates() const { return folderStates_; }
+  // Where the IMAP sessions' APPEND commits wait for the disk.
+  store::BlockingRunner* commitRunner() const { return commitRunner_.get(); }
 
   // The in-use table: false when another session holds the mailbox.
   bool acquire(const std::string& mailbox) { return inUse_.insert(mailbox).second; }
@@ -149,6 +204,10 @@ class MailProcess {
   auth::Directory directory_;
   std::shared_ptr<store::MaildirFolderStates> folderStates_ = store::makeMaildirFolderStates();
   Settings settings_;
+  // Destroyed after the sessions: the commits under way end first (the
+  // pool waits for its running steps and drops the rest, whose
+  // transactions then remove their temporary files).
+  std::unique_ptr<CommitRunner> commitRunner_;
   event::Event channel_;
   std::unordered_set<std::string> inUse_;
   std::unordered_map<std::string, size_t> imapUsers_;
@@ -375,7 +434,9 @@ bool matchesDirectory(MailProcess& owner, const Handoff& h) {
 
 // One IMAP session after login: the user's MailStore and an
 // imap::MailSession on the socket to the login process's proxy. The glue
-// pumps streamed FETCH bodies with produce(), watches the selected
+// pumps streamed FETCH bodies with produce(), hands APPEND commits' disk
+// waits to the process's commit threads (reading nothing more from the
+// client until the session resumes), watches the selected
 // mailbox's change descriptor (re-registered when SELECT changes it) so an
 // idling client hears of new mail at once, and logs the client out after
 // imap_idle_timeout without an answer to it: any command answered, IDLE
@@ -461,7 +522,8 @@ class ImapConnection : public Connection {
     ms.user = h_.user;
     ms.logId = h_.sessionId;
     ms.tls = h_.tls;
-    session_ = std::make_unique<imap::MailSession>(*store_, ms);
+    session_ = std::make_unique<imap::MailSession>(
+        *store_, ms, imap::Offload{owner_.commitRunner(), [this] { resume(); }});
     YLOG_INFO("imap session started session=%s user=%s", h_.sessionId.c_str(), h_.user.c_str());
     idle_.arm(owner_.settings().imapIdleTimeout);
     std::string pending = std::move(h_.pending);
@@ -519,6 +581,16 @@ class ImapConnection : public Connection {
     } else if (wrote && answering) {
       idle_.arm(owner_.settings().imapIdleTimeout);
     }
+  }
+
+  // An APPEND's commit ended (from the runner's continuation): its answer
+  // goes out, and the input held meanwhile is read.
+  void resume() {
+    if (dead_ || !session_) return;
+    flush();
+    if (!dead_ && !closing_ && !session_->producing() &&
+        evbuffer_get_length(bufferevent_get_input(bev_.get())) > 0)
+      onRead(bev_.get(), this);
   }
 
   // SELECT, EXAMINE, CLOSE and UNSELECT change the descriptor to watch.
@@ -579,10 +651,11 @@ class ImapConnection : public Connection {
     if (c->dead_ || !c->session_ || c->closing_) return;
     evbuffer* in = bufferevent_get_input(bev);
     char buf[kReadPiece];
-    // While a FETCH streams, or kLowWater of answers wait for a client that
-    // does not read them, later commands wait in the socket: the input and
-    // the output held here stay bounded.
-    while (evbuffer_get_length(in) > 0 && !c->session_->producing() && !c->closing_ &&
+    // While a FETCH streams, an APPEND waits for its commit, or kLowWater
+    // of answers wait for a client that does not read them, later commands
+    // wait in the socket: the input and the output held here stay bounded.
+    while (evbuffer_get_length(in) > 0 && !c->session_->producing() &&
+           !c->session_->waiting() && !c->closing_ &&
            evbuffer_get_length(bufferevent_get_output(bev)) < kLowWater) {
       int n = evbuffer_remove(in, buf, sizeof buf);
       if (n <= 0) break;
@@ -601,7 +674,7 @@ class ImapConnection : public Connection {
     if (c->dead_) return;
     c->flush();
     if (!c->dead_ && c->session_ && !c->closing_ && !c->session_->producing() &&
-        evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+        !c->session_->waiting() && evbuffer_get_length(bufferevent_get_input(bev)) > 0)
       onRead(bev, self);
   }
 
@@ -631,6 +704,9 @@ class ImapConnection : public Connection {
 // ---- MailProcess ----
 
 Status MailProcess::start() {
+  auto pool = mdad::WorkerPool::start(base_, kCommitThreads);
+  if (!pool) return pool.error();
+  commitRunner_ = std::make_unique<CommitRunner>(std::move(*pool), settings_.commitGate);
   if (auto st = directory_.reload(); !st)
     YLOG_WARN("user database: %s (sessions are refused until it is fixed)",
               st.error().message.c_str());

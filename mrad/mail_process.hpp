@@ -4,7 +4,12 @@
 // passwords) with the handoff channel as descriptor 3. Its entry function
 // states what it does, in order: read the config -> drop to [mrad]
 // mail_user/mail_group (keeping [global] users_group to read the users
-// file), no-new-privs -> set up the channel -> run the loop.
+// file), no-new-privs -> start the commit threads, set up the channel -> run
+// the loop. The commit threads run the disk waits of IMAP APPEND commits
+// (store/append_commit.hpp: the message's and the folder's fsyncs, the uid
+// log's fdatasync) and touch nothing but the transaction they are given;
+// everything else, every session and the shared folder states, is the
+// loop's.
 // Each handed-over session gets its user's INBOX (store::Folder) and a
 // pop3::MailSession; the in-use table (mailbox path -> session) keeps a
 // second POP3 session of the same mailbox out with [IN-USE]. It lives in

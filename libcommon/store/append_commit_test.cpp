@@ -1,22 +1,21 @@
-// The APPEND commit in steps (append_commit.hpp, MaildirAppend's four
+// The APPEND commit in steps (append_commit.hpp, MaildirAppend's five
 // steps): a runner the test drives by hand runs each Blocking step on a
 // real thread when the test says so, so what every other session sees
 // between the steps is checked without any timing: nothing before the
-// publish step, no relisting of the folder for the file that appeared
+// log's sync, no relisting of the folder for the file that appeared
 // meanwhile, the message with its UID after it, `done` only after the
 // log's sync. Also: two commits interleaved, a name already taken, a
 // folder gone under a commit, a caller gone before the end, and the
 // backends that do not split (mbox, the memory store).
 #include "store/append_commit.hpp"
+#include "store/append_commit_testing.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cstdio>
-#include <deque>
 #include <optional>
-#include <thread>
 
 #include "base/fs.hpp"
 #include "store/mail_store_cases.hpp"
@@ -30,45 +29,8 @@ namespace yubin::store {
 namespace {
 
 using test::listDir;
+using test::ManualRunner;
 using test::TempDir;
-
-// Holds the blocking work until the test runs it, on a thread of its own.
-class ManualRunner : public BlockingRunner {
- public:
-  void run(std::function<void()> work, std::function<void()> then) override {
-    queue_.push_back({std::move(work), std::move(then)});
-  }
-  size_t waiting() const { return queue_.size(); }
-  // The oldest work on another thread (joined), then its continuation here.
-  void step() {
-    REQUIRE(!queue_.empty());
-    Item item = std::move(queue_.front());
-    queue_.pop_front();
-    std::thread t(std::move(item.work));
-    t.join();
-    item.then();
-  }
-  // Only the work; the continuation later (stepThen).
-  void work() {
-    REQUIRE(!queue_.empty());
-    std::thread t(std::move(queue_.front().work));
-    t.join();
-    queue_.front().work = nullptr;
-  }
-  void then() {
-    REQUIRE(!queue_.empty());
-    Item item = std::move(queue_.front());
-    queue_.pop_front();
-    item.then();
-  }
-  void drop() { queue_.clear(); }
-
- private:
-  struct Item {
-    std::function<void()> work, then;
-  };
-  std::deque<Item> queue_;
-};
 
 struct Outcome {
   int calls = 0;
@@ -149,7 +111,9 @@ TEST_CASE("append commit (Maildir): the steps, and what other sessions see betwe
   CHECK_FALSE(ch->existsChanged);
   CHECK((*box)->messages().size() == 1);
   CHECK(listed(h.root) == before);
-  // Step 3 (publish, here), then step 4 (the log's sync) waits: no answer yet.
+  // Step 3 (publish, here): the UID is in the uid list; step 4 (the log's
+  // sync) waits for a thread. No answer yet, and the other sessions do not
+  // see the message before its UID is on disk.
   runner.then();
   REQUIRE(runner.waiting() == 1);
   CHECK(out.calls == 0);
@@ -157,21 +121,25 @@ TEST_CASE("append commit (Maildir): the steps, and what other sessions see betwe
   REQUIRE(after.size() == 2);
   ch = (*box)->sync(true);
   REQUIRE(ch);
+  CHECK_FALSE(ch->existsChanged);
+  // Step 4, then step 5 (announce, here): the caller hears of it, once, and
+  // the other sessions see it.
+  runner.step();
+  CHECK(runner.waiting() == 0);
+  CHECK(out.calls == 1);
+  ch = (*box)->sync(true);
+  REQUIRE(ch);
   CHECK(ch->existsChanged);
   REQUIRE((*box)->messages().size() == 2);
   const MessageInfo m = (*box)->messages()[1];
   CHECK(m.uid == after[1].uid);
+  CHECK(out.uid() == m.uid);
+  CHECK((*out.result)->uidValidity == (*box)->uidValidity());
   CHECK(m.internalDate == 1600000000);
   CHECK(m.flags.system == (kFlagSeen | kFlagFlagged));
   CHECK(m.flags.keywords == std::vector<std::string>{"$Work"});
   CHECK(m.size == body.size() + 3);  // CRLF size
   CHECK(test::readAll(**box, 1) == body);
-  // Step 4: then the caller hears of it, once.
-  runner.step();
-  CHECK(runner.waiting() == 0);
-  CHECK(out.calls == 1);
-  CHECK(out.uid() == m.uid);
-  CHECK((*out.result)->uidValidity == (*box)->uidValidity());
   // Another process (its own states) finds the message under that UID.
   auto other = openMaildirStore(h.root);
   REQUIRE(other);

@@ -1765,7 +1765,7 @@ Result<CopiedUids> MaildirImapMailbox::copy(const std::vector<size_t>& indexes,
 
 // ---- APPEND ----
 
-// The commit in four steps (mail_store.hpp, CommitStep; mrad's loop runs
+// The commit in five steps (mail_store.hpp, CommitStep; mrad's loop runs
 // the Loop ones, a worker thread the Blocking ones):
 //  1. prepare (Loop): the keywords file (new keywords defined), the file
 //     name with its sizes and flags; the folder state, when a session of
@@ -1774,11 +1774,13 @@ Result<CopiedUids> MaildirImapMailbox::copy(const std::vector<size_t>& indexes,
 //     link into cur/ under that name, the tmp/ name removed, fsync of
 //     cur/. A name already taken (EEXIST) sends it back to 1 for another.
 //  3. publish (Loop): the UID from the uid list (the state's copy of it
-//     when it has one), its batch appended to the log without fdatasync,
-//     the state given the message.
+//     when it has one), its batch appended to the log without fdatasync.
 //  4. sync (Blocking): fdatasync of the log, so that the UID the client is
 //     told survives a crash as the message does.
-// commit() runs the four in a row. Nothing here touches the folder state
+//  5. announce (Loop): the state gets the message; the other sessions of
+//     the process see it from their next sync on, never before its UID is
+//     on disk.
+// commit() runs the five in a row. Nothing here touches the folder state
 // or the store's other objects off the loop: a Blocking step uses only the
 // transaction's own file and paths.
 class MaildirAppend final : public AppendTransaction {
@@ -1789,7 +1791,11 @@ class MaildirAppend final : public AppendTransaction {
         id_(std::move(base)),
         tmp_(dir_ + "/tmp/" + id_),
         fd_(std::move(fd)) {}
+  // On the loop thread (append_commit.hpp).
   ~MaildirAppend() override {
+    // A message with its UID whose log sync failed is in the folder all
+    // the same: the state shows it.
+    if (phase_ == Phase::Failed && !uids_.uids.empty()) (void)announce();
     if (state_) state_->forget(expected_);
     if (!placed_) ::unlink(tmp_.c_str());
   }
@@ -1824,6 +1830,7 @@ class MaildirAppend final : public AppendTransaction {
     switch (phase_) {
       case Phase::Prepare:
       case Phase::Publish:
+      case Phase::Announce:
       case Phase::Refused:
         return CommitStep::Loop;
       case Phase::Place:
@@ -1840,6 +1847,7 @@ class MaildirAppend final : public AppendTransaction {
       case Phase::Place: st = place(); break;
       case Phase::Publish: st = publish(); break;
       case Phase::Sync: st = syncLog(); break;
+      case Phase::Announce: st = announce(); break;
       default: st = Error{"append already finished", EINVAL}; break;
     }
     if (!st) phase_ = Phase::Failed;
@@ -1848,7 +1856,9 @@ class MaildirAppend final : public AppendTransaction {
   AppendedUids committedUids() const override { return uids_; }
 
  private:
-  enum class Phase : uint8_t { Writing, Prepare, Place, Publish, Sync, Done, Failed, Refused };
+  enum class Phase : uint8_t {
+    Writing, Prepare, Place, Publish, Sync, Announce, Done, Failed, Refused,
+  };
 
   Status prepare() {
     if (!isDir(dir_ + "/cur")) return Error{"mailbox deleted", ENOENT};
@@ -1893,21 +1903,31 @@ class MaildirAppend final : public AppendTransaction {
   }
 
   Status publish() {
-    uint64_t modSeq = 0;
     // A session of this process with the folder selected: its state's copy
     // of the list is used, and it learns of the message here rather than by
     // listing the folder again.
     auto state = shared_->states->find(dir_);
     CachedList cached{[&] { return state->listForChange(); },
                       [&](bool saved) { saved ? state->listSaved() : state->dropList(); }};
-    auto uids = assignUids(shared_->root, dir_, {id_}, {flagsToken(info_)}, &modSeq,
+    auto uids = assignUids(shared_->root, dir_, {id_}, {flagsToken(info_)}, &modSeq_,
                            state ? &cached : nullptr, UidLogSync::Lazy);
-    if (state_) state_->forget(expected_);
-    state_.reset();
-    if (!uids) return uids.error();
-    if (state) state->added(uids->uids[0], expected_, modSeq, counter_.total(), date_);
+    if (!uids) {
+      // No UID: the client hears NO, so the message goes (no session of
+      // this process has seen it).
+      ::unlink((dir_ + "/" + expected_).c_str());
+      return uids.error();
+    }
     uids_ = std::move(*uids);
     phase_ = Phase::Sync;
+    return {};
+  }
+
+  Status announce() {
+    if (state_) state_->forget(expected_);
+    state_.reset();
+    if (auto state = shared_->states->find(dir_))
+      state->added(uids_.uids[0], expected_, modSeq_, counter_.total(), date_);
+    phase_ = Phase::Done;
     return {};
   }
 
@@ -1918,7 +1938,7 @@ class MaildirAppend final : public AppendTransaction {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd && errno != ENOENT) return errnoError("open " + path);
     if (fd && ::fdatasync(fd.get()) != 0) return errnoError("fdatasync " + path);
-    phase_ = Phase::Done;
+    phase_ = Phase::Announce;
     return {};
   }
 
@@ -1937,6 +1957,7 @@ class MaildirAppend final : public AppendTransaction {
   int attempts_ = 0;
   bool placed_ = false;
   AppendedUids uids_;
+  uint64_t modSeq_ = 0;
 };
 
 // ---- the store ----

@@ -32,7 +32,8 @@
 // the transaction's file, run by mrad on a worker thread; the keywords,
 // the UID and the shared state are Loop steps (maildir_store.cpp,
 // MaildirAppend). The folder state is told the name to expect, so the
-// file appearing before its UID is not taken for another writer's.
+// file appearing before its UID is not taken for another writer's, and
+// gets the message once its UID is on disk.
 // COPY links the file under a new
 // unique name into the destination's cur/ (copies the bytes when link
 // fails: EXDEV, EPERM, EMLINK); MOVE = COPY then expunge.

@@ -104,8 +104,13 @@ std::string lower(std::string_view s) {
 
 class MailSession::Impl : public wire::MessageSink {
  public:
-  Impl(store::MailStore& store, MailSettings s)
-      : store_(store), settings_(std::move(s)), parser_(settings_.parser, this) {}
+  Impl(store::MailStore& store, MailSettings s, Offload offload)
+      : store_(store),
+        settings_(std::move(s)),
+        offload_(std::move(offload)),
+        parser_(settings_.parser, this) {}
+  // A commit still under way finishes without us (append_commit.hpp).
+  ~Impl() { *alive_ = false; }
 
   // ---- MessageSink (APPEND literals) ----
   void messageBegin(size_t index, uint64_t, bool) override {
@@ -160,7 +165,8 @@ class MailSession::Impl : public wire::MessageSink {
     }
     if (!busy()) run();
   }
-  bool busy() const { return fetch_ != nullptr || search_ != nullptr; }
+  bool producing() const { return fetch_ != nullptr || search_ != nullptr; }
+  bool busy() const { return producing() || waiting_; }
 
   void changed() {
     if (!box_) return;
@@ -171,6 +177,7 @@ class MailSession::Impl : public wire::MessageSink {
   std::string out_;
   bool closing_ = false;
   bool idling_ = false;
+  bool waiting_ = false;  // an APPEND's commit is with the runner
   struct SearchRun;
   std::unique_ptr<FetchJob> fetch_;
   std::unique_ptr<SearchRun> search_;
@@ -823,8 +830,9 @@ class MailSession::Impl : public wire::MessageSink {
         return;
       }
     }
-    // Every message is written first, then all are committed.
-    std::vector<std::unique_ptr<store::AppendTransaction>> txs;
+    // Every message is written first, then all are committed, one after
+    // the other (commitAppends).
+    auto job = std::make_unique<AppendRun>();
     for (size_t i = 0; i < spools.size(); ++i) {
       auto tx = store_.beginAppend(*name);
       if (!tx) {
@@ -840,20 +848,70 @@ class MailSession::Impl : public wire::MessageSink {
         storeError(c, st.error(), "APPEND");
         return;
       }
-      txs.push_back(std::move(*tx));
+      job->txs.push_back(std::move(*tx));
     }
+    job->cmd = c;
+    job->cmd.args = std::monostate{};
+    job->flags = std::move(flags);
+    job->dates = std::move(dates);
+    append_ = std::move(job);
+    commitAppends();
+  }
+
+  // An APPEND's messages being committed.
+  struct AppendRun {
+    wire::Command cmd;  // without its arguments
+    std::vector<std::shared_ptr<store::AppendTransaction>> txs;
+    std::vector<store::Flags> flags;
+    std::vector<int64_t> dates;
+    size_t next = 0;       // the message to commit next
+    bool pending = false;  // txs[next - 1]'s commit has not called back yet
     store::AppendedUids all;
-    for (size_t i = 0; i < txs.size(); ++i) {
-      auto r = txs[i]->commit(flags[i], dates[i]);
-      if (!r) {
-        storeError(c, r.error(), "APPEND");
+  };
+
+  // Commits the messages from append_->next on, each once the one before
+  // is done; returns when all are (the tagged reply is queued) or when one
+  // waits for the runner (waiting_; committed() goes on from there).
+  void commitAppends() {
+    while (append_) {
+      AppendRun& a = *append_;
+      if (a.next == a.txs.size()) {
+        finish(a.cmd, "APPEND completed", wire::codeAppendUid(a.all.uidValidity, a.all.uids));
+        append_.reset();
         return;
       }
-      all.uidValidity = r->uidValidity;
-      all.uids.insert(all.uids.end(), r->uids.begin(), r->uids.end());
+      const size_t i = a.next++;
+      a.pending = true;
+      store::commitAppend(std::move(a.txs[i]), a.flags[i], a.dates[i], offload_.runner,
+                          [this, alive = alive_](Result<store::AppendedUids> r) {
+                            if (*alive) committed(std::move(r));
+                          });
+      if (append_ && append_->pending) {
+        waiting_ = true;
+        return;
+      }
+    }
+  }
+
+  // One message's commit ended: on the spot (inside commitAppends) or
+  // later, from the runner.
+  void committed(Result<store::AppendedUids> r) {
+    append_->pending = false;
+    if (!r) {
+      // What is not committed yet is dropped (its temporary file removed).
+      storeError(append_->cmd, r.error(), "APPEND");
+      append_.reset();
+    } else {
+      append_->all.uidValidity = r->uidValidity;
+      append_->all.uids.insert(append_->all.uids.end(), r->uids.begin(), r->uids.end());
       ++stats_.appended;
     }
-    finish(c, "APPEND completed", wire::codeAppendUid(all.uidValidity, all.uids));
+    if (!waiting_) return;  // commitAppends goes on
+    waiting_ = false;
+    commitAppends();
+    if (waiting_) return;
+    run();
+    if (offload_.resumed) offload_.resumed();
   }
 
   void close(const wire::Command& c) {
@@ -1290,6 +1348,11 @@ class MailSession::Impl : public wire::MessageSink {
 
   store::MailStore& store_;
   MailSettings settings_;
+  Offload offload_;
+  // Shared with the callbacks of commits under way: false once this
+  // session is gone.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::unique_ptr<AppendRun> append_;
   wire::Parser parser_;
   std::vector<Spool> spools_;
   StructureCache cache_;
@@ -1301,8 +1364,8 @@ class MailSession::Impl : public wire::MessageSink {
   bool condstore_ = false;  // RFC 7162: enabled by ENABLE or a CONDSTORE-enabling command
 };
 
-MailSession::MailSession(store::MailStore& store, MailSettings s)
-    : impl_(std::make_unique<Impl>(store, std::move(s))) {}
+MailSession::MailSession(store::MailStore& store, MailSettings s, Offload offload)
+    : impl_(std::make_unique<Impl>(store, std::move(s), std::move(offload))) {}
 MailSession::~MailSession() = default;
 void MailSession::start(std::string_view loginTag, std::string_view pendingInput) {
   impl_->start(loginTag, pendingInput);
@@ -1310,7 +1373,8 @@ void MailSession::start(std::string_view loginTag, std::string_view pendingInput
 void MailSession::feed(std::string_view bytes) { impl_->feed(bytes); }
 std::string MailSession::takeOutput() { return std::exchange(impl_->out_, std::string()); }
 bool MailSession::hasOutput() const { return !impl_->out_.empty(); }
-bool MailSession::producing() const { return impl_->busy(); }
+bool MailSession::producing() const { return impl_->producing(); }
+bool MailSession::waiting() const { return impl_->waiting_; }
 void MailSession::produce(size_t budget) { impl_->produce(budget); }
 bool MailSession::closing() const { return impl_->closing_; }
 int MailSession::changeFd() const { return impl_->box_ ? impl_->box_->changeFd() : -1; }

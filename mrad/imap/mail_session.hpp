@@ -16,10 +16,16 @@
 // output; a FETCH whose body sections are large becomes a transfer the glue
 // pumps with produce() as the client drains, so a message is never held in
 // memory whole and later pipelined commands wait for it; a SEARCH runs in
-// steps the same way. Untagged EXISTS,
-// EXPUNGE and FETCH FLAGS for changes made elsewhere are sent after each
-// command and while idling (changed()); never an EXPUNGE during FETCH,
-// STORE or SEARCH (RFC 3501 §7.4.1, RFC 9051 §7.5.1).
+// steps the same way. An APPEND waits for its commit: the blocking part of
+// it (fsyncs, the link, the uid log's fdatasync) goes to Offload::runner
+// (mrad: the mail process's worker threads), the session stops taking
+// commands (waiting()), and when the last step is done -- message, its
+// directory entry and its UID on stable storage -- it answers OK
+// [APPENDUID], runs what was pipelined behind and calls Offload::resumed.
+// Everything else, the store included, runs on the caller's thread.
+// Untagged EXISTS, EXPUNGE and FETCH FLAGS for changes made elsewhere are
+// sent after each command and while idling (changed()); never an EXPUNGE
+// during FETCH, STORE or SEARCH (RFC 3501 §7.4.1, RFC 9051 §7.5.1).
 //
 // Memory per session is bounded whatever the mailbox size: message bodies
 // are read through store::MessageReader in pieces, parsed structures are
@@ -38,12 +44,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "imap/parser.hpp"
+#include "store/append_commit.hpp"
 #include "store/mail_store.hpp"
 
 namespace yubin::mrad::imap {
@@ -59,6 +67,15 @@ struct MailSettings {
   std::vector<std::string> loginCapabilities;
 };
 
+// Where a session's blocking work goes (see the header comment).
+struct Offload {
+  // nullptr: every step of a commit on the calling thread (tests, fuzz).
+  store::BlockingRunner* runner = nullptr;
+  // A wait ended (from the runner's continuation, never inside a call into
+  // the session): output is queued and input is taken again.
+  std::function<void()> resumed;
+};
+
 // What a session did, for the log line at its end.
 struct MailStats {
   uint64_t commands = 0;
@@ -69,7 +86,7 @@ struct MailStats {
 
 class MailSession {
  public:
-  MailSession(store::MailStore& store, MailSettings s);
+  MailSession(store::MailStore& store, MailSettings s, Offload offload = {});
   ~MailSession();
   MailSession(const MailSession&) = delete;
   MailSession& operator=(const MailSession&) = delete;
@@ -90,6 +107,10 @@ class MailSession {
   // (or reads about that much for a SEARCH); at its end, the tagged reply,
   // then the next pipelined commands.
   void produce(size_t budget);
+
+  // An APPEND waits for its commit: feed() keeps what it is given for
+  // later, and the glue should read no more until Offload::resumed.
+  bool waiting() const;
 
   // LOGOUT was answered, or the session gave up (too many bad commands, a
   // fatal storage error): flush the output, then close.

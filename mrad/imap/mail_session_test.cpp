@@ -2,8 +2,9 @@
 // MemoryStore: every command with the exact lines it answers, fed whole and
 // one byte at a time; expunge rules with two sessions on one store; IDLE;
 // APPEND then FETCH byte for byte; partial fetch edges; BODYSTRUCTURE of a
-// multipart from libcommon/mime/testdata; streaming with produce(); hostile
-// input.
+// multipart from libcommon/mime/testdata; streaming with produce(); an
+// APPEND waiting for its commit while another session is answered (a
+// runner the test drives); hostile input.
 // Trust: test code.
 #include "mrad/imap/mail_session.hpp"
 
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "store/append_commit_testing.hpp"
 #include "store/maildir_store.hpp"
 #include "store/mail_store_cases.hpp"  // appendTo
 #include "store/memory_store.hpp"
@@ -513,25 +515,40 @@ TEST_CASE("two sessions: no EXPUNGE during FETCH, STORE, SEARCH; sent at NOOP") 
 // state: the session that did not expunge still FETCHes by its old
 // sequence numbers (flags of the expunged one from the state's tombstone)
 // until its NOOP.
-TEST_CASE("two sessions on one Maildir folder state: old sequence numbers until NOOP") {
+// Sessions of one mail process over one Maildir: their stores share the
+// folder states.
+struct MaildirProcess {
   store::test::TempDir tmp;
   const std::string root = tmp / "Maildir";
-  auto states = store::makeMaildirFolderStates();
-  auto sa = store::openMaildirStore(root, states);
-  auto sb = store::openMaildirStore(root, states);
-  REQUIRE(sa);
-  REQUIRE(sb);
-  for (int i = 0; i < 3; ++i) store::test::appendTo(**sa, "INBOX", kSimple);
-  MailSession a(**sa, {}), b(**sb, {});
-  auto cmd = [](MailSession& s, std::string_view in) {
-    s.feed(in);
-    while (s.producing()) s.produce(97);
-    return s.takeOutput();
-  };
-  a.start("L", "");
-  b.start("L", "");
-  (void)a.takeOutput();
-  (void)b.takeOutput();
+  std::shared_ptr<store::MaildirFolderStates> states = store::makeMaildirFolderStates();
+  std::unique_ptr<store::MailStore> open() {
+    auto s = store::openMaildirStore(root, states);
+    REQUIRE(s);
+    return std::move(*s);
+  }
+};
+
+// A session logged in, its greeting taken.
+void login(MailSession& s) {
+  s.start("L", "");
+  (void)s.takeOutput();
+}
+
+// The output of a command, a streamed FETCH pumped to its end.
+std::string cmd(MailSession& s, std::string_view in) {
+  s.feed(in);
+  while (s.producing()) s.produce(97);
+  return s.takeOutput();
+}
+
+TEST_CASE("two sessions on one Maildir folder state: old sequence numbers until NOOP") {
+  MaildirProcess p;
+  auto sa = p.open();
+  auto sb = p.open();
+  for (int i = 0; i < 3; ++i) store::test::appendTo(*sa, "INBOX", kSimple);
+  MailSession a(*sa, {}), b(*sb, {});
+  login(a);
+  login(b);
   (void)cmd(a, "s SELECT INBOX\r\n");
   (void)cmd(b, "s SELECT INBOX\r\n");
   (void)cmd(b, "x STORE 2 +FLAGS.SILENT (\\Deleted \\Flagged)\r\n");
@@ -554,6 +571,77 @@ TEST_CASE("two sessions on one Maildir folder state: old sequence numbers until 
   // b hears of a's STORE at its next command, a not again.
   CHECK(cmd(b, "n NOOP\r\n") == "* 2 FETCH (FLAGS (\\Seen))\r\nn OK NOOP completed\r\n");
   CHECK(cmd(a, "n NOOP\r\n") == "n OK NOOP completed\r\n");
+}
+
+TEST_CASE("APPEND waits for its commit; the other sessions are answered meanwhile") {
+  MaildirProcess p;
+  auto sa = p.open();
+  auto sb = p.open();
+  store::test::appendTo(*sa, "INBOX", kSimple);
+  store::test::ManualRunner runner;
+  int resumed = 0;
+  MailSession a(*sa, {}, Offload{&runner, [&] { ++resumed; }}), b(*sb, {});
+  login(a);
+  login(b);
+  (void)cmd(a, "s SELECT INBOX\r\n");
+  (void)cmd(b, "s SELECT INBOX\r\n");
+  const auto validity = std::to_string(sa->status("INBOX")->uidValidity);
+  // The APPEND and a NOOP pipelined behind it: no answer while the commit
+  // is with the runner, whole or fed byte by byte.
+  const bool bytewise = GENERATE(false, true);
+  const std::string in = "a APPEND INBOX (\\Seen) {5+}\r\nhello\r\nn NOOP\r\n";
+  std::string out;
+  if (bytewise) {
+    for (char c : in) out += cmd(a, std::string_view(&c, 1));
+  } else {
+    out = cmd(a, in);
+  }
+  CHECK(out == "");
+  CHECK(a.waiting());
+  CHECK_FALSE(a.producing());
+  REQUIRE(runner.waiting() == 1);
+  CHECK(cmd(a, "m NOOP\r\n") == "");  // kept for later, as the glue would not feed it
+  // Another session is answered, and sees nothing of the message yet.
+  CHECK(cmd(b, "n NOOP\r\n") == "n OK NOOP completed\r\n");
+  CHECK(cmd(b, "f FETCH 1 (UID RFC822.SIZE)\r\n") ==
+        "* 1 FETCH (UID 1 RFC822.SIZE 39)\r\nf OK FETCH completed\r\n");
+  runner.step();  // fsync, link, directory fsync; then the UID
+  CHECK(a.takeOutput() == "");
+  CHECK(resumed == 0);
+  CHECK(cmd(b, "n NOOP\r\n") == "n OK NOOP completed\r\n");
+  runner.step();  // the uid log's fdatasync; then the answer
+  CHECK_FALSE(a.waiting());
+  CHECK(resumed == 1);
+  CHECK(a.takeOutput() == "* 2 EXISTS\r\n* 2 RECENT\r\na OK [APPENDUID " + validity +
+                              " 2] APPEND completed\r\nn OK NOOP completed\r\n"
+                              "m OK NOOP completed\r\n");
+  CHECK(cmd(b, "n NOOP\r\n") == "* 2 EXISTS\r\n* 0 RECENT\r\nn OK NOOP completed\r\n");
+  CHECK(cmd(b, "f FETCH 2 (UID FLAGS BODY.PEEK[])\r\n") ==
+        "* 2 FETCH (UID 2 FLAGS (\\Seen) BODY[] {5}\r\nhello)\r\nf OK FETCH completed\r\n");
+  // MULTIAPPEND: one message after the other, one answer at the end.
+  CHECK(cmd(a, "c APPEND Trash {1+}\r\nx {1+}\r\ny\r\n") == "");
+  for (int i = 0; i < 4; ++i) {
+    REQUIRE(runner.waiting() == 1);
+    runner.step();
+  }
+  CHECK(runner.waiting() == 0);
+  CHECK(a.takeOutput() == "c OK [APPENDUID " +
+                              std::to_string(sa->status("Trash")->uidValidity) +
+                              " 1:2] APPEND completed\r\n");
+  CHECK(resumed == 2);
+  // A session gone before its commit ends: the message is committed all the same.
+  {
+    auto sc = p.open();
+    MailSession c(*sc, {}, Offload{&runner, [&] { ++resumed; }});
+    c.start("L", "");
+    CHECK(cmd(c, "a APPEND INBOX {6+}\r\norphan\r\n") == "L OK [CAPABILITY " +
+                                                              std::string(kCaps) +
+                                                              "] Logged in\r\n");
+  }
+  runner.step();
+  runner.step();
+  CHECK(resumed == 2);
+  CHECK(cmd(b, "n NOOP\r\n") == "* 3 EXISTS\r\n* 1 RECENT\r\nn OK NOOP completed\r\n");
 }
 
 TEST_CASE("IDLE: a delivered message is announced at once; DONE ends it") {
