@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -348,14 +347,11 @@ class TwoStepPool {
 
   // `name` (at most 15 bytes) tells the pools apart in top -H, perf and
   // /proc/<pid>/task.
-  void start(size_t threads, const char* name, int niceness = 0) {
+  void start(size_t threads, const char* name) {
     threads = std::max<size_t>(threads, 1);
     lone_ = threads == 1;
     for (size_t i = 0; i < threads; ++i) {
-      threads_.emplace_back([this, niceness] {
-        if (niceness != 0) (void)::setpriority(PRIO_PROCESS, 0, niceness);
-        threadMain();
-      });
+      threads_.emplace_back([this] { threadMain(); });
       ::pthread_setname_np(threads_.back().native_handle(), name);
     }
   }
@@ -464,7 +460,7 @@ class Spares {
   }
 
   void start() {
-    pool_.start(q_.opts_.spareThreads, "queue-spares", 10);
+    pool_.start(q_.opts_.spareThreads, "queue-spares");
     std::lock_guard lock(mu_);
     windowStart_ = std::chrono::steady_clock::now();
     refillLocked();

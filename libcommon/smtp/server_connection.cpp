@@ -1,6 +1,10 @@
 // The engine on a bufferevent; see server_connection.hpp.
 #include "smtp/server_connection.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include "base/log.hpp"
 #include "tls/tls.hpp"
 
@@ -51,8 +55,12 @@ Status ServerConnection::start(std::optional<Reply> refusal,
                          : event::newSocketBufferevent(base_, std::move(pendingFd_));
   if (!bev) return bev.error();
   bev_ = std::move(*bev);
+  plain_ = !implicitTls_;
   setCallbacks();
-  bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+  // Writing is enabled in a new bufferevent; enabling it again would arm
+  // a write event with nothing to write (an epoll_ctl and a wakeup) on a
+  // plain socket, whose replies mostly go straight to the kernel.
+  bufferevent_enable(bev_.get(), plain_ ? EV_READ : EV_READ | EV_WRITE);
   YLOG_INFO("connect session=%s %s", logId_.c_str(), peerLog_.c_str());
   if (refusal) {
     session_.refuse(*refusal);
@@ -141,9 +149,19 @@ void ServerConnection::readInput() {
     bufferevent_disable(bev_.get(), EV_READ);
     return;
   }
+  // The replies to everything read in this call leave together, when it
+  // returns (or earlier: STARTTLS, a close, the output bound).
+  ++batching_;
+  ScopeExit flushAtEnd([this] {
+    if (--batching_ == 0) flushReplies();
+  });
   evbuffer* in = bufferevent_get_input(bev_.get());
   size_t transferred = 0;  // message octets taken (DATA, BDAT chunks and commands)
   while (!closing_ && evbuffer_get_length(in) > 0) {
+    // Gathered replies count against the bound; once the kernel has taken
+    // them, only what it would not take does, and reading stops only for
+    // output the bufferevent holds, whose draining calls onWrite.
+    if (pendingOutput() > kMaxPendingOutput) flushReplies();
     if (session_.buffered() > kMaxBufferedInput || pendingOutput() > kMaxPendingOutput) {
       bufferevent_disable(bev_.get(), EV_READ);
       return;
@@ -221,7 +239,31 @@ void ServerConnection::onEvent(bufferevent* bev, short what, void* self) {
 
 void ServerConnection::send(std::string_view bytes) {
   ++replies_;
-  if (bev_) bufferevent_write(bev_.get(), bytes.data(), bytes.size());
+  if (!bev_) return;
+  if (batching_ > 0 && plain_) {
+    replyBatch_.append(bytes);
+    return;
+  }
+  writeOut(bytes);
+}
+
+void ServerConnection::writeOut(std::string_view bytes) {
+  evbuffer* out = bufferevent_get_output(bev_.get());
+  if (plain_ && evbuffer_get_length(out) == 0) {
+    ssize_t n = ::send(bufferevent_getfd(bev_.get()), bytes.data(), bytes.size(),
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+    // EAGAIN: the bufferevent waits for room. An error (the client reset
+    // the connection): the bufferevent's own write meets it again and
+    // reports it through onEvent, the one place that ends a connection.
+    if (n > 0) bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  if (!bytes.empty()) bufferevent_write(bev_.get(), bytes.data(), bytes.size());
+}
+
+void ServerConnection::flushReplies() {
+  if (replyBatch_.empty() || !bev_) return;
+  writeOut(replyBatch_);
+  replyBatch_.clear();
 }
 
 void ServerConnection::abandon() {
@@ -237,6 +279,10 @@ void ServerConnection::startTls() {
     abandon();
     return;
   }
+  // The engine's "220 Ready to start TLS" leaves in clear, before the
+  // handshake.
+  flushReplies();
+  plain_ = false;
   auto ssl = ctx->newSsl();
   size_t discarded = 0;
   Result<event::Bufferevent> top =
@@ -256,7 +302,9 @@ void ServerConnection::startTls() {
   bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
 }
 
-size_t ServerConnection::pendingOutput() const { return event::pendingOutput(bev_.get()); }
+size_t ServerConnection::pendingOutput() const {
+  return replyBatch_.size() + event::pendingOutput(bev_.get());
+}
 
 void ServerConnection::onLowerDrained(evbuffer*, const evbuffer_cb_info* info, void* self) {
   auto* c = static_cast<ServerConnection*>(self);
@@ -266,6 +314,7 @@ void ServerConnection::onLowerDrained(evbuffer*, const evbuffer_cb_info* info, v
 
 void ServerConnection::close() {
   closing_ = true;
+  flushReplies();  // the last reply (221, 421), then the close
   if (bev_) bufferevent_disable(bev_.get(), EV_READ);
   // Finish from the loop, never inside the engine's call stack, once the
   // last reply (221, 421) is in the kernel: onWrite sees the top buffer

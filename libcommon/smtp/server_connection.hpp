@@ -6,6 +6,11 @@
 // engine's call stack. The message half of smtp::Io (messageBegin, Data,
 // End, Abort) and what happens when the connection is over are the
 // daemon's: mtad queues the message, mdad delivers it.
+// Replies on a plain socket are written straight to the kernel when nothing
+// is queued before them (all the replies to one read in one write), so a
+// reply costs no epoll_ctl to arm and disarm a write event and no extra
+// loop turn; whatever the kernel does not take, and everything under TLS,
+// goes through the bufferevent.
 // Kept apart from the engine's library so that smtp/ stays free of libevent.
 // Trust: carries untrusted network input to the engine but never parses it;
 // runs inside mtad (as yubin-mta) and mdad after the privilege drop.
@@ -89,6 +94,12 @@ class ServerConnection : public Io {
   static void onEvent(bufferevent* bev, short what, void* self);
   static void onLowerDrained(evbuffer* buf, const evbuffer_cb_info* info, void* self);
   size_t pendingOutput() const;  // reply bytes not yet handed to the kernel
+  // Hands `bytes` to the kernel at once when the connection is a plain
+  // socket with nothing queued before them; the rest (or all of it) goes
+  // into the bufferevent, which writes it when the socket is writable.
+  void writeOut(std::string_view bytes);
+  // Writes the replies gathered while reading (see batching_).
+  void flushReplies();
   void setCallbacks();
   void readInput();
   void armTimer();
@@ -122,6 +133,13 @@ class ServerConnection : public Io {
   bool shutdownRequested_ = false;
   bool implicitTls_ = false;
   bool held_ = false;
+  // The bufferevent is the socket itself (no TLS yet, none to come): its
+  // fd may be written directly.
+  bool plain_ = false;
+  // Inside readInput(): replies are gathered in replyBatch_ and written
+  // together when it returns (one write for a pipelined group).
+  int batching_ = 0;
+  std::string replyBatch_;
   uint64_t messages_ = 0;
 };
 

@@ -5,10 +5,12 @@
 // Trust: test code, local sockets only.
 #include "smtp/server_connection.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <memory>
 
@@ -230,4 +232,147 @@ TEST_CASE("ServerConnection carries the engine over a socket") {
   const bool reset = n < 0 && errno == ECONNRESET && !c.drip.empty();
   CHECK((n == 0 || reset));
   CHECK(finalLines(received) == c.replies);
+}
+
+namespace {
+
+// One connection on a socketpair of the given type, with the client's end
+// non-blocking, for the tests below that watch how replies are written.
+struct Pair {
+  explicit Pair(int type, uint64_t maxErrors = 10) {
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) == 0);
+    client.reset(sv[1]);
+    REQUIRE(::fcntl(client.get(), F_SETFL, O_NONBLOCK) == 0);
+    settings.hostname = "mx.example";
+    settings.logId = "test";
+    settings.maxErrors = static_cast<unsigned>(maxErrors);
+    conn = std::make_unique<TestConnection>(base->get(), UniqueFd(sv[0]), settings, policy);
+  }
+  // One record (SOCK_SEQPACKET: what one write of the server sent), or ""
+  // when none is waiting.
+  std::string recvNow() {
+    char buf[65536];
+    ssize_t n = ::recv(client.get(), buf, sizeof buf, MSG_DONTWAIT);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  }
+  void sendAll(std::string_view s) {
+    REQUIRE(::send(client.get(), s.data(), s.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(s.size()));
+  }
+
+  Result<yubin::event::EventBase> base = yubin::event::newEventBase();
+  AcceptAll policy;
+  Settings settings;
+  UniqueFd client;
+  std::unique_ptr<TestConnection> conn;
+};
+
+}  // namespace
+
+TEST_CASE("replies on a plain socket reach the kernel at once, one write per read") {
+  // SOCK_SEQPACKET keeps the server's writes apart: one record per write.
+  Pair p(SOCK_SEQPACKET);
+  REQUIRE(p.base);
+  yubin::event::testing::Watchdog watchdog(p.base->get());
+  REQUIRE(p.conn->start());
+  // Written by start() itself, before the loop has run at all.
+  CHECK(finalLines(p.recvNow()) == std::vector<std::string>{"220"});
+
+  // A pipelined group (RFC 2920): its replies leave in one write.
+  p.sendAll(
+      "EHLO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n"
+      "NOOP\r\nDATA\r\n");
+  std::string group;
+  while (group.empty() && !watchdog.fired()) {
+    event_base_loop(p.base->get(), EVLOOP_ONCE);
+    group = p.recvNow();
+  }
+  CHECK(finalLines(group) ==
+        std::vector<std::string>{"250", "250 2.1.0", "250 2.1.5", "250 2.0.0", "354"});
+  CHECK(p.recvNow().empty());
+
+  // The commit's reply, given from a timer (as mtad's queue does), is
+  // written at once too, and the next command's reply on its own.
+  p.sendAll("Subject: x\r\n\r\nhi\r\n.\r\n");
+  std::string queued;
+  while (queued.empty() && !watchdog.fired()) {
+    event_base_loop(p.base->get(), EVLOOP_ONCE);
+    queued = p.recvNow();
+  }
+  CHECK(finalLines(queued) == std::vector<std::string>{"250 2.0.0"});
+  p.sendAll("QUIT\r\n");
+  event_base_dispatch(p.base->get());
+  REQUIRE_FALSE(watchdog.fired());
+  CHECK(finalLines(p.recvNow()) == std::vector<std::string>{"221 2.0.0"});
+  CHECK(p.conn->finishedCalls == 1);
+  CHECK(p.conn->events == std::vector<std::string>{"begin", "end", "committed"});
+  CHECK(p.conn->content == "Subject: x\r\n\r\nhi\r\n");
+}
+
+TEST_CASE("a client that pipelines without reading its replies stops being read") {
+  // Hostile input: commands without end while the replies pile up unread.
+  // The server stops reading once what it holds passes its bound, so the
+  // client's writes block; every reply arrives, in order, once it reads.
+  Pair p(SOCK_STREAM);
+  REQUIRE(p.base);
+  yubin::event::testing::Watchdog watchdog(p.base->get(), std::chrono::seconds(30));
+  REQUIRE(p.conn->start());
+  const std::string noops = [] {
+    std::string s;
+    for (int i = 0; i < 1000; ++i) s += "NOOP\r\n";
+    return s;
+  }();
+  // A stream of NOOPs, cut anywhere by the kernel; the last one is
+  // completed below, while the client reads.
+  size_t sent = 0;
+  int idleRounds = 0;  // loop turns in a row in which the client could send nothing
+  while (idleRounds < 50 && sent < (size_t{64} << 20) && !watchdog.fired()) {
+    const size_t off = sent % noops.size();
+    ssize_t n =
+        ::send(p.client.get(), noops.data() + off, noops.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      idleRounds = 0;
+    } else {
+      ++idleRounds;
+    }
+    event_base_loop(p.base->get(), EVLOOP_NONBLOCK);
+  }
+  REQUIRE_FALSE(watchdog.fired());
+  // Stopped: a few MB at most sit in kernel buffers and the server's bounds.
+  CHECK(idleRounds >= 50);
+  CHECK(sent < (size_t{8} << 20));
+
+  const size_t want = (sent + 5) / 6 + 1;  // the NOOPs' replies and the greeting
+  size_t tail = (6 - sent % 6) % 6;        // the rest of the last NOOP
+  std::string received;
+  size_t lines = 0;
+  while (lines < want && !watchdog.fired()) {
+    if (tail > 0) {
+      const size_t off = (sent % noops.size());
+      ssize_t m = ::send(p.client.get(), noops.data() + off, tail, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (m > 0) {
+        sent += static_cast<size_t>(m);
+        tail -= static_cast<size_t>(m);
+      }
+    }
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::recv(p.client.get(), buf, sizeof buf, MSG_DONTWAIT)) > 0)
+      received.append(buf, static_cast<size_t>(n));
+    lines = static_cast<size_t>(std::count(received.begin(), received.end(), '\n'));
+    event_base_loop(p.base->get(), EVLOOP_NONBLOCK);
+  }
+  REQUIRE_FALSE(watchdog.fired());
+  CHECK(lines == want);
+  auto finals = finalLines(received);
+  REQUIRE(finals.size() == want);
+  CHECK(finals.front() == "220");
+  CHECK(std::count(finals.begin(), finals.end(), "250 2.0.0") ==
+        static_cast<std::ptrdiff_t>(want - 1));
+  p.sendAll("QUIT\r\n");
+  event_base_dispatch(p.base->get());
+  REQUIRE_FALSE(watchdog.fired());
+  CHECK(p.conn->finishedCalls == 1);
 }
