@@ -346,7 +346,10 @@ def test_fetchmail_over_imap_keep_then_delete(imap, tmp_path):
     env = dict(os.environ, HOME=str(tmp_path), FETCHMAILHOME=str(tmp_path))
 
     def fetch(*extra):
-        return subprocess.run(['fetchmail', '-f', str(rc), '--nosyslog', '-v', '--mda',
+        # Its own lock file: as root, fetchmail's default is the shared
+        # /var/run/fetchmail.pid, and a parallel test's run holds it.
+        return subprocess.run(['fetchmail', '-f', str(rc), '--nosyslog', '-v',
+                               '--pidfile', str(tmp_path / 'fetchmail.pid'), '--mda',
                                f'sh -c "cat >> {out}; echo ==== >> {out}"', *extra],
                               capture_output=True, text=True, env=env, timeout=60)
     r = fetch('--keep')
