@@ -39,7 +39,10 @@ ServerConnection::ServerConnection(event_base* base, UniqueFd&& fd, Settings set
       pendingFd_(std::move(fd)),
       session_(std::move(settings), policy, *this),
       timer_(base, [this] { onTimer(); }),
-      reaper_(base, [this] { finish(); }) {}
+      reaper_(base, [this] { finish(); }),
+      flush_(event_new(base, -1, 0, &ServerConnection::onFlush, this)) {
+  if (!flush_) fatal("event_new failed");
+}
 
 ServerConnection::~ServerConnection() {
   if (lowerDrained_ && bev_)
@@ -149,12 +152,6 @@ void ServerConnection::readInput() {
     bufferevent_disable(bev_.get(), EV_READ);
     return;
   }
-  // The replies to everything read in this call leave together, when it
-  // returns (or earlier: STARTTLS, a close, the output bound).
-  ++batching_;
-  ScopeExit flushAtEnd([this] {
-    if (--batching_ == 0) flushReplies();
-  });
   evbuffer* in = bufferevent_get_input(bev_.get());
   size_t transferred = 0;  // message octets taken (DATA, BDAT chunks and commands)
   while (!closing_ && evbuffer_get_length(in) > 0) {
@@ -240,11 +237,16 @@ void ServerConnection::onEvent(bufferevent* bev, short what, void* self) {
 void ServerConnection::send(std::string_view bytes) {
   ++replies_;
   if (!bev_) return;
-  if (batching_ > 0 && plain_) {
-    replyBatch_.append(bytes);
+  if (!plain_) {
+    bufferevent_write(bev_.get(), bytes.data(), bytes.size());
     return;
   }
-  writeOut(bytes);
+  if (replyBatch_.empty()) event_active(flush_.get(), 0, 0);
+  replyBatch_.append(bytes);
+}
+
+void ServerConnection::onFlush(evutil_socket_t, short, void* self) {
+  static_cast<ServerConnection*>(self)->flushReplies();
 }
 
 void ServerConnection::writeOut(std::string_view bytes) {
@@ -264,6 +266,7 @@ void ServerConnection::flushReplies() {
   if (replyBatch_.empty() || !bev_) return;
   writeOut(replyBatch_);
   replyBatch_.clear();
+  event_del(flush_.get());  // when flushed early: nothing left for it
 }
 
 void ServerConnection::abandon() {

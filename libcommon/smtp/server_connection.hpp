@@ -6,11 +6,13 @@
 // engine's call stack. The message half of smtp::Io (messageBegin, Data,
 // End, Abort) and what happens when the connection is over are the
 // daemon's: mtad queues the message, mdad delivers it.
-// Replies on a plain socket are written straight to the kernel when nothing
-// is queued before them (all the replies to one read in one write), so a
-// reply costs no epoll_ctl to arm and disarm a write event and no extra
-// loop turn; whatever the kernel does not take, and everything under TLS,
-// goes through the bufferevent.
+// Replies on a plain socket are gathered and written straight to the
+// kernel at the end of the loop turn that made them, when nothing is
+// queued before them (the replies to one read, or to a pipelined group, in
+// one write, and every session's after all the turn's input is read), so
+// a reply costs no epoll_ctl to arm and disarm a write event and waits for
+// no further turn; whatever the kernel does not take, and everything under
+// TLS, goes through the bufferevent.
 // Kept apart from the engine's library so that smtp/ stays free of libevent.
 // Trust: carries untrusted network input to the engine but never parses it;
 // runs inside mtad (as yubin-mta) and mdad after the privilege drop.
@@ -98,8 +100,9 @@ class ServerConnection : public Io {
   // socket with nothing queued before them; the rest (or all of it) goes
   // into the bufferevent, which writes it when the socket is writable.
   void writeOut(std::string_view bytes);
-  // Writes the replies gathered while reading (see batching_).
+  // Writes the gathered replies (replyBatch_) now.
   void flushReplies();
+  static void onFlush(evutil_socket_t, short, void* self);
   void setCallbacks();
   void readInput();
   void armTimer();
@@ -136,10 +139,11 @@ class ServerConnection : public Io {
   // The bufferevent is the socket itself (no TLS yet, none to come): its
   // fd may be written directly.
   bool plain_ = false;
-  // Inside readInput(): replies are gathered in replyBatch_ and written
-  // together when it returns (one write for a pipelined group).
-  int batching_ = 0;
+  // Replies gathered on a plain socket, written by flush_ (made active when
+  // the first is gathered, so it runs after the events already due in this
+  // loop turn) or earlier when order requires (STARTTLS, close, the bound).
   std::string replyBatch_;
+  event::Event flush_;
   uint64_t messages_ = 0;
 };
 
