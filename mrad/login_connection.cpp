@@ -437,7 +437,7 @@ void LoginConnection::handOver() {
     return fail(errnoError("socketpair").message);
   UniqueFd mine(sv[0]), theirs(sv[1]);
   int client = direct ? bufferevent_getfd(bev_.get()) : -1;
-  if (auto st = sendHandoff(d_.channel(), h, theirs.get(), client); !st)
+  if (auto st = sendHandoff(d_.channelFor(h.user), h, theirs.get(), client); !st)
     return fail(st.error().message);
   theirs.reset();
   auto b = event::newSocketBufferevent(d_.base(), std::move(mine));

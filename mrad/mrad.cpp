@@ -28,6 +28,22 @@ std::string describeStatus(int st) {
 
 }  // namespace
 
+size_t mailProcessIndex(std::string_view canonicalUser, size_t processes) {
+  if (processes <= 1) return 0;
+  uint64_t h = 14695981039346656037ULL;  // FNV-1a, 64 bits
+  for (unsigned char c : canonicalUser) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return static_cast<size_t>(h % processes);
+}
+
+size_t mailProcessCount(uint64_t configured) {
+  if (configured > 0) return static_cast<size_t>(configured);
+  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<size_t>(n) : 1;
+}
+
 LoginSettings LoginSettings::fromConfig(const config::Config& cfg) {
   LoginSettings s;
   s.hostname = cfg.hostname();
@@ -46,45 +62,68 @@ Mrad::~Mrad() {
   connections_.clear();
   listeners_.clear();
   checker_.reset();
-  channelEvent_.reset();
-  channel_.reset();  // the mail process sees the channel close and exits
-  if (mailPid_ > 0) {
-    for (int i = 0; i < 500; ++i) {
-      pid_t p = ::waitpid(mailPid_, nullptr, WNOHANG);
-      if (p == mailPid_ || (p < 0 && errno == ECHILD)) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // Each mail process sees its channel close and exits; all are told
+  // before any is waited for.
+  for (auto& p : mailProcs_) {
+    p->channelEvent.reset();
+    p->channel.reset();
+  }
+  for (int i = 0; i < 500; ++i) {
+    bool waiting = false;
+    for (auto& p : mailProcs_) {
+      if (p->pid <= 0) continue;
+      pid_t r = ::waitpid(p->pid, nullptr, WNOHANG);
+      if (r == p->pid || (r < 0 && errno == ECHILD))
+        p->pid = -1;
+      else
+        waiting = true;
     }
+    if (!waiting) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
 
-// Still root: fork and exec mrad itself as the mail process, with the
-// channel on descriptor 3 and nothing else open but stdin/out/err. exec
-// gives it a fresh address space: nothing of ours (the TLS key loaded by
-// the skeleton, listeners, the master channel) survives into it.
+// Still root: fork and exec mrad itself as each mail process, with its
+// channel on descriptor 3 and nothing else open but stdin/out/err (not the
+// other processes' channels: close_range). exec gives it a fresh address
+// space: nothing of ours (the TLS key loaded by the skeleton, listeners,
+// the master channel) survives into it. The count is read here only, so a
+// reload does not change it.
 Status Mrad::prepare(service::Context& ctx) {
   const std::string& configPath = ctx.config().file();
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-    return errnoError("socketpair");
-  UniqueFd ours(sv[0]), theirs(sv[1]);
-  pid_t pid = ::fork();
-  if (pid < 0) return errnoError("fork");
-  if (pid == 0) {
-    int fd = theirs.get();
-    if (fd == kChannelFd)
-      ::fcntl(fd, F_SETFD, 0);
-    else if (::dup2(fd, kChannelFd) < 0)
+  const size_t count = mailProcessCount(ctx.config().integer("mrad", "mail_processes"));
+  for (size_t i = 0; i < count; ++i) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+      return errnoError("socketpair");
+    UniqueFd ours(sv[0]), theirs(sv[1]);
+    pid_t pid = ::fork();
+    if (pid < 0) return errnoError("fork");
+    if (pid == 0) {
+      int fd = theirs.get();
+      if (fd == kChannelFd)
+        ::fcntl(fd, F_SETFD, 0);
+      else if (::dup2(fd, kChannelFd) < 0)
+        ::_exit(127);
+      ::close_range(kChannelFd + 1, ~0U, 0);
+      const char* argv[] = {"mrad", kMailProcessFlag, configPath.c_str(),
+                            foreground_ ? "-f" : nullptr, nullptr};
+      ::execv("/proc/self/exe", const_cast<char* const*>(argv));
       ::_exit(127);
-    ::close_range(kChannelFd + 1, ~0U, 0);
-    const char* argv[] = {"mrad", kMailProcessFlag, configPath.c_str(),
-                          foreground_ ? "-f" : nullptr, nullptr};
-    ::execv("/proc/self/exe", const_cast<char* const*>(argv));
-    ::_exit(127);
+    }
+    auto p = std::make_unique<MailProc>();
+    p->owner = this;
+    p->index = i;
+    p->pid = pid;
+    p->channel = std::move(ours);
+    mailProcs_.push_back(std::move(p));
+    YLOG_INFO("mail process started index=%zu pid=%d", i, int(pid));
   }
-  mailPid_ = pid;
-  channel_ = std::move(ours);
-  YLOG_INFO("mail process started pid=%d", int(pid));
   return {};
+}
+
+int Mrad::channelFor(std::string_view canonicalUser) const {
+  return mailProcs_[mailProcessIndex(canonicalUser, mailProcs_.size())]->channel.get();
 }
 
 Status Mrad::start(service::Context& ctx) {
@@ -103,16 +142,20 @@ Status Mrad::start(service::Context& ctx) {
   if (!checker) return checker.error();
   checker_ = std::move(*checker);
 
-  // The mail process never writes to the channel: readable means it closed.
-  channelEvent_.reset(
-      event_new(base_, channel_.get(), EV_READ | EV_PERSIST, &Mrad::onChannel, this));
-  if (!channelEvent_ || event_add(channelEvent_.get(), nullptr) != 0)
-    return Error{"cannot watch the mail process channel"};
+  // A mail process never writes to its channel: readable means it closed.
+  for (auto& p : mailProcs_) {
+    p->channelEvent.reset(
+        event_new(base_, p->channel.get(), EV_READ | EV_PERSIST, &Mrad::onChannel, p.get()));
+    if (!p->channelEvent || event_add(p->channelEvent.get(), nullptr) != 0)
+      return Error{"cannot watch a mail process channel"};
+  }
   sigchld_ = std::make_unique<event::Signal>(base_, SIGCHLD, [this] {
-    int st = 0;
-    if (mailPid_ > 0 && ::waitpid(mailPid_, &st, WNOHANG) == mailPid_) {
-      mailPid_ = -1;
-      mailProcessGone(describeStatus(st));
+    for (auto& p : mailProcs_) {
+      int st = 0;
+      if (p->pid > 0 && ::waitpid(p->pid, &st, WNOHANG) == p->pid) {
+        p->pid = -1;
+        mailProcessGone(*p, describeStatus(st));
+      }
     }
   });
 
@@ -145,15 +188,18 @@ void Mrad::onChannel(evutil_socket_t fd, short, void* self) {
   char c;
   ssize_t n = ::recv(fd, &c, 1, MSG_DONTWAIT);
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-  static_cast<Mrad*>(self)->mailProcessGone(n == 0 ? "closed its channel" : "wrote to its channel");
+  auto* p = static_cast<MailProc*>(self);
+  p->owner->mailProcessGone(*p, n == 0 ? "closed its channel" : "wrote to its channel");
 }
 
-void Mrad::mailProcessGone(const std::string& why) {
+void Mrad::mailProcessGone(const MailProc& gone, const std::string& why) {
   if (*failure_ != 0) return;
-  YLOG_ERROR("mail process ended (%s): closing sessions=%zu, exiting so that mrad is restarted",
-             why.c_str(), connections_.size());
+  YLOG_ERROR("mail process ended index=%zu (%s): closing sessions=%zu, exiting so that mrad is "
+             "restarted",
+             gone.index, why.c_str(), connections_.size());
   *failure_ = kExitMailProcessDied;
-  if (channelEvent_) event_del(channelEvent_.get());
+  for (auto& p : mailProcs_)
+    if (p->channelEvent) event_del(p->channelEvent.get());
   connections_.clear();
   for (auto& l : listeners_) l->disable();
   if (!ctx_) return;
@@ -195,7 +241,8 @@ void Mrad::closed(LoginConnection* c) {
 
 void Mrad::reload(const config::Config& cfg) {
   settings_ = LoginSettings::fromConfig(cfg);
-  YLOG_INFO("reloaded (the mail process keeps its settings until mrad restarts)");
+  YLOG_INFO("reloaded (the mail processes keep their settings and their count until mrad "
+            "restarts)");
 }
 
 void Mrad::stop(service::Context& ctx) {
