@@ -55,8 +55,10 @@ struct Settings {
 };
 
 // Threads for the blocking steps of IMAP APPEND commits: they spend their
-// time waiting for the disk, and concurrent fsyncs share journal commits.
-constexpr size_t kCommitThreads = 8;
+// time waiting for the disk, one commit each, so this bounds the commits
+// in flight (Dovecot has a process per session); the directory and log
+// syncs of concurrent commits are shared (store/fsync_batcher.hpp).
+constexpr size_t kCommitThreads = 32;
 
 // [mrad] imap_commit_gate, for tests: a blocking step first connects to
 // this Unix socket and waits for one byte (a minute at most), so a test

@@ -25,6 +25,7 @@
 #include "base/strings.hpp"
 #include "base/unique_fd.hpp"
 #include "imap/mutf7.hpp"
+#include "store/fsync_batcher.hpp"
 #include "store/mailbox.hpp"
 #include "store/maildir.hpp"
 #include "store/maildir_folder.hpp"  // kMaildirSizeCache
@@ -616,6 +617,9 @@ struct Shared {
   std::string root;
   MaildirNameGenerator names;
   std::shared_ptr<MaildirFolderStates> states;
+  // The process's shared directory and log syncs (the states' own); the
+  // one member a commit thread uses.
+  std::shared_ptr<FsyncBatcher> syncs;
 };
 
 bool sameTime(const struct timespec& a, const struct timespec& b) {
@@ -1180,6 +1184,7 @@ class MaildirFolderStates {
     expire();
   }
   size_t lingering() const { return lingering_.size(); }
+  const std::shared_ptr<FsyncBatcher>& syncs() const { return syncs_; }
 
  private:
   struct Lingering {
@@ -1201,6 +1206,9 @@ class MaildirFolderStates {
 
   std::unordered_map<std::string, std::weak_ptr<MaildirFolderState>> map_;
   std::vector<Lingering> lingering_;  // oldest first
+  // Thread-safe (the only part of this class that is): APPEND commits of
+  // every store of the process share their directory and log syncs.
+  std::shared_ptr<FsyncBatcher> syncs_ = std::make_shared<FsyncBatcher>();
 };
 
 std::shared_ptr<MaildirFolderStates> makeMaildirFolderStates() {
@@ -1893,7 +1901,9 @@ class MaildirAppend final : public AppendTransaction {
     }
     placed_ = true;
     ::unlink(tmp_.c_str());
-    if (auto st = fsyncDir(dir_ + "/cur"); !st) {
+    // Shared with the other commits into this folder that linked a file
+    // before it starts.
+    if (auto st = shared_->syncs->sync(dir_ + "/cur", FsyncBatcher::Kind::Directory); !st) {
       // Not known to be on disk: the client hears NO, so it goes.
       ::unlink(target.c_str());
       return st;
@@ -1932,12 +1942,11 @@ class MaildirAppend final : public AppendTransaction {
   }
 
   Status syncLog() {
-    // Any descriptor of the log flushes it; none: the list was rewritten
-    // whole, durably, and the log removed.
-    const std::string path = dir_ + "/" + kUidLogFile;
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    if (!fd && errno != ENOENT) return errnoError("open " + path);
-    if (fd && ::fdatasync(fd.get()) != 0) return errnoError("fdatasync " + path);
+    // Any descriptor of the log flushes it (one sync for the batches of
+    // every commit that wrote before it starts); no log: the list was
+    // rewritten whole, durably, and the log removed.
+    if (auto st = shared_->syncs->sync(dir_ + "/" + kUidLogFile, FsyncBatcher::Kind::Data); !st)
+      return st;
     phase_ = Phase::Announce;
     return {};
   }
@@ -2365,6 +2374,7 @@ Result<std::unique_ptr<MailStore>> openMaildirStore(const std::string& root,
                                                     std::shared_ptr<MaildirFolderStates> states) {
   if (!states) states = makeMaildirFolderStates();
   auto shared = std::make_shared<Shared>(root, std::move(states));
+  shared->syncs = shared->states->syncs();
   auto store = std::make_unique<MaildirStore>(std::move(shared));
   if (auto st = store->init(); !st) return st.error();
   return std::unique_ptr<MailStore>(std::move(store));
