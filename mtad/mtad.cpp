@@ -32,7 +32,7 @@ namespace {
 
 constexpr size_t kQueueWriteBuffer = size_t{128} * 1024;
 // The most spare queue files kept ready (the reserve follows the demand:
-// about 1.5 times the messages in progress at once, plus 8).
+// about 1.5 times the messages in progress at once, plus 32).
 constexpr size_t kQueueSpares = 128;
 
 // Each session holds one descriptor; max_connections of them need a limit

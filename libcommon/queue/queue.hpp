@@ -196,12 +196,15 @@ struct QueueOptions {
   // for each batch made), whose name is durable before begin() hands it
   // out: the commit into it then needs one file fsync. The reserve follows
   // the demand (about 1.5 times the most messages in progress at once in
-  // the last 10 to 20 s, plus 8; topped up in batches once half is used),
+  // the last 10 to 20 s, plus 32; topped up in batches once half is used),
   // up to this bound; begin() falls back to
   // tmp/ when it is empty. A spare's queue ID tells when its file was made
   // (at most 10 minutes before begin(): older spares are replaced).
   size_t maxSpares = 0;
-  size_t spareThreads = 2;
+  // 1: the spares waiting to be made are made in one go and made durable
+  // by one fsync of queue/ (creating files in one folder is serialized by
+  // its lock anyway; a second thread only spun on it).
+  size_t spareThreads = 1;
 };
 
 using CommitCallback = std::function<void(Result<QueueId>)>;
