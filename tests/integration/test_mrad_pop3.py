@@ -430,7 +430,7 @@ def test_under_master_restarted_after_mail_process_dies(pop, instance):
     c = login(pop)
     assert c.stat()[0] == 1
     kids = open(f'/proc/{d["pid"]}/task/{d["pid"]}/children').read().split()
-    assert len(kids) >= 1  # [mrad] mail_processes: one per CPU by default
+    assert len(kids) >= 1  # [mrad] mail_processes may be more than one
     os.kill(int(kids[0]), signal.SIGKILL)
     instance.wait_daemon('mrad', timeout=30, not_pid=d['pid'])
     c = wait_for(lambda: login(pop), 20, 'a login on the restarted mrad')
