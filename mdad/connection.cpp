@@ -84,7 +84,7 @@ void Connection::messageEnd() {
   }
   // One task per copy. The Deliverer outlives the pool (Mdad destroys the
   // pool first, which waits for running tasks).
-  std::vector<WorkerPool::Task> tasks;
+  std::vector<event::WorkerPool::Task> tasks;
   for (size_t i = 0; i < job->plan.users.size(); ++i) {
     tasks.push_back([job, &deliverer, i] {
       job->plan.results[i] =

@@ -19,7 +19,7 @@
 
 #include "event/event.hpp"
 #include "mdad/outcome.hpp"
-#include "mdad/pool.hpp"
+#include "event/worker_pool.hpp"
 #include "mdad/spool.hpp"
 #include "smtp/server_connection.hpp"
 
@@ -46,7 +46,7 @@ class Connection : public smtp::ServerConnection {
 
   Mdad& server_;
   MessageBuffer message_;
-  WorkerPool::Ticket delivery_ = 0;  // the group under way, or 0
+  event::WorkerPool::Ticket delivery_ = 0;  // the group under way, or 0
 };
 
 }  // namespace yubin::mdad

@@ -30,7 +30,7 @@
 
 #include "auth/directory.hpp"
 #include "mdad/outcome.hpp"
-#include "mdad/pool.hpp"
+#include "mdad/keyed_mutex.hpp"
 #include "store/fs_ops.hpp"
 #include "store/maildir.hpp"
 #include "store/mbox.hpp"

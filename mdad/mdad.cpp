@@ -104,7 +104,7 @@ Status Mdad::start(service::Context& ctx) {
               st.error().message.c_str());
   policy_ = std::make_unique<RecipientPolicy>(*directory_);
   deliverer_ = std::make_unique<Deliverer>(DeliverySettings::fromConfig(cfg));
-  auto pool = WorkerPool::start(base_, settings_.deliveryWorkers);
+  auto pool = event::WorkerPool::start(base_, settings_.deliveryWorkers);
   if (!pool) return Error{"delivery workers: " + pool.error().message};
   pool_ = std::move(*pool);
 

@@ -14,7 +14,7 @@
 #include "auth/directory.hpp"
 #include "event/event.hpp"
 #include "mdad/delivery.hpp"
-#include "mdad/pool.hpp"
+#include "event/worker_pool.hpp"
 #include "service/connection_table.hpp"
 #include "service/service.hpp"
 #include "smtp/session.hpp"
@@ -71,7 +71,7 @@ class Mdad : public service::Daemon {
   auth::Directory& directory() { return *directory_; }
   RecipientPolicy& policy() { return *policy_; }
   Deliverer& deliverer() { return *deliverer_; }
-  WorkerPool& pool() { return *pool_; }
+  event::WorkerPool& pool() { return *pool_; }
   const ServerSettings& settings() const { return settings_; }
   // A connection ended: forget it (it is destroyed here).
   void closed(Connection* c);
@@ -87,7 +87,7 @@ class Mdad : public service::Daemon {
   std::unique_ptr<Deliverer> deliverer_;
   // Declared after what its tasks use, so it goes first (and waits for
   // the running ones).
-  std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<event::WorkerPool> pool_;
   std::vector<std::unique_ptr<event::Listener>> listeners_;
   service::ConnectionTable<Connection> connections_;
   bool stopping_ = false;

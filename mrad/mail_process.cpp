@@ -19,7 +19,7 @@
 #include "config/config.hpp"
 #include "event/event.hpp"
 #include "imap/response.hpp"
-#include "mdad/pool.hpp"
+#include "event/worker_pool.hpp"
 #include "mrad/handoff.hpp"
 #include "mrad/imap/mail_session.hpp"
 #include "mrad/mrad.hpp"
@@ -85,7 +85,7 @@ void waitAtGate(const std::string& path) {
 // Its work touches only the transaction it was given.
 class CommitRunner final : public store::BlockingRunner {
  public:
-  CommitRunner(std::unique_ptr<mdad::WorkerPool> pool, std::string gate)
+  CommitRunner(std::unique_ptr<event::WorkerPool> pool, std::string gate)
       : pool_(std::move(pool)), gate_(std::move(gate)) {}
   void run(std::function<void()> work, std::function<void()> then) override {
     if (!gate_.empty())
@@ -93,13 +93,13 @@ class CommitRunner final : public store::BlockingRunner {
         waitAtGate(gate);
         inner();
       };
-    std::vector<mdad::WorkerPool::Task> tasks;
+    std::vector<event::WorkerPool::Task> tasks;
     tasks.push_back(std::move(work));
     pool_->submit(std::move(tasks), std::move(then));
   }
 
  private:
-  std::unique_ptr<mdad::WorkerPool> pool_;
+  std::unique_ptr<event::WorkerPool> pool_;
   std::string gate_;
 };
 
@@ -706,7 +706,7 @@ class ImapConnection : public Connection {
 // ---- MailProcess ----
 
 Status MailProcess::start() {
-  auto pool = mdad::WorkerPool::start(base_, kCommitThreads);
+  auto pool = event::WorkerPool::start(base_, kCommitThreads);
   if (!pool) return pool.error();
   commitRunner_ = std::make_unique<CommitRunner>(std::move(*pool), settings_.commitGate);
   if (auto st = directory_.reload(); !st)

@@ -6,19 +6,16 @@
 
 #include <cerrno>
 
+#include "base/fs.hpp"
 #include "base/unique_fd.hpp"
 
 namespace yubin::store {
 
 Status syncPath(const std::string& path, FsyncBatcher::Kind kind) {
-  const bool dir = kind == FsyncBatcher::Kind::Directory;
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | (dir ? O_DIRECTORY : O_NOFOLLOW)));
-  if (!fd) {
-    if (!dir && errno == ENOENT) return {};
-    return errnoError("open " + path);
-  }
-  if ((dir ? ::fsync(fd.get()) : ::fdatasync(fd.get())) != 0)
-    return errnoError((dir ? "fsync " : "fdatasync ") + path);
+  if (kind == FsyncBatcher::Kind::Directory) return fsyncDir(path);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return errno == ENOENT ? Status{} : errnoError("open " + path);
+  if (::fdatasync(fd.get()) != 0) return errnoError("fdatasync " + path);
   return {};
 }
 

@@ -1,14 +1,12 @@
-// The delivery worker pool and the per-key mutex; see pool.hpp.
-#include "mdad/pool.hpp"
+// The worker pool; see worker_pool.hpp.
+#include "event/worker_pool.hpp"
 
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 
-namespace yubin::mdad {
-
-// ---- WorkerPool ----
+namespace yubin::event {
 
 Result<std::unique_ptr<WorkerPool>> WorkerPool::start(event_base* base, size_t threads) {
   std::unique_ptr<WorkerPool> p(new WorkerPool());
@@ -17,7 +15,7 @@ Result<std::unique_ptr<WorkerPool>> WorkerPool::start(event_base* base, size_t t
   p->wakeFd_.reset(fd);
   p->wakeEvent_.reset(event_new(base, fd, EV_READ | EV_PERSIST, &WorkerPool::onWake, p.get()));
   if (!p->wakeEvent_ || event_add(p->wakeEvent_.get(), nullptr) != 0)
-    return Error{"event_add for the delivery workers failed", 0};
+    return Error{"event_add for the worker pool failed", 0};
   threads = std::max<size_t>(threads, 1);
   for (size_t i = 0; i < threads; ++i) p->workers_.emplace_back([q = p.get()] { q->workerMain(); });
   return p;
@@ -106,39 +104,4 @@ void WorkerPool::complete() {
   }
 }
 
-// ---- KeyedMutex ----
-
-KeyedMutex::Guard KeyedMutex::lock(const std::string& key) {
-  std::unique_lock lock(mu_);
-  Entry& e = entries_[key];  // references stay valid across rehashing
-  ++e.waiters;
-  cv_.wait(lock, [&] { return !e.held; });
-  --e.waiters;
-  e.held = true;
-  return Guard(this, key);
-}
-
-void KeyedMutex::unlock(const std::string& key) {
-  {
-    std::lock_guard lock(mu_);
-    auto it = entries_.find(key);
-    if (it == entries_.end()) return;
-    it->second.held = false;
-    if (it->second.waiters == 0) {
-      entries_.erase(it);
-      return;
-    }
-  }
-  cv_.notify_all();
-}
-
-size_t KeyedMutex::size() const {
-  std::lock_guard lock(mu_);
-  return entries_.size();
-}
-
-KeyedMutex::Guard::~Guard() {
-  if (owner_) owner_->unlock(key_);
-}
-
-}  // namespace yubin::mdad
+}  // namespace yubin::event

@@ -1,21 +1,18 @@
-// WorkerPool: a fixed set of threads that run mdad's blocking delivery work
-// (file writes, fsyncs, mbox lock waits) off the event loop, and report
-// back on the loop thread. One submission is a group of tasks (one per
-// mailbox copy of a message) with one completion, run on the loop once
-// every task of the group has finished, so a connection gets all of its
-// message's outcomes at once and replies in recipient order whatever order
-// the copies were finished in. Completions travel through an eventfd
-// watched by the loop, as the queue's group committer does it; libevent
-// itself is never touched from a worker.
-//
-// KeyedMutex: one in-process mutex per key (an mbox path), so two workers
-// never append to one mbox at the same time; entries exist only while
-// someone holds or waits for them.
+// WorkerPool: a fixed set of threads that run blocking work (file
+// writes, fsyncs, lock waits) off an event loop, and report back on the
+// loop thread. One submission is a group of tasks with one completion, run
+// on the loop once every task of the group has finished, so a caller gets
+// all of a group's outcomes at once whatever order its tasks finished in
+// (mdad: one task per mailbox copy of a message, replies in recipient
+// order; mrad's mail process: the disk steps of an IMAP APPEND commit).
+// Completions travel through an eventfd watched by the loop, as the
+// queue's group committer does it; libevent itself is never touched from
+// a worker.
 //
 // Threads: submit(), cancel() and the completions belong to the loop
 // thread. Tasks run on the workers and must own, or share, all they touch:
 // a cancelled group's running task still runs to its end.
-// Trust: none of its own; runs inside mdad as the mailboxes' owner.
+// Trust: none of its own; runs inside its daemon with that daemon's rights.
 #pragma once
 
 #include <event2/event.h>
@@ -26,7 +23,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -34,7 +30,7 @@
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
 
-namespace yubin::mdad {
+namespace yubin::event {
 
 class WorkerPool {
  public:
@@ -94,38 +90,4 @@ class WorkerPool {
   Ticket nextTicket_ = 1;
 };
 
-class KeyedMutex {
- public:
-  class Guard {
-   public:
-    Guard(Guard&& o) noexcept : owner_(o.owner_), key_(std::move(o.key_)) { o.owner_ = nullptr; }
-    Guard(const Guard&) = delete;
-    Guard& operator=(const Guard&) = delete;
-    Guard& operator=(Guard&&) = delete;
-    ~Guard();
-
-   private:
-    friend class KeyedMutex;
-    Guard(KeyedMutex* owner, std::string key) : owner_(owner), key_(std::move(key)) {}
-    KeyedMutex* owner_;
-    std::string key_;
-  };
-
-  // Blocks until no other Guard for key exists.
-  Guard lock(const std::string& key);
-  // Keys held or waited for (tests).
-  size_t size() const;
-
- private:
-  struct Entry {
-    bool held = false;
-    size_t waiters = 0;
-  };
-  void unlock(const std::string& key);
-
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::unordered_map<std::string, Entry> entries_;  // guarded by mu_
-};
-
-}  // namespace yubin::mdad
+}  // namespace yubin::event
