@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "base/log.hpp"
+#include "base/strings.hpp"
 #include "mrad/login_connection.hpp"
 #include "mrad/mail_process.hpp"
 
@@ -30,12 +31,7 @@ std::string describeStatus(int st) {
 
 size_t mailProcessIndex(std::string_view canonicalUser, size_t processes) {
   if (processes <= 1) return 0;
-  uint64_t h = 14695981039346656037ULL;  // FNV-1a, 64 bits
-  for (unsigned char c : canonicalUser) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return static_cast<size_t>(h % processes);
+  return static_cast<size_t>(fnv1a64(canonicalUser) % processes);
 }
 
 size_t mailProcessCount(uint64_t configured) {

@@ -41,6 +41,13 @@ TEST_CASE("splitAny, trim, iequals") {
   CHECK_FALSE(iequals("a", "ab"));
 }
 
+TEST_CASE("fnv1a64: the published FNV-1a 64 values") {
+  CHECK(fnv1a64("") == 0xcbf29ce484222325ULL);
+  CHECK(fnv1a64("a") == 0xaf63dc4c8601ec8cULL);
+  CHECK(fnv1a64("foobar") == 0x85944171f73967e8ULL);
+  CHECK(fnv1a64(std::string_view("\0", 1)) != fnv1a64(""));
+}
+
 TEST_CASE("atomicWrite replaces a file and leaves no temp file") {
   char tmpl[] = "/tmp/yubin-fs-XXXXXX";
   std::string dir = mkdtemp(tmpl);

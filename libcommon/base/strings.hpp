@@ -23,5 +23,8 @@ std::optional<uint64_t> parseU64(std::string_view s);
 std::string base64Encode(std::string_view bytes);
 std::optional<std::string> base64Decode(std::string_view text);
 std::string hexEncode(std::string_view bytes);
+// FNV-1a, 64 bits: a fast, stable, non-cryptographic hash (equal in every
+// run and build), for tokens and sharding, never against hostile choices.
+uint64_t fnv1a64(std::string_view bytes);
 
 }  // namespace yubin

@@ -85,11 +85,7 @@ std::string flagsToken(std::string_view info) {
   }
   if (plain) return "F" + std::string(info);
   // FNV-1a: only equality matters (a changed name must give another token).
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (char c : info) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ULL;
-  }
+  const uint64_t h = fnv1a64(info);
   static const char kHex[] = "0123456789abcdef";
   std::string out = "#";
   for (int shift = 60; shift >= 0; shift -= 4) out += kHex[(h >> shift) & 15];
