@@ -1,7 +1,10 @@
 // The mail process: mrad's post-authentication half. The login process
-// starts it (fork + exec of mrad itself with --mail-process, so it holds
-// nothing of the login process's memory: no TLS key, no listeners, no
-// passwords) with the handoff channel as descriptor 3. Its entry function
+// starts [mrad] mail_processes of them (1 by default; fork + exec of mrad
+// itself with --mail-process, so none holds anything of the login process's
+// memory: no TLS key, no listeners, no passwords), each with its own handoff
+// channel as descriptor 3, and hands a user's sessions always to the same
+// one (FNV-1a of the canonical address), so all of a user's sessions meet
+// in one process. Its entry function
 // states what it does, in order: read the config -> drop to [mrad]
 // mail_user/mail_group (keeping [global] users_group to read the users
 // file), no-new-privs -> start the commit threads, set up the channel -> run
@@ -13,7 +16,7 @@
 // Each handed-over session gets its user's INBOX (store::Folder) and a
 // pop3::MailSession; the in-use table (mailbox path -> session) keeps a
 // second POP3 session of the same mailbox out with [IN-USE]. It lives in
-// this one process, so a killed session can never leave it behind, and a
+// the one process that serves the user, so a killed session can never leave it behind, and a
 // restarted mrad starts with it empty.
 // When the channel closes (the login process ended) every session ends
 // without the UPDATE state and the process exits.

@@ -141,7 +141,7 @@ void Handoff::reply(const smtp::ClientReply& r) {
     case Phase::Envelope: {
       const size_t i = envelopeReplies_++;
       if (i <= rcpts_.size()) {  // MAIL, then each RCPT
-        if (!r.positive())
+        if (r.code / 100 != 2)  // a 3xx here is a broken server: clientReplyFor makes it 451
           return finish(clientReplyFor(r), (i == 0 ? "MAIL: " : "RCPT: ") + r.summary());
         timer_.arm(settings_.replyTimeout);
         return;
@@ -152,7 +152,7 @@ void Handoff::reply(const smtp::ClientReply& r) {
       return;
     }
     case Phase::Final:
-      return finish(clientReplyFor(r), r.positive() ? "" : "refused: " + r.summary());
+      return finish(clientReplyFor(r), r.code / 100 == 2 ? "" : "refused: " + r.summary());
     case Phase::Streaming:
       return finish(smtp::reply(smtp::ReplyId::LocalError), "unexpected reply: " + r.summary());
     case Phase::Done:

@@ -222,21 +222,23 @@ void LmtpClient::reply(const ClientReply& r) {
         if (r.code != 250) fail(transientOf("LMTP RSET", r), true);
         return;
       }
+      // Only a 2xx accepts MAIL or RCPT; a 3xx there is a broken server,
+      // a temporary failure, never an acceptance (as in smtp_client.cpp).
       if (!mailOk_ && !mailFailure_) {
-        if (r.positive())
+        if (r.code / 100 == 2)
           mailOk_ = true;
         else
-          mailFailure_ = r;
+          mailFailure_ = r.code / 100 == 3 ? transientOf("LMTP MAIL", r) : r;
       } else {
         size_t i = rcptIndex_++;
         if (i >= req_.recipients.size()) fatal("LmtpClient: more RCPT replies than recipients");
         if (mailFailure_) {
           result_.replies[i] = *mailFailure_;
           answered_[i] = true;
-        } else if (r.positive()) {
+        } else if (r.code / 100 == 2) {
           accepted_.push_back(i);
         } else {
-          result_.replies[i] = r;
+          result_.replies[i] = r.code / 100 == 3 ? transientOf("LMTP RCPT", r) : r;
           answered_[i] = true;
         }
       }

@@ -398,3 +398,38 @@ TEST_CASE("a reply to DATA other than 354 is never a delivery", "[lmtp]") {
   }
   CHECK(server.messages.empty());
 }
+
+// Only a 2xx accepts MAIL or RCPT: a 3xx there is a broken server and a
+// temporary failure, never an acceptance that leads on to DATA.
+TEST_CASE("a 3xx reply to MAIL or RCPT is a temporary failure", "[lmtp]") {
+  Fixture f;
+  Behaviour b;
+  SECTION("to MAIL: every recipient deferred, no DATA") {
+    b.rawGreeting = "220 x\r\n250-x\r\n250 PIPELINING\r\n354 mail?\r\n250 rcpt\r\n250 rcpt\r\n";
+    FakeServer server(f.base.get(), f.settings.socketPath, b);
+    auto one = f.message("x\r\n");
+    LmtpClient client(f.base.get(), f.settings);
+    LmtpResult r = f.run(client, one, {"bob@example.org", "carol@example.org"});
+    REQUIRE(r.replies.size() == 2);
+    for (const auto& rep : r.replies) {
+      CHECK(rep.code == 451);
+      CHECK(rep.enhanced == "4.3.0");
+    }
+    CHECK(server.messages.empty());
+  }
+  SECTION("to one RCPT: that one deferred, and no DATA when the other is refused") {
+    // Were the 354 taken as an acceptance, the client would send DATA and
+    // wait for a reply the script never gives (the watchdog fails the test).
+    b.rawGreeting =
+        "220 x\r\n250-x\r\n250 PIPELINING\r\n250 mail\r\n354 rcpt?\r\n550 5.1.1 no\r\n";
+    FakeServer server(f.base.get(), f.settings.socketPath, b);
+    auto one = f.message("x\r\n");
+    LmtpClient client(f.base.get(), f.settings);
+    LmtpResult r = f.run(client, one, {"bob@example.org", "carol@example.org"});
+    REQUIRE(r.replies.size() == 2);
+    CHECK(r.replies[0].code == 451);
+    CHECK(r.replies[0].enhanced == "4.3.0");
+    CHECK(r.replies[1].code == 550);
+    CHECK(server.messages.empty());
+  }
+}
