@@ -16,6 +16,8 @@ namespace wire = yubin::imap;
 namespace {
 
 constexpr size_t kReadPiece = size_t{64} * 1024;
+// The first read of a header alone (ENVELOPE without a cached structure).
+constexpr size_t kHeaderPiece = size_t{4} * 1024;
 constexpr uint64_t kNoEnd = std::numeric_limits<uint64_t>::max();
 
 bool needsStructure(const wire::FetchAtt& a) {
@@ -99,21 +101,33 @@ Result<mime::Envelope> StructureCache::envelope(store::ImapMailbox& box, size_t 
   for (const auto& e : entries_) {
     if (e.first == uid && e.second->root().envelope) return *e.second->root().envelope;
   }
-  // Only the header is read: up to the first empty line.
+  // Only the header is read and parsed, up to and including the empty line
+  // that ends it: in pieces that start at 4 KiB (most headers fit) and
+  // double, so a FETCH ENVELOPE of a whole folder reads a few KiB of each
+  // message, not 64 KiB of its body, and the parser never sees the body.
   auto reader = box.open(index);
   if (!reader) return reader.error();
   mime::StructureParser parser;
   std::string buf;
+  std::string joined;
   std::string tail;  // the last two octets seen, to find the empty line across reads
-  for (;;) {
+  for (size_t piece = kHeaderPiece;; piece = std::min(piece * 2, kReadPiece)) {
     buf.clear();
-    auto n = (*reader)->read(buf, kReadPiece);
+    auto n = (*reader)->read(buf, piece);
     if (!n) return n.error();
     if (*n == 0) break;
-    parser.feed(buf);
-    const std::string joined = tail + buf;
-    if (joined.find("\n\n") != std::string::npos || joined.find("\n\r\n") != std::string::npos)
+    joined = tail;
+    joined += buf;
+    const size_t lf = joined.find("\n\n");
+    const size_t crlf = joined.find("\n\r\n");
+    const size_t end = std::min(lf == std::string::npos ? lf : lf + 2,
+                                crlf == std::string::npos ? crlf : crlf + 3);
+    if (end != std::string::npos) {
+      // Past what earlier reads held (an end inside them was found then).
+      parser.feed(std::string_view(buf).substr(0, end - tail.size()));
       break;
+    }
+    parser.feed(buf);
     tail = joined.substr(joined.size() - std::min<size_t>(2, joined.size()));
   }
   mime::Structure s = parser.finish();

@@ -255,6 +255,7 @@ TEST_CASE("FETCH over the mime corpus: ENVELOPE, BODY, BODYSTRUCTURE and BODY[] 
     std::string expected = readTestdata(name + ".expected");
     REQUIRE(!expected.empty());
     expected.pop_back();
+    const std::string envelope = expected.substr(0, expected.find("\nBODY "));
     for (const char* item : {"\nBODY ", "\nBODYSTRUCTURE "}) {
       const auto at = expected.find(item);
       REQUIRE(at != std::string::npos);
@@ -262,6 +263,13 @@ TEST_CASE("FETCH over the mime corpus: ENVELOPE, BODY, BODYSTRUCTURE and BODY[] 
     }
     CHECK(r.cmd("f FETCH 1 (ENVELOPE BODY BODYSTRUCTURE)\r\n") ==
           "* 1 FETCH (" + expected + ")\r\nf OK FETCH completed\r\n");
+    // ENVELOPE alone, in a new session (nothing cached): from the header
+    // read alone, the same as from the whole structure.
+    Rig fresh;
+    fresh.deliver(msg);
+    (void)fresh.cmd("s SELECT INBOX\r\n");
+    CHECK(fresh.cmd("f FETCH 1 ENVELOPE\r\n") ==
+          "* 1 FETCH (" + envelope + ")\r\nf OK FETCH completed\r\n");
     const std::string wire = toCrlf(msg);
     CHECK(r.cmd("f FETCH 1 (RFC822.SIZE BODY.PEEK[])\r\n") ==
           "* 1 FETCH (RFC822.SIZE " + std::to_string(wire.size()) + " BODY[] {" +
@@ -274,6 +282,36 @@ TEST_CASE("FETCH over the mime corpus: ENVELOPE, BODY, BODYSTRUCTURE and BODY[] 
     CHECK(r.cmd("f FETCH 1 BODY.PEEK[HEADER]\r\n") ==
           "* 1 FETCH (BODY[HEADER] {" + std::to_string(header.size()) + "}\r\n" + header +
               ")\r\nf OK FETCH completed\r\n");
+  }
+}
+
+// ENVELOPE alone reads the header in pieces of 4 KiB, then 8, 16...: the
+// empty line that ends it may fall anywhere, also across two reads, and the
+// body after it (a multipart here) must not change the answer.
+TEST_CASE("FETCH ENVELOPE alone: headers across read pieces") {
+  for (size_t target : {4090u, 4094u, 4095u, 4096u, 4097u, 12287u, 12288u, 70000u}) {
+    for (bool crlfEnds : {false, true}) {
+      INFO(target << (crlfEnds ? " CRLF" : " LF"));
+      const std::string nl = crlfEnds ? "\r\n" : "\n";
+      std::string head = "From: Ann <ann@example.org>" + nl + "Subject: pieces" + nl +
+                         "Content-Type: multipart/mixed; boundary=b" + nl;
+      while (head.size() + 12 < target) head += "X-Pad: " + std::string(40, 'p') + nl;
+      head += "X-End: " + std::string(target > head.size() + 9 ? target - head.size() - 9 : 0, 'e');
+      head += nl + nl;
+      const std::string msg = head + "--b" + nl + "Subject: not this one" + nl + nl + "x" + nl +
+                              "--b--" + nl;
+      Rig a;
+      a.deliver(msg);
+      (void)a.cmd("s SELECT INBOX\r\n");
+      const std::string alone = a.cmd("f FETCH 1 ENVELOPE\r\n");
+      CHECK(alone.find("\"pieces\"") != std::string::npos);
+      CHECK(alone.find("not this one") == std::string::npos);
+      // The same ENVELOPE as the one from the whole structure.
+      const std::string both = a.cmd("f FETCH 1 (ENVELOPE BODY)\r\n");
+      const auto body = both.find(" BODY (");
+      REQUIRE(body != std::string::npos);
+      CHECK(alone == both.substr(0, body) + ")\r\nf OK FETCH completed\r\n");
+    }
   }
 }
 
