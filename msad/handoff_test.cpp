@@ -1,8 +1,8 @@
 // Tests for the handoff to mtad: the MAIL/RCPT commands built from an
 // envelope, the reply mapping, and whole handoffs against a fake mtad on a
 // Unix socket: committed (250 passed on), a refused recipient, mtad down,
-// mtad closing mid-message, a garbled reply, content held until 354 and
-// dot-stuffed.
+// mtad closing mid-message, a garbled reply, a 3xx where only 2xx accepts,
+// content held until 354 and dot-stuffed.
 #include "msad/handoff.hpp"
 
 #include <sys/socket.h>
@@ -32,7 +32,16 @@ smtp::Envelope envelope() {
 
 // A scripted mtad: reads lines, answers, collects the DATA content.
 struct FakeMtad {
-  enum class Mode { Ok, RefuseRcpt, CloseInData, Garbage, NoGreeting };
+  enum class Mode {
+    Ok,
+    RefuseRcpt,
+    CloseInData,
+    Garbage,
+    NoGreeting,
+    ThreeToMail,  // a broken mtad: 354 to MAIL, to RCPT or to the end of data
+    ThreeToRcpt,
+    ThreeToEnd
+  };
   Mode mode = Mode::Ok;
   std::string commands;  // every command line received
   std::string content;   // raw DATA bytes up to and including the dot line
@@ -48,7 +57,7 @@ struct FakeMtad {
       }
       if (content.size() >= 5 && content.substr(content.size() - 5) == "\r\n.\r\n") {
         inData = false;
-        send("250 2.0.0 Ok: queued as Q1\r\n");
+        send(mode == Mode::ThreeToEnd ? "354 more?\r\n" : "250 2.0.0 Ok: queued as Q1\r\n");
       }
       return;
     }
@@ -61,9 +70,13 @@ struct FakeMtad {
       if (line.rfind("EHLO", 0) == 0) {
         send("250-mtad\r\n250 PIPELINING\r\n");
       } else if (line.rfind("MAIL", 0) == 0) {
-        send(mode == Mode::Garbage ? "2x0 what\r\n" : "250 2.1.0 Ok\r\n");
+        send(mode == Mode::Garbage       ? "2x0 what\r\n"
+             : mode == Mode::ThreeToMail ? "354 2.1.0 Ok?\r\n"
+                                         : "250 2.1.0 Ok\r\n");
       } else if (line.rfind("RCPT", 0) == 0) {
-        send(mode == Mode::RefuseRcpt ? "550 5.1.1 no such user\r\n" : "250 2.1.5 Ok\r\n");
+        send(mode == Mode::RefuseRcpt    ? "550 5.1.1 no such user\r\n"
+             : mode == Mode::ThreeToRcpt ? "354 2.1.5 Ok?\r\n"
+                                         : "250 2.1.5 Ok\r\n");
       } else if (line == "DATA") {
         if (mode == Mode::RefuseRcpt) {
           send("554 5.5.1 no valid recipients\r\n");
@@ -232,6 +245,20 @@ TEST_CASE("handoff: failures become replies, never silence") {
     auto ho = h.start();
     h.runUntilDone();
     CHECK(h.result->code == 451);
+  }
+  SECTION("a 3xx to MAIL, RCPT or the end of data is a temporary failure, not an acceptance") {
+    auto mode = GENERATE(FakeMtad::Mode::ThreeToMail, FakeMtad::Mode::ThreeToRcpt,
+                         FakeMtad::Mode::ThreeToEnd);
+    CAPTURE(static_cast<int>(mode));
+    Harness h;
+    h.mtad.mode = mode;
+    h.listen();
+    auto ho = h.start();
+    ho->data("x\r\n");
+    ho->end();
+    h.runUntilDone();
+    CHECK(h.result->code == 451);
+    CHECK(h.result->enhanced == "4.3.0");
   }
   SECTION("no greeting: timeout") {
     Harness h;
