@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <ctime>
 #include <set>
@@ -221,10 +222,18 @@ std::shared_ptr<MemoryStoreData::Folder> MemoryStoreData::find(const std::string
 }
 
 uint32_t MemoryStoreData::nextUidValidity() {
-  // Time-based like the Maildir backend, strictly increasing.
-  auto now = static_cast<uint32_t>(nowSeconds());
-  lastUidValidity_ = std::max(lastUidValidity_ + 1, now);
-  return lastUidValidity_;
+  // Time-based like the Maildir backend, strictly increasing over the
+  // process, not only the store: two stores never share a value, as two
+  // folders of one Maildir root never do (caches keyed by user, mailbox and
+  // UIDVALIDITY, such as mrad's header cache, rely on it).
+  static std::atomic<uint32_t> last{0};
+  const auto now = static_cast<uint32_t>(nowSeconds());
+  uint32_t prev = last.load();
+  uint32_t next;
+  do {
+    next = std::max(prev + 1, now);
+  } while (!last.compare_exchange_weak(prev, next));
+  return next;
 }
 
 std::string MemoryStoreData::keyword(Folder& f, const std::string& k) {

@@ -93,7 +93,6 @@ class MemoryStoreData {
 
  private:
   std::map<std::string, int> faults_;
-  uint32_t lastUidValidity_ = 0;
 };
 
 class MemoryStore final : public MailStore {

@@ -390,6 +390,32 @@ Source binarySource(const mime::Structure* s, const std::vector<uint32_t>& path)
 
 }  // namespace
 
+void FetchJob::appendEnvelope(std::string& out, size_t idx, const mime::RenderOptions& ropts) {
+  const uint32_t uid = info_.uid;
+  if (headerCache_) {
+    // Consecutive view indexes: no live message between their UIDs.
+    if (idx == 0)
+      headerCache_->dropBetween(0, uid);
+    else if (sweptUid_ != 0 && sweptIdx_ + 1 == idx)
+      headerCache_->dropBetween(sweptUid_, uid);
+    sweptIdx_ = idx;
+    sweptUid_ = uid;
+    if (headerCache_->envelope(uid, ropts.utf8Quoted, out)) return;
+  }
+  std::optional<mime::Envelope> env;
+  bool read = true;
+  if (structure_) {
+    env = structure_->root().envelope;
+  } else if (auto e = cache_.envelope(box_, idx)) {
+    env = std::move(*e);
+  } else {
+    read = false;  // unreadable (expunged elsewhere?): NIL fields, not kept
+  }
+  std::string rendered = mime::renderEnvelope(env ? *env : mime::Envelope{}, ropts);
+  if (headerCache_ && read) headerCache_->storeEnvelope(uid, ropts.utf8Quoted, rendered);
+  out += rendered;
+}
+
 void FetchJob::renderItem(std::string& out, const wire::FetchAtt& att) {
   using K = wire::FetchAtt::Kind;
   const size_t idx = indexes_[msg_];
@@ -488,18 +514,10 @@ void FetchJob::renderItem(std::string& out, const wire::FetchAtt& att) {
       out += std::to_string(info.modSeq);
       out += ')';
       break;
-    case K::Envelope: {
+    case K::Envelope:
       out += "ENVELOPE ";
-      std::optional<mime::Envelope> env;
-      if (s) {
-        env = s->root().envelope;
-      } else {
-        auto e = cache_.envelope(box_, idx);
-        if (e) env = std::move(*e);
-      }
-      out += mime::renderEnvelope(env ? *env : mime::Envelope{}, ropts);
+      appendEnvelope(out, idx, ropts);
       break;
-    }
     case K::Body:
       out += "BODY ";
       out += mime::renderBody(*s, false, ropts);

@@ -10,7 +10,9 @@
 // whose size is only known after a transformation (HEADER.FIELDS, BINARY
 // decoding) is read twice: once to count, once to send. Parsed MIME
 // structures (needed for ENVELOPE, BODYSTRUCTURE and part sections) are kept
-// in a small LRU (StructureCache) keyed by UID.
+// in a small LRU (StructureCache) keyed by UID; a rendered ENVELOPE is kept
+// for the folder in the process's HeaderCache (header_cache.hpp) when the
+// session gives one.
 //
 // Trust: renders untrusted message bytes; every string goes through the
 // response writer (imap/response.hpp) or mime/render.hpp, and a literal
@@ -28,7 +30,9 @@
 
 #include "base/result.hpp"
 #include "imap/command.hpp"
+#include "mime/render.hpp"
 #include "mime/structure.hpp"
+#include "mrad/imap/header_cache.hpp"
 #include "store/mail_store.hpp"
 
 namespace yubin::mrad::imap {
@@ -67,6 +71,9 @@ class FetchJob {
   // CONDSTORE is enabled (RFC 7162 §3.1): a message whose \Seen this FETCH
   // set (addFlags) also gets UID and MODSEQ in its response.
   void setCondstore(bool on) { condstore_ = on; }
+  // The folder's shared cache (header_cache.hpp): rendered ENVELOPEs are
+  // taken from it and kept in it. Null: none.
+  void setHeaderCache(HeaderCache* cache) { headerCache_ = cache; }
   FetchJob(const FetchJob&) = delete;
   FetchJob& operator=(const FetchJob&) = delete;
 
@@ -92,8 +99,15 @@ class FetchJob {
   bool startMessage(std::string& out);
   void renderItem(std::string& out, const yubin::imap::FetchAtt& att);
 
+  void appendEnvelope(std::string& out, size_t idx, const mime::RenderOptions& ropts);
+
   store::ImapMailbox& box_;
   StructureCache& cache_;
+  HeaderCache* headerCache_ = nullptr;
+  // The last message whose ENVELOPE went through headerCache_ (view index
+  // and UID): consecutive indexes sweep the expunged entries between them.
+  size_t sweptIdx_ = 0;
+  uint32_t sweptUid_ = 0;
   std::vector<size_t> indexes_;
   std::vector<yubin::imap::FetchAtt> atts_;
   std::vector<bool> addFlags_;

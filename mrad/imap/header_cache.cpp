@@ -32,8 +32,8 @@ uint32_t readU32(const char* p) {
 
 size_t HeaderCache::costOf(const Entry& e) {
   // A heap buffer only past the small-string capacity.
-  const size_t heap = e.blob.capacity() > 15 ? e.blob.capacity() + 1 : 0;
-  return kNodeCost + sizeof(uint32_t) + sizeof(Entry) + heap;
+  auto heap = [](const std::string& s) { return s.capacity() > 15 ? s.capacity() + 1 : 0; };
+  return kNodeCost + sizeof(uint32_t) + sizeof(Entry) + heap(e.blob) + heap(e.envelope);
 }
 
 int HeaderCache::indexOf(std::string_view lowerName) const {
@@ -108,19 +108,50 @@ void HeaderCache::fill(uint32_t uid, const std::vector<mime::HeaderField>& all,
     e.blob += f.value;
   }
   e.blob.shrink_to_fit();
-  const size_t cost = costOf(e);
-  auto it = entries_.find(uid);
-  const size_t old = it == entries_.end() ? 0 : costOf(it->second);
-  if (bytes_ - old + cost > budget_) {
+  if (auto it = entries_.find(uid); it != entries_.end()) {
+    e.envelope = it->second.envelope;  // kept as it was
+    e.envelopeUtf8 = it->second.envelopeUtf8;
+  }
+  if (!install(uid, std::move(e))) {
     ++stats_.refused;
     return;
   }
+  ++stats_.stored;
+}
+
+bool HeaderCache::install(uint32_t uid, Entry e) {
+  const size_t cost = costOf(e);
+  auto it = entries_.find(uid);
+  const size_t old = it == entries_.end() ? 0 : costOf(it->second);
+  if (bytes_ - old + cost > budget_) return false;
   bytes_ = bytes_ - old + cost;
   if (it == entries_.end())
     entries_.emplace(uid, std::move(e));
   else
     it->second = std::move(e);
-  ++stats_.stored;
+  return true;
+}
+
+bool HeaderCache::envelope(uint32_t uid, bool utf8, std::string& out) {
+  auto it = entries_.find(uid);
+  if (it == entries_.end() || it->second.envelope.empty() || it->second.envelopeUtf8 != utf8) {
+    ++stats_.envelopeMisses;
+    return false;
+  }
+  out += it->second.envelope;
+  ++stats_.envelopeHits;
+  return true;
+}
+
+void HeaderCache::storeEnvelope(uint32_t uid, bool utf8, std::string_view rendered) {
+  Entry e;
+  if (auto it = entries_.find(uid); it != entries_.end()) {
+    e.mask = it->second.mask;
+    e.blob = it->second.blob;
+  }
+  e.envelope.assign(rendered);
+  e.envelopeUtf8 = utf8;
+  if (!install(uid, std::move(e))) ++stats_.refused;
 }
 
 void HeaderCache::erase(std::map<uint32_t, Entry>::iterator from,

@@ -1,6 +1,7 @@
-// mrad/imap/header_cache: the header fields SEARCH has asked for, per
-// folder, shared by the sessions of the mail process that have the folder
-// selected (Dovecot's dovecot.index.cache plays this part there, on disk).
+// mrad/imap/header_cache: the header fields SEARCH has asked for and the
+// rendered ENVELOPE FETCH has sent, per folder, shared by the sessions of
+// the mail process that have the folder selected (Dovecot's
+// dovecot.index.cache plays this part there, on disk).
 //
 // A HeaderCache holds, for each message it has seen (by UID), the raw
 // values of the fields the folder's searches named (SUBJECT, FROM, TO, CC,
@@ -9,6 +10,11 @@
 // tracked reads each message's header once more and the entries grow to
 // cover it. An entry answers a lookup only when it covers every name asked
 // for, so a partial entry is never mistaken for "field absent".
+//
+// An entry also keeps the message's ENVELOPE as FETCH rendered it (in the
+// form of one rendering mode: UTF-8 quoted or not), so a FETCH ENVELOPE
+// of a whole folder opens and parses each message once per process, not
+// once per command; the fields ENVELOPE uses are never volatile.
 //
 // Keys: (user, mailbox name, UIDVALIDITY) selects the folder's cache, the
 // UID the message. Under one UIDVALIDITY a UID never names other content
@@ -20,8 +26,8 @@
 // X-IMAP, X-IMAPbase, Content-Length) in place: those names are never
 // cached (a search on them reads the messages).
 //
-// Expunged messages: the search evaluator calls sweep() with each message
-// it looks at; two messages with consecutive sequence numbers in one
+// Expunged messages: the search evaluator and FETCH call dropBetween() as
+// they walk a session's view; two messages with consecutive sequence numbers in one
 // session's view have no live message between their UIDs (views hold every
 // message up to their last sync, in UID order, less the expunges they have
 // reported), so entries between them are dropped, and the first message
@@ -66,7 +72,9 @@ struct HeaderCacheStats {
   uint64_t misses = 0;    // lookups not answered (no entry or a narrower one)
   uint64_t stored = 0;    // entries created or widened
   uint64_t refused = 0;   // fills left out: over budget or too many field names
-  uint64_t dropped = 0;   // entries dropped by sweep()
+  uint64_t dropped = 0;   // entries dropped by dropBetween()
+  uint64_t envelopeHits = 0;
+  uint64_t envelopeMisses = 0;
 };
 
 class HeaderCache {
@@ -89,6 +97,12 @@ class HeaderCache {
   // change) over the budget or past kMaxCachedFields.
   void fill(uint32_t uid, const std::vector<mime::HeaderField>& all, const FieldNames& names);
 
+  // Appends message uid's rendered ENVELOPE (rendered with utf8Quoted =
+  // utf8) to out; false when it is not kept in that form.
+  bool envelope(uint32_t uid, bool utf8, std::string& out);
+  // Keeps message uid's rendered ENVELOPE (no change over the budget).
+  void storeEnvelope(uint32_t uid, bool utf8, std::string_view rendered);
+
   // Drops the entries of expunged messages: those with prevUid < UID <
   // nextUid (prevUid 0: from the first).
   void dropBetween(uint32_t prevUid, uint32_t nextUid);
@@ -102,15 +116,20 @@ class HeaderCache {
  private:
   // Values of one message: records of [field index (1 byte)][value length
   // (4 bytes)][value], in the message's order; mask: the tracked fields
-  // covered (bit i = tracked_[i]).
+  // covered (bit i = tracked_[i]); envelope: the rendered ENVELOPE, empty
+  // when not kept, in the utf8Quoted form envelopeUtf8.
   struct Entry {
     uint32_t mask = 0;
+    bool envelopeUtf8 = false;
     std::string blob;
+    std::string envelope;
   };
   static size_t costOf(const Entry& e);
   int indexOf(std::string_view lowerName) const;
   int track(const std::string& lowerName);
   void erase(std::map<uint32_t, Entry>::iterator from, std::map<uint32_t, Entry>::iterator to);
+  // Puts e in uid's place when the budget allows; false otherwise.
+  bool install(uint32_t uid, Entry e);
 
   size_t budget_;
   size_t bytes_ = 0;

@@ -1325,6 +1325,7 @@ class MailSession::Impl : public wire::MessageSink {
     fetch_ = std::make_unique<FetchJob>(*box_, cache_, std::move(idx), std::move(atts),
                                         std::move(addFlags), utf8());
     fetch_->setCondstore(modSeqs());
+    fetch_->setHeaderCache(headerCache_.get());
     fetchTag_ = c;
     fetchTag_.args = std::monostate{};
     if (fetch_->produce(out_, kFirstBudget)) finishFetch();

@@ -7,6 +7,7 @@
 // runner the test drives); hostile input.
 // Trust: test code.
 #include "mrad/imap/mail_session.hpp"
+#include "mrad/imap/header_cache.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -313,6 +314,44 @@ TEST_CASE("FETCH ENVELOPE alone: headers across read pieces") {
       CHECK(alone == both.substr(0, body) + ")\r\nf OK FETCH completed\r\n");
     }
   }
+}
+
+TEST_CASE("FETCH ENVELOPE: kept for the folder, shared by its sessions; expunged ones leave") {
+  auto data = std::make_shared<store::MemoryStoreData>(true);
+  Rig a(data);
+  Rig b(data);
+  for (int i = 0; i < 5; ++i) {
+    const std::string n = std::to_string(i);
+    a.deliver("From: S" + n + " <s" + n + "@example.org>\nSubject: note " + n + "\n\nbody\n");
+  }
+  (void)a.cmd("s SELECT INBOX\r\n");
+  (void)b.cmd("s SELECT INBOX\r\n");
+  auto cache = processHeaderCaches().forFolder("", "INBOX", a.validity());
+  const std::string first = a.cmd("f FETCH 1:* ENVELOPE\r\n");
+  CHECK(first.find("* 5 FETCH (ENVELOPE (NIL \"note 4\" ((\"S4\" NIL \"s4\" \"example.org\"))") !=
+        std::string::npos);
+  CHECK(cache->entries() == 5);
+  CHECK(cache->stats().envelopeMisses == 5);
+  // b's FETCH opens no message: an open would fail now, and it is not used.
+  data->failNext("open", EIO);
+  CHECK(b.cmd("f FETCH 1:* ENVELOPE\r\n") == first);
+  CHECK(cache->stats().envelopeHits == 5);
+  CHECK_FALSE(data->fault("open").ok());  // still pending
+  // With other items, from the same entries.
+  CHECK(b.cmd("f FETCH 2 (UID ENVELOPE FLAGS)\r\n")
+            .rfind("* 2 FETCH (UID 2 ENVELOPE (NIL \"note 1\" ((\"S1\" NIL \"s1\"", 0) == 0);
+  CHECK(cache->stats().envelopeHits == 6);
+  // An expunge in a; b sees it at NOOP, then its next FETCH over the
+  // folder drops the entry (consecutive sequence numbers, a UID between).
+  (void)a.cmd("x STORE 3 +FLAGS.SILENT (\\Deleted)\r\n");
+  CHECK(a.cmd("x EXPUNGE\r\n") == "* 3 EXPUNGE\r\nx OK EXPUNGE completed\r\n");
+  CHECK(b.cmd("n NOOP\r\n") == "* 3 EXPUNGE\r\nn OK NOOP completed\r\n");
+  CHECK(cache->entries() == 5);
+  const std::string after = b.cmd("f FETCH 1:* ENVELOPE\r\n");
+  CHECK(after.find("note 2") == std::string::npos);
+  CHECK(after.find("* 4 FETCH (ENVELOPE (NIL \"note 4\"") != std::string::npos);
+  CHECK(cache->entries() == 4);
+  CHECK(cache->stats().dropped == 1);
 }
 
 TEST_CASE("FETCH body sections: byte-exact, CRLF, partial edges, \\Seen") {

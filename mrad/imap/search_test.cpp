@@ -927,3 +927,53 @@ TEST_CASE("header cache: the registry") {
   CHECK(reg.forFolder("u", "held", 1) == held);
   CHECK(&processHeaderCaches() == &processHeaderCaches());
 }
+
+TEST_CASE("header cache: rendered envelopes, per UTF-8 form, beside the header fields") {
+  HeaderCache cache;
+  std::string out = "x ";
+  CHECK_FALSE(cache.envelope(5, false, out));
+  cache.storeEnvelope(5, false, "(NIL \"s\" NIL NIL NIL NIL NIL NIL NIL NIL)");
+  CHECK(cache.envelope(5, false, out));
+  CHECK(out == "x (NIL \"s\" NIL NIL NIL NIL NIL NIL NIL NIL)");
+  CHECK_FALSE(cache.envelope(5, true, out));  // the other form is rendered anew
+  CHECK(cache.stats().envelopeHits == 1);
+  CHECK(cache.stats().envelopeMisses == 2);
+  const size_t withEnvelope = cache.bytes();
+  CHECK(withEnvelope > 0);
+
+  // A search's fields join the entry and keep its envelope; the envelope
+  // alone answers no field lookup.
+  std::vector<mime::HeaderField> fields;
+  CHECK_FALSE(cache.lookup(5, {"subject"}, fields));
+  cache.fill(5, {{"Subject", "a subject past the short-string size"}, {"X-Other", "o"}},
+             {"subject"});
+  CHECK(cache.lookup(5, {"subject"}, fields));
+  REQUIRE(fields.size() == 1);
+  CHECK(fields[0].value == "a subject past the short-string size");
+  out.clear();
+  CHECK(cache.envelope(5, false, out));
+  CHECK(out == "(NIL \"s\" NIL NIL NIL NIL NIL NIL NIL NIL)");
+  CHECK(cache.bytes() > withEnvelope);
+  // And an envelope stored later keeps the fields.
+  cache.storeEnvelope(5, true, "(NIL \"\xc3\xa9\" NIL NIL NIL NIL NIL NIL NIL NIL)");
+  CHECK(cache.lookup(5, {"subject"}, fields));
+  out.clear();
+  CHECK(cache.envelope(5, true, out));
+  CHECK_FALSE(cache.envelope(5, false, out));
+  CHECK(cache.entries() == 1);
+
+  SECTION("expunged: dropped with the entry") {
+    cache.dropBetween(4, 6);
+    CHECK(cache.entries() == 0);
+    CHECK(cache.bytes() == 0);
+    CHECK_FALSE(cache.envelope(5, true, out));
+  }
+  SECTION("over the budget: not kept") {
+    HeaderCache small(512);
+    small.storeEnvelope(1, false, std::string(1000, 'e'));
+    CHECK(small.entries() == 0);
+    CHECK(small.bytes() == 0);
+    CHECK(small.stats().refused == 1);
+    CHECK_FALSE(small.envelope(1, false, out));
+  }
+}
