@@ -137,13 +137,40 @@ std::string formatDate(const Date& d) {
 }
 
 std::string formatDateTime(const DateTime& dt) {
-  char buf[64];
   const int z = dt.zoneMinutes < 0 ? -dt.zoneMinutes : dt.zoneMinutes;
-  std::snprintf(buf, sizeof buf, "%02d-%s-%04d %02d:%02d:%02d %c%02d%02d", dt.date.day,
-                std::string(kMonths[static_cast<size_t>(dt.date.month - 1) % 12]).c_str(),
-                dt.date.year, dt.hour, dt.minute, dt.second, dt.zoneMinutes < 0 ? '-' : '+',
-                z / 60, z % 60);
-  return buf;
+  auto in = [](int v, int hi) { return v >= 0 && v <= hi; };
+  if (!in(dt.date.day, 99) || !in(dt.date.year, 9999) || !in(dt.hour, 99) ||
+      !in(dt.minute, 99) || !in(dt.second, 99) || !in(z / 60, 99)) {
+    char buf[96];  // out of the usual ranges: the general path
+    std::snprintf(buf, sizeof buf, "%02d-%s-%04d %02d:%02d:%02d %c%02d%02d", dt.date.day,
+                  std::string(kMonths[static_cast<size_t>(dt.date.month - 1) % 12]).c_str(),
+                  dt.date.year, dt.hour, dt.minute, dt.second, dt.zoneMinutes < 0 ? '-' : '+',
+                  z / 60, z % 60);
+    return buf;
+  }
+  // FETCH INTERNALDATE of a whole folder formats one per message: digits
+  // by hand, not through printf.
+  std::string out(26, ' ');  // "dd-Mon-yyyy hh:mm:ss +zzzz"
+  auto two = [&out](size_t at, int v) {
+    out[at] = static_cast<char>('0' + v / 10);
+    out[at + 1] = static_cast<char>('0' + v % 10);
+  };
+  two(0, dt.date.day);
+  out[2] = '-';
+  const std::string_view mon = kMonths[static_cast<size_t>(dt.date.month - 1) % 12];
+  out.replace(3, 3, mon);
+  out[6] = '-';
+  two(7, dt.date.year / 100);
+  two(9, dt.date.year % 100);
+  two(12, dt.hour);
+  out[14] = ':';
+  two(15, dt.minute);
+  out[17] = ':';
+  two(18, dt.second);
+  out[21] = dt.zoneMinutes < 0 ? '-' : '+';
+  two(22, z / 60);
+  two(24, z % 60);
+  return out;
 }
 
 }  // namespace yubin::imap

@@ -2,6 +2,7 @@
 #include "imap/date.hpp"
 
 #include <catch2/catch.hpp>
+#include <cstdio>
 
 using namespace yubin::imap;
 
@@ -82,4 +83,32 @@ TEST_CASE("unix time conversion round trips", "[imap][date]") {
   CHECK(daysFromCivil(Date{1970, 1, 1}) == 0);
   CHECK(daysFromCivil(Date{2000, 3, 1}) - daysFromCivil(Date{2000, 2, 28}) == 2);
   CHECK(formatDate(Date{2024, 3, 5}) == "5-Mar-2024");
+}
+
+TEST_CASE("formatDateTime: the hand-made digits equal printf's, out-of-range values too",
+          "[imap][date]") {
+  auto printfForm = [](const DateTime& dt) {
+    static const char* const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    const int z = dt.zoneMinutes < 0 ? -dt.zoneMinutes : dt.zoneMinutes;
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%02d-%s-%04d %02d:%02d:%02d %c%02d%02d", dt.date.day,
+                  months[(dt.date.month - 1) % 12], dt.date.year, dt.hour, dt.minute, dt.second,
+                  dt.zoneMinutes < 0 ? '-' : '+', z / 60, z % 60);
+    return std::string(buf);
+  };
+  for (int64_t t = -86400 * 400; t < int64_t{4102444799}; t += 7919 * 1000 + 13) {
+    for (int zone : {0, 59, -61, -720, 840}) {
+      const DateTime dt = dateTimeFromUnix(t, zone);
+      INFO(t << " " << zone);
+      REQUIRE(formatDateTime(dt) == printfForm(dt));
+    }
+  }
+  DateTime odd = dateTimeFromUnix(0, 0);
+  odd.date.year = 12345;
+  CHECK(formatDateTime(odd) == printfForm(odd));
+  odd.date.year = 7;
+  CHECK(formatDateTime(odd) == "01-Jan-0007 00:00:00 +0000");
+  odd.zoneMinutes = -100 * 60;
+  CHECK(formatDateTime(odd) == printfForm(odd));
 }

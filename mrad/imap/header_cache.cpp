@@ -165,7 +165,11 @@ void HeaderCache::erase(std::map<uint32_t, Entry>::iterator from,
 
 void HeaderCache::dropBetween(uint32_t prevUid, uint32_t nextUid) {
   if (nextUid <= prevUid) return;
-  erase(entries_.upper_bound(prevUid), entries_.lower_bound(nextUid));
+  // Called for every message a FETCH or SEARCH walks: one lookup when
+  // there is nothing to drop (the usual case).
+  auto from = entries_.upper_bound(prevUid);
+  if (from == entries_.end() || from->first >= nextUid) return;
+  erase(from, entries_.lower_bound(nextUid));
 }
 
 std::shared_ptr<HeaderCache> HeaderCaches::forFolder(std::string_view user,

@@ -156,6 +156,10 @@ class MailSession::Impl : public wire::MessageSink {
   }
 
   void produce(size_t budget) {
+    // A step writes about budget octets: room for them at once, not by
+    // doubling (takeOutput() leaves out_ without capacity).
+    if (fetch_ && out_.capacity() < out_.size() + budget + 4096)
+      out_.reserve(out_.size() + budget + 4096);
     if (fetch_) {
       if (fetch_->produce(out_, budget)) finishFetch();
     } else if (search_) {
