@@ -70,7 +70,23 @@ void TransferDecoder::decodeBase64(std::string_view in, std::string& out) {
 }
 
 void TransferDecoder::decodeQp(std::string_view in, std::string& out) {
-  for (char c : in) {
+  const size_t n = in.size();
+  size_t i = 0;
+  while (i < n) {
+    if (!cr_ && escape_.empty()) {
+      // Most of a QP body is plain bytes: a run of them goes out at once
+      // (SEARCH BODY decodes whole folders).
+      size_t j = i;
+      while (j < n && in[j] != '=' && in[j] != '\r' && in[j] != '\n' && !isBlank(in[j])) ++j;
+      if (j > i) {
+        out.append(blanks_);
+        blanks_.clear();
+        out.append(in.data() + i, j - i);
+        i = j;
+        if (i == n) break;
+      }
+    }
+    const char c = in[i++];
     if (cr_) {
       cr_ = false;
       if (c == '\n') {

@@ -52,13 +52,16 @@ uint32_t foldTwoByte(uint32_t cp) {
 }
 
 void appendFolded(std::string_view in, std::string& out) {
-  out.reserve(out.size() + in.size());
+  // Folding never lengthens a character: the output fits in in.size().
+  const size_t base = out.size();
+  out.resize(base + in.size());
+  char* w = out.data() + base;
   const size_t n = in.size();
   size_t i = 0;
   while (i < n) {
     const auto c = static_cast<unsigned char>(in[i]);
     if (c < 0x80) {
-      out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : static_cast<char>(c));
+      *w++ = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : static_cast<char>(c);
       ++i;
       continue;
     }
@@ -67,17 +70,18 @@ void appendFolded(std::string_view in, std::string& out) {
       const uint32_t cp = (uint32_t{c} & 0x1F) << 6 | (static_cast<unsigned char>(in[i + 1]) & 0x3F);
       const uint32_t f = foldTwoByte(cp);
       if (f < 0x80) {
-        out.push_back(static_cast<char>(f));
+        *w++ = static_cast<char>(f);
       } else {
-        out.push_back(static_cast<char>(0xC0 | (f >> 6)));
-        out.push_back(static_cast<char>(0x80 | (f & 0x3F)));
+        *w++ = static_cast<char>(0xC0 | (f >> 6));
+        *w++ = static_cast<char>(0x80 | (f & 0x3F));
       }
       i += 2;
       continue;
     }
-    out.push_back(static_cast<char>(c));  // longer sequences and stray bytes as they are
+    *w++ = static_cast<char>(c);  // longer sequences and stray bytes as they are
     ++i;
   }
+  out.resize(static_cast<size_t>(w - out.data()));
 }
 
 // ---- Streaming substring search over folded text ----
