@@ -36,6 +36,22 @@ size_t HeaderCache::costOf(const Entry& e) {
   return kNodeCost + sizeof(uint32_t) + sizeof(Entry) + heap(e.blob) + heap(e.envelope);
 }
 
+HeaderCache::Map::iterator HeaderCache::lowerBound(uint32_t uid) {
+  if (hint_ != entries_.end() && hint_->first == uid) return hint_;
+  if (hint_ != entries_.end() && hint_->first < uid) {
+    auto next = std::next(hint_);
+    if (next == entries_.end() || next->first >= uid) return next;
+  }
+  return entries_.lower_bound(uid);
+}
+
+HeaderCache::Map::iterator HeaderCache::find(uint32_t uid) {
+  auto it = lowerBound(uid);
+  if (it == entries_.end() || it->first != uid) return entries_.end();
+  hint_ = it;
+  return it;
+}
+
 int HeaderCache::indexOf(std::string_view lowerName) const {
   for (size_t i = 0; i < tracked_.size(); ++i)
     if (tracked_[i] == lowerName) return static_cast<int>(i);
@@ -61,7 +77,7 @@ bool HeaderCache::cacheable(const FieldNames& names) const {
 bool HeaderCache::lookup(uint32_t uid, const FieldNames& names,
                          std::vector<mime::HeaderField>& out) {
   out.clear();
-  auto it = entries_.find(uid);
+  auto it = find(uid);
   uint32_t need = 0;
   for (const auto& n : names) {
     const int i = indexOf(n);
@@ -108,7 +124,7 @@ void HeaderCache::fill(uint32_t uid, const std::vector<mime::HeaderField>& all,
     e.blob += f.value;
   }
   e.blob.shrink_to_fit();
-  if (auto it = entries_.find(uid); it != entries_.end()) {
+  if (auto it = find(uid); it != entries_.end()) {
     e.envelope = it->second.envelope;  // kept as it was
     e.envelopeUtf8 = it->second.envelopeUtf8;
   }
@@ -121,19 +137,19 @@ void HeaderCache::fill(uint32_t uid, const std::vector<mime::HeaderField>& all,
 
 bool HeaderCache::install(uint32_t uid, Entry e) {
   const size_t cost = costOf(e);
-  auto it = entries_.find(uid);
+  auto it = find(uid);
   const size_t old = it == entries_.end() ? 0 : costOf(it->second);
   if (bytes_ - old + cost > budget_) return false;
   bytes_ = bytes_ - old + cost;
   if (it == entries_.end())
-    entries_.emplace(uid, std::move(e));
+    hint_ = entries_.emplace(uid, std::move(e)).first;
   else
     it->second = std::move(e);
   return true;
 }
 
 bool HeaderCache::envelope(uint32_t uid, bool utf8, std::string& out) {
-  auto it = entries_.find(uid);
+  auto it = find(uid);
   if (it == entries_.end() || it->second.envelope.empty() || it->second.envelopeUtf8 != utf8) {
     ++stats_.envelopeMisses;
     return false;
@@ -145,7 +161,7 @@ bool HeaderCache::envelope(uint32_t uid, bool utf8, std::string& out) {
 
 void HeaderCache::storeEnvelope(uint32_t uid, bool utf8, std::string_view rendered) {
   Entry e;
-  if (auto it = entries_.find(uid); it != entries_.end()) {
+  if (auto it = find(uid); it != entries_.end()) {
     e.mask = it->second.mask;
     e.blob = it->second.blob;
   }
@@ -154,21 +170,23 @@ void HeaderCache::storeEnvelope(uint32_t uid, bool utf8, std::string_view render
   if (!install(uid, std::move(e))) ++stats_.refused;
 }
 
-void HeaderCache::erase(std::map<uint32_t, Entry>::iterator from,
-                        std::map<uint32_t, Entry>::iterator to) {
+void HeaderCache::erase(Map::iterator from, Map::iterator to) {
   for (auto it = from; it != to; ++it) {
     bytes_ -= costOf(it->second);
     ++stats_.dropped;
   }
-  entries_.erase(from, to);
+  hint_ = entries_.erase(from, to);
 }
 
 void HeaderCache::dropBetween(uint32_t prevUid, uint32_t nextUid) {
   if (nextUid <= prevUid) return;
-  // Called for every message a FETCH or SEARCH walks: one lookup when
-  // there is nothing to drop (the usual case).
-  auto from = entries_.upper_bound(prevUid);
-  if (from == entries_.end() || from->first >= nextUid) return;
+  // Called for every message a FETCH or SEARCH walks: the usual case,
+  // nothing to drop, costs a step from the hint.
+  auto from = lowerBound(prevUid + 1);
+  if (from == entries_.end() || from->first >= nextUid) {
+    if (from != entries_.end()) hint_ = from;  // nextUid's entry, likely asked for next
+    return;
+  }
   erase(from, entries_.lower_bound(nextUid));
 }
 

@@ -124,17 +124,25 @@ class HeaderCache {
     std::string blob;
     std::string envelope;
   };
+  using Map = std::map<uint32_t, Entry>;
   static size_t costOf(const Entry& e);
   int indexOf(std::string_view lowerName) const;
   int track(const std::string& lowerName);
-  void erase(std::map<uint32_t, Entry>::iterator from, std::map<uint32_t, Entry>::iterator to);
+  // The first entry with UID >= uid. FETCH and SEARCH walk a folder in
+  // UID order: the entry after the last one found (hint_) is tried before
+  // a search of the tree.
+  Map::iterator lowerBound(uint32_t uid);
+  // The entry of uid, or end().
+  Map::iterator find(uint32_t uid);
+  void erase(Map::iterator from, Map::iterator to);
   // Puts e in uid's place when the budget allows; false otherwise.
   bool install(uint32_t uid, Entry e);
 
   size_t budget_;
   size_t bytes_ = 0;
   std::vector<std::string> tracked_;  // lower case
-  std::map<uint32_t, Entry> entries_;
+  Map entries_;
+  Map::iterator hint_ = entries_.end();  // never an erased entry
   HeaderCacheStats stats_;
 };
 

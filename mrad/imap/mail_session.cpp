@@ -1104,6 +1104,7 @@ class MailSession::Impl : public wire::MessageSink {
         : box_(box), index_(index), cache_(cache) {}
     HeaderCache* headerCache() override { return cache_; }
     uint32_t seq() const override { return static_cast<uint32_t>(index_ + 1); }
+    uint32_t uid() const override { return box_.uidAt(index_); }
     const store::MessageInfo& info() const override {
       if (!info_) info_ = box_.messageAt(index_);
       return *info_;

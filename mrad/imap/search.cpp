@@ -297,7 +297,7 @@ class Evaluator {
 Result<const std::vector<mime::HeaderField>*> Evaluator::fields() {
   if (fields_) return &*fields_;
   FieldNames names;
-  const uint32_t uid = m_.info().uid;
+  const uint32_t uid = m_.uid();
   if (cache_) {
     collectFields(root_, names);
     if (!cache_->cacheable(names)) {
@@ -330,8 +330,8 @@ Result<const mime::Structure*> Evaluator::structure() {
 }
 
 Result<bool> Evaluator::eval(const SearchKey& key) {
-  const store::MessageInfo& info = m_.info();
-  const uint8_t sys = info.flags.system;
+  // Lists and keys on the content need no MessageInfo (whose making costs
+  // a flags and metadata lookup): a header search of a folder skips it.
   switch (key.kind) {
     case Kind::And: return evalList(key, false);
     case Kind::Or: return evalList(key, true);
@@ -342,6 +342,18 @@ Result<bool> Evaluator::eval(const SearchKey& key) {
       return !*r;
     }
     case Kind::All: return true;
+    case Kind::Bcc: case Kind::Cc: case Kind::From: case Kind::Subject: case Kind::To:
+    case Kind::Header:
+      return headerText(key);
+    case Kind::SentBefore: case Kind::SentOn: case Kind::SentSince:
+      return sentDate(key);
+    case Kind::Body: return bodyText(key, false);
+    case Kind::Text: return bodyText(key, true);
+    default: break;
+  }
+  const store::MessageInfo& info = m_.info();
+  const uint8_t sys = info.flags.system;
+  switch (key.kind) {
     case Kind::Answered: return (sys & store::kFlagAnswered) != 0;
     case Kind::Deleted: return (sys & store::kFlagDeleted) != 0;
     case Kind::Draft: return (sys & store::kFlagDraft) != 0;
@@ -389,13 +401,7 @@ Result<bool> Evaluator::eval(const SearchKey& key) {
       if (key.set.isSaved()) return inSaved(info.uid);
       return key.set.contains(m_.seq(), ctx_.maxSeq);
     case Kind::ModSeq: return info.modSeq >= key.number;
-    case Kind::Bcc: case Kind::Cc: case Kind::From: case Kind::Subject: case Kind::To:
-    case Kind::Header:
-      return headerText(key);
-    case Kind::SentBefore: case Kind::SentOn: case Kind::SentSince:
-      return sentDate(key);
-    case Kind::Body: return bodyText(key, false);
-    case Kind::Text: return bodyText(key, true);
+    default: break;  // the lists and the content keys, above
   }
   return false;
 }
@@ -540,7 +546,7 @@ Result<bool> matches(const yubin::imap::SearchKey& key, SearchMessage& m,
   if (cache) {
     // Consecutive sequence numbers: no live message between their UIDs.
     const uint32_t seq = m.seq();
-    const uint32_t uid = m.info().uid;
+    const uint32_t uid = m.uid();
     if (seq == 1)
       cache->dropBetween(0, uid);
     else if (ctx.cursor.seq != 0 && ctx.cursor.seq + 1 == seq)

@@ -92,6 +92,8 @@ class SearchMessage {
   virtual ~SearchMessage() = default;
   virtual uint32_t seq() const = 0;
   virtual const store::MessageInfo& info() const = 0;
+  // info().uid, where the message can tell it more cheaply.
+  virtual uint32_t uid() const { return info().uid; }
   // The top-level header block (up to and including the empty line, or the
   // whole message when it has none). An error makes matches() fail.
   virtual Result<std::string_view> header() = 0;

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -975,5 +977,37 @@ TEST_CASE("header cache: rendered envelopes, per UTF-8 form, beside the header f
     CHECK(small.bytes() == 0);
     CHECK(small.stats().refused == 1);
     CHECK_FALSE(small.envelope(1, false, out));
+  }
+}
+
+TEST_CASE("header cache: lookups in any order and drops agree with a plain set") {
+  // The cache starts its lookups from the last entry found (FETCH and
+  // SEARCH walk in UID order); any other order must find the same.
+  std::mt19937 rng(7);
+  HeaderCache cache;
+  std::set<uint32_t> ref;
+  std::string out;
+  for (int round = 0; round < 3000; ++round) {
+    const uint32_t uid = 1 + rng() % 400;
+    switch (rng() % 4) {
+      case 0:
+      case 1:
+        cache.storeEnvelope(uid, false, "(env " + std::to_string(uid) + ")");
+        ref.insert(uid);
+        break;
+      case 2: {
+        const uint32_t next = uid + 1 + rng() % 20;
+        cache.dropBetween(uid, next);
+        ref.erase(ref.upper_bound(uid), ref.lower_bound(next));
+        break;
+      }
+      default:
+        for (uint32_t u = uid; u < uid + 10; ++u) {  // a short walk upwards
+          out.clear();
+          REQUIRE(cache.envelope(u, false, out) == (ref.count(u) == 1));
+          if (ref.count(u)) REQUIRE(out == "(env " + std::to_string(u) + ")");
+        }
+    }
+    REQUIRE(cache.entries() == ref.size());
   }
 }
