@@ -2,6 +2,7 @@
 #include "mrad/imap/fetch.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "imap/date.hpp"
@@ -193,13 +194,26 @@ struct FetchJob::Stream {
       case Mode::Raw:
         pending.append(in);
         break;
-      case Mode::Crlf:
-        for (char c : in) {
-          if (c == '\n' && !prevCr) pending += '\r';
-          pending += c;
-          prevCr = c == '\r';
+      case Mode::Crlf: {
+        // Line by line (memchr), not byte by byte: BODY[] of a large
+        // message is mostly this loop.
+        size_t i = 0;
+        while (i < in.size()) {
+          const auto* lf = static_cast<const char*>(std::memchr(in.data() + i, '\n', in.size() - i));
+          if (!lf) {
+            pending.append(in.data() + i, in.size() - i);
+            break;
+          }
+          const auto j = static_cast<size_t>(lf - in.data());
+          const bool crBefore = j > 0 ? in[j - 1] == '\r' : prevCr;
+          pending.append(in.data() + i, j - i);
+          if (!crBefore) pending += '\r';
+          pending += '\n';
+          i = j + 1;
         }
+        if (!in.empty()) prevCr = in.back() == '\r';
         break;
+      }
       case Mode::Filter:
         filter->feed(in, pending);
         break;
