@@ -1340,7 +1340,16 @@ class MaildirImapMailbox final : public ImapMailbox {
     // Nothing expunged before i since this session's last report: the
     // same index.
     if (i < msgs.size() && msgs[i].uid == uid) return &msgs[i];
-    if (StateMessage* m = state_->find(uid)) return m;
+    // Otherwise the state has lost the messages expunged meanwhile, fewer
+    // before each later index: the shift found last is tried first (a
+    // walk over the folder then costs no binary search per message).
+    if (shift_ <= i && i - shift_ < msgs.size() && msgs[i - shift_].uid == uid)
+      return &msgs[i - shift_];
+    if (StateMessage* m = state_->find(uid)) {
+      const auto at = static_cast<size_t>(m - msgs.data());
+      shift_ = at <= i ? i - at : 0;
+      return m;
+    }
     expunged = true;
     return state_->tomb(uid);
   }
@@ -1349,9 +1358,14 @@ class MaildirImapMailbox final : public ImapMailbox {
     return lookup(i, expunged) && !expunged;
   }
   bool isRecent(uint32_t uid) const {
-    for (const auto& [from, to] : recent_)
-      if (uid >= from && uid < to) return true;
-    return false;
+    // recent_ is sorted and disjoint (ranges are added past the last UID
+    // seen): a binary search, as sessions that share a folder with writers
+    // collect thousands of ranges.
+    auto it = std::upper_bound(recent_.begin(), recent_.end(), uid,
+                               [](uint32_t u, const std::pair<uint32_t, uint32_t>& r) {
+                                 return u < r.first;
+                               });
+    return it != recent_.begin() && uid < std::prev(it)->second;
   }
   // The state's message of view index i, looked for again on disk when its
   // file is not where the state thought (renamed by another process);
@@ -1392,6 +1406,7 @@ class MaildirImapMailbox final : public ImapMailbox {
   uint64_t seen_ = 0;     // the state's generation this view was last merged with
   uint64_t acked_ = 0;    // the state's generation of the last sync(true)
   std::vector<uint32_t> uids_;                        // sequence number - 1 -> UID
+  mutable size_t shift_ = 0;  // lookup(): view index - state index, last found
   std::vector<std::pair<uint32_t, uint32_t>> recent_;  // \Recent: [from, to) UIDs
 };
 

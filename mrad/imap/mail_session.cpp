@@ -946,7 +946,8 @@ class MailSession::Impl : public wire::MessageSink {
     std::vector<size_t> del;
     const auto& msgs = box_->messages();
     auto consider = [&](size_t i) {
-      if ((msgs.brief(i).system & store::kFlagDeleted) && !msgs.brief(i).expunged) del.push_back(i);
+      const store::MessageBrief b = msgs.brief(i);  // one lookup: EXPUNGE walks the folder
+      if ((b.system & store::kFlagDeleted) && !b.expunged) del.push_back(i);
     };
     if (c.uid) {
       for (size_t i : inSet) consider(i);
