@@ -122,7 +122,10 @@ class TextMatcher {
 
 bool containsFolded(std::string_view haystack, std::string_view foldedNeedle) {
   if (foldedNeedle.empty()) return true;
-  std::string h;
+  // One buffer for the process's loop (a header search calls this for
+  // every message): no allocation per call.
+  static thread_local std::string h;
+  h.clear();
   appendFolded(haystack, h);
   return h.find(foldedNeedle) != std::string::npos;
 }
@@ -441,8 +444,14 @@ Result<bool> Evaluator::headerText(const SearchKey& key) {
   for (const auto& field : **f) {
     if (!iequals(field.name, name)) continue;
     if (needle.empty()) return true;
-    const std::string value = mime::decodeEncodedWords(mime::unfold(field.value));
-    if (containsFolded(value, needle)) return true;
+    // Most values are one line without encoded words: searched as they are.
+    const std::string_view raw = field.value;
+    if (raw.find_first_of("\r\n") == std::string_view::npos &&
+        raw.find("=?") == std::string_view::npos) {
+      if (containsFolded(trim(raw), needle)) return true;  // = unfold, no words to decode
+    } else if (containsFolded(mime::decodeEncodedWords(mime::unfold(raw)), needle)) {
+      return true;
+    }
     if (!address) continue;
     for (const auto& a : mime::parseAddressList(field.value)) {
       const std::string display = a.name ? mime::decodeEncodedWords(*a.name) : std::string();

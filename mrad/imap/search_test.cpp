@@ -1011,3 +1011,23 @@ TEST_CASE("header cache: lookups in any order and drops agree with a plain set")
     REQUIRE(cache.entries() == ref.size());
   }
 }
+
+TEST_CASE("header keys: plain one-line values, folded ones and encoded words match alike") {
+  // One-line values without encoded words are searched as they stand
+  // (trimmed); the others unfolded and decoded first: the same answers.
+  FakeMessage plain("Subject:   Hello World  \r\nX-Note: \tTabbed\r\n\r\nbody\r\n", infoOf(1));
+  CHECK(check("SUBJECT \"hello world\"", plain));
+  CHECK(check("SUBJECT WORLD", plain));
+  CHECK_FALSE(check("SUBJECT \"world  \"", plain));  // outer blanks are not part of the value
+  CHECK_FALSE(check("SUBJECT \"  hello\"", plain));
+  CHECK(check("HEADER X-Note tabbed", plain));
+  CHECK_FALSE(check("HEADER X-Note \"\ttabbed\"", plain));
+  FakeMessage folded("Subject: a long\r\n  folded line\r\n\r\nbody\r\n", infoOf(2));
+  CHECK(check("SUBJECT \"long  folded\"", folded));
+  CHECK(check("SUBJECT \"folded line\"", folded));
+  FakeMessage encoded("Subject: =?UTF-8?Q?Caf=C3=A9?= au lait\r\n\r\nbody\r\n", infoOf(3));
+  CHECK(check("SUBJECT \"CAFÉ AU\"", encoded));
+  CHECK_FALSE(check("SUBJECT \"=?UTF-8\"", encoded));
+  FakeMessage literal("Subject: a =? b\r\n\r\nbody\r\n", infoOf(4));
+  CHECK(check("SUBJECT \"a =? b\"", literal));
+}
