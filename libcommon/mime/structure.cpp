@@ -154,7 +154,9 @@ void StructureParser::endHeader(Open& e, uint64_t bodyStart, uint64_t lfAfter, u
   if (const HeaderField* f = h.find("Content-Disposition"))
     p.disposition = parseDisposition(f->value);
   if (const HeaderField* f = h.find("Content-Language")) p.languages = parseLanguageList(f->value);
-  if (e.messageRoot) {
+  if (e.messageRoot && !limits_.envelopeFields) {
+    p.envelope = Envelope{};
+  } else if (e.messageRoot) {
     Envelope env;
     env.date = fieldValue(h, "Date");
     env.subject = fieldValue(h, "Subject");

@@ -67,6 +67,10 @@ struct StructureLimits {
   size_t maxDepth = 20;    // levels of multipart / message nesting
   size_t maxParts = 5000;  // parts in the whole tree
   HeaderLimits header;
+  // false: a message's Part::envelope is set but left empty (SEARCH needs
+  // only to know which parts are messages; the address lists are the
+  // costly part of the parse).
+  bool envelopeFields = true;
 };
 
 struct Envelope {

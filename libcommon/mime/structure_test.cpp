@@ -430,3 +430,21 @@ TEST_CASE("BODYSTRUCTURE extension data of a single part and of a multipart") {
         "((\"text\" \"html\" (\"charset\" \"utf-8\") \"<id@x>\" \"the page\" \"8bit\" 3 0) "
         "\"related\")");
 }
+
+TEST_CASE("envelopeFields false: the messages are marked, their fields left empty") {
+  StructureLimits lean;
+  lean.envelopeFields = false;
+  const Structure full = parseStructure(kNested);
+  const Structure s = parseStructure(kNested, lean);
+  REQUIRE(s.parts.size() == full.parts.size());
+  for (size_t i = 0; i < s.parts.size(); ++i) {
+    INFO(i);
+    CHECK(s.parts[i].envelope.has_value() == full.parts[i].envelope.has_value());
+    if (s.parts[i].envelope) CHECK(*s.parts[i].envelope == Envelope{});
+    CHECK(s.parts[i].bodyOffset == full.parts[i].bodyOffset);
+    CHECK(s.parts[i].bodySize == full.parts[i].bodySize);
+    CHECK(s.parts[i].children == full.parts[i].children);
+  }
+  REQUIRE(full.parts[3].envelope);
+  CHECK(full.parts[3].envelope->subject == "inner");  // the default fills them
+}

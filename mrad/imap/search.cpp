@@ -327,7 +327,9 @@ Result<const mime::Structure*> Evaluator::structure() {
       if (!w) return w.error();
       whole_ = *w;
     }
-    structure_ = mime::parseStructure(*whole_);
+    mime::StructureLimits limits;
+    limits.envelopeFields = false;  // bodyText() needs only which parts are messages
+    structure_ = mime::parseStructure(*whole_, limits);
   }
   return &*structure_;
 }
