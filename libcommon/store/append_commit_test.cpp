@@ -91,7 +91,7 @@ TEST_CASE("append commit (Maildir): the steps, and what other sessions see betwe
   Outcome out;
   const std::string body = "Subject: async\n\nbody line\n";
   auto tx = begin(*writer, "INBOX", body);
-  REQUIRE(listDir(h.root + "/tmp").size() == 1);
+  CHECK(listDir(h.root + "/tmp").empty());  // held in memory: the file comes in step 2
   commitAppend(tx, {kFlagSeen | kFlagFlagged, {"$Work"}}, 1600000000, &runner, out.done());
   tx.reset();  // the job keeps it
   // Step 1 (prepare, on this thread) ran; step 2 waits for a thread.
@@ -185,11 +185,16 @@ TEST_CASE("append commit (Maildir): a file name already taken sends it back for 
   REQUIRE(box);
   ManualRunner runner;
   Outcome out;
-  auto tx = begin(*s, "INBOX", "hello\n");
+  // Past the size held in memory, so that the file (and its name) is in
+  // tmp/ before the commit.
+  std::string body;
+  while (body.size() <= 128 * 1024) body += "hello\n";
+  auto tx = begin(*s, "INBOX", body);
   const auto tmpNames = listDir(h.root + "/tmp");
   REQUIRE(tmpNames.size() == 1);
   // What step 2 will link to, taken first by someone else.
-  const std::string taken = h.root + "/cur/" + tmpNames[0] + ",S=6,W=7:2,S";
+  const std::string taken = h.root + "/cur/" + tmpNames[0] + ",S=" + std::to_string(body.size()) +
+                            ",W=" + std::to_string(body.size() / 6 * 7) + ":2,S";
   REQUIRE(atomicWrite(taken, "not ours\n", 0600));
   commitAppend(tx, {kFlagSeen, {}}, 0, &runner, out.done());
   tx.reset();
@@ -208,7 +213,7 @@ TEST_CASE("append commit (Maildir): a file name already taken sends it back for 
   for (size_t i = 0; i < 2; ++i)
     if ((*box)->messages()[i].uid == out.uid()) {
       found = true;
-      CHECK(test::readAll(**box, i) == "hello\n");
+      CHECK(test::readAll(**box, i) == body);
     }
   CHECK(found);
 }

@@ -253,13 +253,25 @@ TEST_CASE("MaildirStore: APPEND writes a complete file with its date, sizes and 
   struct stat st;
   REQUIRE(::stat((h.root + "/cur/" + cur[0]).c_str(), &st) == 0);
   CHECK(st.st_mtime == 1600000000);
-  // A failing write leaves nothing behind either.
+  // An APPEND given up leaves nothing behind either: a small message was
+  // only held in memory, a large one (past 128 KiB) had its file in tmp/.
   {
     auto t = s->beginAppend("INBOX");
     REQUIRE(t);
     REQUIRE((*t)->write("partial"));
+    CHECK(listDir(h.root + "/tmp").empty());
+    REQUIRE((*t)->write(std::string(128 * 1024, 'x')));
     CHECK(listDir(h.root + "/tmp").size() == 1);
   }
+  CHECK(listDir(h.root + "/tmp").empty());
+  // A large message committed: the held start and the rest, in order.
+  const std::string big = "Subject: big\n\n" + std::string(200 * 1024, 'y') + "\nend\n";
+  const uint32_t bigUid = appendTo(*s, "INBOX", big, {}, 0);
+  auto box = s->select("INBOX", false);
+  REQUIRE(box);
+  REQUIRE((*box)->messages().size() == 2);
+  CHECK((*box)->messages()[1].uid == bigUid);
+  CHECK(test::readAll(**box, 1) == big);
   CHECK(listDir(h.root + "/tmp").empty());
 }
 
