@@ -264,6 +264,22 @@ TEST_CASE("MaildirStore: APPEND writes a complete file with its date, sizes and 
     CHECK(listDir(h.root + "/tmp").size() == 1);
   }
   CHECK(listDir(h.root + "/tmp").empty());
+  // A small message's file is made at commit: a failure there (tmp/ gone
+  // here; a full disk in test_enospc_imap.py) fails the commit and leaves
+  // no file and no UID behind.
+  {
+    auto t = s->beginAppend("INBOX");
+    REQUIRE(t);
+    REQUIRE((*t)->write("Subject: lost\n\nx\n"));
+    REQUIRE(::rmdir((h.root + "/tmp").c_str()) == 0);
+    auto r = (*t)->commit({}, 0);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().errnum == ENOENT);
+    CHECK(r.error().message.find("/tmp/") != std::string::npos);
+    REQUIRE(::mkdir((h.root + "/tmp").c_str(), 0700) == 0);
+  }
+  CHECK(listDir(h.root + "/cur").size() == 1);
+  CHECK(listDir(h.root + "/tmp").empty());
   // A large message committed: the held start and the rest, in order.
   const std::string big = "Subject: big\n\n" + std::string(200 * 1024, 'y') + "\nend\n";
   const uint32_t bigUid = appendTo(*s, "INBOX", big, {}, 0);

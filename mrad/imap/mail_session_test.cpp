@@ -352,6 +352,17 @@ TEST_CASE("FETCH ENVELOPE: kept for the folder, shared by its sessions; expunged
   CHECK(after.find("* 4 FETCH (ENVELOPE (NIL \"note 4\"") != std::string::npos);
   CHECK(cache->entries() == 4);
   CHECK(cache->stats().dropped == 1);
+  // A message that could not be read gets NIL fields, which are not kept:
+  // the next FETCH reads it again.
+  const uint32_t sixth = a.deliver("From: s5@example.org\nSubject: note 5\n\nbody\n");
+  (void)a.cmd("n NOOP\r\n");
+  data->failNext("open", EIO);
+  CHECK(a.cmd("f FETCH 5 ENVELOPE\r\n")
+            .rfind("* 5 FETCH (ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL))", 0) == 0);
+  std::string out;
+  CHECK_FALSE(cache->envelope(sixth, false, out));
+  CHECK(a.cmd("f FETCH 5 ENVELOPE\r\n").find("\"note 5\"") != std::string::npos);
+  CHECK(cache->envelope(sixth, false, out));
 }
 
 TEST_CASE("FETCH body sections: byte-exact, CRLF, partial edges, \\Seen") {

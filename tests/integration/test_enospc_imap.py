@@ -59,6 +59,11 @@ def test_imap_append_on_a_full_disk(instance, binary, free_port, request):
         assert 'warning: imap: APPEND failed' in setup.log()
         # Nothing half-written: tmp/ is empty again and no new message.
         assert files(root) == before
+        # A small one is held in memory and gets its file on a commit thread
+        # (maildir_store.cpp, MaildirAppend): the same answer, nothing left.
+        typ, data = c.append('INBOX', None, None, message(4))
+        assert typ == 'NO' and data == [b'[OVERQUOTA] Not enough disk space'], (typ, data)
+        assert files(root) == before
         # The session goes on, and it still has its one message.
         typ, data = c.select('INBOX')
         assert typ == 'OK' and data == [b'1'], data
