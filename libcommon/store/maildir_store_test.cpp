@@ -1041,5 +1041,46 @@ TEST_CASE("MaildirStore: N sessions on a 10,000-message folder hold 4 octets a m
   CHECK((*o)->messages().empty());
 }
 
+TEST_CASE("MaildirStore: SELECT again reuses the change descriptor, which still wakes; "
+          "a replaced folder's wakes too") {
+  SharedHarness h;
+  auto s = h.open();
+  appendTo(*s, "INBOX", "m0\n");
+  int kept = -1;
+  {
+    auto a = s->select("INBOX", false);
+    REQUIRE(a);
+    kept = (*a)->changeFd();
+    REQUIRE(kept >= 0);
+  }
+  h.deliver("INBOX", "while closed\n");  // queued on the kept descriptor
+  {
+    auto a = s->select("INBOX", false);
+    REQUIRE(a);
+    CHECK((*a)->changeFd() == kept);
+    CHECK((*a)->messages().size() == 2);
+    (*a)->drainChangeFd();  // its own new/ -> cur/ move
+    CHECK_FALSE(readable(kept));
+    h.deliver("INBOX", "after\n");
+    CHECK(readable(kept));
+    (*a)->drainChangeFd();
+    CHECK_FALSE(readable(kept));
+  }
+  // A folder deleted and created again while its descriptor is kept: the
+  // old watches went with the old directories, the new SELECT watches the
+  // new ones.
+  REQUIRE(s->create("Work", ""));
+  { REQUIRE(s->select("Work", false)); }
+  REQUIRE(s->remove("Work"));
+  REQUIRE(s->create("Work", ""));
+  auto w = s->select("Work", false);
+  REQUIRE(w);
+  REQUIRE((*w)->changeFd() >= 0);
+  (*w)->drainChangeFd();
+  CHECK_FALSE(readable((*w)->changeFd()));
+  h.deliver("Work", "to the new folder\n");
+  CHECK(readable((*w)->changeFd()));
+}
+
 }  // namespace
 }  // namespace yubin::store
