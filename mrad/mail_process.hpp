@@ -1,6 +1,6 @@
 // The mail process: mrad's post-authentication half. The login process
-// starts [mrad] mail_processes of them (1 by default; fork + exec of mrad
-// itself with --mail-process, so none holds anything of the login process's
+// starts [mrad] mail_processes of them (one per online CPU by default; fork
+// + exec of mrad itself with --mail-process, so none holds anything of the login process's
 // memory: no TLS key, no listeners, no passwords), each with its own handoff
 // channel as descriptor 3, and hands a user's sessions always to the same
 // one (FNV-1a of the canonical address), so all of a user's sessions meet

@@ -108,7 +108,7 @@ constexpr KeySpec kSchema[] = {
     {"mrad", "lock_timeout", Type::Duration, "5s", "longest wait for an mbox lock when a session opens or updates an mbox (read at start)"},
     {"mrad", "auth_cache_size", Type::Int, "1000", "users whose last successful password check is remembered, so the same password is not checked with Argon2id again (0: no cache; read at start)"},
     {"mrad", "auth_cache_ttl", Type::Duration, "1h", "how long a successful password check is remembered (read at start)"},
-    {"mrad", "mail_processes", Type::Int, "1", "mail processes; each user is served by one of them, chosen by a hash of the user name (0: one per online CPU; read at start)"},
+    {"mrad", "mail_processes", Type::Int, "0", "mail processes; each user is served by one of them, chosen by a hash of the user name (0: one per online CPU; read at start)"},
     {"mrad", "imap_commit_gate", Type::Path, "", "tests only: a Unix socket to which each blocking step of an IMAP APPEND's commit first connects, and waits for one byte (empty: none; read at start)"},
     // [msad]: SMTP submission with AUTH; hands messages to mtad.
     {"msad", "user", Type::String, "yubin-msa", "user msad runs as"},
