@@ -1341,13 +1341,7 @@ class MaildirImapMailbox final : public ImapMailbox {
     }
     return b;
   }
-  uint32_t recentCount() const override {
-    size_t n = 0;
-    for (const auto& [from, to] : recent_)
-      n += static_cast<size_t>(std::lower_bound(uids_.begin(), uids_.end(), to) -
-                               std::lower_bound(uids_.begin(), uids_.end(), from));
-    return static_cast<uint32_t>(n);
-  }
+  uint32_t recentCount() const override { return recentCount_; }
   size_t sessionBytes() const override {
     return sizeof(*this) + uids_.capacity() * sizeof(uint32_t) +
            recent_.capacity() * sizeof(recent_[0]) + dir_.capacity();
@@ -1453,6 +1447,9 @@ class MaildirImapMailbox final : public ImapMailbox {
   std::vector<uint32_t> uids_;                        // sequence number - 1 -> UID
   mutable size_t shift_ = 0;  // lookup(): view index - state index, last found
   std::vector<std::pair<uint32_t, uint32_t>> recent_;  // \Recent: [from, to) UIDs
+  // The view's messages in recent_, kept by refresh() (counting them on
+  // each EXISTS walked thousands of ranges per APPEND of another session).
+  uint32_t recentCount_ = 0;
 };
 
 Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge) {
@@ -1488,6 +1485,7 @@ Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge) {
                                [](uint32_t u, const StateMessage& m) { return u < m.uid; });
     if (it != msgs.end()) {
       const uint32_t before = maxUid_;
+      const size_t firstNew = uids_.size();
       uids_.reserve(uids_.size() + static_cast<size_t>(msgs.end() - it));
       for (; it != msgs.end(); ++it) uids_.push_back(it->uid);
       maxUid_ = uids_.back();
@@ -1500,6 +1498,10 @@ Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge) {
           recent_.back().second = to;
         else
           recent_.emplace_back(from, to);
+        // Only new UIDs are >= from.
+        const auto tail = uids_.begin() + static_cast<std::ptrdiff_t>(firstNew);
+        recentCount_ += static_cast<uint32_t>(std::lower_bound(tail, uids_.end(), to) -
+                                              std::lower_bound(tail, uids_.end(), from));
       }
     }
     seen_ = state_->generation();
@@ -1515,8 +1517,12 @@ Result<MailboxChanges> MaildirImapMailbox::refresh(bool allowExpunge) {
       while (j < msgs.size() && msgs[j].uid < uids_[i]) ++j;
       const bool gone = j == msgs.size() || msgs[j].uid != uids_[i];
       remap[i] = gone ? SIZE_MAX : kept;
-      if (!gone) uids_[kept++] = uids_[i];
-      else ch.expungedUids.push_back(uids_[i]);
+      if (!gone) {
+        uids_[kept++] = uids_[i];
+      } else {
+        ch.expungedUids.push_back(uids_[i]);
+        if (isRecent(uids_[i])) --recentCount_;
+      }
     }
     if (!ch.expungedUids.empty()) {
       for (size_t i = remap.size(); i-- > 0;)

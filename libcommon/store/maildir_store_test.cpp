@@ -1082,5 +1082,52 @@ TEST_CASE("MaildirStore: SELECT again reuses the change descriptor, which still 
   CHECK(readable((*w)->changeFd()));
 }
 
+TEST_CASE("MaildirStore: RECENT counts stay right through appends and expunges of others") {
+  // recentCount() is kept by each sync; it must equal the messages flagged
+  // \Recent in the view, however appends, deliveries and expunges of
+  // other sessions interleave.
+  SharedHarness h;
+  auto s1 = h.open();
+  auto s2 = h.open();
+  auto a = s1->select("INBOX", false);
+  auto b = s2->select("INBOX", false);
+  REQUIRE(a);
+  REQUIRE(b);
+  uint32_t seed = 12345;
+  auto rnd = [&seed](uint32_t n) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 16) % n;
+  };
+  auto counted = [](ImapMailbox& m) {
+    uint32_t n = 0;
+    for (size_t i = 0; i < m.messages().size(); ++i) n += m.messages()[i].recent ? 1 : 0;
+    return n;
+  };
+  for (int step = 0; step < 300; ++step) {
+    ImapMailbox& who = rnd(2) ? **a : **b;
+    switch (rnd(4)) {
+      case 0: appendTo(*s1, "INBOX", "m" + std::to_string(step) + "\n"); break;
+      case 1: h.deliver("INBOX", "d" + std::to_string(step) + "\n"); break;
+      case 2:
+        if (who.messages().size() > 0) {
+          std::vector<size_t> del{rnd(static_cast<uint32_t>(who.messages().size()))};
+          if (!who.messages()[del[0]].expunged) {
+            REQUIRE(who.setFlags(del, FlagOp::Add, {kFlagDeleted, {}}));
+            REQUIRE(who.expunge(del));
+          }
+        }
+        break;
+      default: break;
+    }
+    REQUIRE(who.sync(rnd(3) != 0));
+    CHECK(who.recentCount() == counted(who));
+  }
+  REQUIRE((*a)->sync(true));
+  REQUIRE((*b)->sync(true));
+  CHECK((*a)->recentCount() == counted(**a));
+  CHECK((*b)->recentCount() == counted(**b));
+  CHECK((*a)->recentCount() + (*b)->recentCount() > 0);
+}
+
 }  // namespace
 }  // namespace yubin::store
