@@ -908,8 +908,12 @@ class MaildirFolderState {
   void dropList() { list_.reset(); }
 
   // Takes \Recent for a read-write session: returns [first, end) of the
-  // UIDs it gets (empty when another session took them), persisted in the
-  // uid list so that no other session or process gets them too.
+  // UIDs it gets (empty when another session took them), recorded in the
+  // uid list so that no other session or process gets them too. Not forced
+  // to stable storage (UidLogSync::Lazy): a power cut may lose the claim,
+  // and the messages are then \Recent once more for the next session,
+  // which RFC 3501 allows; an fdatasync here cost the loop one wait for
+  // the disk per message another session appended.
   Result<std::pair<uint32_t, uint32_t>> claimRecent() {
     const std::pair<uint32_t, uint32_t> none{uidNext_, uidNext_};
     if (firstRecent_ >= uidNext_) return none;
@@ -925,7 +929,7 @@ class MaildirFolderState {
       return none;
     }
     l.firstRecent = to;
-    if (auto st = saveUidListChange(dir_, l, {}, {}); !st) {
+    if (auto st = saveUidListChange(dir_, l, {}, {}, UidLogSync::Lazy); !st) {
       dropList();
       return st.error();
     }

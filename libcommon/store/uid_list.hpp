@@ -135,10 +135,11 @@ inline constexpr uint64_t kUidLogMinBound = uint64_t{64} << 10;
 // one batch: the entries of the UIDs `changed` (new or with a new modseq or
 // token), the UIDs `removed`, and the counters; appended to the log and
 // fdatasync'd, or, once the log has grown past its bound, the whole list
-// rewritten. Called under the lock. UidLogSync::Lazy (flag changes only:
-// STORE) leaves out the fdatasync of an appended batch: a power cut may
-// lose it, and the torn-record rule covers a cut batch; a rewrite of the
-// whole list is durable either way.
+// rewritten. Called under the lock. UidLogSync::Lazy (flag changes of
+// STORE, and \Recent claims: nothing a client was promised) leaves out the
+// fdatasync of an appended batch: a power cut may lose it, and the
+// torn-record rule covers a cut batch; a rewrite of the whole list is
+// durable either way.
 enum class UidLogSync : uint8_t { Durable, Lazy };
 Status saveUidListChange(const std::string& dir, const UidList& after,
                          const std::vector<uint32_t>& changed,
