@@ -305,13 +305,28 @@ Result<State> loadState(int fd, const FileId& id) {
   // by a program that did not keep the base, gets a new UID.
   uint64_t next = std::max<uint32_t>(1, baseNext);
   uint32_t prev = 0;
+  bool exhausted = false;
   for (auto& m : s.msgs) {
     if (m.uid == 0 || m.uid <= prev || m.uid >= next) {
-      if (next >= 0xffffffffULL) return Error{"mbox: UIDs exhausted", EOVERFLOW};
+      if (next >= 0xffffffffULL) {
+        exhausted = true;
+        break;
+      }
       m.uid = static_cast<uint32_t>(next++);
       s.needsWrite = true;
     }
     prev = m.uid;
+  }
+  if (exhausted) {
+    // No UID left for a message (a base with UIDNEXT near 2^32 - 1, which a
+    // sender or a broken program can write): the folder starts over with
+    // UIDs from 1 under a new UIDVALIDITY (RFC 3501 §2.3.1.1), given at the
+    // write, rather than never opening again.
+    if (s.msgs.size() >= 0xfffffffeULL) return Error{"mbox: UIDs exhausted", EOVERFLOW};
+    next = 1;
+    for (auto& m : s.msgs) m.uid = static_cast<uint32_t>(next++);
+    s.uidValidity = 0;
+    s.needsWrite = true;
   }
   s.uidNext = static_cast<uint32_t>(next);
   if (!hasBase || s.uidValidity == 0) s.needsWrite = true;

@@ -434,6 +434,34 @@ TEST_CASE("MboxStore: odd headers keep their bytes through rewrites (fuzz findin
   }
 }
 
+TEST_CASE("MboxStore: a base with no UIDs left starts over under a new UIDVALIDITY (fuzz finding)") {
+  // UIDNEXT 4294967295 and messages without X-UID: no UID is left for
+  // them. SELECT failed, so the mailbox could never be opened again.
+  const std::string file =
+      "From MAILER-DAEMON Thu Jan  1 00:00:00 2020\n"
+      "Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\n"
+      "X-IMAP: 111 4294967295\n\nx\n\n" +
+      mboxFromLine("a", 1) + "Subject: one\n\nhi\n\n" + mboxFromLine("b", 2) +
+      "Subject: two\nX-UID: 7\n\nho\n";
+  MboxHarness h;
+  REQUIRE(atomicWrite(h.settings.inbox, file, 0600));
+  auto s = h.open();
+  auto mb = s->select("INBOX", false);
+  REQUIRE(mb);
+  REQUIRE((*mb)->messages().size() == 2);
+  CHECK((*mb)->messages()[0].uid == 1);
+  CHECK((*mb)->messages()[1].uid == 2);
+  CHECK((*mb)->uidNext() == 3);
+  CHECK((*mb)->uidValidity() != 111);
+  CHECK((*mb)->uidValidity() != 0);
+  CHECK(readAll(**mb, 0).find("Subject: one") != std::string::npos);
+  // Written back: another session sees the same numbering.
+  auto again = h.open()->select("INBOX", true);
+  REQUIRE(again);
+  CHECK((*again)->uidValidity() == (*mb)->uidValidity());
+  CHECK((*again)->messages()[1].uid == 2);
+}
+
 TEST_CASE("MboxMetaFilter: fields hidden in the header only, in any piece size") {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"Status: RO\nSubject: a\n\nStatus: body\n", "Subject: a\n\nStatus: body\n"},
