@@ -439,8 +439,9 @@ bool matchesDirectory(MailProcess& owner, const Handoff& h) {
 // pumps streamed FETCH bodies with produce(), hands APPEND commits' disk
 // waits to the process's commit threads (reading nothing more from the
 // client until the session resumes), watches the selected
-// mailbox's change descriptor (re-registered when SELECT changes it) so an
-// idling client hears of new mail at once, and logs the client out after
+// mailbox's change descriptor (registered anew at each SELECT, EXAMINE,
+// CLOSE and UNSELECT) so an idling client hears of new mail at once, and
+// logs the client out after
 // imap_idle_timeout without an answer to it: any command answered, IDLE
 // included (RFC 2177: a client re-issues IDLE within 29 minutes), and each
 // piece of a FETCH the client made room for restart it; bytes that complete
@@ -596,11 +597,17 @@ class ImapConnection : public Connection {
   }
 
   // SELECT, EXAMINE, CLOSE and UNSELECT change the descriptor to watch.
+  // By the session's count of selections, not by the number alone: a
+  // SELECT that closed a descriptor may get a new one with the same
+  // number, which the registration of the old one (gone from epoll with
+  // its file) would not watch.
   void follow() {
     int fd = session_->changeFd();
-    if (fd != watchedFd_) {
+    const uint64_t selection = session_->selections();
+    if (fd != watchedFd_ || selection != watchedSelection_) {
       watch_.reset();
       watchedFd_ = -1;
+      watchedSelection_ = selection;
       if (fd >= 0) {
         watch_.reset(event_new(owner_.base(), fd, EV_READ | EV_PERSIST, &ImapConnection::onChange,
                                this));
@@ -694,6 +701,7 @@ class ImapConnection : public Connection {
   std::unique_ptr<imap::MailSession> session_;
   event::Event watch_;
   int watchedFd_ = -1;
+  uint64_t watchedSelection_ = 0;  // session_->selections() when watch_ was made
   event::Timer idle_;
   event::Timer linger_;
   event::Timer poll_;

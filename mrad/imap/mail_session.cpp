@@ -186,6 +186,7 @@ class MailSession::Impl : public wire::MessageSink {
   std::unique_ptr<FetchJob> fetch_;
   std::unique_ptr<SearchRun> search_;
   std::unique_ptr<store::ImapMailbox> box_;
+  uint64_t selections_ = 0;  // mailboxes opened and closed (selections())
   std::shared_ptr<HeaderCache> headerCache_;  // while box_ is open
   MailStats stats_;
 
@@ -463,6 +464,7 @@ class MailSession::Impl : public wire::MessageSink {
   }
 
   void closeMailbox() {
+    ++selections_;
     box_.reset();
     headerCache_.reset();
     cache_.clear();
@@ -487,6 +489,7 @@ class MailSession::Impl : public wire::MessageSink {
       return;
     }
     box_ = std::move(*box);
+    ++selections_;
     // SEARCH's header fields, shared with the process's other sessions of
     // this folder (header_cache.hpp).
     headerCache_ = processHeaderCaches().forFolder(settings_.user, *name, box_->uidValidity());
@@ -1385,6 +1388,7 @@ bool MailSession::waiting() const { return impl_->waiting_; }
 void MailSession::produce(size_t budget) { impl_->produce(budget); }
 bool MailSession::closing() const { return impl_->closing_; }
 int MailSession::changeFd() const { return impl_->box_ ? impl_->box_->changeFd() : -1; }
+uint64_t MailSession::selections() const { return impl_->selections_; }
 void MailSession::changed() { impl_->changed(); }
 bool MailSession::idling() const { return impl_->idling_; }
 const MailStats& MailSession::stats() const { return impl_->stats_; }

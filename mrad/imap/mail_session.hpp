@@ -120,6 +120,10 @@ class MailSession {
   // or the backend has none: then the glue calls changed() on a timer
   // while idling).
   int changeFd() const;
+  // Counts the mailboxes opened and closed: a SELECT may close one change
+  // descriptor and get a new one with the same number, which the glue's
+  // registration must not be mistaken for.
+  uint64_t selections() const;
   // changeFd() turned readable or the poll timer fired: while idling, the
   // changes are sent at once; otherwise they wait for the next command.
   void changed();

@@ -44,6 +44,26 @@ def capabilities(c):
     return set(c.capabilities)
 
 
+def start_idle(c):
+    """Sends IDLE and reads its continuation; returns the tag."""
+    tag = c._new_tag()
+    c.send(tag + b' IDLE\r\n')
+    line = c.readline()
+    assert line.startswith(b'+ '), line
+    return tag
+
+
+def end_idle(c, tag):
+    """Sends DONE and reads up to the IDLE's tagged reply, which must be OK."""
+    c.send(b'DONE\r\n')
+    while True:
+        line = c.readline()
+        assert line, 'connection closed before the IDLE completed'
+        if line.startswith(tag):
+            assert b' OK ' in line, line
+            return
+
+
 def code_of(data):
     """The response code of a tagged reply text ('[CODE ...] text')."""
     text = data[0].decode() if isinstance(data[0], bytes) else str(data[0])

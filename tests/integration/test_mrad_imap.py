@@ -21,7 +21,7 @@ import subprocess
 import pytest
 
 from conftest import is_root, wait_for
-from imap_helper import capabilities, imap  # noqa: F401 (imap: a fixture)
+from imap_helper import capabilities, end_idle, imap, start_idle  # noqa: F401 (imap: a fixture)
 from mrad_helper import PASSWORD, can_open_as, uids_of
 
 
@@ -301,9 +301,7 @@ def test_two_sessions_see_each_others_changes_and_idle(imap):
     seen = b.untagged_responses.get('FETCH', [])
     assert any(b'\\Answered' in x for x in seen), (data, b.untagged_responses)
     # IDLE on b: a message delivered into new/ shows up as EXISTS.
-    tag = b._new_tag()
-    b.send(tag + b' IDLE\r\n')
-    assert b.readline().startswith(b'+ ')
+    tag = start_idle(b)
     imap.add_maildir('bob', msg(2))
     line = b.readline()
     assert line == b'* 2 EXISTS\r\n', line
@@ -314,6 +312,24 @@ def test_two_sessions_see_each_others_changes_and_idle(imap):
             assert b' OK ' in line, line
             break
     a.logout()
+    b.logout()
+
+
+def test_idle_after_selecting_again_and_elsewhere_sees_a_delivery(imap):
+    """SELECT INBOX twice, and INBOX -> Sent -> INBOX: each SELECT closes a
+    change descriptor and takes another (a kept one, or a new one that
+    may have the same number); IDLE still hears of a delivery."""
+    imap.add_maildir('bob', msg(1))
+    imap.start()
+    b = imap.login()
+    for box in ('INBOX', 'INBOX', 'Sent', 'INBOX'):
+        assert b.select(box)[0] == 'OK', box
+    b.sock.settimeout(15)
+    tag = start_idle(b)
+    imap.add_maildir('bob', msg(2))
+    line = b.readline()
+    assert line == b'* 2 EXISTS\r\n', line
+    end_idle(b, tag)
     b.logout()
 
 

@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from conftest import is_root
-from imap_helper import ImapSetup
+from imap_helper import ImapSetup, end_idle, start_idle
 from mrad_helper import PASSWORD, crlf
 from standalone import Daemon
 
@@ -185,9 +185,7 @@ def test_idle_sees_a_delivery_and_two_sessions_see_flags(site):
     b.noop()
     seen = b.untagged_responses.get('FETCH', [])
     assert any(b'\\Answered' in x for x in seen), b.untagged_responses
-    tag = b._new_tag()
-    b.send(tag + b' IDLE\r\n')
-    assert b.readline().startswith(b'+ ')
+    tag = start_idle(b)
     mdad.deliver('carol', msg(2))
     lines = []
     while True:
@@ -229,3 +227,27 @@ def test_folders_and_path_escapes(site):
     assert c.delete('Old.2024')[0] == 'OK'
     assert not (root / 'Old.2024').exists()
     c.logout()
+
+
+def test_idle_after_selecting_again_sees_a_delivery(site):
+    """SELECT of the mailbox already selected closes its change descriptor
+    and opens another, which may get the same number: IDLE must still
+    hear of a delivery (it heard nothing before the glue followed the
+    selection rather than the number)."""
+    imap, mdad = site
+    mdad.deliver('carol', msg(1))
+    b = imap.login('carol')
+    assert b.select('INBOX')[0] == 'OK'
+    assert b.select('INBOX')[0] == 'OK'
+    b.sock.settimeout(15)
+    tag = start_idle(b)
+    mdad.deliver('carol', msg(2))
+    lines = []
+    while True:
+        line = b.readline()
+        assert line, lines
+        lines.append(line)
+        if line == b'* 2 EXISTS\r\n':
+            break
+    end_idle(b, tag)
+    b.logout()
