@@ -308,7 +308,7 @@ Result<State> loadState(int fd, const FileId& id) {
   bool exhausted = false;
   for (auto& m : s.msgs) {
     if (m.uid == 0 || m.uid <= prev || m.uid >= next) {
-      if (next >= 0xffffffffULL) {
+      if (next >= 0xfffffffeULL) {  // a rewrite needs UIDNEXT <= 2^32 - 2
         exhausted = true;
         break;
       }
@@ -317,12 +317,13 @@ Result<State> loadState(int fd, const FileId& id) {
     }
     prev = m.uid;
   }
-  if (exhausted) {
-    // No UID left for a message (a base with UIDNEXT near 2^32 - 1, which a
-    // sender or a broken program can write): the folder starts over with
-    // UIDs from 1 under a new UIDVALIDITY (RFC 3501 §2.3.1.1), given at the
-    // write, rather than never opening again.
-    if (s.msgs.size() >= 0xfffffffeULL) return Error{"mbox: UIDs exhausted", EOVERFLOW};
+  if (exhausted || next >= 0xffffffffULL) {
+    // No UID left for a message, or no UIDNEXT a rewrite can keep (a base
+    // with UIDNEXT near 2^32 - 1, which a sender or a broken program can
+    // write): the folder starts over with UIDs from 1 under a new
+    // UIDVALIDITY (RFC 3501 §2.3.1.1), given at the write, rather than
+    // never opening or changing again.
+    if (s.msgs.size() >= 0xfffffffdULL) return Error{"mbox: UIDs exhausted", EOVERFLOW};
     next = 1;
     for (auto& m : s.msgs) m.uid = static_cast<uint32_t>(next++);
     s.uidValidity = 0;

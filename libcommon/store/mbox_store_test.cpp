@@ -460,6 +460,27 @@ TEST_CASE("MboxStore: a base with no UIDs left starts over under a new UIDVALIDI
   REQUIRE(again);
   CHECK((*again)->uidValidity() == (*mb)->uidValidity());
   CHECK((*again)->messages()[1].uid == 2);
+  // UIDNEXT one below the end, and at the end with every UID present: the
+  // same, and flags can still be changed (each is a rewrite).
+  for (const std::string next : {"4294967294", "4294967295"}) {
+    INFO(next);
+    MboxHarness h2;
+    const std::string f2 =
+        "From MAILER-DAEMON Thu Jan  1 00:00:00 2020\n"
+        "Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\n"
+        "X-IMAP: 111 " + next + "\n\nx\n\n" + mboxFromLine("a", 1) +
+        "Subject: one\nX-UID: 7\n\nhi\n\n" + mboxFromLine("b", 2) + "Subject: two\n\nho\n";
+    REQUIRE(atomicWrite(h2.settings.inbox, f2, 0600));
+    auto s2 = h2.open();
+    auto m2 = s2->select("INBOX", false);
+    REQUIRE(m2);
+    REQUIRE((*m2)->messages().size() == 2);
+    CHECK((*m2)->uidNext() < 0xffffffffU);
+    REQUIRE((*m2)->setFlags({0, 1}, FlagOp::Add, {kFlagFlagged, {}}));
+    auto m3 = h2.open()->select("INBOX", true);
+    REQUIRE(m3);
+    CHECK((*m3)->messages()[1].flags.system == kFlagFlagged);
+  }
 }
 
 TEST_CASE("MboxMetaFilter: fields hidden in the header only, in any piece size") {
