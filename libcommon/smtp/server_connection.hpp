@@ -105,6 +105,11 @@ class ServerConnection : public Io {
   static void onFlush(evutil_socket_t, short, void* self);
   void setCallbacks();
   void readInput();
+  // On a plain socket: one read of up to kReadAhead bytes past libevent's
+  // 4,096, into a buffer shared by the thread's connections (the engine
+  // copies the bytes in at once). Empty on EAGAIN, end of file or an
+  // error, which the bufferevent's own next read meets and reports.
+  std::string_view readAhead();
   void armTimer();
   // In a message transfer: the deadline credited by `octets` just read at
   // settings.dataMinRate (session.hpp), capped at the data timeout.

@@ -1030,6 +1030,58 @@ def test_pipelined_group_replies_in_order(mtad):
     assert [r['address'] for r in e['recipients']] == ['bob@example.org', 'alice@example.org']
 
 
+def test_messages_pipelined_in_one_large_write_arrive_intact(mtad):
+    """Past libevent's 4,096-byte reads the connection reads ahead by itself
+    (64 KiB at a time): two messages of 300 KB with dot-stuffed lines, their
+    commands and QUIT, sent as one write, come out byte for byte."""
+    def body(seed):
+        lines = [b'Subject: read ahead %d' % seed, b'']
+        for i in range(6000):
+            text = hashlib.sha256(b'%d-%d' % (seed, i)).hexdigest().encode()
+            # A dot at the start of every 7th line, wherever the reads split.
+            lines.append((b'.' if i % 7 == 0 else b'') + text[:i % 64])
+        return b'\r\n'.join(lines) + b'\r\n'
+
+    def stuffed(b):
+        return b'\r\n'.join(b'.' + x if x.startswith(b'.') else x for x in b.split(b'\r\n'))
+
+    bodies = [body(1), body(2)]
+    c = mtad.client()
+    assert c.greet()[0] == 250
+    c.send(b''.join(b'MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n'
+                    + stuffed(b) + b'.\r\n' for b in bodies) + b'QUIT\r\n')
+    ids = []
+    for _ in bodies:
+        assert [c.reply()[1][-1] for _ in range(3)] == [
+            '250 2.1.0 Ok', '250 2.1.5 Ok', '354 End data with <CR><LF>.<CR><LF>']
+        m = re.fullmatch('250 2.0.0 Ok: queued as (' + QUEUE_ID + ')', c.reply()[1][-1])
+        assert m
+        ids.append(m.group(1))
+    assert c.reply()[1] == ['221 2.0.0 Bye']
+    assert c.closed()
+    for qid, b in zip(ids, bodies):
+        _, rest = split_received(mtad.queue_file(qid)[1])
+        assert rest == b
+
+
+def test_starttls_injection_larger_than_a_read_is_never_executed(mtad):
+    """CVE-2011-0411 with more pipelined behind STARTTLS than one read takes:
+    what the server read before the handshake is dropped, the rest is not
+    TLS and fails it; no injected command is ever answered or executed."""
+    c = mtad.client()
+    assert c.greet()[0] == 250
+    injected = (b'MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<bob@example.org>\r\n'
+                b'DATA\r\nSubject: injected\r\n\r\nevil\r\n.\r\n') * 2000  # 200 KB
+    try:
+        c.send(b'STARTTLS\r\n' + injected)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server gave up on the handshake before taking it all
+    assert c.reply()[1] == ['220 2.0.0 Ready to start TLS']
+    # Nothing else in clear: no reply to any injected command, then the close.
+    assert c.closed()
+    assert mtad.queue() == []
+
+
 def test_many_transactions_in_one_write(mtad):
     c = mtad.client()
     assert c.greet()[0] == 250
