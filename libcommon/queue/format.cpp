@@ -1,10 +1,12 @@
-// Queue file formats (message file versions 1 and 2, state file version
+// Queue file formats (message file versions 1 to 3, state file version
 // 1); see format.hpp and docs/queue.md.
 #include "queue/format.hpp"
 
 #include <cerrno>
 #include <cstdio>
 #include <limits>
+
+#include <zlib.h>
 
 namespace yubin::queue {
 namespace {
@@ -172,27 +174,33 @@ Status validateEnvelope(const Envelope& env) {
 
 std::string encodeHeaderPlaceholder(uint64_t envelopeSize, int version) {
   char buf[kHeaderSize + 1];
-  snprintf(buf, sizeof buf, "yubin-queue %d %010llu xxxxxxxxxxxxxxxxxxxx\n", version == 1 ? 1 : 2,
+  snprintf(buf, sizeof buf, "yubin-queue %d %010llu xxxxxxxxxxxxxxxxxxxx\n",
+           version == 1 || version == 2 ? version : 3,
            static_cast<unsigned long long>(envelopeSize));
   return std::string(buf, kHeaderSize);
 }
 
-ImageHasher::ImageHasher() { crypto_generichash_init(&state_, nullptr, 0, kChecksumSize); }
+ImageHasher::ImageHasher(int version) : version_(version == 2 ? 2 : 3) {
+  if (version_ == 2) crypto_generichash_init(&state_, nullptr, 0, kChecksumSize);
+}
 
 void ImageHasher::update(std::string_view bytes) {
-  crypto_generichash_update(&state_, reinterpret_cast<const unsigned char*>(bytes.data()),
-                            bytes.size());
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  if (version_ == 2)
+    crypto_generichash_update(&state_, p, bytes.size());
+  else
+    crc_ = crc32_z(crc_, p, bytes.size());
 }
 
 namespace {
 
-std::string outerChecksum(std::string_view header, const unsigned char* inner) {
+std::string outerChecksum(std::string_view header, const unsigned char* inner, size_t innerSize) {
   unsigned char out[kChecksumSize];
   crypto_generichash_state st;
   crypto_generichash_init(&st, nullptr, 0, kChecksumSize);
   crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(header.data()),
                             header.size());
-  crypto_generichash_update(&st, inner, kChecksumSize);
+  crypto_generichash_update(&st, inner, innerSize);
   crypto_generichash_final(&st, out, kChecksumSize);
   return std::string(reinterpret_cast<const char*>(out), kChecksumSize);
 }
@@ -214,8 +222,14 @@ std::string encodeTrailer(uint64_t length, std::string_view checksum) {
 
 std::string ImageHasher::trailer(std::string_view header, uint64_t length) {
   unsigned char inner[kChecksumSize];
-  crypto_generichash_final(&state_, inner, kChecksumSize);
-  return encodeTrailer(length, outerChecksum(header, inner));
+  size_t innerSize = kChecksumSize;
+  if (version_ == 2) {
+    crypto_generichash_final(&state_, inner, kChecksumSize);
+  } else {
+    for (int i = 0; i < 4; ++i) inner[i] = static_cast<unsigned char>(crc_ >> (24 - 8 * i));
+    innerSize = 4;
+  }
+  return encodeTrailer(length, outerChecksum(header, inner, innerSize));
 }
 
 Result<Trailer> parseTrailer(std::string_view b) {
@@ -247,18 +261,15 @@ Status verifyImage(std::string_view file) {
   if (file.size() < kHeaderSize + kTrailerSize) return corrupt("too short for a trailer");
   auto h = parseHeader(file.substr(0, kHeaderSize));
   if (!h) return h.error();
-  if (h->version != 2) return corrupt("not a version 2 file");
+  if (h->version < 2) return corrupt("not a version 2 or 3 file");
   auto t = parseTrailer(file.substr(file.size() - kTrailerSize));
   if (!t) return t.error();
   if (t->length != file.size() - kTrailerSize) return corrupt("trailer length disagrees");
   if (h->bodyEnd() != t->length) return corrupt("header length disagrees with the trailer");
-  unsigned char inner[kChecksumSize];
-  crypto_generichash(inner, kChecksumSize,
-                     reinterpret_cast<const unsigned char*>(file.data()) + kHeaderSize,
-                     t->length - kHeaderSize, nullptr, 0);
-  if (crypto_verify_32(reinterpret_cast<const unsigned char*>(
-                           outerChecksum(file.substr(0, kHeaderSize), inner).data()),
-                       reinterpret_cast<const unsigned char*>(t->checksum.data())) != 0)
+  ImageHasher hasher(h->version);
+  hasher.update(file.substr(kHeaderSize, t->length - kHeaderSize));
+  if (hasher.trailer(file.substr(0, kHeaderSize), t->length) !=
+      file.substr(file.size() - kTrailerSize))
     return corrupt("checksum mismatch (a torn write)");
   return {};
 }
@@ -270,7 +281,7 @@ std::string encodeImage(const Envelope& env, std::string_view message, int versi
   file += e;
   file += message;
   if (version == 1) return file;
-  ImageHasher hasher;
+  ImageHasher hasher(version);
   hasher.update(std::string_view(file).substr(kHeaderSize));
   std::string header = file.substr(0, kHeaderSize);
   file += hasher.trailer(header, file.size());
@@ -311,7 +322,7 @@ Result<Header> parseHeader(std::string_view b) {
   std::string_view rest = b.substr(kMagic.size());
   size_t sp = rest.find(' ');
   std::string_view version = rest.substr(0, sp);
-  if (version != "1" && version != "2") {
+  if (version != "1" && version != "2" && version != "3") {
     uint64_t v = 0;
     if (parseDecimal(version, v)) return corrupt("unsupported version " + std::to_string(v));
     return corrupt("bad version");
@@ -413,7 +424,7 @@ Result<Envelope> parseImage(std::string_view file) {
   }
   auto h = parseHeader(file.substr(0, kHeaderSize));
   if (!h) return h.error();
-  if (h->version == 2) {
+  if (h->version >= 2) {
     if (auto st = verifyImage(file); !st) return st.error();
     file.remove_suffix(kTrailerSize);
   }

@@ -4,6 +4,7 @@
 #include "queue/format.hpp"
 
 #include <dirent.h>
+#include <zlib.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -63,7 +64,8 @@ TEST_CASE("the example in docs/queue.md is exactly what the encoder writes") {
   CHECK(encodeEnvelope(env) == kExampleEnvelope);
   CHECK(kExampleEnvelope.size() == 242);
   CHECK(encodeHeaderPlaceholder(242, 1) == "yubin-queue 1 0000000242 xxxxxxxxxxxxxxxxxxxx\n");
-  CHECK(encodeHeaderPlaceholder(242) == "yubin-queue 2 0000000242 xxxxxxxxxxxxxxxxxxxx\n");
+  CHECK(encodeHeaderPlaceholder(242, 2) == "yubin-queue 2 0000000242 xxxxxxxxxxxxxxxxxxxx\n");
+  CHECK(encodeHeaderPlaceholder(242) == "yubin-queue 3 0000000242 xxxxxxxxxxxxxxxxxxxx\n");
   CHECK(image(env, kExampleMessage) == kExampleFile);
   CHECK(encodeImage(env, kExampleMessage, 1) == kExampleFile);
   auto parsed = parseImage(kExampleFile);
@@ -175,7 +177,7 @@ TEST_CASE("damaged files are rejected with a reason") {
   std::vector<Case> cases = {
       {"bad magic", with(0, 5, "YUBIN"), "bad magic"},
       {"other format", "From alice@example.org Mon Jan 1\n" + kExampleEnvelope, "bad magic"},
-      {"version 3", with(12, 1, "3"), "unsupported version 3"},
+      {"version 4", with(12, 1, "4"), "unsupported version 4"},
       {"version 10", with(12, 1, "10"), "unsupported version 10"},
       {"bad version", with(12, 1, "x"), "bad version"},
       {"uncommitted", with(kMessageSizeOffset, 20, std::string(20, 'x')), "never written"},
@@ -263,13 +265,15 @@ TEST_CASE("the committed fuzz corpus parses without crashing") {
   CHECK(files >= 4);
 }
 
-// ---------------------------------------------------------------- version 2
+// ------------------------------------------------------- versions 2 and 3
 
-TEST_CASE("version 2: the trailer proves the file whole") {
+TEST_CASE("versions 2 and 3: the trailer proves the file whole") {
+  const int version = GENERATE(2, 3);
+  CAPTURE(version);
   Envelope env = exampleEnvelope();
-  std::string file = encodeImage(env, kExampleMessage);
+  std::string file = encodeImage(env, kExampleMessage, version);
   // Appended in steps: GCC 12 at -O3 warns (-Wrestrict, falsely) on chains of +.
-  std::string body = "yubin-queue 2 0000000242 00000000000000000022\n";
+  std::string body = "yubin-queue " + std::to_string(version) + " 0000000242 00000000000000000022\n";
   body += kExampleEnvelope;
   body += kExampleMessage;
   REQUIRE(file.size() == body.size() + kTrailerSize);
@@ -282,13 +286,21 @@ TEST_CASE("version 2: the trailer proves the file whole") {
   REQUIRE(t.ok());
   CHECK(t->length == body.size());
   CHECK(t->checksum.size() == kChecksumSize);
-  // The checksum, computed independently: BLAKE2b-256(header ||
-  // BLAKE2b-256(everything between the header and the trailer)).
-  unsigned char inner[32], outer[32];
-  crypto_generichash(inner, 32, reinterpret_cast<const unsigned char*>(body.data()) + kHeaderSize,
-                     body.size() - kHeaderSize, nullptr, 0);
+  // The checksum, computed independently: BLAKE2b-256(header || inner),
+  // inner = the CRC-32 of everything between the header and the trailer
+  // as 4 big-endian bytes (version 3), or its BLAKE2b-256 (version 2).
+  const auto* rest = reinterpret_cast<const unsigned char*>(body.data()) + kHeaderSize;
+  const size_t restSize = body.size() - kHeaderSize;
   std::string both = body.substr(0, kHeaderSize);
-  both.append(reinterpret_cast<char*>(inner), 32);
+  if (version == 2) {
+    unsigned char inner[32];
+    crypto_generichash(inner, 32, rest, restSize, nullptr, 0);
+    both.append(reinterpret_cast<char*>(inner), 32);
+  } else {
+    const uLong crc = crc32(0, rest, static_cast<uInt>(restSize));
+    for (int shift : {24, 16, 8, 0}) both += static_cast<char>((crc >> shift) & 0xff);
+  }
+  unsigned char outer[32];
   crypto_generichash(outer, 32, reinterpret_cast<const unsigned char*>(both.data()), both.size(),
                      nullptr, 0);
   CHECK(t->checksum == std::string(reinterpret_cast<char*>(outer), 32));
@@ -301,16 +313,24 @@ TEST_CASE("version 2: the trailer proves the file whole") {
 
   // Incremental hashing in any split gives the same trailer.
   for (size_t cut = 0; cut <= body.size() - kHeaderSize; cut += 7) {
-    ImageHasher h;
-    std::string_view rest = std::string_view(body).substr(kHeaderSize);
-    h.update(rest.substr(0, cut));
-    h.update(rest.substr(cut));
+    ImageHasher h(version);
+    std::string_view tail = std::string_view(body).substr(kHeaderSize);
+    h.update(tail.substr(0, cut));
+    h.update(tail.substr(cut));
     CHECK(h.trailer(body.substr(0, kHeaderSize), body.size()) == trailer);
   }
+
+  // A trailer made by the other version's checksum does not verify.
+  std::string other = body;
+  other[12] = version == 2 ? '3' : '2';
+  other += trailer;
+  CHECK_FALSE(verifyImage(other).ok());
 }
 
-TEST_CASE("version 2: every truncation and every flipped byte is refused") {
-  std::string file = encodeImage(exampleEnvelope(), kExampleMessage);
+TEST_CASE("versions 2 and 3: every truncation and every flipped byte is refused") {
+  const int version = GENERATE(2, 3);
+  CAPTURE(version);
+  std::string file = encodeImage(exampleEnvelope(), kExampleMessage, version);
   for (size_t n = 0; n < file.size(); ++n) {
     CAPTURE(n);
     auto r = parseImage(std::string_view(file).substr(0, n));

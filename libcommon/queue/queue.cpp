@@ -97,7 +97,7 @@ Unfinished unfinished(Fs& fs, const std::string& path) {
   if (!header) return doubtful(header.error().message);
   if (header->bodyEnd() != trailer->length)
     return doubtful("header length disagrees with the trailer");
-  ImageHasher hasher;
+  ImageHasher hasher(header->version);
   std::string chunk;
   for (uint64_t off = kHeaderSize; off < trailer->length;) {
     chunk.resize(static_cast<size_t>(std::min<uint64_t>(1u << 20, trailer->length - off)));

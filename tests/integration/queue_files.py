@@ -17,7 +17,7 @@ _TRAILER = re.compile(rb'yubin-end (\d{20}) [0-9a-f]{64}\n')
 
 
 def state(path):
-    """'spare' (an empty file), 'partial' (a version 2 file without its
+    """'spare' (an empty file), 'partial' (a version 2 or 3 file without its
     trailer yet: a message being received, or a crash's leftover that the
     next start removes), 'message' (anything else: a committed message, or
     a damaged file the queue manager quarantines), or None when it is gone."""
@@ -27,7 +27,7 @@ def state(path):
             return 'spare'
         with open(path, 'rb') as f:
             head = f.read(14)
-            if head != b'yubin-queue 2 ':
+            if head not in (b'yubin-queue 2 ', b'yubin-queue 3 '):
                 return 'message'
             f.seek(max(0, size - 96))
             tail = f.read(96)

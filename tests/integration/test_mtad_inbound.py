@@ -19,6 +19,7 @@ import socket
 import ssl
 import subprocess
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -37,21 +38,25 @@ QUEUE_ID = r'[0-9a-hjkmnp-tv-z]{16}'
 # --- the queue file, read as docs/queue.md describes it ----------------------
 
 def parse_queue_file(data):
-    """bytes of a version 1 or 2 queue file -> (envelope records, message
-    bytes). Records: a list of (key, value bytes) in file order. Version 2
-    ends with a trailer, checked here independently of mtad's code: its
-    length and BLAKE2b-256(header + BLAKE2b-256(envelope + message))."""
+    """bytes of a version 1, 2 or 3 queue file -> (envelope records, message
+    bytes). Records: a list of (key, value bytes) in file order. Versions 2
+    and 3 end with a trailer, checked here independently of mtad's code: its
+    length and BLAKE2b-256(header + inner), inner = the CRC-32 (version 3,
+    4 bytes big-endian) or the BLAKE2b-256 (version 2) of envelope + message."""
     assert len(data) >= 46, 'shorter than the header'
     header = data[:46]
-    m = re.fullmatch(rb'yubin-queue ([12]) (\d{10}) (\d{20})\n', header)
+    m = re.fullmatch(rb'yubin-queue ([123]) (\d{10}) (\d{20})\n', header)
     assert m, f'bad header {header!r}'
     env_len, msg_len = int(m.group(2)), int(m.group(3))
-    if m.group(1) == b'2':
+    if m.group(1) != b'1':
         t = re.fullmatch(rb'yubin-end (\d{20}) ([0-9a-f]{64})\n', data[-96:])
         assert t, f'bad trailer {data[-96:]!r}'
         data = data[:-96]
         assert int(t.group(1)) == len(data), 'trailer length disagrees with the file'
-        inner = hashlib.blake2b(data[46:], digest_size=32).digest()
+        if m.group(1) == b'3':
+            inner = zlib.crc32(data[46:]).to_bytes(4, 'big')
+        else:
+            inner = hashlib.blake2b(data[46:], digest_size=32).digest()
         assert hashlib.blake2b(header + inner, digest_size=32).hexdigest() == \
             t.group(2).decode(), 'checksum mismatch'
     assert len(data) == 46 + env_len + msg_len, 'file size disagrees with the header'
