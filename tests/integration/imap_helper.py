@@ -53,6 +53,18 @@ def start_idle(c):
     return tag
 
 
+def read_until(c, wanted):
+    """Reads lines until one equals `wanted` (bytes, with its CRLF); returns
+    the lines read, that one included. The socket's timeout bounds the wait."""
+    lines = []
+    while True:
+        line = c.readline()
+        assert line, f'connection closed before {wanted!r}: {lines}'
+        lines.append(line)
+        if line == wanted:
+            return lines
+
+
 def end_idle(c, tag):
     """Sends DONE and reads up to the IDLE's tagged reply, which must be OK."""
     c.send(b'DONE\r\n')

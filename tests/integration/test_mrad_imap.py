@@ -305,12 +305,7 @@ def test_two_sessions_see_each_others_changes_and_idle(imap):
     imap.add_maildir('bob', msg(2))
     line = b.readline()
     assert line == b'* 2 EXISTS\r\n', line
-    b.send(b'DONE\r\n')
-    while True:
-        line = b.readline()
-        if line.startswith(tag):
-            assert b' OK ' in line, line
-            break
+    end_idle(b, tag)
     a.logout()
     b.logout()
 

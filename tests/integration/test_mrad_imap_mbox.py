@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from conftest import is_root
-from imap_helper import ImapSetup, end_idle, start_idle
+from imap_helper import ImapSetup, end_idle, read_until, start_idle
 from mrad_helper import PASSWORD, crlf
 from standalone import Daemon
 
@@ -187,19 +187,8 @@ def test_idle_sees_a_delivery_and_two_sessions_see_flags(site):
     assert any(b'\\Answered' in x for x in seen), b.untagged_responses
     tag = start_idle(b)
     mdad.deliver('carol', msg(2))
-    lines = []
-    while True:
-        line = b.readline()
-        assert line, lines
-        lines.append(line)
-        if line == b'* 2 EXISTS\r\n':
-            break
-    b.send(b'DONE\r\n')
-    while True:
-        line = b.readline()
-        if line.startswith(tag):
-            assert b' OK ' in line, line
-            break
+    read_until(b, b'* 2 EXISTS\r\n')
+    end_idle(b, tag)
     b.untagged_responses.clear()
     assert fetch(b, '2', '(BODY.PEEK[])')[0][1].endswith(crlf(msg(2)))
     a.logout()
@@ -242,12 +231,6 @@ def test_idle_after_selecting_again_sees_a_delivery(site):
     b.sock.settimeout(15)
     tag = start_idle(b)
     mdad.deliver('carol', msg(2))
-    lines = []
-    while True:
-        line = b.readline()
-        assert line, lines
-        lines.append(line)
-        if line == b'* 2 EXISTS\r\n':
-            break
+    read_until(b, b'* 2 EXISTS\r\n')
     end_idle(b, tag)
     b.logout()
