@@ -31,6 +31,7 @@
 #include "store/maildir_store.hpp"
 #include "store/mbox_folder.hpp"
 #include "store/mbox_store.hpp"
+#include "store/watch_pool.hpp"
 
 namespace yubin::mrad {
 namespace {
@@ -178,6 +179,7 @@ class MailProcess {
   // The Maildir folder states every IMAP session of this process shares
   // (one per selected folder, maildir_store.hpp).
   const std::shared_ptr<store::MaildirFolderStates>& folderStates() const { return folderStates_; }
+  const std::shared_ptr<store::WatchPool>& watches() const { return watches_; }
   // Where the IMAP sessions' APPEND commits wait for the disk.
   store::BlockingRunner* commitRunner() const { return commitRunner_.get(); }
 
@@ -204,7 +206,10 @@ class MailProcess {
 
   event_base* base_;
   auth::Directory directory_;
-  std::shared_ptr<store::MaildirFolderStates> folderStates_ = store::makeMaildirFolderStates();
+  // Kept inotify descriptors of closed mailboxes, Maildir and mbox alike.
+  std::shared_ptr<store::WatchPool> watches_ = std::make_shared<store::WatchPool>();
+  std::shared_ptr<store::MaildirFolderStates> folderStates_ =
+      store::makeMaildirFolderStates(watches_);
   Settings settings_;
   // Destroyed after the sessions: the commits under way end first (the
   // pool waits for its running steps and drops the rest, whose
@@ -488,6 +493,7 @@ class ImapConnection : public Connection {
     store::MboxStoreSettings ms;
     ms.inbox = h_.mailbox;
     ms.lock = owner_.settings().lock;
+    ms.watches = owner_.watches();
     return store::openMboxStore(ms);
   }
 

@@ -33,6 +33,7 @@
 #include "store/maildir_folder.hpp"  // kMaildirSizeCache
 #include "store/memory_store.hpp"    // checkMailboxName, validSpecialUse
 #include "store/uid_list.hpp"
+#include "store/watch_pool.hpp"
 
 namespace yubin::store {
 namespace {
@@ -1148,18 +1149,14 @@ class MaildirFolderState {
 // the most recently released kept) so that a client that logs out and in
 // again, or selects another folder and comes back, does not load the list
 // again: inotify keeps telling it what changed meanwhile.
-// A selected mailbox's wake-up descriptor and the numbers of its watches.
-struct WakeWatch {
-  UniqueFd fd;
-  int newWd = -1;
-  int curWd = -1;
-};
-
 class MaildirFolderStates {
  public:
   static constexpr int64_t kLingerSeconds = 30;
   static constexpr size_t kLingerFolders = 4;
   static constexpr size_t kLingerMessages = 40000;
+
+  explicit MaildirFolderStates(std::shared_ptr<WatchPool> watches)
+      : watches_(watches ? std::move(watches) : std::make_shared<WatchPool>()) {}
 
   // The state of dir (in use or lingering), or nullptr. A state whose
   // folder was replaced on disk is dropped.
@@ -1199,38 +1196,9 @@ class MaildirFolderStates {
   size_t lingering() const { return lingering_.size(); }
   const std::shared_ptr<FsyncBatcher>& syncs() const { return syncs_; }
 
-  // A selected mailbox's wake-up descriptor (its changeFd(): inotify on
-  // dir's new/ and cur/), drained, with both watches in place; -1 without
-  // inotify. A closed mailbox gives its descriptor back (keepWatch) for
-  // the next SELECT of the same folder: closing an inotify instance waits
-  // for the kernel's grace period with the loop blocked (0.1-0.3 ms here,
-  // a third of what a SELECT of a 10,000-message folder costs), while
-  // adding the watches again on a kept one costs two calls. A kept
-  // descriptor whose watches come back with other numbers (the folder was
-  // replaced) is closed and a new one made.
-  WakeWatch takeWatch(const std::string& dir) {
-    for (auto it = kept_.rbegin(); it != kept_.rend(); ++it) {
-      if (it->first != dir) continue;
-      WakeWatch w = std::move(it->second);
-      kept_.erase(std::next(it).base());
-      char buf[4096];
-      while (::read(w.fd.get(), buf, sizeof buf) > 0) {
-      }
-      if (addWatches(w.fd.get(), dir) == std::pair{w.newWd, w.curWd}) return w;
-      break;  // closed; a new one below
-    }
-    WakeWatch w;
-    w.fd.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-    if (!w.fd) return {};
-    std::tie(w.newWd, w.curWd) = addWatches(w.fd.get(), dir);
-    if (w.newWd < 0 || w.curWd < 0) return {};
-    return w;
-  }
-  void keepWatch(const std::string& dir, WakeWatch w) {
-    if (!w.fd) return;
-    if (kept_.size() >= kKeptWatches) kept_.erase(kept_.begin());  // the oldest closed
-    kept_.emplace_back(dir, std::move(w));
-  }
+  // The process's kept inotify descriptors (watch_pool.hpp), shared with
+  // its mbox stores.
+  WatchPool& watches() { return *watches_; }
 
  private:
   struct Lingering {
@@ -1250,23 +1218,16 @@ class MaildirFolderStates {
     }
   }
 
-  static constexpr size_t kKeptWatches = 8;
-  static constexpr uint32_t kWakeMask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
-  static std::pair<int, int> addWatches(int fd, const std::string& dir) {
-    return {::inotify_add_watch(fd, (dir + "/new").c_str(), kWakeMask),
-            ::inotify_add_watch(fd, (dir + "/cur").c_str(), kWakeMask)};
-  }
-
   std::unordered_map<std::string, std::weak_ptr<MaildirFolderState>> map_;
   std::vector<Lingering> lingering_;  // oldest first
-  std::vector<std::pair<std::string, WakeWatch>> kept_;  // by folder, oldest first
+  std::shared_ptr<WatchPool> watches_;
   // Thread-safe (the only part of this class that is): APPEND commits of
   // every store of the process share their directory and log syncs.
   std::shared_ptr<FsyncBatcher> syncs_ = std::make_shared<FsyncBatcher>();
 };
 
-std::shared_ptr<MaildirFolderStates> makeMaildirFolderStates() {
-  return std::make_shared<MaildirFolderStates>();
+std::shared_ptr<MaildirFolderStates> makeMaildirFolderStates(std::shared_ptr<WatchPool> watches) {
+  return std::make_shared<MaildirFolderStates>(std::move(watches));
 }
 
 size_t lingeringFolderStates(const MaildirFolderStates& states) { return states.lingering(); }
@@ -1288,7 +1249,7 @@ class MaildirImapMailbox final : public ImapMailbox {
   MaildirImapMailbox(std::shared_ptr<Shared> shared, std::string dir, bool readOnly)
       : shared_(std::move(shared)), dir_(std::move(dir)), readOnly_(readOnly) {}
   ~MaildirImapMailbox() override {
-    shared_->states->keepWatch(dir_, std::move(wake_));
+    shared_->states->watches().keep(std::move(wake_));
     if (!state_) return;
     state_->detach(this);
     shared_->states->release(std::move(state_));
@@ -1301,7 +1262,8 @@ class MaildirImapMailbox final : public ImapMailbox {
     if (!state) return state.error();
     state_ = std::move(*state);
     state_->attach(this);
-    wake_ = shared_->states->takeWatch(dir_);
+    wake_ = shared_->states->watches().take({dir_ + "/new", dir_ + "/cur"},
+                                            IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE);
     auto r = refresh(true);
     if (!r) return r.error();
     return {};
@@ -1365,13 +1327,8 @@ class MaildirImapMailbox final : public ImapMailbox {
   Status expunge(const std::vector<size_t>& indexes) override;
   Result<CopiedUids> copy(const std::vector<size_t>& indexes, const std::string& dest,
                           bool move) override;
-  int changeFd() const override { return wake_.fd ? wake_.fd.get() : -1; }
-  void drainChangeFd() override {
-    if (!wake_.fd) return;
-    char buf[4096];
-    while (::read(wake_.fd.get(), buf, sizeof buf) > 0) {
-    }
-  }
+  int changeFd() const override { return wake_.fd(); }
+  void drainChangeFd() override { wake_.drain(); }
 
  private:
   Result<MailboxChanges> refresh(bool allowExpunge);
@@ -1440,7 +1397,7 @@ class MaildirImapMailbox final : public ImapMailbox {
   std::string dir_;
   bool readOnly_;
   std::shared_ptr<MaildirFolderState> state_;
-  WakeWatch wake_;  // changeFd(), from and back to the states (takeWatch)
+  Watch wake_;  // changeFd(), from and back to the states' WatchPool
   const uint32_t id_ = nextSessionId();  // StateMessage::writer of our own changes
   uint32_t uidValidity_ = 0;
   uint32_t uidNext_ = 1;

@@ -93,8 +93,12 @@ inline constexpr const char* kSubscriptionsFile = "subscriptions";
 
 // The shared folder states of one process (see "Shared state" above):
 // every store opened with the same object shares one state per folder.
+// watches: the process's kept inotify descriptors (watch_pool.hpp), which
+// mrad's mail process shares with its mbox stores; nullptr: their own.
 class MaildirFolderStates;
-std::shared_ptr<MaildirFolderStates> makeMaildirFolderStates();
+class WatchPool;
+std::shared_ptr<MaildirFolderStates> makeMaildirFolderStates(
+    std::shared_ptr<WatchPool> watches = nullptr);
 // How many folder states no session holds are kept for a while (a client
 // that selects the folder again soon does not load its list again).
 size_t lingeringFolderStates(const MaildirFolderStates& states);

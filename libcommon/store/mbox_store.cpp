@@ -23,6 +23,7 @@
 #include "store/memory_store.hpp"  // checkMailboxName, validSpecialUse
 #include "store/transform.hpp"
 #include "store/uid_list.hpp"  // allocateUidValidity, FileLock
+#include "store/watch_pool.hpp"
 
 namespace yubin::store {
 namespace {
@@ -677,6 +678,7 @@ struct Shared {
   MboxStoreSettings settings;
   std::string root;
   Fs* fs;
+  std::shared_ptr<WatchPool> watches;  // settings.watches, or the store's own
   std::string meta() const { return root + "/" + kMetaDir; }
   Result<uint32_t> newValidity() const {
     if (auto st = makeDirs(meta(), 0700); st) {
@@ -727,15 +729,15 @@ class MboxMailbox final : public ImapMailbox {
         path_(std::move(path)),
         readOnly_(readOnly) {}
 
+  ~MboxMailbox() override { shared_->watches->keep(std::move(notify_)); }
+  MboxMailbox(const MboxMailbox&) = delete;
+  MboxMailbox& operator=(const MboxMailbox&) = delete;
+
   Status init() {
-    notify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-    if (notify_) {
-      std::string dir = dirName(path_);
-      if (::inotify_add_watch(notify_.get(), dir.empty() ? "." : dir.c_str(),
-                              IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
-                                  IN_CREATE | IN_DELETE | IN_ATTRIB) < 0)
-        notify_.reset();
-    }
+    std::string dir = dirName(path_);
+    notify_ = shared_->watches->take({dir.empty() ? "." : dir},
+                                     IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+                                         IN_CREATE | IN_DELETE | IN_ATTRIB);
     auto r = refresh(true, true);
     if (!r) return r.error();
     return {};
@@ -855,13 +857,8 @@ class MboxMailbox final : public ImapMailbox {
     return out;
   }
 
-  int changeFd() const override { return notify_ ? notify_.get() : -1; }
-  void drainChangeFd() override {
-    if (!notify_) return;
-    char buf[4096];
-    while (::read(notify_.get(), buf, sizeof buf) > 0) {
-    }
-  }
+  int changeFd() const override { return notify_.fd(); }
+  void drainChangeFd() override { notify_.drain(); }
 
   // APPEND and COPY into path: the extras get the next UIDs.
   static Result<AppendedUids> appendExtras(const Shared& sh, const std::string& path, bool inbox,
@@ -1017,7 +1014,7 @@ class MboxMailbox final : public ImapMailbox {
   std::vector<std::pair<uint64_t, uint64_t>> spans_;  // data range in fd_'s file
   std::shared_ptr<UniqueFd> fd_;
   FileId seen_;
-  UniqueFd notify_;
+  Watch notify_;  // changeFd(), from and back to shared_->watches
 };
 
 // ---- APPEND ----
@@ -1384,6 +1381,7 @@ Result<std::unique_ptr<MailStore>> openMboxStore(const MboxStoreSettings& settin
   sh->settings = settings;
   sh->root = settings.folderRoot.empty() ? mboxFolderRoot(settings.inbox) : settings.folderRoot;
   sh->fs = settings.fs ? settings.fs : &realFs();
+  sh->watches = settings.watches ? settings.watches : std::make_shared<WatchPool>();
   auto s = std::make_unique<MboxStore>(std::move(sh));
   if (auto st = s->init(); !st) return st.error();
   return std::unique_ptr<MailStore>(std::move(s));

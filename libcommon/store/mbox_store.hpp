@@ -53,7 +53,8 @@
 // replaced under a new UIDVALIDITY, or removed, expunges everything the
 // view held. changeFd() is an inotify descriptor on the folder that holds
 // the file (the file itself is replaced by every rewrite), so it also
-// wakes for other files there; sync() is cheap then.
+// wakes for other files there; sync() is cheap then. A closed mailbox's
+// descriptor is kept for the next SELECT (MboxStoreSettings::watches).
 // Mod-sequences: none (highestModSeq() is 0, NOMODSEQ).
 //
 // Trust: runs as the mailboxes' owner (mrad's mail process). File contents
@@ -76,6 +77,8 @@
 
 namespace yubin::store {
 
+class WatchPool;
+
 struct MboxStoreSettings {
   std::string inbox;       // the user's mbox file (INBOX)
   std::string folderRoot;  // the other mailboxes; "" = mboxFolderRoot(inbox)
@@ -83,6 +86,10 @@ struct MboxStoreSettings {
   // Create kDefaultMailboxes (subscribed) on the first open for a user.
   bool createDefaults = true;
   Fs* fs = nullptr;  // nullptr: realFs(); the rewrite's calls go through it
+  // Where a closed mailbox's change descriptor is kept for the next SELECT
+  // (watch_pool.hpp): mrad's mail process passes the one its Maildir
+  // stores use; nullptr: the store's own.
+  std::shared_ptr<WatchPool> watches;
 };
 
 // "<inbox>.folders".

@@ -17,6 +17,7 @@
 #include "store/mbox.hpp"
 #include "store/mbox_folder.hpp"
 #include "store/test_util.hpp"
+#include "store/watch_pool.hpp"
 
 namespace yubin::store {
 namespace {
@@ -243,6 +244,34 @@ TEST_CASE("MboxStore: mail delivered between syncs gets the next UIDs") {
   std::string disk = slurp(h.settings.inbox);
   CHECK(disk.find("X-IMAP: ") == std::string::npos);
   CHECK(disk.find("X-IMAPbase: ") != std::string::npos);
+}
+
+TEST_CASE("MboxStore: SELECT again reuses the change descriptor, which still wakes") {
+  MboxHarness h;
+  h.settings.watches = std::make_shared<WatchPool>();
+  auto s = h.open();
+  appendTo(*s, "INBOX", "Subject: 1\n\n1\n");
+  int kept = -1;
+  {
+    auto a = s->select("INBOX", false);
+    REQUIRE(a);
+    kept = (*a)->changeFd();
+    REQUIRE(kept >= 0);
+  }
+  CHECK(h.settings.watches->kept() == 1);
+  h.deliver("INBOX", "Subject: 2\n\nwhile closed\n");  // stale on the kept descriptor
+  auto a = s->select("INBOX", false);
+  REQUIRE(a);
+  CHECK((*a)->changeFd() == kept);
+  CHECK(h.settings.watches->kept() == 0);
+  CHECK((*a)->messages().size() == 2);
+  (*a)->drainChangeFd();  // its own rewrite (UIDs, \Recent taken)
+  CHECK_FALSE(readable(kept));
+  h.deliver("INBOX", "Subject: 3\n\nafter\n");
+  CHECK(readable(kept));
+  auto c = (*a)->sync(true);
+  REQUIRE(c);
+  CHECK((*a)->messages().size() == 3);
 }
 
 TEST_CASE("MboxStore: a file changed behind our back") {
