@@ -29,7 +29,7 @@ void touch(const std::string& path) {
 }
 
 // Whether fd is an open descriptor of this process.
-bool open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+bool isOpen(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
 
 }  // namespace
 
@@ -102,8 +102,8 @@ TEST_CASE("WatchPool: at most kMaxKept are kept, the oldest closed first; none w
   }
   for (Watch& w : ws) pool.keep(std::move(w));
   CHECK(pool.kept() == WatchPool::kMaxKept);
-  CHECK_FALSE(open(fds.front()));
-  for (size_t i = 1; i < fds.size(); ++i) CHECK(open(fds[i]));
+  CHECK_FALSE(isOpen(fds.front()));
+  for (size_t i = 1; i < fds.size(); ++i) CHECK(isOpen(fds[i]));
   CHECK(pool.take({tmp.path() + "/1"}, kMask).fd() == fds[1]);
 
   // A path that cannot be watched: no descriptor (the session polls), and

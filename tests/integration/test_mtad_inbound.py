@@ -17,6 +17,7 @@ import signal
 import smtplib
 import socket
 import ssl
+import struct
 import subprocess
 import time
 import zlib
@@ -809,7 +810,11 @@ def test_max_connections_total(start_mtad):
     assert held[1].cmd('NOOP')[0] == 250
 
 
-def test_client_gone_in_the_middle_of_data_leaves_nothing(mtad):
+@pytest.mark.parametrize('how', ['close', 'reset'])
+def test_client_gone_in_the_middle_of_data_leaves_nothing(mtad, how):
+    """A client that closes (FIN) or resets (RST) its connection with 200 KB
+    of a message sent (past the write buffer, through the read-ahead): no
+    message, no partial file, and the next client is served."""
     c = mtad.client()
     assert c.greet()[0] == 250
     c.send(b'MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n')
@@ -817,10 +822,14 @@ def test_client_gone_in_the_middle_of_data_leaves_nothing(mtad):
         c.expect(p)
     c.send(b'Subject: cut\r\n\r\n' + b'q' * 200000)
     wait_for(lambda: mtad.partial_files(), 10, 'the message on disk')
+    if how == 'reset':
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
     c.close()
     wait_for(lambda: mtad.partial_files() == [], 10, 'the partial file to be removed')
     assert mtad.queue() == []
     assert 'disconnect session=' in mtad.log()
+    qid = send_message(mtad.port, b'Subject: after\r\n\r\nstill here\r\n')
+    assert mtad.queue_ids() == [qid]
 
 
 def test_starttls_without_handshake_is_dropped(start_mtad):
